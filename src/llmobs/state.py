@@ -1,0 +1,107 @@
+"""The shared, read-mostly view of the fleet that every server (exporter, scaler, API) reads.
+
+The scrape pipeline is the only writer: each cycle it builds a new immutable `FleetState` and swaps
+it in. Readers take `holder.current` once and use that object; they never see a half-updated fleet.
+A bounded per-model history feeds the forecaster and the scaler without any I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from llmobs.signals.types import ModelEndpointSignals
+
+
+@dataclass(frozen=True, slots=True)
+class TargetHealth:
+    """Health of one scrape target, as the exporter reports it (`llmobs_target_*`)."""
+
+    endpoint: str
+    url: str
+    up: bool
+    last_scrape_time: float | None
+    scrape_duration_seconds: float
+    last_error: str
+    last_error_kind: str
+    consecutive_failures: int
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDemandPoint:
+    """One point of a model's demand history (summed over its endpoints)."""
+
+    time: float
+    request_rate: float
+    prompt_tokens_rate: float
+    generation_tokens_rate: float
+    requests_waiting: float
+    requests_running: float
+    kv_cache_utilization_max: float
+    endpoints_up: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetState:
+    time: float
+    signals: tuple[ModelEndpointSignals, ...] = ()
+    targets: tuple[TargetHealth, ...] = ()
+
+    def models(self) -> list[str]:
+        return sorted({s.attribution.model for s in self.signals})
+
+    def for_model(self, model: str) -> list[ModelEndpointSignals]:
+        return [s for s in self.signals if s.attribution.model == model]
+
+
+def summarize_model(state: FleetState, model: str) -> ModelDemandPoint:
+    """Sum a model's endpoint signals into one demand point (max for utilization)."""
+    rows = state.for_model(model)
+    return ModelDemandPoint(
+        time=state.time,
+        request_rate=sum(r.request_rate for r in rows),
+        prompt_tokens_rate=sum(r.prompt_tokens_rate for r in rows),
+        generation_tokens_rate=sum(r.generation_tokens_rate for r in rows),
+        requests_waiting=sum(r.requests_waiting for r in rows),
+        requests_running=sum(r.requests_running for r in rows),
+        kv_cache_utilization_max=max((r.kv_cache_utilization for r in rows), default=0.0),
+        endpoints_up=len({r.attribution.endpoint for r in rows}),
+    )
+
+
+class StateHolder:
+    """Holds the current `FleetState` and a bounded demand history per model.
+
+    Thread-safe for one writer and many readers: the gRPC scaler and HTTP servers may run in other
+    threads than the scrape loop.
+    """
+
+    def __init__(self, history_points: int = 2880) -> None:
+        self._lock = threading.Lock()
+        self._current = FleetState(time=time.time())
+        self._history: dict[str, deque[ModelDemandPoint]] = {}
+        self._history_points = history_points
+
+    @property
+    def current(self) -> FleetState:
+        return self._current
+
+    def publish(self, state: FleetState) -> None:
+        points = [summarize_model(state, m) for m in state.models()]
+        with self._lock:
+            self._current = state
+            for p, model in zip(points, state.models(), strict=True):
+                self._history.setdefault(model, deque(maxlen=self._history_points)).append(p)
+
+    def history(self, model: str) -> list[ModelDemandPoint]:
+        with self._lock:
+            return list(self._history.get(model, ()))
+
+    def models_with_history(self) -> Iterable[str]:
+        with self._lock:
+            return list(self._history)
