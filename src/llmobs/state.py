@@ -30,6 +30,10 @@ class TargetHealth:
     consecutive_failures: int
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    skipped_lines: dict[str, int] = field(default_factory=dict)
+    missing_series: tuple[str, ...] = ()
+    last_success_time: float | None = None
+    counter_resets: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,8 @@ class FleetState:
     time: float
     signals: tuple[ModelEndpointSignals, ...] = ()
     targets: tuple[TargetHealth, ...] = ()
+    cycle_duration_seconds: float = 0.0
+    window_seconds: float = 60.0
 
     def models(self) -> list[str]:
         return sorted({s.attribution.model for s in self.signals})

@@ -1,0 +1,101 @@
+"""llmobs configuration: one pydantic model, loaded from YAML, validated with messages that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from llmobs.sources.targets import Target, default_target_name
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message fit to print as is."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetConfig(_Strict):
+    url: str = Field(description="Full URL of a vLLM replica's metrics page, e.g. http://10.0.0.7:8000/metrics")
+    name: str | None = Field(default=None, description="`endpoint` label; default host:port of url")
+    labels: dict[str, str] = Field(default_factory=dict, description="extra labels, e.g. node, gpu_model")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    def to_target(self) -> Target:
+        return Target(url=self.url, name=self.name or default_target_name(self.url), labels=dict(self.labels))
+
+
+class ScrapeConfig(_Strict):
+    interval_seconds: float = Field(5.0, gt=0, description="time between scrape cycles")
+    timeout_seconds: float = Field(3.0, gt=0, description="per-target timeout (whole request)")
+    max_concurrency: int = Field(64, ge=1, description="scrapes in flight at once")
+    max_response_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger pages are refused")
+
+
+class SignalsConfig(_Strict):
+    window_seconds: float = Field(60.0, gt=0, description="window for rates, ratios and quantiles")
+    ttft_slo_seconds: float = Field(1.0, gt=0, description="TTFT threshold behind llmobs_ttft_slo_good_total")
+
+
+class ServerConfig(_Strict):
+    host: str = Field("0.0.0.0", description="listen address of the exporter")
+    port: int = Field(9400, ge=0, le=65535, description="exporter port (/metrics, /healthz, /api/v1/signals, /)")
+
+
+class LlmobsConfig(_Strict):
+    targets: list[TargetConfig] = Field(default_factory=list)
+    scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    def build_targets(self) -> list[Target]:
+        targets = [t.to_target() for t in self.targets]
+        seen: set[str] = set()
+        for t in targets:
+            if t.name in seen:
+                raise ConfigError(f"targets: duplicate endpoint name {t.name!r}; give each target a unique name")
+            seen.add(t.name)
+        return targets
+
+
+def _format_validation(error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"{where}: {e['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def config_from_mapping(data: Any) -> LlmobsConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("invalid configuration: the top level must be a mapping")
+    try:
+        config = LlmobsConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e)) from None
+    config.build_targets()
+    return config
+
+
+def load_config(path: Path) -> LlmobsConfig:
+    try:
+        text = path.read_text("utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    return config_from_mapping(data)

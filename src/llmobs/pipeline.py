@@ -1,0 +1,171 @@
+"""The scrape loop: sources → normalize → signals → published `FleetState`.
+
+One cycle scrapes every target concurrently, feeds each model's tracker, and publishes a new
+immutable state that the servers read. Per-target health (up, duration, last error, consecutive
+failures, errors by kind) lives here because only the loop sees every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from llmobs.signals.derive import ModelEndpointTracker
+from llmobs.signals.types import Attribution
+from llmobs.sources.normalize import normalize
+from llmobs.sources.scrape import ScrapeOutcome, Scraper
+from llmobs.sources.targets import Target, TargetSource
+from llmobs.state import FleetState, StateHolder, TargetHealth
+
+log = logging.getLogger("llmobs.pipeline")
+
+
+@dataclass(slots=True)
+class _TargetBook:
+    """Mutable per-target bookkeeping, turned into an immutable TargetHealth each cycle."""
+
+    target: Target
+    up: bool = False
+    last_scrape_time: float | None = None
+    last_success_time: float | None = None
+    duration: float = 0.0
+    last_error: str = ""
+    last_error_kind: str = ""
+    consecutive_failures: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    missing: tuple[str, ...] = ()
+    missing_logged: frozenset[str] = frozenset()
+    trackers: dict[str, ModelEndpointTracker] = field(default_factory=dict)
+
+    def health(self) -> TargetHealth:
+        return TargetHealth(
+            endpoint=self.target.name,
+            url=self.target.url,
+            up=self.up,
+            last_scrape_time=self.last_scrape_time,
+            scrape_duration_seconds=self.duration,
+            last_error=self.last_error,
+            last_error_kind=self.last_error_kind,
+            consecutive_failures=self.consecutive_failures,
+            errors_by_kind=dict(self.errors),
+            labels=dict(self.target.labels),
+            skipped_lines=dict(self.skipped),
+            missing_series=self.missing,
+            last_success_time=self.last_success_time,
+            counter_resets=sum(t.resets for t in self.trackers.values()),
+        )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: TargetSource,
+        scraper: Scraper,
+        holder: StateHolder,
+        *,
+        window_seconds: float = 60.0,
+        ttft_slo_seconds: float = 1.0,
+    ) -> None:
+        self.source = source
+        self.scraper = scraper
+        self.holder = holder
+        self.window_seconds = window_seconds
+        self.ttft_slo_seconds = ttft_slo_seconds
+        self._books: dict[str, _TargetBook] = {}
+        self.cycles = 0
+
+    async def run_cycle(self) -> FleetState:
+        t0 = time.perf_counter()
+        targets = list(self.source.targets())
+        current = {t.url: t for t in targets}
+        for url in list(self._books):
+            if url not in current:
+                del self._books[url]  # target gone: its state goes with it
+        for t in targets:
+            book = self._books.get(t.url)
+            if book is None or book.target != t:
+                self._books[t.url] = _TargetBook(t) if book is None else self._relabel(book, t)
+        self.scraper.forget(set(current))
+        outcomes = await asyncio.gather(*(self.scraper.scrape(t) for t in targets))
+        for outcome in outcomes:
+            self._record(self._books[outcome.target.url], outcome)
+        signals = []
+        for book in self._books.values():
+            for tracker in book.trackers.values():
+                s = tracker.signals()
+                if s is not None:
+                    signals.append(s)
+        state = FleetState(
+            time=time.time(),
+            signals=tuple(signals),
+            targets=tuple(b.health() for b in self._books.values()),
+            cycle_duration_seconds=time.perf_counter() - t0,
+            window_seconds=self.window_seconds,
+        )
+        self.holder.publish(state)
+        self.cycles += 1
+        return state
+
+    @staticmethod
+    def _relabel(book: _TargetBook, target: Target) -> _TargetBook:
+        """Same URL, new name or labels: keep the counters' history, fresh attribution."""
+        fresh = _TargetBook(target, errors=book.errors, skipped=book.skipped)
+        return fresh
+
+    def _record(self, book: _TargetBook, outcome: ScrapeOutcome) -> None:
+        book.last_scrape_time = outcome.started
+        book.duration = outcome.duration
+        if not outcome.ok or outcome.page is None:
+            book.up = False
+            book.consecutive_failures += 1
+            book.errors[outcome.error_kind] += 1
+            book.last_error, book.last_error_kind = outcome.error, outcome.error_kind
+            if book.consecutive_failures == 1:
+                log.warning("target %s down: %s: %s", book.target.name, outcome.error_kind, outcome.error)
+            return
+        page = outcome.page
+        book.skipped.update(page.skipped)
+        scrape = normalize(page.samples, outcome.started)
+        if not scrape.models:
+            book.up = False
+            book.consecutive_failures += 1
+            book.errors["parse"] += 1
+            book.last_error_kind = "parse"
+            book.last_error = "page has no vLLM series (is this a vLLM /metrics endpoint?)"
+            book.missing = scrape.missing
+            return
+        book.up = True
+        book.consecutive_failures = 0
+        book.last_success_time = outcome.started
+        book.missing = scrape.missing
+        new_missing = set(scrape.missing) - book.missing_logged
+        if new_missing:
+            log.warning("target %s does not expose expected vLLM series %s (version drift?)",
+                        book.target.name, sorted(new_missing))
+            book.missing_logged = book.missing_logged | new_missing
+        t = book.target
+        for model, model_scrape in scrape.models.items():
+            tracker = book.trackers.get(model)
+            if tracker is None:
+                tracker = book.trackers[model] = ModelEndpointTracker(
+                    Attribution(model, t.name, t.node, t.gpu_model), self.window_seconds, self.ttft_slo_seconds
+                )
+            tracker.observe(model_scrape, outcome.started)
+
+    async def run_forever(self, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
+        """Cycle at a fixed cadence; a slow cycle delays the next one instead of piling up."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.run_cycle()
+            except Exception:  # keep serving the last good state; the error is visible in the log
+                log.exception("scrape cycle failed")
+            delay = max(0.0, interval_seconds - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)

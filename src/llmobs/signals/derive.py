@@ -1,0 +1,175 @@
+"""Derives serving signals for one model on one endpoint from its successive scrapes.
+
+Pure computation: the tracker is fed normalized scrapes and keeps a time window of reset-adjusted
+points; `signals()` computes rates, ratios and quantiles from the window's first and last point the
+way PromQL's `rate` and `histogram_quantile` would. No I/O, no clock: time comes with each scrape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from llmobs.signals.counters import HistogramResetAdjuster, ResetAdjuster
+from llmobs.signals.histogram import histogram_quantile
+from llmobs.signals.types import QUANTILES, Attribution, Distribution, ModelEndpointSignals
+from llmobs.sources.normalize import ModelScrape
+
+DISTRIBUTIONS = ("ttft", "itl", "e2e_latency", "queue_time", "prompt_length", "generation_length")
+COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemptions",
+            "prefix_cache_queries", "prefix_cache_hits")
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustedHistogram:
+    bounds: tuple[float, ...]
+    cumulative: tuple[float, ...]
+    count: float
+    sum: float
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPoint:
+    time: float
+    counters: dict[str, dict[str, float]]
+    histograms: dict[str, AdjustedHistogram]
+    kv_cache_usage: float
+
+
+def _nan_distribution() -> Distribution:
+    return Distribution({q: math.nan for q in QUANTILES}, math.nan, 0.0)
+
+
+def _distribution(first: AdjustedHistogram | None, last: AdjustedHistogram) -> Distribution:
+    if first is None or first.bounds != last.bounds:
+        return _nan_distribution()
+    delta = [b - a for a, b in zip(first.cumulative, last.cumulative, strict=True)]
+    count = last.count - first.count
+    total = last.sum - first.sum
+    quantiles = {q: histogram_quantile(q, last.bounds, delta) for q in QUANTILES}
+    mean = total / count if count > 0 and math.isfinite(total) else math.nan
+    return Distribution(quantiles, mean, max(count, 0.0))
+
+
+def _nearest_bound_index(bounds: tuple[float, ...], threshold: float) -> int:
+    finite = [i for i, b in enumerate(bounds) if math.isfinite(b)]
+    return min(finite, key=lambda i: abs(bounds[i] - threshold)) if finite else len(bounds) - 1
+
+
+class ModelEndpointTracker:
+    """Window of reset-adjusted scrapes of one model on one endpoint."""
+
+    def __init__(self, attribution: Attribution, window_seconds: float, ttft_slo_seconds: float = 1.0):
+        self.attribution = attribution
+        self.window_seconds = window_seconds
+        self.ttft_slo_seconds = ttft_slo_seconds
+        self._points: deque[WindowPoint] = deque()
+        self._counter_adjusters: dict[tuple[str, str], ResetAdjuster] = {}
+        self._hist_adjusters: dict[str, HistogramResetAdjuster] = {}
+        self._latest: ModelScrape | None = None
+
+    @property
+    def resets(self) -> int:
+        """Counter resets seen (vLLM restarts), for the exporter's self-metrics."""
+        return max((a.resets for a in self._counter_adjusters.values()), default=0)
+
+    def observe(self, scrape: ModelScrape, time: float) -> None:
+        if self._points and time <= self._points[-1].time:
+            return  # out-of-order or duplicate scrape: ignoring it keeps rates finite
+        counters: dict[str, dict[str, float]] = {}
+        for canonical, per_sub in scrape.counters.items():
+            adjusted: dict[str, float] = {}
+            for sub, raw in per_sub.items():
+                adjuster = self._counter_adjusters.setdefault((canonical, sub), ResetAdjuster())
+                adjusted[sub] = adjuster.adjust(raw)
+            counters[canonical] = adjusted
+        histograms: dict[str, AdjustedHistogram] = {}
+        for canonical, h in scrape.histograms.items():
+            adjuster = self._hist_adjusters.setdefault(canonical, HistogramResetAdjuster())
+            result = adjuster.adjust(h.bounds, h.cumulative, h.count, h.sum)
+            if result is None:
+                # Bucket layout changed: earlier points of this histogram cannot be subtracted.
+                for p in self._points:
+                    p.histograms.pop(canonical, None)
+                result = (h.cumulative, h.count, h.sum)
+            cumulative, count, total = result
+            histograms[canonical] = AdjustedHistogram(h.bounds, cumulative, count, total)
+        kv = scrape.gauge("kv_cache_usage")
+        self._points.append(WindowPoint(time, counters, histograms, kv))
+        self._latest = scrape
+        while len(self._points) > 2 and self._points[1].time <= time - self.window_seconds:
+            self._points.popleft()
+
+    def _counter_delta(self, canonical: str, first: WindowPoint, last: WindowPoint) -> dict[str, float]:
+        a = first.counters.get(canonical, {})
+        return {sub: v - a.get(sub, v) for sub, v in last.counters.get(canonical, {}).items()}
+
+    def _first_with_histogram(self, canonical: str) -> AdjustedHistogram | None:
+        for p in self._points:
+            h = p.histograms.get(canonical)
+            if h is not None:
+                return h
+        return None
+
+    def signals(self) -> ModelEndpointSignals | None:
+        """Signals over the window; None until two scrapes exist (a rate needs two points)."""
+        if len(self._points) < 2 or self._latest is None:
+            return None
+        first, last = self._points[0], self._points[-1]
+        elapsed = last.time - first.time
+        scrape = self._latest
+
+        def rate(canonical: str) -> float:
+            return sum(self._counter_delta(canonical, first, last).values()) / elapsed
+
+        finished = {k: v / elapsed for k, v in self._counter_delta("request_success", first, last).items()}
+        hits = sum(self._counter_delta("prefix_cache_hits", first, last).values())
+        queries = sum(self._counter_delta("prefix_cache_queries", first, last).values())
+        dists = {}
+        for name in DISTRIBUTIONS:
+            latest_h = last.histograms.get(name)
+            dists[name] = (_distribution(self._first_with_histogram(name), latest_h)
+                           if latest_h is not None else _nan_distribution())
+        kv_values = [p.kv_cache_usage for p in self._points if not math.isnan(p.kv_cache_usage)]
+        swapped = scrape.gauge("requests_swapped")
+        return ModelEndpointSignals(
+            attribution=self.attribution,
+            window_seconds=elapsed,
+            kv_cache_utilization=last.kv_cache_usage,
+            kv_cache_utilization_max=max(kv_values) if kv_values else math.nan,
+            kv_cache_capacity_tokens=scrape.kv_capacity_tokens,
+            requests_running=scrape.gauge("requests_running"),
+            requests_waiting=scrape.gauge("requests_waiting"),
+            requests_waiting_by_reason=dict(scrape.gauges.get("requests_waiting_by_reason", {})),
+            requests_swapped=None if math.isnan(swapped) else swapped,
+            request_rate=sum(finished.values()),
+            prompt_tokens_rate=rate("prompt_tokens"),
+            generation_tokens_rate=rate("generation_tokens"),
+            preemption_rate=rate("preemptions"),
+            finished_rate_by_reason=finished,
+            prefix_cache_hit_ratio=hits / queries if queries > 0 else math.nan,
+            ttft=dists["ttft"],
+            itl=dists["itl"],
+            e2e_latency=dists["e2e_latency"],
+            queue_time=dists["queue_time"],
+            prompt_length=dists["prompt_length"],
+            generation_length=dists["generation_length"],
+            lora_adapters_running=scrape.lora_running,
+            lora_adapters_waiting=scrape.lora_waiting,
+            totals=self._totals(last),
+        )
+
+    def _totals(self, last: WindowPoint) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for reason, v in last.counters.get("request_success", {}).items():
+            totals[f"requests:{reason}"] = v
+        for canonical in ("prompt_tokens", "generation_tokens", "preemptions"):
+            values = last.counters.get(canonical)
+            if values:
+                totals[canonical] = sum(values.values())
+        ttft = last.histograms.get("ttft")
+        if ttft is not None:
+            totals["ttft_slo_requests"] = ttft.count
+            totals["ttft_slo_good"] = ttft.cumulative[_nearest_bound_index(ttft.bounds, self.ttft_slo_seconds)]
+        return totals

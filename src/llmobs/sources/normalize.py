@@ -1,0 +1,201 @@
+"""Turns one parsed vLLM page into llmobs' canonical, version-independent view of an endpoint.
+
+Why a separate stage: vLLM renamed its metrics across releases (`gpu_cache_usage_perc` became
+`kv_cache_usage_perc`, `time_per_output_token_seconds` became `inter_token_latency_seconds`, ...).
+Everything downstream speaks only the canonical names of `vllm_aliases.yaml`; a new vLLM release is
+an edit to that table, not to the signal code. Data-parallel ranks (`engine` label) are combined
+here so one endpoint is one row. Histogram buckets are taken from the page, never assumed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from llmobs.sources.aliases import AliasTable, SeriesSpec, default_alias_table
+from llmobs.sources.textformat import Sample
+
+MODEL_LABEL = "model_name"
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramSnapshot:
+    """Cumulative bucket counts as on the page: `bounds` ascending, the last one +Inf."""
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[float, ...]
+    sum: float
+    count: float
+
+
+@dataclass(slots=True)
+class ModelScrape:
+    """The canonical series of one model on one endpoint at one scrape."""
+
+    # canonical -> sub-key (value of the spec's `by` label, "" when none) -> value
+    gauges: dict[str, dict[str, float]] = field(default_factory=dict)
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)
+    histograms: dict[str, HistogramSnapshot] = field(default_factory=dict)
+    kv_capacity_tokens: float | None = None
+    lora_running: int = 0
+    lora_waiting: int = 0
+
+    def gauge(self, canonical: str, default: float = math.nan) -> float:
+        values = self.gauges.get(canonical)
+        return sum(values.values()) if values else default
+
+    def counter(self, canonical: str) -> float | None:
+        values = self.counters.get(canonical)
+        return sum(values.values()) if values else None
+
+
+@dataclass(slots=True)
+class EndpointScrape:
+    time: float
+    models: dict[str, ModelScrape]
+    missing: tuple[str, ...]
+
+
+def _resolve_names(table: AliasTable, present: set[str]) -> dict[str, SeriesSpec]:
+    """Map each sample-name prefix that will be read to its spec, picking one alias per canonical."""
+    chosen: dict[str, SeriesSpec] = {}
+    for spec in table.specs:
+        for name in spec.names:
+            probe = (name + "_bucket", name + "_count") if spec.kind == "histogram" else (name,)
+            if any(p in present for p in probe):
+                chosen[name] = spec
+                break
+    return chosen
+
+
+def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int]:
+    """`vllm:lora_requests_info`: the value is a timestamp; adapters are comma-joined label values.
+
+    vLLM emits one series per state change; the newest (largest timestamp value) is the current one.
+    """
+    newest: Sample | None = None
+    for s in samples:
+        if newest is None or s.value > newest.value:
+            newest = s
+    if newest is None:
+        return 0, 0
+
+    def count(label: str) -> int:
+        raw = newest.labels.get(label, "")
+        return len({a.strip() for a in raw.split(",") if a.strip()})
+
+    return count("running_lora_adapters"), count("waiting_lora_adapters")
+
+
+def _cache_capacity(samples: Iterable[Sample]) -> float | None:
+    total = 0.0
+    found = False
+    for s in samples:
+        try:
+            blocks = float(s.labels.get("num_gpu_blocks", "nan"))
+            block_size = float(s.labels.get("block_size", "nan"))
+        except ValueError:
+            continue
+        if math.isfinite(blocks) and math.isfinite(block_size):
+            total += blocks * block_size
+            found = True
+    return total if found else None
+
+
+def normalize(
+    samples: Iterable[Sample], time: float, table: AliasTable | None = None
+) -> EndpointScrape:
+    """Group samples by model and canonical series; combine engines; report missing expected series."""
+    table = table or default_alias_table()
+    samples = list(samples)
+    present = {s.name for s in samples}
+    chosen = _resolve_names(table, present)
+
+    models: dict[str, ModelScrape] = {}
+    # (model, canonical, sub) -> list of values, for mean-combined gauges
+    mean_parts: dict[tuple[str, str, str], list[float]] = {}
+    # (model, canonical) -> le -> cumulative, and sums/counts
+    hist_buckets: dict[tuple[str, str], dict[float, float]] = {}
+    hist_sum: dict[tuple[str, str], float] = {}
+    hist_count: dict[tuple[str, str], float] = {}
+    info: dict[tuple[str, str], list[Sample]] = {}
+
+    for s in samples:
+        name = s.name
+        spec = chosen.get(name)
+        suffix = ""
+        if spec is None:
+            base, _, suffix = name.rpartition("_")
+            spec = chosen.get(base)
+            if spec is None or spec.kind != "histogram" or suffix not in ("bucket", "sum", "count"):
+                continue
+        model = s.labels.get(MODEL_LABEL, "")
+        ms = models.get(model)
+        if ms is None:
+            ms = models[model] = ModelScrape()
+        c = spec.canonical
+        if spec.kind == "histogram":
+            key = (model, c)
+            if suffix == "bucket":
+                le_raw = s.labels.get("le")
+                try:
+                    le = float(le_raw) if le_raw is not None else math.nan
+                except ValueError:
+                    continue
+                if math.isnan(le) or math.isnan(s.value):
+                    continue
+                per_le = hist_buckets.setdefault(key, {})
+                per_le[le] = per_le.get(le, 0.0) + s.value
+            elif suffix == "sum":
+                hist_sum[key] = hist_sum.get(key, 0.0) + s.value
+            else:
+                hist_count[key] = hist_count.get(key, 0.0) + s.value
+            continue
+        if spec.kind == "info":
+            info.setdefault((model, c), []).append(s)
+            continue
+        if math.isnan(s.value):
+            continue
+        sub = s.labels.get(spec.by, "") if spec.by else ""
+        if spec.kind == "gauge" and spec.combine == "mean":
+            mean_parts.setdefault((model, c, sub), []).append(s.value)
+            continue
+        target = ms.gauges if spec.kind == "gauge" else ms.counters
+        per_sub = target.setdefault(c, {})
+        per_sub[sub] = per_sub.get(sub, 0.0) + s.value
+
+    for (model, c, sub), values in mean_parts.items():
+        models[model].gauges.setdefault(c, {})[sub] = sum(values) / len(values)
+
+    for key, per_le in hist_buckets.items():
+        model, c = key
+        bounds = tuple(sorted(per_le))
+        if not bounds or not math.isinf(bounds[-1]):
+            continue  # a histogram without its +Inf bucket is not usable for quantiles
+        cumulative = tuple(per_le[b] for b in bounds)
+        models[model].histograms[c] = HistogramSnapshot(
+            bounds, cumulative, hist_sum.get(key, math.nan), hist_count.get(key, cumulative[-1])
+        )
+
+    for (model, c), rows in info.items():
+        if c == "cache_config":
+            models[model].kv_capacity_tokens = _cache_capacity(rows)
+        elif c == "lora_requests":
+            models[model].lora_running, models[model].lora_waiting = _lora_counts(rows)
+
+    # cache_config_info carries no model_name label in vLLM: attach it to the endpoint's models.
+    unlabelled = models.pop("", None)
+    if unlabelled is not None:
+        for ms in models.values():
+            if ms.kv_capacity_tokens is None:
+                ms.kv_capacity_tokens = unlabelled.kv_capacity_tokens
+            if not ms.lora_running and not ms.lora_waiting:
+                ms.lora_running, ms.lora_waiting = unlabelled.lora_running, unlabelled.lora_waiting
+        if not models and (unlabelled.gauges or unlabelled.counters or unlabelled.histograms):
+            models[""] = unlabelled
+
+    found = {spec.canonical for spec in chosen.values()}
+    missing = tuple(c for c in table.expected if c not in found)
+    return EndpointScrape(time=time, models=models, missing=missing)
+
