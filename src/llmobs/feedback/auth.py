@@ -1,0 +1,117 @@
+"""Bearer-token authentication: which app is posting.
+
+Tokens come from a YAML/JSON file (`app: token` or `app: [token, token]` for rotation) or from a directory
+holding one file per app (how Kubernetes mounts a Secret). The source is re-read when it changes, so a
+rotated Secret takes effect without a restart. Comparison is constant-time and never stops early, so the
+response time says nothing about which token, or how much of one, matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+
+class TokenError(Exception):
+    """The token source cannot be read or is malformed."""
+
+
+def load_tokens(path: Path) -> dict[str, list[str]]:
+    """Read app → tokens from a mapping file or a Secret-style directory."""
+    tokens: dict[str, list[str]] = {}
+    if path.is_dir():
+        for entry in sorted(path.iterdir()):
+            # Kubernetes keeps `..data` and timestamped dirs next to the key symlinks: skip them.
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            value = entry.read_text(encoding="utf-8").strip()
+            if value:
+                tokens[entry.name] = [value]
+        return tokens
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise TokenError(f"cannot read tokens file {path}: {exc}") from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise TokenError(f"tokens file {path} must map app names to a token or a list of tokens")
+    for app, value in doc.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) and v for v in values):
+            raise TokenError(f"tokens file {path}: app {app!r} needs non-empty string tokens")
+        tokens[str(app)] = list(values)
+    return tokens
+
+
+def _source_stamp(path: Path) -> tuple[float, ...]:
+    """A cheap fingerprint of the token source: mtimes of the file, or of the directory and its entries."""
+    try:
+        if path.is_dir():
+            return (path.stat().st_mtime, *(e.stat().st_mtime for e in sorted(path.iterdir())))
+        return (path.stat().st_mtime,)
+    except OSError:
+        return (-1.0,)
+
+
+class TokenVerifier:
+    """Maps a presented bearer token to its app, reloading the source when it changes."""
+
+    def __init__(self, path: Path, reload_seconds: float = 5.0) -> None:
+        self._path = path
+        self._reload_seconds = reload_seconds
+        self._lock = threading.Lock()
+        self._stamp = _source_stamp(path)
+        self._digests = self._digest(load_tokens(path))
+        self._checked = time.monotonic()
+
+    @staticmethod
+    def _digest(tokens: dict[str, list[str]]) -> list[tuple[bytes, str]]:
+        """Hash tokens so every comparison is over equal-length values (compare_digest needs that)."""
+        return [(hashlib.sha256(t.encode()).digest(), app) for app, ts in tokens.items() for t in ts]
+
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self._reload_seconds:
+            return
+        with self._lock:
+            self._checked = now
+            stamp = _source_stamp(self._path)
+            if stamp == self._stamp:
+                return
+            try:
+                self._digests = self._digest(load_tokens(self._path))
+                self._stamp = stamp
+            except (OSError, TokenError):
+                # Keep serving with the last good tokens; a half-written file must not lock everyone out.
+                pass
+
+    @property
+    def apps(self) -> set[str]:
+        """Apps that currently hold at least one token."""
+        return {app for _, app in self._digests}
+
+    def app_for(self, token: str) -> str | None:
+        """The app owning `token`, or None. Compares against every token, without early exit."""
+        self._maybe_reload()
+        presented = hashlib.sha256(token.encode()).digest()
+        found: str | None = None
+        for digest, app in self._digests:
+            if hmac.compare_digest(presented, digest):
+                found = app
+        return found
+
+
+def bearer_token(header: str | None) -> str | None:
+    """Extract the token from an `Authorization: Bearer <token>` header value."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()

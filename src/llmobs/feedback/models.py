@@ -1,0 +1,227 @@
+"""Wire format of a feedback event, its validation and the rating normalisation.
+
+Parsing is strict on purpose: a rating of `true`, `"5"`, `4.5` or NaN is a client bug, and accepting it
+would silently skew the negative ratio. Every error names the field (`events[3].rating`) so the client
+can fix it without reading server logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+
+RatingLabel = Literal["positive", "neutral", "negative"]
+
+_Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
+_Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+_Category = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+_Millis = Annotated[StrictFloat | StrictInt, Field(ge=0, le=86_400_000)]
+
+
+def _thumb(value: int) -> int:
+    """Thumbs are -1 or 1; pydantic's Literal would also take `true` and `1.0`, so check by hand."""
+    if value not in (-1, 1):
+        raise ValueError("thumbs rating must be -1 or 1")
+    return value
+
+
+_Thumb = Annotated[StrictInt, AfterValidator(_thumb), WithJsonSchema({"type": "integer", "enum": [-1, 1]})]
+_Star = Annotated[StrictInt, Field(ge=1, le=5)]
+
+
+class _EventBase(BaseModel):
+    """Fields every event has, whatever its rating scale."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    request_id: _Id = Field(description="The vLLM response id (e.g. `chatcmpl-…`); unique per app.")
+    model: _Name = Field(description="The served model name the response came from.")
+    endpoint: _Name | None = Field(default=None, description="The serving endpoint, when the client knows.")
+    categories: list[_Category] | None = Field(
+        default=None,
+        max_length=16,
+        description="Free-form reasons (e.g. `wrong`, `slow`); stored, not labels.",
+    )
+    app: _Name | None = Field(
+        default=None, description="The posting app; defaults to the token's app and must match it (else 403)."
+    )
+    ttft_ms: _Millis | None = Field(default=None, description="Client-observed time to first token, ms.")
+    e2e_ms: _Millis | None = Field(default=None, description="Client-observed end-to-end latency, ms.")
+    timestamp: Annotated[StrictFloat | StrictInt, Field(ge=0)] | None = Field(
+        default=None,
+        description="Unix seconds when the user gave the rating. Must be no more than "
+        "`max_future_skew_seconds` (default 300) ahead of the server clock nor older than retention.",
+    )
+
+    rating: int
+    scale: str
+
+    def rating_label(self) -> RatingLabel:
+        """Map the raw rating onto the three-valued label the metrics use."""
+        return normalise_rating(self.scale, self.rating)
+
+    def score(self) -> float:
+        """The rating on a 0-1 scale (0 worst), stored for analysis beyond the three labels."""
+        if self.scale == "thumbs":
+            return 1.0 if self.rating > 0 else 0.0
+        return (self.rating - 1) / 4.0
+
+
+class ThumbsEvent(_EventBase):
+    """A thumbs up (1) or down (-1)."""
+
+    scale: Literal["thumbs"] = Field(description="`thumbs`: rating is -1 or 1.")
+    rating: _Thumb = Field(description="-1 (thumbs down) or 1 (thumbs up).")
+
+
+class StarsEvent(_EventBase):
+    """A 1-5 star rating: 4-5 positive, 3 neutral, 1-2 negative."""
+
+    scale: Literal["stars"] = Field(description="`stars`: rating is 1 to 5.")
+    rating: _Star = Field(description="1 to 5 stars.")
+
+
+FeedbackEvent = Annotated[ThumbsEvent | StarsEvent, Field(discriminator="scale")]
+"""One user judgement of one vLLM response; `scale` selects how `rating` reads."""
+
+
+class FeedbackBatch(BaseModel):
+    """A batch body: `{"events": [...]}` with 1 to 1,000 events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: list[FeedbackEvent] = Field(min_length=1, max_length=1000)
+
+
+_EVENT = TypeAdapter(FeedbackEvent)
+
+
+def normalise_rating(scale: str, rating: int) -> RatingLabel:
+    """Thumbs up / 4-5 stars → positive, 3 stars → neutral, thumbs down / 1-2 stars → negative."""
+    if scale == "thumbs":
+        return "positive" if rating > 0 else "negative"
+    if rating >= 4:
+        return "positive"
+    if rating == 3:
+        return "neutral"
+    return "negative"
+
+
+class BadRequest(Exception):
+    """A client error with the field it concerns and the rejection reason used for the metric."""
+
+    def __init__(self, reason: str, field: str | None, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+        self.status = status
+
+
+def _loc_to_field(loc: tuple[int | str, ...]) -> str:
+    """Render a pydantic error location as `events[3].rating`."""
+    out = ""
+    for part in loc:
+        if part in ("thumbs", "stars"):  # the discriminated-union tag pydantic inserts; not a field
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def _reject_constant(name: str) -> float:
+    """json.loads hook: NaN/Infinity are not JSON, and a NaN rating must never reach the store."""
+    raise BadRequest("malformed_json", None, f"invalid JSON constant {name}")
+
+
+def parse_body(raw: bytes, max_batch: int) -> tuple[list[ThumbsEvent | StarsEvent], bool]:
+    """Parse a body (one event object, or `{"events": [...]}`) into validated events and a batch flag."""
+    try:
+        doc: Any = json.loads(raw, parse_constant=_reject_constant)
+    except BadRequest:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("malformed_json", None, f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("validation", "body", 'body must be a JSON object (an event, or {"events": [...]})')
+    if "events" in doc:
+        items = doc.get("events")
+        if isinstance(items, list) and len(items) > max_batch:
+            raise BadRequest(
+                "batch_too_large",
+                "events",
+                f"batch of {len(items)} events exceeds the limit of {max_batch}",
+                status=413,
+            )
+        try:
+            return list(FeedbackBatch.model_validate(doc).events), True
+        except ValidationError as exc:
+            raise _as_bad_request(exc) from None
+    try:
+        return [_EVENT.validate_python(doc)], False
+    except ValidationError as exc:
+        raise _as_bad_request(exc) from None
+
+
+def _as_bad_request(exc: ValidationError) -> BadRequest:
+    """Turn the first pydantic error into a 400 naming its field."""
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = (*loc, "scale")
+    field = _loc_to_field(loc)
+    return BadRequest("validation", field, f"{field}: {err['msg']}")
+
+
+def check_timestamp(
+    event: ThumbsEvent | StarsEvent, index: int | None, now: float, max_future_skew: float, retention: float
+) -> None:
+    """Clock-skew rule: reject a timestamp too far ahead of the server clock or older than retention.
+
+    The server never windows on the client timestamp (it uses its own receive time), so a skewed
+    client cannot move events between windows; the rule only keeps the stored timestamp meaningful.
+    """
+    ts = event.timestamp
+    if ts is None:
+        return
+    field = "timestamp" if index is None else f"events[{index}].timestamp"
+    if not math.isfinite(ts) or ts > now + max_future_skew:
+        raise BadRequest("clock_skew", field, f"{field}: more than {max_future_skew:g}s in the future")
+    if ts < now - retention:
+        raise BadRequest("clock_skew", field, f"{field}: older than the retention window ({retention:g}s)")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An authenticated, validated event ready for the store (app resolved from the token)."""
+
+    app: str
+    request_id: str
+    model: str
+    endpoint: str | None
+    rating: int
+    scale: str
+    label: RatingLabel
+    score: float
+    categories: str | None
+    ttft_ms: float | None
+    e2e_ms: float | None
+    client_ts: float | None
+    received_at: float

@@ -1,0 +1,183 @@
+"""Prometheus collector for the `llmobs_feedback_*` families.
+
+A custom collector (client_python's one-method protocol) rather than live Counter objects, because the
+values come from the store's aggregates: counters must start from the durable totals after a restart,
+and ratios are computed over the window at scrape time. It is registered on a registry passed in, never
+on the global default.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from llmobs.feedback.stats import OTHER, TTFT_CLASSES, FeedbackStats
+
+ServedRequests = Callable[[str], float]
+"""`served_requests(model)`: reset-adjusted count of requests vLLM served for the model."""
+
+REJECT_REASONS = (
+    "unauthenticated",
+    "forbidden",
+    "malformed_json",
+    "validation",
+    "too_large",
+    "batch_too_large",
+    "clock_skew",
+    "store_error",
+)
+"""Every rejection reason; all are exported (as 0 until seen) so alerts need no `absent()`."""
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den, NaN for an empty window (a gap on a dashboard, not a made-up zero)."""
+    return num / den if den > 0 else math.nan
+
+
+class CoverageTracker:
+    """Samples `served_requests` so coverage can be a ratio over the same window as the feedback.
+
+    Keeps (time, count) pairs per model; coverage = feedback events since the oldest sample inside
+    the window ÷ requests served since that sample.
+    """
+
+    def __init__(self, served: ServedRequests, window_seconds: float) -> None:
+        self._served = served
+        self._window = window_seconds
+        self._samples: dict[str, deque[tuple[float, float]]] = {}
+        self._lock = threading.Lock()
+
+    def sample(self, models: list[str], now: float) -> dict[str, tuple[float, float, float]]:
+        """Record the current count for each model; return model → (since, served_then, served_now)."""
+        out: dict[str, tuple[float, float, float]] = {}
+        with self._lock:
+            for model in models:
+                try:
+                    value = float(self._served(model))
+                except Exception:  # a broken source must not break the scrape
+                    continue
+                if not math.isfinite(value):
+                    continue
+                samples = self._samples.setdefault(model, deque())
+                if samples and value < samples[-1][1]:  # the source reset after all: new baseline
+                    samples.clear()
+                # One sample per 1/120 of the window bounds memory however often scrapes come.
+                if not samples or now - samples[-1][0] >= self._window / 120:
+                    samples.append((now, value))
+                while len(samples) > 1 and samples[0][0] < now - self._window:
+                    samples.popleft()
+                since, then = samples[0]
+                out[model] = (since, then, value)
+        return out
+
+
+class FeedbackCollector(Collector):
+    """Yields every feedback family from the aggregates (and the served-request source, if any)."""
+
+    def __init__(
+        self,
+        stats: FeedbackStats,
+        served_requests: ServedRequests | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._stats = stats
+        self._clock = clock
+        window = stats.config.window_seconds
+        self._coverage = CoverageTracker(served_requests, window) if served_requests is not None else None
+
+    def register(self, registry: CollectorRegistry) -> None:
+        """Register on the given registry (client_python checks for name clashes there)."""
+        registry.register(self)
+
+    def sample_coverage(self) -> None:
+        """Take a served-requests sample now (the server calls this periodically between scrapes)."""
+        if self._coverage is not None:
+            self._coverage.sample(self._stats.labelled_models(), self._clock())
+
+    def collect(self) -> Iterator[Metric]:
+        now = self._clock()
+        totals, rejected, pruned, replays, store_bytes, stored = self._stats.snapshot()
+        window = self._stats.window(now)
+        window_s = self._stats.config.window_seconds
+
+        total = CounterMetricFamily(
+            "llmobs_feedback",
+            "Feedback events accepted, by model, app and normalised rating",
+            labels=["model", "app", "rating"],
+        )
+        for (model, app, rating), count in sorted(totals.items()):
+            total.add_metric([model, app, rating], count)
+        yield total
+
+        events = GaugeMetricFamily(
+            "llmobs_feedback_window_events",
+            "Feedback events received over the feedback window",
+            labels=["model"],
+        )
+        neg = GaugeMetricFamily(
+            "llmobs_feedback_negative_ratio",
+            "Share of feedback events that are negative over the feedback window",
+            labels=["model"],
+        )
+        by_ttft = GaugeMetricFamily(
+            "llmobs_feedback_negative_ratio_by_ttft",
+            "Negative share among events whose client TTFT was above vs at-or-below the TTFT SLO",
+            labels=["model", "ttft"],
+        )
+        for model, counts in sorted(window.items()):
+            events.add_metric([model], counts.total)
+            neg.add_metric([model], _ratio(counts.negative, counts.total))
+            for cls in TTFT_CLASSES:
+                n, k = counts.by_ttft[cls]
+                by_ttft.add_metric([model, cls], _ratio(k, n))
+        yield events
+        yield neg
+        yield by_ttft
+
+        if self._coverage is not None:
+            cov = GaugeMetricFamily(
+                "llmobs_feedback_coverage_ratio",
+                "Feedback events per request served, over the feedback window",
+                labels=["model"],
+            )
+            for model, (since, then, served_now) in sorted(
+                self._coverage.sample([m for m in self._stats.labelled_models() if m != OTHER], now).items()
+            ):
+                got = self._stats.window(now, since=since).get(model)
+                cov.add_metric([model], _ratio(got.total if got else 0, served_now - then))
+            yield cov
+
+        rej = CounterMetricFamily(
+            "llmobs_feedback_rejected", "Feedback requests rejected, by reason", labels=["reason"]
+        )
+        for reason in sorted(set(REJECT_REASONS) | set(rejected)):
+            rej.add_metric([reason], rejected.get(reason, 0))
+        yield rej
+
+        pr = CounterMetricFamily(
+            "llmobs_feedback_pruned",
+            "Stored events deleted, by reason (retention, disk_cap)",
+            labels=["reason"],
+        )
+        for reason in ("retention", "disk_cap"):
+            pr.add_metric([reason], pruned.get(reason, 0))
+        yield pr
+
+        yield CounterMetricFamily(
+            "llmobs_feedback_replays",
+            "Events acknowledged as replays of a stored (app, request_id)",
+            value=replays,
+        )
+        yield GaugeMetricFamily(
+            "llmobs_feedback_store_bytes",
+            "Size of the feedback database and its WAL on disk",
+            value=store_bytes,
+        )
+        yield GaugeMetricFamily("llmobs_feedback_store_events", "Events held in the store", value=stored)
+        yield GaugeMetricFamily("llmobs_feedback_window_seconds", "The feedback window the ratios use", value=window_s)
