@@ -1,0 +1,388 @@
+"""Fast, forgiving parser for Prometheus text 0.0.4 and OpenMetrics 1.0 pages.
+
+Why not prometheus_client's parser: llmobs scrapes many vLLM targets every few seconds, and
+prometheus_client's ``text_string_to_metric_families`` costs milliseconds per vLLM page and raises on the
+first bad line, so one garbled line loses the whole scrape. This parser
+
+* never raises on any ``str``: bad lines are skipped and counted by reason in ``ParsedPage.skipped``
+  (``malformed``, ``bad_value``, ``bad_timestamp``, ``bad_labels``, ``duplicate``, ``bad_comment``,
+  ``after_eof``), so the scraper can export *why* a page was partly unreadable;
+* is stateful per target (:class:`TextParser`): a target's page repeats the same series every scrape, so the
+  parse of each series' ``name{labels}`` text is cached and a warm line costs one ``rpartition``, one dict
+  lookup and one ``float()``;
+* returns flat samples (:class:`Sample`) plus the ``# TYPE`` / ``# HELP`` maps, and leaves family grouping
+  and any ``_total`` / ``_created`` interpretation to the normalizer, which knows vLLM's naming history.
+
+Format notes (what is accepted, and what deliberately differs from Prometheus):
+
+* Lines are split on ``\\n`` only (never ``str.splitlines``: characters such as U+2028 are legal inside
+  label values); a trailing ``\\r`` (CRLF pages) and leading/trailing blanks/tabs are ignored.
+* Label values may contain anything, including ``,`` ``}`` ``{`` ``=`` and spaces; ``\\\\``, ``\\"`` and
+  ``\\n`` are unescaped, any other backslash sequence is kept literally (as Prometheus does). A trailing
+  comma before ``}`` is accepted; a repeated label name makes the line ``bad_labels``.
+* Values and timestamps are parsed with ``float()``, so ``NaN``, ``+Inf``, ``-Inf``, ``inf``, ``+inf``,
+  ``Infinity`` in any case work (``float()`` also accepts ``1_000``; no exporter writes that).
+* A sample's timestamp is kept as milliseconds: 0.0.4 timestamps are already ms; on an OpenMetrics page
+  (recognised by its ``# EOF`` line) timestamps are seconds and are multiplied by 1000.
+* OpenMetrics exemplars (``value [ts] # {labels} value [ts]``) are dropped; ``# UNIT`` lines are accepted
+  and ignored; ``_created`` series are ordinary samples; lines after ``# EOF`` are counted as ``after_eof``.
+* Duplicate series (same name and same label *set*, whatever the label order) keep the first sample.
+  Duplicate ``# TYPE`` / ``# HELP`` lines for one family keep the first and count as ``duplicate``.
+* Not supported: UTF-8 quoted metric or label names (``{"my.metric"}``), counted as ``malformed`` /
+  ``bad_labels``; hex float values (Go accepts ``0x1p3``), counted as ``bad_value``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import compress, repeat
+from operator import itemgetter
+
+__all__ = ["ParsedPage", "Sample", "TextParser", "parse_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sample line: the full sample name (``foo_bucket``, ``foo_total``...), its labels and value.
+
+    ``labels`` may be a dict shared by every parse of the same series from one :class:`TextParser`
+    (that sharing is what makes warm parses cheap), so consumers must treat it as read-only.
+    """
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+    timestamp_ms: float | None
+
+
+@dataclass(slots=True)
+class ParsedPage:
+    """Everything read from one page; ``skipped`` maps a reason to the number of lines skipped for it."""
+
+    samples: list[Sample] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)
+    helps: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+# Set slots directly: a frozen dataclass's __init__ goes through object.__setattr__ four times and costs
+# about as much as the rest of a warm line's work. The member descriptors write the same slots.
+_new = object.__new__
+_set_name = Sample.name.__set__  # type: ignore[attr-defined]
+_set_labels = Sample.labels.__set__  # type: ignore[attr-defined]
+_set_value = Sample.value.__set__  # type: ignore[attr-defined]
+_set_ts = Sample.timestamp_ms.__set__  # type: ignore[attr-defined]
+
+_rpartition = str.rpartition
+_first = itemgetter(0)
+_second = itemgetter(1)
+_third = itemgetter(2)
+_consume = partial(deque, maxlen=0)  # run a map() for its side effects, in C
+
+
+def _is_none(x: object) -> bool:
+    return x is None
+
+
+_BLANKS = " \t\r"
+_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# One `name="value"` pair; the value pattern is the unrolled `([^"\\]|\\.)*` so it stays linear on huge values.
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"([^"\\]*(?:\\.[^"\\]*)*)"[ \t]*')
+_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+_UNESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+_META_RE = re.compile(r"#[ \t]+(HELP|TYPE|UNIT)(?:[ \t]+([^ \t]*)(?:[ \t]+(.*))?)?\Z", re.DOTALL)
+_TYPES = frozenset(
+    {"counter", "gauge", "histogram", "summary", "untyped", "unknown", "gaugehistogram", "stateset", "info"}
+)
+_Identity = tuple[str, frozenset[tuple[str, str]]]
+_Entry = tuple[str, dict[str, str], _Identity]
+# Series texts longer than this are parsed every time instead of cached, so a page with a few huge label
+# values cannot pin megabytes per cache entry.
+_MAX_CACHED_KEY = 4096
+
+
+class _Skip(Exception):
+    """Raised inside the cold path to skip the current line with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _unescape(text: str) -> str:
+    """Undo ``\\\\``, ``\\"`` and ``\\n``; other backslash sequences stay literal, as in Prometheus."""
+    return _ESCAPE_RE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(0)), text)
+
+
+def _parse_series(line: str) -> tuple[str, dict[str, str], int]:
+    """Parse ``name{labels}`` at the start of ``line``; return name, labels and the index just past them."""
+    m = _NAME_RE.match(line)
+    if m is None:
+        raise _Skip("malformed")
+    name = m.group()
+    pos = m.end()
+    n = len(line)
+    while pos < n and line[pos] in " \t":
+        pos += 1
+    labels: dict[str, str] = {}
+    if pos >= n or line[pos] != "{":
+        return name, labels, m.end()
+    pos += 1
+    while True:
+        while pos < n and line[pos] in " \t":
+            pos += 1
+        if pos < n and line[pos] == "}":
+            return name, labels, pos + 1
+        lm = _LABEL_RE.match(line, pos)
+        if lm is None:
+            raise _Skip("bad_labels")
+        key, value = lm.group(1), lm.group(2)
+        if "\\" in value:
+            value = _unescape(value)
+        if key in labels:
+            raise _Skip("bad_labels")
+        labels[key] = value
+        pos = lm.end()
+        if pos < n and line[pos] == ",":
+            pos += 1
+        elif pos < n and line[pos] == "}":
+            return name, labels, pos + 1
+        else:
+            raise _Skip("bad_labels")
+
+
+class TextParser:
+    """Stateful per scrape target: caches the parse of each series' name+labels text across scrapes.
+
+    A target's page repeats the same series every scrape, so after the first scrape nearly every line is
+    ``cache[text before the value]`` + ``float(value)``. The cache is bounded by ``max_cache_entries``: once
+    full it takes no new entries, and it is cleared at the start of the next parse and refills from that
+    page. A target's working set is stable, so that only happens when series churn (or when one page has
+    more series than the bound; such a page then mostly parses cold, still correctly).
+    Results are identical warm or cold; only speed differs. Not thread-safe: one parser per target.
+    """
+
+    __slots__ = ("_comments", "_last_misses", "_max", "_series")
+
+    def __init__(self, max_cache_entries: int = 20_000) -> None:
+        self._max = max(0, int(max_cache_entries))
+        # series text (`name{labels}` exactly as on the page) -> (name, labels, identity), where identity
+        # is (name, frozenset of labels): differently written texts of one series (label order, `foo`
+        # vs `foo{}`) share it, which is how duplicates are recognised. frozenset caches its hash.
+        self._series: dict[str, _Entry] = {}
+        # whole `# HELP` / `# TYPE` / `# UNIT` line -> (kind, family, text), or None if the line is a
+        # bad comment; vLLM pages are ~30 % such lines, so they are cached too.
+        self._comments: dict[str, tuple[str, str, str] | None] = {}
+        # The lines of the last bulk-parsed page that were not cached samples (HELP/TYPE, blanks,
+        # garbage), with the types/helps/skipped they produced: a target repeats them every scrape, and
+        # comparing them to the last page's is ten times cheaper than reading them again.
+        self._last_misses: tuple[tuple[str, ...], dict[str, str], dict[str, str], dict[str, int]] | None = None
+
+    def parse(self, text: str) -> ParsedPage:
+        """Parse one page; never raises for any ``str`` (bad lines are counted in ``skipped``)."""
+        # Caches are only ever cleared here, between pages, so the duplicate check sees stable entries.
+        if len(self._series) >= self._max:
+            self._series.clear()
+        if len(self._comments) >= self._max:
+            self._comments.clear()
+        lines = text.split("\n")
+        page = self._parse_bulk(lines)
+        if page is None:
+            page = self._parse_lines(lines)
+        return page
+
+    def _parse_bulk(self, lines: list[str]) -> ParsedPage | None:
+        """The warm path for a page whose every sample line is ``<cached series text> <value>``.
+
+        It does the per-line work with ``map`` over C functions instead of a Python loop (about twice as
+        fast). It gives up, returning None so that :meth:`_parse_lines` parses the page, as soon as the
+        page holds anything that needs the line loop's judgement: a line the cache does not know that yields
+        a sample, ``# EOF``, a value ``float()`` rejects, or a duplicate series. Everything else a miss can
+        be (comments, blank lines, garbage) only touches types/helps/skipped, whose result does not depend
+        on its order relative to samples, so the outcome is exactly the line loop's. Misses are read in
+        their page order, and their outcome is a pure function of those lines, hence `_last_misses`.
+        """
+        parts = list(map(_rpartition, lines, repeat(" ", len(lines))))
+        entries = list(map(self._series.get, map(_first, parts)))
+        page = ParsedPage()
+        if None in entries:
+            misses = tuple(compress(lines, map(_is_none, entries)))
+            last = self._last_misses
+            if last is not None and last[0] == misses:
+                # Same metadata/blank/garbage lines as the last bulk-parsed page: same outcome.
+                page.types, page.helps, page.skipped = dict(last[1]), dict(last[2]), dict(last[3])
+            else:
+                for line in misses:
+                    if self._cold_counted(line, page, set(), []) or page.samples:
+                        return None
+                self._last_misses = (misses, dict(page.types), dict(page.helps), dict(page.skipped))
+        hits: list[_Entry] = list(filter(None, entries))
+        try:
+            values = list(map(float, map(_third, compress(parts, entries))))
+        except ValueError:
+            return None
+        n = len(hits)
+        if len(set(map(_third, hits))) != n:
+            return None
+        # Build the frozen Samples slot by slot, in C loops; nothing else has seen these objects yet.
+        samples = list(map(_new, repeat(Sample, n)))
+        _consume(map(_set_name, samples, map(_first, hits)))
+        _consume(map(_set_labels, samples, map(_second, hits)))
+        _consume(map(_set_value, samples, values))
+        _consume(map(_set_ts, samples, repeat(None, n)))
+        page.samples = samples
+        return page
+
+    def _parse_lines(self, lines: list[str]) -> ParsedPage:
+        """Parse line by line: the reference semantics, and the path for anything unusual."""
+        page = ParsedPage()
+        samples = page.samples
+        append = samples.append
+        skipped = page.skipped
+        seen: set[_Identity] = set()
+        seen_add = seen.add
+        cache_get = self._series.get
+        timestamped: list[int] = []
+        rest: Iterator[str] = iter(lines)
+        eof = False
+        for line in rest:
+            # Warm line: exactly `<cached series text> <value>`. If float() accepts the tail, the tail is
+            # one number (float rejects inner blanks, '#', '{'), so the cold path would read the very same
+            # sample; anything else falls through to the cold path.
+            head, _, tail = line.rpartition(" ")
+            entry = cache_get(head)
+            if entry is not None:
+                try:
+                    value = float(tail)
+                except ValueError:
+                    pass
+                else:
+                    ident = entry[2]
+                    if ident in seen:
+                        skipped["duplicate"] = skipped.get("duplicate", 0) + 1
+                    else:
+                        seen_add(ident)
+                        s = _new(Sample)
+                        _set_name(s, entry[0])
+                        _set_labels(s, entry[1])
+                        _set_value(s, value)
+                        _set_ts(s, None)
+                        append(s)
+                    continue
+            if self._cold_counted(line, page, seen, timestamped):
+                eof = True
+                break
+        if eof:
+            after = sum(1 for line in rest if line.strip(_BLANKS))
+            if after:
+                skipped["after_eof"] = after
+            # OpenMetrics timestamps are seconds; keep the interface's milliseconds.
+            for i in timestamped:
+                old = samples[i]
+                ts = old.timestamp_ms
+                samples[i] = Sample(old.name, old.labels, old.value, None if ts is None else ts * 1000.0)
+        return page
+
+    def _cold_counted(self, line: str, page: ParsedPage, seen: set[_Identity], timestamped: list[int]) -> bool:
+        """:meth:`_cold`, counting a skipped line by its reason; True at ``# EOF``."""
+        try:
+            return self._cold(line, page, seen, timestamped)
+        except _Skip as skip:
+            reason = skip.reason
+        except Exception:  # the contract is "never raise": count, do not crash
+            reason = "malformed"
+        page.skipped[reason] = page.skipped.get(reason, 0) + 1
+        return False
+
+    def _cold(self, raw: str, page: ParsedPage, seen: set[_Identity], timestamped: list[int]) -> bool:
+        """Parse a line the warm path could not; return True at ``# EOF``. Raises ``_Skip`` to skip."""
+        line = raw.strip(_BLANKS)
+        if not line:
+            return False
+        if line[0] == "#":
+            return self._comment(line, page)
+        series = self._series
+        name, labels, end = _parse_series(line)
+        key = line[:end]
+        entry = series.get(key)
+        if entry is None:
+            entry = (name, labels, (name, frozenset(labels.items())))
+            if len(series) < self._max and len(key) <= _MAX_CACHED_KEY:
+                series[key] = entry
+        rest = line[end:]
+        if rest and rest[0] not in " \t":
+            raise _Skip("malformed")  # e.g. `foo{a="b"}1` or `foo-bar 1`
+        before, hashmark, _exemplar = rest.partition("#")
+        if hashmark and before[-1:] not in (" ", "\t"):
+            raise _Skip("bad_value")
+        tokens = before.split()
+        if not tokens or len(tokens) > 2:
+            raise _Skip("malformed")
+        try:
+            value = float(tokens[0])
+        except ValueError:
+            raise _Skip("bad_value") from None
+        ts: float | None = None
+        if len(tokens) == 2:
+            try:
+                ts = float(tokens[1])
+            except ValueError:
+                raise _Skip("bad_timestamp") from None
+            if not math.isfinite(ts):
+                raise _Skip("bad_timestamp")
+        if entry[2] in seen:
+            raise _Skip("duplicate")
+        seen.add(entry[2])
+        if ts is not None:
+            timestamped.append(len(page.samples))
+        page.samples.append(Sample(entry[0], entry[1], value, ts))
+        return False
+
+    def _comment(self, line: str, page: ParsedPage) -> bool:
+        """Apply a ``#`` line: HELP/TYPE are recorded, UNIT and plain comments ignored; True at ``# EOF``."""
+        if line == "# EOF":
+            return True
+        comments = self._comments
+        if line in comments:
+            meta = comments[line]
+        else:
+            meta = self._read_meta(line)
+            if len(comments) < self._max and len(line) <= _MAX_CACHED_KEY:
+                comments[line] = meta
+        if meta is None:
+            raise _Skip("bad_comment")
+        kind, family, text = meta
+        if kind == "":
+            return False  # plain comment or UNIT
+        target = page.types if kind == "TYPE" else page.helps
+        if family in target:
+            raise _Skip("duplicate")
+        target[family] = text
+        return False
+
+    @staticmethod
+    def _read_meta(line: str) -> tuple[str, str, str] | None:
+        """Classify a comment line: (kind, family, text); kind "" means ignore; None means bad comment."""
+        m = _META_RE.match(line)
+        if m is None:
+            return ("", "", "")  # a plain comment (`# anything`, `#HELP` without a blank)
+        kind, family, text = m.group(1), m.group(2), m.group(3)
+        if not family or _NAME_RE.fullmatch(family) is None:
+            return None
+        if kind == "TYPE":
+            if text is None or text not in _TYPES:
+                return None
+            return ("TYPE", family, text)
+        if kind == "HELP":
+            text = text or ""
+            return ("HELP", family, _unescape(text) if "\\" in text else text)
+        return ("", "", "")  # UNIT: accepted, not needed by llmobs
+
+
+def parse_text(text: str) -> ParsedPage:
+    """Parse one page with a fresh :class:`TextParser` (no cache carried between calls)."""
+    return TextParser().parse(text)
