@@ -1,0 +1,356 @@
+"""Demand series: the one place in the forecast package that reads files or HTTP.
+
+Every source becomes the same shape, a `DemandSeries`: a pandas frame on a regular time grid
+(`step_seconds`) with `request_rate` (requests/s), `prompt_tokens_rate` and `generation_tokens_rate`
+(tokens/s) and, where derivable, `kv_tokens_in_flight`. NaN marks a gap (no data), which is different
+from 0 (no traffic); forecasters and the backtest treat the two differently.
+
+Sources:
+
+* trace files (the formats in `data/traces/README.md`): Azure LLM inference 2023 (per request),
+  Mooncake FAST25 (per request, relative ms), ServeGen (600 s rate windows, 0 = gap);
+* llmobs' own signal history (`StateHolder.history(model)`), without I/O;
+* a Prometheus server's `query_range` API, through an httpx client whose transport tests can swap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from llmobs.forecast.errors import ForecastInputError
+from llmobs.state import ModelDemandPoint
+
+COLUMNS = ("request_rate", "prompt_tokens_rate", "generation_tokens_rate")
+EPOCH = pd.Timestamp("2024-01-01 00:00:00")  # a Monday: anchor for traces with relative time
+DEFAULT_TRACE_DIR = Path(__file__).resolve().parents[3] / "data" / "traces"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from `90`, `30s`, `10m`, `1.5h`, `1d` (a bare number is seconds)."""
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        m = _DURATION.match(text)
+        if not m:
+            raise ForecastInputError(f"duration {text!r} is not like 30s, 10m, 1h or 1d")
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ForecastInputError(f"duration {text!r} must be positive")
+    return seconds
+
+
+@dataclass(frozen=True)
+class DemandSeries:
+    """Demand on a regular grid; NaN = gap. `notes` say what was assumed while reading."""
+
+    frame: pd.DataFrame
+    step_seconds: float
+    source: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def request_rate(self) -> pd.Series:
+        """Requests per second, the series the forecaster and the replica recommendation use."""
+        return self.frame["request_rate"]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def slice(self, start: int, stop: int | None = None) -> DemandSeries:
+        """Rows [start, stop) as a new series (for tests and tuning/test splits)."""
+        return DemandSeries(self.frame.iloc[start:stop], self.step_seconds, self.source, self.notes)
+
+    def resample(self, step_seconds: float) -> DemandSeries:
+        """Re-grid to a coarser step (means of rates) or a finer one (each value held).
+
+        A coarser bucket is a gap only if all its rows are gaps; a finer grid repeats the rate of the
+        window it falls in, which is what a rate over that window says and no more.
+        """
+        if step_seconds == self.step_seconds:
+            return self
+        rule = pd.Timedelta(seconds=step_seconds)
+        if step_seconds > self.step_seconds:
+            frame = self.frame.resample(rule, origin="start").mean()
+            note = f"resampled {self.step_seconds:g}s → {step_seconds:g}s (mean)"
+        else:
+            end = self.frame.index[-1] + pd.Timedelta(seconds=self.step_seconds) - rule
+            idx = pd.date_range(self.frame.index[0], end, freq=rule)
+            frame = self.frame.reindex(idx, method="ffill")
+            note = f"resampled {self.step_seconds:g}s → {step_seconds:g}s (each window's rate held)"
+        return DemandSeries(frame, step_seconds, self.source, (*self.notes, note))
+
+
+def _require(df: pd.DataFrame, cols: Sequence[str], path: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ForecastInputError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))})"
+        )
+
+
+def _numeric(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = values.isna() & df[col].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ForecastInputError(f"{path}: column {col} row {row + 2} is not a number: {df[col].iloc[row]!r}")
+    return values.to_numpy(dtype=float)
+
+
+def _check_sorted(t: np.ndarray, col: str, path: str) -> None:
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise ForecastInputError(
+            f"{path}: timestamps not sorted: column {col} row {i + 2} is earlier than row {i + 1} "
+            "(sort the file by time first)"
+        )
+
+
+def _bucket_requests(
+    seconds: np.ndarray, prompt: np.ndarray, output: np.ndarray, start: pd.Timestamp, step: float, source: str
+) -> DemandSeries:
+    """Per-request rows → rates per bucket. Empty buckets are real zeros; a trailing partial bucket
+    is dropped because its rate would be underestimated."""
+    if seconds.size == 0:
+        raise ForecastInputError(f"{source}: no requests")
+    rel = seconds - seconds[0]
+    span = rel[-1]
+    n_full = int(span // step)
+    notes: list[str] = []
+    if n_full < 1:
+        raise ForecastInputError(f"{source}: trace spans {span:.0f}s, shorter than one {step:g}s step")
+    if span - n_full * step > 0:
+        notes.append(f"trailing partial {span - n_full * step:.0f}s bucket dropped")
+    idx = (rel // step).astype(np.int64)
+    keep = idx < n_full
+    counts = np.bincount(idx[keep], minlength=n_full)
+    p = np.bincount(idx[keep], weights=np.nan_to_num(prompt[keep]), minlength=n_full)
+    g = np.bincount(idx[keep], weights=np.nan_to_num(output[keep]), minlength=n_full)
+    index = pd.date_range(start, periods=n_full, freq=pd.Timedelta(seconds=step))
+    frame = pd.DataFrame(
+        {"request_rate": counts / step, "prompt_tokens_rate": p / step, "generation_tokens_rate": g / step},
+        index=index,
+    )
+    notes.append("kv_tokens_in_flight not derivable: the trace has no completion times")
+    return DemandSeries(frame, step, source, tuple(notes))
+
+
+def read_trace(path: str | Path, step_seconds: float | None = None) -> DemandSeries:
+    """Read one of the supported trace formats (detected from its header) into a demand series.
+
+    Default step: 60 s for per-request traces, the file's own 600 s for ServeGen rate windows.
+    """
+    p = Path(path)
+    name = str(p)
+    if not p.is_file():
+        raise ForecastInputError(f"trace file {name} not found")
+    try:
+        df = pd.read_csv(p)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ForecastInputError(f"{name}: not a readable CSV ({exc})") from exc
+    if df.empty:
+        raise ForecastInputError(f"{name}: no data rows")
+    cols = set(df.columns)
+    if "TIMESTAMP" in cols:
+        _require(df, ["TIMESTAMP", "ContextTokens", "GeneratedTokens"], name)
+        ts = pd.to_datetime(df["TIMESTAMP"], errors="coerce")
+        if ts.isna().any():
+            row = int(np.flatnonzero(ts.isna().to_numpy())[0])
+            bad = df["TIMESTAMP"][row]
+            raise ForecastInputError(f"{name}: TIMESTAMP row {row + 2} is not a date: {bad!r}")
+        sec = (ts - ts.iloc[0]).dt.total_seconds().to_numpy()
+        _check_sorted(sec, "TIMESTAMP", name)
+        return _bucket_requests(
+            sec,
+            _numeric(df, "ContextTokens", name),
+            _numeric(df, "GeneratedTokens", name),
+            ts.iloc[0].floor("s"),
+            step_seconds or 60.0,
+            f"azure:{p.name}",
+        )
+    if "timestamp_ms" in cols:
+        _require(df, ["timestamp_ms", "input_length", "output_length"], name)
+        sec = _numeric(df, "timestamp_ms", name) / 1000.0
+        _check_sorted(sec, "timestamp_ms", name)
+        return _bucket_requests(
+            sec,
+            _numeric(df, "input_length", name),
+            _numeric(df, "output_length", name),
+            EPOCH,
+            step_seconds or 60.0,
+            f"mooncake:{p.name}",
+        )
+    if "window_start_s" in cols:
+        _require(df, ["window_start_s", "total_rate_rps"], name)
+        return _read_servegen(df, name, p.name, step_seconds)
+    raise ForecastInputError(
+        f"{name}: unknown trace format (columns: {', '.join(map(str, df.columns))}); expected Azure "
+        "(TIMESTAMP, ContextTokens, GeneratedTokens), Mooncake (timestamp_ms, input_length, output_length) "
+        "or ServeGen (window_start_s, total_rate_rps)"
+    )
+
+
+def _read_servegen(df: pd.DataFrame, name: str, short: str, step_seconds: float | None) -> DemandSeries:
+    start = _numeric(df, "window_start_s", name)
+    _check_sorted(start, "window_start_s", name)
+    diffs = np.diff(start)
+    if diffs.size and (diffs <= 0).any():
+        row = int(np.flatnonzero(diffs <= 0)[0]) + 1
+        raise ForecastInputError(f"{name}: window_start_s row {row + 2} repeats {start[row]:g}")
+    window = float(np.median(diffs)) if diffs.size else 600.0
+    rate = _numeric(df, "total_rate_rps", name)
+    notes: list[str] = []
+    gaps = rate <= 0
+    if gaps.any():
+        notes.append(f"{int(gaps.sum())} windows with total_rate_rps 0 treated as gaps (missing data)")
+    rate = np.where(gaps, np.nan, rate)
+    inp = _numeric(df, "mean_input_tokens_est", name) if "mean_input_tokens_est" in df else rate * np.nan
+    out = _numeric(df, "mean_output_tokens_est", name) if "mean_output_tokens_est" in df else rate * np.nan
+    index = EPOCH + pd.to_timedelta(start, unit="s")
+    frame = pd.DataFrame(
+        {"request_rate": rate, "prompt_tokens_rate": rate * inp, "generation_tokens_rate": rate * out},
+        index=index,
+    )
+    # Missing windows (holes in window_start_s) become NaN rows on the regular grid.
+    grid = pd.date_range(index[0], index[-1], freq=pd.Timedelta(seconds=window))
+    if len(grid) != len(index):
+        notes.append(f"{len(grid) - len(index)} missing windows filled as gaps")
+        frame = frame.reindex(grid)
+    notes.append("kv_tokens_in_flight not derivable: rate windows only")
+    series = DemandSeries(frame, window, f"servegen:{short}", tuple(notes))
+    return series.resample(step_seconds) if step_seconds else series
+
+
+def from_history(
+    points: Sequence[ModelDemandPoint], step_seconds: float, kv_capacity_tokens: float | None = None
+) -> DemandSeries:
+    """llmobs' own per-model history (one point per scrape cycle) on a regular grid.
+
+    Points are averaged into `step_seconds` buckets; buckets without a point are gaps. KV tokens in
+    flight = max KV utilization × capacity when the capacity is known.
+    """
+    if not points:
+        raise ForecastInputError("history is empty")
+    times = np.array([p.time for p in points], dtype=float)
+    _check_sorted(times, "time", "history")
+    data = {
+        "request_rate": [p.request_rate for p in points],
+        "prompt_tokens_rate": [p.prompt_tokens_rate for p in points],
+        "generation_tokens_rate": [p.generation_tokens_rate for p in points],
+    }
+    if kv_capacity_tokens:
+        data["kv_tokens_in_flight"] = [p.kv_cache_utilization_max * kv_capacity_tokens for p in points]
+    index = pd.to_datetime(times, unit="s")
+    frame = pd.DataFrame(data, index=index)
+    rule = pd.Timedelta(seconds=step_seconds)
+    frame = frame.resample(rule, origin="epoch").mean()
+    return DemandSeries(frame, step_seconds, "llmobs-history")
+
+
+DEFAULT_PROMQL: Mapping[str, str] = {
+    "request_rate": 'sum(llmobs_request_rate{{model="{model}"}})',
+    "prompt_tokens_rate": 'sum(llmobs_prompt_tokens_rate{{model="{model}"}})',
+    "generation_tokens_rate": 'sum(llmobs_generation_tokens_rate{{model="{model}"}})',
+    "kv_tokens_in_flight": (
+        'sum(llmobs_kv_cache_utilization_ratio{{model="{model}"}} '
+        '* llmobs_kv_cache_capacity_tokens{{model="{model}"}})'
+    ),
+}
+"""Queries over llmobs' own exported series (docs/metrics.md)."""
+
+VLLM_PROMQL: Mapping[str, str] = {
+    "request_rate": 'sum(rate(vllm:request_success_total{{model_name="{model}"}}[{window}]))',
+    "prompt_tokens_rate": 'sum(rate(vllm:prompt_tokens_total{{model_name="{model}"}}[{window}]))',
+    "generation_tokens_rate": 'sum(rate(vllm:generation_tokens_total{{model_name="{model}"}}[{window}]))',
+}
+"""The same straight from vLLM's counters, for a Prometheus that scrapes vLLM and not llmobs."""
+
+
+class PrometheusError(ForecastInputError):
+    """The Prometheus API refused a query or answered something that is not a range result."""
+
+
+class PrometheusRangeReader:
+    """Reads range queries from a Prometheus HTTP API (`/api/v1/query_range`).
+
+    Synchronous on purpose: it runs in the CLI and benchmarks, never on the exporter's event loop.
+    Pass `transport` (e.g. `httpx.MockTransport`) to test without a server.
+    """
+
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        """Close the underlying HTTP client."""
+        self._client.close()
+
+    def __enter__(self) -> PrometheusRangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query_range(self, query: str, start: float, end: float, step_seconds: float) -> pd.Series:
+        """One range query summed to a single series on the [start, end] grid (NaN where absent)."""
+        if end <= start:
+            raise PrometheusError(f"query range end {end} is not after start {start}")
+        params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_seconds:g}s"}
+        try:
+            resp = self._client.get("/api/v1/query_range", params=params)
+        except httpx.HTTPError as exc:
+            raise PrometheusError(f"Prometheus unreachable at {self._client.base_url}: {exc}") from exc
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise PrometheusError(f"Prometheus answered HTTP {resp.status_code} with non-JSON body") from exc
+        if resp.status_code != 200 or body.get("status") != "success":
+            raise PrometheusError(
+                f"Prometheus refused {query!r}: HTTP {resp.status_code} {body.get('errorType', '')}: "
+                f"{body.get('error', '')}".rstrip(": ")
+            )
+        data = body.get("data", {})
+        if data.get("resultType") != "matrix":
+            raise PrometheusError(f"query {query!r} did not return a range matrix")
+        grid = pd.to_datetime(np.arange(start, end + step_seconds / 2, step_seconds), unit="s")
+        total = pd.Series(np.nan, index=grid)
+        for result in data.get("result", []):
+            ts = pd.to_datetime([float(v[0]) for v in result["values"]], unit="s")
+            vals = pd.Series([float(v[1]) for v in result["values"]], index=ts)
+            vals = vals.reindex(grid, method="nearest", tolerance=pd.Timedelta(seconds=step_seconds / 2))
+            total = total.add(vals, fill_value=0.0).where(total.notna() | vals.notna())
+        return total
+
+    def demand(
+        self,
+        model: str,
+        start: float,
+        end: float,
+        step_seconds: float,
+        queries: Mapping[str, str] = DEFAULT_PROMQL,
+        rate_window: str = "1m",
+    ) -> DemandSeries:
+        """A model's demand series from Prometheus; `request_rate` must have data, others may be gaps."""
+        frame: dict[str, pd.Series] = {}
+        notes: list[str] = []
+        for column, template in queries.items():
+            q = template.format(model=model, window=rate_window)
+            frame[column] = self.query_range(q, start, end, step_seconds)
+            if frame[column].isna().all():
+                notes.append(f"{column}: no data for {q}")
+        if "request_rate" not in frame or frame["request_rate"].isna().all():
+            raise PrometheusError(f"no request-rate data for model {model!r} in the range")
+        return DemandSeries(pd.DataFrame(frame), step_seconds, "prometheus", tuple(notes))
