@@ -1,0 +1,149 @@
+"""Scraping and the pipeline under bad input: every failure is classified and counted, and healthy targets
+keep producing signals. Real sockets are used where the failure is a network one."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+
+from llmobs.pipeline import Pipeline
+from llmobs.sources.scrape import Scraper
+from llmobs.sources.targets import StaticTargetSource, Target
+from llmobs.state import StateHolder
+
+GOOD = """\
+vllm:num_requests_running{engine="0",model_name="m"} 2
+vllm:num_requests_waiting{engine="0",model_name="m"} 1
+vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25
+vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} %d
+"""
+
+
+def page_transport(pages: dict[str, httpx.Response | None]) -> httpx.MockTransport:
+    counter = {"n": 0}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        response = pages[request.url.host]
+        if response is None:
+            await asyncio.sleep(10)
+        counter["n"] += 1
+        if request.url.host == "good":
+            return httpx.Response(200, text=GOOD % (counter["n"] * 10),
+                                  headers={"content-type": "text/plain; version=0.0.4"})
+        return response  # type: ignore[return-value]
+
+    return httpx.MockTransport(handler)
+
+
+BAD = {
+    "good": httpx.Response(200),
+    "err500": httpx.Response(500, text="Internal Server Error"),
+    "html": httpx.Response(200, text="<html><body>502 Bad Gateway</body></html>",
+                           headers={"content-type": "text/html"}),
+    "empty": httpx.Response(200, text="", headers={"content-type": "text/plain"}),
+    "garbage": httpx.Response(200, text="{{{ not metrics at all\n\x00\x01 !!\n",
+                              headers={"content-type": "text/plain"}),
+    "huge": httpx.Response(200, text="x" * 200_000, headers={"content-type": "text/plain"}),
+    "hang": None,
+}
+
+
+@pytest.fixture
+def scraper() -> Scraper:
+    return Scraper(timeout_seconds=0.5, max_response_bytes=100_000, transport=page_transport(BAD))
+
+
+@pytest.mark.parametrize(("host", "kind"), [
+    ("err500", "http_status"), ("html", "content_type"), ("empty", "empty"), ("garbage", "parse"),
+    ("huge", "too_large"), ("hang", "timeout"),
+])
+async def test_each_failure_has_its_kind(scraper: Scraper, host: str, kind: str) -> None:
+    outcome = await scraper.scrape(Target(f"http://{host}/metrics", host))
+    assert not outcome.ok
+    assert outcome.error_kind == kind, outcome.error
+    assert outcome.error
+
+
+async def test_connection_refused_is_connect() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again at once: nothing listens there
+    scraper = Scraper(timeout_seconds=1.0)
+    outcome = await scraper.scrape(Target(f"http://127.0.0.1:{port}/metrics", "refused"))
+    await scraper.aclose()
+    assert outcome.error_kind == "connect"
+
+
+async def test_truncated_page_keeps_complete_lines() -> None:
+    text = (GOOD % 5) + 'vllm:num_requests_running{engine="0",model_na'
+    scraper = Scraper(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, text=text, headers={"content-type": "text/plain"})))
+    outcome = await scraper.scrape(Target("http://x/metrics", "x"))
+    assert outcome.ok and outcome.page is not None
+    assert len(outcome.page.samples) == 4 and sum(outcome.page.skipped.values()) == 1
+
+
+async def test_pipeline_marks_bad_targets_down_and_keeps_good_signals(scraper: Scraper) -> None:
+    targets = [Target(f"http://{h}/metrics", h, {"node": f"n-{h}"}) for h in BAD]
+    holder = StateHolder()
+    pipeline = Pipeline(StaticTargetSource(targets), scraper, holder, window_seconds=60)
+    for _ in range(3):
+        state = await pipeline.run_cycle()
+    health = {h.endpoint: h for h in state.targets}
+    assert health["good"].up and health["good"].consecutive_failures == 0
+    for host in BAD:
+        if host != "good":
+            assert not health[host].up
+            assert health[host].consecutive_failures == 3
+            assert sum(health[host].errors_by_kind.values()) == 3
+            assert health[host].last_error
+    [good] = state.signals
+    assert good.attribution.endpoint == "good" and good.attribution.node == "n-good"
+    assert good.request_rate > 0 and good.requests_waiting == 1
+
+
+async def test_target_recovers_after_failures() -> None:
+    responses = iter([httpx.Response(503), httpx.Response(503)])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            return next(responses)
+        except StopIteration:
+            return httpx.Response(200, text=GOOD % 1, headers={"content-type": "text/plain"})
+
+    holder = StateHolder()
+    pipeline = Pipeline(StaticTargetSource([Target("http://flaky/metrics", "flaky")]),
+                        Scraper(transport=httpx.MockTransport(handler)), holder)
+    states = [await pipeline.run_cycle() for _ in range(3)]
+    assert [s.targets[0].up for s in states] == [False, False, True]
+    assert states[-1].targets[0].errors_by_kind == {"http_status": 2}
+    assert states[-1].targets[0].consecutive_failures == 0
+
+
+async def test_non_vllm_page_is_a_parse_failure_not_silent() -> None:
+    scraper = Scraper(transport=httpx.MockTransport(
+        lambda r: httpx.Response(200, text="process_cpu_seconds_total 1\n", headers={"content-type": "text/plain"})))
+    pipeline = Pipeline(StaticTargetSource([Target("http://node-exporter/metrics", "ne")]), scraper, StateHolder())
+    state = await pipeline.run_cycle()
+    assert not state.targets[0].up and state.targets[0].last_error_kind == "parse"
+
+
+async def test_removed_target_disappears_from_state() -> None:
+    class Source:
+        def __init__(self) -> None:
+            self.items = [Target("http://good/metrics", "good"), Target("http://good2/metrics", "good2")]
+
+        def targets(self):
+            return self.items
+
+    source = Source()
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, text=GOOD % 3, headers={"content-type": "text/plain"}))
+    pipeline = Pipeline(source, Scraper(transport=transport), StateHolder())
+    await pipeline.run_cycle()
+    source.items = source.items[:1]
+    state = await pipeline.run_cycle()
+    assert [t.endpoint for t in state.targets] == ["good"]
