@@ -5,8 +5,9 @@ prometheus_client's ``text_string_to_metric_families`` costs milliseconds per vL
 first bad line, so one garbled line loses the whole scrape. This parser
 
 * never raises on any ``str``: bad lines are skipped and counted by reason in ``ParsedPage.skipped``
-  (``malformed``, ``bad_value``, ``bad_timestamp``, ``bad_labels``, ``duplicate``, ``bad_comment``,
-  ``after_eof``), so the scraper can export *why* a page was partly unreadable;
+  (``malformed``, ``bad_value``, ``bad_timestamp``, ``bad_labels``, ``duplicate`` for sample lines;
+  ``bad_comment``, ``duplicate_meta`` for ``#`` lines; ``after_eof`` for any non-blank line after
+  ``# EOF``), so the scraper can export *why* a page was partly unreadable;
 * is stateful per target (:class:`TextParser`): a target's page repeats the same series every scrape, so the
   parse of each series' ``name{labels}`` text is cached and a warm line costs one ``rpartition``, one dict
   lookup and one ``float()``;
@@ -27,7 +28,7 @@ Format notes (what is accepted, and what deliberately differs from Prometheus):
 * OpenMetrics exemplars (``value [ts] # {labels} value [ts]``) are dropped; ``# UNIT`` lines are accepted
   and ignored; ``_created`` series are ordinary samples; lines after ``# EOF`` are counted as ``after_eof``.
 * Duplicate series (same name and same label *set*, whatever the label order) keep the first sample.
-  Duplicate ``# TYPE`` / ``# HELP`` lines for one family keep the first and count as ``duplicate``.
+  Duplicate ``# TYPE`` / ``# HELP`` lines for one family keep the first and count as ``duplicate_meta``.
 * Not supported: UTF-8 quoted metric or label names (``{"my.metric"}``), counted as ``malformed`` /
   ``bad_labels``; hex float values (Go accepts ``0x1p3``), counted as ``bad_value``.
 """
@@ -360,7 +361,7 @@ class TextParser:
             return False  # plain comment or UNIT
         target = page.types if kind == "TYPE" else page.helps
         if family in target:
-            raise _Skip("duplicate")
+            raise _Skip("duplicate_meta")
         target[family] = text
         return False
 
