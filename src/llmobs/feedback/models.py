@@ -109,6 +109,7 @@ class FeedbackBatch(BaseModel):
 
 
 _EVENT = TypeAdapter(FeedbackEvent)
+_FIELDS = frozenset(ThumbsEvent.model_fields) | frozenset(StarsEvent.model_fields) | {"events"}
 
 
 def normalise_rating(scale: str, rating: int) -> RatingLabel:
@@ -133,12 +134,12 @@ class BadRequest(Exception):
         self.status = status
 
 
-def _loc_to_field(loc: tuple[int | str, ...]) -> str:
-    """Render a pydantic error location as `events[3].rating`."""
+def _loc_to_field(loc: tuple[int | str, ...], unknown_last: bool = False) -> str:
+    """Render a pydantic error location as `events[3].rating`; `unknown_last` keeps an unknown last key."""
     out = ""
-    for part in loc:
-        if part in ("thumbs", "stars"):  # the discriminated-union tag pydantic inserts; not a field
-            continue
+    for n, part in enumerate(loc):
+        if isinstance(part, str) and part not in _FIELDS and not (unknown_last and n == len(loc) - 1):
+            continue  # a union member's tag pydantic inserts (`stars`, `float`, ...), not a field
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -186,7 +187,7 @@ def _as_bad_request(exc: ValidationError) -> BadRequest:
     loc = tuple(err["loc"])
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc = (*loc, "scale")
-    field = _loc_to_field(loc)
+    field = _loc_to_field(loc, unknown_last=err["type"] == "extra_forbidden")
     return BadRequest("validation", field, f"{field}: {err['msg']}")
 
 
