@@ -343,3 +343,16 @@ def test_warm_equals_cold(first: str, second: str, max_entries: int) -> None:
     assert norm(parser.parse(first)) == norm(parse_text(first))
     # the line-by-line reference path agrees with whatever path parse() took
     assert norm(parser._parse_lines(second.split("\n"))) == norm(parse_text(second))
+
+
+def test_openmetrics_page_takes_bulk_path_and_matches_cold() -> None:
+    text = read(FIXTURE) + "# EOF\n\n"
+    parser = TextParser()
+    cold = parser.parse(text)
+    assert cold.skipped == {} and len(cold.samples) == 425
+    lines = text.split("\n")
+    assert parser._parse_bulk(lines[: lines.index("# EOF")]) is not None
+    assert norm(parser.parse(text)) == norm(cold)
+    late = text + "late_sample 1\n"
+    assert norm(parser.parse(late)) == norm(parse_text(late))
+    assert parser.parse(late).skipped == {"after_eof": 1}

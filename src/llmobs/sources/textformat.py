@@ -119,6 +119,20 @@ def _unescape(text: str) -> str:
     return _ESCAPE_RE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(0)), text)
 
 
+def _before_final_eof(lines: list[str]) -> list[str]:
+    """The lines before an OpenMetrics page's closing ``# EOF`` (only blank lines may follow it), else all.
+
+    The bulk path treats any ``# EOF`` as unusual; cutting the normal closing one off first lets
+    OpenMetrics pages take the bulk path too (it yields no timestamped samples, so no unit change).
+    """
+    end = len(lines)
+    while end and not lines[end - 1].strip(_BLANKS):
+        end -= 1
+    if end and lines[end - 1].strip(_BLANKS) == "# EOF":
+        return lines[: end - 1]
+    return lines
+
+
 def _parse_series(line: str) -> tuple[str, dict[str, str], int]:
     """Parse ``name{labels}`` at the start of ``line``; return name, labels and the index just past them."""
     m = _NAME_RE.match(line)
@@ -191,7 +205,7 @@ class TextParser:
         if len(self._comments) >= self._max:
             self._comments.clear()
         lines = text.split("\n")
-        page = self._parse_bulk(lines)
+        page = self._parse_bulk(_before_final_eof(lines))
         if page is None:
             page = self._parse_lines(lines)
         return page
