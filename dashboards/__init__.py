@@ -1,0 +1,1 @@
+"""llmobs Grafana dashboards as code: :mod:`dashboards.build` (generator), :mod:`dashboards.queries`."""
