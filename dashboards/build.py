@@ -196,7 +196,9 @@ def feedback(c: Config) -> Board:
                  unit="percentunit",
                  description="Negative share for requests above vs within the TTFT SLO, next to SLO misses."))
     b.row("Volume")
-    b.timeseries("Feedback events in window", Q(f"llmobs_feedback_window_events{{{sm}}}", legend), w=24)
+    (b.timeseries("Feedback events in window", Q(f"llmobs_feedback_window_events{{{sm}}}", legend))
+     .timeseries("Feedback coverage", Q(f"llmobs_feedback_coverage_ratio{{{sm}}}", legend),
+                 unit="percentunit", description="Feedback events per request served, over the window."))
     return b
 
 
