@@ -14,8 +14,6 @@ import random
 import sys
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
 WORDS = ("the model serves tokens cache block queue latency replica request prompt answer gpu node "
          "metrics scrape signal forecast scale prefix decode prefill batch memory user time first "
          "token endpoint cluster pod alert dashboard window rate histogram bucket quantile").split()
@@ -27,6 +25,8 @@ def corpus(lines: int = 4000, seed: int = 7) -> list[str]:
 
 
 def main(out: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # only in the vLLM venv
+
     out.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
