@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from llmobs.demo.replica import ReplicaSpec, SimulatedReplica
 from llmobs.demo.page import render_replica
+from llmobs.demo.replica import ReplicaSpec, SimulatedReplica
 from llmobs.sources.normalize import normalize
 from llmobs.sources.textformat import parse_text
 

@@ -43,7 +43,7 @@ async def running():
 
 
 async def test_metrics_endpoint_exports_the_contract(running) -> None:
-    exporter, base, _ = running
+    _, base, _ = running
     async with httpx.AsyncClient() as client:
         await asyncio.sleep(1.0)
         text = (await client.get(f"{base}/metrics")).text
@@ -73,7 +73,7 @@ async def test_openmetrics_negotiation(running) -> None:
 
 
 async def test_healthz_signals_json_and_status_page(running) -> None:
-    exporter, base, _ = running
+    _, base, _ = running
     async with httpx.AsyncClient() as client:
         health = await client.get(f"{base}/healthz")
         snapshot = (await client.get(f"{base}/api/v1/signals")).json()
@@ -89,7 +89,7 @@ async def test_healthz_signals_json_and_status_page(running) -> None:
 
 
 async def test_restart_of_a_replica_gives_no_negative_rate(running) -> None:
-    exporter, base, fleet_port = running
+    exporter, _, fleet_port = running
     async with httpx.AsyncClient() as client:
         await asyncio.sleep(1.0)
         r = await client.post(f"http://127.0.0.1:{fleet_port}/replicas/qwen2.5-coder-7b-0/restart")

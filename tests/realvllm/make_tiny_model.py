@@ -14,9 +14,12 @@ import random
 import sys
 from pathlib import Path
 
-WORDS = ("the model serves tokens cache block queue latency replica request prompt answer gpu node "
-         "metrics scrape signal forecast scale prefix decode prefill batch memory user time first "
-         "token endpoint cluster pod alert dashboard window rate histogram bucket quantile").split()
+WORDS = (
+    "the", "model", "serves", "tokens", "cache", "block", "queue", "latency", "replica", "request", "prompt",
+    "answer", "gpu", "node", "metrics", "scrape", "signal", "forecast", "scale", "prefix", "decode", "prefill",
+    "batch", "memory", "user", "time", "first", "token", "endpoint", "cluster", "pod", "alert", "dashboard",
+    "window", "rate", "histogram", "bucket", "quantile",
+)
 
 
 def corpus(lines: int = 4000, seed: int = 7) -> list[str]:

@@ -47,7 +47,8 @@ def render_status_page(holder: StateHolder) -> str:
             f"<tr><td>{html.escape(a.model)}</td><td>{html.escape(a.endpoint)}</td><td>{html.escape(a.node)}</td>"
             f"<td>{_fmt(s.kv_cache_utilization, ' %', 100, 1)}</td><td>{_fmt(s.requests_running, '', 1, 0)}</td>"
             f"<td>{_fmt(s.requests_waiting, '', 1, 0)}</td><td>{_fmt(s.request_rate)}</td>"
-            f"<td>{_fmt(s.ttft.quantiles.get(0.5), ' s', 1, 3)}</td><td>{_fmt(s.ttft.quantiles.get(0.99), ' s', 1, 3)}</td>"
+            f"<td>{_fmt(s.ttft.quantiles.get(0.5), ' s', 1, 3)}</td>"
+            f"<td>{_fmt(s.ttft.quantiles.get(0.99), ' s', 1, 3)}</td>"
             f"<td>{_fmt(s.itl.quantiles.get(0.5), ' ms', 1000, 1)}</td>"
             f"<td>{_fmt(s.e2e_latency.quantiles.get(0.99), ' s', 1, 2)}</td>"
             f"<td>{_fmt(s.prefix_cache_hit_ratio, ' %', 100, 1)}</td></tr>"
@@ -59,7 +60,8 @@ def render_status_page(holder: StateHolder) -> str:
 td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}th{{background:#f3f3f3}}
 tr.down td{{background:#fde2e2}}tr.up td:nth-child(2){{color:#137333;font-weight:600}}</style></head>
 <body><h1>llmobs</h1>
-<p>State from {age:.1f} s ago · window {state.window_seconds:g} s · cycle {_fmt(state.cycle_duration_seconds, ' ms', 1000, 0)} ·
+<p>State from {age:.1f} s ago · window {state.window_seconds:g} s ·
+cycle {_fmt(state.cycle_duration_seconds, ' ms', 1000, 0)} ·
 <a href="/metrics">/metrics</a> · <a href="/api/v1/signals">/api/v1/signals</a> · <a href="/healthz">/healthz</a></p>
 <h2>Targets ({len(state.targets)})</h2>
 <table id="targets"><tr><th>endpoint</th><th>status</th><th>scrape</th><th>failures</th><th>last error</th>
