@@ -356,3 +356,50 @@ def test_openmetrics_page_takes_bulk_path_and_matches_cold() -> None:
     late = text + "late_sample 1\n"
     assert norm(parser.parse(late)) == norm(parse_text(late))
     assert parser.parse(late).skipped == {"after_eof": 1}
+
+
+AFTER_VALUE = st.sampled_from(["", " ", "  1000", "\t", " #", "\r"])
+
+
+@st.composite
+def page_and_next_scrape(draw: st.DrawFn) -> tuple[str, str]:
+    """A page and the 'next scrape' of it: mostly new values, sometimes a line glued, cut or replaced."""
+    lines = draw(st.lists(LINES, max_size=20))
+    nxt = []
+    for line in lines:
+        head, sep, _tail = line.rpartition(" ")
+        how = draw(st.sampled_from(["value", "value", "value", "same", "glue", "other"]))
+        if how == "value" and sep:
+            line = f"{head} {draw(NUMBERS)}{draw(AFTER_VALUE)}"
+        elif how == "glue" and sep:
+            line = head + draw(NUMBERS)
+        elif how == "other":
+            line = draw(LINES)
+        nxt.append(line)
+    return "\n".join(lines), "\n".join(nxt)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(page_and_next_scrape())
+def test_next_scrape_equals_cold(pages: tuple[str, str]) -> None:
+    """After two scrapes of one page (which records its layout), the next scrape reads as a fresh parse."""
+    first, nxt = pages
+    parser = TextParser()
+    parser.parse(first)
+    parser.parse(first)
+    assert norm(parser.parse(nxt)) == norm(parse_text(nxt))
+    assert norm(parser.parse(first)) == norm(parse_text(first))
+
+
+def test_fixture_next_scrapes_take_layout_path() -> None:
+    text = read(FIXTURE)
+    parser = TextParser()
+    parser.parse(text)
+    parser.parse(text)
+    changed = text.replace(" 0.0\n", " 2.5\n")
+    assert parser._parse_same_layout(changed.split("\n")) is not None
+    assert norm(parser.parse(changed)) == norm(parse_text(changed))
+    glued = changed.replace("process_open_fds 34.0", "process_open_fds34.0")
+    assert parser._parse_same_layout(glued.split("\n")) is None
+    assert norm(parser.parse(glued)) == norm(parse_text(glued))
+    assert parser.parse(glued).skipped == {"malformed": 1}

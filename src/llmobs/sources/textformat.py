@@ -9,8 +9,8 @@ first bad line, so one garbled line loses the whole scrape. This parser
   ``bad_comment``, ``duplicate_meta`` for ``#`` lines; ``after_eof`` for any non-blank line after
   ``# EOF``), so the scraper can export *why* a page was partly unreadable;
 * is stateful per target (:class:`TextParser`): a target's page repeats the same series every scrape, so the
-  parse of each series' ``name{labels}`` text is cached and a warm line costs one ``rpartition``, one dict
-  lookup and one ``float()``;
+  parse of each series' ``name{labels}`` text is cached, and a warm page is read with ``map`` over C
+  functions rather than a Python loop per line (see :class:`TextParser` for the three paths);
 * returns flat samples (:class:`Sample`) plus the ``# TYPE`` / ``# HELP`` maps, and leaves family grouping
   and any ``_total`` / ``_created`` interpretation to the normalizer, which knows vLLM's naming history.
 
@@ -83,6 +83,7 @@ _rpartition = str.rpartition
 _first = itemgetter(0)
 _second = itemgetter(1)
 _third = itemgetter(2)
+_fourth = itemgetter(3)
 _consume = partial(deque, maxlen=0)  # run a map() for its side effects, in C
 
 
@@ -101,7 +102,7 @@ _TYPES = frozenset(
     {"counter", "gauge", "histogram", "summary", "untyped", "unknown", "gaugehistogram", "stateset", "info"}
 )
 _Identity = tuple[str, frozenset[tuple[str, str]]]
-_Entry = tuple[str, dict[str, str], _Identity]
+_Entry = tuple[str, dict[str, str], _Identity, str]  # name, labels, identity, series text
 # Series texts longer than this are parsed every time instead of cached, so a page with a few huge label
 # values cannot pin megabytes per cache entry.
 _MAX_CACHED_KEY = 4096
@@ -117,6 +118,38 @@ class _Skip(Exception):
 def _unescape(text: str) -> str:
     """Undo ``\\\\``, ``\\"`` and ``\\n``; other backslash sequences stay literal, as in Prometheus."""
     return _ESCAPE_RE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(0)), text)
+
+
+def _build(hits: list[_Entry], values: list[float]) -> list[Sample]:
+    """Samples for cached series and their values, built slot by slot in C loops (no timestamps).
+
+    The objects are frozen dataclasses; setting their slots through the member descriptors is what
+    ``__init__`` does, minus four Python-level ``object.__setattr__`` calls, and nothing else has seen
+    these objects yet.
+    """
+    n = len(hits)
+    samples = list(map(_new, repeat(Sample, n)))
+    _consume(map(_set_name, samples, map(_first, hits)))
+    _consume(map(_set_labels, samples, map(_second, hits)))
+    _consume(map(_set_value, samples, values))
+    _consume(map(_set_ts, samples, repeat(None, n)))
+    return samples
+
+
+@dataclass(slots=True)
+class _Layout:
+    """Where a page's lines were: per line the series text (``""`` for other lines), the lines that are
+    not cached samples (exact text) and what they produced."""
+
+    n_lines: int
+    prefixes: list[str]
+    miss_mask: list[bool]
+    hit_mask: list[bool]
+    hits: list[_Entry]
+    misses: tuple[str, ...]
+    types: dict[str, str]
+    helps: dict[str, str]
+    skipped: dict[str, int]
 
 
 def _before_final_eof(lines: list[str]) -> list[str]:
@@ -174,18 +207,28 @@ class TextParser:
     """Stateful per scrape target: caches the parse of each series' name+labels text across scrapes.
 
     A target's page repeats the same series every scrape, so after the first scrape nearly every line is
-    ``cache[text before the value]`` + ``float(value)``. The cache is bounded by ``max_cache_entries``: once
+    ``cache[text before the value]`` + ``float(value)``. ``parse`` tries, in order:
+
+    1. :meth:`_parse_same_layout` — same lines in the same places as the last page, only values differ
+       (a steady target): ``startswith`` per line, ``float`` per value, no hashing;
+    2. :meth:`_parse_bulk` — every sample line's series is cached: ``rpartition`` + lookup + ``float``,
+       all in C loops;
+    3. :meth:`_parse_lines` — the reference, line by line, for first scrapes and anything unusual
+       (new series, timestamps, exemplars, duplicates, bad values, text after ``# EOF``).
+
+    Paths 1 and 2 give up rather than guess, so all three give identical results (property-tested).
+    The series cache is bounded by ``max_cache_entries``: once
     full it takes no new entries, and it is cleared at the start of the next parse and refills from that
     page. A target's working set is stable, so that only happens when series churn (or when one page has
     more series than the bound; such a page then mostly parses cold, still correctly).
     Results are identical warm or cold; only speed differs. Not thread-safe: one parser per target.
     """
 
-    __slots__ = ("_comments", "_last_misses", "_max", "_series")
+    __slots__ = ("_comments", "_last_misses", "_layout", "_max", "_series")
 
     def __init__(self, max_cache_entries: int = 20_000) -> None:
         self._max = max(0, int(max_cache_entries))
-        # series text (`name{labels}` exactly as on the page) -> (name, labels, identity), where identity
+        # series text (`name{labels}` exactly as on the page) -> (name, labels, identity, text), where identity
         # is (name, frozenset of labels): differently written texts of one series (label order, `foo`
         # vs `foo{}`) share it, which is how duplicates are recognised. frozenset caches its hash.
         self._series: dict[str, _Entry] = {}
@@ -196,6 +239,7 @@ class TextParser:
         # garbage), with the types/helps/skipped they produced: a target repeats them every scrape, and
         # comparing them to the last page's is ten times cheaper than reading them again.
         self._last_misses: tuple[tuple[str, ...], dict[str, str], dict[str, str], dict[str, int]] | None = None
+        self._layout: _Layout | None = None  # the last bulk-parsed page's shape, see _parse_same_layout
 
     def parse(self, text: str) -> ParsedPage:
         """Parse one page; never raises for any ``str`` (bad lines are counted in ``skipped``)."""
@@ -205,10 +249,39 @@ class TextParser:
         if len(self._comments) >= self._max:
             self._comments.clear()
         lines = text.split("\n")
-        page = self._parse_bulk(_before_final_eof(lines))
+        body = _before_final_eof(lines)
+        page = self._parse_same_layout(body)
+        if page is None:
+            page = self._parse_bulk(body)
         if page is None:
             page = self._parse_lines(lines)
         return page
+
+    def _parse_same_layout(self, lines: list[str]) -> ParsedPage | None:
+        """The warmest path: the page has the last bulk-parsed page's layout, only values differ.
+
+        A steady target's page keeps its lines in place from one scrape to the next: same comments, same
+        series texts at the same line numbers. Checking that with ``str.startswith`` against the remembered
+        series texts skips splitting and hashing every line (the cache lookup hashes the whole text before
+        the value, which is most of the page). Gives up (None) on any difference, or on a value ``float()``
+        rejects. Result: exactly the line loop's, for the same reasons as :meth:`_parse_bulk` (a tail that
+        ``float()`` accepts after the text and a blank is one number), and no duplicates since the layout
+        had none.
+        """
+        lay = self._layout
+        if lay is None or len(lines) != lay.n_lines or not all(map(str.startswith, lines, lay.prefixes)):
+            return None
+        if lay.misses and tuple(compress(lines, lay.miss_mask)) != lay.misses:
+            return None
+        hits = lay.hits
+        tails = list(map(str.removeprefix, compress(lines, lay.hit_mask), map(_fourth, hits)))
+        if not all(map(str.startswith, tails, repeat(" ", len(tails)))):
+            return None
+        try:
+            values = list(map(float, tails))
+        except ValueError:
+            return None
+        return ParsedPage(_build(hits, values), dict(lay.types), dict(lay.helps), dict(lay.skipped))
 
     def _parse_bulk(self, lines: list[str]) -> ParsedPage | None:
         """The warm path for a page whose every sample line is ``<cached series text> <value>``.
@@ -224,8 +297,8 @@ class TextParser:
         parts = list(map(_rpartition, lines, repeat(" ", len(lines))))
         entries = list(map(self._series.get, map(_first, parts)))
         page = ParsedPage()
-        if None in entries:
-            misses = tuple(compress(lines, map(_is_none, entries)))
+        misses = tuple(compress(lines, map(_is_none, entries))) if None in entries else ()
+        if misses:
             last = self._last_misses
             if last is not None and last[0] == misses:
                 # Same metadata/blank/garbage lines as the last bulk-parsed page: same outcome.
@@ -240,16 +313,20 @@ class TextParser:
             values = list(map(float, map(_third, compress(parts, entries))))
         except ValueError:
             return None
-        n = len(hits)
-        if len(set(map(_third, hits))) != n:
+        if len(set(map(_third, hits))) != len(hits):
             return None
-        # Build the frozen Samples slot by slot, in C loops; nothing else has seen these objects yet.
-        samples = list(map(_new, repeat(Sample, n)))
-        _consume(map(_set_name, samples, map(_first, hits)))
-        _consume(map(_set_labels, samples, map(_second, hits)))
-        _consume(map(_set_value, samples, values))
-        _consume(map(_set_ts, samples, repeat(None, n)))
-        page.samples = samples
+        page.samples = _build(hits, values)
+        self._layout = _Layout(
+            n_lines=len(lines),
+            prefixes=["" if e is None else e[3] for e in entries],
+            miss_mask=[e is None for e in entries],
+            hit_mask=[e is not None for e in entries],
+            hits=hits,
+            misses=misses,
+            types=dict(page.types),
+            helps=dict(page.helps),
+            skipped=dict(page.skipped),
+        )
         return page
 
     def _parse_lines(self, lines: list[str]) -> ParsedPage:
@@ -325,7 +402,7 @@ class TextParser:
         key = line[:end]
         entry = series.get(key)
         if entry is None:
-            entry = (name, labels, (name, frozenset(labels.items())))
+            entry = (name, labels, (name, frozenset(labels.items())), key)
             if len(series) < self._max and len(key) <= _MAX_CACHED_KEY:
                 series[key] = entry
         rest = line[end:]
