@@ -1,0 +1,60 @@
+"""The metric names are a public contract: every family the exporter emits is documented, the README shows
+the current reference, and the README's configuration example is a valid config."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+
+from llmobs.config import config_from_mapping
+from llmobs.serving.collector import FleetCollector
+from llmobs.signals.derive import ModelEndpointTracker
+from llmobs.signals.types import Attribution
+from llmobs.sources.normalize import normalize
+from llmobs.sources.textformat import parse_text
+from llmobs.state import FleetState, StateHolder, TargetHealth
+from tests.conftest import REPO
+
+
+def exported_families(fixture_page: str) -> set[str]:
+    tracker = ModelEndpointTracker(Attribution("tiny", "e"), 60)
+    scrape = normalize(parse_text(fixture_page).samples, 0.0)
+    tracker.observe(scrape.models["tiny"], 0.0)
+    tracker.observe(scrape.models["tiny"], 5.0)
+    signals = tracker.signals()
+    assert signals is not None
+    holder = StateHolder()
+    health = TargetHealth("e", "http://e/metrics", False, 0.0, 0.1, "boom", "timeout", 1, {"timeout": 1},
+                          skipped_lines={"malformed": 1}, missing_series=("ttft",), last_success_time=1.0)
+    holder.publish(FleetState(time=0.0, signals=(signals,), targets=(health,)))
+    registry = CollectorRegistry()
+    registry.register(FleetCollector(holder))
+    text = generate_latest(registry).decode()
+    return set(re.findall(r"^# TYPE (\S+) ", text, flags=re.M))
+
+
+def test_every_exported_family_is_documented(fixture_page: str) -> None:
+    documented = (REPO / "docs" / "metrics.md").read_text()
+    missing = [f for f in sorted(exported_families(fixture_page))
+               if f"`{f}" not in documented and f"`{f.removesuffix('_total')}" not in documented]
+    assert not missing, f"undocumented metric families: {missing}"
+
+
+def test_readme_metric_reference_is_current() -> None:
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "sync_readme.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_readme_has_exactly_two_setup_commands_and_valid_config_example() -> None:
+    readme = (REPO / "README.md").read_text()
+    setup = readme.split("## Set up", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"^make \w+", setup, flags=re.M)
+    assert commands == ["make run", "make test"]
+    example = readme.split("### Configuration reference", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    cfg = config_from_mapping(yaml.safe_load(example))
+    assert cfg.build_targets()[0].node == "gpu-node-a"
