@@ -4,8 +4,9 @@ Why this shape: a scraper reuses one ``TextParser`` per target, and between two 
 keeps its series but (under load) changes its values. So the headline figure parses a cycle of page
 variants in which *every* sample value differs from the previous page — the worst case for llmobs'
 caches — and prometheus_client parses the same cycle (its generator fully consumed, every sample
-touched). Also printed, for honesty: the same-page-repeated figure (an idle target) and the cold
-figure (a fresh parser per page, i.e. a target's first scrape).
+touched). Also printed, for honesty: pages whose lines move every scrape (values changing too), which
+defeats llmobs' same-layout shortcut; the same page repeated (an idle target); and the cold figure (a
+fresh parser per page, i.e. a target's first scrape).
 
 Each figure is the best of several rounds (the least disturbed by other processes on the machine); the
 median is printed beside it. The last line is ``ratio: X`` with X = llmobs warm pages/s (values
@@ -88,11 +89,18 @@ def main() -> None:
         warm.parse(text)
     same = TextParser()
     same.parse(page)
+    # Lines move every scrape (k blank lines on top of variant k): defeats the same-layout path, so this
+    # measures the next path down (cache lookups per line), as after a target grows a new series.
+    shifted = ["\n" * k + text for k, text in enumerate(pages)]
+    moving = TextParser()
+    for text in shifted:
+        moving.parse(text)
 
     fast_n = args.pages * 10
     contenders: dict[str, tuple[Callable[[str], object], list[str], int]] = {
         "prometheus_client": (consume_prometheus_client, pages, args.pages),
         "llmobs warm, values changing": (warm.parse, pages, fast_n),
+        "llmobs warm, lines moving": (moving.parse, shifted, fast_n),
         "llmobs warm, same page": (same.parse, [page], fast_n),
         "llmobs cold (fresh parser)": (parse_text, pages, args.pages * 2),
     }

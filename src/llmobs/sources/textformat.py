@@ -42,7 +42,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, repeat
-from operator import itemgetter
+from operator import is_, is_not, itemgetter
 
 __all__ = ["ParsedPage", "Sample", "TextParser", "parse_text"]
 
@@ -85,10 +85,6 @@ _second = itemgetter(1)
 _third = itemgetter(2)
 _fourth = itemgetter(3)
 _consume = partial(deque, maxlen=0)  # run a map() for its side effects, in C
-
-
-def _is_none(x: object) -> bool:
-    return x is None
 
 
 _BLANKS = " \t\r"
@@ -138,18 +134,18 @@ def _build(hits: list[_Entry], values: list[float]) -> list[Sample]:
 
 @dataclass(slots=True)
 class _Layout:
-    """Where a page's lines were: per line the series text (``""`` for other lines), the lines that are
-    not cached samples (exact text) and what they produced."""
+    """Where a page's lines were: per line its cache entry (None for non-sample lines), the non-sample
+    lines' exact text and what they produced; masks and prefixes are derived on first use."""
 
-    n_lines: int
-    prefixes: list[str]
-    miss_mask: list[bool]
-    hit_mask: list[bool]
+    entries: list[_Entry | None]
     hits: list[_Entry]
     misses: tuple[str, ...]
     types: dict[str, str]
     helps: dict[str, str]
     skipped: dict[str, int]
+    prefixes: list[str] | None = None  # per line: its series text, or "" (always a prefix)
+    miss_mask: list[bool] = field(default_factory=list)
+    hit_mask: list[bool] = field(default_factory=list)
 
 
 def _before_final_eof(lines: list[str]) -> list[str]:
@@ -269,7 +265,13 @@ class TextParser:
         had none.
         """
         lay = self._layout
-        if lay is None or len(lines) != lay.n_lines or not all(map(str.startswith, lines, lay.prefixes)):
+        if lay is None or len(lines) != len(lay.entries):
+            return None
+        if lay.prefixes is None:  # built on first use: a layout that changes every scrape never pays for it
+            lay.prefixes = ["" if e is None else e[3] for e in lay.entries]
+            lay.miss_mask = list(map(is_, lay.entries, repeat(None)))
+            lay.hit_mask = list(map(is_not, lay.entries, repeat(None)))
+        if not all(map(str.startswith, lines, lay.prefixes)):
             return None
         if lay.misses and tuple(compress(lines, lay.miss_mask)) != lay.misses:
             return None
@@ -297,16 +299,15 @@ class TextParser:
         parts = list(map(_rpartition, lines, repeat(" ", len(lines))))
         entries = list(map(self._series.get, map(_first, parts)))
         page = ParsedPage()
-        misses = tuple(compress(lines, map(_is_none, entries))) if None in entries else ()
+        misses = tuple(compress(lines, map(is_, entries, repeat(None)))) if None in entries else ()
         if misses:
             last = self._last_misses
             if last is not None and last[0] == misses:
                 # Same metadata/blank/garbage lines as the last bulk-parsed page: same outcome.
                 page.types, page.helps, page.skipped = dict(last[1]), dict(last[2]), dict(last[3])
             else:
-                for line in misses:
-                    if self._cold_counted(line, page, set(), []) or page.samples:
-                        return None
+                if not self._read_misses(misses, page):
+                    return None
                 self._last_misses = (misses, dict(page.types), dict(page.helps), dict(page.skipped))
         hits: list[_Entry] = list(filter(None, entries))
         try:
@@ -316,18 +317,29 @@ class TextParser:
         if len(set(map(_third, hits))) != len(hits):
             return None
         page.samples = _build(hits, values)
-        self._layout = _Layout(
-            n_lines=len(lines),
-            prefixes=["" if e is None else e[3] for e in entries],
-            miss_mask=[e is None for e in entries],
-            hit_mask=[e is not None for e in entries],
-            hits=hits,
-            misses=misses,
-            types=dict(page.types),
-            helps=dict(page.helps),
-            skipped=dict(page.skipped),
-        )
+        self._layout = _Layout(entries, hits, misses, dict(page.types), dict(page.helps), dict(page.skipped))
         return page
+
+    def _read_misses(self, misses: tuple[str, ...], page: ParsedPage) -> bool:
+        """Apply a warm page's non-sample lines in order; False if one is ``# EOF`` or yields a sample.
+
+        Known HELP/TYPE lines (a third of a vLLM page) are applied straight from the comment cache; a
+        cache key is a stripped line, so a line found there reads exactly as :meth:`_comment` would.
+        """
+        comments_get = self._comments.get
+        types, helps, skipped = page.types, page.helps, page.skipped
+        for line in misses:
+            meta = comments_get(line)
+            if meta is not None and meta[0]:
+                kind, family, text = meta
+                target = types if kind == "TYPE" else helps
+                if family in target:
+                    skipped["duplicate_meta"] = skipped.get("duplicate_meta", 0) + 1
+                else:
+                    target[family] = text
+            elif line and (self._cold_counted(line, page, set(), []) or page.samples):
+                return False
+        return True
 
     def _parse_lines(self, lines: list[str]) -> ParsedPage:
         """Parse line by line: the reference semantics, and the path for anything unusual."""
