@@ -51,9 +51,20 @@ async def test_batch_is_stored_and_stars_normalise(client: httpx.AsyncClient, co
     resp = await client.post(URL, json=body, headers={"Authorization": "Bearer tok-s2"})
     assert resp.json() == {"accepted": 5, "duplicates": 0}
     assert [(r[2], r[3]) for r in rows(config)] == [
-        ("negative", 1), ("negative", 2), ("neutral", 3), ("positive", 4), ("positive", 5),
+        ("negative", 1),
+        ("negative", 2),
+        ("neutral", 3),
+        ("positive", 4),
+        ("positive", 5),
     ]
     assert {r[0] for r in rows(config)} == {"search"}
+
+
+async def test_integral_float_rating_is_an_integer(client: httpx.AsyncClient, config: FeedbackConfig) -> None:
+    """JSON Schema (and JSON) treat 5.0 as the integer 5; schemathesis found we must too."""
+    resp = await client.post(URL, json=event(scale="stars", rating=5.0), headers=CHAT)
+    assert resp.status_code == 200
+    assert rows(config) == [("chat", "r1", "positive", 5)]
 
 
 async def test_replay_is_acknowledged_and_not_double_counted(
@@ -129,7 +140,8 @@ async def test_unauthenticated_requests_are_refused_before_the_body_is_read(clie
         (b'"event"', "validation", "body"),
         (json.dumps(event(rating=True)).encode(), "validation", "rating"),
         (json.dumps(event(rating="1")).encode(), "validation", "rating"),
-        (json.dumps(event(rating=1.0)).encode(), "validation", "rating"),
+        (json.dumps(event(rating=1.5)).encode(), "validation", "rating"),
+        (json.dumps(event(scale="stars", rating=True)).encode(), "validation", "rating"),
         (json.dumps(event(rating=0)).encode(), "validation", "rating"),
         (json.dumps(event(rating=2)).encode(), "validation", "rating"),
         (json.dumps(event(scale="stars", rating=6)).encode(), "validation", "rating"),
@@ -282,9 +294,7 @@ async def test_unknown_model_is_accepted_but_labelled_other(make_config, clock: 
     conn.close()
 
 
-async def test_store_failure_is_503_and_nothing_acknowledged(
-    client: httpx.AsyncClient, store: FeedbackStore
-) -> None:
+async def test_store_failure_is_503_and_nothing_acknowledged(client: httpx.AsyncClient, store: FeedbackStore) -> None:
     store.close()
     resp = await client.post(URL, json=event(), headers=CHAT)
     assert resp.status_code == 503

@@ -23,8 +23,9 @@ def setup(config: FeedbackConfig, clock: Clock, served=None) -> tuple[FeedbackSt
     return stats, registry
 
 
-def ob(model: str = "m", app: str = "chat", label: str = "positive", at: float = 0.0,
-       ttft_ms: float | None = None) -> Observation:
+def ob(
+    model: str = "m", app: str = "chat", label: str = "positive", at: float = 0.0, ttft_ms: float | None = None
+) -> Observation:
     return Observation(model, app, label, ttft_ms, at)
 
 
@@ -42,8 +43,11 @@ def test_model_label_budget(make_config, clock: Clock) -> None:
     stats, reg = setup(config, clock)
     stats.record([ob(model=f"model-{i}", at=clock.now) for i in range(5)])
     text = generate_latest(reg).decode()
-    models = {line.split('model="')[1].split('"')[0] for line in text.splitlines()
-              if line.startswith("llmobs_feedback_total{")}
+    models = {
+        line.split('model="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("llmobs_feedback_total{")
+    }
     assert models == {"model-0", "model-1", "other"}
     assert value(reg, "llmobs_feedback_total", model="other", app="chat", rating="positive") == 3
 
@@ -68,12 +72,18 @@ def test_negative_ratio_split_by_client_ttft(config: FeedbackConfig, clock: Cloc
     """SLO 1 s: 1000 ms is at the SLO (below_slo), 1000.1 ms above; events without TTFT are in neither."""
     stats, reg = setup(config, clock)
     t = clock.now
-    stats.record([
-        ob(label="negative", at=t, ttft_ms=3000.0), ob(label="negative", at=t, ttft_ms=1000.1),
-        ob(at=t, ttft_ms=2500.0), ob(label="negative", at=t, ttft_ms=1000.0),
-        ob(at=t, ttft_ms=200.0), ob(at=t, ttft_ms=300.0), ob(at=t, ttft_ms=10.0),
-        ob(label="negative", at=t),
-    ])
+    stats.record(
+        [
+            ob(label="negative", at=t, ttft_ms=3000.0),
+            ob(label="negative", at=t, ttft_ms=1000.1),
+            ob(at=t, ttft_ms=2500.0),
+            ob(label="negative", at=t, ttft_ms=1000.0),
+            ob(at=t, ttft_ms=200.0),
+            ob(at=t, ttft_ms=300.0),
+            ob(at=t, ttft_ms=10.0),
+            ob(label="negative", at=t),
+        ]
+    )
     assert value(reg, "llmobs_feedback_negative_ratio_by_ttft", model="m", ttft="above_slo") == pytest.approx(2 / 3)
     assert value(reg, "llmobs_feedback_negative_ratio_by_ttft", model="m", ttft="below_slo") == pytest.approx(1 / 4)
     assert value(reg, "llmobs_feedback_negative_ratio", model="m") == pytest.approx(4 / 8)
@@ -130,8 +140,12 @@ def test_names_documented_in_metric_contract(config: FeedbackConfig, clock: Cloc
     doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
     names = {m.name for m in reg.collect()}
     for name in names:
-        exported = name + "_total" if name in {"llmobs_feedback", "llmobs_feedback_rejected",
-                                                "llmobs_feedback_pruned", "llmobs_feedback_replays"} else name
+        exported = (
+            name + "_total"
+            if name
+            in {"llmobs_feedback", "llmobs_feedback_rejected", "llmobs_feedback_pruned", "llmobs_feedback_replays"}
+            else name
+        )
         assert f"`{exported}" in doc, exported
 
 

@@ -13,12 +13,31 @@ from llmobs.feedback import FeedbackConfig, FeedbackStore
 from llmobs.feedback.models import StoredEvent
 
 
-def stored(rid: str, *, app: str = "chat", model: str = "m", label: str = "positive", at: float = 0.0,
-           ttft_ms: float | None = None) -> StoredEvent:
+def stored(
+    rid: str,
+    *,
+    app: str = "chat",
+    model: str = "m",
+    label: str = "positive",
+    at: float = 0.0,
+    ttft_ms: float | None = None,
+) -> StoredEvent:
     rating = {"positive": 1, "negative": -1}.get(label, 0)
-    return StoredEvent(app=app, request_id=rid, model=model, endpoint=None, rating=rating, scale="thumbs",
-                       label=label, score=1.0, categories=None, ttft_ms=ttft_ms, e2e_ms=None,
-                       client_ts=None, received_at=at)
+    return StoredEvent(
+        app=app,
+        request_id=rid,
+        model=model,
+        endpoint=None,
+        rating=rating,
+        scale="thumbs",
+        label=label,
+        score=1.0,
+        categories=None,
+        ttft_ms=ttft_ms,
+        e2e_ms=None,
+        client_ts=None,
+        received_at=at,
+    )
 
 
 def test_concurrent_submissions_share_commits_and_all_land(store: FeedbackStore, config: FeedbackConfig) -> None:
@@ -101,8 +120,12 @@ def test_disk_cap_drops_oldest_and_keeps_file_under_cap(make_config, clock: Cloc
 
 def test_window_rebuilt_from_disk_after_restart(config: FeedbackConfig, clock: Clock) -> None:
     store = open_store(config, clock)
-    store.submit([stored("a", label="negative", at=clock.now, ttft_ms=5000.0),
-                  stored("b", at=clock.now - config.window_seconds - 60)]).result()
+    store.submit(
+        [
+            stored("a", label="negative", at=clock.now, ttft_ms=5000.0),
+            stored("b", at=clock.now - config.window_seconds - 60),
+        ]
+    ).result()
     store.close()
     store = open_store(config, clock)
     try:

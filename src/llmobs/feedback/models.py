@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -30,7 +30,17 @@ RatingLabel = Literal["positive", "neutral", "negative"]
 _Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
 _Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 _Category = Annotated[StrictStr, Field(min_length=1, max_length=64)]
-_Millis = Annotated[StrictFloat | StrictInt, Field(ge=0, le=86_400_000)]
+
+
+def _number(value: object) -> object:
+    """A JSON number and nothing else: lax float parsing would take `true` and `"12.5"`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a number")
+    return value
+
+
+_Millis = Annotated[float, Field(ge=0, le=86_400_000), BeforeValidator(_number)]
+_UnixSeconds = Annotated[float, Field(ge=0), BeforeValidator(_number)]
 
 
 def _thumb(value: int) -> int:
@@ -40,8 +50,17 @@ def _thumb(value: int) -> int:
     return value
 
 
-_Thumb = Annotated[StrictInt, AfterValidator(_thumb), WithJsonSchema({"type": "integer", "enum": [-1, 1]})]
-_Star = Annotated[StrictInt, Field(ge=1, le=5)]
+def _integral(value: object) -> object:
+    """JSON Schema's `integer` includes 5.0 (the same JSON number as 5), so accept integral floats;
+    `true`, `"5"` and 4.5 still fail the strict integer check that follows."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_Int = Annotated[StrictInt, BeforeValidator(_integral)]
+_Thumb = Annotated[_Int, AfterValidator(_thumb), WithJsonSchema({"type": "integer", "enum": [-1, 1]})]
+_Star = Annotated[StrictInt, Field(ge=1, le=5), BeforeValidator(_integral)]
 
 
 class _EventBase(BaseModel):
@@ -62,7 +81,7 @@ class _EventBase(BaseModel):
     )
     ttft_ms: _Millis | None = Field(default=None, description="Client-observed time to first token, ms.")
     e2e_ms: _Millis | None = Field(default=None, description="Client-observed end-to-end latency, ms.")
-    timestamp: Annotated[StrictFloat | StrictInt, Field(ge=0)] | None = Field(
+    timestamp: _UnixSeconds | None = Field(
         default=None,
         description="Unix seconds when the user gave the rating. Must be no more than "
         "`max_future_skew_seconds` (default 300) ahead of the server clock nor older than retention.",

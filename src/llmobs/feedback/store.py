@@ -266,15 +266,17 @@ class FeedbackStore:
             for job in jobs:
                 job.future.set_exception(exc)
             return
+        # Publish before acknowledging: a client that got its 200 and then scrapes must see its event.
         self.stats.record(Observation(e.model, e.app, e.label, e.ttft_ms, e.received_at) for e in new)
         self.stats.add_replays(sum(r.duplicates for r in results))
+        self._events += len(new)
+        self._refresh_size(conn)
         for job, result in zip(jobs, results, strict=True):
             job.future.set_result(result)
         if self._used_bytes(conn) > self._max_bytes:
             with contextlib.suppress(sqlite3.Error):
                 self._enforce_cap(conn)
-        self._events += len(new)
-        self._refresh_size(conn)
+            self._refresh_size(conn)
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         """Bytes in live pages (free pages excluded) plus the WAL: what the disk cap limits."""
