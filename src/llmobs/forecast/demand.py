@@ -71,11 +71,13 @@ class DemandSeries:
         """Rows [start, stop) as a new series (for tests and tuning/test splits)."""
         return DemandSeries(self.frame.iloc[start:stop], self.step_seconds, self.source, self.notes)
 
-    def resample(self, step_seconds: float) -> DemandSeries:
-        """Re-grid to a coarser step (means of rates) or a finer one (each value held).
+    def resample(self, step_seconds: float, finer: str = "hold") -> DemandSeries:
+        """Re-grid to a coarser step (means of rates) or a finer one.
 
-        A coarser bucket is a gap only if all its rows are gaps; a finer grid repeats the rate of the
-        window it falls in, which is what a rate over that window says and no more.
+        A coarser bucket is a gap only if all its rows are gaps. On a finer grid `hold` repeats the
+        rate of the window it falls in (what a rate over that window says and no more); `linear`
+        interpolates between window centres (smoother, as real traffic is; an assumption, stated in
+        the notes).
         """
         if step_seconds == self.step_seconds:
             return self
@@ -86,8 +88,24 @@ class DemandSeries:
         else:
             end = self.frame.index[-1] + pd.Timedelta(seconds=self.step_seconds) - rule
             idx = pd.date_range(self.frame.index[0], end, freq=rule)
-            frame = self.frame.reindex(idx, method="ffill")
-            note = f"resampled {self.step_seconds:g}s → {step_seconds:g}s (each window's rate held)"
+            if finer == "linear":
+                half = pd.Timedelta(seconds=self.step_seconds / 2)
+                centres = self.frame.copy()
+                centres.index = centres.index + half
+                mid = idx + rule / 2
+                frame = centres.reindex(centres.index.union(mid)).interpolate(
+                    method="time", limit_area="inside"
+                ).reindex(mid).bfill().ffill()
+                frame.index = idx
+                # Interpolation must not invent data inside gaps: keep them as gaps.
+                gaps = self.frame.reindex(idx, method="ffill").isna()
+                frame = frame.mask(gaps)
+                note = f"resampled {self.step_seconds:g}s → {step_seconds:g}s (linear between window centres)"
+            elif finer == "hold":
+                frame = self.frame.reindex(idx, method="ffill")
+                note = f"resampled {self.step_seconds:g}s → {step_seconds:g}s (each window's rate held)"
+            else:
+                raise ForecastInputError(f"unknown resampling {finer!r}; use hold or linear")
         return DemandSeries(frame, step_seconds, self.source, (*self.notes, note))
 
 

@@ -17,7 +17,6 @@ targets or scored. Zero windows are real zeros.
 from __future__ import annotations
 
 import math
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -111,7 +110,7 @@ class SeasonalNaive(Forecaster):
 
 
 class Arima(Forecaster):
-    """ARIMA(p, 1, 0) on log1p(demand), fitted by statsmodels — the model class NVIDIA Dynamo's planner
+    """ARIMA(p, 1, 0) on log1p(demand), fitted with statsmodels — the model class NVIDIA Dynamo's planner
     uses by default. With q = 0 the fitted model forecasts from the last p + 1 points, so many origins
     are predicted by a vectorized recursion instead of one Kalman filter run per origin."""
 
@@ -126,24 +125,19 @@ class Arima(Forecaster):
         return max(30, 4 * self.p + horizon)
 
     def fit(self, y: np.ndarray, index: pd.DatetimeIndex, horizon: int, step_seconds: float) -> None:
-        from statsmodels.tools.sm_exceptions import ConvergenceWarning
-        from statsmodels.tsa.arima.model import ARIMA
+        from statsmodels.tsa.ar_model import AutoReg
 
-        z = np.log1p(np.clip(y[-self.max_train :], 0, None))
-        dz = np.diff(z)
-        if np.nanstd(dz) == 0 or np.isnan(dz).all():
+        z = np.log1p(np.clip(ffill(y[-self.max_train :]), 0, None))
+        dz = np.diff(z[~np.isnan(z)])
+        if dz.size < 3 * self.p + 2 or np.std(dz) == 0:
             self._phi, self._const = np.zeros(self.p), 0.0
             return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = ARIMA(dz, order=(self.p, 0, 0), trend="c").fit()
-        params = dict(zip(res.model.param_names, np.asarray(res.params), strict=True))
-        phi = np.array([params.get(f"ar.L{i + 1}", 0.0) for i in range(self.p)])
-        mean = params.get("const", 0.0)
-        self._phi = phi
-        self._const = mean * (1 - phi.sum())  # statsmodels' const is the process mean
+        # Conditional least squares on the differences: ARIMA(p, 1, 0) in milliseconds, so a backtest
+        # can refit it often. (Exact MLE via statsmodels' ARIMA gives nearly the same φ, 100× slower.)
+        res = AutoReg(dz, lags=self.p, trend="c").fit()
+        params = np.asarray(res.params)
+        self._const = float(params[0])
+        self._phi = params[1 : self.p + 1].astype(float)
 
     def predict(
         self, y: np.ndarray, index: pd.DatetimeIndex, origins: np.ndarray, horizon: int, step_seconds: float
@@ -206,7 +200,7 @@ class LlmobsModel(Forecaster):
 
     name = "llmobs_gbm"
 
-    def __init__(self, max_train: int = 4032, max_iter: int = 150) -> None:
+    def __init__(self, max_train: int = 4032, max_iter: int = 100) -> None:
         self.max_train = max_train
         self.max_iter = max_iter
         self._model: object | None = None

@@ -1,0 +1,258 @@
+"""`llmobs capacity`, `llmobs forecast backtest` and `llmobs simulate`, as typer commands.
+
+`register(app)` adds them to the main `llmobs` app (owned by `llmobs.cli`). Every bad input surfaces
+as a `ForecastInputError`, printed as one `error: …` line with exit code 2 — never a traceback.
+Plots use matplotlib's Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from llmobs.forecast.errors import ForecastInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _one_line_errors(fn: F) -> F:
+    """Turn a `ForecastInputError` into `error: <message>` and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ForecastInputError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+@_one_line_errors
+def capacity(
+    model_config: Annotated[Path | None, typer.Option(help="Hugging Face config.json of the model")] = None,
+    gpu_memory_gib: Annotated[float | None, typer.Option(help="memory of one GPU, GiB")] = None,
+    context: Annotated[int, typer.Option(help="context length per sequence, tokens")] = 8192,
+    gpu: Annotated[str | None, typer.Option(help="GPU name from the table (sets memory and $/h)")] = None,
+    gpu_table: Annotated[Path | None, typer.Option(help="YAML GPU table replacing the bundled one")] = None,
+    usd_per_hour: Annotated[float | None, typer.Option(help="price of one GPU per hour (overrides table)")] = None,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM --gpu-memory-utilization")] = 0.9,
+    kv_cache_dtype: Annotated[str, typer.Option(help="auto (model dtype), fp8, ...")] = "auto",
+    weights_gib: Annotated[float | None, typer.Option(help="weight size, GiB (default: estimated)")] = None,
+    params_b: Annotated[float | None, typer.Option(help="parameters, billions (instead of weights-gib)")] = None,
+    tensor_parallel_size: Annotated[int, typer.Option("--tp", help="tensor-parallel size")] = 1,
+    block_size: Annotated[int, typer.Option(help="KV block size, tokens")] = 16,
+    activation_reserve_gib: Annotated[float, typer.Option(help="per-GPU reserve for activations")] = 1.0,
+    metrics_page: Annotated[
+        Path | None, typer.Option(help="a saved /metrics page: use its vllm:cache_config_info instead")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """How many tokens and concurrent sequences one replica's KV cache holds."""
+    from llmobs.forecast.capacity import (
+        capacity_from_cache_config_info,
+        estimate_capacity,
+        load_gpu_table,
+        load_model_config,
+        lookup_gpu,
+        parse_cache_config_info,
+    )
+
+    if metrics_page is not None:
+        try:
+            page = metrics_page.read_text()
+        except OSError as exc:
+            raise ForecastInputError(f"cannot read {metrics_page}: {exc.strerror or exc}") from exc
+        cap = capacity_from_cache_config_info(parse_cache_config_info(page), context)
+    else:
+        if model_config is None:
+            raise ForecastInputError("give --model-config PATH (or --metrics-page FILE)")
+        price = usd_per_hour
+        name = ""
+        if gpu is not None:
+            g = lookup_gpu(gpu, load_gpu_table(gpu_table))
+            name = g.name
+            gpu_memory_gib = gpu_memory_gib or g.memory_gib
+            price = price if price is not None else g.usd_per_hour
+        if gpu_memory_gib is None:
+            raise ForecastInputError("give --gpu-memory-gib GIB or --gpu NAME")
+        cap = estimate_capacity(
+            load_model_config(model_config),
+            gpu_memory_gib=gpu_memory_gib,
+            context_tokens=context,
+            gpu_memory_utilization=gpu_memory_utilization,
+            kv_cache_dtype=kv_cache_dtype,
+            weights_gib=weights_gib,
+            params_billion=params_b,
+            tensor_parallel_size=tensor_parallel_size,
+            block_size=block_size,
+            activation_reserve_gib=activation_reserve_gib,
+            gpu_name=name,
+            usd_per_hour=price,
+        )
+    d = cap.to_dict()
+    if as_json:
+        print(json.dumps(d, indent=2, default=float))
+        return
+    t = Table(title=f"KV capacity ({cap.source})", show_header=False)
+    t.add_row("KV bytes per token", f"{cap.kv_bytes_per_token:,} ({cap.kv_bytes_per_token / 1024:.1f} KiB)")
+    t.add_row("KV cache", f"{_fmt(cap.kv_cache_gib, 2)} GiB, {cap.num_blocks:,} blocks × {cap.block_size}")
+    t.add_row("KV tokens that fit", f"{cap.kv_tokens:,}")
+    t.add_row(f"max concurrent sequences at {cap.context_tokens:,} tokens", f"{cap.max_concurrent_sequences:,}")
+    t.add_row("weights", f"{_fmt(cap.weights_gib, 2)} GiB")
+    if cap.usd_per_hour is not None:
+        t.add_row("$/h (replica)", f"{cap.usd_per_hour:.2f}")
+    for note in cap.notes:
+        t.add_row("note", note)
+    console.print(t)
+
+
+def _plot_backtest(result: Any, horizon: int, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = result.paths[(result.best, horizon)]
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=80)
+    ax.plot(path.target_index, path.actual, lw=0.8, color="black", label="actual")
+    ax.plot(path.target_index, path.point, lw=0.8, color="tab:blue", label=f"{result.best} forecast")
+    ax.fill_between(path.target_index, path.point, path.upper, color="tab:blue", alpha=0.2,
+                    label=f"up to q{result.quantile:g}")
+    ax.set_ylabel("requests/s")
+    ax.set_title(f"{result.source}: {horizon}-step-ahead forecast ({horizon * result.step_seconds:g}s)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+@_one_line_errors
+def backtest_cmd(
+    trace: Annotated[Path, typer.Option(help="trace CSV (formats in data/traces/README.md)")],
+    step: Annotated[str, typer.Option(help="bucket size, e.g. 10s, 1m, 10m (default: trace's own)")] = "",
+    horizon: Annotated[str, typer.Option(help="forecast horizon, e.g. the cold start: 5m")] = "",
+    quantile: Annotated[float, typer.Option(help="upper quantile of the band")] = 0.9,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of actual vs forecast with the band")] = None,
+) -> None:
+    """Rolling-origin backtest of every forecaster at one step and at the horizon."""
+    from llmobs.forecast.backtest import backtest
+    from llmobs.forecast.demand import parse_duration, read_trace
+
+    series = read_trace(trace, parse_duration(step) if step else None)
+    h = max(1, math.ceil(parse_duration(horizon) / series.step_seconds - 1e-9)) if horizon else 1
+    result = backtest(series, sorted({1, h}), quantile=quantile)
+    if plot is not None:
+        _plot_backtest(result, h, plot)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, default=float))
+        return
+    t = Table(title=f"backtest {result.source}: {result.n_points} steps of {result.step_seconds:g}s, "
+              f"scored from step {result.eval_start}")
+    for col in ("forecaster", "horizon", "WAPE", "MAPE", f"pinball q{quantile:g} / mean", "coverage", "n"):
+        t.add_column(col)
+    for s in result.scores:
+        mark = " *" if s.forecaster == result.best and s.horizon_steps == h else ""
+        t.add_row(s.forecaster + mark, f"{s.horizon_steps * result.step_seconds:g}s", _fmt(s.wape),
+                  _fmt(s.mape), _fmt(s.pinball_scaled), _fmt(s.coverage), str(s.n))
+    console.print(t)
+    console.print(f"best at {h * result.step_seconds:g}s: {result.best}")
+    for name, why in result.skipped.items():
+        console.print(f"skipped {name}: {why}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
+def _plot_replay(results: list[Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=80)
+    r0 = results[0]
+    ax.plot(r0.index, r0.demand, lw=0.8, color="black", label="demand")
+    for r in results:
+        ax.step(r.index, r.ready_capacity, where="post", lw=0.9, label=f"{r.policy} ready capacity")
+    ax.set_ylabel("requests/s")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+@_one_line_errors
+def simulate(
+    trace: Annotated[Path, typer.Option(help="trace CSV")],
+    capacity_per_replica: Annotated[float, typer.Option(help="requests/s one replica serves within SLO")],
+    policy: Annotated[str, typer.Option(help="reactive | predictive | hybrid")] = "reactive",
+    cold_start: Annotated[str, typer.Option(help="time from scale-up to ready, e.g. 5m")] = "5m",
+    step: Annotated[str, typer.Option(help="bucket size (default: 10s for request traces, 60s for rates)")] = "",
+    utilization: Annotated[float, typer.Option(help="target utilization (headroom) per replica")] = 0.8,
+    polling_interval: Annotated[str, typer.Option(help="HPA sync / KEDA polling interval")] = "15s",
+    forecaster: Annotated[str, typer.Option(help="forecaster for predictive/hybrid")] = "llmobs_gbm",
+    min_replicas: Annotated[int, typer.Option()] = 1,
+    max_replicas: Annotated[int, typer.Option()] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of demand vs ready capacity")] = None,
+) -> None:
+    """Replay a trace against an autoscaling policy; report under-provisioned and replica minutes."""
+    from llmobs.forecast.demand import parse_duration, read_trace
+    from llmobs.forecast.forecasters import make_forecaster
+    from llmobs.forecast.replay import POLICIES, HpaConfig, ReplayConfig, forecast_path, replay
+
+    if policy not in POLICIES:
+        raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    series = read_trace(trace)
+    default_step = 60.0 if series.step_seconds >= 60 else 10.0
+    step_s = parse_duration(step) if step else default_step
+    # finer than the file's windows (ServeGen): interpolate; otherwise re-bucket the requests
+    series = series.resample(step_s, "linear") if step_s < series.step_seconds else read_trace(trace, step_s)
+    hpa = HpaConfig(polling_interval_s=parse_duration(polling_interval), min_replicas=min_replicas,
+                    max_replicas=max_replicas)
+    cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=parse_duration(cold_start), hpa=hpa)
+    upper = None
+    if policy != "reactive":
+        h = math.ceil(cfg.cold_start_s / series.step_seconds - 1e-9) + 1
+        _, upper = forecast_path(series, make_forecaster(forecaster), h)
+    result = replay(series, policy, cfg, utilization=utilization, forecast_upper=upper, forecaster_name=forecaster)
+    if plot is not None:
+        _plot_replay([result], plot)
+    d = result.to_dict()
+    d.update(trace=str(trace), step_seconds=series.step_seconds, cold_start_seconds=cfg.cold_start_s,
+             capacity_per_replica=capacity_per_replica, mean_demand=float(np.nanmean(result.demand)))
+    if as_json:
+        print(json.dumps(d, indent=2, default=float))
+        return
+    t = Table(title=f"simulate {policy} on {trace.name}", show_header=False)
+    for k, v in d.items():
+        t.add_row(k, _fmt(v, 2) if isinstance(v, float) else str(v))
+    console.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `capacity`, `forecast backtest` and `simulate` to the main `llmobs` app."""
+    app.command("capacity")(capacity)
+    forecast_app = typer.Typer(help="Demand forecasting: backtests of the forecasters on traces.")
+    forecast_app.command("backtest")(backtest_cmd)
+    app.add_typer(forecast_app, name="forecast")
+    app.command("simulate")(simulate)

@@ -1,0 +1,291 @@
+"""Autoscaling replay: demand against a scaling policy, step by step, with cold starts.
+
+Every policy is replayed through the same model of the Kubernetes HPA (as driven by KEDA), because
+that is how llmobs' signal reaches a cluster too (KEDA reads `llmobs_desired_replicas` or the forecast
+as an external metric). Only the metric differs:
+
+* reactive (KEDA + HPA on the observed request rate): desired = ceil(metric ÷ target per replica),
+  metric = the rate over the last `metric_window_s` (a Prometheus `rate(...[1m])`);
+* predictive: desired = max(ceil(forecast upper quantile at t + cold start ÷ target), what the
+  current load needs at full capacity);
+* hybrid: desired = max(reactive desired, predictive desired) at the same target — the reactive floor
+  catches what the forecast misses, the forecast starts replicas before the load arrives.
+
+HPA behaviour modelled (k8s defaults): decisions every `polling_interval_s` (HPA sync period, 15 s),
+10 % tolerance (no change while |usage ratio − 1| ≤ 0.1), scale-up limited to max(+100 %, +4 pods)
+per 15 s, scale-down stabilization (the highest recommendation of the last 300 s), min/max replicas.
+New pods are ready `cold_start_s` after the decision; scale-down removes not-ready pods first and takes
+effect at once. Demand bucket j is under-provisioned when demand > ready replicas × capacity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from llmobs.forecast.backtest import rolling_forecasts
+from llmobs.forecast.demand import DemandSeries
+from llmobs.forecast.errors import ForecastInputError
+from llmobs.forecast.forecasters import Forecaster, ffill, upper_from_residuals
+
+POLICIES = ("reactive", "predictive", "hybrid")
+
+
+@dataclass(frozen=True, slots=True)
+class HpaConfig:
+    """The HPA/KEDA knobs, defaulted to Kubernetes' and KEDA's defaults."""
+
+    polling_interval_s: float = 15.0
+    tolerance: float = 0.1
+    scale_down_stabilization_s: float = 300.0
+    scale_up_pods: int = 4
+    scale_up_percent: float = 100.0
+    metric_window_s: float = 60.0
+    min_replicas: int = 1
+    max_replicas: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayConfig:
+    """What is being replayed: capacity of one replica, its cold start, and the HPA model."""
+
+    capacity_per_replica: float
+    cold_start_s: float = 300.0
+    hpa: HpaConfig = field(default_factory=HpaConfig)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.capacity_per_replica) or self.capacity_per_replica <= 0:
+            raise ForecastInputError(
+                f"capacity per replica must be a positive request rate, got {self.capacity_per_replica}"
+            )
+        if not 0 <= self.cold_start_s <= 7 * 86400:
+            raise ForecastInputError(f"cold start {self.cold_start_s}s is not plausible (0 … 7 days)")
+
+
+@dataclass
+class ReplayResult:
+    """Outcome of one replay over the scored range."""
+
+    policy: str
+    utilization: float
+    underprovisioned_minutes: float
+    replica_minutes: float
+    scale_events: int
+    unserved_requests: float
+    peak_replicas: int
+    minutes: float
+    index: pd.DatetimeIndex
+    demand: np.ndarray
+    ready_capacity: np.ndarray
+    replicas: np.ndarray
+    forecaster: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary (no time series)."""
+        return {
+            "policy": self.policy,
+            "target_utilization": self.utilization,
+            "forecaster": self.forecaster,
+            "underprovisioned_minutes": self.underprovisioned_minutes,
+            "replica_minutes": self.replica_minutes,
+            "scale_events": self.scale_events,
+            "unserved_requests": self.unserved_requests,
+            "peak_replicas": self.peak_replicas,
+            "minutes": self.minutes,
+        }
+
+
+def forecast_path(
+    series: DemandSeries,
+    forecaster: Forecaster,
+    horizon: int,
+    *,
+    quantile: float = 0.9,
+    refit_every: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(point, upper quantile) forecasts made at the end of every bucket i for bucket i + horizon.
+
+    Causal: each uses demand up to bucket i only. Origins before the forecaster has enough history
+    use last value (the documented fallback).
+    """
+    y = series.request_rate.to_numpy(dtype=float)
+    index = pd.DatetimeIndex(series.frame.index)
+    n = len(y)
+    need = max(1, forecaster.required_history(horizon, series.step_seconds))
+    point = ffill(y).copy()  # last value until the forecaster can run
+    if need < n - horizon:
+        refit = refit_every or max(horizon, math.ceil((n - need) / 12))
+        origins, p = rolling_forecasts(y, index, series.step_seconds, forecaster, horizon, need - 1, refit)
+        point[origins] = p
+        tail = np.arange(n - horizon, n)  # targets beyond the data: forecast, never scored
+        point[tail] = forecaster.predict(y, index, tail, horizon, series.step_seconds)
+    actual = np.full(n, np.nan)
+    actual[: n - horizon] = y[horizon:]
+    point = np.nan_to_num(point)
+    return point, upper_from_residuals(point, actual, horizon, quantile)
+
+
+def replay(
+    series: DemandSeries,
+    policy: str,
+    config: ReplayConfig,
+    *,
+    utilization: float = 0.8,
+    forecast_upper: np.ndarray | None = None,
+    score_from: int = 0,
+    forecaster_name: str = "",
+) -> ReplayResult:
+    """Replay `series` (request rate) against `policy`; counts from bucket `score_from` on."""
+    if policy not in POLICIES:
+        raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if not 0 < utilization <= 3:
+        raise ForecastInputError(f"target utilization {utilization} must be in (0, 3]")
+    y = series.request_rate.to_numpy(dtype=float)
+    n = len(y)
+    if n < 2:
+        raise ForecastInputError("demand series is too short to replay (need ≥ 2 steps)")
+    if policy != "reactive" and (forecast_upper is None or len(forecast_upper) != n):
+        raise ForecastInputError(f"policy {policy} needs one forecast per step")
+    step = series.step_seconds
+    hpa = config.hpa
+    cap = config.capacity_per_replica
+    target = cap * utilization
+    cold_steps = math.ceil(config.cold_start_s / step - 1e-9)
+    poll_steps = max(1, round(hpa.polling_interval_s / step))
+    win_steps = max(1, round(hpa.metric_window_s / step))
+    up_periods = max(1.0, poll_steps * step / 15.0)
+    stab_steps = hpa.scale_down_stabilization_s / step
+    filled = ffill(y)
+    first = filled[~np.isnan(filled)]
+    if first.size == 0:
+        raise ForecastInputError("demand series has no data")
+    filled = np.nan_to_num(filled)
+    rolling = pd.Series(filled).rolling(win_steps, min_periods=1).mean().to_numpy()
+
+    start_replicas = max(hpa.min_replicas, min(hpa.max_replicas, replicas_needed(first[0], target)))
+    ready = start_replicas
+    pending: dict[int, int] = {}  # ready step → pods still starting
+    recs: deque[tuple[int, int]] = deque()
+    under = replica_min = unserved = 0.0
+    events = peak = 0
+    ready_cap = np.zeros(n)
+    spec_hist = np.zeros(n, dtype=int)
+    for i in range(n):
+        ready += pending.pop(i, 0)
+        total = ready + sum(pending.values())
+        ready_cap[i] = ready * cap
+        spec_hist[i] = total
+        if i >= score_from:
+            replica_min += total * step / 60.0
+            peak = max(peak, total)
+            if not np.isnan(y[i]) and y[i] > ready * cap + 1e-9:
+                under += step / 60.0
+                unserved += (y[i] - ready * cap) * step
+        if (i + 1) % poll_steps:
+            continue
+        current = total
+        metric = rolling[i]
+        if policy == "reactive":
+            proposal = _hpa_proposal(metric, target, current, hpa.tolerance)
+        else:
+            assert forecast_upper is not None
+            # "never below what the current load needs": the same windowed rate KEDA would read
+            pred = max(replicas_needed(forecast_upper[i], target), replicas_needed(metric, cap))
+            if policy == "hybrid":
+                pred = max(pred, replicas_needed(metric, target))
+            proposal = current if abs(pred / max(current, 1) - 1) <= hpa.tolerance else pred
+        recs.append((i, proposal))
+        while recs and recs[0][0] < i - stab_steps:
+            recs.popleft()
+        desired = max(r for _, r in recs) if proposal < current else proposal
+        up_limit = max(current * (1 + hpa.scale_up_percent / 100.0), current + hpa.scale_up_pods)
+        up_limit = math.floor(current + (up_limit - current) * up_periods)
+        desired = min(desired, up_limit)
+        desired = max(hpa.min_replicas, min(hpa.max_replicas, desired))
+        if desired > current:
+            key = i + 1 + cold_steps
+            pending[key] = pending.get(key, 0) + desired - current
+        elif desired < current:
+            drop = current - desired
+            for key in sorted(pending, reverse=True):  # not-ready pods are removed first
+                take = min(drop, pending[key])
+                pending[key] -= take
+                drop -= take
+                if not pending[key]:
+                    del pending[key]
+                if not drop:
+                    break
+            ready -= drop
+        if desired != current and i >= score_from:
+            events += 1
+    minutes = (n - score_from) * step / 60.0
+    return ReplayResult(
+        policy=policy,
+        utilization=utilization,
+        underprovisioned_minutes=under,
+        replica_minutes=replica_min,
+        scale_events=events,
+        unserved_requests=unserved,
+        peak_replicas=peak,
+        minutes=minutes,
+        index=pd.DatetimeIndex(series.frame.index),
+        demand=y,
+        ready_capacity=ready_cap,
+        replicas=spec_hist,
+        forecaster=forecaster_name if policy != "reactive" else "",
+    )
+
+
+def replicas_needed(demand: float, per_replica: float) -> int:
+    """ceil(demand ÷ per-replica target); 0 for no or unknown demand."""
+    if not math.isfinite(demand) or demand <= 0:
+        return 0
+    return math.ceil(demand / per_replica - 1e-9)
+
+
+def _hpa_proposal(metric: float, target: float, current: int, tolerance: float) -> int:
+    """HPA's external-metric AverageValue rule: ceil(metric ÷ target), unless within tolerance."""
+    if current > 0 and abs(metric / (target * current) - 1.0) <= tolerance:
+        return current
+    return replicas_needed(metric, target)
+
+
+def tune_utilization(
+    series: DemandSeries,
+    policy: str,
+    config: ReplayConfig,
+    target_replica_minutes: float,
+    *,
+    forecast_upper: np.ndarray | None = None,
+    score_from: int = 0,
+    score_to: int | None = None,
+    bounds: Sequence[float] = (0.2, 3.0),
+    iterations: int = 30,
+) -> float:
+    """Target utilization (headroom) at which `policy` spends `target_replica_minutes`, by bisection.
+
+    Replica-minutes fall as utilization rises (each replica planned fuller). Scored on
+    [score_from, score_to) only, so the tuning part of a trace can be kept apart from the test part.
+    """
+    part = series.slice(0, score_to)
+    fc = None if forecast_upper is None else forecast_upper[: len(part)]
+    lo, hi = float(bounds[0]), float(bounds[1])
+    best, best_err = lo, math.inf
+    for _ in range(iterations):
+        mid = math.sqrt(lo * hi)
+        r = replay(part, policy, config, utilization=mid, forecast_upper=fc, score_from=score_from)
+        err = abs(r.replica_minutes - target_replica_minutes)
+        if err < best_err:
+            best, best_err = mid, err
+        if r.replica_minutes > target_replica_minutes:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1.0005:
+            break
+    return best
