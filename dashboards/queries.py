@@ -42,9 +42,10 @@ DEFAULT_SUBSTITUTIONS: dict[str, str] = {
     "__range": "1h",
 }
 
-# Metric families that no llmobs component exports in the demo yet, with the reason. A query reading any
-# of them may return no series; the live test fails if one of them starts returning data, so that this
-# list shrinks as the components land. Keys are substrings of the query text.
+# Metric families that `llmobs demo` does not export yet, with the reason: against the demo alone, a query
+# reading one of them returns no series. tests/test_e2e_prometheus_dashboards.py feeds them from a
+# labelled synthetic page instead, and fails as soon as the demo exporter exports one of them, so that
+# this list shrinks as the components land. Keys are substrings of the query text.
 EXPECTED_EMPTY: dict[str, str] = {
     "llmobs_gpu_": "GPU (NVML) collector not built yet; the demo fleet has no GPUs",
     "gpu:llmobs_gpu_": "recording rule over the GPU (NVML) series, which do not exist yet",
