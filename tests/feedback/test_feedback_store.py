@@ -154,3 +154,21 @@ def test_sqlite_error_fails_the_whole_group(store: FeedbackStore, config: Feedba
     conn = sqlite3.connect(config.db_path)
     assert [r[0] for r in conn.execute("SELECT request_id FROM events")] == ["after"]
     conn.close()
+
+
+def test_cancelled_waiter_does_not_kill_the_writer(store: FeedbackStore, config: FeedbackConfig) -> None:
+    """A client that disconnects cancels its future; the writer must skip it and keep serving others."""
+    store.prune().result()  # writer idle and alive
+    blocker = store.submit([stored("first")])
+    cancelled = [store.submit([stored(f"gone-{i}")]) for i in range(5)]
+    for fut in cancelled:
+        fut.cancel()
+    assert blocker.result(timeout=10).accepted == 1
+    assert store.submit([stored("after")]).result(timeout=10).accepted == 1
+    prune = store.prune()
+    prune.cancel()
+    assert store.submit([stored("after-prune")]).result(timeout=10).accepted == 1
+    conn = sqlite3.connect(config.db_path)
+    ids = {r[0] for r in conn.execute("SELECT request_id FROM events")}
+    conn.close()
+    assert {"first", "after", "after-prune"} <= ids

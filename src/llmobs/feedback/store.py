@@ -198,9 +198,11 @@ class FeedbackStore:
             while True:
                 if item is _STOP:
                     stop = True
-                elif isinstance(item, _PruneJob):
+                # A job whose waiter was cancelled (client gone) is skipped: nothing was acknowledged.
+                # Marking the rest running makes them uncancellable, so set_result below cannot fail.
+                elif isinstance(item, _PruneJob) and item.future.set_running_or_notify_cancel():
                     prunes.append(item)
-                elif isinstance(item, _AddJob):
+                elif isinstance(item, _AddJob) and item.future.set_running_or_notify_cancel():
                     jobs.append(item)
                     n += len(item.events)
                 if stop or n >= _GROUP_MAX_EVENTS:
@@ -222,7 +224,7 @@ class FeedbackStore:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, _AddJob | _PruneJob):
+            if isinstance(item, _AddJob | _PruneJob) and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(StoreClosed("feedback store closed"))
 
     def _commit(self, conn: sqlite3.Connection, jobs: list[_AddJob]) -> None:
