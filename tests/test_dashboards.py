@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from alerts.rules import all_recording_rule_exprs  # noqa: E402
-from dashboards.build import DASHBOARDS, render  # noqa: E402
+from dashboards.build import DASHBOARDS, render, render_layouts  # noqa: E402
 from dashboards.queries import (  # noqa: E402
     EXPECTED_EMPTY,
     all_dashboard_queries,
@@ -47,6 +47,13 @@ def test_committed_dashboards_match_generator():
     assert sorted(rendered) == sorted(p.name for p in dashboard_files())
     for name, text in rendered.items():
         assert (DASH_DIR / name).read_text() == text, f"{name} is stale: run scripts/generate_dashboards.py"
+
+
+def test_committed_layout_pictures_match_generator():
+    for name, svg in render_layouts().items():
+        assert (DASH_DIR / name).read_text() == svg, f"dashboards/{name} is stale: run scripts/generate_dashboards.py"
+        for title in (p["title"] for p in panels(load(name.removeprefix("layouts/").replace(".svg", ".json")))):
+            assert title.split()[0] in svg
 
 
 def test_generator_check_mode_agrees():
