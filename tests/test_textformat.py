@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmobs.sources import textformat as tf
 from llmobs.sources.textformat import ParsedPage, Sample, TextParser, parse_text
 
 HERE = Path(__file__).parent
@@ -403,3 +404,17 @@ def test_fixture_next_scrapes_take_layout_path() -> None:
     assert parser._parse_same_layout(glued.split("\n")) is None
     assert norm(parser.parse(glued)) == norm(parse_text(glued))
     assert parser.parse(glued).skipped == {"malformed": 1}
+
+
+def _series_outcome(parse: Callable[[str], tuple[str, dict[str, str], int]], line: str) -> object:
+    try:
+        return parse(line)
+    except tf._Skip as skip:
+        return skip.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(sample_lines())
+def test_series_fast_path_agrees_with_general(line: str) -> None:
+    """The one-regex reader of simple `name{labels}` texts answers exactly like the token-by-token one."""
+    assert _series_outcome(tf._parse_series, line) == _series_outcome(tf._parse_series_general, line)

@@ -91,6 +91,9 @@ _BLANKS = " \t\r"
 _NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # One `name="value"` pair; the value pattern is the unrolled `([^"\\]|\\.)*` so it stays linear on huge values.
 _LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"([^"\\]*(?:\\.[^"\\]*)*)"[ \t]*')
+_SIMPLE_PAIR = r'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
+_SIMPLE_SERIES_RE = re.compile(rf"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{{((?:{_SIMPLE_PAIR},)*(?:{_SIMPLE_PAIR})?)\}})?")
+_SIMPLE_PAIR_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\]*)"')
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 _UNESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 _META_RE = re.compile(r"#[ \t]+(HELP|TYPE|UNIT)(?:[ \t]+([^ \t]*)(?:[ \t]+(.*))?)?\Z", re.DOTALL)
@@ -163,7 +166,23 @@ def _before_final_eof(lines: list[str]) -> list[str]:
 
 
 def _parse_series(line: str) -> tuple[str, dict[str, str], int]:
-    """Parse ``name{labels}`` at the start of ``line``; return name, labels and the index just past them."""
+    """Parse ``name{labels}`` at the start of ``line``; return name, labels and the index just past them.
+
+    Most series texts have braces, no blanks inside them and no backslashes: one regex match plus a
+    ``findall`` reads those. Anything else goes to :func:`_parse_series_general`, which gives the same
+    answer on this subset (tested) and also handles blanks, escapes and errors.
+    """
+    m = _SIMPLE_SERIES_RE.match(line)
+    if m is not None and m.group(2) is not None:
+        pairs = _SIMPLE_PAIR_RE.findall(m.group(2))
+        labels = dict(pairs)
+        if len(labels) == len(pairs):
+            return m.group(1), labels, m.end()
+    return _parse_series_general(line)
+
+
+def _parse_series_general(line: str) -> tuple[str, dict[str, str], int]:
+    """Parse ``name{labels}`` at the start of ``line`` one token at a time; raises ``_Skip`` when bad."""
     m = _NAME_RE.match(line)
     if m is None:
         raise _Skip("malformed")
@@ -245,10 +264,12 @@ class TextParser:
         if len(self._comments) >= self._max:
             self._comments.clear()
         lines = text.split("\n")
-        body = _before_final_eof(lines)
-        page = self._parse_same_layout(body)
-        if page is None:
-            page = self._parse_bulk(body)
+        page = None
+        if self._series:  # a first scrape (empty cache) goes straight to the line loop
+            body = _before_final_eof(lines)
+            page = self._parse_same_layout(body)
+            if page is None:
+                page = self._parse_bulk(body)
         if page is None:
             page = self._parse_lines(lines)
         return page
@@ -443,7 +464,12 @@ class TextParser:
         seen.add(entry[2])
         if ts is not None:
             timestamped.append(len(page.samples))
-        page.samples.append(Sample(entry[0], entry[1], value, ts))
+        sample = _new(Sample)
+        _set_name(sample, entry[0])
+        _set_labels(sample, entry[1])
+        _set_value(sample, value)
+        _set_ts(sample, ts)
+        page.samples.append(sample)
         return False
 
     def _comment(self, line: str, page: ParsedPage) -> bool:
