@@ -1,0 +1,77 @@
+"""An alert reaches `firing` against real vLLM driven into KV-cache saturation, then resolves.
+
+The chain is the production one: vLLM → llmobs exporter → Debian's Prometheus evaluating the rules that
+alerts/ generates. Only durations are shortened (`for`, intervals) so the test takes seconds; the
+threshold is lowered for the reason given in the test (promtool tests in alerts/tests pin the shipped one)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from alerts.config import DEFAULT
+from alerts.rules import render
+from llmobs.config import LlmobsConfig, ScrapeConfig, ServerConfig, SignalsConfig
+from llmobs.runtime import start_exporter
+from llmobs.sources.targets import StaticTargetSource, Target
+from tests.promserver import PrometheusServer
+from tests.realvllm.harness import drive_load
+from tests.realvllm.make_tiny_model import WORDS
+
+pytestmark = [pytest.mark.realvllm, pytest.mark.prometheus]
+ALERT = "LlmobsKVCacheSaturated"
+
+
+def alert_state(prom: PrometheusServer) -> str:
+    states = [a["state"] for a in prom.alerts() if a["labels"].get("alertname") == ALERT]
+    return "firing" if "firing" in states else (states[0] if states else "inactive")
+
+
+async def test_kv_saturation_alert_fires_and_resolves(vllm_server, tmp_path: Path) -> None:
+    # The CPU test server's cache is 32 blocks of 128 tokens and each request holds several blocks, so
+    # utilization moves in ~3 % steps and churns between ~0.75 and 0.97 as requests finish and are admitted:
+    # it never stays above 0.9 for seconds on end. The threshold is lowered to 0.75 here (with the
+    # shipped expression); the 0.9 boundary itself is pinned by the promtool unit tests.
+    config = dataclasses.replace(DEFAULT, kv_cache_saturated_ratio=0.75, kv_cache_saturated_for="4s",
+                                 rule_interval="1s")
+    rule_files = []
+    for name, text in render(config).items():
+        path = tmp_path / Path(name).name
+        path.write_text(text)
+        rule_files.append(path)
+    cfg = LlmobsConfig(scrape=ScrapeConfig(interval_seconds=0.5, timeout_seconds=5),
+                       signals=SignalsConfig(window_seconds=10), server=ServerConfig(host="127.0.0.1", port=0))
+    exporter = await start_exporter(cfg, StaticTargetSource([Target(vllm_server.metrics_url, "vllm-0")]))
+    prom = PrometheusServer(tmp_path / "prom", [f"127.0.0.1:{exporter.port}"], rule_files=rule_files)
+    try:
+        await asyncio.to_thread(prom.start)
+        await asyncio.to_thread(prom.wait_for, "model:llmobs_kv_cache_utilization_ratio:max")
+        assert alert_state(prom) == "inactive"
+        rng = random.Random(5)
+        burst = [(" ".join(rng.choice(WORDS) for _ in range(350)), 250) for _ in range(40)]
+        load = asyncio.create_task(drive_load(vllm_server.base_url, burst, concurrency=20))
+        fired_at = None
+        while not load.done():
+            if await asyncio.to_thread(alert_state, prom) == "firing":
+                fired_at = time.monotonic()
+                break
+            await asyncio.sleep(0.5)
+        if fired_at is None:
+            seen = await asyncio.to_thread(
+                prom.query, "max_over_time(model:llmobs_kv_cache_utilization_ratio:max[5m])")
+            above = await asyncio.to_thread(
+                prom.query, "count_over_time((model:llmobs_kv_cache_utilization_ratio:max > 0.75)[5m:1s])")
+            pytest.fail(f"alert never fired while vLLM was saturated; max KV seen {seen}, seconds above 0.75: {above}")
+        await load
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and await asyncio.to_thread(alert_state, prom) != "inactive":
+            await asyncio.sleep(1.0)
+        assert await asyncio.to_thread(alert_state, prom) == "inactive", "alert did not resolve after the burst"
+    finally:
+        await asyncio.to_thread(prom.stop)
+        await exporter.stop()
