@@ -83,6 +83,7 @@ def capacity(
     else:
         if model_config is None:
             raise ForecastInputError("give --model-config PATH (or --metrics-page FILE)")
+        config = load_model_config(model_config)
         price = usd_per_hour
         name = ""
         if gpu is not None:
@@ -93,7 +94,7 @@ def capacity(
         if gpu_memory_gib is None:
             raise ForecastInputError("give --gpu-memory-gib GIB or --gpu NAME")
         cap = estimate_capacity(
-            load_model_config(model_config),
+            config,
             gpu_memory_gib=gpu_memory_gib,
             context_tokens=context,
             gpu_memory_utilization=gpu_memory_utilization,
