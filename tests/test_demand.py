@@ -157,9 +157,9 @@ def test_prometheus_errors_are_named_without_a_server() -> None:
 
 
 def test_prometheus_unreachable_is_one_clear_error() -> None:
-    with PrometheusRangeReader("http://127.0.0.1:9", timeout=1) as r:
-        with pytest.raises(PrometheusError, match="unreachable"):
-            r.query_range("up", 0, 60, 15)
+    reader = PrometheusRangeReader("http://127.0.0.1:9", timeout=1)
+    with reader, pytest.raises(PrometheusError, match="unreachable"):
+        reader.query_range("up", 0, 60, 15)
 
 
 @pytest.mark.prometheus
