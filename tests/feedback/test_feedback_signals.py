@@ -87,6 +87,12 @@ def test_negative_ratio_split_by_client_ttft(config: FeedbackConfig, clock: Cloc
     assert value(reg, "llmobs_feedback_negative_ratio_by_ttft", model="m", ttft="above_slo") == pytest.approx(2 / 3)
     assert value(reg, "llmobs_feedback_negative_ratio_by_ttft", model="m", ttft="below_slo") == pytest.approx(1 / 4)
     assert value(reg, "llmobs_feedback_negative_ratio", model="m") == pytest.approx(4 / 8)
+    # The counts behind the ratios, so a fleet of replicas can sum before dividing.
+    assert value(reg, "llmobs_feedback_window_negative_events", model="m") == 4
+    assert value(reg, "llmobs_feedback_window_ttft_events", model="m", ttft="above_slo") == 3
+    assert value(reg, "llmobs_feedback_window_ttft_negative_events", model="m", ttft="above_slo") == 2
+    assert value(reg, "llmobs_feedback_window_ttft_events", model="m", ttft="below_slo") == 4
+    assert value(reg, "llmobs_feedback_window_ttft_negative_events", model="m", ttft="below_slo") == 1
 
 
 def test_coverage_is_feedback_per_request_served_over_the_window(config: FeedbackConfig, clock: Clock) -> None:

@@ -120,6 +120,21 @@ class FeedbackCollector(Collector):
             "Feedback events received over the feedback window",
             labels=["model"],
         )
+        negatives = GaugeMetricFamily(
+            "llmobs_feedback_window_negative_events",
+            "Negative feedback events over the feedback window (sum across replicas, then divide)",
+            labels=["model"],
+        )
+        ttft_events = GaugeMetricFamily(
+            "llmobs_feedback_window_ttft_events",
+            "Feedback events with a client TTFT above / at-or-below the SLO, over the window",
+            labels=["model", "ttft"],
+        )
+        ttft_negatives = GaugeMetricFamily(
+            "llmobs_feedback_window_ttft_negative_events",
+            "Negative feedback events with a client TTFT above / at-or-below the SLO, over the window",
+            labels=["model", "ttft"],
+        )
         neg = GaugeMetricFamily(
             "llmobs_feedback_negative_ratio",
             "Share of feedback events that are negative over the feedback window",
@@ -132,13 +147,14 @@ class FeedbackCollector(Collector):
         )
         for model, counts in sorted(window.items()):
             events.add_metric([model], counts.total)
+            negatives.add_metric([model], counts.negative)
             neg.add_metric([model], _ratio(counts.negative, counts.total))
             for cls in TTFT_CLASSES:
                 n, k = counts.by_ttft[cls]
+                ttft_events.add_metric([model, cls], n)
+                ttft_negatives.add_metric([model, cls], k)
                 by_ttft.add_metric([model, cls], _ratio(k, n))
-        yield events
-        yield neg
-        yield by_ttft
+        yield from (events, negatives, ttft_events, ttft_negatives, neg, by_ttft)
 
         if self._coverage is not None:
             cov = GaugeMetricFamily(
