@@ -418,3 +418,23 @@ def _series_outcome(parse: Callable[[str], tuple[str, dict[str, str], int]], lin
 def test_series_fast_path_agrees_with_general(line: str) -> None:
     """The one-regex reader of simple `name{labels}` texts answers exactly like the token-by-token one."""
     assert _series_outcome(tf._parse_series, line) == _series_outcome(tf._parse_series_general, line)
+
+
+def test_warm_samples_are_ordinary_frozen_samples() -> None:
+    """Samples built slot by slot on the warm paths equal, and are as frozen as, constructed ones."""
+    import dataclasses
+
+    parser = TextParser()
+    text = 'm{a="1"} 1\nn 2\n'
+    for _ in range(3):  # line loop, bulk, same layout
+        page = parser.parse(text)
+        assert page.samples == [Sample("m", {"a": "1"}, 1.0, None), Sample("n", {}, 2.0, None)]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            page.samples[0].value = 3.0  # type: ignore[misc]
+
+
+def test_lone_surrogates_and_control_characters() -> None:
+    text = 'm{a="\ud800\x00\x1b"} 1\n\ud800 1\nm\x00 1\n\x0b\n'
+    page = parse_text(text)
+    assert [dict(s.labels) for s in page.samples] == [{"a": "\ud800\x00\x1b"}]
+    assert page.skipped == {"malformed": 3}
