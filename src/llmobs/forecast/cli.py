@@ -223,11 +223,10 @@ def simulate(
 
     if policy not in POLICIES:
         raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    series = read_trace(trace)
-    default_step = 60.0 if series.step_seconds >= 60 else 10.0
-    step_s = parse_duration(step) if step else default_step
-    # finer than the file's windows (ServeGen): interpolate; otherwise re-bucket the requests
-    series = series.resample(step_s, "linear") if step_s < series.step_seconds else read_trace(trace, step_s)
+    rate_windows = read_trace(trace).source.startswith("servegen")
+    step_s = parse_duration(step) if step else (60.0 if rate_windows else 10.0)
+    # requests are re-bucketed at the step; rate windows finer than the file's are interpolated
+    series = read_trace(trace, step_s, finer="linear")
     hpa = HpaConfig(polling_interval_s=parse_duration(polling_interval), min_replicas=min_replicas,
                     max_replicas=max_replicas)
     cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=parse_duration(cold_start), hpa=hpa)

@@ -165,10 +165,12 @@ def _bucket_requests(
     return DemandSeries(frame, step, source, tuple(notes))
 
 
-def read_trace(path: str | Path, step_seconds: float | None = None) -> DemandSeries:
+def read_trace(path: str | Path, step_seconds: float | None = None, finer: str = "hold") -> DemandSeries:
     """Read one of the supported trace formats (detected from its header) into a demand series.
 
     Default step: 60 s for per-request traces, the file's own 600 s for ServeGen rate windows.
+    Per-request traces are bucketed at the step; rate windows are re-gridded (`finer`: hold or linear
+    when the step is finer than the windows, see `DemandSeries.resample`).
     """
     p = Path(path)
     name = str(p)
@@ -212,7 +214,7 @@ def read_trace(path: str | Path, step_seconds: float | None = None) -> DemandSer
         )
     if "window_start_s" in cols:
         _require(df, ["window_start_s", "total_rate_rps"], name)
-        return _read_servegen(df, name, p.name, step_seconds)
+        return _read_servegen(df, name, p.name, step_seconds, finer)
     raise ForecastInputError(
         f"{name}: unknown trace format (columns: {', '.join(map(str, df.columns))}); expected Azure "
         "(TIMESTAMP, ContextTokens, GeneratedTokens), Mooncake (timestamp_ms, input_length, output_length) "
@@ -220,7 +222,9 @@ def read_trace(path: str | Path, step_seconds: float | None = None) -> DemandSer
     )
 
 
-def _read_servegen(df: pd.DataFrame, name: str, short: str, step_seconds: float | None) -> DemandSeries:
+def _read_servegen(
+    df: pd.DataFrame, name: str, short: str, step_seconds: float | None, finer: str
+) -> DemandSeries:
     start = _numeric(df, "window_start_s", name)
     _check_sorted(start, "window_start_s", name)
     diffs = np.diff(start)
@@ -248,7 +252,7 @@ def _read_servegen(df: pd.DataFrame, name: str, short: str, step_seconds: float 
         frame = frame.reindex(grid)
     notes.append("kv_tokens_in_flight not derivable: rate windows only")
     series = DemandSeries(frame, window, f"servegen:{short}", tuple(notes))
-    return series.resample(step_seconds) if step_seconds else series
+    return series.resample(step_seconds, finer) if step_seconds else series
 
 
 def from_history(

@@ -1,0 +1,168 @@
+"""Autoscaling replay: the KEDA+HPA model checked step by step on hand-made demand, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from llmobs.forecast.cli import register
+from llmobs.forecast.demand import DEFAULT_TRACE_DIR, DemandSeries, read_trace
+from llmobs.forecast.errors import ForecastInputError
+from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender, learn_capacity_per_replica
+from llmobs.forecast.replay import HpaConfig, ReplayConfig, replay, tune_utilization
+
+STEP = 10.0
+FAST = HpaConfig(polling_interval_s=10, metric_window_s=10)
+
+
+def series(values: list[float] | np.ndarray) -> DemandSeries:
+    idx = pd.date_range("2024-01-01", periods=len(values), freq="10s")
+    return DemandSeries(pd.DataFrame({"request_rate": np.asarray(values, dtype=float)}, index=idx), STEP, "test")
+
+
+def test_reactive_step_up_is_late_by_exactly_the_cold_start() -> None:
+    # 1 req/s for 30 buckets, then 5. Decided at the end of bucket 30, ready 60 s (6 buckets) after the
+    # next one starts: buckets 30..36 are short of capacity — 7 × 10 s.
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=60, hpa=FAST)
+    r = replay(series([1.0] * 30 + [5.0] * 30), "reactive", cfg, utilization=1.0)
+    assert r.underprovisioned_minutes == pytest.approx(7 * 10 / 60)
+    assert r.scale_events == 1 and r.peak_replicas == 5
+    assert r.replicas[31] == 5 and r.ready_capacity[36] == 1 and r.ready_capacity[37] == 5
+    # 31 buckets at 1 replica, 29 at 5 (starting replicas are paid for too)
+    assert r.replica_minutes == pytest.approx((31 * 1 + 29 * 5) * 10 / 60)
+    assert r.unserved_requests == pytest.approx(7 * 4 * 10)
+
+
+def test_hpa_tolerance_ignores_changes_within_ten_percent() -> None:
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=0, hpa=FAST)
+    start = [2.0] * 5
+    assert replay(series(start + [2.15] * 10), "reactive", cfg, utilization=1.0).scale_events == 0
+    assert replay(series(start + [2.5] * 10), "reactive", cfg, utilization=1.0).peak_replicas == 3
+
+
+def test_scale_down_waits_for_the_stabilization_window() -> None:
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=0, hpa=FAST)
+    r = replay(series([5.0] * 5 + [1.0] * 60), "reactive", cfg, utilization=1.0)
+    drop = int(np.argmax(r.replicas < 5))
+    # last recommendation of 5 at bucket 4; it leaves the 300 s window after bucket 34
+    assert drop == 36 and r.replicas[-1] == 1
+
+
+def test_scale_up_is_rate_limited_like_hpa() -> None:
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=0, hpa=HpaConfig(polling_interval_s=10,
+                                                                                metric_window_s=10))
+    r = replay(series([1.0] * 3 + [40.0] * 10), "reactive", cfg, utilization=1.0)
+    # max(+100 %, +4 pods) per decision (one decision per ≤ 15 s period): 1 → 5 → 10 → 20 → 40
+    assert list(r.replicas[3:8]) == [1, 5, 10, 20, 40]
+
+
+def test_perfect_forecast_removes_the_cold_start_shortfall() -> None:
+    values = np.array([1.0] * 30 + [5.0] * 30)
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=60, hpa=FAST)
+    horizon = 7
+    oracle = np.concatenate([values[horizon:], [values[-1]] * horizon])
+    for policy in ("predictive", "hybrid"):
+        r = replay(series(values), policy, cfg, utilization=1.0, forecast_upper=oracle)
+        assert r.underprovisioned_minutes == 0.0, policy
+    reactive = replay(series(values), "reactive", cfg, utilization=1.0)
+    assert reactive.underprovisioned_minutes > 1.0
+
+
+def test_tuning_matches_replica_minutes() -> None:
+    rng = np.random.default_rng(3)
+    values = 10 + 5 * np.sin(np.arange(400) / 30) + rng.normal(0, 1, 400)
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=60)
+    s = series(values)
+    budget = replay(s, "reactive", cfg, utilization=0.8).replica_minutes
+    upper = np.roll(values, -7) * 1.1
+    u = tune_utilization(s, "predictive", cfg, budget, forecast_upper=upper)
+    got = replay(s, "predictive", cfg, utilization=u, forecast_upper=upper).replica_minutes
+    assert abs(got / budget - 1) < 0.02
+
+
+@pytest.mark.parametrize("cap", [0.0, -1.0, float("nan"), float("inf")])
+def test_absurd_capacity_is_refused(cap: float) -> None:
+    with pytest.raises(ForecastInputError, match="capacity per replica"):
+        ReplayConfig(capacity_per_replica=cap)
+    with pytest.raises(ForecastInputError, match="capacity per replica"):
+        ReplicaPolicy(capacity_per_replica=cap)
+
+
+def test_bad_policy_and_missing_forecast() -> None:
+    cfg = ReplayConfig(capacity_per_replica=1.0)
+    with pytest.raises(ForecastInputError, match="unknown policy"):
+        replay(series([1.0] * 10), "psychic", cfg)
+    with pytest.raises(ForecastInputError, match="needs one forecast per step"):
+        replay(series([1.0] * 10), "predictive", cfg)
+    with pytest.raises(ForecastInputError, match="no data"):
+        replay(series([np.nan] * 10), "reactive", cfg)
+
+
+def test_recommender_uses_forecast_floor_and_stabilization() -> None:
+    rec = ReplicaRecommender(ReplicaPolicy(capacity_per_replica=10, target_utilization=0.8, min_replicas=1,
+                                           max_replicas=8, scale_down_stabilization_s=300))
+    r = rec.recommend(0, forecast_upper=80, current_demand=20)
+    assert (r.desired, r.from_forecast, r.from_current) == (8, 10, 2)  # clamped to max 8
+    r = rec.recommend(60, forecast_upper=10, current_demand=35)
+    assert r.from_current == 4 and r.desired == 8 and r.stabilized  # still inside the 300 s window
+    assert rec.recommend(400, forecast_upper=10, current_demand=35).desired == 4
+
+
+def test_learn_capacity_from_slo_meeting_observations() -> None:
+    obs = [(r, 2, 0.5) for r in np.linspace(2, 20, 30)] + [(40, 2, 3.0)] * 5  # the 40 req/s points broke SLO
+    cap = learn_capacity_per_replica(obs, latency_slo_s=1.0)
+    assert 8 < cap <= 10
+    with pytest.raises(ForecastInputError, match="configure it instead"):
+        learn_capacity_per_replica(obs[:3], latency_slo_s=1.0)
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def _short_trace(tmp_path: Path, lines: int = 3000) -> Path:
+    out = tmp_path / "conv.csv"
+    with (DEFAULT_TRACE_DIR / "AzureLLMInferenceTrace_conv.csv").open() as f:
+        out.write_text("".join(next(f) for _ in range(lines + 1)))
+    return out
+
+
+def test_cli_simulate_json_and_plot(tmp_path: Path) -> None:
+    trace = _short_trace(tmp_path)
+    png = tmp_path / "sim.png"
+    runner = CliRunner()
+    r = runner.invoke(_app(), ["simulate", "--trace", str(trace), "--policy", "reactive", "--capacity-per-replica",
+                               "1", "--cold-start", "2m", "--json", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    expected = replay(read_trace(trace, 10), "reactive", ReplayConfig(1.0, 120.0))
+    assert d["underprovisioned_minutes"] == pytest.approx(expected.underprovisioned_minutes)
+    assert d["replica_minutes"] == pytest.approx(expected.replica_minutes)
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(_app(), ["simulate", "--trace", str(trace), "--policy", "hybrid", "--capacity-per-replica", "1",
+                               "--cold-start", "1m", "--forecaster", "moving_average_6"])
+    assert r.exit_code == 0 and "underprovisioned_minutes" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--capacity-per-replica", "0"], "capacity per replica"),
+        (["--capacity-per-replica", "1", "--policy", "magic"], "unknown policy"),
+        (["--capacity-per-replica", "1", "--cold-start", "soon"], "duration 'soon'"),
+        (["--capacity-per-replica", "1", "--policy", "predictive", "--forecaster", "oracle"], "unknown forecaster"),
+    ],
+)
+def test_cli_simulate_bad_input_is_one_error_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    r = CliRunner().invoke(_app(), ["simulate", "--trace", str(_short_trace(tmp_path, 400)), *args])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
