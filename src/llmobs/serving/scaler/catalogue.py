@@ -1,0 +1,50 @@
+"""The signals the scaler serves, as data: one row per `signal` metadata value.
+
+Endpoint signals are read from the live `FleetState` and aggregated over the selected endpoints of a
+model; model signals come from the forecast provider. Each row says how values combine across
+endpoints by default, which KEDA `metricType` fits it, and the target used when the trigger gives none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llmobs.signals.types import ModelEndpointSignals
+
+AGGREGATES: tuple[str, ...] = ("sum", "mean", "max")
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSpec:
+    """One servable signal: where its value comes from and how it is meant to be used."""
+
+    name: str
+    source: str  # "endpoint" (live signals, aggregated) or "forecast" (model-level, from the provider)
+    default_aggregate: str
+    default_target: float
+    metric_type: str  # the KEDA trigger metricType the value is shaped for
+    description: str
+    read: Callable[[ModelEndpointSignals], float] | None = None
+
+
+SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
+    SignalSpec("queue_depth", "endpoint", "sum", 4.0, "AverageValue",
+               "requests waiting in vLLM's queue (vllm:num_requests_waiting)", lambda s: s.requests_waiting),
+    SignalSpec("requests_running", "endpoint", "sum", 32.0, "AverageValue",
+               "requests in the running batch (vllm:num_requests_running)", lambda s: s.requests_running),
+    SignalSpec("kv_utilization", "endpoint", "mean", 0.8, "Value",
+               "KV-cache blocks in use, 0–1 (vllm:kv_cache_usage_perc)", lambda s: s.kv_cache_utilization),
+    SignalSpec("request_rate", "endpoint", "sum", 10.0, "AverageValue",
+               "finished requests/s over the signal window", lambda s: s.request_rate),
+    SignalSpec("prompt_tokens_rate", "endpoint", "sum", 20000.0, "AverageValue",
+               "prompt tokens/s over the signal window", lambda s: s.prompt_tokens_rate),
+    SignalSpec("generation_tokens_rate", "endpoint", "sum", 2000.0, "AverageValue",
+               "generated tokens/s over the signal window", lambda s: s.generation_tokens_rate),
+    SignalSpec("forecast_request_rate", "forecast", "sum", 10.0, "AverageValue",
+               "forecast requests/s `horizon` seconds ahead (upper bound unless bound=point)"),
+    SignalSpec("desired_replicas", "forecast", "sum", 1.0, "AverageValue",
+               "replicas the forecaster asks for (use target 1: the HPA then asks for exactly that many)"),
+)}
+
+ENDPOINT_SIGNALS: tuple[str, ...] = tuple(n for n, s in SIGNALS.items() if s.source == "endpoint")

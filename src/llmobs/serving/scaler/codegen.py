@@ -1,0 +1,42 @@
+"""Regenerates the committed gRPC code from keda/externalscaler.proto.
+
+The generated modules are committed (with grpcio-tools and protobuf pinned in pyproject) so that an
+install needs no protoc; tests/test_scaler_proto.py regenerates into a temporary folder and fails on any
+difference. grpc's generator writes an absolute `import externalscaler_pb2`, which only works with the
+output folder on sys.path; we rewrite it to a relative import so the modules live inside this package.
+
+Run: `python -m llmobs.serving.scaler.codegen` (needs the dev extra: grpcio-tools).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROTO = PACKAGE_DIR.parents[3] / "keda" / "externalscaler.proto"
+GENERATED = ("externalscaler_pb2.py", "externalscaler_pb2.pyi", "externalscaler_pb2_grpc.py")
+_ABSOLUTE_IMPORT = "import externalscaler_pb2 as externalscaler__pb2"
+_RELATIVE_IMPORT = "from . import externalscaler_pb2 as externalscaler__pb2"
+
+
+def generate(out_dir: Path, proto: Path = PROTO) -> list[Path]:
+    """Run protoc (from grpcio-tools) on `proto` into `out_dir`; return the generated files."""
+    from grpc_tools import protoc  # dev-only dependency: imported here so the runtime never needs it
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = ["protoc", f"-I{proto.parent}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}", proto.name]
+    if protoc.main(args) != 0:
+        raise RuntimeError(f"protoc failed on {proto}")
+    grpc_module = out_dir / "externalscaler_pb2_grpc.py"
+    text = grpc_module.read_text()
+    if _ABSOLUTE_IMPORT not in text:
+        raise RuntimeError(f"unexpected grpc generator output: {_ABSOLUTE_IMPORT!r} not found")
+    grpc_module.write_text(text.replace(_ABSOLUTE_IMPORT, _RELATIVE_IMPORT))
+    return [out_dir / name for name in GENERATED]
+
+
+if __name__ == "__main__":
+    for path in generate(Path(sys.argv[1]) if len(sys.argv) > 1 else PACKAGE_DIR):
+        print(path)

@@ -1,0 +1,63 @@
+"""The background loop that fills the scaler cache; the only code that reads `StateHolder` or a forecaster.
+
+It checks (cheaply, by identity) whether the holder published a new `FleetState` every `poll_seconds`
+and rebuilds the snapshot when it did — so a queue that appears in a scrape reaches every open
+StreamIsActive within one poll of the publish — and also at least every `refresh_seconds`, so forecasts
+and staleness are re-evaluated even when the scrape loop is stuck. Building runs in a worker thread:
+a slow forecaster delays the next snapshot, never a gRPC answer or the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from llmobs.serving.scaler.cache import SignalCache, Snapshot, build_snapshot
+from llmobs.serving.scaler.provider import ForecastProvider
+from llmobs.state import StateHolder
+
+log = logging.getLogger("llmobs.scaler")
+
+
+class CacheRefresher:
+    def __init__(
+        self, holder: StateHolder, cache: SignalCache, *, stale_after: float, refresh_seconds: float,
+        known_models: Iterable[str] = (), forecast: ForecastProvider | None = None,
+        horizons: Iterable[float] = (), poll_seconds: float = 0.05,
+        on_publish: Callable[[Snapshot], None] | None = None,
+    ) -> None:
+        self.holder = holder
+        self.cache = cache
+        self.stale_after = stale_after
+        self.refresh_seconds = refresh_seconds
+        self.known_models = tuple(known_models)
+        self.forecast = forecast
+        self.horizons = tuple(horizons)
+        self.poll_seconds = poll_seconds
+        self.on_publish = on_publish
+
+    def refresh(self) -> Snapshot:
+        """Build from the holder's current state and publish (synchronously)."""
+        snapshot = build_snapshot(self.holder.current, stale_after=self.stale_after, known_models=self.known_models,
+                                  forecast=self.forecast, horizons=self.horizons)
+        snapshot = self.cache.publish(snapshot)
+        if self.on_publish is not None:
+            self.on_publish(snapshot)
+        return snapshot
+
+    async def run(self, stop: asyncio.Event) -> None:
+        last_state = None
+        last_build = 0.0
+        while not stop.is_set():
+            state = self.holder.current
+            if state is not last_state or time.monotonic() - last_build >= self.refresh_seconds:
+                last_state, last_build = state, time.monotonic()
+                try:
+                    await asyncio.to_thread(self.refresh)
+                except Exception:  # keep serving the previous snapshot; it goes stale and says so
+                    log.exception("scaler cache refresh failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)

@@ -1,0 +1,179 @@
+"""Configuration and start-up of the scaler's gRPC server: ExternalScaler + the standard health service.
+
+`serve_scaler` starts the cache refresher and the server in the running event loop and returns a
+`ScalerHandle` (bound port, cache, stats, metrics-api routes, stop). TLS: a server certificate and key;
+adding `client_ca_file` turns on mTLS (clients must present a certificate signed by that CA), which is
+what KEDA's TriggerAuthentication `caCert`/`tlsClientCert`/`tlsClientKey` provide.
+
+Health: `grpc.health.v1.Health` reports SERVING for "" and `externalscaler.ExternalScaler` while the
+scrape loop publishes, NOT_SERVING for the latter when its state is stale (a probe on "" never restarts
+llmobs because vLLM is down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Route
+
+from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler.cache import SignalCache, Snapshot
+from llmobs.serving.scaler.metrics_api import metrics_api_routes
+from llmobs.serving.scaler.provider import ForecastProvider
+from llmobs.serving.scaler.refresher import CacheRefresher
+from llmobs.serving.scaler.service import AioScalerServicer, ScalerCore, ThreadScalerServicer
+from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
+from llmobs.state import StateHolder
+
+SERVICE_NAME = "externalscaler.ExternalScaler"
+_OPTIONS = [("grpc.so_reuseport", 0)]  # a second process on the same port must fail to bind, not share it
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScalerTLSConfig(_Strict):
+    cert_file: Path = Field(description="PEM server certificate (chain)")
+    key_file: Path = Field(description="PEM private key of the server certificate")
+    client_ca_file: Path | None = Field(None, description="PEM CA bundle; when set, clients must present a "
+                                                          "certificate it signed (mTLS)")
+
+
+class ScalerConfig(_Strict):
+    """`scaler:` section of llmobs.yaml."""
+
+    enabled: bool = Field(False, description="serve the KEDA external scaler (gRPC)")
+    host: str = Field("0.0.0.0", description="gRPC listen address")
+    port: int = Field(9401, ge=0, le=65535, description="gRPC port (KEDA trigger scalerAddress host:port)")
+    tls: ScalerTLSConfig | None = Field(None, description="TLS/mTLS; plaintext h2c when absent")
+    stale_after_intervals: float = Field(3.0, gt=0, description="answers turn UNAVAILABLE after this many scrape "
+                                                                "intervals without fresh data")
+    models: list[str] = Field(default_factory=list, description="models answered even with no endpoint scraped "
+                                                                "(value 0, inactive): scale-to-zero deployments")
+    forecast_horizons_seconds: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0],
+                                                   description="horizons precomputed for forecast_request_rate")
+    engine: Literal["aio", "threads"] = Field("aio", description="grpc.aio (default) or the thread-pool server")
+    max_streams: int = Field(1024, ge=1, description="threads engine only: pool size for open streams + calls")
+
+    def horizons(self) -> tuple[float, ...]:
+        return tuple(float(h) for h in self.forecast_horizons_seconds)
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        if self.tls is None:
+            return None
+        ca = self.tls.client_ca_file.read_bytes() if self.tls.client_ca_file else None
+        return grpc.ssl_server_credentials([(self.tls.key_file.read_bytes(), self.tls.cert_file.read_bytes())],
+                                           root_certificates=ca, require_client_auth=ca is not None)
+
+
+@dataclass
+class ScalerHandle:
+    """A running scaler: its port, cache, stats and the JSON routes for the exporter's HTTP app."""
+
+    port: int
+    cache: SignalCache
+    stats: ScalerStats
+    config: ScalerConfig
+    refresher: CacheRefresher
+    _stop: asyncio.Event
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _aio_server: grpc.aio.Server | None = None
+    _sync_server: grpc.Server | None = None
+    _stopping: list[bool] = field(default_factory=lambda: [False])
+
+    def routes(self) -> list[Route]:
+        return metrics_api_routes(self.cache, self.stats, self.config.horizons())
+
+    async def stop(self, grace: float = 1.0) -> None:
+        self._stop.set()
+        self._stopping[0] = True
+        if self._aio_server is not None:
+            await self._aio_server.stop(grace)
+        if self._sync_server is not None:
+            await asyncio.to_thread(lambda: self._sync_server.stop(grace).wait())  # type: ignore[union-attr]
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=5)
+
+
+def _bind(server: grpc.aio.Server | grpc.Server, config: ScalerConfig) -> int:
+    address = f"{config.host}:{config.port}"
+    creds = config.server_credentials()
+    port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"scaler cannot listen on {address}")
+    return port
+
+
+async def serve_scaler(
+    config: ScalerConfig, holder: StateHolder, *, interval_seconds: float,
+    forecast: ForecastProvider | None = None, registry: CollectorRegistry | None = None,
+    poll_seconds: float = 0.05,
+) -> ScalerHandle:
+    """Start refresher + gRPC server in the running loop; register self-metrics on `registry` if given."""
+    cache, stats = SignalCache(), ScalerStats()
+    stale_after = config.stale_after_intervals * interval_seconds
+    stop = asyncio.Event()
+    core = ScalerCore(cache, stats, config.horizons())
+    health_status = _Health(config.engine, asyncio.get_running_loop())
+
+    def on_publish(snapshot: Snapshot) -> None:
+        health_status.set(SERVICE_NAME, snapshot.ready and time.time() <= snapshot.fresh_until)
+
+    refresher = CacheRefresher(holder, cache, stale_after=stale_after, refresh_seconds=interval_seconds,
+                               known_models=config.models, forecast=forecast, horizons=config.horizons(),
+                               poll_seconds=poll_seconds, on_publish=on_publish)
+    handle = ScalerHandle(0, cache, stats, config, refresher, stop)
+    if config.engine == "aio":
+        server = grpc.aio.server(options=_OPTIONS)
+        pb_grpc.add_ExternalScalerServicer_to_server(AioScalerServicer(core), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, server)
+        handle.port = _bind(server, config)
+        await server.start()
+        handle._aio_server = server
+    else:
+        sync = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_streams), options=_OPTIONS)
+        pb_grpc.add_ExternalScalerServicer_to_server(ThreadScalerServicer(core, lambda: handle._stopping[0]), sync)
+        health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, sync)
+        handle.port = _bind(sync, config)
+        sync.start()
+        handle._sync_server = sync
+    health_status.set("", True)
+    await asyncio.to_thread(refresher.refresh)  # the first snapshot, before KEDA's first poll lands
+    handle._tasks.append(asyncio.create_task(refresher.run(stop)))
+    if registry is not None:
+        registry.register(ScalerCollector(stats, cache))
+    return handle
+
+
+class _Health:
+    """The standard health servicer of either engine, settable from any thread (the refresher's worker)."""
+
+    def __init__(self, engine: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.aio = engine == "aio"
+        self.loop = loop
+        self.servicer: health.HealthServicer | health.aio.HealthServicer = (
+            health.aio.HealthServicer() if self.aio else health.HealthServicer())
+        self._last: dict[str, bool] = {}
+
+    def set(self, service: str, serving: bool) -> None:
+        if self._last.get(service) is serving:
+            return
+        self._last[service] = serving
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        if self.aio:
+            asyncio.run_coroutine_threadsafe(self.servicer.set(service, status), self.loop)  # type: ignore[arg-type]
+        else:
+            self.servicer.set(service, status)
+

@@ -1,0 +1,53 @@
+"""The scaler's own metrics, exported through a collector on an injected registry (never the global one).
+
+`llmobs_scaler_requests_total{method,code}` counts every answered call (gRPC methods by name, the JSON
+route as `metrics-api`; `code` is the gRPC status name) and `llmobs_scaler_last_update_timestamp_seconds{model}`
+is the time the cache was last rebuilt for each model — an alert on its age catches a stuck refresher.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from llmobs.serving.scaler.cache import SignalCache
+
+
+class ScalerStats:
+    """Request counts by (method, code). A lock, because the threads engine answers from many threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def count(self, method: str, code: str) -> None:
+        with self._lock:
+            self._counts[(method, code)] += 1
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class ScalerCollector(Collector):
+    def __init__(self, stats: ScalerStats, cache: SignalCache) -> None:
+        self.stats = stats
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("llmobs_scaler_requests", "Requests answered by the KEDA external scaler",
+                                       labels=["method", "code"])
+        for (method, code), n in sorted(self.stats.counts().items()):
+            requests.add_metric([method, code], n)
+        yield requests
+        updated = GaugeMetricFamily("llmobs_scaler_last_update_timestamp_seconds",
+                                    "Unix time the scaler's cached values were last recomputed", labels=["model"])
+        snapshot = self.cache.snapshot
+        if snapshot.ready:
+            for model in sorted(snapshot.models):
+                updated.add_metric([model], snapshot.built_at)
+        yield updated
