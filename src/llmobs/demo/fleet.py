@@ -134,7 +134,8 @@ def default_fleet(traces_dir: Path | None = None, speedup: float = 1.0) -> Simul
     code = load_request_trace(traces / "AzureLLMInferenceTrace_code.csv")
     return SimulatedFleet([
         ModelDeployment("llama-3.1-8b-instruct", conv, replicas=2, nodes=("gpu-node-a", "gpu-node-b"),
-                        gpu_model="NVIDIA-H100-80GB-HBM3", speedup=speedup),
+                        gpu_model="NVIDIA-H100-80GB-HBM3", speedup=speedup,
+                        spec=ReplicaSpec(kv_blocks=1024, max_num_seqs=48)),
         ModelDeployment("qwen2.5-coder-7b", code, replicas=1, nodes=("gpu-node-c",),
                         gpu_model="NVIDIA-L40S", speedup=speedup,
                         spec=ReplicaSpec(kv_blocks=1536, max_num_seqs=48)),

@@ -57,7 +57,7 @@ def render_status_page(holder: StateHolder) -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>llmobs</title>
 <meta http-equiv="refresh" content="5">
 <style>body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}}table{{border-collapse:collapse;margin-bottom:1.5rem}}
-td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}th{{background:#f3f3f3}}
+td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;white-space:nowrap}}th{{background:#f3f3f3}}
 tr.down td{{background:#fde2e2}}tr.up td:nth-child(2){{color:#137333;font-weight:600}}</style></head>
 <body><h1>llmobs</h1>
 <p>State from {age:.1f} s ago · window {state.window_seconds:g} s ·
