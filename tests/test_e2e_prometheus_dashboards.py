@@ -83,6 +83,8 @@ class _Proc:
                 self.p.kill()
                 self.p.wait(5)
         self._t.join(5)
+        if self.p.stdout is not None:
+            self.p.stdout.close()
 
 
 def _demo_endpoints(page: str) -> list[dict[str, str]]:
@@ -200,6 +202,10 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         prom = PrometheusServer(tmp / "prom", [f"127.0.0.1:{exporter_port}", f"127.0.0.1:{planned.port}"],
                                 rule_files=rule_files, job=job.group(1))
         prom.start(timeout=30)
+        # Every test starts from a Prometheus that has scraped both targets and evaluated the rules.
+        prom.wait_for("llmobs_requests_running", timeout=30)
+        prom.wait_for("llmobs_desired_replicas", timeout=30)
+        prom.wait_for("model:llmobs_request_rate:sum", timeout=30)
         yield Stack(prometheus=prom.url, exporter=exporter)
     finally:
         if prom is not None:
