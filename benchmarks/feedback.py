@@ -1,7 +1,7 @@
 """Feedback ingestion benchmark: sustained authenticated posts against a real server process.
 
 The server (`python -m llmobs.feedback`, SQLite synchronous=FULL, group commit) runs in its own process on
-loopback; the clients run here, in this process, with httpx over a few keep-alive connections. Two
+loopback; the clients run here, in this process, over a few keep-alive HTTP/1.1 connections. Two
 phases: batched posts (the headline figure; batch size printed) and single-event posts (printed too, so
 nobody mistakes one for the other). Afterwards the server is stopped and every acknowledged request_id
 is looked up in its database: `lost` must be 0.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -24,8 +26,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 TARGET_EVENTS_PER_S = 2000.0
 TOKEN = "bench-token"
@@ -103,38 +103,73 @@ def event(rid: str, i: int) -> dict[str, object]:
     }
 
 
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client (like wrk's): the load generator must cost far less CPU than
+    the server it measures, and on 2 shared cores httpx would be the bottleneck, not the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, base: str) -> Connection:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
 async def run_phase(base: str, phase: Phase, seconds: float, connections: int) -> None:
-    """Each worker posts back-to-back over its own keep-alive connection until the deadline."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30.0) as client:
-        deadline = time.perf_counter() + seconds
+    """Each worker posts back-to-back over its own keep-alive connection until the deadline.
 
-        async def worker(w: int) -> None:
-            seq = 0
-            while time.perf_counter() < deadline:
-                ids = [f"{phase.name}-{w}-{seq}-{j}" for j in range(phase.batch)]
-                seq += 1
-                body: object = (
-                    event(ids[0], seq)
-                    if phase.batch == 1
-                    else {"events": [event(r, seq + j) for j, r in enumerate(ids)]}
-                )
-                t0 = time.perf_counter()
-                try:
-                    resp = await client.post("/v1/feedback", json=body)
-                except httpx.HTTPError:
-                    phase.errors += 1
-                    continue
-                phase.latencies.append(time.perf_counter() - t0)
-                if resp.status_code == 200:
-                    phase.acked.extend(ids)
-                else:
-                    phase.errors += 1
+    An event counts as acknowledged only if the server answered 200 and reported it accepted.
+    """
+    conns = [await Connection.open(base) for _ in range(connections)]
+    deadline = time.perf_counter() + seconds
 
-        t_start = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(connections)))
-        phase.seconds = time.perf_counter() - t_start
+    async def worker(w: int, conn: Connection) -> None:
+        seq = 0
+        while time.perf_counter() < deadline:
+            ids = [f"{phase.name}-{w}-{seq}-{j}" for j in range(phase.batch)]
+            seq += 1
+            payload: object = (
+                event(ids[0], seq) if phase.batch == 1 else {"events": [event(r, seq + j) for j, r in enumerate(ids)]}
+            )
+            body = json.dumps(payload).encode()
+            t0 = time.perf_counter()
+            try:
+                status, reply = await conn.post("/v1/feedback", body)
+            except (OSError, asyncio.IncompleteReadError):
+                phase.errors += 1
+                return
+            phase.latencies.append(time.perf_counter() - t0)
+            if status == 200 and json.loads(reply)["accepted"] == len(ids):
+                phase.acked.extend(ids)
+            else:
+                phase.errors += 1
+
+    t_start = time.perf_counter()
+    await asyncio.gather(*(worker(w, c) for w, c in enumerate(conns)))
+    phase.seconds = time.perf_counter() - t_start
+    for c in conns:
+        await c.close()
 
 
 def count_lost(db: Path, acked: list[str]) -> tuple[int, int]:
