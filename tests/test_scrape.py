@@ -147,3 +147,16 @@ async def test_removed_target_disappears_from_state() -> None:
     source.items = source.items[:1]
     state = await pipeline.run_cycle()
     assert [t.endpoint for t in state.targets] == ["good"]
+
+
+async def test_missing_expected_series_logged_once_and_reported(caplog: pytest.LogCaptureFixture) -> None:
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, text=GOOD % 1, headers={"content-type": "text/plain"}))
+    pipeline = Pipeline(StaticTargetSource([Target("http://old-vllm/metrics", "old")]),
+                        Scraper(transport=transport), StateHolder())
+    with caplog.at_level("WARNING", logger="llmobs.pipeline"):
+        for _ in range(3):
+            state = await pipeline.run_cycle()
+    drift = [r for r in caplog.records if "expected vLLM series" in r.getMessage()]
+    assert len(drift) == 1 and "ttft" in drift[0].getMessage()
+    assert "ttft" in state.targets[0].missing_series and "kv_cache_usage" not in state.targets[0].missing_series
