@@ -160,3 +160,32 @@ def test_collector_registers_only_where_told(config: FeedbackConfig, clock: Cloc
 
     setup(config, clock)
     assert REGISTRY.get_sample_value("llmobs_feedback_window_seconds") is None
+
+
+def test_replicas_add_up_when_summed_before_dividing(config: FeedbackConfig, clock: Clock) -> None:
+    """Scale-out: two replicas with their own stores; summing their counts gives the fleet's numbers,
+    while averaging their ratio gauges would not (the documented PromQL sums first)."""
+    stats_a, reg_a = setup(config, clock)
+    stats_b, reg_b = setup(config, clock)
+    t = clock.now
+    stats_a.record([ob(label="negative", at=t, ttft_ms=3000.0)] * 2)  # 2 events, all negative
+    stats_b.record([ob(at=t, ttft_ms=100.0)] * 17 + [ob(label="negative", at=t, ttft_ms=100.0)] * 1)  # 18, 1 neg
+
+    def total(name: str, **labels: str) -> float:
+        return sum(value(r, name, **labels) or 0.0 for r in (reg_a, reg_b))
+
+    assert total("llmobs_feedback_total", model="m", app="chat", rating="negative") == 3
+    assert total("llmobs_feedback_total", model="m", app="chat", rating="positive") == 17
+    fleet = total("llmobs_feedback_window_negative_events", model="m") / total(
+        "llmobs_feedback_window_events", model="m"
+    )
+    assert fleet == pytest.approx(3 / 20)
+    averaged = (
+        value(reg_a, "llmobs_feedback_negative_ratio", model="m")
+        + value(reg_b, "llmobs_feedback_negative_ratio", model="m")
+    ) / 2
+    assert averaged != pytest.approx(fleet)
+    above = total("llmobs_feedback_window_ttft_negative_events", model="m", ttft="above_slo") / total(
+        "llmobs_feedback_window_ttft_events", model="m", ttft="above_slo"
+    )
+    assert above == 1.0

@@ -83,8 +83,9 @@ async def serve_feedback(
     """Serve the feedback API on config.host:config.port until cancelled.
 
     Registers the `llmobs_feedback_*` collector on `registry` (and unregisters it on the way out).
-    `served_requests(model)` gives the reset-adjusted requests served, for the coverage ratio; None
-    leaves coverage out. `metrics_on_api` also serves `registry` at `/metrics` on the feedback port
+    `served_requests(model)` gives the reset-adjusted requests served, for the coverage ratio (called
+    from this loop and from the scrape thread, so it must be thread-safe); None leaves coverage out.
+    `config.enabled` is the caller's decision: this serves whenever called. `metrics_on_api` also serves `registry` at `/metrics` on the feedback port
     (standalone mode). `on_listening(host, port)` is called once the socket is bound (port 0 → real port).
     """
     stats = FeedbackStats(config)
