@@ -192,9 +192,13 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         assert endpoints, "the demo exporter never exported llmobs_requests_running"
         planned = _PlannedFamilies(endpoints)
 
-        # The same rules as alerts/*.yaml, evaluated every second instead of every 30s.
+        # The same rules as alerts/*.yaml, evaluated every second instead of every 30s, with one alert on a
+        # hair trigger (any KV use, for 2s) so that it goes pending → firing on the real server. The
+        # thresholds themselves are proven by the promtool unit tests (tests/test_alerts.py).
         rule_files = []
-        for name, text in render(dataclasses.replace(DEFAULT, rule_interval="1s")).items():
+        e2e_config = dataclasses.replace(DEFAULT, rule_interval="1s", kv_cache_saturated_ratio=0.0,
+                                         kv_cache_saturated_for="2s")
+        for name, text in render(e2e_config).items():
             (tmp / name).write_text(text)
             rule_files.append(tmp / name)
         job = re.fullmatch(r'job="([^"]+)"', DEFAULT.exporter_selector)
@@ -273,3 +277,19 @@ def test_rules_evaluate_without_errors(stack):
     assert {g["name"] for g in groups} >= {"llmobs.serving.rules", "llmobs.serving"}
     bad = [(r.get("name"), r.get("lastError")) for g in groups for r in g["rules"] if r.get("health") == "err"]
     assert not bad, bad
+
+
+def test_an_alert_fires_with_its_labels_and_annotations(stack):
+    firing: list[dict] = []
+    t0 = time.monotonic()
+    while not firing and time.monotonic() - t0 < 20:
+        alerts = httpx.get(f"{stack.prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        firing = [a for a in alerts
+                  if a["labels"]["alertname"] == "LlmobsKVCacheSaturated" and a["state"] == "firing"]
+        time.sleep(1)
+    assert firing, "LlmobsKVCacheSaturated never fired on the hair-trigger config"
+    a = firing[0]
+    assert a["labels"]["severity"] == "warning" and a["labels"]["model"]
+    assert a["annotations"]["runbook_url"].endswith("/docs/runbooks.md#llmobskvcachesaturated")
+    assert a["labels"]["model"] in a["annotations"]["description"]
+    assert "{{" not in a["annotations"]["description"]
