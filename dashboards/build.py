@@ -27,12 +27,13 @@ def fleet(c: Config) -> Board:
     (b.row("Now")
      .stat("Models", Q(f"count(count by ({m}) (llmobs_requests_running{{{sm}}}))"))
      .stat("Replicas up", Q(f"sum(model:llmobs_replicas_up:count{{{sm}}})"))
-     .stat("Targets down", Q("sum(1 - llmobs_target_up)"),
+     .stat("Targets down", Q("sum(1 - llmobs_target_up)"), steps=((None, "green"), (1, "red")),
            description="vLLM endpoints whose last scrape failed (llmobs_target_up == 0).")
      .stat("Requests/s", Q(f"sum(model:llmobs_request_rate:sum{{{sm}}})"), unit="reqps")
-     .stat("Exporter up", Q(f"min(up{{{c.exporter_selector}}})"),
+     .stat("Exporter up", Q(f"min(up{{{c.exporter_selector}}})"), steps=((None, "red"), (1, "green")),
            description=f"Prometheus scraping the llmobs exporter ({c.exporter_selector}).")
-     .stat("Scrape cycle", Q("max(llmobs_scrape_cycle_duration_seconds)"), unit="s"))
+     .stat("Scrape cycle", Q("max(llmobs_scrape_cycle_duration_seconds)"), unit="s",
+           steps=((None, "green"), (c.scrape_cycle_slow_seconds, "orange"))))
     (b.row("Load")
      .timeseries("Finished requests/s by model", Q(f"model:llmobs_request_rate:sum{{{sm}}}", legend),
                  unit="reqps")
@@ -69,7 +70,7 @@ def model_detail(c: Config) -> Board:
               f"throughput and prefix caching. {HEADER_NOTE}")
     s, e, n = b.sel_serving, c.endpoint_label, c.node_label
     ep = f"{{{{{e}}}}}"
-    epq = f"{ep} p{{{{quantile}}}}"
+    epq = f"{ep} ({{{{{n}}}}}) p{{{{quantile}}}}"
     b.row("Latency by endpoint")
     for title, metric in (("Time to first token", "llmobs_ttft_seconds"),
                           ("Inter-token latency", "llmobs_itl_seconds"),

@@ -133,9 +133,14 @@ class Board:
         return self
 
     def stat(self, title: str, q: Q, unit: str = "short", description: str = "", w: int = 4,
-             h: int = 4) -> Board:
+             h: int = 4, steps: tuple[tuple[float | None, str], ...] = ()) -> Board:
+        """`steps`: (from value, colour) pairs, the first from None (−∞), e.g. ((None, "green"), (1, "red"))."""
         q = Q(q.expr, q.legend, instant=True)
-        self.dash.with_panel(self._common(gstat.Panel(), title, description, (q,), unit, w, h))
+        p = self._common(gstat.Panel(), title, description, (q,), unit, w, h)
+        if steps:
+            p = p.thresholds(gd.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE)
+                             .steps([dm.Threshold(value=v, color=col) for v, col in steps]))
+        self.dash.with_panel(p)
         return self
 
     def table(self, title: str, q: Q, unit: str = "short", description: str = "", w: int = 24,
