@@ -136,6 +136,8 @@ def test_history_is_bucketed_and_missing_buckets_are_gaps() -> None:
     assert d.frame["kv_tokens_in_flight"].iloc[0] == 500.0
     with pytest.raises(ForecastInputError, match="empty"):
         from_history([], 60)
+    back = from_history([pts[1], pts[0], *pts[2:]], 60)
+    assert back.request_rate.iloc[0] == 2.0 and "sorted" in back.notes[0]
 
 
 def test_prometheus_errors_are_named_without_a_server() -> None:

@@ -261,12 +261,18 @@ def from_history(
     """llmobs' own per-model history (one point per scrape cycle) on a regular grid.
 
     Points are averaged into `step_seconds` buckets; buckets without a point are gaps. KV tokens in
-    flight = max KV utilization × capacity when the capacity is known.
+    flight = max KV utilization × capacity when the capacity is known. Out-of-order points (a clock
+    stepped back) are sorted, not refused: the live forecast must keep going; the notes say so.
     """
     if not points:
         raise ForecastInputError("history is empty")
     times = np.array([p.time for p in points], dtype=float)
-    _check_sorted(times, "time", "history")
+    notes: tuple[str, ...] = ()
+    if (np.diff(times) < 0).any():  # a wall clock stepped back: order by time, say so, go on
+        order = np.argsort(times, kind="stable")
+        points = [points[i] for i in order]
+        times = times[order]
+        notes = ("history timestamps went backwards; sorted",)
     data = {
         "request_rate": [p.request_rate for p in points],
         "prompt_tokens_rate": [p.prompt_tokens_rate for p in points],
@@ -278,7 +284,7 @@ def from_history(
     frame = pd.DataFrame(data, index=index)
     rule = pd.Timedelta(seconds=step_seconds)
     frame = frame.resample(rule, origin="epoch").mean()
-    return DemandSeries(frame, step_seconds, "llmobs-history")
+    return DemandSeries(frame, step_seconds, "llmobs-history", notes)
 
 
 DEFAULT_PROMQL: Mapping[str, str] = {

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from llmobs.forecast.errors import ForecastInputError
 
@@ -185,7 +186,7 @@ def _features(y: np.ndarray, index: pd.DatetimeIndex, horizon: int, step_seconds
     hour = (target_time.hour + target_time.minute / 60.0).to_numpy(dtype=float)
     cols.append(np.sin(2 * np.pi * hour / 24))
     cols.append(np.cos(2 * np.pi * hour / 24))
-    cols.append(target_time.dayofweek.to_numpy(dtype=float))
+    cols.append(target_time.day_of_week.to_numpy(dtype=float))
     return np.column_stack(cols)
 
 
@@ -245,7 +246,10 @@ class LlmobsModel(Forecaster):
         xt = x[rows[ok]]
         # A column with no value at all (no day of history yet) carries nothing and trips the binner.
         self._cols = ~np.all(np.isnan(xt), axis=0)
-        model.fit(xt[:, self._cols], target[ok])
+        # One OpenMP thread: these fits are small, and on a busy 2-core box (the exporter's own scrape
+        # loop, other processes) OpenMP's spinning threads made them ~3× slower, not faster.
+        with threadpool_limits(1, user_api="openmp"):
+            model.fit(xt[:, self._cols], target[ok])
         self._model = model
 
     def predict(
@@ -255,7 +259,8 @@ class LlmobsModel(Forecaster):
             raise ForecastInputError(f"{self.name}: predict before fit")
         x = self._feats(y, index, horizon, step_seconds)
         z = np.log1p(np.clip(ffill(y), 0, None))
-        delta = self._model.predict(x[origins][:, self._cols])  # type: ignore[attr-defined]
+        with threadpool_limits(1, user_api="openmp"):
+            delta = self._model.predict(x[origins][:, self._cols])  # type: ignore[attr-defined]
         return np.clip(np.expm1(z[origins] + delta), 0, None)
 
 

@@ -217,14 +217,14 @@ class ForecastService:
         filled = ffill(y)
         last = float(filled[-1]) if len(filled) and not math.isnan(filled[-1]) else 0.0
         if reason or state.forecaster is None:
-            name, point, q = "last_value", last, math.log(1.2)
+            # documented fallback: last value, band = last value + 20 % (0 for an all-zero history)
+            name, point, upper = "last_value", last, 1.2 * last
             reason = reason or "no fitted forecaster yet"
         else:
             name = state.forecaster.name
             origin = np.array([len(y) - 1])
             point = float(state.forecaster.predict(y, series.frame.index, origin, h, cfg.step_seconds)[0])
-            q = state.resid_q
-        upper = float(np.expm1(np.log1p(max(point, 0.0)) + q))
+            upper = float(np.expm1(np.log1p(max(point, 0.0)) + state.resid_q))
         desired = None
         if state.recommender is not None:
             desired = state.recommender.recommend(now, upper, last).desired
