@@ -177,6 +177,25 @@ def test_every_alert_has_a_firing_and_a_silent_unit_test():
     assert names - silent == set(), "alerts never tested silent/resolved"
 
 
+def _seconds(duration: str) -> int:
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([dhms])", duration)
+    assert "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_every_alert_is_tested_to_resolve_after_firing():
+    resolves: set[str] = set()
+    for doc in _unit_test_docs():
+        for group in doc["tests"]:
+            cases = group.get("alert_rule_test", [])
+            for fired in (c for c in cases if c.get("exp_alerts")):
+                if any(c["alertname"] == fired["alertname"] and not c.get("exp_alerts")
+                       and _seconds(c["eval_time"]) > _seconds(fired["eval_time"]) for c in cases):
+                    resolves.add(fired["alertname"])
+    assert set(alert_names()) - resolves == set(), "alerts never tested to resolve after firing"
+
+
 def test_unit_tests_load_both_rule_files_and_order_every_group():
     # promtool 2.42 evaluates groups missing from group_eval_order in random order, which makes
     # alerts that read recording rules flaky by one step: every file must list every group.
