@@ -26,7 +26,6 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -116,22 +115,30 @@ class Capacity:
         return d
 
 
-def load_gpu_table(path: str | Path | None = None) -> dict[str, GPU]:
-    """Read the GPU table (bundled `gpus.yaml` by default); keys are lower-cased names."""
+def parse_gpu_table(text: str, source: str = "gpus.yaml") -> dict[str, GPU]:
+    """GPU table from YAML text (the bundled `gpus.yaml` shape); keys are lower-cased names."""
     try:
-        if path is None:
-            text = resources.files("llmobs.forecast").joinpath("gpus.yaml").read_text()
-        else:
-            text = Path(path).read_text()
         raw = yaml.safe_load(text)
         rows = raw["gpus"]
         table = {
             str(r["name"]).lower(): GPU(str(r["name"]), float(r["memory_gib"]), r.get("usd_per_hour"))
             for r in rows
         }
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
-        raise ForecastInputError(f"GPU table {path or 'gpus.yaml'} is unreadable: {exc}") from exc
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        raise ForecastInputError(f"GPU table {source} is unreadable: {exc}") from exc
+    for g in table.values():
+        if not 0 < g.memory_gib <= 4096:
+            raise ForecastInputError(f"GPU table {source}: {g.name} memory {g.memory_gib} GiB is not plausible")
     return table
+
+
+def load_gpu_table(path: str | Path | None = None) -> dict[str, GPU]:
+    """The bundled GPU table, or one from a file (read through `demand.read_input_text`, the I/O edge)."""
+    from llmobs.forecast.demand import read_input_text, read_package_text
+
+    if path is None:
+        return parse_gpu_table(read_package_text("gpus.yaml"))
+    return parse_gpu_table(read_input_text(path, "GPU table"), str(path))
 
 
 def lookup_gpu(name: str, table: Mapping[str, GPU] | None = None) -> GPU:
@@ -255,17 +262,22 @@ def model_shape(config: Mapping[str, Any]) -> ModelShape:
     )
 
 
-def load_model_config(path: str | Path) -> dict[str, Any]:
-    """Read a `config.json`, failing with the path and the reason."""
+def parse_model_config(text: str, source: str = "model config") -> dict[str, Any]:
+    """A `config.json` text as a dict, failing with the source and the reason."""
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ForecastInputError(f"cannot read model config {path}: {exc.strerror or exc}") from exc
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ForecastInputError(f"model config {path} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+        raise ForecastInputError(f"{source} is not JSON: {exc.msg} at line {exc.lineno}") from exc
     if not isinstance(data, dict):
-        raise ForecastInputError(f"model config {path} is not a JSON object")
+        raise ForecastInputError(f"{source} is not a JSON object")
     return data
+
+
+def load_model_config(path: str | Path) -> dict[str, Any]:
+    """Read and parse a `config.json` (the read goes through `demand.read_input_text`, the I/O edge)."""
+    from llmobs.forecast.demand import read_input_text
+
+    return parse_model_config(read_input_text(path, "model config"), f"model config {path}")
 
 
 def dtype_bytes(name: str) -> float:

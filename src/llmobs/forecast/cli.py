@@ -75,10 +75,9 @@ def capacity(
     )
 
     if metrics_page is not None:
-        try:
-            page = metrics_page.read_text()
-        except OSError as exc:
-            raise ForecastInputError(f"cannot read {metrics_page}: {exc.strerror or exc}") from exc
+        from llmobs.forecast.demand import read_input_text
+
+        page = read_input_text(metrics_page, "metrics page")
         cap = capacity_from_cache_config_info(parse_cache_config_info(page), context)
     else:
         if model_config is None:

@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,20 @@ DEFAULT_TRACE_DIR = Path(__file__).resolve().parents[3] / "data" / "traces"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def read_input_text(path: str | Path, what: str) -> str:
+    """Read a user-given text file (model config, GPU table, saved /metrics page) or say why not."""
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ForecastInputError(f"cannot read {what} {path}: {reason}") from exc
+
+
+def read_package_text(name: str) -> str:
+    """A data file shipped inside `llmobs.forecast` (the GPU table)."""
+    return resources.files("llmobs.forecast").joinpath(name).read_text()
 
 
 def parse_duration(text: str | float | int) -> float:
