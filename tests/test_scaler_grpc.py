@@ -83,7 +83,7 @@ async def live():
     app = create_app(exporter.holder, exporter.registry, extra_routes=handle.routes())
     http_server, http_task, http_port = await serve_asgi(app, "127.0.0.1", 0)
     for _ in range(100):
-        if len(exporter.holder.current.signals) == 3 and handle.cache.snapshot.ready:
+        if len(exporter.holder.current.signals) == 3 and len(handle.cache.snapshot.models) == 2:
             break
         await asyncio.sleep(0.1)
     yield exporter, handle, f"http://127.0.0.1:{http_port}"
