@@ -28,8 +28,9 @@ from pydantic import (
 RatingLabel = Literal["positive", "neutral", "negative"]
 
 _Id = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
-_Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
-_Category = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+# No control characters: names become label values, and a NUL or newline breaks exposition parsers.
+_Name = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_Category = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 def _number(value: object) -> object:

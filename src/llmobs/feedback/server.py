@@ -85,8 +85,9 @@ async def serve_feedback(
     Registers the `llmobs_feedback_*` collector on `registry` (and unregisters it on the way out).
     `served_requests(model)` gives the reset-adjusted requests served, for the coverage ratio (called
     from this loop and from the scrape thread, so it must be thread-safe); None leaves coverage out.
-    `config.enabled` is the caller's decision: this serves whenever called. `metrics_on_api` also serves `registry` at `/metrics` on the feedback port
-    (standalone mode). `on_listening(host, port)` is called once the socket is bound (port 0 → real port).
+    `config.enabled` is the caller's decision: this serves whenever called. `metrics_on_api` also
+    serves `registry` at `/metrics` on the feedback port (standalone mode). `on_listening(host, port)`
+    is called once the socket is bound (port 0 → real port).
     """
     stats = FeedbackStats(config)
     store = FeedbackStore(
@@ -100,7 +101,11 @@ async def serve_feedback(
         TokenVerifier(config.tokens_file, config.token_reload_seconds) if config.tokens_file is not None else None
     )
     sock = bind_socket(config.host, config.port)
-    await asyncio.to_thread(store.open)
+    try:
+        await asyncio.to_thread(store.open)
+    except BaseException:
+        sock.close()
+        raise
     collector = FeedbackCollector(stats, served_requests)
     collector.register(registry)
     app = create_app(config, store, verifier=verifier, metrics_registry=registry if metrics_on_api else None)

@@ -276,9 +276,12 @@ class FeedbackStore:
         for job, result in zip(jobs, results, strict=True):
             job.future.set_result(result)
         if self._used_bytes(conn) > self._max_bytes:
+            dropped = 0
             with contextlib.suppress(sqlite3.Error):
-                self._enforce_cap(conn)
-            self._refresh_size(conn)
+                dropped = self._enforce_cap(conn)
+            self._refresh_size(conn, recount=True)
+            if dropped:
+                self.stats.add_pruned("disk_cap", dropped)
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         """Bytes in live pages (free pages excluded) plus the WAL: what the disk cap limits."""
@@ -316,16 +319,21 @@ class FeedbackStore:
         except sqlite3.Error:
             conn.execute("ROLLBACK")
             raise
-        if deleted["retention"]:
-            self.stats.add_pruned("retention", deleted["retention"])
         self._reclaim(conn)
         if self._used_bytes(conn) > self._max_bytes:
             deleted["disk_cap"] = self._enforce_cap(conn)
+        # Gauges first, then counters: a scrape never sees the prune counted but the rows still there.
         self._refresh_size(conn, recount=True)
+        for reason, n in deleted.items():
+            if n:
+                self.stats.add_pruned(reason, n)
         return deleted
 
     def _enforce_cap(self, conn: sqlite3.Connection) -> int:
-        """Drop the oldest events until live data fits in 90% of the cap (headroom avoids thrashing)."""
+        """Drop the oldest events until live data fits in 90% of the cap (headroom avoids thrashing).
+
+        Returns the rows deleted; the caller publishes them (after refreshing the size gauges).
+        """
         total = 0
         self._reclaim(conn)  # a big WAL is not live data: fold it in before judging.
         for _ in range(20):
@@ -346,9 +354,7 @@ class FeedbackStore:
                 conn.execute("ROLLBACK")
                 raise
             self._reclaim(conn)
-        if total:
-            self.stats.add_pruned("disk_cap", total)
-            self._events -= total
+        self._events -= total
         return total
 
     @staticmethod
