@@ -207,6 +207,8 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
         load_after = os.getloadavg()
         acked = [r for ph in phases for r in ph.acked]
         lost, rows = count_lost(workdir / "feedback.db", acked)

@@ -38,12 +38,13 @@ def write_config(tmp_path: Path) -> Path:
 
 def start(cfg: Path) -> tuple[subprocess.Popen[str], str]:
     """Start the server and wait (max 20 s) for its `listening on` line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmobs.feedback", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with open(cfg.parent / "server.log", "a") as log:  # a file, not a pipe nobody drains
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmobs.feedback", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     assert proc.stdout is not None
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
@@ -51,8 +52,9 @@ def start(cfg: Path) -> tuple[subprocess.Popen[str], str]:
     reader.join(20)
     if not line or not line[0].startswith("listening on "):
         proc.kill()
-        _, err = proc.communicate(timeout=5)
-        raise AssertionError(f"server did not start: {line!r} {err[-2000:]}")
+        proc.communicate(timeout=5)
+        log_text = (cfg.parent / "server.log").read_text()
+        raise AssertionError(f"server did not start: {line!r} {log_text[-2000:]}")
     return proc, "http://" + line[0].split()[-1]
 
 
@@ -111,7 +113,7 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path) -> None:
         acked, failed, in_flight = asyncio.run(hammer(base, proc, kill_after=3000))
     finally:
         proc.kill()
-        proc.wait(10)
+        proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     assert len(acked) >= 3000
     assert in_flight > 0, "the kill must land while requests are in flight"
@@ -128,8 +130,8 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path) -> None:
             metrics = client.get("/metrics").text
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-    assert proc.returncode == 0
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0, (tmp_path / "server.log").read_text()[-2000:]
 
     conn = sqlite3.connect(tmp_path / "feedback.db")
     try:
