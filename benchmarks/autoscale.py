@@ -38,6 +38,7 @@ from llmobs.forecast.replay import ReplayConfig, forecast_path, replay, tune_uti
 REACTIVE_UTILIZATION = 0.8
 SPLIT = 0.4
 FLEET_DIVISOR = 8
+BOUNDS = (0.1, 20.0)  # headroom search range: > 1 scales down an upper band that bursts inflate
 
 
 def load(path: Path) -> DemandSeries:
@@ -90,9 +91,11 @@ def run_trace(path: Path, cold_start_s: float, quick: bool) -> float:
           f"{base.replica_minutes:9.1f} replica-min, {base.scale_events} scale events")
     out = math.nan
     for policy in ("predictive", "hybrid"):
-        u_a = tune_utilization(d, policy, cfg, tune_budget, forecast_upper=upper, score_from=warm, score_to=split)
+        u_a = tune_utilization(d, policy, cfg, tune_budget, forecast_upper=upper, score_from=warm, score_to=split,
+                               bounds=BOUNDS)
         a = replay(d, policy, cfg, utilization=u_a, forecast_upper=upper, score_from=split)
-        u_b = tune_utilization(d, policy, cfg, base.replica_minutes, forecast_upper=upper, score_from=split)
+        u_b = tune_utilization(d, policy, cfg, base.replica_minutes, forecast_upper=upper, score_from=split,
+                               bounds=BOUNDS)
         b = replay(d, policy, cfg, utilization=u_b, forecast_upper=upper, score_from=split)
         for tag, u, r in (("A", u_a, a), ("B", u_b, b)):
             dev = 100 * (r.replica_minutes / base.replica_minutes - 1)

@@ -143,8 +143,8 @@ def replay(
     """Replay `series` (request rate) against `policy`; counts from bucket `score_from` on."""
     if policy not in POLICIES:
         raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    if not 0 < utilization <= 3:
-        raise ForecastInputError(f"target utilization {utilization} must be in (0, 3]")
+    if not 0 < utilization <= 20:  # > 1 is meaningful for forecasts: it scales down an upper band
+        raise ForecastInputError(f"target utilization {utilization} must be in (0, 20]")
     y = series.request_rate.to_numpy(dtype=float)
     n = len(y)
     if n < 2:
