@@ -1,0 +1,122 @@
+"""Loads the NVML field catalogue (fields.yaml) into typed rows.
+
+The exported GPU fields are data, not code (dcgm-exporter's habit): the reader interprets these rows,
+so adding a field is one YAML entry. pynvml constant names are resolved here, at load, so a typo is a
+catalogue error in a test rather than a failed scrape on a GPU node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+import pynvml  # pure Python; loads no library until nvmlInit()
+import yaml
+
+Kind = Literal["scalar", "bitmask", "per_link", "field_values"]
+_KINDS = ("scalar", "bitmask", "per_link", "field_values")
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is malformed (names the row and key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One catalogue row: how to read a value from NVML and which series it becomes."""
+
+    metric: str
+    help: str
+    kind: Kind
+    type: Literal["gauge", "counter"] = "gauge"
+    call: str = ""
+    args: tuple[int, ...] = ()
+    attr: str = ""
+    scale: float = 1.0
+    labels: tuple[tuple[str, str], ...] = ()
+    label: str = ""
+    bits: tuple[tuple[str, int], ...] = ()
+    field_id: int = 0
+    mig: bool = False
+
+    @property
+    def key(self) -> str:
+        """Identity of the NVML query, for remembering NotSupported per device (rows can share one call)."""
+        if self.kind == "field_values":
+            return f"fv:{self.field_id}"
+        return f"{self.call}{self.args}"
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    fields: tuple[FieldSpec, ...] = field(default_factory=tuple)
+
+    def label_names(self, metric: str) -> tuple[str, ...]:
+        """Extra label names of a metric (beyond the per-GPU ones), the same for all its rows."""
+        for f in self.fields:
+            if f.metric == metric:
+                names = [k for k, _ in f.labels]
+                if f.kind == "bitmask":
+                    names.append(f.label)
+                if f.kind in ("per_link", "field_values"):
+                    names.append("link")
+                return tuple(names)
+        raise KeyError(metric)
+
+
+def _const(name: Any, where: str) -> int:
+    if isinstance(name, int):
+        return name
+    value = getattr(pynvml, str(name), None)
+    if not isinstance(value, int):
+        raise CatalogueError(f"{where}: {name!r} is not a pynvml constant")
+    return value
+
+
+def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
+    """Validate and type the YAML document; raises CatalogueError naming the bad row."""
+    rows = data.get("fields")
+    if not isinstance(rows, list) or not rows:
+        raise CatalogueError("catalogue: `fields` must be a non-empty list")
+    out: list[FieldSpec] = []
+    label_sets: dict[str, tuple[str, ...]] = {}
+    for i, row in enumerate(rows):
+        where = f"fields[{i}] ({row.get('metric', '?')})"
+        kind = row.get("kind")
+        if kind not in _KINDS:
+            raise CatalogueError(f"{where}: kind must be one of {_KINDS}")
+        metric = str(row.get("metric", ""))
+        if not metric.startswith("llmobs_gpu_"):
+            raise CatalogueError(f"{where}: metric must start with llmobs_gpu_")
+        ftype = row.get("type", "gauge")
+        if ftype not in ("gauge", "counter") or (ftype == "counter") != metric.endswith("_total"):
+            raise CatalogueError(f"{where}: counters (and only counters) end in _total")
+        call = str(row.get("call", ""))
+        if kind != "field_values" and not callable(getattr(pynvml, call, None)):
+            raise CatalogueError(f"{where}: {call!r} is not a pynvml function")
+        spec = FieldSpec(
+            metric=metric, help=str(row.get("help", "")), kind=kind, type=ftype, call=call,
+            args=tuple(_const(a, where) for a in row.get("args", ())),
+            attr=str(row.get("attr", "")), scale=float(row.get("scale", 1.0)),
+            labels=tuple(sorted((str(k), str(v)) for k, v in (row.get("labels") or {}).items())),
+            label=str(row.get("label", "")),
+            bits=tuple((str(k), _const(v, where)) for k, v in (row.get("bits") or {}).items()),
+            field_id=_const(row["field"], where) if kind == "field_values" else 0,
+            mig=bool(row.get("mig", False)),
+        )
+        if kind == "bitmask" and (not spec.label or not spec.bits):
+            raise CatalogueError(f"{where}: bitmask rows need `label` and `bits`")
+        names = tuple(k for k, _ in spec.labels)
+        if label_sets.setdefault(metric, names) != names:
+            raise CatalogueError(f"{where}: rows of {metric} must share label names")
+        out.append(spec)
+    return Catalogue(tuple(out))
+
+
+def load_catalogue(text: str | None = None) -> Catalogue:
+    """The packaged fields.yaml (or `text`, for tests)."""
+    if text is None:
+        text = resources.files("llmobs.sources.gpu").joinpath("fields.yaml").read_text()
+    return parse_catalogue(yaml.safe_load(text))

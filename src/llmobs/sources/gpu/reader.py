@@ -1,0 +1,306 @@
+"""Reads every GPU on the node through the NVML boundary into one immutable `GpuReading`.
+
+Rules the reader keeps (issue 6):
+- a query that answers NotSupported (or FunctionNotFound, NoPermission, InvalidArgument) is remembered
+  per device and never asked again, so an unsupported field costs one call per agent lifetime;
+- GPU-lost / Unknown / ResetRequired marks that device down for this collection and skips its other
+  fields; the next collection tries it again; other devices and the agent carry on;
+- no library or driver: `nvml_up` False, one clear log line, init retried quietly every
+  `retry_init_seconds` (the GPU operator may install the driver after the agent starts);
+- XID events come from one NVML event set per device, drained with a 0 ms wait (never blocks).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pynvml
+
+from llmobs.sources.gpu.catalogue import Catalogue, FieldSpec, load_catalogue
+from llmobs.sources.gpu.nvml import NO_DRIVER, ErrorClass, NvmlLib, classify, describe, error_code, load_pynvml, text
+from llmobs.sources.gpu.types import GpuDevice, GpuProcess, GpuReading, GpuSample, XidCount
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS_PER_COLLECTION = 1024
+"""Cap on XID events drained per device per collection, so a storm cannot stall the loop."""
+
+
+class _DeviceLost(Exception):
+    """Internal: a call on this device said the GPU is gone."""
+
+
+@dataclass
+class _Device:
+    info: GpuDevice
+    handle: Any
+    is_mig: bool
+    links: tuple[int, ...] = ()
+    event_set: Any = None
+
+
+@dataclass
+class _Stats:
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+class NvmlReader:
+    """Owns the NVML session. Not thread-safe: one loop calls `collect()`; readers use its results."""
+
+    def __init__(self, lib_factory: Callable[[], NvmlLib] = load_pynvml, catalogue: Catalogue | None = None,
+                 *, retry_init_seconds: float = 60.0, rediscover_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._lib_factory = lib_factory
+        self.catalogue = catalogue or load_catalogue()
+        self.retry_init_seconds = retry_init_seconds
+        self.rediscover_seconds = rediscover_seconds
+        self._clock = clock
+        self._lib: NvmlLib | None = None
+        self._driver_version = ""
+        self._devices: list[_Device] = []
+        self._discovered_at = -float("inf")
+        self._last_init_attempt = -float("inf")
+        self._init_failures = 0
+        self._unsupported: set[tuple[str, str]] = set()
+        self._xids: Counter[tuple[str, int]] = Counter()
+        self._stats = _Stats()
+
+    # -- session ---------------------------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        return self._lib is not None
+
+    def _try_init(self) -> bool:
+        now = self._clock()
+        if now - self._last_init_attempt < self.retry_init_seconds:
+            return False
+        self._last_init_attempt = now
+        lib = self._lib_factory()
+        try:
+            lib.nvmlInit()
+            self._driver_version = text(lib.nvmlSystemGetDriverVersion())
+        except Exception as exc:  # any failure here means "no NVML", never a crash
+            self._init_failures += 1
+            level = logging.WARNING if self._init_failures == 1 else logging.DEBUG
+            hint = " (no NVIDIA driver or libnvidia-ml.so.1 on this node)" if error_code(exc) in NO_DRIVER else ""
+            log.log(level, "NVML unavailable: %s%s; llmobs_nvml_up=0, GPU series omitted, retrying every %gs",
+                    describe(exc), hint, self.retry_init_seconds)
+            return False
+        self._lib = lib
+        log.info("NVML initialised, driver %s", self._driver_version)
+        return True
+
+    def close(self) -> None:
+        if self._lib is None:
+            return
+        for d in self._devices:
+            if d.event_set is not None:
+                try:
+                    self._lib.nvmlEventSetFree(d.event_set)
+                except Exception:  # shutting down anyway
+                    log.debug("nvmlEventSetFree failed", exc_info=True)
+        try:
+            self._lib.nvmlShutdown()
+        except Exception:
+            log.debug("nvmlShutdown failed", exc_info=True)
+        self._lib = None
+        self._devices = []
+
+    # -- discovery -------------------------------------------------------------------------------
+
+    def _discover(self, lib: NvmlLib) -> None:
+        old = {d.info.uuid: d for d in self._devices}
+        old_by_index = {d.info.index: d for d in self._devices if not d.is_mig}
+        devices: list[_Device] = []
+        for index in range(lib.nvmlDeviceGetCount()):
+            try:
+                handle = lib.nvmlDeviceGetHandleByIndex(index)
+                info = GpuDevice(index=index, uuid=text(lib.nvmlDeviceGetUUID(handle)),
+                                 name=text(lib.nvmlDeviceGetName(handle)))
+            except pynvml.NVMLError as exc:
+                self._stats.errors[classify(exc).value] += 1
+                log.warning("GPU %d could not be opened: %s", index, describe(exc))
+                if index in old_by_index:  # keep a known GPU so its failing reads report it down
+                    devices.append(old_by_index[index])
+                continue
+            prev = old.get(info.uuid)
+            devices.append(prev if prev is not None else self._open(lib, info, handle, is_mig=False))
+            devices.extend(self._mig_devices(lib, info, handle, old))
+        self._devices = devices
+        self._discovered_at = self._clock()
+
+    def _open(self, lib: NvmlLib, info: GpuDevice, handle: Any, *, is_mig: bool) -> _Device:
+        dev = _Device(info=info, handle=handle, is_mig=is_mig)
+        if not is_mig:
+            dev.links = self._nvlinks(lib, handle)
+            dev.event_set = self._event_set(lib, info, handle)
+        return dev
+
+    def _mig_devices(self, lib: NvmlLib, parent: GpuDevice, handle: Any, old: dict[str, _Device]) -> list[_Device]:
+        try:
+            current = lib.nvmlDeviceGetMigMode(handle)[0]
+        except pynvml.NVMLError:
+            return []  # no MIG on this GPU (NotSupported) or not now
+        if current != pynvml.NVML_DEVICE_MIG_ENABLE:
+            return []
+        out: list[_Device] = []
+        for i in range(lib.nvmlDeviceGetMaxMigDeviceCount(handle)):
+            try:
+                mh = lib.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
+                info = GpuDevice(index=parent.index, uuid=text(lib.nvmlDeviceGetUUID(mh)), name=parent.name,
+                                 gpu_instance=str(lib.nvmlDeviceGetGpuInstanceId(mh)), parent_uuid=parent.uuid)
+            except pynvml.NVMLError:
+                continue  # NotFound: that MIG slot is empty
+            prev = old.get(info.uuid)
+            out.append(prev if prev is not None else self._open(lib, info, mh, is_mig=True))
+        return out
+
+    def _nvlinks(self, lib: NvmlLib, handle: Any) -> tuple[int, ...]:
+        links: list[int] = []
+        for link in range(pynvml.NVML_NVLINK_MAX_LINKS):
+            try:
+                if lib.nvmlDeviceGetNvLinkState(handle, link) == pynvml.NVML_FEATURE_ENABLED:
+                    links.append(link)
+            except pynvml.NVMLError:
+                break  # NotSupported on link 0 (no NVLink) or InvalidArgument past the last link
+        return tuple(links)
+
+    def _event_set(self, lib: NvmlLib, info: GpuDevice, handle: Any) -> Any:
+        try:
+            event_set = lib.nvmlEventSetCreate()
+        except pynvml.NVMLError as exc:
+            log.info("GPU %s: no NVML event set (%s); XID events not collected", info.uuid, describe(exc))
+            return None
+        try:
+            lib.nvmlDeviceRegisterEvents(handle, pynvml.nvmlEventTypeXidCriticalError, event_set)
+        except pynvml.NVMLError as exc:
+            log.info("GPU %s: XID events not supported (%s)", info.uuid, describe(exc))
+            lib.nvmlEventSetFree(event_set)
+            return None
+        return event_set
+
+    # -- collection ------------------------------------------------------------------------------
+
+    def collect(self) -> GpuReading:
+        """One pass over every device. Never raises for NVML trouble: it is reported in the reading."""
+        start = time.perf_counter()
+        if self._lib is None and not self._try_init():
+            return GpuReading(nvml_up=False, time=time.time())
+        lib = self._lib
+        assert lib is not None
+        if self._clock() - self._discovered_at >= self.rediscover_seconds:
+            try:
+                self._discover(lib)
+            except pynvml.NVMLError as exc:
+                log.warning("NVML device enumeration failed: %s", describe(exc))
+                self._stats.errors[classify(exc).value] += 1
+        samples: list[GpuSample] = []
+        processes: list[GpuProcess] = []
+        up: list[tuple[GpuDevice, bool]] = []
+        for dev in self._devices:
+            try:
+                dev_samples = self._read_fields(lib, dev)
+                dev_processes = self._read_processes(lib, dev)
+            except _DeviceLost:
+                up.append((dev.info, False))
+                continue
+            self._drain_events(lib, dev)
+            samples.extend(dev_samples)
+            processes.extend(dev_processes)
+            up.append((dev.info, True))
+        by_uuid = {d.info.uuid: d.info for d in self._devices}
+        xids = tuple(XidCount(by_uuid[u], xid, n) for (u, xid), n in sorted(self._xids.items()) if u in by_uuid)
+        unsupported = Counter(uuid for uuid, _ in self._unsupported)
+        return GpuReading(
+            nvml_up=True, time=time.time(), driver_version=self._driver_version,
+            devices=tuple(d.info for d in self._devices), device_up=tuple(up), samples=tuple(samples),
+            processes=tuple(processes), xids=xids, errors=tuple(sorted(self._stats.errors.items())),
+            unsupported=tuple(sorted(unsupported.items())), duration_seconds=time.perf_counter() - start,
+        )
+
+    def _call(self, dev: _Device, key: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call NVML for one device+query; None when unsupported (remembered) or failed transiently."""
+        if (dev.info.uuid, key) in self._unsupported:
+            return None
+        try:
+            return fn(dev.handle, *args)
+        except pynvml.NVMLError as exc:
+            kind = classify(exc)
+            self._stats.errors[kind.value] += 1
+            if kind is ErrorClass.NOT_SUPPORTED:
+                self._unsupported.add((dev.info.uuid, key))
+                log.debug("GPU %s: %s not supported, not asked again", dev.info.uuid, key)
+            elif kind is ErrorClass.GPU_LOST:
+                log.warning("GPU %s (%s) marked down: %s", dev.info.index, dev.info.uuid, describe(exc))
+                raise _DeviceLost from exc
+            else:
+                log.debug("GPU %s: %s failed: %s", dev.info.uuid, key, describe(exc))
+            return None
+
+    def _read_fields(self, lib: NvmlLib, dev: _Device) -> list[GpuSample]:
+        out: list[GpuSample] = []
+        cache: dict[str, Any] = {}  # rows sharing a call (utilization gpu/memory) make it once
+        for spec in self.catalogue.fields:
+            if dev.is_mig and not spec.mig:
+                continue
+            if spec.kind == "scalar":
+                if spec.key not in cache:
+                    cache[spec.key] = self._call(dev, spec.key, getattr(lib, spec.call), *spec.args)
+                value = cache[spec.key]
+                if value is not None:
+                    raw = getattr(value, spec.attr) if spec.attr else value
+                    out.append(GpuSample(spec.metric, dev.info, spec.labels, float(raw) * spec.scale))
+            elif spec.kind == "bitmask":
+                mask = self._call(dev, spec.key, getattr(lib, spec.call))
+                if mask is not None:
+                    out.extend(GpuSample(spec.metric, dev.info, ((spec.label, name),), 1.0 if int(mask) & bit else 0.0)
+                               for name, bit in spec.bits)
+            elif spec.kind == "per_link":
+                fn = getattr(lib, spec.call)
+                for link in dev.links:
+                    value = self._call(dev, f"{spec.key}@{link}", fn, link, *spec.args)
+                    if value is not None:
+                        out.append(GpuSample(spec.metric, dev.info, (*spec.labels, ("link", str(link))),
+                                             float(value) * spec.scale))
+            elif spec.kind == "field_values" and dev.links:
+                out.extend(self._field_values(lib, dev, spec))
+        return out
+
+    def _field_values(self, lib: NvmlLib, dev: _Device, spec: FieldSpec) -> list[GpuSample]:
+        values = self._call(dev, spec.key, lib.nvmlDeviceGetFieldValues, [(spec.field_id, link) for link in dev.links])
+        if values is None:
+            return []
+        out: list[GpuSample] = []
+        for link, v in zip(dev.links, values, strict=False):
+            if int(v.nvmlReturn) != pynvml.NVML_SUCCESS:
+                continue
+            out.append(GpuSample(spec.metric, dev.info, (*spec.labels, ("link", str(link))),
+                                 float(v.value.ullVal) * spec.scale))
+        return out
+
+    def _read_processes(self, lib: NvmlLib, dev: _Device) -> list[GpuProcess]:
+        procs = self._call(dev, "processes", lib.nvmlDeviceGetComputeRunningProcesses)
+        if not procs:
+            return []
+        return [GpuProcess(dev.info, int(p.pid), None if p.usedGpuMemory is None else float(p.usedGpuMemory))
+                for p in procs]
+
+    def _drain_events(self, lib: NvmlLib, dev: _Device) -> None:
+        if dev.event_set is None:
+            return
+        for _ in range(MAX_EVENTS_PER_COLLECTION):
+            try:
+                data = lib.nvmlEventSetWait_v2(dev.event_set, 0)
+            except pynvml.NVMLError as exc:
+                if classify(exc) is not ErrorClass.TIMEOUT:
+                    self._stats.errors[classify(exc).value] += 1
+                    log.debug("GPU %s: event wait failed: %s", dev.info.uuid, describe(exc))
+                return
+            if int(data.eventType) & pynvml.nvmlEventTypeXidCriticalError:
+                self._xids[(dev.info.uuid, int(data.eventData))] += 1
