@@ -148,9 +148,20 @@ def recording_groups(c: Config = DEFAULT) -> list[Group]:
                    f"max by ({on_gpu}) (gpu:llmobs_gpu_memory_utilization:ratio)")),
     ]
 
+    # Each feedback-server replica exports its own store: sum the window counts across replicas, then
+    # divide (averaging the replicas' own ratios would weight a quiet replica like a busy one).
+    ttft = c.by(c.model_label, "ttft")
     feedback = [
         Rule(record="model_rating:llmobs_feedback:rate5m",
              expr=f"sum by ({m}, rating) (rate(llmobs_feedback_total[5m]))"),
+        Rule(record="model:llmobs_feedback_window_events:sum",
+             expr=f"sum by ({m}) (llmobs_feedback_window_events)"),
+        Rule(record="model:llmobs_feedback_negative:ratio",
+             expr=(f"sum by ({m}) (llmobs_feedback_window_negative_events)\n/\n"
+                   f"sum by ({m}) (llmobs_feedback_window_events)")),
+        Rule(record="model_ttft:llmobs_feedback_negative:ratio",
+             expr=(f"sum by ({ttft}) (llmobs_feedback_window_ttft_negative_events)\n/\n"
+                   f"sum by ({ttft}) (llmobs_feedback_window_ttft_events)")),
     ]
 
     autoscaling = [
@@ -320,7 +331,7 @@ def alert_groups(c: Config = DEFAULT) -> list[Group]:
                for_=c.gpu_memory_full_for),
     ]
 
-    neg = "llmobs_feedback_negative_ratio"
+    neg = "model:llmobs_feedback_negative:ratio"
     feedback = [
         _alert(c, "LlmobsNegativeFeedbackSpike",
                f"{neg} > {num(c.feedback_negative_floor)}\nand\n"

@@ -184,8 +184,9 @@ def feedback(c: Config) -> Board:
     sm, m = b.sel_model, c.model_label
     legend = f"{{{{{m}}}}}"
     b.row("Feedback")
-    (b.timeseries("Negative feedback ratio", Q(f"llmobs_feedback_negative_ratio{{{sm}}}", legend),
-                  unit="percentunit", min_=0, max_=1)
+    (b.timeseries("Negative feedback ratio", Q(f"model:llmobs_feedback_negative:ratio{{{sm}}}", legend),
+                  unit="percentunit", min_=0, max_=1,
+                  description="Negative ÷ all events over the feedback window, summed over feedback replicas.")
      .timeseries("Feedback events/s by rating",
                  Q(f"model_rating:llmobs_feedback:rate5m{{{sm}}}", f"{legend} {{{{rating}}}}"),
                  stack=True)
@@ -193,14 +194,14 @@ def feedback(c: Config) -> Board:
                  Q(f"sum by (app, rating) (rate(llmobs_feedback_total{{{sm}}}[$__rate_interval]))",
                    "{{app}} {{rating}}"), stack=True)
      .timeseries("Negative ratio vs TTFT SLO",
-                 Q(f"llmobs_feedback_negative_ratio_by_ttft{{{sm}}}", f"{legend} {{{{ttft}}}}"),
+                 Q(f"model_ttft:llmobs_feedback_negative:ratio{{{sm}}}", f"{legend} TTFT {{{{ttft}}}}"),
                  Q(f"{slo_ratio_record('1h')}{{{sm}}}", f"{legend} TTFT SLO misses (1h)"),
                  unit="percentunit",
                  description="Negative share for requests above vs within the TTFT SLO, next to SLO misses."))
     b.row("Volume")
-    (b.timeseries("Feedback events in window", Q(f"llmobs_feedback_window_events{{{sm}}}", legend))
-     .timeseries("Feedback coverage", Q(f"llmobs_feedback_coverage_ratio{{{sm}}}", legend),
-                 unit="percentunit", description="Feedback events per request served, over the window."))
+    (b.timeseries("Feedback events in window", Q(f"model:llmobs_feedback_window_events:sum{{{sm}}}", legend))
+     .timeseries("Feedback coverage", Q(f"llmobs_feedback_coverage_ratio{{{sm}}}", f"{legend} {{{{instance}}}}"),
+                 unit="percentunit", description="Feedback events per request served, per feedback replica."))
     return b
 
 

@@ -166,7 +166,7 @@ def test_dashboards_cover_what_the_issue_asks_for():
     scaling = _metrics_of("llmobs-autoscaling")
     assert {"llmobs_forecast_request_rate", "llmobs_desired_replicas", "model:llmobs_replicas_up:count",
             "method_code:llmobs_scaler_requests:rate5m"} <= scaling
-    assert "llmobs_feedback_negative_ratio" in _metrics_of("llmobs-feedback")
+    assert "model:llmobs_feedback_negative:ratio" in _metrics_of("llmobs-feedback")
 
 
 def test_substitute_handles_all_grafana_forms_and_rejects_unknown_variables():
