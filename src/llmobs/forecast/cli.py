@@ -167,14 +167,14 @@ def backtest_cmd(
         return
     t = Table(title=f"backtest {result.source}: {result.n_points} steps of {result.step_seconds:g}s, "
               f"scored from step {result.eval_start}")
-    for col in ("forecaster", "horizon", "WAPE", "MAPE", f"pinball q{quantile:g} / mean", "coverage", "n"):
-        t.add_column(col)
+    for col in ("", "forecaster", "horizon", "WAPE", "MAPE", f"pinball q{quantile:g}/mean", "coverage", "n"):
+        t.add_column(col, no_wrap=col in ("forecaster", ""))
     for s in result.scores:
-        mark = " *" if s.forecaster == result.best and s.horizon_steps == h else ""
-        t.add_row(s.forecaster + mark, f"{s.horizon_steps * result.step_seconds:g}s", _fmt(s.wape),
+        mark = "*" if s.forecaster == result.best and s.horizon_steps == h else ""
+        t.add_row(mark, s.forecaster, f"{s.horizon_steps * result.step_seconds:g}s", _fmt(s.wape),
                   _fmt(s.mape), _fmt(s.pinball_scaled), _fmt(s.coverage), str(s.n))
     console.print(t)
-    console.print(f"best at {h * result.step_seconds:g}s: {result.best}")
+    console.print(f"best at {h * result.step_seconds:g}s: {result.best} (*)")
     for name, why in result.skipped.items():
         console.print(f"skipped {name}: {why}")
     for note in result.notes:
