@@ -93,8 +93,9 @@ class Config:
     # XIDs that mean the GPU or its memory is broken (fell off the bus, DBE, row-remap failure,
     # uncontained ECC, NVLink, GSP); other XIDs are warnings (often application faults, e.g. 13, 31).
     gpu_xid_critical: tuple[str, ...] = ("48", "63", "64", "74", "79", "92", "94", "95", "119", "120")
-    # sw_power_cap is left out on purpose: a GPU at its power limit under full load is normal.
-    gpu_throttle_reasons: tuple[str, ...] = ("hw_thermal", "sw_thermal", "hw_power_brake")
+    # Reasons as the NVML catalogue names them (src/llmobs/sources/gpu/fields.yaml). sw_power_cap is left
+    # out on purpose: a GPU at its power limit under full load is normal; so are idle/app-clock reasons.
+    gpu_throttle_reasons: tuple[str, ...] = ("hw_slowdown", "hw_thermal", "sw_thermal", "hw_power_brake")
     gpu_throttle_for: str = "10m"
     # vLLM preallocates gpu_memory_utilization (0.9 by default) of the card: "near full" is above that.
     gpu_memory_full_ratio: float = 0.97
