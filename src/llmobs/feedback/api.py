@@ -105,23 +105,7 @@ def create_app(
                 if token_app is not None and app != token_app:
                     field = "app" if index is None else f"events[{index}].app"
                     raise BadRequest("forbidden", field, f"{field}: token is not valid for app {app!r}", 403)
-                stored.append(
-                    StoredEvent(
-                        app=app,
-                        request_id=ev.request_id,
-                        model=ev.model,
-                        endpoint=ev.endpoint,
-                        rating=ev.rating,
-                        scale=ev.scale,
-                        label=ev.rating_label(),
-                        score=ev.score(),
-                        categories=json.dumps(ev.categories) if ev.categories else None,
-                        ttft_ms=float(ev.ttft_ms) if ev.ttft_ms is not None else None,
-                        e2e_ms=float(ev.e2e_ms) if ev.e2e_ms is not None else None,
-                        client_ts=float(ev.timestamp) if ev.timestamp is not None else None,
-                        received_at=now,
-                    )
-                )
+                stored.append(StoredEvent.from_event(ev, app, now))
         except BadRequest as exc:
             stats.add_rejected(exc.reason)
             return _error(exc.status, exc.reason, exc.detail, exc.field)

@@ -246,3 +246,22 @@ class StoredEvent:
     e2e_ms: float | None
     client_ts: float | None
     received_at: float
+
+    @classmethod
+    def from_event(cls, event: ThumbsEvent | StarsEvent, app: str, received_at: float) -> StoredEvent:
+        """The row for a validated event, with the app the token resolved and the server's receive time."""
+        return cls(
+            app=app,
+            request_id=event.request_id,
+            model=event.model,
+            endpoint=event.endpoint,
+            rating=event.rating,
+            scale=event.scale,
+            label=event.rating_label(),
+            score=event.score(),
+            categories=json.dumps(event.categories) if event.categories else None,
+            ttft_ms=float(event.ttft_ms) if event.ttft_ms is not None else None,
+            e2e_ms=float(event.e2e_ms) if event.e2e_ms is not None else None,
+            client_ts=float(event.timestamp) if event.timestamp is not None else None,
+            received_at=received_at,
+        )
