@@ -34,12 +34,12 @@ def expected() -> dict[Path, bytes]:
 
 
 def drift() -> list[str]:
-    """Chart copies that are missing, stale, or no longer have a source (relative paths)."""
+    """Chart copies that are missing, stale, or no longer have a source (paths relative to the chart)."""
     want = expected()
     have = {p for sub in SOURCES for p in (CHART_FILES / sub).glob("*") if p.is_file()}
     stale = [p for p, data in want.items() if not p.exists() or p.read_bytes() != data]
     extra = sorted(have - set(want))
-    return [str(p.relative_to(ROOT)) for p in [*stale, *extra]]
+    return [str(p.relative_to(CHART_FILES.parent)) for p in [*stale, *extra]]
 
 
 def sync() -> list[str]:

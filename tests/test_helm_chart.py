@@ -1,0 +1,431 @@
+"""Tests of the Helm chart (exporters/helm/llmobs) that run without a cluster or a helm binary.
+
+helm-python-sdk binds Helm v4's Go SDK as a library, so rendering, strict lint and values-schema validation
+here are Helm's own. Built-in kinds are checked with kubernetes-validate --strict; the CRD kinds with
+jsonschema against tests/schemas/ (see its README). The chart must stay a thin wrapper over generated
+artifacts and llmobs' own config, so several tests compare it with those sources: alerts/, dashboards/,
+the scaler's signal catalogue and metadata keys, and `llmobs run --check-config`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "exporters" / "helm" / "llmobs"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+RELEASE, NAMESPACE = "prod", "observability"
+KUBE_VERSION = "1.30.0"
+
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor_v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule_v1.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject_v1alpha1.json",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "triggerauthentication_v1alpha1.json",
+}
+
+# Every optional part switched on: the values a full production install would use.
+FULL_VALUES: dict[str, Any] = {
+    "image": {"repository": "registry.example.com/llmobs", "tag": "0.1.0"},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "config": {
+        "targets": [{"url": "http://vllm-llama-0.inference:8000/metrics", "name": "llama-0",
+                     "labels": {"node": "gpu-a", "gpu_model": "NVIDIA-H100-80GB-HBM3"}}],
+        "scrape": {"interval_seconds": 5, "timeout_seconds": 3, "max_concurrency": 32},
+        "signals": {"window_seconds": 60, "ttft_slo_seconds": 0.5},
+    },
+    "exporter": {"replicas": 2, "extraArgs": ["--verbose"], "nodeSelector": {"kubernetes.io/os": "linux"}},
+    "scaler": {"enabled": True, "tls": {"enabled": True, "secretName": "llmobs-scaler-tls", "mutual": True}},
+    "feedback": {"enabled": True, "tokensSecret": "llmobs-feedback-tokens", "allowedApps": ["chat", "search"],
+                 "persistence": {"enabled": True, "size": "10Gi"}},
+    "nodeAgent": {"enabled": True},
+    "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "dashboards": {"enabled": True, "annotations": {"grafana_folder": "LLM serving"}, "namespace": "monitoring"},
+    "keda": {"scaledObjects": [
+        {"model": "meta-llama/Llama-3.1-8B-Instruct", "namespace": "inference",
+         "scaleTargetRef": {"name": "vllm-llama-8b"}, "signal": "queue_depth", "target": "4",
+         "activationTarget": "1", "minReplicaCount": 1, "maxReplicaCount": 8, "tlsSecretName": "keda-llmobs-client"},
+        {"model": "Qwen/Qwen2.5-7B", "namespace": "inference", "scaleTargetRef": {"name": "vllm-qwen",
+         "kind": "StatefulSet"}, "signal": "kv_utilization", "target": 0.8, "metadata": {"aggregate": "max"},
+         "tlsSecretName": "keda-llmobs-client"},
+        {"model": "Qwen/Qwen2.5-7B", "name": "qwen-forecast", "namespace": "inference",
+         "scaleTargetRef": {"name": "vllm-qwen", "kind": "StatefulSet"}, "signal": "forecast_request_rate",
+         "target": "10", "metadata": {"horizon": "5m", "bound": "upper"}, "tlsSecretName": "keda-llmobs-client"},
+    ]},
+}
+
+
+def render(values: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Render the chart as `helm template` would and return every manifest document (NOTES excluded)."""
+    with helm.Chart.load(CHART) as chart:
+        out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict[str, Any]]:
+    return render(None)
+
+
+@pytest.fixture(scope="module")
+def full_docs() -> list[dict[str, Any]]:
+    return render(FULL_VALUES)
+
+
+@pytest.fixture(scope="module", params=["default", "full"])
+def docs(request: pytest.FixtureRequest, default_docs: list[dict[str, Any]],
+         full_docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return default_docs if request.param == "default" else full_docs
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for d in docs:
+        if d["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
+            yield d["metadata"]["name"], d["spec"]["template"]["spec"]
+
+
+def rendered_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    cm = one(docs, "ConfigMap", f"{RELEASE}-llmobs")
+    loaded: dict[str, Any] = yaml.safe_load(cm["data"]["llmobs.yaml"])
+    return loaded
+
+
+# --- chart files stay copies of the generated artifacts ---------------------------------------------------
+
+
+def test_chart_copies_of_alerts_and_dashboards_are_in_sync() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import sync_chart
+    finally:
+        sys.path.pop(0)
+    assert sync_chart.drift() == [], "run .venv/bin/python scripts/sync_chart.py"
+    assert len(sync_chart.expected()) >= 2 + len(list((ROOT / "dashboards").glob("*.json")))
+
+
+def test_sync_check_detects_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drift check must fail on a stale copy, or the sync test above proves nothing."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import sync_chart
+    finally:
+        sys.path.pop(0)
+    files = tmp_path / "files"
+    shutil.copytree(CHART / "files", files)
+    monkeypatch.setattr(sync_chart, "CHART_FILES", files)
+    assert sync_chart.drift() == []
+    victim = files / "alerts" / "llmobs-alerts.yaml"
+    victim.write_text(victim.read_text().replace("severity: warning", "severity: info", 1))
+    (files / "dashboards" / "llmobs-old.json").write_text("{}")
+    stale = sync_chart.drift()
+    assert any(s.endswith("llmobs-alerts.yaml") for s in stale) and any(s.endswith("llmobs-old.json") for s in stale)
+    sync_chart.sync()
+    assert sync_chart.drift() == []
+
+
+# --- Helm's own checks ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [None, FULL_VALUES], ids=["default", "full"])
+def test_strict_lint_is_clean(values: dict[str, Any] | None) -> None:
+    report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE_VERSION}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"exporter": {"port": 70000}}, "at '/exporter/port': maximum"),
+    ({"exporter": {"prot": 9400}}, "additional properties 'prot' not allowed"),
+    ({"config": {"server": {"port": 1}}}, "at '/config/server'"),
+    ({"keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "4",
+                                  "signal": "queue_lenght"}]}},
+     "at '/keda/scaledObjects/0/signal': value must be one of"),
+    ({"keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}}]}}, "missing property 'target'"),
+    ({"keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "4",
+                                  "metadata": {"modle": "y"}}]}}, "additional properties 'modle' not allowed"),
+    ({"serviceMonitor": {"interval": "15 seconds"}}, "at '/serviceMonitor/interval'"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
+])
+def test_bad_values_fail_with_the_schema_message(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as info:
+        render(values)
+    assert message in str(info.value)
+    assert "values don't meet the specifications of the schema" in str(info.value)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"feedback": {"enabled": True}}, "feedback.enabled needs feedback.tokensSecret"),
+    ({"scaler": {"tls": {"enabled": True}}}, "scaler.tls.enabled needs scaler.tls.secretName"),
+    ({"scaler": {"enabled": False}, "keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"},
+                                                                "target": "1"}]}}, "needs scaler.enabled"),
+    ({"scaler": {"tls": {"enabled": True, "secretName": "s"}},
+      "keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "1"}]}},
+     "keda.scaledObjects[0]: scaler.tls.enabled needs tlsSecretName"),
+    ({"keda": {"scaledObjects": [{"model": "m/A", "scaleTargetRef": {"name": "x"}, "target": "1"},
+                                 {"model": "m/a", "scaleTargetRef": {"name": "y"}, "target": "2"}]}},
+     "keda.scaledObjects[1]: a second ScaledObject named prod-llmobs-m-a"),
+])
+def test_inconsistent_values_fail_with_a_message(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmRenderError) as info:
+        render(values)
+    assert message in str(info.value)
+
+
+# --- manifests are valid Kubernetes objects --------------------------------------------------------------
+
+
+def test_every_manifest_validates(docs: list[dict[str, Any]]) -> None:
+    """Built-in kinds with kubernetes-validate --strict (unknown fields fail); CRD kinds with their schemas."""
+    for d in docs:
+        key = (d["apiVersion"], d["kind"])
+        if key in CRD_SCHEMAS:
+            schema = json.loads((SCHEMAS / CRD_SCHEMAS[key]).read_text())
+            jsonschema.validate(d, schema, cls=jsonschema.Draft202012Validator)
+        else:
+            kubernetes_validate.validate(d, KUBE_VERSION, strict=True)
+
+
+def test_full_values_render_every_kind(full_docs: list[dict[str, Any]]) -> None:
+    kinds = sorted({d["kind"] for d in full_docs})
+    assert kinds == sorted(["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
+                            "PersistentVolumeClaim", "PrometheusRule", "ScaledObject", "Service",
+                            "ServiceAccount", "ServiceMonitor", "TriggerAuthentication"])
+
+
+def test_default_values_render_only_the_core(default_docs: list[dict[str, Any]]) -> None:
+    kinds = sorted({d["kind"] for d in default_docs})
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Service", "ServiceAccount"]
+
+
+@pytest.mark.parametrize(("doc", "error"), [
+    ({"spec": {"selector": {}, "endpoints": [{"port": "http", "interval": "15 seconds"}]}}, "does not match"),
+    ({"spec": {"selector": {}, "endpoints": [{"port": "http", "intervall": "15s"}]}}, "Additional properties"),
+    ({"spec": {"endpoints": [{"port": "http"}]}}, "'selector' is a required property"),
+])
+def test_crd_schemas_reject_bad_objects(doc: dict[str, Any], error: str) -> None:
+    """The vendored subsets must catch real mistakes, or validating against them proves nothing."""
+    schema = json.loads((SCHEMAS / "servicemonitor_v1.json").read_text())
+    obj = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "x"}, **doc}
+    with pytest.raises(jsonschema.ValidationError, match=error):
+        jsonschema.validate(obj, schema, cls=jsonschema.Draft202012Validator)
+
+
+# --- least privilege and hardening -----------------------------------------------------------------------
+
+
+def test_pods_are_hardened(docs: list[dict[str, Any]]) -> None:
+    for name, spec in pod_specs(docs):
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0, name
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        mounts_ok = {v["name"] for v in spec["volumes"] if "emptyDir" in v or "persistentVolumeClaim" in v}
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], name
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, name
+            assert sc.get("privileged", False) is False, name
+            assert c["resources"]["requests"] and c["resources"]["limits"]["memory"], name
+            assert c["livenessProbe"] and c["readinessProbe"], name
+            writable = {m["mountPath"] for m in c["volumeMounts"] if m["name"] in mounts_ok}
+            assert "/tmp" in writable, f"{name}: a read-only root needs a writable /tmp"
+
+
+def test_rbac_is_read_only_on_pods_and_nodes(docs: list[dict[str, Any]]) -> None:
+    roles = [d for d in docs if d["kind"] in ("Role", "ClusterRole")]
+    assert len(roles) == 1
+    assert roles[0]["rules"] == [{"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]}]
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == roles[0]["metadata"]["name"]
+    sa = binding["subjects"][0]
+    deploy = one(docs, "Deployment")
+    assert sa == {"kind": "ServiceAccount", "name": deploy["spec"]["template"]["spec"]["serviceAccountName"],
+                  "namespace": NAMESPACE}
+
+
+def test_node_agent_has_no_api_access_and_takes_no_gpu(full_docs: list[dict[str, Any]]) -> None:
+    ds = one(full_docs, "DaemonSet")
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] != one(full_docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert spec["runtimeClassName"] == "nvidia" and spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    (c,) = spec["containers"]
+    assert not any("nvidia.com/gpu" in k for part in c["resources"].values() for k in part)
+    assert c["args"][0] == "agent"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+
+
+def test_node_agent_selector_and_runtime_class_are_values() -> None:
+    # Helm merges maps with the defaults: a default key is removed by setting it to null.
+    docs = render({"nodeAgent": {"enabled": True, "runtimeClassName": "",
+                                 "nodeSelector": {"gpu": "h200", "nvidia.com/gpu.present": None}}})
+    spec = one(docs, "DaemonSet")["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in spec and spec["nodeSelector"] == {"gpu": "h200"}
+
+
+# --- the rendered llmobs config --------------------------------------------------------------------------
+
+
+def test_rendered_config_passes_llmobs_check_config(docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    from llmobs.cli import app
+
+    path = tmp_path / "llmobs.yaml"
+    path.write_text(yaml.safe_dump(rendered_config(docs)))
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check-config"])
+    assert result.exit_code == 0, result.output
+    assert "config OK" in result.output
+
+
+def test_chart_owned_sections_match_component_models(full_docs: list[dict[str, Any]]) -> None:
+    """The sections the chart writes itself validate against the components' own config models."""
+    from llmobs.config import ServerConfig
+    from llmobs.feedback.config import FeedbackConfig
+    from llmobs.serving.scaler.server import ScalerConfig
+
+    cfg = rendered_config(full_docs)
+    ServerConfig.model_validate(cfg["server"])
+    scaler = ScalerConfig.model_validate(cfg["scaler"])
+    feedback = FeedbackConfig.model_validate(cfg["feedback"])
+    assert scaler.tls is not None and scaler.tls.client_ca_file is not None
+    assert feedback.allowed_apps == ["chat", "search"]
+    assert cfg["targets"] == FULL_VALUES["config"]["targets"]
+
+
+def test_ports_probes_and_mounts_agree_with_config(docs: list[dict[str, Any]]) -> None:
+    cfg = rendered_config(docs)
+    deploy = one(docs, "Deployment")
+    (c,) = deploy["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports["http"] == cfg["server"]["port"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    if "scaler" in cfg:
+        assert ports["grpc"] == cfg["scaler"]["port"]
+    if "feedback" in cfg:
+        assert ports["feedback"] == cfg["feedback"]["port"]
+        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        assert cfg["feedback"]["tokens_file"] in mounts and str(Path(cfg["feedback"]["db_path"]).parent) in mounts
+    tls = cfg.get("scaler", {}).get("tls") or {}
+    for f in tls.values():
+        assert any(f.startswith(m["mountPath"] + "/") for m in c["volumeMounts"]), f
+    svc = one(docs, "Service", f"{RELEASE}-llmobs")
+    assert {p["targetPort"] for p in svc["spec"]["ports"]} == set(ports)
+    assert svc["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_config_checksum_rolls_pods_on_change() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        pod = one(render(values), "Deployment")["spec"]["template"]["metadata"]
+        return str(pod["annotations"]["checksum/config"])
+
+    assert checksum({}) != checksum({"config": {"signals": {"window_seconds": 120}}})
+
+
+# --- PrometheusRule, dashboards ----------------------------------------------------------------------------
+
+
+def test_prometheusrule_groups_equal_alerts_files(full_docs: list[dict[str, Any]]) -> None:
+    rule = one(full_docs, "PrometheusRule")
+    expected = []
+    for name in ("llmobs-recording-rules.yaml", "llmobs-alerts.yaml"):
+        expected += yaml.safe_load((ROOT / "alerts" / name).read_text())["groups"]
+    assert rule["spec"]["groups"] == expected
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_prometheusrule_parts_can_be_turned_off() -> None:
+    rule = one(render({"prometheusRule": {"enabled": True, "alerts": False}}), "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load((ROOT / "alerts" / "llmobs-recording-rules.yaml").read_text())[
+        "groups"]
+
+
+def test_dashboard_configmaps_carry_the_generated_json(full_docs: list[dict[str, Any]]) -> None:
+    maps = [d for d in full_docs if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard")]
+    sources = sorted((ROOT / "dashboards").glob("*.json"))
+    assert len(maps) == len(sources)
+    by_key = {k: v for m in maps for k, v in m["data"].items()}
+    for src in sources:
+        assert by_key[src.name] == src.read_text(), src.name
+        json.loads(by_key[src.name])
+    for m in maps:
+        assert m["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert m["metadata"]["namespace"] == "monitoring"
+        assert m["metadata"]["annotations"] == {"grafana_folder": "LLM serving"}
+
+
+def test_dashboard_sidecar_label_is_configurable() -> None:
+    docs = render({"dashboards": {"label": "grafana.com/dashboard", "labelValue": "llmobs"}})
+    maps = [d for d in docs if d["metadata"]["labels"].get("grafana.com/dashboard") == "llmobs"]
+    assert len(maps) == len(list((ROOT / "dashboards").glob("*.json")))
+
+
+# --- KEDA -----------------------------------------------------------------------------------------------
+
+
+def test_scaledobjects_query_the_llmobs_scaler(full_docs: list[dict[str, Any]]) -> None:
+    from llmobs.serving.scaler.metadata import KEDA_KEYS, parse_metadata
+
+    svc = one(full_docs, "Service", f"{RELEASE}-llmobs")
+    grpc_port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "grpc")
+    objects = [d for d in full_docs if d["kind"] == "ScaledObject"]
+    assert len(objects) == len(FULL_VALUES["keda"]["scaledObjects"])
+    auths = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in full_docs
+             if d["kind"] == "TriggerAuthentication"}
+    for so, want in zip(objects, FULL_VALUES["keda"]["scaledObjects"], strict=True):
+        assert so["metadata"]["namespace"] == want["namespace"]
+        (trigger,) = so["spec"]["triggers"]
+        meta = trigger["metadata"]
+        assert meta["scalerAddress"] == f"{RELEASE}-llmobs.{NAMESPACE}.svc.cluster.local:{grpc_port}"
+        query = parse_metadata({k: v for k, v in meta.items() if k not in KEDA_KEYS})
+        assert (query.model, query.signal, query.target) == (want["model"], want["signal"], float(want["target"]))
+        auth = auths[(so["metadata"]["namespace"], trigger["authenticationRef"]["name"])]
+        params = {r["parameter"] for r in auth["spec"]["secretTargetRef"]}
+        assert params == {"caCert", "tlsClientCert", "tlsClientKey"}
+        assert meta["enableTLS"] == "true"
+    names = [so["metadata"]["name"] for so in objects]
+    assert len(set(names)) == len(names)
+
+
+def test_signal_metric_types_and_schema_follow_the_scaler_catalogue() -> None:
+    """The chart's signal enum, default metric types and extra metadata keys are copies of scaler data."""
+    from llmobs.serving.scaler.catalogue import SIGNALS
+    from llmobs.serving.scaler.metadata import KEYS
+
+    with helm.Chart.load(CHART) as chart:
+        schema = chart.schema
+        helpers = next(t["data"] for t in chart.templates if t["name"].endswith("_helpers.tpl"))
+    assert schema is not None
+    item = schema["properties"]["keda"]["properties"]["scaledObjects"]["items"]
+    assert set(item["properties"]["signal"]["enum"]) == set(SIGNALS)
+    extra = set(item["properties"]["metadata"]["properties"])
+    assert extra <= KEYS and extra | {"model", "signal", "target", "activationTarget"} == KEYS
+    block = helpers.split('define "llmobs.signalMetricTypes"')[1].split("{{- end }}")[0]
+    types = yaml.safe_load(block.split("-}}", 1)[1])
+    assert types == {name: spec.metric_type for name, spec in SIGNALS.items()}
