@@ -1,0 +1,106 @@
+"""Pure mapping from pod and node JSON to scrape targets (no I/O: table-tested on plain dicts)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from llmobs.sources.kubernetes.config import KubernetesConfig
+from llmobs.sources.targets import Target
+
+RawObject = Mapping[str, Any]
+
+
+def endpoint_name(namespace: str, pod: str) -> str:
+    """The `endpoint` label of a discovered replica. The node agent names the same pod the same way, so
+    `llmobs_endpoint_info` from the agent joins the exporter's signals on (model, endpoint)."""
+    return f"{namespace}/{pod}"
+
+
+def pod_ready(pod: RawObject) -> bool:
+    """Running, not terminating, with the Ready condition True: the only pods worth scraping."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not status.get("podIP"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
+def metrics_port(pod: RawObject, cfg: KubernetesConfig) -> int | None:
+    """The annotation's port, else the first container port named like `cfg.port_names` (in that order)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    raw = annotations.get(cfg.port_annotation)
+    if raw is not None:
+        try:
+            port = int(str(raw).strip())
+        except ValueError:
+            return None
+        return port if 0 < port < 65536 else None
+    named: dict[str, int] = {}
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        for p in container.get("ports") or ():
+            if p.get("name") and p.get("containerPort"):
+                named.setdefault(p["name"], int(p["containerPort"]))
+    for name in cfg.port_names:
+        if name in named:
+            return named[name]
+    return None
+
+
+def gpu_count(pod: RawObject, resource: str) -> int:
+    """GPUs the pod's containers ask for (limits, as the device plugin allocates by limits)."""
+    total = 0
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        limits = (container.get("resources") or {}).get("limits") or {}
+        try:
+            total += int(str(limits.get(resource, 0)))
+        except ValueError:
+            continue
+    return total
+
+
+def node_attributes(node: RawObject | None, cfg: KubernetesConfig) -> dict[str, str]:
+    """GPU product/memory (gpu-feature-discovery labels) and zone of a node; {} for an unknown node."""
+    if not node:
+        return {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    out: dict[str, str] = {}
+    if labels.get(cfg.gpu_product_label):
+        out["gpu_model"] = labels[cfg.gpu_product_label]
+    if labels.get(cfg.gpu_memory_label):
+        out["gpu_memory_mib"] = labels[cfg.gpu_memory_label]
+    if labels.get(cfg.zone_label):
+        out["zone"] = labels[cfg.zone_label]
+    return out
+
+
+def pod_target(pod: RawObject, nodes: Mapping[str, RawObject], cfg: KubernetesConfig) -> Target | None:
+    """The scrape target of a ready pod with a resolvable port; None otherwise.
+
+    Labels: `node`, `gpu_model` (these two reach every signal), `namespace`, `pod`, `pod_uid`, `zone`,
+    `gpu_memory_mib`, `gpu_count`, and `model` when the pod names its model in a label or annotation
+    (otherwise the scraped `model_name` is the model)."""
+    if not pod_ready(pod):
+        return None
+    port = metrics_port(pod, cfg)
+    if port is None:
+        return None
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    ip = (pod.get("status") or {}).get("podIP", "")
+    host = f"[{ip}]" if ":" in ip else ip
+    path = ((meta.get("annotations") or {}).get(cfg.path_annotation) or cfg.metrics_path)
+    if not path.startswith("/"):
+        path = "/" + path
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    node = spec.get("nodeName", "")
+    labels: dict[str, str] = {"namespace": namespace, "pod": name, "pod_uid": meta.get("uid", ""), "node": node}
+    labels.update(node_attributes(nodes.get(node), cfg))
+    model = ((meta.get("labels") or {}).get(cfg.model_label)
+             or (meta.get("annotations") or {}).get(cfg.model_label))
+    if model:
+        labels["model"] = model
+    gpus = gpu_count(pod, cfg.gpu_resource)
+    if gpus:
+        labels["gpu_count"] = str(gpus)
+    return Target(url=f"{cfg.scheme}://{host}:{port}{path}", name=endpoint_name(namespace, name), labels=labels)

@@ -1,0 +1,89 @@
+"""`KubernetesTargetSource`: the pipeline's TargetSource fed by pod (and node) watches.
+
+The pipeline calls `targets()` every cycle; it only reads the watch caches (built in background threads)
+and rebuilds the target list when a watch reported a change, so a cycle never waits on the API server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from kubernetes import client
+
+from llmobs.sources.kubernetes.client import make_api_client
+from llmobs.sources.kubernetes.config import KubernetesConfig
+from llmobs.sources.kubernetes.pods import pod_target
+from llmobs.sources.kubernetes.watch import ResourceWatcher, WatchStats
+from llmobs.sources.targets import Target
+
+log = logging.getLogger(__name__)
+
+
+class KubernetesTargetSource:
+    """Discovers vLLM replicas as ready pods matching `cfg.label_selector` in `cfg.namespaces`."""
+
+    def __init__(self, cfg: KubernetesConfig, api_client: client.ApiClient | None = None) -> None:
+        self.cfg = cfg
+        self.api_client = api_client or make_api_client(cfg)
+        core = client.CoreV1Api(self.api_client)
+        self._version = 0
+        self._built_version = -1
+        self._targets: tuple[Target, ...] = ()
+        self._lock = threading.Lock()
+        common: dict[str, Any] = {
+            "watch_timeout_seconds": cfg.watch_timeout_seconds, "page_size": cfg.list_page_size,
+            "backoff_initial_seconds": cfg.backoff_initial_seconds, "backoff_max_seconds": cfg.backoff_max_seconds,
+            "on_change": self._bump,
+        }
+        if cfg.namespaces:
+            self.pod_watchers = [ResourceWatcher(f"pods/{ns}", core.list_namespaced_pod, ns,
+                                                 label_selector=cfg.label_selector, **common)
+                                 for ns in cfg.namespaces]
+        else:
+            self.pod_watchers = [ResourceWatcher("pods", core.list_pod_for_all_namespaces,
+                                                 label_selector=cfg.label_selector, **common)]
+        self.node_watcher = ResourceWatcher("nodes", core.list_node, **common) if cfg.watch_nodes else None
+
+    def _bump(self) -> None:
+        with self._lock:
+            self._version += 1
+
+    @property
+    def watchers(self) -> list[ResourceWatcher]:
+        return [*self.pod_watchers, *([self.node_watcher] if self.node_watcher is not None else [])]
+
+    def start(self) -> None:
+        for w in self.watchers:
+            w.start()
+
+    def stop(self) -> None:
+        for w in self.watchers:
+            w.stop()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """True once every watcher has listed once (call after start() to avoid an empty first cycle)."""
+        return all(w.wait_synced(timeout) for w in self.watchers)
+
+    def stats(self) -> dict[str, WatchStats]:
+        return {w.name: w.stats for w in self.watchers}
+
+    def targets(self) -> Sequence[Target]:
+        with self._lock:
+            version = self._version
+        if version == self._built_version:
+            return self._targets
+        nodes = {}
+        if self.node_watcher is not None:
+            nodes = {(n.get("metadata") or {}).get("name", ""): n for n in self.node_watcher.snapshot()}
+        out: dict[str, Target] = {}
+        for w in self.pod_watchers:
+            for pod in w.snapshot():
+                t = pod_target(pod, nodes, self.cfg)
+                if t is not None:
+                    out[t.url] = t
+        self._targets = tuple(sorted(out.values(), key=lambda t: t.name))
+        self._built_version = version
+        return self._targets

@@ -1,0 +1,287 @@
+"""A stand-in Kubernetes API server (pods and nodes, list + watch) for testing discovery with the real
+`kubernetes` client over HTTP.
+
+It speaks the wire format of the real API server: `PodList`/`NodeList` bodies with
+`metadata.resourceVersion` and `limit`/`continue` paging; `?watch=true` answers a chunked stream of
+`{"type": ..., "object": ...}` lines (ADDED, MODIFIED, DELETED, BOOKMARK when `allowWatchBookmarks`,
+and `ERROR` carrying a `Status` with code 410 "Expired" for a resourceVersion older than the
+compaction point); label selectors (equality) and `spec.nodeName` field selectors, including an object
+leaving a selector being sent as DELETED, as the real server does. Tests drive it from their thread:
+`upsert`, `delete`, `bookmark`, `expire`, `drop_watches`, `fail_next`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+KINDS = {"pods": "Pod", "nodes": "Node"}
+
+
+@dataclass
+class _Entry:
+    rv: int
+    resource: str
+    type: str          # ADDED, MODIFIED, DELETED, BOOKMARK
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+
+
+def _labels_match(obj: dict[str, Any], selector: str) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k) == v:
+                return False
+        elif "=" in term:
+            k, v = term.split("=", 1)
+            if labels.get(k.rstrip("=")) != v:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _fields_match(obj: dict[str, Any], selector: str) -> bool:
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        k, _, v = term.partition("=")
+        if k == "spec.nodeName" and (obj.get("spec") or {}).get("nodeName", "") != v:
+            return False
+        if k == "metadata.namespace" and (obj.get("metadata") or {}).get("namespace", "") != v:
+            return False
+    return True
+
+
+class FakeApiServer:
+    """State and control surface; `url` once started. Thread-safe: tests mutate, uvicorn's loop reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rv = 100
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {"pods": {}, "nodes": {}}
+        self.log: list[_Entry] = []
+        self.compacted_rv = 0
+        self.requests: Counter[str] = Counter()   # "list pods", "watch nodes", ...
+        self._expire_gen = 0
+        self._drop_gen = 0
+        self._fail: list[int] = []
+        self._closing = False
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    # -- state changes (test thread) -------------------------------------------------------------
+
+    def _key(self, obj: dict[str, Any]) -> str:
+        meta = obj["metadata"]
+        return f"{meta.get('namespace', '')}/{meta['name']}"
+
+    def upsert(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        with self._lock:
+            self.rv += 1
+            meta = obj.setdefault("metadata", {})
+            meta["resourceVersion"] = str(self.rv)
+            meta.setdefault("uid", f"uid-{meta.get('namespace', '')}-{meta['name']}")
+            obj.setdefault("kind", KINDS[resource])
+            obj.setdefault("apiVersion", "v1")
+            key = self._key(obj)
+            old = self.objects[resource].get(key)
+            self.objects[resource][key] = obj
+            self.log.append(_Entry(self.rv, resource, "MODIFIED" if old else "ADDED", obj, old))
+        return obj
+
+    def delete(self, resource: str, namespace: str, name: str) -> None:
+        with self._lock:
+            old = self.objects[resource].pop(f"{namespace}/{name}")
+            self.rv += 1
+            gone = copy.deepcopy(old)
+            gone["metadata"]["resourceVersion"] = str(self.rv)
+            self.log.append(_Entry(self.rv, resource, "DELETED", gone, old))
+
+    def bookmark(self, resource: str) -> int:
+        """Unrelated writes advanced the resourceVersion; open watches get a BOOKMARK carrying it."""
+        with self._lock:
+            self.rv += 5
+            obj = {"kind": KINDS[resource], "apiVersion": "v1", "metadata": {"resourceVersion": str(self.rv)}}
+            self.log.append(_Entry(self.rv, resource, "BOOKMARK", obj, None))
+            return self.rv
+
+    def expire(self) -> None:
+        """Compact history: open watches get ERROR 410 and end; watches from older versions get 410 too."""
+        with self._lock:
+            self.rv += 1
+            self.compacted_rv = self.rv
+            self._expire_gen += 1
+
+    def drop_watches(self) -> None:
+        """End every open watch stream (an API server restart or load-balancer idle timeout)."""
+        with self._lock:
+            self._drop_gen += 1
+
+    def fail_next(self, n: int, status: int = 500) -> None:
+        with self._lock:
+            self._fail.extend([status] * n)
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _match(self, obj: dict[str, Any] | None, namespace: str, q: dict[str, str]) -> bool:
+        if obj is None:
+            return False
+        if namespace and (obj.get("metadata") or {}).get("namespace") != namespace:
+            return False
+        return _labels_match(obj, q.get("labelSelector", "")) and _fields_match(obj, q.get("fieldSelector", ""))
+
+    async def _handle(self, request: Request) -> Response:
+        resource = request.url.path.rsplit("/", 1)[-1]
+        namespace = request.path_params.get("namespace", "")
+        q = dict(request.query_params)
+        watching = q.get("watch", "").lower() in ("true", "1")
+        with self._lock:
+            self.requests[f"{'watch' if watching else 'list'} {resource}"] += 1
+            fail = self._fail.pop(0) if self._fail else None
+        if fail is not None:
+            return JSONResponse(_status(fail, "InternalError", "injected failure"), status_code=fail)
+        if watching:
+            return StreamingResponse(self._stream(resource, namespace, q), media_type="application/json")
+        return JSONResponse(self._list(resource, namespace, q))
+
+    def _list(self, resource: str, namespace: str, q: dict[str, str]) -> dict[str, Any]:
+        with self._lock:
+            items = [copy.deepcopy(o) for _, o in sorted(self.objects[resource].items())
+                     if self._match(o, namespace, q)]
+            rv = self.rv
+        offset = 0
+        if q.get("continue"):
+            offset_s, _, rv_s = q["continue"].partition(":")
+            offset, rv = int(offset_s), int(rv_s)
+        limit = int(q.get("limit") or 0) or len(items) or 1
+        page = items[offset:offset + limit]
+        for o in page:  # list items carry no kind/apiVersion, as the real server sends them
+            o.pop("kind", None)
+            o.pop("apiVersion", None)
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if offset + limit < len(items):
+            meta["continue"] = f"{offset + limit}:{rv}"
+        return {"kind": f"{KINDS[resource]}List", "apiVersion": "v1", "metadata": meta, "items": page}
+
+    async def _stream(self, resource: str, namespace: str, q: dict[str, str]) -> AsyncIterator[bytes]:
+        pos = int(q.get("resourceVersion") or 0)
+        deadline = time.monotonic() + float(q.get("timeoutSeconds") or 1800)
+        bookmarks = q.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        with self._lock:
+            expire_gen, drop_gen = self._expire_gen, self._drop_gen
+            too_old = pos < self.compacted_rv
+        if too_old:
+            yield self._line("ERROR", _status(410, "Expired", f"too old resource version: {pos}"))
+            return
+        while not self._closing and time.monotonic() < deadline:
+            with self._lock:
+                if self._expire_gen != expire_gen:
+                    expired = True
+                else:
+                    expired = False
+                    pending = [e for e in self.log if e.rv > pos and e.resource == resource]
+                dropped = self._drop_gen != drop_gen
+            if expired:
+                yield self._line("ERROR", _status(410, "Expired", f"too old resource version: {pos}"))
+                return
+            if dropped:
+                return
+            for e in pending:
+                pos = e.rv
+                if e.type == "BOOKMARK":
+                    if bookmarks:
+                        yield self._line("BOOKMARK", e.obj)
+                    continue
+                now_in, was_in = self._match(e.obj, namespace, q), self._match(e.old, namespace, q)
+                if e.type == "DELETED":
+                    if was_in:
+                        yield self._line("DELETED", e.obj)
+                elif now_in:
+                    yield self._line("MODIFIED" if was_in and e.type == "MODIFIED" else "ADDED", e.obj)
+                elif was_in:
+                    yield self._line("DELETED", e.obj)  # left the selector
+            await asyncio.sleep(0.005)
+
+    @staticmethod
+    def _line(kind: str, obj: dict[str, Any]) -> bytes:
+        return (json.dumps({"type": kind, "object": obj}) + "\n").encode()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> FakeApiServer:
+        app = Starlette(routes=[
+            Route("/api/v1/pods", self._handle), Route("/api/v1/nodes", self._handle),
+            Route("/api/v1/namespaces/{namespace}/pods", self._handle),
+        ])
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                     lifespan="off", access_log=False))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("stand-in API server failed to start")
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._closing = True
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def pod(name: str, namespace: str = "llm", *, ip: str = "10.0.0.1", node: str = "gpu-node-a", ready: bool = True,
+        labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
+        ports: list[dict[str, Any]] | None = None, gpus: int = 1, phase: str = "Running",
+        uid: str | None = None) -> dict[str, Any]:
+    """A pod in the shape the API server returns (the fields discovery reads, plus realistic neighbours)."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace,
+                            "labels": {"app.kubernetes.io/name": "vllm", **(labels or {})},
+                            "annotations": dict(annotations or {}), "creationTimestamp": "2026-01-05T10:00:00Z"}
+    if uid:
+        meta["uid"] = uid
+    return {
+        "metadata": meta,
+        "spec": {"nodeName": node, "containers": [{
+            "name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
+            "ports": ports if ports is not None else [{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
+            "resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"nvidia.com/gpu": str(gpus)}},
+        }]},
+        "status": {"phase": phase, "podIP": ip, "hostIP": "192.168.1.10", "conditions": [
+            {"type": "Initialized", "status": "True"},
+            {"type": "Ready", "status": "True" if ready else "False"},
+            {"type": "ContainersReady", "status": "True" if ready else "False"},
+        ]},
+    }
+
+
+def node(name: str, product: str = "NVIDIA-H100-80GB-HBM3", memory_mib: str = "81559",
+         zone: str = "eu-west-1a") -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {
+        "kubernetes.io/hostname": name, "nvidia.com/gpu.product": product, "nvidia.com/gpu.memory": memory_mib,
+        "nvidia.com/gpu.count": "8", "topology.kubernetes.io/zone": zone}},
+        "status": {"capacity": {"nvidia.com/gpu": "8"}}}
