@@ -111,7 +111,7 @@ def create_app(
             return _error(exc.status, exc.reason, exc.detail, exc.field)
         try:
             result = await store.add(stored)
-        except (StoreClosed, sqlite3.Error) as exc:
+        except (StoreClosed, sqlite3.Error, OSError) as exc:
             stats.add_rejected("store_error")
             return _error(503, "store_error", f"not stored, retry: {exc}", **{"Retry-After": "1"})
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})

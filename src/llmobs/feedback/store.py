@@ -119,6 +119,7 @@ class FeedbackStore:
         self._closing = False
         self._conn: sqlite3.Connection | None = None
         self._events = -1
+        self._lifecycle = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def open(self) -> None:
@@ -153,9 +154,11 @@ class FeedbackStore:
 
     def close(self) -> None:
         """Finish every queued write, then stop the writer and close the file."""
-        self._closing = True
+        with self._lifecycle:
+            self._closing = True
+            if self._thread is not None:
+                self._queue.put(_STOP)
         if self._thread is not None:
-            self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
         if self._conn is not None:
@@ -167,10 +170,11 @@ class FeedbackStore:
     # --- API ----------------------------------------------------------------------------------
     def submit(self, events: Sequence[StoredEvent]) -> concurrent.futures.Future[AddResult]:
         """Queue events for the next group commit; the future resolves after that commit."""
-        if self._closing or self._thread is None:
-            raise StoreClosed("feedback store is not open")
         fut: concurrent.futures.Future[AddResult] = concurrent.futures.Future()
-        self._queue.put(_AddJob(events, fut))
+        with self._lifecycle:  # never enqueue behind STOP, where nobody would answer
+            if self._closing or self._thread is None:
+                raise StoreClosed("feedback store is not open")
+            self._queue.put(_AddJob(events, fut))
         return fut
 
     async def add(self, events: Sequence[StoredEvent]) -> AddResult:
@@ -179,10 +183,11 @@ class FeedbackStore:
 
     def prune(self, now: float | None = None) -> concurrent.futures.Future[dict[str, int]]:
         """Enforce retention and the disk cap in the writer thread; resolves to rows deleted by reason."""
-        if self._closing or self._thread is None:
-            raise StoreClosed("feedback store is not open")
         fut: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
-        self._queue.put(_PruneJob(self._clock() if now is None else now, fut))
+        with self._lifecycle:
+            if self._closing or self._thread is None:
+                raise StoreClosed("feedback store is not open")
+            self._queue.put(_PruneJob(self._clock() if now is None else now, fut))
         return fut
 
     # --- writer thread ------------------------------------------------------------------------
@@ -216,7 +221,10 @@ class FeedbackStore:
             for job in prunes:
                 try:
                     job.future.set_result(self._prune(conn, job.now))
-                except sqlite3.Error as exc:
+                except Exception as exc:  # the writer thread must outlive a failed prune
+                    with contextlib.suppress(sqlite3.Error):
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
                     job.future.set_exception(exc)
         # Anything queued after STOP is refused rather than left hanging.
         while True:
@@ -262,7 +270,7 @@ class FeedbackStore:
                 results.append(AddResult(accepted, len(job.events) - accepted))
             conn.executemany(_BUMP, [(*k, v) for k, v in bumps.items()])
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # whatever failed, nothing in this group is acknowledged
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             for job in jobs:
