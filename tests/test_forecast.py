@@ -238,6 +238,46 @@ def test_service_falls_back_then_forecasts_and_recommends() -> None:
     assert sorted(durations)[2] < 0.2, durations
 
 
+def _two_endpoint_state(t: float, per_replica: float, ttft_p90: float) -> FleetState:
+    base = _state(t, {"llama": per_replica}).signals[0]
+    slow = Distribution(quantiles={0.5: ttft_p90 / 2, 0.9: ttft_p90, 0.99: ttft_p90 * 2}, mean=ttft_p90, count=1)
+    sigs = tuple(
+        ModelEndpointSignals(**{**{f: getattr(base, f) for f in base.__dataclass_fields__},
+                                "attribution": Attribution(model="llama", endpoint=ep), "ttft": slow})
+        for ep in ("a:8000", "b:8000")
+    )
+    return FleetState(time=t, signals=sigs)
+
+
+def test_capacity_is_learned_at_the_latency_slo_when_not_configured() -> None:
+    holder = StateHolder()
+    registry = CollectorRegistry()
+    svc = ForecastService(holder, ForecastConfig(latency_slo_seconds=1.0, step_seconds=60, horizon_seconds=300),
+                          registry=registry)
+    per_replica = np.linspace(1, 12, 60)
+    for i, r in enumerate(per_replica):
+        holder.publish(_two_endpoint_state(1_700_000_000.0 + 60 * i, float(r), 0.4 if r <= 8 else 2.5))
+        svc.refresh_once()
+        svc.refresh_once()  # a second refresh of the same scrape must not count it twice
+    fc = svc.snapshot()["llama"]
+    expected = float(np.quantile(per_replica[per_replica <= 8], 0.9))  # 2 endpoints: total ÷ 2 per replica
+    assert fc.capacity_source == "learned" and fc.capacity_per_replica == pytest.approx(expected)
+    total_now = 2 * per_replica[-1]
+    assert fc.desired_replicas == max(math.ceil(fc.upper / (expected * 0.8)), math.ceil(total_now / expected))
+    page = generate_latest(registry).decode()
+    assert _sample(page, "llmobs_forecast_capacity_per_replica", model="llama", source="learned") == pytest.approx(
+        expected)
+
+
+def test_no_slo_and_no_configured_capacity_means_no_desired_replicas() -> None:
+    holder = StateHolder()
+    svc = ForecastService(holder, ForecastConfig())
+    for i in range(20):
+        holder.publish(_two_endpoint_state(1_700_000_000.0 + 60 * i, 5.0, 0.4))
+    fc = svc.refresh_once()["llama"]
+    assert fc.desired_replicas is None and fc.capacity_per_replica is None
+
+
 def test_collect_reads_the_snapshot_and_never_refreshes() -> None:
     holder = StateHolder()
     _feed(holder, 1_700_000_000.0, 100)

@@ -17,6 +17,7 @@ import asyncio
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -37,14 +38,17 @@ from llmobs.forecast.forecasters import (
     ffill,
     make_forecaster,
 )
-from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender
+from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender, learn_capacity_per_replica
 from llmobs.state import StateHolder
 
 
 @dataclass(frozen=True)
 class ForecastConfig:
-    """Knobs of the live forecast. `capacity_per_replica` maps model → requests/s of one replica;
-    models without an entry get forecasts but no desired-replica signal."""
+    """Knobs of the live forecast. `capacity_per_replica` maps model → requests/s of one replica.
+
+    For a model without an entry, capacity is learned from observed throughput at the latency SLO when
+    `latency_slo_seconds` is set (TTFT p90 of each scrape; see `learn_capacity_per_replica`); until then,
+    or without an SLO, the model gets forecasts but no desired-replica signal."""
 
     refresh_seconds: float = 15.0
     refit_seconds: float = 600.0
@@ -57,6 +61,8 @@ class ForecastConfig:
     min_replicas: int = 1
     max_replicas: int = 1000
     scale_down_stabilization_s: float = 300.0
+    latency_slo_seconds: float | None = None
+    learn_min_points: int = 10
 
     def __post_init__(self) -> None:
         if self.refresh_seconds <= 0 or self.refit_seconds <= 0 or self.step_seconds <= 0:
@@ -72,6 +78,8 @@ class ForecastConfig:
         for model, cap in self.capacity_per_replica.items():
             ReplicaPolicy(cap, self.target_utilization, self.min_replicas, self.max_replicas)  # validates
             del model
+        if self.latency_slo_seconds is not None and not 0 < self.latency_slo_seconds < 3600:
+            raise ForecastInputError(f"latency SLO {self.latency_slo_seconds}s must be in (0, 3600)")
 
     @property
     def horizon_steps(self) -> int:
@@ -94,6 +102,8 @@ class ModelForecast:
     desired_replicas: int | None
     fallback_reason: str
     computed_at: float
+    capacity_per_replica: float | None = None
+    capacity_source: str = ""
 
 
 @dataclass
@@ -105,6 +115,10 @@ class _ModelState:
     fitted_at: float = -math.inf
     recommender: ReplicaRecommender | None = None
     refit_reason: str = ""
+    capacity: float | None = None
+    capacity_source: str = ""
+    observations: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=2880))
+    observed_at: float = -math.inf
 
 
 def _candidates() -> list[Forecaster]:
@@ -207,12 +221,7 @@ class ForecastService:
         y = series.request_rate.to_numpy(dtype=float)
         h = cfg.horizon_steps
         state = self._states.setdefault(model, _ModelState())
-        cap = cfg.capacity_per_replica.get(model)
-        if cap is not None and state.recommender is None:
-            state.recommender = ReplicaRecommender(
-                ReplicaPolicy(cap, cfg.target_utilization, cfg.min_replicas, cfg.max_replicas,
-                              cfg.scale_down_stabilization_s)
-            )
+        self._update_capacity(model, state)
         reason = check_history(y, self._target(state), h, cfg.step_seconds) or state.refit_reason
         filled = ffill(y)
         last = float(filled[-1]) if len(filled) and not math.isnan(filled[-1]) else 0.0
@@ -240,7 +249,42 @@ class ForecastService:
             desired_replicas=desired,
             fallback_reason=reason,
             computed_at=now,
+            capacity_per_replica=state.capacity,
+            capacity_source=state.capacity_source,
         )
+
+    def _update_capacity(self, model: str, state: _ModelState) -> None:
+        """Configured capacity, else learned at the SLO; rebuild the recommender when it changes."""
+        cfg = self.config
+        cap, source = cfg.capacity_per_replica.get(model), "configured"
+        if cap is None and cfg.latency_slo_seconds is not None:
+            current = self.holder.current
+            rows = current.for_model(model)
+            if rows and current.time > state.observed_at:
+                state.observed_at = current.time
+                ttft = [r.ttft.quantiles.get(0.9, math.nan) for r in rows]
+                ttft = [x for x in ttft if not math.isnan(x)]
+                replicas = len({r.attribution.endpoint for r in rows})
+                state.observations.append(
+                    (sum(r.request_rate for r in rows), float(replicas), max(ttft) if ttft else math.nan)
+                )
+            try:
+                cap = learn_capacity_per_replica(
+                    state.observations, cfg.latency_slo_seconds, min_points=cfg.learn_min_points
+                )
+                source = "learned"
+            except ForecastInputError:
+                cap = None
+        if cap is None or cap <= 0:
+            state.capacity, state.capacity_source, state.recommender = None, "", None
+            return
+        state.capacity, state.capacity_source = cap, source
+        policy = ReplicaPolicy(cap, cfg.target_utilization, cfg.min_replicas, cfg.max_replicas,
+                               cfg.scale_down_stabilization_s)
+        if state.recommender is None:
+            state.recommender = ReplicaRecommender(policy)
+        else:  # a learned capacity moves every scrape: keep the stabilization memory, swap the policy
+            state.recommender.policy = policy
 
     def refresh_once(self) -> dict[str, ModelForecast]:
         """One refresh of every model with history (predict only, no fitting); swaps in a new snapshot.
@@ -334,6 +378,11 @@ class ForecastCollector(Collector):
             "Replicas to run now: forecast upper quantile at now + cold start ÷ capacity per replica, stabilized",
             labels=["model"],
         )
+        capacity = GaugeMetricFamily(
+            "llmobs_forecast_capacity_per_replica",
+            "Requests/s one replica serves within the SLO, as the recommendation uses it",
+            labels=["model", "source"],
+        )
         for m, fc in sorted(snap.items()):
             rate.add_metric([m, "0.5"], fc.point)
             rate.add_metric([m, f"{fc.quantile:g}"], fc.upper)
@@ -344,6 +393,8 @@ class ForecastCollector(Collector):
             info.add_metric([m, fc.forecaster, fc.fallback_reason], 1.0)
             if fc.desired_replicas is not None:
                 desired.add_metric([m], float(fc.desired_replicas))
+            if fc.capacity_per_replica is not None:
+                capacity.add_metric([m, fc.capacity_source], fc.capacity_per_replica)
         duration = GaugeMetricFamily(
             "llmobs_forecast_refresh_duration_seconds", "Wall time of the last forecast refresh (all models)"
         )
@@ -356,4 +407,4 @@ class ForecastCollector(Collector):
             "llmobs_forecast_last_refresh_timestamp_seconds", "Unix time of the last forecast refresh"
         )
         stamp.add_metric([], svc.last_refresh_time)
-        yield from (rate, horizon, wape, lv, fallback, info, desired, duration, refit, stamp)
+        yield from (rate, horizon, wape, lv, fallback, info, desired, capacity, duration, refit, stamp)
