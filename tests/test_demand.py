@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +23,7 @@ from llmobs.forecast.demand import (
 )
 from llmobs.forecast.errors import ForecastInputError
 from llmobs.state import ModelDemandPoint
-from tests.promserver import PrometheusServer, require_binary
+from tests.promserver import free_port, require_binary
 
 
 def _head(name: str, lines: int, tmp_path: Path) -> Path:
@@ -190,17 +192,46 @@ def test_query_range_against_real_prometheus(tmp_path: Path) -> None:
     data.mkdir(parents=True)
     subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)],
                    check=True, capture_output=True, timeout=120)
-    server = PrometheusServer(workdir=tmp_path / "prom", scrape_targets=[], scrape_interval="15s")
-    server.start()
-    try:
-        with PrometheusRangeReader(server.url) as reader:
-            d = reader.demand("m", start, start + (n - 1) * step, step)
-            assert d.step_seconds == 60 and len(d) == n
-            np.testing.assert_allclose(d.request_rate.to_numpy(), expected)
-            np.testing.assert_allclose(d.frame["prompt_tokens_rate"].to_numpy(), [100.0 * i for i in range(n)])
-            assert d.frame["generation_tokens_rate"].isna().all()  # not backfilled: a gap, noted
-            assert any("generation_tokens_rate: no data" in note for note in d.notes)
-            with pytest.raises(PrometheusError, match="bad_data"):
-                reader.query_range("sum(", start, start + 600, step)
-    finally:
-        server.stop()
+    with _prometheus(tmp_path / "prom", data) as url, PrometheusRangeReader(url) as reader:
+        d = reader.demand("m", start, start + (n - 1) * step, step)
+        assert d.step_seconds == 60 and len(d) == n
+        np.testing.assert_allclose(d.request_rate.to_numpy(), expected)
+        np.testing.assert_allclose(d.frame["prompt_tokens_rate"].to_numpy(), [100.0 * i for i in range(n)])
+        assert d.frame["generation_tokens_rate"].isna().all()  # not backfilled: a gap, noted
+        assert any("generation_tokens_rate: no data" in note for note in d.notes)
+        with pytest.raises(PrometheusError, match="bad_data"):
+            reader.query_range("sum(", start, start + 600, step)
+
+
+@contextlib.contextmanager
+def _prometheus(workdir: Path, data: Path) -> Iterator[str]:
+    """Debian's Prometheus on loopback over `data`, no scrape targets; its log file is closed after."""
+    binary = require_binary("prometheus")
+    port = free_port()
+    (workdir / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
+    url = f"http://127.0.0.1:{port}"
+    with (workdir / "prometheus.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"prometheus exited: {(workdir / 'prometheus.log').read_text()[-2000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("prometheus not ready in 60 s")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
