@@ -161,8 +161,13 @@ def autoscaling(c: Config) -> Board:
                   Q(f"model:llmobs_request_rate:sum{{{sm}}}", f"{legend} actual"),
                   Q(f"llmobs_forecast_request_rate{{{sm}}}", f"{legend} forecast p{{{{quantile}}}}"),
                   unit="reqps")
-     .timeseries("Forecast error (WAPE)", Q(f"llmobs_forecast_wape_ratio{{{sm}}}", legend),
-                 unit="percentunit"))
+     .timeseries("Forecast error (WAPE) vs last-value baseline",
+                 Q(f"llmobs_forecast_wape_ratio{{{sm}}}", f"{legend} forecaster"),
+                 Q(f"llmobs_forecast_last_value_wape_ratio{{{sm}}}", f"{legend} last value"),
+                 unit="percentunit",
+                 description="Rolling backtest at the horizon; NaN (a gap) while the forecast falls back."))
+    b.table("Forecaster in use", Q(f"llmobs_forecast_info{{{sm}}}"),
+            description="forecaster and fallback reason per model (empty reason: no fallback).")
     b.row("Replicas")
     (b.timeseries("Replicas: desired vs up",
                   Q(f"llmobs_desired_replicas{{{sm}}}", f"{legend} desired"),

@@ -128,6 +128,8 @@ def planned_families_page(endpoints: list[dict[str, str]], now: float) -> str:
             f'llmobs_feedback_coverage_ratio{{model="{m}"}} 0.02',
             f'llmobs_scaler_last_update_timestamp_seconds{{model="{m}"}} {now:.3f}',
             f'llmobs_forecast_wape_ratio{{model="{m}"}} 0.2',
+            f'llmobs_forecast_last_value_wape_ratio{{model="{m}"}} 0.3',
+            f'llmobs_forecast_info{{model="{m}",forecaster="llmobs_gbm",reason=""}} 1',
             f'llmobs_forecast_request_rate{{model="{m}",quantile="0.5"}} 3',
             f'llmobs_forecast_request_rate{{model="{m}",quantile="0.9"}} 4',
             f'llmobs_desired_replicas{{model="{m}"}} 2',
