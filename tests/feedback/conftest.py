@@ -9,28 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from feedback_helpers import TOKENS, Clock, open_store
 
-from llmobs.feedback import FeedbackConfig, FeedbackStats, FeedbackStore, TokenVerifier, create_app
-
-TOKENS = {"chat": "tok-chat", "search": ["tok-s1", "tok-s2"], "batch": "tok-batch"}
-CHAT = {"Authorization": "Bearer tok-chat"}
-
-
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def event(rid: str = "r1", **overrides: Any) -> dict[str, Any]:
-    """A valid thumbs-up event, with overrides."""
-    body: dict[str, Any] = {"request_id": rid, "model": "llama-8b", "scale": "thumbs", "rating": 1}
-    body.update(overrides)
-    return body
+from llmobs.feedback import FeedbackConfig, FeedbackStore, TokenVerifier, create_app
 
 
 @pytest.fixture
@@ -62,19 +43,6 @@ def make_config(tmp_path: Path) -> Callable[..., FeedbackConfig]:
 @pytest.fixture
 def config(make_config: Callable[..., FeedbackConfig]) -> FeedbackConfig:
     return make_config()
-
-
-def open_store(config: FeedbackConfig, clock: Callable[[], float]) -> FeedbackStore:
-    store = FeedbackStore(
-        config.db_path,
-        FeedbackStats(config),
-        retention_seconds=config.retention_seconds,
-        max_db_bytes=config.max_db_bytes,
-        synchronous=config.synchronous,
-        clock=clock,
-    )
-    store.open()
-    return store
 
 
 @pytest.fixture

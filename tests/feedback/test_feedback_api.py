@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CHAT, Clock, event
+from feedback_helpers import CHAT, Clock, event
 
 import llmobs.feedback
 from llmobs.feedback import FeedbackConfig, FeedbackStore
@@ -184,7 +184,7 @@ async def test_bad_bodies_are_400_naming_the_field(
 
 async def test_body_over_cap_is_413(make_config, clock: Clock) -> None:
     config = make_config(max_body_bytes=4096)
-    from conftest import open_store
+    from feedback_helpers import open_store
 
     from llmobs.feedback import TokenVerifier, create_app
 
@@ -228,7 +228,7 @@ async def test_batch_over_1000_is_413_and_1000_is_fine(client: httpx.AsyncClient
 
 
 async def test_configured_smaller_batch_limit(make_config, clock: Clock) -> None:
-    from conftest import open_store
+    from feedback_helpers import open_store
 
     from llmobs.feedback import TokenVerifier, create_app
 
@@ -277,7 +277,7 @@ async def test_timestamp_zero_is_skew_not_crash(client: httpx.AsyncClient) -> No
 
 async def test_unknown_model_is_accepted_but_labelled_other(make_config, clock: Clock) -> None:
     """Unknown models are stored under their real name; only the metric label collapses to `other`."""
-    from conftest import open_store
+    from feedback_helpers import open_store
 
     from llmobs.feedback import TokenVerifier, create_app
 
@@ -333,7 +333,7 @@ def test_committed_openapi_document_matches_the_code() -> None:
 
 
 async def test_unauthenticated_mode_uses_event_app(tmp_path: Path, clock: Clock) -> None:
-    from conftest import open_store
+    from feedback_helpers import open_store
 
     from llmobs.feedback import create_app
 

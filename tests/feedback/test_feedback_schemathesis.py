@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import open_store
+from feedback_helpers import open_store
 from hypothesis import HealthCheck, given, settings
 
 from llmobs.feedback import FeedbackConfig, TokenVerifier, create_app

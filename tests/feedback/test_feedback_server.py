@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CHAT, event
+from feedback_helpers import CHAT, event
 from prometheus_client import CollectorRegistry
 
 from llmobs.feedback import FeedbackConfig, serve_feedback

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import Clock
+from feedback_helpers import Clock
 from prometheus_client import CollectorRegistry, generate_latest
 
 from llmobs.feedback import FeedbackCollector, FeedbackConfig, FeedbackStats

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 
 import pytest
-from conftest import Clock, open_store
+from feedback_helpers import Clock, open_store
 
 from llmobs.feedback import FeedbackConfig, FeedbackStore
 from llmobs.feedback.models import StoredEvent
