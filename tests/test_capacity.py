@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from llmobs.forecast.capacity import (
@@ -235,3 +237,19 @@ def test_cli_capacity_bad_input_is_one_error_line(tmp_path: Path, content: str, 
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
     assert "Traceback" not in r.output
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    mem=st.floats(24, 200), extra=st.floats(0, 100), ctx=st.integers(128, 65536), ctx2=st.integers(1, 65536),
+    cfg=st.sampled_from([LLAMA3_8B, MISTRAL_7B_V01, GEMMA2_9B, QWEN2_7B]),
+)
+def test_capacity_is_monotone(mem: float, extra: float, ctx: int, ctx2: int, cfg: dict[str, object]) -> None:
+    """More memory never holds fewer tokens; a longer context never fits more sequences."""
+    kw = {"weights_gib": 10.0, "activation_reserve_gib": 1.0}
+    small = estimate_capacity(cfg, gpu_memory_gib=mem, context_tokens=ctx, **kw)
+    big = estimate_capacity(cfg, gpu_memory_gib=mem + extra, context_tokens=ctx, **kw)
+    assert big.kv_tokens >= small.kv_tokens and big.max_concurrent_sequences >= small.max_concurrent_sequences
+    longer = estimate_capacity(cfg, gpu_memory_gib=mem, context_tokens=ctx + ctx2, **kw)
+    assert longer.max_concurrent_sequences <= small.max_concurrent_sequences
+    assert small.kv_tokens % small.block_size == 0

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from llmobs.forecast.cli import register
@@ -166,3 +168,22 @@ def test_cli_simulate_bad_input_is_one_error_line(tmp_path: Path, args: list[str
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.floats(0, 50, allow_nan=False), min_size=5, max_size=80),
+    cold=st.sampled_from([0.0, 30.0, 120.0]),
+    policy=st.sampled_from(["reactive", "predictive", "hybrid"]),
+)
+def test_replay_invariants(values: list[float], cold: float, policy: str) -> None:
+    """Whatever the demand: minutes add up, at least min replicas are paid for, capacity is never negative."""
+    s = series(values)
+    cfg = ReplayConfig(capacity_per_replica=2.0, cold_start_s=cold, hpa=HpaConfig(min_replicas=1, max_replicas=30))
+    upper = np.asarray(values) * 1.2
+    r = replay(s, policy, cfg, utilization=0.8, forecast_upper=upper)
+    assert 0 <= r.underprovisioned_minutes <= r.minutes + 1e-9
+    assert r.replica_minutes >= r.minutes - 1e-9
+    assert (r.ready_capacity >= 2.0 - 1e-9).all() and (r.replicas <= 30).all()
+    short = np.asarray(values) > r.ready_capacity + 1e-9
+    assert r.underprovisioned_minutes == pytest.approx(short.sum() * STEP / 60)
