@@ -1,0 +1,100 @@
+"""The KEDA scaler against a real vLLM server: KEDA's call sequence returns what vLLM reports, and a
+StreamIsActive watcher gets `true` within one scrape interval of a real queue appearing, `false` after.
+
+Shares the session's vLLM server (32 KV blocks, 8 sequences: a burst of 20 requests queues 12)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import grpc
+import pytest
+
+from llmobs.pipeline import Pipeline
+from llmobs.serving.scaler import ScalerConfig, serve_scaler
+from llmobs.serving.scaler import externalscaler_pb2 as pb
+from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.sources.scrape import Scraper
+from llmobs.sources.targets import StaticTargetSource, Target
+from llmobs.state import StateHolder
+from tests.realvllm.harness import MODEL_NAME, drive_load
+from tests.realvllm.make_tiny_model import WORDS
+
+pytestmark = pytest.mark.realvllm
+INTERVAL = 0.5
+
+
+async def consistent_poll(stub: pb_grpc.ExternalScalerStub, handle, holder: StateHolder,  # type: ignore[no-untyped-def]
+                          meta: dict[str, str]) -> tuple[float, bool, object]:
+    """KEDA's round (GetMetricSpec → GetMetrics → IsActive, 3 s deadlines) plus the state it was answered from."""
+    r = pb.ScaledObjectRef(name="tiny", namespace="llm", scalerMetadata={"scalerAddress": "llmobs:9401", **meta})
+    for _ in range(40):
+        before = handle.cache.snapshot
+        spec = await stub.GetMetricSpec(r, timeout=3)
+        name = spec.metricSpecs[0].metricName
+        [mv] = (await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=r, metricName=name), timeout=3)).metricValues
+        active = (await stub.IsActive(r, timeout=3)).result
+        state = holder.current
+        if handle.cache.snapshot.version == before.version and state.time == before.state_time:
+            return mv.metricValueFloat, active, state
+    raise AssertionError("state changed under every attempt")
+
+
+async def test_scaler_follows_a_real_vllm_queue(vllm_server) -> None:
+    holder = StateHolder()
+    target = Target(vllm_server.metrics_url, "vllm-0", {"node": "test-node"})
+    pipeline = Pipeline(StaticTargetSource([target]), Scraper(timeout_seconds=10), holder, window_seconds=30)
+    stop = asyncio.Event()
+    loop_task = asyncio.create_task(pipeline.run_forever(INTERVAL, stop))
+    handle = await serve_scaler(ScalerConfig(host="127.0.0.1", port=0, stale_after_intervals=20), holder,
+                                interval_seconds=INTERVAL)
+    try:
+        for _ in range(200):  # wait for an idle server (earlier tests' load drained) in a published snapshot
+            entry = handle.cache.snapshot.models.get(MODEL_NAME)
+            if entry and entry.totals[("queue_depth", "sum")] == 0 and entry.totals[("requests_running", "sum")] == 0:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("vLLM never looked idle to the scaler")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
+            stub = pb_grpc.ExternalScalerStub(channel)
+            queue = {"model": MODEL_NAME, "signal": "queue_depth", "target": "4"}
+            value, active, _ = await consistent_poll(stub, handle, holder, queue)
+            assert (value, active) == (0.0, False)
+            stream = stub.StreamIsActive(pb.ScaledObjectRef(name="tiny", scalerMetadata=queue))
+            assert (await asyncio.wait_for(stream.read(), 10)).result is False
+            rng = random.Random(4)
+            burst = [(" ".join(rng.choice(WORDS) for _ in range(350)), 160) for _ in range(20)]
+            load = asyncio.create_task(drive_load(vllm_server.base_url, burst, concurrency=20))
+            pushed = await asyncio.wait_for(stream.read(), 30)
+            received = time.time()
+            assert pushed.result is True
+            queued = [p.time for p in holder.history(MODEL_NAME) if p.requests_waiting > 0]
+            lag = received - queued[0]
+            assert 0 <= lag <= INTERVAL, f"push arrived {lag:.3f} s after the queue was published"
+            waiting, active, state = await consistent_poll(stub, handle, holder, queue)
+            [s] = state.signals
+            assert waiting == s.requests_waiting and active is (waiting > 0)
+            kv_meta = {"model": MODEL_NAME, "signal": "kv_utilization"}
+            kv_seen = []
+            while not load.done():  # KEDA polling through the burst: every answer is the published KV value
+                kv, _, state = await consistent_poll(stub, handle, holder, kv_meta)
+                assert kv == state.signals[0].kv_cache_utilization and 0 <= kv <= 1
+                kv_seen.append(kv)
+                await asyncio.sleep(0.2)
+            assert max(kv_seen) >= 0.5
+            truth = await load
+            assert all(t.ok for t in truth)
+            assert (await asyncio.wait_for(stream.read(), 20)).result is False  # queue drained
+            value, active, _ = await consistent_poll(stub, handle, holder, queue)
+            assert (value, active) == (0.0, False)
+            stream.cancel()
+            print(f"\nreal vLLM: push lag {lag * 1000:.0f} ms after the queue was published; first poll in the burst: "
+                  f"{waiting:g} waiting; max KV {max(kv_seen):.2f} over {len(kv_seen)} polls")
+    finally:
+        await handle.stop()
+        stop.set()
+        await loop_task
+        await pipeline.scraper.aclose()
