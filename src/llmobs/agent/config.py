@@ -1,0 +1,41 @@
+"""Configuration of `llmobs agent`, the per-node DaemonSet (its own YAML file or CLI flags)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmobs.sources.kubernetes.config import KubernetesConfig
+
+
+class AgentConfig(BaseModel):
+    """`node_name` defaults to $NODE_NAME (set it from the downward API: `spec.nodeName`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node_name: str = Field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
+    host: str = "0.0.0.0"
+    port: int = Field(9401, ge=0, le=65535)
+    interval_seconds: float = Field(5.0, gt=0)
+    proc_root: Path = Path("/proc")
+    nvml_retry_seconds: float = Field(60.0, gt=0)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+
+
+class AgentConfigError(ValueError):
+    pass
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """Read and validate a YAML file; errors name the key."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return AgentConfig.model_validate(data)
+    except (OSError, yaml.YAMLError) as exc:
+        raise AgentConfigError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise AgentConfigError(f"{path}: {msgs}") from None
