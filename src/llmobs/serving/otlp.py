@@ -1,0 +1,292 @@
+"""OTLP metrics export: the exporter's `llmobs_*` families pushed to an OpenTelemetry collector.
+
+Why a translation of the Prometheus collector rather than a second set of getters: the OTLP numbers must be
+the Prometheus numbers (dashboards built on either agree), so each export cycle runs `FleetCollector` once
+on the current `FleetState` and re-labels its samples through `MAPPING`, a table from Prometheus family to
+OTel instrument. A family missing from the table is a test failure (tests/test_otlp.py), so a new
+`llmobs_*` series cannot silently stay Prometheus-only.
+
+Names follow OTel conventions (dotted, unit in the `unit` field, no `_total`/unit suffixes) and use the GenAI
+and Kubernetes semantic-convention *attributes* where they exist (`gen_ai.request.model`,
+`gen_ai.token.type`, `k8s.node.name`, `error.type`). The GenAI semantic-convention *metrics*
+(`gen_ai.server.time_to_first_token`, …) are histograms of per-request observations; llmobs holds window
+quantiles, not observations, so exporting them under those names would mislead a backend. The nearest
+semantic-convention metric of each family is documented in docs/otlp.md instead.
+
+`start_otlp(config, holder)` builds a private `MeterProvider` (never the global one: tests and embedding
+processes own their providers) with a periodic reader and a gRPC or HTTP/protobuf OTLP exporter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llmobs import __version__
+from llmobs.serving.collector import FleetCollector
+from llmobs.state import StateHolder
+
+Kind = Literal["gauge", "counter"]
+
+# Prometheus label → OTel attribute, for labels that mean the same thing in every family.
+COMMON_ATTRIBUTES: dict[str, str] = {
+    "model": "gen_ai.request.model",
+    "endpoint": "llmobs.endpoint",
+    "node": "k8s.node.name",
+    "gpu_model": "llmobs.gpu_model",
+    "quantile": "llmobs.quantile",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Where one Prometheus family goes: OTel name, unit, kind, label renames and constant attributes."""
+
+    name: str
+    unit: str
+    kind: Kind
+    description: str
+    labels: Mapping[str, str] = field(default_factory=dict)  # family-specific label → attribute renames
+    constant: Mapping[str, str] = field(default_factory=dict)  # attributes added to every point
+
+
+def _g(name: str, unit: str, description: str, **kw: Mapping[str, str]) -> Instrument:
+    return Instrument(name, unit, "gauge", description, **kw)
+
+
+def _c(name: str, unit: str, description: str, **kw: Mapping[str, str]) -> Instrument:
+    return Instrument(name, unit, "counter", description, **kw)
+
+
+_INPUT = {"gen_ai.token.type": "input"}
+_OUTPUT = {"gen_ai.token.type": "output"}
+
+MAPPING: dict[str, Instrument] = {
+    # serving signals (per model × endpoint)
+    "llmobs_kv_cache_utilization_ratio": _g("llmobs.kv_cache.utilization", "1", "KV-cache blocks in use (0-1)."),
+    "llmobs_kv_cache_utilization_max_ratio": _g("llmobs.kv_cache.utilization.max", "1",
+                                                "Max KV-cache utilization over the signal window (0-1)."),
+    "llmobs_kv_cache_headroom_ratio": _g("llmobs.kv_cache.headroom", "1", "Free KV-cache fraction."),
+    "llmobs_kv_cache_capacity_tokens": _g("llmobs.kv_cache.capacity", "{token}", "KV-cache capacity in tokens."),
+    "llmobs_requests_running": _g("llmobs.requests.running", "{request}", "Requests in the running batch."),
+    "llmobs_requests_waiting": _g("llmobs.requests.waiting", "{request}", "Requests waiting in the queue."),
+    "llmobs_requests_waiting_by_reason": _g("llmobs.requests.waiting.by_reason", "{request}",
+                                            "Queued requests by reason.", labels={"reason": "llmobs.waiting_reason"}),
+    "llmobs_requests_swapped": _g("llmobs.requests.swapped", "{request}", "Swapped requests (V0 engines)."),
+    "llmobs_request_rate": _g("llmobs.request.rate", "{request}/s", "Finished requests per second over the window."),
+    "llmobs_finished_requests_rate": _g("llmobs.request.finished.rate", "{request}/s",
+                                        "Finished requests per second by finish reason.",
+                                        labels={"reason": "llmobs.finish_reason"}),
+    "llmobs_prompt_tokens_rate": _g("llmobs.token.rate", "{token}/s", "Tokens per second over the window.",
+                                    constant=_INPUT),
+    "llmobs_generation_tokens_rate": _g("llmobs.token.rate", "{token}/s", "Tokens per second over the window.",
+                                        constant=_OUTPUT),
+    "llmobs_preemption_rate": _g("llmobs.preemption.rate", "{preemption}/s", "Preemptions per second."),
+    "llmobs_prefix_cache_hit_ratio": _g("llmobs.prefix_cache.hit_ratio", "1", "Prefix-cache hit ratio (tokens)."),
+    "llmobs_ttft_seconds": _g("llmobs.time_to_first_token", "s", "Time to first token, window quantiles."),
+    "llmobs_itl_seconds": _g("llmobs.time_per_output_token", "s", "Inter-token latency, window quantiles."),
+    "llmobs_e2e_latency_seconds": _g("llmobs.request.duration", "s", "End-to-end request latency, quantiles."),
+    "llmobs_queue_time_seconds": _g("llmobs.request.queue_time", "s", "Queue time, window quantiles."),
+    "llmobs_prompt_length_tokens": _g("llmobs.request.prompt_length", "{token}", "Prompt length, quantiles."),
+    "llmobs_generation_length_tokens": _g("llmobs.request.generation_length", "{token}",
+                                          "Generation length, window quantiles."),
+    "llmobs_prompt_length_tokens_mean": _g("llmobs.request.prompt_length.mean", "{token}", "Mean prompt length."),
+    "llmobs_generation_length_tokens_mean": _g("llmobs.request.generation_length.mean", "{token}",
+                                               "Mean generation length."),
+    "llmobs_lora_adapters_running": _g("llmobs.lora_adapters.running", "{adapter}", "LoRA adapters running."),
+    "llmobs_lora_adapters_waiting": _g("llmobs.lora_adapters.waiting", "{adapter}", "LoRA adapters waiting."),
+    "llmobs_requests": _c("llmobs.requests", "{request}", "Finished requests, reset-adjusted.",
+                          labels={"reason": "llmobs.finish_reason"}),
+    "llmobs_prompt_tokens": _c("llmobs.tokens", "{token}", "Tokens, reset-adjusted.", constant=_INPUT),
+    "llmobs_generation_tokens": _c("llmobs.tokens", "{token}", "Tokens, reset-adjusted.", constant=_OUTPUT),
+    "llmobs_preemptions": _c("llmobs.preemptions", "{preemption}", "Preemptions, reset-adjusted."),
+    "llmobs_ttft_slo_requests": _c("llmobs.ttft_slo.requests", "{request}", "Requests with a TTFT observation."),
+    "llmobs_ttft_slo_good": _c("llmobs.ttft_slo.good", "{request}", "Requests with TTFT at or under the SLO."),
+    # target health (per endpoint)
+    "llmobs_target_up": _g("llmobs.target.up", "1", "1 if the last scrape succeeded."),
+    "llmobs_scrape_duration_seconds": _g("llmobs.scrape.duration", "s", "Duration of the last scrape."),
+    "llmobs_target_consecutive_failures": _g("llmobs.target.consecutive_failures", "{scrape}",
+                                             "Failed scrapes in a row."),
+    "llmobs_target_last_success_timestamp_seconds": _g("llmobs.target.last_success_time", "s",
+                                                       "Unix time of the last good scrape."),
+    "llmobs_scrape_errors": _c("llmobs.scrape.errors", "{scrape}", "Failed scrapes by kind.",
+                               labels={"kind": "error.type"}),
+    "llmobs_parse_skipped_lines": _c("llmobs.parse.skipped_lines", "{line}", "Page lines skipped by the parser.",
+                                     labels={"reason": "llmobs.skip_reason"}),
+    "llmobs_vllm_expected_series_missing": _g("llmobs.vllm.expected_series_missing", "1",
+                                              "1 per expected vLLM series the endpoint does not expose.",
+                                              labels={"series": "llmobs.vllm.series"}),
+    "llmobs_counter_resets": _c("llmobs.counter_resets", "{reset}", "vLLM counter resets seen (restarts)."),
+    # exporter self-metrics
+    "llmobs_scrape_cycle_duration_seconds": _g("llmobs.scrape_cycle.duration", "s",
+                                               "Wall time of the last full scrape cycle."),
+    "llmobs_targets": _g("llmobs.targets", "{target}", "Configured scrape targets."),
+    "llmobs_signal_window_seconds": _g("llmobs.signal_window", "s", "Signal window in use."),
+}
+SKIPPED: frozenset[str] = frozenset({"llmobs_build_info"})
+"""Families not exported as metrics: the build version is the resource's `service.version`."""
+
+# Resource attributes read from the environment (set by the Helm chart through the downward API).
+K8S_ENV: dict[str, str] = {
+    "K8S_POD_NAME": "k8s.pod.name",
+    "K8S_POD_UID": "k8s.pod.uid",
+    "K8S_NAMESPACE_NAME": "k8s.namespace.name",
+    "K8S_NODE_NAME": "k8s.node.name",
+    "K8S_CLUSTER_NAME": "k8s.cluster.name",
+    "K8S_DEPLOYMENT_NAME": "k8s.deployment.name",
+    "K8S_CONTAINER_NAME": "k8s.container.name",
+}
+
+
+class OtlpConfig(BaseModel):
+    """`otlp:` section of llmobs.yaml: push the signals to an OpenTelemetry collector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="push metrics over OTLP")
+    endpoint: str = Field("http://localhost:4317", description="collector base URL: gRPC host:port (default port "
+                          "4317) or HTTP (port 4318; `/v1/metrics` is appended when the URL has no path)")
+    protocol: Literal["grpc", "http/protobuf"] = Field("grpc", description="OTLP transport")
+    export_interval_seconds: float = Field(15.0, gt=0, description="time between exports")
+    export_timeout_seconds: float = Field(10.0, gt=0, description="deadline of one export")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (e.g. auth)")
+    ca_file: Path | None = Field(None, description="PEM CA bundle for an https:// endpoint (default: system CAs)")
+    service_name: str = Field("llmobs", min_length=1, description="resource `service.name` (OTEL_SERVICE_NAME wins)")
+    resource_attributes: dict[str, str] = Field(default_factory=dict, description="extra resource attributes")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    def http_url(self) -> str:
+        """The HTTP exporter's full URL: the base endpoint plus the OTLP metrics path when it has none."""
+        rest = self.endpoint.partition("://")[2]
+        return self.endpoint if "/" in rest else f"{self.endpoint}/v1/metrics"
+
+
+def build_resource(config: OtlpConfig, environ: Mapping[str, str] | None = None) -> Resource:
+    """`service.*` plus `k8s.*` from the environment; OTEL_RESOURCE_ATTRIBUTES/OTEL_SERVICE_NAME still apply."""
+    env = os.environ if environ is None else environ
+    attrs: dict[str, str] = {"service.name": env.get("OTEL_SERVICE_NAME") or config.service_name,
+                             "service.version": __version__}
+    attrs.update({attr: env[var] for var, attr in K8S_ENV.items() if env.get(var)})
+    attrs.update(config.resource_attributes)
+    return Resource.create(attrs)
+
+
+def _attributes(labels: Mapping[str, str], inst: Instrument) -> dict[str, str]:
+    """Prometheus labels → OTel attributes; empty label values (unknown node, GPU) are left out."""
+    out = dict(inst.constant)
+    for label, value in labels.items():
+        if value == "":
+            continue
+        out[inst.labels.get(label) or COMMON_ATTRIBUTES.get(label) or f"llmobs.{label}"] = value
+    return out
+
+
+class _Translator:
+    """Runs FleetCollector once per published state and hands each OTel instrument its points."""
+
+    def __init__(self, holder: StateHolder) -> None:
+        self._collector = FleetCollector(holder)
+        self._holder = holder
+        self._lock = threading.Lock()
+        self._state: object = None
+        self._points: dict[str, list[Observation]] = {}
+
+    def points(self, otel_name: str) -> list[Observation]:
+        state = self._holder.current
+        with self._lock:
+            if state is not self._state:
+                self._points = self._translate()
+                self._state = state
+            return self._points.get(otel_name, [])
+
+    def _translate(self) -> dict[str, list[Observation]]:
+        out: dict[str, list[Observation]] = defaultdict(list)
+        for family in self._collector.collect():
+            inst = MAPPING.get(family.name)
+            if inst is None:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_created") or math.isnan(sample.value):
+                    continue  # NaN = no observation in the window: OTLP gets no point rather than NaN
+                out[inst.name].append(Observation(sample.value, _attributes(sample.labels, inst)))
+        return out
+
+
+@dataclass
+class OtlpHandle:
+    """A running OTLP export; `shutdown()` flushes the last export and stops the reader thread."""
+
+    provider: MeterProvider
+    config: OtlpConfig
+
+    def force_flush(self, timeout_seconds: float = 10.0) -> bool:
+        return self.provider.force_flush(timeout_millis=int(timeout_seconds * 1000))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def _exporter(config: OtlpConfig) -> MetricExporter:
+    timeout = config.export_timeout_seconds
+    headers = dict(config.headers) or None
+    if config.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+
+        credentials = None
+        if config.ca_file is not None:
+            import grpc
+
+            credentials = grpc.ssl_channel_credentials(root_certificates=config.ca_file.read_bytes())
+        return GrpcExporter(endpoint=config.endpoint, insecure=config.endpoint.startswith("http://"),
+                            credentials=credentials, headers=headers, timeout=timeout)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
+
+    return HttpExporter(endpoint=config.http_url(), headers=headers, timeout=timeout,
+                        certificate_file=str(config.ca_file) if config.ca_file else None)
+
+
+def register_instruments(provider: MeterProvider, holder: StateHolder) -> list[str]:
+    """Create one observable instrument per OTel name in MAPPING on `provider`; returns the names."""
+    meter = provider.get_meter("llmobs", __version__)
+    translator = _Translator(holder)
+    by_name: dict[str, Instrument] = {}
+    for inst in MAPPING.values():
+        by_name.setdefault(inst.name, inst)
+
+    def callback(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        return lambda _options: translator.points(name)
+
+    for name, inst in by_name.items():
+        create = meter.create_observable_gauge if inst.kind == "gauge" else meter.create_observable_counter
+        create(name, callbacks=[callback(name)], unit=inst.unit, description=inst.description)
+    return list(by_name)
+
+
+def start_otlp(config: OtlpConfig, holder: StateHolder, exporter: MetricExporter | None = None) -> OtlpHandle:
+    """Start periodic OTLP export of `holder`'s signals; `exporter` replaces the configured one (tests)."""
+    reader = PeriodicExportingMetricReader(
+        exporter or _exporter(config),
+        export_interval_millis=config.export_interval_seconds * 1000,
+        export_timeout_millis=config.export_timeout_seconds * 1000,
+    )
+    provider = MeterProvider(resource=build_resource(config), metric_readers=[reader])
+    register_instruments(provider, holder)
+    return OtlpHandle(provider, config)

@@ -1,0 +1,328 @@
+"""OTLP export against real OTLP receivers run in-process on loopback.
+
+The receivers are the protocol's own services built from `opentelemetry-proto`: a gRPC
+`MetricsService/Export` server and a Starlette `POST /v1/metrics` endpoint decoding HTTP/protobuf. The
+test publishes a hand-built `FleetState` (every field set, so every family carries points), flushes the
+SDK's real exporters over the sockets, and compares what arrived with the state and with what the
+Prometheus collector renders for the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from llmobs import __version__
+from llmobs.runtime import serve_asgi
+from llmobs.serving.collector import FleetCollector
+from llmobs.serving.otlp import MAPPING, SKIPPED, OtlpConfig, build_resource, start_otlp
+from llmobs.signals.types import Attribution, Distribution, ModelEndpointSignals
+from llmobs.state import FleetState, StateHolder, TargetHealth
+
+NOW = 1_800_000_000.0
+K8S_ENV = {"K8S_POD_NAME": "llmobs-7d9f-abcde", "K8S_NAMESPACE_NAME": "observability",
+           "K8S_NODE_NAME": "cpu-node-1", "K8S_CLUSTER_NAME": "prod-eu"}
+
+
+def dist(p50: float, p90: float, p99: float, mean: float) -> Distribution:
+    return Distribution({0.5: p50, 0.9: p90, 0.99: p99}, mean, 100.0)
+
+
+def signals(model: str, endpoint: str, node: str, gpu: str, k: float) -> ModelEndpointSignals:
+    """Every field set and distinct per endpoint (scaled by k) so a mix-up between series shows."""
+    return ModelEndpointSignals(
+        attribution=Attribution(model, endpoint, node, gpu), window_seconds=60.0,
+        kv_cache_utilization=0.4 * k, kv_cache_utilization_max=0.45 * k, kv_cache_capacity_tokens=200_000 * k,
+        requests_running=8 * k, requests_waiting=3 * k, requests_waiting_by_reason={"capacity": 2 * k, "deferred": k},
+        requests_swapped=None, request_rate=2.5 * k, prompt_tokens_rate=1200 * k, generation_tokens_rate=300 * k,
+        preemption_rate=0.05 * k, finished_rate_by_reason={"stop": 2 * k, "length": 0.5 * k},
+        prefix_cache_hit_ratio=0.3 * k,
+        ttft=dist(0.12 * k, 0.3 * k, 0.9 * k, 0.15 * k), itl=dist(0.02 * k, 0.03 * k, 0.05 * k, 0.021 * k),
+        e2e_latency=dist(2 * k, 5 * k, 9 * k, 2.5 * k), queue_time=dist(0.01 * k, 0.1 * k, 0.4 * k, 0.03 * k),
+        prompt_length=dist(500 * k, 1500 * k, 3000 * k, 700 * k),
+        generation_length=dist(120 * k, 400 * k, 900 * k, 180 * k),
+        lora_adapters_running=int(k), lora_adapters_waiting=0,
+        totals={"prompt_tokens": 1e6 * k, "generation_tokens": 2e5 * k, "preemptions": 7 * k,
+                "ttft_slo_requests": 900 * k, "ttft_slo_good": 850 * k, "requests:stop": 800 * k,
+                "requests:length": 100 * k},
+    )
+
+
+def fleet_state() -> FleetState:
+    no_obs = Distribution({0.5: math.nan, 0.9: math.nan, 0.99: math.nan}, math.nan, 0.0)
+    quiet = dataclasses.replace(signals("qwen", "qwen-0", "", "", 1.0), ttft=no_obs)
+    return FleetState(
+        time=NOW, window_seconds=60.0, cycle_duration_seconds=0.042,
+        signals=(signals("llama", "llama-0", "gpu-a", "H100", 1.0), signals("llama", "llama-1", "gpu-b", "H100", 2.0),
+                 quiet),
+        targets=(
+            TargetHealth("llama-0", "http://a/metrics", True, NOW, 0.01, "", "", 0, {"timeout": 2},
+                         {"node": "gpu-a", "gpu_model": "H100"}, {"bad_line": 1}, (), NOW, 1),
+            TargetHealth("llama-1", "http://b/metrics", True, NOW, 0.02, "", "", 0, {},
+                         {"node": "gpu-b", "gpu_model": "H100"}, {}, ("vllm:prefix_cache_hits_total",), NOW, 0),
+            TargetHealth("qwen-0", "http://c/metrics", False, NOW, 3.0, "timed out", "timeout", 4, {"timeout": 4},
+                         {}, {}, (), None, 0),
+        ),
+    )
+
+
+# --- the receivers -----------------------------------------------------------------------------------------
+
+
+class Received:
+    """Requests a receiver got; `wait()` blocks until one arrives."""
+
+    def __init__(self) -> None:
+        self.requests: list[pb.ExportMetricsServiceRequest] = []
+        self.headers: list[dict[str, str]] = []
+        self._event = threading.Event()
+
+    def add(self, request: pb.ExportMetricsServiceRequest, headers: dict[str, str]) -> None:
+        self.requests.append(request)
+        self.headers.append(headers)
+        self._event.set()
+
+
+class MetricsReceiver(pb_grpc.MetricsServiceServicer):
+    """The OTLP/gRPC collector service, storing what it is sent."""
+
+    def __init__(self, received: Received) -> None:
+        self.received = received
+
+    def Export(self, request: pb.ExportMetricsServiceRequest, context: grpc.ServicerContext
+               ) -> pb.ExportMetricsServiceResponse:
+        self.received.add(request, {k: v for k, v in context.invocation_metadata()})
+        return pb.ExportMetricsServiceResponse()
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[tuple[str, Received]]:
+    received = Received()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_MetricsServiceServicer_to_server(MetricsReceiver(received), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"http://127.0.0.1:{port}", received
+    server.stop(grace=None)
+
+
+@pytest.fixture
+async def http_receiver() -> AsyncIterator[tuple[str, Received]]:
+    received = Received()
+
+    async def v1_metrics(request: Request) -> Response:
+        if request.headers.get("content-type") != "application/x-protobuf":
+            return Response(status_code=415)
+        msg = pb.ExportMetricsServiceRequest()
+        msg.ParseFromString(await request.body())
+        received.add(msg, dict(request.headers))
+        return Response(pb.ExportMetricsServiceResponse().SerializeToString(),
+                        media_type="application/x-protobuf")
+
+    app = Starlette(routes=[Route("/v1/metrics", v1_metrics, methods=["POST"])])
+    server, task, port = await serve_asgi(app, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{port}", received
+    server.should_exit = True
+    await task
+
+
+# --- decoding ----------------------------------------------------------------------------------------------
+
+
+def _value(kv: KeyValue) -> Any:
+    return getattr(kv.value, kv.value.WhichOneof("value"))
+
+
+def points(request: pb.ExportMetricsServiceRequest) -> dict[str, dict[str, Any]]:
+    """metric name → {kind, unit, temporality, monotonic, points: {frozenset(attrs): value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                data = getattr(m, kind)
+                entry = out.setdefault(m.name, {"kind": kind, "unit": m.unit, "points": {}})
+                if kind == "sum":
+                    entry["temporality"] = data.aggregation_temporality
+                    entry["monotonic"] = data.is_monotonic
+                for dp in data.data_points:
+                    attrs = frozenset((kv.key, _value(kv)) for kv in dp.attributes)
+                    entry["points"][attrs] = dp.as_double if dp.HasField("as_double") else float(dp.as_int)
+    return out
+
+
+def resource_of(request: pb.ExportMetricsServiceRequest) -> dict[str, Any]:
+    return {kv.key: _value(kv) for kv in request.resource_metrics[0].resource.attributes}
+
+
+def A(**kw: str) -> frozenset[tuple[str, str]]:
+    """Attribute set from keyword arguments (dots spelt as double underscores)."""
+    return frozenset((k.replace("__", "."), v) for k, v in kw.items())
+
+
+LLAMA0 = {"gen_ai__request__model": "llama", "llmobs__endpoint": "llama-0", "k8s__node__name": "gpu-a",
+          "llmobs__gpu_model": "H100"}
+
+
+async def export_once(endpoint: str, protocol: str, received: Received, monkeypatch: pytest.MonkeyPatch,
+                      **extra: Any) -> pb.ExportMetricsServiceRequest:
+    for k, v in K8S_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    holder = StateHolder()
+    holder.publish(fleet_state())
+    config = OtlpConfig(enabled=True, endpoint=endpoint, protocol=protocol, export_interval_seconds=3600,
+                        export_timeout_seconds=5, **extra)
+    handle = start_otlp(config, holder)
+    try:
+        assert await asyncio.to_thread(handle.force_flush, 10.0)
+    finally:
+        await asyncio.to_thread(handle.shutdown)
+    assert received.requests, "the receiver got nothing"
+    return received.requests[0]
+
+
+def check_request(request: pb.ExportMetricsServiceRequest) -> None:
+    """The shared assertions for both transports."""
+    res = resource_of(request)
+    assert res["service.name"] == "llmobs" and res["service.version"] == __version__
+    assert {k: res[a] for k, a in [("K8S_POD_NAME", "k8s.pod.name"), ("K8S_NAMESPACE_NAME", "k8s.namespace.name"),
+                                   ("K8S_NODE_NAME", "k8s.node.name"), ("K8S_CLUSTER_NAME", "k8s.cluster.name")]} \
+        == K8S_ENV
+    assert request.resource_metrics[0].scope_metrics[0].scope.name == "llmobs"
+    got = points(request)
+    state = fleet_state()
+    llama0, llama1 = state.signals[0], state.signals[1]
+
+    kv = got["llmobs.kv_cache.utilization"]
+    assert kv["kind"] == "gauge" and kv["unit"] == "1"
+    assert kv["points"][A(**LLAMA0)] == pytest.approx(llama0.kv_cache_utilization)
+    # unknown node/GPU (empty Prometheus label) → attribute absent, not ""
+    assert kv["points"][A(gen_ai__request__model="qwen", llmobs__endpoint="qwen-0")] == pytest.approx(0.4)
+
+    ttft = got["llmobs.time_to_first_token"]
+    assert ttft["unit"] == "s"
+    for q, label in ((0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")):
+        assert ttft["points"][A(**LLAMA0, llmobs__quantile=label)] == pytest.approx(llama0.ttft.quantiles[q])
+    # a window with no TTFT observation (NaN in Prometheus) sends no point at all
+    assert not any(("llmobs.endpoint", "qwen-0") in attrs for attrs in ttft["points"])
+
+    rate = got["llmobs.token.rate"]["points"]
+    assert rate[A(**LLAMA0, gen_ai__token__type="input")] == pytest.approx(llama0.prompt_tokens_rate)
+    assert rate[A(**LLAMA0, gen_ai__token__type="output")] == pytest.approx(llama0.generation_tokens_rate)
+
+    tokens = got["llmobs.tokens"]
+    assert tokens["kind"] == "sum" and tokens["monotonic"] is True
+    assert tokens["temporality"] == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    llama1_attrs = {"gen_ai__request__model": "llama", "llmobs__endpoint": "llama-1", "k8s__node__name": "gpu-b",
+                    "llmobs__gpu_model": "H100"}
+    assert tokens["points"][A(**llama1_attrs, gen_ai__token__type="input")] == llama1.totals["prompt_tokens"]
+
+    finished = got["llmobs.requests"]["points"]
+    assert finished[A(**LLAMA0, llmobs__finish_reason="stop")] == llama0.totals["requests:stop"]
+    by_reason = got["llmobs.request.finished.rate"]["points"]
+    assert by_reason[A(**LLAMA0, llmobs__finish_reason="length")] == pytest.approx(0.5)
+
+    errors = got["llmobs.scrape.errors"]
+    assert errors["kind"] == "sum"
+    assert errors["points"][A(llmobs__endpoint="qwen-0", error__type="timeout")] == 4
+    up = got["llmobs.target.up"]["points"]
+    assert up[A(llmobs__endpoint="qwen-0")] == 0 and up[A(llmobs__endpoint="llama-1", k8s__node__name="gpu-b",
+                                                          llmobs__gpu_model="H100")] == 1
+    assert got["llmobs.signal_window"]["points"][frozenset()] == 60.0
+
+
+def test_every_prometheus_sample_arrives_with_its_value() -> None:
+    """Complete and lossless: each non-NaN Prometheus sample is one OTLP point with the same value."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    holder = StateHolder()
+    holder.publish(fleet_state())
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    from llmobs.serving.otlp import register_instruments
+
+    register_instruments(provider, holder)
+    data = reader.get_metrics_data()
+    assert data is not None
+    sent: dict[str, dict[frozenset[tuple[str, Any]], float]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                sent[m.name] = {frozenset(dp.attributes.items()): dp.value for dp in m.data.data_points}
+    expected = 0
+    families = list(FleetCollector(holder).collect())
+    for family in families:
+        if family.name in SKIPPED:
+            continue
+        inst = MAPPING[family.name]
+        values = sorted(s.value for s in family.samples if not math.isnan(s.value))
+        constant = set(inst.constant.items())
+        got = sorted(v for attrs, v in sent.get(inst.name, {}).items() if constant <= attrs)
+        assert got == pytest.approx(values), family.name
+        expected += len(values)
+    assert sum(len(p) for p in sent.values()) == expected
+    provider.shutdown()
+
+
+def test_mapping_covers_every_prometheus_family() -> None:
+    """A new llmobs_* family without an OTLP mapping fails here, not silently in production."""
+    holder = StateHolder()
+    holder.publish(fleet_state())
+    names = {f.name for f in FleetCollector(holder).collect()}
+    assert names - set(MAPPING) == set(SKIPPED)
+    assert set(MAPPING) <= names
+    shared = {}
+    for prom, inst in MAPPING.items():
+        prev = shared.setdefault(inst.name, inst)
+        assert (prev.kind, prev.unit) == (inst.kind, inst.unit), f"{prom}: one OTel name, two shapes"
+        assert inst.name.startswith("llmobs.") and "_total" not in inst.name and not inst.name.endswith("_seconds")
+
+
+async def test_grpc_export(grpc_receiver: tuple[str, Received], monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint, received = grpc_receiver
+    request = await export_once(endpoint, "grpc", received, monkeypatch, headers={"x-tenant": "team-a"})
+    check_request(request)
+    assert received.headers[0]["x-tenant"] == "team-a"
+
+
+async def test_http_protobuf_export(http_receiver: tuple[str, Received], monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint, received = http_receiver
+    request = await export_once(endpoint, "http/protobuf", received, monkeypatch,
+                                headers={"authorization": "Bearer t0k"},
+                                resource_attributes={"deployment.environment.name": "prod"})
+    check_request(request)
+    assert received.headers[0]["authorization"] == "Bearer t0k"
+    assert resource_of(request)["deployment.environment.name"] == "prod"
+
+
+def test_config_validation_and_resource_precedence() -> None:
+    with pytest.raises(ValidationError, match="must start with http"):
+        OtlpConfig(endpoint="collector:4317")
+    with pytest.raises(ValidationError, match="extra"):
+        OtlpConfig.model_validate({"endpoit": "http://x:4317"})
+    assert OtlpConfig(endpoint="http://c:4318").http_url() == "http://c:4318/v1/metrics"
+    assert OtlpConfig(endpoint="http://c:4318/otlp/v1/metrics/").http_url() == "http://c:4318/otlp/v1/metrics"
+    res = build_resource(OtlpConfig(service_name="llmobs-eu"), {"OTEL_SERVICE_NAME": "from-env",
+                                                                "K8S_POD_UID": "uid-1", "K8S_NODE_NAME": ""})
+    assert res.attributes["service.name"] == "from-env" and res.attributes["k8s.pod.uid"] == "uid-1"
+    assert "k8s.node.name" not in res.attributes
