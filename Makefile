@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmobs-installed
 
-.PHONY: run test lint deps prometheus chromium vllm bench
+.PHONY: run test lint deps prometheus chromium vllm bench generate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ bench: $(STAMP)
 test: $(STAMP) prometheus chromium vllm
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## make generate: rewrite every generated artifact (rules, dashboards, chart copies, README metric reference)
+generate: $(STAMP)
+	$(BIN)/python scripts/generate_rules.py
+	$(BIN)/python scripts/generate_dashboards.py
+	@if [ -f scripts/sync_chart.py ]; then $(BIN)/python scripts/sync_chart.py; fi
+	$(BIN)/python scripts/sync_readme.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -58,13 +58,13 @@ class PrometheusServer:
             (self.workdir / d).mkdir(exist_ok=True)
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        log = (self.workdir / "prometheus.log").open("ab")
-        self.process = subprocess.Popen([
-            binary, f"--config.file={config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            f"--web.console.templates={self.workdir / 'consoles'}",
-            f"--web.console.libraries={self.workdir / 'console_libraries'}",
-        ], stdout=log, stderr=subprocess.STDOUT)
+        with (self.workdir / "prometheus.log").open("ab") as log:
+            self.process = subprocess.Popen([
+                binary, f"--config.file={config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.console.templates={self.workdir / 'consoles'}",
+                f"--web.console.libraries={self.workdir / 'console_libraries'}",
+            ], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

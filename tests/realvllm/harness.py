@@ -79,9 +79,9 @@ class VllmServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--enforce-eager",
             "--disable-uvicorn-access-log", *self.extra_args,
         ]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        cwd=str(self.model_dir), start_new_session=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            cwd=str(self.model_dir), start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
