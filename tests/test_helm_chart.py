@@ -49,6 +49,9 @@ FULL_VALUES: dict[str, Any] = {
     "feedback": {"enabled": True, "tokensSecret": "llmobs-feedback-tokens", "allowedApps": ["chat", "search"],
                  "persistence": {"enabled": True, "size": "10Gi"}},
     "nodeAgent": {"enabled": True},
+    "otlp": {"enabled": True, "endpoint": "https://otel.example.com:4318", "protocol": "http/protobuf",
+             "clusterName": "prod-eu", "resourceAttributes": {"deployment.environment.name": "prod"},
+             "headersSecret": {"name": "otlp-auth", "key": "headers"}, "caSecretName": "otlp-ca"},
     "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     "dashboards": {"enabled": True, "annotations": {"grafana_folder": "LLM serving"}, "namespace": "monitoring"},
@@ -164,6 +167,7 @@ def test_strict_lint_is_clean(values: dict[str, Any] | None) -> None:
     ({"exporter": {"port": 70000}}, "at '/exporter/port': maximum"),
     ({"exporter": {"prot": 9400}}, "additional properties 'prot' not allowed"),
     ({"config": {"server": {"port": 1}}}, "at '/config/server'"),
+    ({"otlp": {"protocol": "http/json"}}, "at '/otlp/protocol'"),
     ({"keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "4",
                                   "signal": "queue_lenght"}]}},
      "at '/keda/scaledObjects/0/signal': value must be one of"),
@@ -307,9 +311,12 @@ def test_chart_owned_sections_match_component_models(full_docs: list[dict[str, A
     """The sections the chart writes itself validate against the components' own config models."""
     from llmobs.config import ServerConfig
     from llmobs.feedback.config import FeedbackConfig
+    from llmobs.serving.otlp import OtlpConfig
     from llmobs.serving.scaler.server import ScalerConfig
 
     cfg = rendered_config(full_docs)
+    otlp = OtlpConfig.model_validate(cfg["otlp"])
+    assert (otlp.protocol, otlp.http_url()) == ("http/protobuf", "https://otel.example.com:4318/v1/metrics")
     ServerConfig.model_validate(cfg["server"])
     scaler = ScalerConfig.model_validate(cfg["scaler"])
     feedback = FeedbackConfig.model_validate(cfg["feedback"])
@@ -332,8 +339,8 @@ def test_ports_probes_and_mounts_agree_with_config(docs: list[dict[str, Any]]) -
         assert ports["feedback"] == cfg["feedback"]["port"]
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
         assert cfg["feedback"]["tokens_file"] in mounts and str(Path(cfg["feedback"]["db_path"]).parent) in mounts
-    tls = cfg.get("scaler", {}).get("tls") or {}
-    for f in tls.values():
+    files = [*(cfg.get("scaler", {}).get("tls") or {}).values(), *([cfg["otlp"]["ca_file"]] if "otlp" in cfg else [])]
+    for f in files:
         assert any(f.startswith(m["mountPath"] + "/") for m in c["volumeMounts"]), f
     svc = one(docs, "Service", f"{RELEASE}-llmobs")
     assert {p["targetPort"] for p in svc["spec"]["ports"]} == set(ports)
@@ -429,3 +436,16 @@ def test_signal_metric_types_and_schema_follow_the_scaler_catalogue() -> None:
     block = helpers.split('define "llmobs.signalMetricTypes"')[1].split("{{- end }}")[0]
     types = yaml.safe_load(block.split("-}}", 1)[1])
     assert types == {name: spec.metric_type for name, spec in SIGNALS.items()}
+
+
+def test_otlp_resource_env_comes_from_the_pod(full_docs: list[dict[str, Any]]) -> None:
+    """Every k8s.* variable the OTLP resource reads is set on the exporter container."""
+    from llmobs.serving.otlp import K8S_ENV
+
+    (c,) = one(full_docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert set(K8S_ENV) <= set(env)
+    assert env["K8S_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["K8S_CLUSTER_NAME"]["value"] == "prod-eu"
+    assert env["OTEL_EXPORTER_OTLP_METRICS_HEADERS"]["valueFrom"]["secretKeyRef"] == {"name": "otlp-auth",
+                                                                                      "key": "headers"}

@@ -326,3 +326,13 @@ def test_config_validation_and_resource_precedence() -> None:
                                                                 "K8S_POD_UID": "uid-1", "K8S_NODE_NAME": ""})
     assert res.attributes["service.name"] == "from-env" and res.attributes["k8s.pod.uid"] == "uid-1"
     assert "k8s.node.name" not in res.attributes
+
+
+async def test_headers_from_the_environment(grpc_receiver: tuple[str, Received],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no `headers` in the config, the SDK's OTEL_EXPORTER_OTLP_METRICS_HEADERS applies: the chart sets
+    it from a Secret so tokens never sit in the ConfigMap."""
+    endpoint, received = grpc_receiver
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-tenant=from-secret")
+    await export_once(endpoint, "grpc", received, monkeypatch)
+    assert received.headers[0]["x-tenant"] == "from-secret"

@@ -81,6 +81,16 @@ ports in the config always equal the container and Service ports.
 {{- end }}
 {{- $_ := set $cfg "feedback" $fb }}
 {{- end }}
+{{- if .Values.otlp.enabled }}
+{{- $otlp := dict "enabled" true "endpoint" .Values.otlp.endpoint "protocol" .Values.otlp.protocol "export_interval_seconds" .Values.otlp.exportIntervalSeconds "service_name" .Values.otlp.serviceName }}
+{{- with .Values.otlp.resourceAttributes }}
+{{- $_ := set $otlp "resource_attributes" . }}
+{{- end }}
+{{- if .Values.otlp.caSecretName }}
+{{- $_ := set $otlp "ca_file" "/etc/llmobs/otlp-ca/ca.crt" }}
+{{- end }}
+{{- $_ := set $cfg "otlp" $otlp }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 
