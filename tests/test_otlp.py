@@ -336,3 +336,13 @@ async def test_headers_from_the_environment(grpc_receiver: tuple[str, Received],
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-tenant=from-secret")
     await export_once(endpoint, "grpc", received, monkeypatch)
     assert received.headers[0]["x-tenant"] == "from-secret"
+
+
+def test_docs_list_every_mapping() -> None:
+    """docs/otlp.md's mapping table names every Prometheus family with its OTLP metric and unit."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "otlp.md").read_text()
+    for prom, inst in MAPPING.items():
+        suffix = "_total" if inst.kind == "counter" else ""
+        assert f"| `{prom}{suffix}` | `{inst.name}` |" in doc and f"| `{inst.unit}` |" in doc, prom
