@@ -372,3 +372,18 @@ def test_cli_backtest_bad_input_is_one_error_line(tmp_path: Path, text: str, arg
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
+
+
+def test_gbm_feature_cache_never_serves_stale_features() -> None:
+    """A new array of the same length, or the same array edited in place, gets its own features."""
+    y1 = daily(3, seed=1)
+    idx = pd.date_range("2024-01-01", periods=len(y1), freq="10min")
+    f = LlmobsModel()
+    f.fit(y1, idx, 1, STEP)
+    last = np.array([len(y1) - 1])
+    p1 = f.predict(y1, idx, last, 1, STEP)[0]
+    y2 = y1 * 3.0
+    p2 = f.predict(y2, idx, last, 1, STEP)[0]
+    assert p2 == pytest.approx(3.0 * p1, rel=0.3) and p2 > 2 * p1
+    y1 *= 3.0  # in place: same object, same id
+    assert f.predict(y1, idx, last, 1, STEP)[0] == pytest.approx(p2)

@@ -206,20 +206,23 @@ class LlmobsModel(Forecaster):
         self.max_iter = max_iter
         self._model: object | None = None
         self._cols: np.ndarray = np.ones(0, dtype=bool)
-        self._cache_key: tuple[int, int, int, float] | None = None
+        self._cache_key: tuple[int, int, float, float] | None = None
+        self._cache_y: np.ndarray | None = None
         self._cache: np.ndarray | None = None
 
     def required_history(self, horizon: int, step_seconds: float) -> int:
         return 60 + horizon
 
     def _feats(self, y: np.ndarray, index: pd.DatetimeIndex, horizon: int, step_seconds: float) -> np.ndarray:
-        # Features of row o depend only on y[: o + 1], so a matrix built for a longer y is valid for
-        # any prefix of it: cache by the identity of the array the backtest passes again and again.
-        key = (id(y), len(y), horizon, step_seconds)
-        if self._cache_key != key or self._cache is None:
+        # The backtest passes the same array for every block: build its feature matrix once. The
+        # array itself is kept (not only its id, which Python reuses after a free) and its sum is
+        # compared, so neither a new array of equal shape nor an edited one hits a stale matrix.
+        key = (len(y), horizon, step_seconds, float(np.nansum(y)))  # the sum catches in-place edits
+        if self._cache is None or self._cache_y is not y or self._cache_key != key:
             self._cache = _features(y, index, horizon, step_seconds)
             self._cache_key = key
-        return self._cache[: len(y)]
+            self._cache_y = y
+        return self._cache
 
     def fit(self, y: np.ndarray, index: pd.DatetimeIndex, horizon: int, step_seconds: float) -> None:
         from sklearn.ensemble import HistGradientBoostingRegressor

@@ -206,10 +206,11 @@ class ForecastService:
             forecaster.fit(y, series.frame.index, h, cfg.step_seconds)
             state.forecaster = forecaster
             state.refit_reason = ""
+            state.fitted_at = now
         except ForecastInputError as exc:
             state.forecaster = None
             state.refit_reason = str(exc)
-        state.fitted_at = now
+            state.fitted_at = now - cfg.refit_seconds + min(60.0, cfg.refit_seconds)  # retry in a minute
         self.last_refit_seconds = time.perf_counter() - t0
 
     def _forecast_model(self, model: str, now: float) -> ModelForecast | None:
