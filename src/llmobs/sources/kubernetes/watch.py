@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,12 +93,19 @@ class ResourceWatcher:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop and join. The watch may still be connecting when asked, so its socket is shut down
+        repeatedly until the thread leaves (a blocked read only ends when its socket does)."""
         self._stop.set()
-        w = self._watch
-        if w is not None:
-            w.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
+            w = self._watch
+            if w is not None:
+                w.stop()
+            self._thread.join(0.05)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         """True once the first list has landed (the cache is complete, not just partial)."""

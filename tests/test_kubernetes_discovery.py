@@ -1,0 +1,200 @@
+"""Kubernetes discovery with the real `kubernetes` client over HTTP against the stand-in API server
+(tests/k8s/apiserver.py): list, watch, bookmarks, 410 Gone → relist, reconnects, paging, deletion, IP
+change, readiness, node labels, and 1,000 pods from the watch stream without a relist."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from kubernetes import client
+
+from llmobs.sources.kubernetes import KubernetesConfig, KubernetesTargetSource, PodIndex, pod_target
+from tests.k8s.apiserver import FakeApiServer, node, pod
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApiServer]:
+    server = FakeApiServer().start()
+    yield server
+    server.stop()
+
+
+def make_source(api: FakeApiServer, **kw: object) -> KubernetesTargetSource:
+    cfg = KubernetesConfig(enabled=True, api_host=api.url, backoff_initial_seconds=0.02, backoff_max_seconds=0.1,
+                           **{"namespaces": ["llm"], **kw})
+    src = KubernetesTargetSource(cfg)
+    src.start()
+    assert src.wait_synced(5)
+    return src
+
+
+def urls(src: KubernetesTargetSource) -> set[str]:
+    return {t.url for t in src.targets()}
+
+
+def test_initial_list_builds_targets_with_node_labels(api: FakeApiServer) -> None:
+    api.upsert("nodes", node("gpu-node-a", product="NVIDIA-H100-80GB-HBM3", memory_mib="81559", zone="eu-west-1a"))
+    api.upsert("pods", pod("llama-0", ip="10.0.0.1", labels={"llmobs.io/model": "llama-3-8b"}, gpus=2))
+    api.upsert("pods", pod("not-ready", ip="10.0.0.2", ready=False))
+    api.upsert("pods", pod("pending", ip="", phase="Pending"))
+    api.upsert("pods", pod("no-port", ip="10.0.0.3", ports=[]))
+    api.upsert("pods", pod("other-app", ip="10.0.0.4", labels={"app.kubernetes.io/name": "redis"}))
+    api.upsert("pods", pod("other-ns", namespace="default", ip="10.0.0.5"))
+    src = make_source(api)
+    try:
+        (t,) = src.targets()
+        assert t.url == "http://10.0.0.1:8000/metrics" and t.name == "llm/llama-0"
+        assert t.node == "gpu-node-a" and t.gpu_model == "NVIDIA-H100-80GB-HBM3"
+        assert t.labels["zone"] == "eu-west-1a" and t.labels["gpu_memory_mib"] == "81559"
+        assert t.labels["model"] == "llama-3-8b" and t.labels["gpu_count"] == "2"
+        assert t.labels["namespace"] == "llm" and t.labels["pod"] == "llama-0" and t.labels["pod_uid"]
+    finally:
+        src.stop()
+
+
+def test_watch_add_ip_change_readiness_and_delete_without_relist(api: FakeApiServer) -> None:
+    api.upsert("pods", pod("a", ip="10.0.0.1"))
+    src = make_source(api)
+    try:
+        api.upsert("pods", pod("b", ip="10.0.0.2"))
+        wait_until(lambda: urls(src) == {"http://10.0.0.1:8000/metrics", "http://10.0.0.2:8000/metrics"})
+        api.upsert("pods", pod("b", ip="10.0.0.9"))  # rescheduled sandbox: same pod, new IP
+        wait_until(lambda: urls(src) == {"http://10.0.0.1:8000/metrics", "http://10.0.0.9:8000/metrics"})
+        api.upsert("pods", pod("a", ip="10.0.0.1", ready=False))  # failing readiness: stop scraping it
+        wait_until(lambda: urls(src) == {"http://10.0.0.9:8000/metrics"})
+        api.upsert("pods", pod("a", ip="10.0.0.1"))
+        wait_until(lambda: len(urls(src)) == 2)
+        api.delete("pods", "llm", "b")
+        wait_until(lambda: urls(src) == {"http://10.0.0.1:8000/metrics"})
+        api.upsert("pods", pod("a", ip="10.0.0.1", labels={"app.kubernetes.io/name": "other"}))  # leaves selector
+        wait_until(lambda: urls(src) == set())
+        assert src.stats()["pods/llm"].lists == 1
+    finally:
+        src.stop()
+
+
+def test_410_gone_relists_and_catches_up(api: FakeApiServer) -> None:
+    api.upsert("pods", pod("a", ip="10.0.0.1"))
+    api.upsert("nodes", node("gpu-node-a"))
+    src = make_source(api)
+    try:
+        api.expire()  # etcd compaction: the open watches get ERROR 410 Expired
+        api.upsert("pods", pod("c", ip="10.0.0.3"))
+        api.delete("pods", "llm", "a")
+        wait_until(lambda: urls(src) == {"http://10.0.0.3:8000/metrics"})
+        stats = src.stats()
+        assert stats["pods/llm"].expired >= 1 and stats["pods/llm"].lists >= 2
+        assert stats["nodes"].expired >= 1
+        assert stats["pods/llm"].errors == 0  # 410 is the protocol, not an error
+    finally:
+        src.stop()
+
+
+def test_bookmark_advances_resource_version_so_reconnect_needs_no_relist(api: FakeApiServer) -> None:
+    api.upsert("pods", pod("a", ip="10.0.0.1"))
+    src = make_source(api, watch_nodes=False)
+    try:
+        (w,) = src.pod_watchers
+        rv = api.bookmark("pods")
+        wait_until(lambda: w.resource_version == str(rv))
+        assert w.stats.bookmarks == 1
+        api.drop_watches()  # load balancer cut the stream: resume from the bookmark
+        api.upsert("pods", pod("b", ip="10.0.0.2"))
+        wait_until(lambda: len(urls(src)) == 2)
+        assert w.stats.lists == 1 and w.stats.watches >= 2
+    finally:
+        src.stop()
+
+
+def test_reconnects_with_backoff_after_server_errors(api: FakeApiServer) -> None:
+    api.upsert("pods", pod("a", ip="10.0.0.1"))
+    src = make_source(api, watch_nodes=False)
+    try:
+        (w,) = src.pod_watchers
+        api.fail_next(3, status=503)
+        api.drop_watches()
+        api.upsert("pods", pod("b", ip="10.0.0.2"))
+        wait_until(lambda: len(urls(src)) == 2)
+        assert w.stats.errors == 3 and "503" in w.last_error and w.stats.lists == 1
+    finally:
+        src.stop()
+
+
+def test_paged_list_and_all_namespaces(api: FakeApiServer) -> None:
+    for i in range(20):
+        api.upsert("pods", pod(f"p{i:02d}", namespace=("llm", "batch")[i % 2], ip=f"10.0.1.{i}"))
+    src = make_source(api, namespaces=[], list_page_size=7, watch_nodes=False)
+    try:
+        assert len(src.targets()) == 20
+        assert api.requests["list pods"] == 3 and src.stats()["pods"].lists == 1
+        assert {t.labels["namespace"] for t in src.targets()} == {"llm", "batch"}
+    finally:
+        src.stop()
+    assert not any(w.running for w in src.watchers)  # stop() joins even a watch still connecting
+
+
+def test_thousand_pods_from_the_watch_stream_without_relisting(api: FakeApiServer) -> None:
+    src = make_source(api, watch_nodes=False)
+    try:
+        start = time.monotonic()
+        for i in range(1000):
+            api.upsert("pods", pod(f"r{i:04d}", ip=f"10.{i // 250}.{i % 250}.7"))
+        wait_until(lambda: len(src.targets()) == 1000, timeout=20)
+        elapsed = time.monotonic() - start
+        (w,) = src.pod_watchers
+        assert w.stats.lists == 1 and w.stats.events == 1000
+        assert elapsed < 15, f"1,000 pods took {elapsed:.1f}s"
+    finally:
+        src.stop()
+
+
+def test_pod_index_resolves_uids_on_one_node(api: FakeApiServer) -> None:
+    api.upsert("pods", pod("vllm-0", uid="11111111-2222-3333-4444-555555555555", node="gpu-node-a",
+                           annotations={"llmobs.io/model": "m-a"}))
+    api.upsert("pods", pod("elsewhere", uid="99999999-2222-3333-4444-555555555555", node="gpu-node-b"))
+    static = pod("etcd-static", namespace="kube-system", uid="aaaaaaaa-2222-3333-4444-555555555555",
+                 node="gpu-node-a", labels={"app.kubernetes.io/name": "etcd"},
+                 annotations={"kubernetes.io/config.mirror": "6f1e9b0c2a3d4e5f60718293a4b5c6d7"})
+    api.upsert("pods", static)
+    cfg = KubernetesConfig(enabled=True, api_host=api.url)
+    index = PodIndex(cfg, "gpu-node-a", client.ApiClient(client.Configuration(host=api.url)))
+    index.start()
+    try:
+        assert index.watcher.wait_synced(5)
+        ref = index.lookup("11111111-2222-3333-4444-555555555555")
+        assert ref is not None and (ref.namespace, ref.name, ref.model, ref.matches) == ("llm", "vllm-0", "m-a", True)
+        assert index.lookup("99999999-2222-3333-4444-555555555555") is None  # another node's pod
+        mirror = index.lookup("6f1e9b0c2a3d4e5f60718293a4b5c6d7")
+        assert mirror is not None and mirror.name == "etcd-static" and not mirror.matches
+        api.upsert("pods", pod("vllm-1", uid="22222222-2222-3333-4444-555555555555", node="gpu-node-a"))
+        wait_until(lambda: index.lookup("22222222-2222-3333-4444-555555555555") is not None)
+    finally:
+        index.stop()
+
+
+CFG = KubernetesConfig()
+
+
+@pytest.mark.parametrize(("p", "url"), [
+    (pod("a", ip="10.0.0.1", annotations={"llmobs.io/port": "9000"}), "http://10.0.0.1:9000/metrics"),
+    (pod("a", ip="10.0.0.1", ports=[{"name": "http", "containerPort": 8000},
+                                    {"name": "metrics", "containerPort": 8001}]), "http://10.0.0.1:8001/metrics"),
+    (pod("a", ip="10.0.0.1", annotations={"llmobs.io/path": "vllm/metrics"}), "http://10.0.0.1:8000/vllm/metrics"),
+    (pod("a", ip="fd00::12"), "http://[fd00::12]:8000/metrics"),
+    (pod("a", ip="10.0.0.1", annotations={"llmobs.io/port": "http"}), None),
+    (pod("a", ip="10.0.0.1", ports=[{"name": "grpc", "containerPort": 9}]), None),
+    ({**pod("a"), "metadata": {**pod("a")["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}, None),
+])
+def test_pod_target_table(p: dict, url: str | None) -> None:
+    t = pod_target(p, {}, CFG)
+    assert (t.url if t else None) == url
