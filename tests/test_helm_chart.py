@@ -449,3 +449,25 @@ def test_otlp_resource_env_comes_from_the_pod(full_docs: list[dict[str, Any]]) -
     assert env["K8S_CLUSTER_NAME"]["value"] == "prod-eu"
     assert env["OTEL_EXPORTER_OTLP_METRICS_HEADERS"]["valueFrom"]["secretKeyRef"] == {"name": "otlp-auth",
                                                                                       "key": "headers"}
+
+
+def test_every_value_is_documented() -> None:
+    """docs/deploy.md's values reference names every setting in values.yaml (pass-through maps count once)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    opaque = {"config", "podSecurityContext", "securityContext"}  # documented as a whole
+    missing = []
+
+    def walk(node: Any, path: list[str]) -> None:
+        key = ".".join(path)
+        nested = isinstance(node, dict) and node and path and path[0] not in opaque and len(path) < 3 \
+            and not path[-1].endswith(("resources", "Probe", "Selector", "Attributes", "podAnnotations"))
+        if nested:
+            for k, v in node.items():
+                walk(v, [*path, k])
+        elif f"`{key}`" not in doc and not (len(path) == 3 and f"`.{path[-1]}`" in doc):
+            missing.append(key)
+
+    for k, v in values.items():
+        walk(v, [k])
+    assert missing == []
