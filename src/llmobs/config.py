@@ -8,6 +8,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from llmobs.feedback.config import FeedbackConfig
+from llmobs.serving.otlp import OtlpConfig
+from llmobs.serving.scaler.server import ScalerConfig
+from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.targets import Target, default_target_name
 
 
@@ -52,11 +56,47 @@ class ServerConfig(_Strict):
     port: int = Field(9400, ge=0, le=65535, description="exporter port (/metrics, /healthz, /api/v1/signals, /)")
 
 
+class ForecastSection(_Strict):
+    """`forecast:` — the live demand forecast and replica recommendation (see docs/forecasting.md)."""
+
+    enabled: bool = Field(False, description="run the forecaster in the exporter (off the scrape loop)")
+    refresh_seconds: float = Field(15.0, gt=0, description="time between forecast refreshes")
+    refit_seconds: float = Field(600.0, gt=0, description="time between model refits")
+    step_seconds: float = Field(60.0, gt=0, description="forecast grid step")
+    horizon_seconds: float = Field(300.0, gt=0, description="forecast horizon: at least the replica cold start")
+    quantile: float = Field(0.9, gt=0, lt=1, description="upper quantile used for replica recommendations")
+    forecaster: str = Field("auto", description="auto (backtest winner) or a forecaster name")
+    capacity_per_replica: dict[str, float] = Field(default_factory=dict,
+                                                   description="model -> requests/s one replica serves at SLO")
+    target_utilization: float = Field(0.8, gt=0, le=1)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1000, ge=1)
+    scale_down_stabilization_seconds: float = Field(300.0, ge=0)
+    latency_slo_seconds: float | None = Field(None, description="learn capacity at this TTFT p90 when not given")
+
+    def to_forecast_config(self):  # -> llmobs.forecast.service.ForecastConfig (imported lazily: pandas)
+        from llmobs.forecast.service import ForecastConfig
+
+        return ForecastConfig(
+            refresh_seconds=self.refresh_seconds, refit_seconds=self.refit_seconds, step_seconds=self.step_seconds,
+            horizon_seconds=self.horizon_seconds, quantile=self.quantile, forecaster=self.forecaster,
+            capacity_per_replica=dict(self.capacity_per_replica), target_utilization=self.target_utilization,
+            min_replicas=self.min_replicas, max_replicas=self.max_replicas,
+            scale_down_stabilization_s=self.scale_down_stabilization_seconds,
+            latency_slo_seconds=self.latency_slo_seconds,
+        )
+
+
 class LlmobsConfig(_Strict):
     targets: list[TargetConfig] = Field(default_factory=list)
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    kubernetes: KubernetesConfig | None = Field(None, description="discover vLLM pods instead of/besides targets")
+    forecast: ForecastSection | None = Field(None, description="live demand forecast")
+    scaler: ScalerConfig | None = Field(None, description="KEDA external scaler (gRPC) and metrics-api JSON")
+    feedback: FeedbackConfig | None = Field(None, description="user feedback API")
+    otlp: OtlpConfig | None = Field(None, description="push signals over OTLP")
 
     def build_targets(self) -> list[Target]:
         targets = [t.to_target() for t in self.targets]

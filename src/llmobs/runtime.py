@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -18,13 +20,18 @@ from llmobs.pipeline import Pipeline
 from llmobs.serving.app import create_app
 from llmobs.serving.collector import FleetCollector
 from llmobs.sources.scrape import Scraper
-from llmobs.sources.targets import StaticTargetSource, TargetSource
+from llmobs.sources.targets import CombinedTargetSource, StaticTargetSource, TargetSource
 from llmobs.state import StateHolder
+
+if TYPE_CHECKING:
+    from llmobs.forecast.service import ForecastService
+    from llmobs.serving.otlp import OtlpHandle
+    from llmobs.serving.scaler.server import ScalerHandle
 
 
 @dataclass
 class Exporter:
-    """A running exporter: its state, registry, pipeline and bound HTTP port."""
+    """A running exporter: its state, registry, pipeline, bound HTTP port and optional components."""
 
     holder: StateHolder
     registry: CollectorRegistry
@@ -33,13 +40,33 @@ class Exporter:
     _server: uvicorn.Server
     _tasks: list[asyncio.Task]
     _stop: asyncio.Event
+    scaler: ScalerHandle | None = None
+    forecast: ForecastService | None = None
+    feedback_task: asyncio.Task | None = None
+    feedback_port: int | None = None
+    otlp: OtlpHandle | None = None
+    _closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         self._stop.set()
         self._server.should_exit = True
+        if self.scaler is not None:
+            await self.scaler.stop()
+        if self.feedback_task is not None:
+            self.feedback_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.feedback_task
+        if self.forecast is not None:
+            await asyncio.to_thread(self.forecast.stop)
+        if self.otlp is not None:
+            await asyncio.to_thread(self.otlp.shutdown)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
+        for close in self._closers:
+            result = close()
+            if result is not None:
+                await result
         await self.pipeline.scraper.aclose()
 
 
@@ -57,10 +84,56 @@ async def serve_asgi(app: Starlette, host: str, port: int) -> tuple[uvicorn.Serv
     return server, task, bound
 
 
+def build_source(config: LlmobsConfig) -> tuple[TargetSource, list[Callable[[], None]]]:
+    """Static targets, Kubernetes discovery, or both; returns the source and what stops it."""
+    static = StaticTargetSource(config.build_targets())
+    if config.kubernetes is None or not config.kubernetes.enabled:
+        return static, []
+    from llmobs.sources.kubernetes.source import KubernetesTargetSource
+
+    discovered = KubernetesTargetSource(config.kubernetes)
+    discovered.start()
+    source = CombinedTargetSource([static, discovered]) if config.targets else discovered
+    return source, [discovered.stop]
+
+
+class ForecastAdapter:
+    """Lets the scaler read the forecast service through its ForecastProvider protocol.
+
+    The service forecasts one horizon (its `horizon_seconds`); a trigger asking for another horizon gets
+    None (UNAVAILABLE, so KEDA's fallback engages) rather than a forecast made for a different time."""
+
+    def __init__(self, service: ForecastService) -> None:
+        self.service = service
+
+    def forecast(self, model: str, horizon_s: float) -> tuple[float, float] | None:
+        f = self.service.snapshot().get(model)
+        if f is None or abs(f.horizon_seconds - horizon_s) > self.service.config.step_seconds / 2:
+            return None
+        return f.point, f.upper
+
+    def desired_replicas(self, model: str) -> int | None:
+        f = self.service.snapshot().get(model)
+        return None if f is None else f.desired_replicas
+
+
+def served_requests_from(holder: StateHolder) -> Callable[[str], float]:
+    """Reset-adjusted requests vLLM served per model (feedback coverage's denominator); thread-safe."""
+
+    def served(model: str) -> float:
+        return sum(v for s in holder.current.for_model(model) for k, v in s.totals.items()
+                   if k.startswith("requests:"))
+
+    return served
+
+
 async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None) -> Exporter:
     holder = StateHolder()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))
+    stoppers: list[Callable[[], None]] = []
+    if source is None:
+        source, stoppers = build_source(config)
     scraper = Scraper(
         timeout_seconds=config.scrape.timeout_seconds,
         max_concurrency=config.scrape.max_concurrency,
@@ -71,7 +144,40 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         window_seconds=config.signals.window_seconds, ttft_slo_seconds=config.signals.ttft_slo_seconds,
     )
     stop = asyncio.Event()
-    app = create_app(holder, registry, max_state_age_seconds=max(30.0, 10 * config.scrape.interval_seconds))
+    forecast = None
+    if config.forecast is not None and config.forecast.enabled:
+        from llmobs.forecast.service import ForecastService
+
+        forecast = ForecastService(holder, config.forecast.to_forecast_config(), registry)
+        forecast.start()
+    scaler = None
+    extra_routes = []
+    if config.scaler is not None and config.scaler.enabled:
+        from llmobs.serving.scaler.server import serve_scaler
+
+        scaler = await serve_scaler(config.scaler, holder, interval_seconds=config.scrape.interval_seconds,
+                                    forecast=ForecastAdapter(forecast) if forecast else None, registry=registry)
+        extra_routes = scaler.routes()
+    feedback_task = None
+    if config.feedback is not None and config.feedback.enabled:
+        from llmobs.feedback import serve_feedback
+
+        listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        feedback_task = asyncio.create_task(serve_feedback(
+            config.feedback, registry, served_requests_from(holder),
+            on_listening=lambda host, port: listening.done() or listening.set_result(port)))
+        done, _ = await asyncio.wait([listening, feedback_task], return_when=asyncio.FIRST_COMPLETED)
+        if feedback_task in done:
+            feedback_task.result()  # re-raise why the feedback API could not start (e.g. port in use)
+    otlp = None
+    if config.otlp is not None and config.otlp.enabled:
+        from llmobs.serving.otlp import start_otlp
+
+        otlp = start_otlp(config.otlp, holder)
+    app = create_app(holder, registry, max_state_age_seconds=max(30.0, 10 * config.scrape.interval_seconds),
+                     extra_routes=extra_routes)
     server, server_task, port = await serve_asgi(app, config.server.host, config.server.port)
     loop_task = asyncio.create_task(pipeline.run_forever(config.scrape.interval_seconds, stop))
-    return Exporter(holder, registry, pipeline, port, server, [loop_task, server_task], stop)
+    return Exporter(holder, registry, pipeline, port, server, [loop_task, server_task], stop, scaler=scaler,
+                    forecast=forecast, feedback_task=feedback_task,
+                    feedback_port=listening.result() if feedback_task else None, otlp=otlp, _closers=list(stoppers))

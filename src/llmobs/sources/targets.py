@@ -47,3 +47,20 @@ class StaticTargetSource:
 
     def targets(self) -> Sequence[Target]:
         return self._targets
+
+
+class CombinedTargetSource:
+    """Several sources at once (static targets beside discovered pods); the first wins on a URL clash."""
+
+    def __init__(self, sources: Sequence[TargetSource]) -> None:
+        self._sources = tuple(sources)
+
+    def targets(self) -> Sequence[Target]:
+        seen: set[str] = set()
+        out: list[Target] = []
+        for source in self._sources:
+            for t in source.targets():
+                if t.url not in seen:
+                    seen.add(t.url)
+                    out.append(t)
+        return out
