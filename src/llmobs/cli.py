@@ -153,6 +153,18 @@ def demo(
     asyncio.run(main())
 
 
+def _register_subcommands() -> None:
+    """Commands owned by other stages (forecasting, the GPU node agent) add themselves here."""
+    from llmobs.agent.cli import register as register_agent
+    from llmobs.forecast.cli import register as register_forecast
+
+    register_forecast(app)
+    register_agent(app)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app()
 
