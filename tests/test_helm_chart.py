@@ -262,28 +262,55 @@ def test_pods_are_hardened(docs: list[dict[str, Any]]) -> None:
 
 
 def test_rbac_is_read_only_on_pods_and_nodes(docs: list[dict[str, Any]]) -> None:
-    roles = [d for d in docs if d["kind"] in ("Role", "ClusterRole")]
-    assert len(roles) == 1
-    assert roles[0]["rules"] == [{"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]}]
-    binding = one(docs, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == roles[0]["metadata"]["name"]
-    sa = binding["subjects"][0]
-    deploy = one(docs, "Deployment")
-    assert sa == {"kind": "ServiceAccount", "name": deploy["spec"]["template"]["spec"]["serviceAccountName"],
-                  "namespace": NAMESPACE}
+    """Only get/list/watch, only pods and nodes; each role bound to exactly the account that uses it."""
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Role", "ClusterRole")}
+    assert roles[f"{RELEASE}-llmobs"]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]}]
+    for role in roles.values():
+        for rule in role["rules"]:
+            assert rule["apiGroups"] == [""] and set(rule["verbs"]) <= {"get", "list", "watch"}
+            assert set(rule["resources"]) <= {"pods", "nodes"} and "resourceNames" not in rule
+    accounts = {name: spec["serviceAccountName"] for name, spec in pod_specs(docs)}
+    bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert sorted(b["roleRef"]["name"] for b in bindings) == sorted(roles)
+    for b in bindings:
+        (subject,) = b["subjects"]
+        assert subject["kind"] == "ServiceAccount" and subject["namespace"] == NAMESPACE
+        assert subject["name"] in accounts.values()
+    assert accounts[f"{RELEASE}-llmobs"] == one(docs, "ClusterRoleBinding", f"{RELEASE}-llmobs")["subjects"][0]["name"]
 
 
-def test_node_agent_has_no_api_access_and_takes_no_gpu(full_docs: list[dict[str, Any]]) -> None:
+def test_node_agent_attribution_and_least_privilege(full_docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    """With pod attribution: read-only host /proc, pods-only RBAC, a config the agent's loader accepts."""
+    from llmobs.agent.config import load_agent_config
+
     ds = one(full_docs, "DaemonSet")
     spec = ds["spec"]["template"]["spec"]
-    assert spec["automountServiceAccountToken"] is False
-    assert spec["serviceAccountName"] != one(full_docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert spec["serviceAccountName"] == f"{RELEASE}-llmobs-node-agent"
+    assert one(full_docs, "ClusterRole", f"{RELEASE}-llmobs-node-agent")["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
     assert spec["runtimeClassName"] == "nvidia" and spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert "hostPID" not in spec and "hostNetwork" not in spec
     (c,) = spec["containers"]
     assert not any("nvidia.com/gpu" in k for part in c["resources"].values() for k in part)
-    assert c["args"][0] == "agent"
+    assert c["args"] == ["agent", "--config", "/etc/llmobs/agent.yaml"]
     env = {e["name"]: e for e in c["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["host-proc"]["readOnly"] is True
+    path = tmp_path / "agent.yaml"
+    path.write_text(one(full_docs, "ConfigMap", f"{RELEASE}-llmobs-node-agent")["data"]["agent.yaml"])
+    cfg = load_agent_config(path)
+    assert cfg.port == c["ports"][0]["containerPort"] and str(cfg.proc_root) == mounts["host-proc"]["mountPath"]
+    assert cfg.kubernetes.enabled and cfg.kubernetes.label_selector == "app.kubernetes.io/name=vllm"
+
+
+def test_node_agent_without_attribution_has_no_api_access_or_host_mount() -> None:
+    docs = render({"nodeAgent": {"enabled": True, "podAttribution": False}})
+    spec = one(docs, "DaemonSet")["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert not any("hostPath" in v for v in spec["volumes"])
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"] == [f"{RELEASE}-llmobs"]
 
 
 def test_node_agent_selector_and_runtime_class_are_values() -> None:

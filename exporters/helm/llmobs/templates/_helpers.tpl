@@ -108,3 +108,24 @@ generation_tokens_rate: AverageValue
 forecast_request_rate: AverageValue
 desired_replicas: AverageValue
 {{- end }}
+
+{{/*
+The node agent's agent.yaml (src/llmobs/agent/config.py AgentConfig). node_name comes from $NODE_NAME
+(downward API); pod discovery is limited to the agent's own node by the agent itself.
+*/}}
+{{- define "llmobs.agentConfig" -}}
+{{- $cfg := dict "host" "0.0.0.0" "port" (int .Values.nodeAgent.port) "interval_seconds" .Values.nodeAgent.intervalSeconds }}
+{{- if .Values.nodeAgent.podAttribution }}
+{{- $_ := set $cfg "proc_root" "/host/proc" }}
+{{- $k8s := dict "enabled" true }}
+{{- with .Values.config.kubernetes }}
+{{- range $k := list "label_selector" "model_label" "port_annotation" "namespaces" }}
+{{- if hasKey $.Values.config.kubernetes $k }}
+{{- $_ := set $k8s $k (get $.Values.config.kubernetes $k) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $_ := set $cfg "kubernetes" $k8s }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
