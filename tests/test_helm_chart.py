@@ -43,6 +43,8 @@ FULL_VALUES: dict[str, Any] = {
                      "labels": {"node": "gpu-a", "gpu_model": "NVIDIA-H100-80GB-HBM3"}}],
         "scrape": {"interval_seconds": 5, "timeout_seconds": 3, "max_concurrency": 32},
         "signals": {"window_seconds": 60, "ttft_slo_seconds": 0.5},
+        "kubernetes": {"enabled": True, "namespaces": ["inference"], "label_selector": "app=vllm"},
+        "forecast": {"enabled": True, "horizon_seconds": 300},
     },
     "exporter": {"replicas": 2, "extraArgs": ["--verbose"], "nodeSelector": {"kubernetes.io/os": "linux"}},
     "scaler": {"enabled": True, "tls": {"enabled": True, "secretName": "llmobs-scaler-tls", "mutual": True}},
@@ -58,9 +60,11 @@ FULL_VALUES: dict[str, Any] = {
     "keda": {"scaledObjects": [
         {"model": "meta-llama/Llama-3.1-8B-Instruct", "namespace": "inference",
          "scaleTargetRef": {"name": "vllm-llama-8b"}, "signal": "queue_depth", "target": "4",
-         "activationTarget": "1", "minReplicaCount": 1, "maxReplicaCount": 8, "tlsSecretName": "keda-llmobs-client"},
+         "activationTarget": "1", "minReplicaCount": 0, "maxReplicaCount": 8, "tlsSecretName": "keda-llmobs-client",
+         "fallback": {"failureThreshold": 3, "replicas": 2}},
         {"model": "Qwen/Qwen2.5-7B", "namespace": "inference", "scaleTargetRef": {"name": "vllm-qwen",
-         "kind": "StatefulSet"}, "signal": "kv_utilization", "target": 0.8, "metadata": {"aggregate": "max"},
+         "kind": "StatefulSet"}, "signal": "kv_utilization", "target": 0.8, "activationTarget": 0,
+         "cooldownPeriod": 0, "metadata": {"aggregate": "max"},
          "tlsSecretName": "keda-llmobs-client"},
         {"model": "Qwen/Qwen2.5-7B", "name": "qwen-forecast", "namespace": "inference",
          "scaleTargetRef": {"name": "vllm-qwen", "kind": "StatefulSet"}, "signal": "forecast_request_rate",
@@ -302,7 +306,9 @@ def test_node_agent_attribution_and_least_privilege(full_docs: list[dict[str, An
     path.write_text(one(full_docs, "ConfigMap", f"{RELEASE}-llmobs-node-agent")["data"]["agent.yaml"])
     cfg = load_agent_config(path)
     assert cfg.port == c["ports"][0]["containerPort"] and str(cfg.proc_root) == mounts["host-proc"]["mountPath"]
-    assert cfg.kubernetes.enabled and cfg.kubernetes.label_selector == "app.kubernetes.io/name=vllm"
+    # the agent indexes the same pods the exporter discovers
+    assert cfg.kubernetes.enabled and cfg.kubernetes.label_selector == FULL_VALUES["config"]["kubernetes"][
+        "label_selector"]
 
 
 def test_node_agent_without_attribution_has_no_api_access_or_host_mount() -> None:
@@ -442,7 +448,12 @@ def test_scaledobjects_query_the_llmobs_scaler(full_docs: list[dict[str, Any]]) 
         auth = auths[(so["metadata"]["namespace"], trigger["authenticationRef"]["name"])]
         params = {r["parameter"] for r in auth["spec"]["secretTargetRef"]}
         assert params == {"caCert", "tlsClientCert", "tlsClientKey"}
-        assert meta["enableTLS"] == "true"
+        assert "enableTLS" not in meta  # caCert from the TriggerAuthentication is what turns TLS on
+    assert objects[0]["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 2}
+    assert objects[0]["spec"]["minReplicaCount"] == 0, "scale-to-zero must survive `default`"
+    assert objects[1]["spec"]["cooldownPeriod"] == 0 and objects[1]["spec"]["minReplicaCount"] == 1
+    assert objects[1]["spec"]["triggers"][0]["metadata"]["activationTarget"] == "0"
+    assert objects[1]["spec"]["triggers"][0]["metricType"] == "Value"
     names = [so["metadata"]["name"] for so in objects]
     assert len(set(names)) == len(names)
 
