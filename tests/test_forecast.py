@@ -387,3 +387,14 @@ def test_gbm_feature_cache_never_serves_stale_features() -> None:
     assert p2 == pytest.approx(3.0 * p1, rel=0.3) and p2 > 2 * p1
     y1 *= 3.0  # in place: same object, same id
     assert f.predict(y1, idx, last, 1, STEP)[0] == pytest.approx(p2)
+
+
+def test_leading_and_inner_gaps_are_neither_scored_nor_fatal() -> None:
+    y = daily(3)
+    y[:5] = np.nan  # the series starts inside a gap: no forecast exists before origin 5
+    y[200:210] = np.nan
+    r = backtest(as_series(y), (1,), [LastValue()], eval_start=1)
+    s = r.score("last_value", 1)
+    origins = np.arange(1, len(y) - 1)
+    expected_n = int(np.sum((origins >= 5) & ~np.isnan(y[origins + 1])))
+    assert s.n == expected_n and 0 < s.wape < 0.5

@@ -124,7 +124,7 @@ def rolling_forecasts(
 
 
 def _score(name: str, h: int, actual: np.ndarray, point: np.ndarray, upper: np.ndarray, q: float) -> Score:
-    ok = ~np.isnan(actual)
+    ok = ~np.isnan(actual) & ~np.isnan(point)  # a series that starts with a gap has no forecast yet
     a, p, u = actual[ok], point[ok], upper[ok]
     total = np.abs(a).sum()
     wape = float(np.abs(a - p).sum() / total) if total > 0 else math.nan
