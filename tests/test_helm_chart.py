@@ -46,7 +46,7 @@ FULL_VALUES: dict[str, Any] = {
         "kubernetes": {"enabled": True, "namespaces": ["inference"], "label_selector": "app=vllm"},
         "forecast": {"enabled": True, "horizon_seconds": 300},
     },
-    "exporter": {"replicas": 2, "extraArgs": ["--verbose"], "nodeSelector": {"kubernetes.io/os": "linux"}},
+    "exporter": {"replicas": 1, "extraArgs": ["--verbose"], "nodeSelector": {"kubernetes.io/os": "linux"}},
     "scaler": {"enabled": True, "tls": {"enabled": True, "secretName": "llmobs-scaler-tls", "mutual": True}},
     "feedback": {"enabled": True, "tokensSecret": "llmobs-feedback-tokens", "allowedApps": ["chat", "search"],
                  "persistence": {"enabled": True, "size": "10Gi"}},
@@ -190,6 +190,8 @@ def test_bad_values_fail_with_the_schema_message(values: dict[str, Any], message
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"feedback": {"enabled": True}}, "feedback.enabled needs feedback.tokensSecret"),
+    ({"exporter": {"replicas": 2}, "feedback": {"enabled": True, "tokensSecret": "t",
+                                                "persistence": {"enabled": True}}}, "needs exporter.replicas: 1"),
     ({"scaler": {"tls": {"enabled": True}}}, "scaler.tls.enabled needs scaler.tls.secretName"),
     ({"scaler": {"enabled": False}, "keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"},
                                                                 "target": "1"}]}}, "needs scaler.enabled"),
@@ -355,6 +357,9 @@ def test_chart_owned_sections_match_component_models(full_docs: list[dict[str, A
     feedback = FeedbackConfig.model_validate(cfg["feedback"])
     assert scaler.tls is not None and scaler.tls.client_ca_file is not None
     assert feedback.allowed_apps == ["chat", "search"]
+    # only the model scaled to zero is answered without a scraped replica
+    assert scaler.models == ["meta-llama/Llama-3.1-8B-Instruct"]
+    assert one(full_docs, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
     assert cfg["targets"] == FULL_VALUES["config"]["targets"]
 
 

@@ -72,6 +72,16 @@ ports in the config always equal the container and Service ports.
 {{- end }}
 {{- $_ := set $scaler "tls" $tls }}
 {{- end }}
+{{- /* Models scaled to zero have no replica to scrape: the scaler must still answer for them (value 0). */}}
+{{- $zero := list }}
+{{- range .Values.keda.scaledObjects }}
+{{- if and (hasKey . "minReplicaCount") (eq (int .minReplicaCount) 0) }}
+{{- $zero = append $zero .model }}
+{{- end }}
+{{- end }}
+{{- if $zero }}
+{{- $_ := set $scaler "models" ($zero | uniq) }}
+{{- end }}
 {{- $_ := set $cfg "scaler" $scaler }}
 {{- end }}
 {{- if .Values.feedback.enabled }}
