@@ -42,6 +42,16 @@ async def consistent_poll(stub: pb_grpc.ExternalScalerStub, handle, holder: Stat
     raise AssertionError("state changed under every attempt")
 
 
+def handle_state(handle, meta: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+    from llmobs.serving.scaler.cache import ScalerError, answer
+    from llmobs.serving.scaler.metadata import parse_metadata
+
+    try:
+        return f"value {answer(handle.cache.snapshot, parse_metadata(meta), time.time())}"
+    except ScalerError as e:
+        return f"{e.code}: {e.message}"
+
+
 async def test_scaler_follows_a_real_vllm_queue(vllm_server) -> None:
     holder = StateHolder()
     target = Target(vllm_server.metrics_url, "vllm-0", {"node": "test-node"})
@@ -68,7 +78,16 @@ async def test_scaler_follows_a_real_vllm_queue(vllm_server) -> None:
             rng = random.Random(4)
             burst = [(" ".join(rng.choice(WORDS) for _ in range(350)), 160) for _ in range(20)]
             load = asyncio.create_task(drive_load(vllm_server.base_url, burst, concurrency=20))
-            pushed = await asyncio.wait_for(stream.read(), 30)
+            try:
+                pushed = await asyncio.wait_for(stream.read(), 30)
+            except TimeoutError:
+                history = holder.history(MODEL_NAME)
+                [health] = holder.current.targets
+                pytest.fail(f"no push in 30 s: max waiting scraped {max(p.requests_waiting for p in history)}, "
+                            f"load done {load.done()}, target up {health.up} ({health.last_error_kind} "
+                            f"{health.last_error}), cycles {pipeline.cycles}, "
+                            f"snapshot v{handle.cache.snapshot.version}, "
+                            f"stream answer now {handle_state(handle, queue)}")
             received = time.time()
             assert pushed.result is True
             queued = [p.time for p in holder.history(MODEL_NAME) if p.requests_waiting > 0]
