@@ -50,12 +50,6 @@ EXPECTED_EMPTY: dict[str, str] = {
     "llmobs_gpu_": "GPU (NVML) collector not built yet; the demo fleet has no GPUs",
     "gpu:llmobs_gpu_": "recording rule over the GPU (NVML) series, which do not exist yet",
     "llmobs_endpoint_info": "endpoint→GPU attribution comes with the GPU collector",
-    "llmobs_feedback": "feedback server is a separate process, not run by `llmobs demo`",
-    "model_rating:llmobs_feedback": "recording rule over llmobs_feedback_total (feedback server)",
-    "llmobs_forecast_": "forecast/scaler state is not exported by the demo exporter yet",
-    "llmobs_desired_replicas": "forecast/scaler state is not exported by the demo exporter yet",
-    "llmobs_scaler_": "KEDA external scaler is not part of the demo yet",
-    "method_code:llmobs_scaler_requests": "recording rule over llmobs_scaler_requests_total (scaler)",
 }
 
 

@@ -1,7 +1,8 @@
 """End to end on real parts: Debian's Prometheus scrapes `llmobs demo` with llmobs's rules loaded, and
 every dashboard panel query, recording rule and template variable returns series.
 
-The demo does not export the GPU, feedback and forecast/scaler families yet (``EXPECTED_EMPTY`` in
+The demo runs the forecaster, the KEDA scaler (polled by a simulated KEDA) and the feedback API (fed by
+simulated users), so those panels read real series. It does not export the GPU families (``EXPECTED_EMPTY`` in
 ``dashboards/queries.py`` lists them with the reason). So that the panels and rules reading them are
 still run for real — joins against the demo's own models and endpoints included — a second scrape
 target serves a *synthetic* page with those families under their documented names and labels (see
@@ -99,7 +100,6 @@ def planned_families_page(endpoints: list[dict[str, str]], now: float) -> str:
     """SYNTHETIC series for the planned families (docs/metrics.md, last section), one GPU per demo
     replica, so that the panels reading them can be run. Values are made up; names and labels are not."""
     lines: list[str] = []
-    models = sorted({e["model"] for e in endpoints})
     for i, e in enumerate(endpoints):
         gpu = (f'node="{e["node"]}",gpu_uuid="GPU-{i:04d}",gpu_model="{e["gpu_model"]}"')
         lines += [
@@ -112,29 +112,6 @@ def planned_families_page(endpoints: list[dict[str, str]], now: float) -> str:
             f'llmobs_gpu_ecc_errors_total{{{gpu},type="corrected"}} 0',
             f'llmobs_gpu_ecc_errors_total{{{gpu},type="uncorrected"}} 0',
         ]
-    for m in models:
-        lines += [
-            f'llmobs_feedback_total{{model="{m}",app="chat",rating="positive"}} {now % 1000:.0f}',
-            f'llmobs_feedback_total{{model="{m}",app="chat",rating="negative"}} {now % 100:.0f}',
-            f'llmobs_feedback_negative_ratio{{model="{m}"}} 0.1',
-            f'llmobs_feedback_negative_ratio_by_ttft{{model="{m}",ttft="above_slo"}} 0.3',
-            f'llmobs_feedback_negative_ratio_by_ttft{{model="{m}",ttft="below_slo"}} 0.05',
-            f'llmobs_feedback_window_events{{model="{m}"}} 40',
-            f'llmobs_feedback_window_negative_events{{model="{m}"}} 4',
-            f'llmobs_feedback_window_ttft_events{{model="{m}",ttft="above_slo"}} 10',
-            f'llmobs_feedback_window_ttft_events{{model="{m}",ttft="below_slo"}} 20',
-            f'llmobs_feedback_window_ttft_negative_events{{model="{m}",ttft="above_slo"}} 3',
-            f'llmobs_feedback_window_ttft_negative_events{{model="{m}",ttft="below_slo"}} 1',
-            f'llmobs_feedback_coverage_ratio{{model="{m}"}} 0.02',
-            f'llmobs_scaler_last_update_timestamp_seconds{{model="{m}"}} {now:.3f}',
-            f'llmobs_forecast_wape_ratio{{model="{m}"}} 0.2',
-            f'llmobs_forecast_last_value_wape_ratio{{model="{m}"}} 0.3',
-            f'llmobs_forecast_info{{model="{m}",forecaster="llmobs_gbm",reason=""}} 1',
-            f'llmobs_forecast_request_rate{{model="{m}",quantile="0.5"}} 3',
-            f'llmobs_forecast_request_rate{{model="{m}",quantile="0.9"}} 4',
-            f'llmobs_desired_replicas{{model="{m}"}} 2',
-        ]
-    lines.append(f'llmobs_scaler_requests_total{{method="GetMetrics",code="OK"}} {now % 1000:.0f}')
     return "\n".join(lines) + "\n"
 
 
@@ -176,7 +153,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     _binary("prometheus")
     tmp = tmp_path_factory.mktemp("e2e-prom")
 
-    demo = _Proc([sys.executable, "-m", "llmobs.cli", "demo", "--port", "0", "--interval", "1",
+    demo = _Proc([sys.executable, "-m", "llmobs.cli", "demo", "--port", "0", "--scaler-port", "0",
+                  "--feedback-port", "0", "--interval", "1",
                   "--window", "10", "--speedup", "10", "--no-tui"], cwd=ROOT)
     prom = planned = None
     try:

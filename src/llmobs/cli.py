@@ -15,8 +15,21 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from llmobs.config import ConfigError, LlmobsConfig, ScrapeConfig, ServerConfig, SignalsConfig, load_config
+from llmobs.config import (
+    ConfigError,
+    FeedbackConfig,
+    ForecastSection,
+    LlmobsConfig,
+    ScalerConfig,
+    ScrapeConfig,
+    ServerConfig,
+    SignalsConfig,
+    load_config,
+)
 from llmobs.state import StateHolder
+
+# Requests/s one simulated replica serves at its latency target (the demo's capacity_per_replica).
+DEMO_CAPACITY = {"llama-3.1-8b-instruct": 3.0, "qwen2.5-coder-7b": 6.0}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Observability and autoscaling signals for self-hosted vLLM fleets.")
@@ -104,14 +117,20 @@ def signals_table(holder: StateHolder) -> Table:
 def demo(
     port: int = typer.Option(9400, help="exporter port (0 = any free port)"),
     fleet_port: int = typer.Option(0, help="simulated fleet port (0 = any free port)"),
-    host: str = typer.Option("127.0.0.1", help="listen address for both servers"),
+    scaler_port: int = typer.Option(9401, help="KEDA external scaler gRPC port (0 = any free port)"),
+    feedback_port: int = typer.Option(9402, help="feedback API port (0 = any free port)"),
+    host: str = typer.Option("127.0.0.1", help="listen address for every server"),
     interval: float = typer.Option(2.0, help="scrape interval, seconds"),
     window: float = typer.Option(30.0, help="signal window, seconds"),
     speedup: float = typer.Option(1.0, help="replay the traces this many times faster than real time"),
     duration: float | None = typer.Option(None, help="exit after this many seconds (default: run until Ctrl-C)"),
     tui: bool = typer.Option(True, help="live terminal table (off when stdout is not a terminal)"),
 ) -> None:
-    """Embedded default: a simulated vLLM fleet driven by real traces, scraped by the exporter."""
+    """Embedded default: a simulated vLLM fleet driven by real traces, scraped by the exporter, with the
+    forecaster, KEDA scaler and feedback API on (simulated KEDA polls and user ratings feed them)."""
+    import tempfile
+
+    from llmobs.demo.activity import poll_like_keda, simulate_feedback
     from llmobs.demo.fleet import create_fleet_app, default_fleet
     from llmobs.runtime import serve_asgi, start_exporter
     from llmobs.sources.targets import StaticTargetSource
@@ -119,20 +138,35 @@ def demo(
     _setup_logging(False)
     logging.getLogger("llmobs.pipeline").setLevel(logging.ERROR)
 
-    async def main() -> None:
+    async def main(workdir: str) -> None:
         fleet = default_fleet(speedup=speedup)
         fleet_server, fleet_task, bound_fleet = await serve_asgi(create_fleet_app(fleet), host, fleet_port)
         targets = fleet.targets(f"http://{host}:{bound_fleet}")
-        cfg = LlmobsConfig(scrape=ScrapeConfig(interval_seconds=interval),
-                           signals=SignalsConfig(window_seconds=window),
-                           server=ServerConfig(host=host, port=port))
+        cfg = LlmobsConfig(
+            scrape=ScrapeConfig(interval_seconds=interval), signals=SignalsConfig(window_seconds=window),
+            server=ServerConfig(host=host, port=port),
+            # Demo-scale forecast: 10 s steps, 1 min horizon (a real deployment uses its cold start).
+            forecast=ForecastSection(enabled=True, refresh_seconds=max(interval, 2.0), step_seconds=10,
+                                     horizon_seconds=60, capacity_per_replica=DEMO_CAPACITY),
+            scaler=ScalerConfig(enabled=True, host=host, port=scaler_port, forecast_horizons_seconds=[60.0]),
+            feedback=FeedbackConfig(enabled=True, host=host, port=feedback_port, allow_unauthenticated=True,
+                                    allowed_apps=["chat"], db_path=Path(workdir) / "feedback.db"),
+        )
         exporter = await start_exporter(cfg, StaticTargetSource(targets))
         base = f"http://{host}:{exporter.port}"
         console.print(f"[bold]llmobs demo[/bold] · simulated fleet: {len(targets)} vLLM replicas at "
                       f"http://{host}:{bound_fleet}/replicas/<name>/metrics")
         console.print(f"exporter: {base}/metrics · status page: {base}/ · JSON: {base}/api/v1/signals")
+        assert exporter.scaler is not None
+        console.print(f"KEDA scaler (gRPC): {host}:{exporter.scaler.port} · metrics-api: "
+                      f"{base}/api/v1/scaler/metrics?model=<model>&signal=queue_depth&target=10 · "
+                      f"feedback API: http://{host}:{exporter.feedback_port}/v1/feedback")
         sys.stdout.flush()
         stop = asyncio.Event()
+        clients = [
+            asyncio.create_task(poll_like_keda(base, exporter.holder, 5.0, stop)),
+            asyncio.create_task(simulate_feedback(f"http://{host}:{exporter.feedback_port}", exporter.holder, stop)),
+        ]
         waiter = asyncio.create_task(_wait_for_signal(stop, duration))
         if tui and console.is_terminal:
             with Live(signals_table(exporter.holder), console=console, refresh_per_second=2) as live:
@@ -146,11 +180,14 @@ def demo(
                     console.print(signals_table(exporter.holder))
                     last = time.monotonic()
                 await asyncio.wait([waiter], timeout=1.0)
+        stop.set()
+        await asyncio.gather(*clients, return_exceptions=True)
         await exporter.stop()
         fleet_server.should_exit = True
         await fleet_task
 
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory(prefix="llmobs-demo-") as workdir:
+        asyncio.run(main(workdir))
 
 
 def _register_subcommands() -> None:
