@@ -514,3 +514,14 @@ def test_every_value_is_documented() -> None:
     for k, v in values.items():
         walk(v, [k])
     assert missing == []
+
+
+def test_packaged_chart_renders_the_same(tmp_path: Path) -> None:
+    """`helm package` output (what a chart repository serves) carries files/ and renders identically."""
+    archive = helm.package(CHART, destination=tmp_path)
+    with helm.Chart.load(archive) as packaged, helm.Chart.load(CHART) as source:
+        assert packaged.render(FULL_VALUES, name=RELEASE, namespace=NAMESPACE) == \
+            source.render(FULL_VALUES, name=RELEASE, namespace=NAMESPACE)
+        names = {f["name"] for f in packaged.files}
+    assert {f"files/alerts/{p.name}" for p in (ROOT / "alerts").glob("llmobs-*.yaml")} <= names
+    assert Path(archive).stat().st_size < 200_000
