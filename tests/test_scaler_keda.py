@@ -10,9 +10,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import yaml
 
+from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.serving.scaler.metadata import parse_metadata
 from llmobs.serving.scaler.metrics_api import PATH
-from llmobs.serving.scaler.server import ScalerConfig
 
 KEDA_DIR = Path(__file__).resolve().parents[1] / "keda"
 HORIZONS = ScalerConfig().horizons()

@@ -9,10 +9,11 @@ See docs/keda-scaler.md.
 
 from llmobs.serving.scaler.cache import ScalerError, SignalCache, Snapshot, answer, build_snapshot
 from llmobs.serving.scaler.catalogue import SIGNALS
+from llmobs.serving.scaler.config import ScalerConfig, ScalerTLSConfig
 from llmobs.serving.scaler.metadata import MetadataError, ScalerQuery, metric_name, parse_metadata
 from llmobs.serving.scaler.metrics_api import metrics_api_routes
 from llmobs.serving.scaler.provider import ForecastProvider
-from llmobs.serving.scaler.server import ScalerConfig, ScalerHandle, ScalerTLSConfig, serve_scaler
+from llmobs.serving.scaler.server import ScalerHandle, serve_scaler
 from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
 
 __all__ = [

@@ -163,7 +163,7 @@ def metric_name(q: ScalerQuery) -> str:
     model = _slug(q.model)
     spec = SIGNALS[q.signal]
     plain = (model == q.model and not q.has_selectors and q.aggregate == spec.default_aggregate
-             and q.horizon_seconds is None)
+             and q.horizon_seconds is None and q.bound == "upper")
     prefix = f"llmobs-{signal}"
     if plain and len(prefix) + 1 + len(model) <= MAX_METRIC_NAME:
         return f"{prefix}-{model}"

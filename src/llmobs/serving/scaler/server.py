@@ -17,17 +17,15 @@ import contextlib
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Route
 
 from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.cache import SignalCache, Snapshot
+from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.serving.scaler.metrics_api import metrics_api_routes
 from llmobs.serving.scaler.provider import ForecastProvider
 from llmobs.serving.scaler.refresher import CacheRefresher
@@ -39,42 +37,13 @@ SERVICE_NAME = "externalscaler.ExternalScaler"
 _OPTIONS = [("grpc.so_reuseport", 0)]  # a second process on the same port must fail to bind, not share it
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ScalerTLSConfig(_Strict):
-    cert_file: Path = Field(description="PEM server certificate (chain)")
-    key_file: Path = Field(description="PEM private key of the server certificate")
-    client_ca_file: Path | None = Field(None, description="PEM CA bundle; when set, clients must present a "
-                                                          "certificate it signed (mTLS)")
-
-
-class ScalerConfig(_Strict):
-    """`scaler:` section of llmobs.yaml."""
-
-    enabled: bool = Field(False, description="serve the KEDA external scaler (gRPC)")
-    host: str = Field("0.0.0.0", description="gRPC listen address")
-    port: int = Field(9401, ge=0, le=65535, description="gRPC port (KEDA trigger scalerAddress host:port)")
-    tls: ScalerTLSConfig | None = Field(None, description="TLS/mTLS; plaintext h2c when absent")
-    stale_after_intervals: float = Field(3.0, gt=0, description="answers turn UNAVAILABLE after this many scrape "
-                                                                "intervals without fresh data")
-    models: list[str] = Field(default_factory=list, description="models answered even with no endpoint scraped "
-                                                                "(value 0, inactive): scale-to-zero deployments")
-    forecast_horizons_seconds: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0],
-                                                   description="horizons precomputed for forecast_request_rate")
-    engine: Literal["aio", "threads"] = Field("aio", description="grpc.aio (default) or the thread-pool server")
-    max_streams: int = Field(1024, ge=1, description="threads engine only: pool size for open streams + calls")
-
-    def horizons(self) -> tuple[float, ...]:
-        return tuple(float(h) for h in self.forecast_horizons_seconds)
-
-    def server_credentials(self) -> grpc.ServerCredentials | None:
-        if self.tls is None:
-            return None
-        ca = self.tls.client_ca_file.read_bytes() if self.tls.client_ca_file else None
-        return grpc.ssl_server_credentials([(self.tls.key_file.read_bytes(), self.tls.cert_file.read_bytes())],
-                                           root_certificates=ca, require_client_auth=ca is not None)
+def server_credentials(config: ScalerConfig) -> grpc.ServerCredentials | None:
+    """TLS from the configured files; mTLS (client certificates required) when client_ca_file is set."""
+    if config.tls is None:
+        return None
+    ca = config.tls.client_ca_file.read_bytes() if config.tls.client_ca_file else None
+    return grpc.ssl_server_credentials([(config.tls.key_file.read_bytes(), config.tls.cert_file.read_bytes())],
+                                       root_certificates=ca, require_client_auth=ca is not None)
 
 
 @dataclass
@@ -109,7 +78,7 @@ class ScalerHandle:
 
 def _bind(server: grpc.aio.Server | grpc.Server, config: ScalerConfig) -> int:
     address = f"{config.host}:{config.port}"
-    creds = config.server_credentials()
+    creds = server_credentials(config)
     port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"scaler cannot listen on {address}")

@@ -1,0 +1,39 @@
+"""The `scaler:` section of llmobs.yaml: plain pydantic, no gRPC import, so the config module can embed it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScalerTLSConfig(_Strict):
+    cert_file: Path = Field(description="PEM server certificate (chain)")
+    key_file: Path = Field(description="PEM private key of the server certificate")
+    client_ca_file: Path | None = Field(None, description="PEM CA bundle; when set, clients must present a "
+                                                          "certificate it signed (mTLS)")
+
+
+class ScalerConfig(_Strict):
+    """`scaler:` section of llmobs.yaml."""
+
+    enabled: bool = Field(False, description="serve the KEDA external scaler (gRPC)")
+    host: str = Field("0.0.0.0", description="gRPC listen address")
+    port: int = Field(9401, ge=0, le=65535, description="gRPC port (KEDA trigger scalerAddress host:port)")
+    tls: ScalerTLSConfig | None = Field(None, description="TLS/mTLS; plaintext h2c when absent")
+    stale_after_intervals: float = Field(3.0, gt=0, description="answers turn UNAVAILABLE after this many scrape "
+                                                                "intervals without fresh data")
+    models: list[str] = Field(default_factory=list, description="models answered even with no endpoint scraped "
+                                                                "(value 0, inactive): scale-to-zero deployments")
+    forecast_horizons_seconds: list[PositiveFloat] = Field(default_factory=lambda: [60.0, 300.0, 900.0],
+                                                   description="horizons precomputed for forecast_request_rate")
+    engine: Literal["aio", "threads"] = Field("aio", description="grpc.aio (default) or the thread-pool server")
+    max_streams: int = Field(1024, ge=1, description="threads engine only: pool size for open streams + calls")
+
+    def horizons(self) -> tuple[float, ...]:
+        return tuple(float(h) for h in self.forecast_horizons_seconds)
