@@ -168,7 +168,7 @@ def test_copy_sources_survive_dockerignore() -> None:
 def test_exposed_ports_match_config_defaults() -> None:
     """The image documents the ports the chart and the configs default to; a changed default must show here."""
     from llmobs.feedback.config import FeedbackConfig
-    from llmobs.serving.scaler.server import ScalerConfig
+    from llmobs.serving.scaler import ScalerConfig
 
     exposed = {int(p) for i in parse_dockerfile(DOCKERFILE.read_text()) if i.keyword == "EXPOSE"
                for p in i.args.split()}

@@ -347,7 +347,7 @@ def test_chart_owned_sections_match_component_models(full_docs: list[dict[str, A
     from llmobs.config import ServerConfig
     from llmobs.feedback.config import FeedbackConfig
     from llmobs.serving.otlp import OtlpConfig
-    from llmobs.serving.scaler.server import ScalerConfig
+    from llmobs.serving.scaler import ScalerConfig
 
     cfg = rendered_config(full_docs)
     otlp = OtlpConfig.model_validate(cfg["otlp"])
@@ -525,3 +525,20 @@ def test_packaged_chart_renders_the_same(tmp_path: Path) -> None:
         names = {f["name"] for f in packaged.files}
     assert {f"files/alerts/{p.name}" for p in (ROOT / "alerts").glob("llmobs-*.yaml")} <= names
     assert Path(archive).stat().st_size < 200_000
+
+
+def test_container_commands_are_valid_cli_invocations(full_docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    """The args the chart gives both containers parse as llmobs commands (flags included) and accept their
+    rendered config: the image's entrypoint is `llmobs`, so these are exactly the command lines that run."""
+    from llmobs.cli import app
+
+    for workload, key in (("Deployment", "llmobs.yaml"), ("DaemonSet", "agent.yaml")):
+        (c,) = one(full_docs, workload)["spec"]["template"]["spec"]["containers"]
+        mount = next(m for m in c["volumeMounts"] if m.get("subPath") == key)
+        cm = next(d for d in full_docs if d["kind"] == "ConfigMap" and key in d.get("data", {}))
+        local = tmp_path / key
+        local.write_text(cm["data"][key])
+        args = [str(local) if a == mount["mountPath"] else a for a in c["args"]]
+        assert args != c["args"], f"{workload} does not read its mounted config"
+        result = CliRunner().invoke(app, [*args, "--check-config"])
+        assert result.exit_code == 0, f"{workload} {c['args']}: {result.output}"
