@@ -190,6 +190,9 @@ def test_bad_values_fail_with_the_schema_message(values: dict[str, Any], message
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"feedback": {"enabled": True}}, "feedback.enabled needs feedback.tokensSecret"),
+    ({"keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "1",
+                                  "signal": "desired_replicas"}]}},
+     "keda.scaledObjects[0]: signal desired_replicas needs config.forecast.enabled: true"),
     ({"exporter": {"replicas": 2}, "feedback": {"enabled": True, "tokensSecret": "t",
                                                 "persistence": {"enabled": True}}}, "needs exporter.replicas: 1"),
     ({"scaler": {"tls": {"enabled": True}}}, "scaler.tls.enabled needs scaler.tls.secretName"),
