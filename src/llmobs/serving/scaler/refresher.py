@@ -3,8 +3,9 @@
 It checks (cheaply, by identity) whether the holder published a new `FleetState` every `poll_seconds`
 and rebuilds the snapshot when it did — so a queue that appears in a scrape reaches every open
 StreamIsActive within one poll of the publish — and also at least every `refresh_seconds`, so forecasts
-and staleness are re-evaluated even when the scrape loop is stuck. Building runs in a worker thread:
-a slow forecaster delays the next snapshot, never a gRPC answer or the event loop.
+and staleness are re-evaluated even when the scrape loop is stuck. Building runs in the refresher's own
+worker thread (not asyncio's shared default pool, which other components may fill with slow work): a
+slow forecaster delays the next snapshot, never a gRPC answer, the event loop or a push.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from llmobs.serving.scaler.cache import SignalCache, Snapshot, build_snapshot
 from llmobs.serving.scaler.provider import ForecastProvider
@@ -38,6 +40,7 @@ class CacheRefresher:
         self.horizons = tuple(horizons)
         self.poll_seconds = poll_seconds
         self.on_publish = on_publish
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmobs-scaler-refresh")
 
     def refresh(self) -> Snapshot:
         """Build from the holder's current state and publish (synchronously)."""
@@ -48,6 +51,9 @@ class CacheRefresher:
             self.on_publish(snapshot)
         return snapshot
 
+    async def refresh_async(self) -> Snapshot:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.refresh)
+
     async def run(self, stop: asyncio.Event) -> None:
         last_state = None
         last_build = 0.0
@@ -56,8 +62,9 @@ class CacheRefresher:
             if state is not last_state or time.monotonic() - last_build >= self.refresh_seconds:
                 last_state, last_build = state, time.monotonic()
                 try:
-                    await asyncio.to_thread(self.refresh)
+                    await self.refresh_async()
                 except Exception:  # keep serving the previous snapshot; it goes stale and says so
                     log.exception("scaler cache refresh failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+        self._executor.shutdown(wait=False)

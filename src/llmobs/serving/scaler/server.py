@@ -119,7 +119,7 @@ async def serve_scaler(
         sync.start()
         handle._sync_server = sync
     health_status.set("", True)
-    await asyncio.to_thread(refresher.refresh)  # the first snapshot, before KEDA's first poll lands
+    await refresher.refresh_async()  # the first snapshot, before KEDA's first poll lands
     handle._tasks.append(asyncio.create_task(refresher.run(stop)))
     if registry is not None:
         registry.register(ScalerCollector(stats, cache))
