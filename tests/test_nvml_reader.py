@@ -71,7 +71,8 @@ def test_not_supported_is_remembered_per_device_and_not_retried(code: int) -> No
     assert ("llmobs_gpu_power_watts", ()) not in values(r, "GPU-a")
     assert ("llmobs_gpu_power_watts", ()) in values(r, "GPU-b")
     assert ("llmobs_gpu_temperature_celsius", ()) in values(r, "GPU-a")  # the rest of the device still read
-    assert dict(r.unsupported) == {"GPU-a": 1}
+    unsupported = dict(r.unsupported)  # both lack NVLink (4 field values each); GPU-a also lacks power
+    assert unsupported["GPU-a"] == unsupported["GPU-b"] + 1
     assert dict(r.device_up)[r.devices[0]] is True
 
 
@@ -110,7 +111,9 @@ def test_transient_error_drops_the_value_this_time_only() -> None:
     a.errors.clear()
     r = reader.collect()
     assert values(r, "GPU-a")[("llmobs_gpu_power_watts", ())] == pytest.approx(350.0)
-    assert dict(r.errors)["other"] == 1 and not r.unsupported
+    clean = reader_for(FakeNvml([FakeGpu("GPU-a")]))
+    clean.collect()
+    assert dict(r.errors)["other"] == 1 and r.unsupported == clean.collect().unsupported  # not remembered
 
 
 def test_xid_events_are_drained_without_blocking_and_counted() -> None:
@@ -146,17 +149,35 @@ def test_mig_instances_are_devices_with_their_own_memory_and_processes() -> None
     assert fake.calls["nvmlDeviceGetPowerUsage"] == 2
 
 
-def test_nvlink_errors_and_throughput_per_active_link() -> None:
+def test_nvlink_errors_and_throughput_in_one_field_values_call() -> None:
     fake = FakeNvml([FakeGpu("GPU-a", nvlinks=2, nvlink_crc_flit=10, nvlink_tx_kib=100, nvlink_rx_kib=200),
                      FakeGpu("GPU-b")])
-    r = reader_for(fake).collect()
+    reader = reader_for(fake)
+    r = reader.collect()
     v = values(r, "GPU-a")
-    assert v[("llmobs_gpu_nvlink_errors_total", (("type", "crc_flit"), ("link", "0")))] == 10
-    assert v[("llmobs_gpu_nvlink_errors_total", (("type", "crc_flit"), ("link", "1")))] == 11
+    assert v[("llmobs_gpu_nvlink_errors_total", (("type", "crc_flit"),))] == 10
+    assert v[("llmobs_gpu_nvlink_errors_total", (("type", "replay"),))] == 0
     assert v[("llmobs_gpu_nvlink_tx_bytes_total", (("link", "1"),))] == 101 * 1024
     assert v[("llmobs_gpu_nvlink_rx_bytes_total", (("link", "0"),))] == 200 * 1024
     assert not any(k[0].startswith("llmobs_gpu_nvlink") for k in values(r, "GPU-b"))
-    assert fake.calls["nvmlDeviceGetFieldValues"] == 2  # one call per field for all links, GPU-a only
+    assert fake.calls["nvmlDeviceGetFieldValues"] == 2  # one call per GPU for every field and link
+    reader.collect()
+    # GPU-b's per-value NotSupported answers are remembered: it is not asked again.
+    assert fake.calls["nvmlDeviceGetFieldValues"] == 3
+    assert dict(r.unsupported)["GPU-b"] == 4
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_serial_and_parallel_reads_agree(parallel: bool) -> None:
+    def node() -> FakeNvml:
+        return FakeNvml([FakeGpu(f"GPU-{i}", nvlinks=i % 3, processes=[(i, 2**20)],
+                                 errors={"nvmlDeviceGetPowerUsage": pynvml.NVML_ERROR_NOT_SUPPORTED} if i == 2 else {},
+                                 lost=i == 5) for i in range(8)])
+    ref = NvmlReader(lambda fake=node(): fake, parallel=False).collect()
+    got = NvmlReader(lambda fake=node(): fake, parallel=parallel).collect()
+    assert sorted(map(repr, got.samples)) == sorted(map(repr, ref.samples))
+    assert got.device_up == ref.device_up and got.processes == ref.processes
+    assert dict(got.unsupported) == dict(ref.unsupported)
 
 
 def test_process_memory_unknown_is_kept_as_none() -> None:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import pynvml  # pure Python; loads no library until nvmlInit()
 import yaml
 
-Kind = Literal["scalar", "bitmask", "per_link", "field_values"]
-_KINDS = ("scalar", "bitmask", "per_link", "field_values")
+Kind = Literal["scalar", "bitmask", "field_values"]
+_KINDS = ("scalar", "bitmask", "field_values")
 
 
 class CatalogueError(ValueError):
@@ -39,13 +39,13 @@ class FieldSpec:
     label: str = ""
     bits: tuple[tuple[str, int], ...] = ()
     field_id: int = 0
+    scope: Literal["link", "device"] = "link"
     mig: bool = False
+    slow: bool = False
 
     @property
     def key(self) -> str:
         """Identity of the NVML query, for remembering NotSupported per device (rows can share one call)."""
-        if self.kind == "field_values":
-            return f"fv:{self.field_id}"
         return f"{self.call}{self.args}"
 
 
@@ -60,7 +60,7 @@ class Catalogue:
                 names = [k for k, _ in f.labels]
                 if f.kind == "bitmask":
                     names.append(f.label)
-                if f.kind in ("per_link", "field_values"):
+                if f.kind == "field_values" and f.scope == "link":
                     names.append("link")
                 return tuple(names)
         raise KeyError(metric)
@@ -104,8 +104,10 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
             label=str(row.get("label", "")),
             bits=tuple((str(k), _const(v, where)) for k, v in (row.get("bits") or {}).items()),
             field_id=_const(row["field"], where) if kind == "field_values" else 0,
-            mig=bool(row.get("mig", False)),
+            scope=row.get("scope", "link"), mig=bool(row.get("mig", False)), slow=bool(row.get("slow", False)),
         )
+        if spec.scope not in ("link", "device"):
+            raise CatalogueError(f"{where}: scope must be link or device")
         if kind == "bitmask" and (not spec.label or not spec.bits):
             raise CatalogueError(f"{where}: bitmask rows need `label` and `bits`")
         names = tuple(k for k, _ in spec.labels)

@@ -8,6 +8,8 @@ on the device raise GPU_IS_LOST.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -65,17 +67,26 @@ class _Handle:
 class FakeNvml:
     """Implements the pynvml calls llmobs makes. `calls` counts every call by function name."""
 
-    def __init__(self, gpus: list[FakeGpu], *, init_error: int | None = None, driver: str = "550.54.15") -> None:
+    def __init__(self, gpus: list[FakeGpu], *, init_error: int | None = None, driver: str = "550.54.15",
+                 latency_s: dict[str, float] | None = None, default_latency_s: float = 0.0) -> None:
         self.gpus = gpus
         self.init_error = init_error
         self.driver = driver
         self.calls: Counter[str] = Counter()
         self.initialised = False
+        # Simulated driver time per call (the benchmark's stated assumption); 0 in tests.
+        self.latency_s = latency_s or {}
+        self.default_latency_s = default_latency_s
+        self._lock = threading.Lock()  # the reader calls from several threads
 
     # -- plumbing --------------------------------------------------------------------------------
 
     def _enter(self, name: str, handle: _Handle | None = None) -> None:
-        self.calls[name] += 1
+        with self._lock:
+            self.calls[name] += 1
+        delay = self.latency_s.get(name, self.default_latency_s)
+        if delay:
+            time.sleep(delay)
         if not self.initialised and name != "nvmlInit":
             raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
         if handle is not None:
@@ -212,21 +223,24 @@ class FakeNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return pynvml.NVML_FEATURE_ENABLED
 
-    def nvmlDeviceGetNvLinkErrorCounter(self, h: _Handle, link: int, counter: int) -> int:
-        self._enter("nvmlDeviceGetNvLinkErrorCounter", h)
-        if counter == pynvml.NVML_NVLINK_ERROR_DL_CRC_FLIT:
-            return h.gpu.nvlink_crc_flit + link
-        return 0
-
     def nvmlDeviceGetFieldValues(self, h: _Handle, field_ids: list[tuple[int, int]]) -> list[Any]:
         self._enter("nvmlDeviceGetFieldValues", h)
+        self._whole_gpu_only(h)
+        per_link = {pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX: h.gpu.nvlink_tx_kib,
+                    pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX: h.gpu.nvlink_rx_kib}
+        totals = {pynvml.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: h.gpu.nvlink_crc_flit,
+                  pynvml.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: 0,
+                  pynvml.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: 0,
+                  pynvml.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: 0}
         out = []
-        for fid, link in field_ids:
-            total = {pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX: h.gpu.nvlink_tx_kib,
-                     pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX: h.gpu.nvlink_rx_kib}.get(fid)
-            ret = pynvml.NVML_SUCCESS if total is not None else pynvml.NVML_ERROR_NOT_SUPPORTED
-            out.append(SimpleNamespace(fieldId=fid, scopeId=link, nvmlReturn=ret,
-                                       value=SimpleNamespace(ullVal=(total or 0) + link)))
+        for fid, scope in field_ids:
+            if fid in per_link and scope < h.gpu.nvlinks:
+                ret, value = pynvml.NVML_SUCCESS, per_link[fid] + scope
+            elif fid in totals and h.gpu.nvlinks:
+                ret, value = pynvml.NVML_SUCCESS, totals[fid]
+            else:  # the value's own return code, as NVML reports per-field failures
+                ret, value = pynvml.NVML_ERROR_NOT_SUPPORTED, 0
+            out.append(SimpleNamespace(fieldId=fid, scopeId=scope, nvmlReturn=ret, value=SimpleNamespace(ullVal=value)))
         return out
 
     def nvmlDeviceGetComputeRunningProcesses(self, h: _Handle) -> list[Any]:
