@@ -107,14 +107,17 @@ def test_a_failing_or_nonsense_forecaster_never_reaches_keda() -> None:
             return (math.nan, math.inf) if model == "llama" else (-5.0, -1.0)
 
         def desired_replicas(self, model: str) -> int | None:
+            if model == "qwen":
+                return math.nan  # type: ignore[return-value]
             raise RuntimeError("model not fitted")
 
     snap = build_snapshot(fleet_state(), stale_after=15, forecast=Broken(), horizons=(300.0,), now=NOW)
     with pytest.raises(ScalerError, match="no forecast"):
         value(snap, model="llama", signal="forecast_request_rate")
     assert value(snap, model="qwen", signal="forecast_request_rate") == 0.0
-    with pytest.raises(ScalerError):
-        value(snap, model="llama", signal="desired_replicas")
+    for model in ("llama", "qwen"):
+        with pytest.raises(ScalerError):
+            value(snap, model=model, signal="desired_replicas")
     assert value(snap, model="llama") == 4.0  # live signals unaffected
 
 

@@ -16,6 +16,7 @@ queue depth as if it were current.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -27,6 +28,7 @@ from llmobs.serving.scaler.metadata import ScalerQuery
 from llmobs.serving.scaler.provider import ForecastProvider
 from llmobs.state import FleetState
 
+log = logging.getLogger("llmobs.scaler")
 _INDEX = {name: i for i, name in enumerate(ENDPOINT_SIGNALS)}
 _READERS = {name: SIGNALS[name].read for name in ENDPOINT_SIGNALS}
 
@@ -97,11 +99,27 @@ def _clean(value: float) -> float:
     return max(0.0, value) if math.isfinite(value) else math.nan
 
 
-def _safe_call(fn, *args):  # type: ignore[no-untyped-def]
+_logged_failures: set[tuple[str, str, str]] = set()
+
+
+def _safe_call(fn, model: str, *args):  # type: ignore[no-untyped-def]
+    """Call the forecaster; an exception reads as None (logged once per method, model and error type)."""
     try:
-        return fn(*args)
-    except Exception:  # a failing forecaster must not stop the live signals; the value reads as None
+        return fn(model, *args)
+    except Exception as e:  # a failing forecaster must not stop the live signals
+        key = (getattr(fn, "__name__", "?"), model, type(e).__name__)
+        if key not in _logged_failures:
+            _logged_failures.add(key)
+            log.warning("forecast provider %s(%r) failed: %r; answering UNAVAILABLE for it", key[0], model, e)
         return None
+
+
+def _replicas(value: object) -> int | None:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return max(0, math.ceil(v)) if math.isfinite(v) else None
 
 
 def build_snapshot(
@@ -136,10 +154,9 @@ def build_snapshot(
         if forecast is not None:
             for h in horizons:
                 f = _safe_call(forecast.forecast, model, h)
-                if f is not None and all(math.isfinite(x) for x in f):
+                if f is not None and len(f) == 2 and all(math.isfinite(x) for x in f):
                     forecasts[h] = (max(0.0, float(f[0])), max(0.0, float(f[1])))
-            d = _safe_call(forecast.desired_replicas, model)
-            desired = max(0, int(d)) if d is not None else None
+            desired = _replicas(_safe_call(forecast.desired_replicas, model))
         models[model] = ModelEntry(model, tuple(rows), totals, fresh_until, forecasts, desired)
     ready = bool(state.targets or state.signals)
     return Snapshot(state.time, now, stale_after, ready, models)
