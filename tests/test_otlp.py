@@ -32,7 +32,7 @@ from starlette.routing import Route
 from llmobs import __version__
 from llmobs.runtime import serve_asgi
 from llmobs.serving.collector import FleetCollector
-from llmobs.serving.otlp import MAPPING, SKIPPED, OtlpConfig, build_resource, start_otlp
+from llmobs.serving.otlp import MAPPING, SKIPPED, Instrument, OtlpConfig, build_resource, start_otlp
 from llmobs.signals.types import Attribution, Distribution, ModelEndpointSignals
 from llmobs.state import FleetState, StateHolder, TargetHealth
 
@@ -147,7 +147,9 @@ async def http_receiver() -> AsyncIterator[tuple[str, Received]]:
 
 
 def _value(kv: KeyValue) -> Any:
-    return getattr(kv.value, kv.value.WhichOneof("value"))
+    which = kv.value.WhichOneof("value")
+    assert which is not None, f"attribute {kv.key} has no value"
+    return getattr(kv.value, which)
 
 
 def points(request: pb.ExportMetricsServiceRequest) -> dict[str, dict[str, Any]]:
@@ -253,7 +255,7 @@ def check_request(request: pb.ExportMetricsServiceRequest) -> None:
 def test_every_prometheus_sample_arrives_with_its_value() -> None:
     """Complete and lossless: each non-NaN Prometheus sample is one OTLP point with the same value."""
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
     holder = StateHolder()
     holder.publish(fleet_state())
@@ -268,7 +270,10 @@ def test_every_prometheus_sample_arrives_with_its_value() -> None:
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             for m in sm.metrics:
-                sent[m.name] = {frozenset(dp.attributes.items()): dp.value for dp in m.data.data_points}
+                sent[m.name] = {}
+                for dp in m.data.data_points:
+                    assert isinstance(dp, NumberDataPoint) and dp.attributes is not None
+                    sent[m.name][frozenset(dp.attributes.items())] = dp.value
     expected = 0
     families = list(FleetCollector(holder).collect())
     for family in families:
@@ -291,7 +296,7 @@ def test_mapping_covers_every_prometheus_family() -> None:
     names = {f.name for f in FleetCollector(holder).collect()}
     assert names - set(MAPPING) == set(SKIPPED)
     assert set(MAPPING) <= names
-    shared = {}
+    shared: dict[str, Instrument] = {}
     for prom, inst in MAPPING.items():
         prev = shared.setdefault(inst.name, inst)
         assert (prev.kind, prev.unit) == (inst.kind, inst.unit), f"{prom}: one OTel name, two shapes"
