@@ -23,21 +23,27 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from llmobs.sources.gpu.fake import FakeGpu, FakeNvml  # noqa: E402
+from llmobs.sources.gpu.nvml import NvmlLib  # noqa: E402
 from llmobs.sources.gpu.reader import NvmlReader  # noqa: E402
 
 BUDGET_MS = 50.0
 
 
-def node(**latency: float) -> FakeNvml:
+def node(latency_s: dict[str, float] | None = None, default_latency_s: float = 0.0) -> FakeNvml:
     gpus = [FakeGpu(f"GPU-{i:02d}", nvlinks=18, processes=[(1000 + i, 30 * 2**30), (2000 + i, 2**30)], mig=[])
             for i in range(8)]
-    return FakeNvml(gpus, **latency)  # type: ignore[arg-type]
+    return FakeNvml(gpus, latency_s=latency_s, default_latency_s=default_latency_s)
+
+
+def fixed(lib: FakeNvml) -> Callable[[], NvmlLib]:
+    return lambda: lib
 
 
 def timed(reader: NvmlReader, rounds: int) -> list[float]:
@@ -58,7 +64,7 @@ def main() -> None:
     args = ap.parse_args()
 
     fake = node()
-    reader = NvmlReader(lambda: fake, parallel=False)
+    reader = NvmlReader(lambda: fake, parallel=False)  # the factory is called once, at the first collect()
     reader.collect()  # first collection: discovery, NVLink states, event sets, NotSupported learnt
     before = fake.calls.copy()
     reader.collect()
@@ -68,12 +74,10 @@ def main() -> None:
     overhead = timed(reader, args.rounds * 3)
     print(f"llmobs Python time per collection (zero-latency double): median {statistics.median(overhead):.2f} ms")
 
-    latency = {"latency_s": {"nvmlDeviceGetPcieThroughput": args.pcie_ms / 1000},
-               "default_latency_s": args.call_ms / 1000}
     results = {}
     for parallel in (False, True):
-        fake = node(**latency)
-        reader = NvmlReader(lambda fake=fake: fake, parallel=parallel)  # type: ignore[misc]
+        slow = node({"nvmlDeviceGetPcieThroughput": args.pcie_ms / 1000}, args.call_ms / 1000)
+        reader = NvmlReader(fixed(slow), parallel=parallel)
         reader.collect()
         results[parallel] = timed(reader, args.rounds)
         reader.close()

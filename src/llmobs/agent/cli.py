@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Node agent (DaemonSet): NVML GPU metrics and GPU process → pod attribution on /metrics."""
         try:
-            cfg = load_agent_config(config) if config else AgentConfig()
+            cfg = load_agent_config(config) if config else AgentConfig.model_validate({})
         except AgentConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

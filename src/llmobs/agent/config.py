@@ -22,7 +22,7 @@ class AgentConfig(BaseModel):
     interval_seconds: float = Field(5.0, gt=0)
     proc_root: Path = Path("/proc")
     nvml_retry_seconds: float = Field(60.0, gt=0)
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=lambda: KubernetesConfig.model_validate({}))
 
 
 class AgentConfigError(ValueError):

@@ -39,7 +39,7 @@ class NvmlLib(Protocol):
 
 def load_pynvml() -> NvmlLib:
     """The real binding. Importing it loads nothing; `nvmlInit()` is what dlopens libnvidia-ml.so.1."""
-    return pynvml  # type: ignore[return-value]
+    return pynvml
 
 
 class ErrorClass(Enum):
