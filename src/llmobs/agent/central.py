@@ -1,0 +1,29 @@
+"""The central exporter's share of GPU/Kubernetes attribution, registered with one call.
+
+`llmobs run` (runtime.start_exporter) calls `register_central_collectors` with its registry and state;
+everything rendered comes from the state the pipeline already published and from the discovery caches,
+so no collector does I/O at /metrics time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from llmobs.agent.attribution import central_endpoint_infos, central_usage
+from llmobs.agent.collectors import CostCollector, EndpointInfoCollector, WatchStatsCollector
+from llmobs.agent.cost import CostConfig
+from llmobs.sources.kubernetes.source import KubernetesTargetSource
+from llmobs.state import FleetState
+
+
+def register_central_collectors(registry: CollectorRegistry, current: Callable[[], FleetState],
+                                cost: CostConfig | None = None,
+                                discovery: KubernetesTargetSource | None = None) -> None:
+    """`llmobs_endpoint_info` always; cost families when prices are configured; watch health with discovery."""
+    registry.register(EndpointInfoCollector(lambda: central_endpoint_infos(current())))
+    if cost is not None and cost.gpu_hourly_usd:
+        registry.register(CostCollector(cost, lambda: central_usage(current())))
+    if discovery is not None:
+        registry.register(WatchStatsCollector(discovery.stats))
