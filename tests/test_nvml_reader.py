@@ -58,6 +58,18 @@ def test_throttle_reasons_are_one_series_per_bit() -> None:
     assert {k for k, x in reasons.items() if x == 0} >= {"sw_thermal", "hw_power_brake", "gpu_idle"}
 
 
+def test_old_driver_without_clocks_event_reasons_falls_back_to_throttle_reasons() -> None:
+    gpu = FakeGpu("GPU-a", throttle_mask=pynvml.nvmlClocksThrottleReasonSwThermalSlowdown,
+                  errors={"nvmlDeviceGetCurrentClocksEventReasons": pynvml.NVML_ERROR_FUNCTION_NOT_FOUND})
+    fake = FakeNvml([gpu])
+    reader = reader_for(fake)
+    for _ in range(3):
+        v = values(reader.collect(), "GPU-a")
+        assert v[("llmobs_gpu_throttle_reasons", (("reason", "sw_thermal"),))] == 1
+    assert fake.calls["nvmlDeviceGetCurrentClocksEventReasons"] == 1  # learnt once, then the fallback only
+    assert fake.calls["nvmlDeviceGetCurrentClocksThrottleReasons"] == 3
+
+
 @pytest.mark.parametrize("code", [pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND,
                                   pynvml.NVML_ERROR_NO_PERMISSION])
 def test_not_supported_is_remembered_per_device_and_not_retried(code: int) -> None:
@@ -144,6 +156,8 @@ def test_mig_instances_are_devices_with_their_own_memory_and_processes() -> None
     assert values(r, "MIG-1") == {("llmobs_gpu_memory_used_bytes", ()): 5 * 2**30,
                                   ("llmobs_gpu_memory_total_bytes", ()): 10 * 2**30}
     assert [(p.device.uuid, p.pid, p.used_bytes) for p in r.processes] == [("MIG-1", 77, 4 * 2**30)]
+    # With MIG on, the parent's process list would aggregate the instances' (counted twice): not read.
+    assert fake.calls["nvmlDeviceGetComputeRunningProcesses"] == 3  # MIG-1, MIG-2, GPU-b
     assert ("llmobs_gpu_power_watts", ()) in values(r, "GPU-a")  # board fields stay on the parent
     # Whole-GPU fields are never asked on MIG handles (they would only answer NotSupported).
     assert fake.calls["nvmlDeviceGetPowerUsage"] == 2

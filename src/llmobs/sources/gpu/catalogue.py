@@ -32,6 +32,7 @@ class FieldSpec:
     kind: Kind
     type: Literal["gauge", "counter"] = "gauge"
     call: str = ""
+    fallback: str = ""
     args: tuple[int, ...] = ()
     attr: str = ""
     scale: float = 1.0
@@ -94,10 +95,14 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         if ftype not in ("gauge", "counter") or (ftype == "counter") != metric.endswith("_total"):
             raise CatalogueError(f"{where}: counters (and only counters) end in _total")
         call = str(row.get("call", ""))
-        if kind != "field_values" and not callable(getattr(pynvml, call, None)):
-            raise CatalogueError(f"{where}: {call!r} is not a pynvml function")
+        fallback = str(row.get("fallback", ""))
+        for name in filter(None, (call, fallback)) if kind != "field_values" else ():
+            if not callable(getattr(pynvml, name, None)):
+                raise CatalogueError(f"{where}: {name!r} is not a pynvml function")
+        if kind != "field_values" and not call:
+            raise CatalogueError(f"{where}: `call` is required")
         spec = FieldSpec(
-            metric=metric, help=str(row.get("help", "")), kind=kind, type=ftype, call=call,
+            metric=metric, help=str(row.get("help", "")), kind=kind, type=ftype, call=call, fallback=fallback,
             args=tuple(_const(a, where) for a in row.get("args", ())),
             attr=str(row.get("attr", "")), scale=float(row.get("scale", 1.0)),
             labels=tuple(sorted((str(k), str(v)) for k, v in (row.get("labels") or {}).items())),

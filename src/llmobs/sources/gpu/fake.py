@@ -215,6 +215,11 @@ class FakeNvml:
         self._whole_gpu_only(h)
         return h.gpu.throttle_mask
 
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h: _Handle) -> int:
+        self._enter("nvmlDeviceGetCurrentClocksThrottleReasons", h)
+        self._whole_gpu_only(h)
+        return h.gpu.throttle_mask
+
     def nvmlDeviceGetNvLinkState(self, h: _Handle, link: int) -> int:
         self._enter("nvmlDeviceGetNvLinkState", h)
         if h.gpu.nvlinks == 0:

@@ -50,6 +50,7 @@ class _Device:
     is_mig: bool
     links: tuple[int, ...] = ()
     event_set: Any = None
+    mig_enabled: bool = False  # processes are then read per MIG instance (the parent would aggregate them)
 
 
 @dataclass
@@ -146,8 +147,11 @@ class NvmlReader:
                     devices.append(old_by_index[index])
                 continue
             prev = old.get(info.uuid)
-            devices.append(prev if prev is not None else self._open(lib, info, handle, is_mig=False))
-            devices.extend(self._mig_devices(lib, info, handle, old))
+            parent = prev if prev is not None else self._open(lib, info, handle, is_mig=False)
+            migs = self._mig_devices(lib, info, handle, old)
+            parent.mig_enabled = bool(migs)
+            devices.append(parent)
+            devices.extend(migs)
         self._devices = devices
         self._discovered_at = self._clock()
 
@@ -261,7 +265,7 @@ class NvmlReader:
         """The fast fields, processes and events of one device; None when it is lost."""
         try:
             dev_samples = self._read_fields(lib, dev, self._fast_rows)
-            dev_processes = self._read_processes(lib, dev)
+            dev_processes = [] if dev.mig_enabled else self._read_processes(lib, dev)
         except _DeviceLost:
             return None
         self._drain_events(lib, dev)
@@ -298,6 +302,18 @@ class NvmlReader:
                 log.debug("GPU %s: %s failed: %s", dev.info.uuid, key, describe(exc))
             return None
 
+    def _call_with_fallback(self, lib: NvmlLib, dev: _Device, spec: FieldSpec) -> Any:
+        """The row's call, or its `fallback` once the driver has said the first is not there (an older
+        driver lacks nvmlDeviceGetCurrentClocksEventReasons but has the ThrottleReasons original)."""
+        for name in (spec.call, spec.fallback) if spec.fallback else (spec.call,):
+            key = f"{name}{spec.args}"
+            if (dev.info.uuid, key) in self._unsupported:
+                continue
+            value = self._call(dev, key, getattr(lib, name), *spec.args)
+            if value is not None or (dev.info.uuid, key) not in self._unsupported:
+                return value
+        return None
+
     def _read_fields(self, lib: NvmlLib, dev: _Device, rows: tuple[FieldSpec, ...]) -> list[GpuSample]:
         out: list[GpuSample] = []
         cache: dict[str, Any] = {}  # rows sharing a call (utilization gpu/memory) make it once
@@ -307,13 +323,13 @@ class NvmlReader:
                 continue
             if spec.kind == "scalar":
                 if spec.key not in cache:
-                    cache[spec.key] = self._call(dev, spec.key, getattr(lib, spec.call), *spec.args)
+                    cache[spec.key] = self._call_with_fallback(lib, dev, spec)
                 value = cache[spec.key]
                 if value is not None:
                     raw = getattr(value, spec.attr) if spec.attr else value
                     out.append(GpuSample(spec.metric, dev.info, spec.labels, float(raw) * spec.scale))
             elif spec.kind == "bitmask":
-                mask = self._call(dev, spec.key, getattr(lib, spec.call))
+                mask = self._call_with_fallback(lib, dev, spec)
                 if mask is not None:
                     out.extend(GpuSample(spec.metric, dev.info, ((spec.label, name),), 1.0 if int(mask) & bit else 0.0)
                                for name, bit in spec.bits)
