@@ -61,3 +61,31 @@ def test_documented_cost_promql_matches_the_cost_function(tmp_path: Path) -> Non
                                          EndpointUsage("llama", "llm/b", H100, 1, 200.0)],
                                         CostConfig(gpu_hourly_usd={H100: 3.6}))
     assert cost[("llama", H100)] == pytest.approx(0.005)
+
+
+def test_documented_gpu_to_pod_join(tmp_path: Path) -> None:
+    """The query that puts model and pod on a GPU series, on agent-shaped series, by the real promtool."""
+    promtool = require_binary("promtool")
+    blocks = re.findall(r"```promql\n(.*?)```", DOC.read_text(), flags=re.S)
+    (join,) = [b.strip() for b in blocks if "group_left (model, namespace, pod)" in b]
+    gpu = f'node="n1",gpu_model="{H100}",job="agent"'
+    test = {"evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            {"series": f'llmobs_gpu_utilization_ratio{{{gpu},gpu="0",gpu_uuid="GPU-1",gpu_instance=""}}',
+             "values": "0.9x5"},
+            {"series": f'llmobs_gpu_utilization_ratio{{{gpu},gpu="1",gpu_uuid="GPU-2",gpu_instance=""}}',
+             "values": "0.1x5"},  # idle GPU: no pod, drops out of the join
+            {"series": f'llmobs_endpoint_info{{model="llama",endpoint="llm/a",namespace="llm",pod="a",{gpu},'
+                       f'gpu_uuid="GPU-1"}}', "values": "1x5"},
+            {"series": f'llmobs_endpoint_info{{model="llama",endpoint="llm/a",namespace="llm",pod="a",node="n1",'
+                       f'gpu_model="{H100}",gpu_uuid="",job="exporter"}}', "values": "1x5"},
+        ],
+        "promql_expr_test": [{"expr": join, "eval_time": "2m", "exp_samples": [{
+            "labels": f'{{{gpu},gpu="0",gpu_uuid="GPU-1",gpu_instance="",'
+                      f'model="llama",namespace="llm",pod="a"}}', "value": 0.9}]}],
+    }]}
+    path = tmp_path / "join_test.yaml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
