@@ -82,7 +82,7 @@ def test_documented_gpu_to_pod_join(tmp_path: Path) -> None:
                        f'gpu_model="{H100}",gpu_uuid="",job="exporter"}}', "values": "1x5"},
         ],
         "promql_expr_test": [{"expr": join, "eval_time": "2m", "exp_samples": [{
-            "labels": f'{{{gpu},gpu="0",gpu_uuid="GPU-1",gpu_instance="",'
+            "labels": f'{{{gpu},gpu="0",gpu_uuid="GPU-1",'
                       f'model="llama",namespace="llm",pod="a"}}', "value": 0.9}]}],
     }]}
     path = tmp_path / "join_test.yaml"
