@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command("agent")
     def agent(
         config: Path | None = typer.Option(None, "--config", "-c", help="agent YAML (see docs/gpu-and-kubernetes.md)"),
-        port: int | None = typer.Option(None, "--port", help="override the config's port (default 9401)"),
+        port: int | None = typer.Option(None, "--port", help="override the config's port (default 9403)"),
         node_name: str | None = typer.Option(None, "--node-name", envvar="NODE_NAME", help="this node's name"),
         check_config: bool = typer.Option(False, "--check-config", help="validate the config and exit"),
         verbose: bool = typer.Option(False, "--verbose", "-v"),

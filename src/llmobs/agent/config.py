@@ -18,7 +18,7 @@ class AgentConfig(BaseModel):
 
     node_name: str = Field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
     host: str = "0.0.0.0"
-    port: int = Field(9401, ge=0, le=65535)
+    port: int = Field(9403, ge=0, le=65535)  # 9400 exporter, 9401 KEDA scaler, 9402 feedback API
     interval_seconds: float = Field(5.0, gt=0)
     proc_root: Path = Path("/proc")
     nvml_retry_seconds: float = Field(60.0, gt=0)
