@@ -271,3 +271,9 @@ def test_cli_registration(tmp_path: Path) -> None:
     bad.write_text("kubernetes:\n  namespace: [llm]\n")
     r = CliRunner().invoke(app, ["agent", "--config", str(bad), "--check-config"])
     assert r.exit_code == 2 and "kubernetes.namespace" in r.output
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text("kubernetes:\n  enabled: true\n")
+    r = CliRunner().invoke(app, ["agent", "--config", str(nameless), "--check-config"], env={"NODE_NAME": ""})
+    assert r.exit_code == 2 and "NODE_NAME" in r.output
+    r = CliRunner().invoke(app, ["agent", "--config", str(nameless), "--check-config"], env={"NODE_NAME": "n7"})
+    assert r.exit_code == 0 and "node n7" in r.output

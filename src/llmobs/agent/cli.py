@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
         if node_name:
             updates["node_name"] = node_name
         cfg = cfg.model_copy(update=updates)
+        if cfg.kubernetes.enabled and not cfg.node_name:
+            typer.echo("error: kubernetes.enabled needs the node name: set node_name, --node-name or NODE_NAME "
+                       "(downward API: spec.nodeName)", err=True)
+            raise typer.Exit(2)
         if check_config:
             typer.echo(f"agent config OK: node {cfg.node_name or '(unset)'}, port {cfg.port}, "
                        f"kubernetes {'on' if cfg.kubernetes.enabled else 'off'}")
