@@ -543,5 +543,7 @@ def test_container_commands_are_valid_cli_invocations(full_docs: list[dict[str, 
         local.write_text(cm["data"][key])
         args = [str(local) if a == mount["mountPath"] else a for a in c["args"]]
         assert args != c["args"], f"{workload} does not read its mounted config"
-        result = CliRunner().invoke(app, [*args, "--check-config"])
+        # Env the kubelet fills from the downward API (fieldRef), as it would in the pod.
+        downward = {e["name"]: "test-node" for e in c.get("env", []) if "fieldRef" in e.get("valueFrom", {})}
+        result = CliRunner().invoke(app, [*args, "--check-config"], env=downward)
         assert result.exit_code == 0, f"{workload} {c['args']}: {result.output}"

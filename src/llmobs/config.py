@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from llmobs.agent.cost import CostConfig
 from llmobs.feedback.config import FeedbackConfig
 from llmobs.serving.otlp import OtlpConfig
 from llmobs.serving.scaler.server import ScalerConfig
@@ -97,6 +98,7 @@ class LlmobsConfig(_Strict):
     scaler: ScalerConfig | None = Field(None, description="KEDA external scaler (gRPC) and metrics-api JSON")
     feedback: FeedbackConfig | None = Field(None, description="user feedback API")
     otlp: OtlpConfig | None = Field(None, description="push signals over OTLP")
+    cost: CostConfig | None = Field(None, description="GPU $/h by gpu_model, for cost per 1k generated tokens")
 
     def build_targets(self) -> list[Target]:
         targets = [t.to_target() for t in self.targets]

@@ -15,6 +15,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
+from llmobs.agent.central import register_central_collectors
 from llmobs.config import LlmobsConfig
 from llmobs.pipeline import Pipeline
 from llmobs.serving.app import create_app
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from llmobs.forecast.service import ForecastService
     from llmobs.serving.otlp import OtlpHandle
     from llmobs.serving.scaler.server import ScalerHandle
+    from llmobs.sources.kubernetes.source import KubernetesTargetSource
 
 
 @dataclass
@@ -84,17 +86,18 @@ async def serve_asgi(app: Starlette, host: str, port: int) -> tuple[uvicorn.Serv
     return server, task, bound
 
 
-def build_source(config: LlmobsConfig) -> tuple[TargetSource, list[Callable[[], None]]]:
-    """Static targets, Kubernetes discovery, or both; returns the source and what stops it."""
+def build_source(config: LlmobsConfig) -> tuple[TargetSource, KubernetesTargetSource | None]:
+    """Static targets, Kubernetes discovery, or both; returns the source and the discovery (to stop it)."""
     static = StaticTargetSource(config.build_targets())
     if config.kubernetes is None or not config.kubernetes.enabled:
-        return static, []
+        return static, None
     from llmobs.sources.kubernetes.source import KubernetesTargetSource
 
     discovered = KubernetesTargetSource(config.kubernetes)
     discovered.start()
+    discovered.wait_synced(10)  # so the first scrape cycle is not empty
     source = CombinedTargetSource([static, discovered]) if config.targets else discovered
-    return source, [discovered.stop]
+    return source, discovered
 
 
 class ForecastAdapter:
@@ -131,9 +134,10 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
     holder = StateHolder()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))
-    stoppers: list[Callable[[], None]] = []
+    discovery = None
     if source is None:
-        source, stoppers = build_source(config)
+        source, discovery = build_source(config)
+    register_central_collectors(registry, lambda: holder.current, config.cost, discovery)
     scraper = Scraper(
         timeout_seconds=config.scrape.timeout_seconds,
         max_concurrency=config.scrape.max_concurrency,
@@ -180,4 +184,5 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
     loop_task = asyncio.create_task(pipeline.run_forever(config.scrape.interval_seconds, stop))
     return Exporter(holder, registry, pipeline, port, server, [loop_task, server_task], stop, scaler=scaler,
                     forecast=forecast, feedback_task=feedback_task,
-                    feedback_port=listening.result() if feedback_task else None, otlp=otlp, _closers=list(stoppers))
+                    feedback_port=listening.result() if feedback_task else None, otlp=otlp,
+                    _closers=[discovery.stop] if discovery is not None else [])
