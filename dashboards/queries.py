@@ -49,7 +49,6 @@ DEFAULT_SUBSTITUTIONS: dict[str, str] = {
 EXPECTED_EMPTY: dict[str, str] = {
     "llmobs_gpu_": "GPU (NVML) collector not built yet; the demo fleet has no GPUs",
     "gpu:llmobs_gpu_": "recording rule over the GPU (NVML) series, which do not exist yet",
-    "llmobs_endpoint_info": "endpoint→GPU attribution comes with the GPU collector",
 }
 
 

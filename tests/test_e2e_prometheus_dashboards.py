@@ -89,9 +89,9 @@ class _Proc:
 
 
 def _demo_endpoints(page: str) -> list[dict[str, str]]:
-    """(model, endpoint, node, gpu_model) of every replica on the demo exporter's page."""
+    """(model, endpoint, node, gpu_model, gpu_uuid) of every replica, from the demo exporter's endpoint info."""
     for fam in text_string_to_metric_families(page):
-        if fam.name == "llmobs_requests_running":
+        if fam.name == "llmobs_endpoint_info":
             return [dict(s.labels) for s in fam.samples]
     return []
 
@@ -100,10 +100,9 @@ def planned_families_page(endpoints: list[dict[str, str]], now: float) -> str:
     """SYNTHETIC series for the planned families (docs/metrics.md, last section), one GPU per demo
     replica, so that the panels reading them can be run. Values are made up; names and labels are not."""
     lines: list[str] = []
-    for i, e in enumerate(endpoints):
-        gpu = (f'node="{e["node"]}",gpu_uuid="GPU-{i:04d}",gpu_model="{e["gpu_model"]}"')
+    for e in endpoints:
+        gpu = (f'node="{e["node"]}",gpu_uuid="{e["gpu_uuid"]}",gpu_model="{e["gpu_model"]}"')
         lines += [
-            f'llmobs_endpoint_info{{model="{e["model"]}",endpoint="{e["endpoint"]}",{gpu}}} 1',
             f"llmobs_gpu_memory_used_bytes{{{gpu}}} 7.2e10",
             f"llmobs_gpu_memory_total_bytes{{{gpu}}} 8.0e10",
             f'llmobs_gpu_throttle_reasons{{{gpu},reason="hw_thermal"}} 0',
@@ -174,7 +173,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         while not endpoints and time.monotonic() - t0 < 30:
             endpoints = _demo_endpoints(httpx.get(f"{exporter}/metrics", timeout=5).text)
             time.sleep(0.5)
-        assert endpoints, "the demo exporter never exported llmobs_requests_running"
+        assert endpoints, "the demo exporter never exported llmobs_endpoint_info"
         planned = _PlannedFamilies(endpoints)
 
         # The same rules as alerts/*.yaml, evaluated every second instead of every 30s, with one alert on a
@@ -241,7 +240,8 @@ def test_expected_empty_families_are_not_exported_by_the_demo_yet(stack):
 
 
 def test_only_planned_families_come_from_the_synthetic_page():
-    page = planned_families_page([{"model": "m", "endpoint": "e", "node": "n", "gpu_model": "g"}], 0.0)
+    endpoint = {"model": "m", "endpoint": "e", "node": "n", "gpu_model": "g", "gpu_uuid": "GPU-1"}
+    page = planned_families_page([endpoint], 0.0)
     for fam in text_string_to_metric_families(page):
         assert expected_empty_reason(fam.name) is not None, f"{fam.name} is not a planned family"
 

@@ -8,6 +8,7 @@ is read, so an idle replica costs nothing and a thousand replicas stay cheap.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,8 @@ class SimulatedFleet:
                 if d.nodes:
                     labels["node"] = d.nodes[i % len(d.nodes)]
                 name = f"{d.model}-{i}"
+                # A stable made-up GPU UUID per replica, so GPU panels can join on it as with NVML's.
+                labels["gpu_uuid"] = f"GPU-{uuid.uuid5(uuid.NAMESPACE_URL, 'llmobs-demo/' + name)}"
                 out.append(Target(url=f"{base_url}/replicas/{name}/metrics", name=name, labels=labels))
         return out
 
