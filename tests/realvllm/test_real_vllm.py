@@ -90,8 +90,9 @@ async def test_kv_and_queue_rise_under_a_burst_and_fall_back(vllm_server) -> Non
     pipeline = pipeline_for(vllm_server, window=30.0)
     await pipeline.run_cycle()
     rng = random.Random(2)
-    burst = [(prompt_of(350, rng), 250) for _ in range(24)]
-    load = asyncio.create_task(drive_load(vllm_server.base_url, burst, concurrency=24))
+    # Long enough (40 requests x 250 tokens through an 8-sequence batch) to span many 0.5 s scrapes.
+    burst = [(prompt_of(350, rng), 250) for _ in range(40)]
+    load = asyncio.create_task(drive_load(vllm_server.base_url, burst, concurrency=40))
     kv_seen, waiting_seen = [], []
     while not load.done():
         await asyncio.sleep(0.5)
