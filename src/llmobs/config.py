@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +35,14 @@ class TargetConfig(_Strict):
     def _http_url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        # urlsplit raises ValueError on e.g. `http://]` (found by fuzz/fuzz_config.py): a validation error
+        # here, not a traceback when the target is built.
+        try:
+            host = urlsplit(v).hostname
+        except ValueError as e:
+            raise ValueError(f"not a valid URL: {e}") from None
+        if not host:
+            raise ValueError("has no host")
         return v
 
     def to_target(self) -> Target:
@@ -45,11 +54,33 @@ class ScrapeConfig(_Strict):
     timeout_seconds: float = Field(3.0, gt=0, description="per-target timeout (whole request)")
     max_concurrency: int = Field(64, ge=1, description="scrapes in flight at once")
     max_response_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger pages are refused")
+    max_series_per_target: int = Field(10_000, ge=1, description="samples read per page; the rest are dropped "
+                                       "and counted (llmobs_series_dropped_total{reason=\"series_limit\"})")
+    max_label_values: int = Field(512, ge=1, description="distinct values kept per target of `le` and each "
+                                  "label llmobs keeps apart (finished_reason, reason); the rest are dropped")
 
 
 class SignalsConfig(_Strict):
     window_seconds: float = Field(60.0, gt=0, description="window for rates, ratios and quantiles")
     ttft_slo_seconds: float = Field(1.0, gt=0, description="TTFT threshold behind llmobs_ttft_slo_good_total")
+    max_models: int = Field(1_000, ge=1, description="distinct models tracked fleet-wide; samples of further "
+                            "models are dropped and counted (reason model_limit)")
+
+
+class ShardingConfig(_Strict):
+    """`sharding:` — split targets across exporter replicas by hashmod of the URL (docs/scaling.md)."""
+
+    shards: int = Field(1, ge=1, le=10_000, description="exporter replicas sharing the targets")
+    shard_index: int | None = Field(None, ge=0, description="this replica's shard; default LLMOBS_SHARD_INDEX "
+                                    "or the hostname's StatefulSet ordinal (llmobs-2 -> 2)")
+
+    @field_validator("shard_index")
+    @classmethod
+    def _in_range(cls, v: int | None, info: Any) -> int | None:
+        shards = info.data.get("shards", 1)
+        if v is not None and v >= shards:
+            raise ValueError(f"must be below shards ({shards})")
+        return v
 
 
 class ServerConfig(_Strict):
@@ -93,6 +124,7 @@ class LlmobsConfig(_Strict):
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    sharding: ShardingConfig | None = Field(None, description="split targets across exporter replicas")
     kubernetes: KubernetesConfig | None = Field(None, description="discover vLLM pods instead of/besides targets")
     forecast: ForecastSection | None = Field(None, description="live demand forecast")
     scaler: ScalerConfig | None = Field(None, description="KEDA external scaler (gRPC) and metrics-api JSON")
@@ -136,8 +168,19 @@ def load_config(path: Path) -> LlmobsConfig:
         text = path.read_text("utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    return load_config_text(text, str(path))
+
+
+def load_config_text(text: str, where: str = "<text>") -> LlmobsConfig:
+    """Validate a config given as YAML text; every failure is a ConfigError naming `where`.
+
+    PyYAML recurses once per nesting level, so a deeply nested document (found by fuzz/fuzz_config.py)
+    raises RecursionError; that is a bad config like any other, not a crash.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+        raise ConfigError(f"config {where} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"config {where} is nested too deeply to be a configuration") from None
     return config_from_mapping(data)

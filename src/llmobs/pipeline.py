@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution
-from llmobs.sources.normalize import normalize
+from llmobs.sources.normalize import DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
 from llmobs.sources.targets import Target, TargetSource
 from llmobs.state import FleetState, StateHolder, TargetHealth
@@ -41,6 +41,8 @@ class _TargetBook:
     missing: tuple[str, ...] = ()
     missing_logged: frozenset[str] = frozenset()
     trackers: dict[str, ModelEndpointTracker] = field(default_factory=dict)
+    dropped: Counter[str] = field(default_factory=Counter)
+    guard: SampleGuard | None = None
 
     def health(self) -> TargetHealth:
         return TargetHealth(
@@ -58,7 +60,47 @@ class _TargetBook:
             missing_series=self.missing,
             last_success_time=self.last_success_time,
             counter_resets=sum(t.resets for t in self.trackers.values()),
+            series_dropped=dict(self.dropped),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CardinalityLimits:
+    """What one target may cost llmobs (`scrape.max_series_per_target`, `scrape.max_label_values`,
+    `signals.max_models`); the excess is dropped and counted in `llmobs_series_dropped_total{reason}`."""
+
+    max_series_per_target: int = 10_000
+    max_label_values: int = 512
+    max_models: int = 1_000
+
+
+class ModelBudget:
+    """Fleet-wide cap on distinct models, first come first served; a model's slot is freed when no
+    endpoint holds it any more (its targets were removed), so churn cannot exhaust the cap for good."""
+
+    def __init__(self, max_models: int) -> None:
+        self.max_models = max_models
+        self._owners: dict[str, set[str]] = {}
+
+    def admit(self, model: str, owner: str) -> bool:
+        owners = self._owners.get(model)
+        if owners is None:
+            if len(self._owners) >= self.max_models:
+                return False
+            owners = self._owners[model] = set()
+        owners.add(owner)
+        return True
+
+    def release(self, owner: str) -> None:
+        """Forget every model `owner` (a target URL) held."""
+        for model in [m for m, owners in self._owners.items() if owner in owners]:
+            owners = self._owners[model]
+            owners.discard(owner)
+            if not owners:
+                del self._owners[model]
+
+    def __len__(self) -> int:
+        return len(self._owners)
 
 
 class Pipeline:
@@ -70,12 +112,15 @@ class Pipeline:
         *,
         window_seconds: float = 60.0,
         ttft_slo_seconds: float = 1.0,
+        limits: CardinalityLimits | None = None,
     ) -> None:
         self.source = source
         self.scraper = scraper
         self.holder = holder
         self.window_seconds = window_seconds
         self.ttft_slo_seconds = ttft_slo_seconds
+        self.limits = limits or CardinalityLimits()
+        self.models = ModelBudget(self.limits.max_models)
         self._books: dict[str, _TargetBook] = {}
         self.cycles = 0
 
@@ -86,9 +131,12 @@ class Pipeline:
         for url in list(self._books):
             if url not in current:
                 del self._books[url]  # target gone: its state goes with it
+                self.models.release(url)
         for t in targets:
             book = self._books.get(t.url)
             if book is None or book.target != t:
+                if book is not None:
+                    self.models.release(t.url)  # its trackers start afresh
                 self._books[t.url] = _TargetBook(t) if book is None else self._relabel(book, t)
         self.scraper.forget(set(current))
         outcomes = await asyncio.gather(*(self.scraper.scrape(t) for t in targets))
@@ -114,7 +162,7 @@ class Pipeline:
     @staticmethod
     def _relabel(book: _TargetBook, target: Target) -> _TargetBook:
         """Same URL, new name or labels: keep the counters' history, fresh attribution."""
-        fresh = _TargetBook(target, errors=book.errors, skipped=book.skipped)
+        fresh = _TargetBook(target, errors=book.errors, skipped=book.skipped, dropped=book.dropped)
         return fresh
 
     def _record(self, book: _TargetBook, outcome: ScrapeOutcome) -> None:
@@ -130,7 +178,15 @@ class Pipeline:
             return
         page = outcome.page
         book.skipped.update(page.skipped)
-        scrape = normalize(page.samples, outcome.started)
+        samples = page.samples
+        limit = self.limits.max_series_per_target
+        if len(samples) > limit:
+            book.dropped[DROP_SERIES_LIMIT] += len(samples) - limit
+            samples = samples[:limit]
+        if book.guard is None:
+            book.guard = SampleGuard(book.target.url, LabelValueBudget(self.limits.max_label_values), self.models)
+        scrape = normalize(samples, outcome.started, guard=book.guard)
+        book.dropped.update(scrape.dropped)
         if not scrape.models:
             book.up = False
             book.consecutive_failures += 1

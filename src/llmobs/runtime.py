@@ -17,10 +17,11 @@ from starlette.applications import Starlette
 
 from llmobs.agent.central import register_central_collectors
 from llmobs.config import LlmobsConfig
-from llmobs.pipeline import Pipeline
+from llmobs.pipeline import CardinalityLimits, Pipeline
 from llmobs.serving.app import create_app
 from llmobs.serving.collector import FleetCollector
 from llmobs.sources.scrape import Scraper
+from llmobs.sources.sharding import ShardedTargetSource, resolve_shard_index
 from llmobs.sources.targets import CombinedTargetSource, StaticTargetSource, TargetSource
 from llmobs.state import StateHolder
 
@@ -137,6 +138,9 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
     discovery = None
     if source is None:
         source, discovery = build_source(config)
+    if config.sharding is not None and config.sharding.shards > 1:
+        shards = config.sharding.shards
+        source = ShardedTargetSource(source, shards, resolve_shard_index(config.sharding.shard_index, shards))
     register_central_collectors(registry, lambda: holder.current, config.cost, discovery)
     scraper = Scraper(
         timeout_seconds=config.scrape.timeout_seconds,
@@ -146,6 +150,9 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
     pipeline = Pipeline(
         source or StaticTargetSource(config.build_targets()), scraper, holder,
         window_seconds=config.signals.window_seconds, ttft_slo_seconds=config.signals.ttft_slo_seconds,
+        limits=CardinalityLimits(max_series_per_target=config.scrape.max_series_per_target,
+                                 max_label_values=config.scrape.max_label_values,
+                                 max_models=config.signals.max_models),
     )
     stop = asyncio.Event()
     forecast = None

@@ -34,6 +34,7 @@ class TargetHealth:
     missing_series: tuple[str, ...] = ()
     last_success_time: float | None = None
     counter_resets: int = 0
+    series_dropped: dict[str, int] = field(default_factory=dict)  # by reason: the cardinality guard's drops
 
 
 @dataclass(frozen=True, slots=True)

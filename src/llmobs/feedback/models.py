@@ -180,6 +180,10 @@ def parse_body(raw: bytes, max_batch: int) -> tuple[list[ThumbsEvent | StarsEven
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("malformed_json", None, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # json.loads recurses per nesting level: `[[[[…` within the body cap raised out of here as a 500
+        # (tests/corpus/fuzz/feedback/deep-nesting.json). No event nests more than two levels.
+        raise BadRequest("malformed_json", None, "body is nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadRequest("validation", "body", 'body must be a JSON object (an event, or {"events": [...]})')
     if "events" in doc:

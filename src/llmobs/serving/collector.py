@@ -115,6 +115,9 @@ class FleetCollector(Collector):
                                     labels=[*TARGET_LABELS, "series"])
         resets = CounterMetricFamily("llmobs_counter_resets", "vLLM counter resets seen (restarts).",
                                      labels=TARGET_LABELS)
+        dropped = CounterMetricFamily("llmobs_series_dropped",
+                                      "Samples dropped by the cardinality guard, by reason.",
+                                      labels=[*TARGET_LABELS, "reason"])
         for h in state.targets:
             lv = [h.endpoint, h.labels.get("node", ""), h.labels.get("gpu_model", h.labels.get("gpu", ""))]
             up.add_metric(lv, 1.0 if h.up else 0.0)
@@ -129,7 +132,9 @@ class FleetCollector(Collector):
             for series in h.missing_series:
                 missing.add_metric([*lv, series], 1.0)
             resets.add_metric(lv, h.counter_resets)
-        yield from (up, duration, failures, last_ok, errors, skipped, missing, resets)
+            for reason, n in sorted(h.series_dropped.items()):
+                dropped.add_metric([*lv, reason], n)
+        yield from (up, duration, failures, last_ok, errors, skipped, missing, resets, dropped)
 
     def _signal_metrics(self, signals: tuple[ModelEndpointSignals, ...]) -> Iterator[Metric]:
         for name, help_text, get in _GAUGES:

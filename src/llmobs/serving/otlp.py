@@ -129,6 +129,8 @@ MAPPING: dict[str, Instrument] = {
                                               "1 per expected vLLM series the endpoint does not expose.",
                                               labels={"series": "llmobs.vllm.series"}),
     "llmobs_counter_resets": _c("llmobs.counter_resets", "{reset}", "vLLM counter resets seen (restarts)."),
+    "llmobs_series_dropped": _c("llmobs.series.dropped", "{sample}", "Samples dropped by the cardinality guard.",
+                                labels={"reason": "llmobs.drop_reason"}),
     # exporter self-metrics
     "llmobs_scrape_cycle_duration_seconds": _g("llmobs.scrape_cycle.duration", "s",
                                                "Wall time of the last full scrape cycle."),

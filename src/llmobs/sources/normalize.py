@@ -10,8 +10,10 @@ here so one endpoint is one row. Histogram buckets are taken from the page, neve
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from llmobs.sources.aliases import AliasTable, SeriesSpec, default_alias_table
 from llmobs.sources.textformat import Sample
@@ -55,6 +57,61 @@ class EndpointScrape:
     time: float
     models: dict[str, ModelScrape]
     missing: tuple[str, ...]
+    # samples the cardinality guard refused, by reason (`llmobs_series_dropped_total{reason}`)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+# Reasons for `llmobs_series_dropped_total{reason}`.
+DROP_SERIES_LIMIT = "series_limit"
+DROP_MODEL_LIMIT = "model_limit"
+DROP_LABEL_VALUE_LIMIT = "label_value_limit"
+
+
+class ModelAdmission(Protocol):
+    """Decides whether a model may be tracked for an endpoint (the fleet-wide `signals.max_models` cap)."""
+
+    def admit(self, model: str, owner: str) -> bool: ...
+
+
+class LabelValueBudget:
+    """Per-target cap on distinct values of each label llmobs keeps apart (`le` and the alias table's `by`).
+
+    Why: a buggy or hostile target that writes a fresh `finished_reason` (or `le`) per request would
+    otherwise grow llmobs' per-endpoint state and its exported series without bound. Values are admitted
+    first come, first served and remembered across scrapes, so a steady target's values keep their slots
+    and a churning label cannot push them out. Dropping some `le` buckets of a cumulative histogram leaves
+    a coarser but still valid histogram (quantiles stay correct at the kept bounds); `le="+Inf"` is never
+    dropped, since a histogram is unusable without it.
+    """
+
+    __slots__ = ("_admitted", "max_values")
+
+    def __init__(self, max_values: int) -> None:
+        self.max_values = max_values
+        self._admitted: dict[str, set[str]] = {}
+
+    def admit(self, label: str, value: str) -> bool:
+        values = self._admitted.get(label)
+        if values is None:
+            values = self._admitted[label] = set()
+        if value in values:
+            return True
+        if len(values) >= self.max_values:
+            return False
+        values.add(value)
+        return True
+
+
+@dataclass(slots=True)
+class SampleGuard:
+    """The cardinality limits applied to one target's page by :func:`normalize`.
+
+    `models` is shared by all targets (a fleet-wide cap); `labels` belongs to this target.
+    """
+
+    owner: str
+    labels: LabelValueBudget
+    models: ModelAdmission | None = None
 
 
 def _resolve_names(table: AliasTable, present: set[str]) -> dict[str, SeriesSpec]:
@@ -104,11 +161,20 @@ def _cache_capacity(samples: Iterable[Sample]) -> float | None:
 
 
 def normalize(
-    samples: Iterable[Sample], time: float, table: AliasTable | None = None
+    samples: Iterable[Sample], time: float, table: AliasTable | None = None, guard: SampleGuard | None = None
 ) -> EndpointScrape:
-    """Group samples by model and canonical series; combine engines; report missing expected series."""
+    """Group samples by model and canonical series; combine engines; report missing expected series.
+
+    With a `guard`, samples of models the fleet-wide cap refuses and samples whose `le` or `by` label
+    value is over the per-label budget are dropped and counted in `EndpointScrape.dropped`. Only samples
+    llmobs reads are checked: series it ignores cost nothing downstream, so they are not counted.
+    """
     table = table or default_alias_table()
     samples = list(samples)
+    dropped: Counter[str] = Counter()
+    refused: set[str] = set()
+    budget = guard.labels if guard is not None else None
+    admission = guard.models if guard is not None else None
     present = {s.name for s in samples}
     chosen = _resolve_names(table, present)
 
@@ -133,12 +199,23 @@ def normalize(
         model = s.labels.get(MODEL_LABEL, "")
         ms = models.get(model)
         if ms is None:
+            if model in refused:
+                dropped[DROP_MODEL_LIMIT] += 1
+                continue
+            if model and admission is not None and guard is not None and not admission.admit(model, guard.owner):
+                refused.add(model)
+                dropped[DROP_MODEL_LIMIT] += 1
+                continue
             ms = models[model] = ModelScrape()
         c = spec.canonical
         if spec.kind == "histogram":
             key = (model, c)
             if suffix == "bucket":
                 le_raw = s.labels.get("le")
+                # +Inf is exempt: every histogram needs it, and it is one value.
+                if budget is not None and le_raw is not None and le_raw != "+Inf" and not budget.admit("le", le_raw):
+                    dropped[DROP_LABEL_VALUE_LIMIT] += 1
+                    continue
                 try:
                     le = float(le_raw) if le_raw is not None else math.nan
                 except ValueError:
@@ -158,6 +235,9 @@ def normalize(
         if math.isnan(s.value):
             continue
         sub = s.labels.get(spec.by, "") if spec.by else ""
+        if sub and budget is not None and spec.by and not budget.admit(spec.by, sub):
+            dropped[DROP_LABEL_VALUE_LIMIT] += 1
+            continue
         if spec.kind == "gauge" and spec.combine == "mean":
             mean_parts.setdefault((model, c, sub), []).append(s.value)
             continue
@@ -197,5 +277,5 @@ def normalize(
 
     found = {spec.canonical for spec in chosen.values()}
     missing = tuple(c for c in table.expected if c not in found)
-    return EndpointScrape(time=time, models=models, missing=missing)
+    return EndpointScrape(time=time, models=models, missing=missing, dropped=dict(dropped))
 
