@@ -129,11 +129,22 @@ class RequestTruth:
     ok: bool
 
 
-async def one_request(client: httpx.AsyncClient, base_url: str, prompt: str, max_tokens: int) -> RequestTruth:
+async def one_request(client: httpx.AsyncClient, base_url: str, prompt: str, max_tokens: int,
+                      stream: bool = True) -> RequestTruth:
+    """One completion. Streamed, it measures TTFT (first chunk); unstreamed (ttft -1) it costs the server's
+    frontend far less, which load that only has to fill the KV cache should prefer on 2 cores."""
     body = {"model": MODEL_NAME, "prompt": prompt, "max_tokens": max_tokens, "min_tokens": max_tokens,
-            "temperature": 0.0, "ignore_eos": True, "stream": True,
-            "stream_options": {"include_usage": True}}
+            "temperature": 0.0, "ignore_eos": True, "stream": stream}
     started = time.perf_counter()
+    if not stream:
+        response = await client.post(f"{base_url}/v1/completions", json=body)
+        e2e = time.perf_counter() - started
+        if response.status_code != 200:
+            return RequestTruth(-1, e2e, 0, 0, False)
+        usage = response.json().get("usage", {})
+        return RequestTruth(-1, e2e, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                            True)
+    body["stream_options"] = {"include_usage": True}
     ttft = -1.0
     usage: dict = {}
     async with client.stream("POST", f"{base_url}/v1/completions", json=body) as response:
@@ -165,3 +176,21 @@ async def drive_load(base_url: str, prompts: list[tuple[str, int]], concurrency:
         return list(await asyncio.gather(*(run(p, m) for p, m in prompts)))
 
 
+
+
+async def sustain_load(base_url: str, make_request, concurrency: int, duration: float) -> list[RequestTruth]:
+    """Keep `concurrency` requests in flight for `duration` seconds (each worker sends again as soon as its
+    request ends), so saturation lasts long enough to observe however fast the machine is.
+
+    `make_request()` returns a (prompt, max_tokens) pair."""
+    deadline = time.monotonic() + duration
+    results: list[RequestTruth] = []
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                prompt, max_tokens = make_request()
+                results.append(await one_request(client, base_url, prompt, max_tokens, stream=False))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results

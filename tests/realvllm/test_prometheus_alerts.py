@@ -20,7 +20,7 @@ from llmobs.config import LlmobsConfig, ScrapeConfig, ServerConfig, SignalsConfi
 from llmobs.runtime import start_exporter
 from llmobs.sources.targets import StaticTargetSource, Target
 from tests.promserver import PrometheusServer
-from tests.realvllm.harness import drive_load
+from tests.realvllm.harness import sustain_load
 from tests.realvllm.make_tiny_model import WORDS
 
 pytestmark = [pytest.mark.realvllm, pytest.mark.prometheus]
@@ -53,10 +53,15 @@ async def test_kv_saturation_alert_fires_and_resolves(vllm_server, tmp_path: Pat
         await asyncio.to_thread(prom.wait_for, "model:llmobs_kv_cache_utilization_ratio:max")
         assert alert_state(prom) == "inactive"
         rng = random.Random(5)
-        burst = [(" ".join(rng.choice(WORDS) for _ in range(350)), 250) for _ in range(40)]
-        load = asyncio.create_task(drive_load(vllm_server.base_url, burst, concurrency=20))
+
+        def request() -> tuple[str, int]:
+            return " ".join(rng.choice(WORDS) for _ in range(350)), 250
+
+        load = asyncio.create_task(sustain_load(vllm_server.base_url, request, concurrency=16, duration=25.0))
         fired_at = None
+        kv_seen: list[float] = []
         while not load.done():
+            kv_seen += [x.kv_cache_utilization for x in exporter.holder.current.signals]
             if await asyncio.to_thread(alert_state, prom) == "firing":
                 fired_at = time.monotonic()
                 break
@@ -66,8 +71,12 @@ async def test_kv_saturation_alert_fires_and_resolves(vllm_server, tmp_path: Pat
                 prom.query, "max_over_time(model:llmobs_kv_cache_utilization_ratio:max[5m])")
             above = await asyncio.to_thread(
                 prom.query, "count_over_time((model:llmobs_kv_cache_utilization_ratio:max > 0.75)[5m:1s])")
-            pytest.fail(f"alert never fired while vLLM was saturated; max KV seen {seen}, seconds above 0.75: {above}")
-        await load
+            truth = await load
+            ok = sum(t.ok for t in truth)
+            pytest.fail(f"alert never fired while vLLM was saturated; max KV in Prometheus {seen}, seconds above "
+                        f"0.75: {above}; exporter saw KV {kv_seen}; requests ok {ok}/{len(truth)}")
+        truth = await load
+        assert all(t.ok for t in truth)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and await asyncio.to_thread(alert_state, prom) != "inactive":
             await asyncio.sleep(1.0)

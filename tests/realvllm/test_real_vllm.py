@@ -17,7 +17,7 @@ from llmobs.pipeline import Pipeline
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource, Target
 from llmobs.state import StateHolder
-from tests.realvllm.harness import MODEL_NAME, drive_load
+from tests.realvllm.harness import MODEL_NAME, drive_load, sustain_load
 from tests.realvllm.make_tiny_model import WORDS
 
 pytestmark = pytest.mark.realvllm
@@ -90,9 +90,10 @@ async def test_kv_and_queue_rise_under_a_burst_and_fall_back(vllm_server) -> Non
     pipeline = pipeline_for(vllm_server, window=30.0)
     await pipeline.run_cycle()
     rng = random.Random(2)
-    # Long enough (40 requests x 250 tokens through an 8-sequence batch) to span many 0.5 s scrapes.
-    burst = [(prompt_of(350, rng), 250) for _ in range(40)]
-    load = asyncio.create_task(drive_load(vllm_server.base_url, burst, concurrency=40))
+    # Sustained for a fixed time (not a fixed request count), so saturation spans many 0.5 s scrapes
+    # however fast or busy the machine is.
+    load = asyncio.create_task(sustain_load(vllm_server.base_url, lambda: (prompt_of(350, rng), 250),
+                                            concurrency=24, duration=12.0))
     kv_seen, waiting_seen = [], []
     while not load.done():
         await asyncio.sleep(0.5)
