@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from llmobs.sources.traces import TraceFormatError, request_rows
 
-class TraceError(ValueError):
-    """The trace file cannot drive the simulator; the message names the problem."""
+TraceError = TraceFormatError
+"""The trace cannot drive the simulator; the message names the problem."""
 
 
 @dataclass(frozen=True)
@@ -33,30 +34,19 @@ def default_traces_dir() -> Path:
 
 
 def load_request_trace(path: Path) -> RequestTrace:
-    """Azure 2023 (`TIMESTAMP, ContextTokens, GeneratedTokens`) or Mooncake
-    (`timestamp_ms, input_length, output_length`) per-request CSVs."""
+    """An Azure 2023 or Mooncake per-request trace (the formats of `llmobs.sources.traces`)."""
     try:
         frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise TraceError(f"cannot read trace {path}: {e}") from None
-    cols = set(frame.columns)
-    if {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} <= cols:
-        ts = pd.to_datetime(frame["TIMESTAMP"], errors="coerce")
-        seconds = (ts - ts.min()).dt.total_seconds().to_numpy()
-        prompt, output = frame["ContextTokens"], frame["GeneratedTokens"]
-    elif {"timestamp_ms", "input_length", "output_length"} <= cols:
-        seconds = (frame["timestamp_ms"] - frame["timestamp_ms"].min()).to_numpy() / 1000.0
-        prompt, output = frame["input_length"], frame["output_length"]
-    else:
+    rows = request_rows(frame, str(path), path.name)
+    if rows is None:
         raise TraceError(
             f"trace {path.name}: expected columns TIMESTAMP/ContextTokens/GeneratedTokens (Azure) or "
-            f"timestamp_ms/input_length/output_length (Mooncake); found {sorted(cols)}"
+            f"timestamp_ms/input_length/output_length (Mooncake); found {sorted(map(str, frame.columns))}"
         )
-    p = pd.to_numeric(prompt, errors="coerce").to_numpy(dtype=float)
-    o = pd.to_numeric(output, errors="coerce").to_numpy(dtype=float)
-    ok = np.isfinite(seconds) & np.isfinite(p) & np.isfinite(o) & (p > 0) & (o >= 0)
+    ok = np.isfinite(rows.prompt) & np.isfinite(rows.output) & (rows.prompt > 0) & (rows.output >= 0)
     if not ok.any():
         raise TraceError(f"trace {path.name}: no usable rows")
-    order = np.argsort(seconds[ok], kind="stable")
-    return RequestTrace(path.stem, seconds[ok][order], p[ok][order].astype(int),
-                        np.maximum(o[ok][order], 1).astype(int))
+    return RequestTrace(path.stem, rows.seconds[ok], rows.prompt[ok].astype(int),
+                        np.maximum(rows.output[ok], 1).astype(int))

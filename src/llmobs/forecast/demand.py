@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from llmobs.forecast.errors import ForecastInputError
+from llmobs.sources.traces import TraceFormatError, check_sorted, numeric_column, request_rows, require_columns
 from llmobs.state import ModelDemandPoint
 
 COLUMNS = ("request_rate", "prompt_tokens_rate", "generation_tokens_rate")
@@ -124,33 +125,6 @@ class DemandSeries:
         return DemandSeries(frame, step_seconds, self.source, (*self.notes, note))
 
 
-def _require(df: pd.DataFrame, cols: Sequence[str], path: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ForecastInputError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))})"
-        )
-
-
-def _numeric(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
-    values = pd.to_numeric(df[col], errors="coerce")
-    bad = values.isna() & df[col].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ForecastInputError(f"{path}: column {col} row {row + 2} is not a number: {df[col].iloc[row]!r}")
-    return values.to_numpy(dtype=float)
-
-
-def _check_sorted(t: np.ndarray, col: str, path: str) -> None:
-    back = np.flatnonzero(np.diff(t) < 0)
-    if back.size:
-        i = int(back[0]) + 1
-        raise ForecastInputError(
-            f"{path}: timestamps not sorted: column {col} row {i + 2} is earlier than row {i + 1} "
-            "(sort the file by time first)"
-        )
-
-
 def _bucket_requests(
     seconds: np.ndarray, prompt: np.ndarray, output: np.ndarray, start: pd.Timestamp, step: float, source: str
 ) -> DemandSeries:
@@ -197,39 +171,17 @@ def read_trace(path: str | Path, step_seconds: float | None = None, finer: str =
         raise ForecastInputError(f"{name}: not a readable CSV ({exc})") from exc
     if df.empty:
         raise ForecastInputError(f"{name}: no data rows")
-    cols = set(df.columns)
-    if "TIMESTAMP" in cols:
-        _require(df, ["TIMESTAMP", "ContextTokens", "GeneratedTokens"], name)
-        ts = pd.to_datetime(df["TIMESTAMP"], errors="coerce")
-        if ts.isna().any():
-            row = int(np.flatnonzero(ts.isna().to_numpy())[0])
-            bad = df["TIMESTAMP"][row]
-            raise ForecastInputError(f"{name}: TIMESTAMP row {row + 2} is not a date: {bad!r}")
-        sec = (ts - ts.iloc[0]).dt.total_seconds().to_numpy()
-        _check_sorted(sec, "TIMESTAMP", name)
-        return _bucket_requests(
-            sec,
-            _numeric(df, "ContextTokens", name),
-            _numeric(df, "GeneratedTokens", name),
-            ts.iloc[0].floor("s"),
-            step_seconds or 60.0,
-            f"azure:{p.name}",
-        )
-    if "timestamp_ms" in cols:
-        _require(df, ["timestamp_ms", "input_length", "output_length"], name)
-        sec = _numeric(df, "timestamp_ms", name) / 1000.0
-        _check_sorted(sec, "timestamp_ms", name)
-        return _bucket_requests(
-            sec,
-            _numeric(df, "input_length", name),
-            _numeric(df, "output_length", name),
-            EPOCH,
-            step_seconds or 60.0,
-            f"mooncake:{p.name}",
-        )
-    if "window_start_s" in cols:
-        _require(df, ["window_start_s", "total_rate_rps"], name)
-        return _read_servegen(df, name, p.name, step_seconds, finer)
+    try:
+        rows = request_rows(df, name, p.name)
+        if rows is not None:
+            return _bucket_requests(rows.seconds, rows.prompt, rows.output,
+                                    rows.start if rows.start is not None else EPOCH, step_seconds or 60.0, rows.source)
+        cols = set(df.columns)
+        if "window_start_s" in cols:
+            require_columns(df, ["window_start_s", "total_rate_rps"], name)
+            return _read_servegen(df, name, p.name, step_seconds, finer)
+    except TraceFormatError as exc:
+        raise ForecastInputError(str(exc)) from None
     raise ForecastInputError(
         f"{name}: unknown trace format (columns: {', '.join(map(str, df.columns))}); expected Azure "
         "(TIMESTAMP, ContextTokens, GeneratedTokens), Mooncake (timestamp_ms, input_length, output_length) "
@@ -240,21 +192,21 @@ def read_trace(path: str | Path, step_seconds: float | None = None, finer: str =
 def _read_servegen(
     df: pd.DataFrame, name: str, short: str, step_seconds: float | None, finer: str
 ) -> DemandSeries:
-    start = _numeric(df, "window_start_s", name)
-    _check_sorted(start, "window_start_s", name)
+    start = numeric_column(df, "window_start_s", name)
+    check_sorted(start, "window_start_s", name)
     diffs = np.diff(start)
     if diffs.size and (diffs <= 0).any():
         row = int(np.flatnonzero(diffs <= 0)[0]) + 1
         raise ForecastInputError(f"{name}: window_start_s row {row + 2} repeats {start[row]:g}")
     window = float(np.median(diffs)) if diffs.size else 600.0
-    rate = _numeric(df, "total_rate_rps", name)
+    rate = numeric_column(df, "total_rate_rps", name)
     notes: list[str] = []
     gaps = rate <= 0
     if gaps.any():
         notes.append(f"{int(gaps.sum())} windows with total_rate_rps 0 treated as gaps (missing data)")
     rate = np.where(gaps, np.nan, rate)
-    inp = _numeric(df, "mean_input_tokens_est", name) if "mean_input_tokens_est" in df else rate * np.nan
-    out = _numeric(df, "mean_output_tokens_est", name) if "mean_output_tokens_est" in df else rate * np.nan
+    inp = numeric_column(df, "mean_input_tokens_est", name) if "mean_input_tokens_est" in df else rate * np.nan
+    out = numeric_column(df, "mean_output_tokens_est", name) if "mean_output_tokens_est" in df else rate * np.nan
     index = EPOCH + pd.to_timedelta(start, unit="s")
     frame = pd.DataFrame(
         {"request_rate": rate, "prompt_tokens_rate": rate * inp, "generation_tokens_rate": rate * out},
