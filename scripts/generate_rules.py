@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,25 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alerts.rules import render  # noqa: E402
+from scripts.generated_files import write_or_check  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="fail on drift instead of writing")
-    args = ap.parse_args(argv)
-    stale = []
-    for name, text in render().items():
-        path = ROOT / "alerts" / name
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    if stale:
-        print("out of date (run scripts/generate_rules.py): " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(render(), ROOT / "alerts", "scripts/generate_rules.py", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
