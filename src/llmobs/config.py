@@ -16,6 +16,9 @@ from llmobs.serving.scaler.server import ScalerConfig
 from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.targets import Target, default_target_name
 
+# a safe loader either way; libyaml's when PyYAML was built with it (fast, and it caps nesting)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class ConfigError(Exception):
     """A configuration problem, with a message fit to print as is."""
@@ -174,11 +177,13 @@ def load_config(path: Path) -> LlmobsConfig:
 def load_config_text(text: str, where: str = "<text>") -> LlmobsConfig:
     """Validate a config given as YAML text; every failure is a ConfigError naming `where`.
 
-    PyYAML recurses once per nesting level, so a deeply nested document (found by fuzz/fuzz_config.py)
-    raises RecursionError; that is a bad config like any other, not a crash.
+    PyYAML's pure-Python loader recurses once per nesting level (a deeply nested document raised
+    RecursionError) and scans unclosed flow collections in quadratic time (3 KB of `[` took 0.9 s; both
+    found by fuzz/fuzz_config.py). libyaml's loader, used when PyYAML was built with it, caps nesting
+    and reads that input in 20 ms; the RecursionError guard stays for PyYAML without libyaml.
     """
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as e:
         raise ConfigError(f"config {where} is not valid YAML: {e}") from None
     except RecursionError:
