@@ -90,6 +90,14 @@ class LabelValueBudget:
         self.max_values = max_values
         self._admitted: dict[str, set[str]] = {}
 
+    def admitted(self, label: str) -> set[str]:
+        """The live set of admitted values of `label` (read-only for callers): a membership test on it is
+        the fast path; :meth:`admit` is needed only for a value not in it."""
+        values = self._admitted.get(label)
+        if values is None:
+            values = self._admitted[label] = set()
+        return values
+
     def admit(self, label: str, value: str) -> bool:
         values = self._admitted.get(label)
         if values is None:
@@ -174,6 +182,7 @@ def normalize(
     dropped: Counter[str] = Counter()
     refused: set[str] = set()
     budget = guard.labels if guard is not None else None
+    le_admitted = budget.admitted("le") if budget is not None else set()
     admission = guard.models if guard is not None else None
     present = {s.name for s in samples}
     chosen = _resolve_names(table, present)
@@ -213,7 +222,8 @@ def normalize(
             if suffix == "bucket":
                 le_raw = s.labels.get("le")
                 # +Inf is exempt: every histogram needs it, and it is one value.
-                if budget is not None and le_raw is not None and le_raw != "+Inf" and not budget.admit("le", le_raw):
+                if (budget is not None and le_raw is not None and le_raw not in le_admitted and le_raw != "+Inf"
+                        and not budget.admit("le", le_raw)):
                     dropped[DROP_LABEL_VALUE_LIMIT] += 1
                     continue
                 try:
