@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from llmobs.agent.cost import CostConfig
 from llmobs.feedback.config import FeedbackConfig
@@ -79,7 +79,7 @@ class ShardingConfig(_Strict):
 
     @field_validator("shard_index")
     @classmethod
-    def _in_range(cls, v: int | None, info: Any) -> int | None:
+    def _in_range(cls, v: int | None, info: ValidationInfo) -> int | None:
         shards = info.data.get("shards", 1)
         if v is not None and v >= shards:
             raise ValueError(f"must be below shards ({shards})")
