@@ -157,23 +157,32 @@ async def one_request(client: httpx.AsyncClient, base_url: str, prompt: str, max
             event = json.loads(line[6:])
             if event.get("usage"):
                 usage = event["usage"]
-            if ttft < 0 and any(c.get("text") for c in event.get("choices", [])):
+            if ttft < 0 and event.get("choices"):
+                # The first chunk carrying a choice is the first token leaving the server, even when its text
+                # is empty (a byte-level BPE token that ends inside a UTF-8 character is held back by the
+                # detokenizer): that is the moment vLLM's own TTFT histogram measures.
                 ttft = time.perf_counter() - started
     e2e = time.perf_counter() - started
     return RequestTruth(ttft, e2e, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
                         True)
 
 
-async def drive_load(base_url: str, prompts: list[tuple[str, int]], concurrency: int) -> list[RequestTruth]:
-    """Send (prompt, max_tokens) requests with at most `concurrency` in flight; return client truth."""
+async def drive_load(base_url: str, prompts: list[tuple[str, int]], concurrency: int,
+                     arrival_gap: float = 0.0) -> list[RequestTruth]:
+    """Send (prompt, max_tokens) requests with at most `concurrency` in flight; return client truth.
+
+    `arrival_gap` spaces the requests' arrivals as real users' are: requests that all land in the same
+    millisecond queue in vLLM's single frontend process before vLLM timestamps their arrival, which the
+    client counts in its TTFT and vLLM does not."""
     semaphore = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:
 
-        async def run(prompt: str, max_tokens: int) -> RequestTruth:
+        async def run(i: int, prompt: str, max_tokens: int) -> RequestTruth:
+            await asyncio.sleep(i * arrival_gap)
             async with semaphore:
                 return await one_request(client, base_url, prompt, max_tokens)
 
-        return list(await asyncio.gather(*(run(p, m) for p, m in prompts)))
+        return list(await asyncio.gather(*(run(i, p, m) for i, (p, m) in enumerate(prompts))))
 
 
 
