@@ -14,12 +14,8 @@ import promql_parser
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from alerts.config import DEFAULT, runbook_anchor  # noqa: E402
-from alerts.rules import (  # noqa: E402
+from alerts.config import DEFAULT, runbook_anchor
+from alerts.rules import (
     ALERTS_FILE,
     RECORDING_FILE,
     alert_groups,
@@ -30,6 +26,7 @@ from alerts.rules import (  # noqa: E402
     render,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "alerts"
 RULE_FILES = [ALERTS_DIR / RECORDING_FILE, ALERTS_DIR / ALERTS_FILE]
 UNIT_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yaml"))

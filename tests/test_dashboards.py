@@ -11,13 +11,9 @@ from pathlib import Path
 import promql_parser
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from alerts.rules import all_recording_rule_exprs  # noqa: E402
-from dashboards.build import DASHBOARDS, render, render_layouts  # noqa: E402
-from dashboards.queries import (  # noqa: E402
+from alerts.rules import all_recording_rule_exprs
+from dashboards.build import DASHBOARDS, render, render_layouts
+from dashboards.queries import (
     EXPECTED_EMPTY,
     all_dashboard_queries,
     all_variable_queries,
@@ -26,6 +22,7 @@ from dashboards.queries import (  # noqa: E402
     substitute,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 DASH_DIR = ROOT / "dashboards"
 UIDS = {"llmobs-fleet", "llmobs-model", "llmobs-gpu", "llmobs-autoscaling", "llmobs-feedback"}
 

@@ -29,21 +29,18 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from alerts.config import DEFAULT  # noqa: E402
-from alerts.rules import render  # noqa: E402
-from dashboards.queries import (  # noqa: E402
+from alerts.config import DEFAULT
+from alerts.rules import render
+from dashboards.queries import (
     EXPECTED_EMPTY,
     all_dashboard_queries,
     all_recording_rule_exprs,
     all_variable_queries,
     expected_empty_reason,
 )
-from tests.promserver import PrometheusServer  # noqa: E402
+from tests.promserver import PrometheusServer
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(120)]
 
 DEADLINE_S = 40.0  # from Prometheus ready to every query answering
