@@ -58,7 +58,10 @@ async def test_kv_saturation_alert_fires_and_resolves(vllm_server, tmp_path: Pat
         def request() -> tuple[str, int]:
             return " ".join(rng.choice(WORDS) for _ in range(350)), 250
 
-        load = asyncio.create_task(sustain_load(vllm_server.base_url, request, concurrency=16, duration=25.0))
+        # The load client gets its own thread and event loop (clients are other processes in production), so
+        # the exporter's scrape loop in this one keeps its cadence while vLLM saturates both cores.
+        load = asyncio.ensure_future(asyncio.to_thread(
+            asyncio.run, sustain_load(vllm_server.base_url, request, concurrency=16, duration=30.0)))
         fired_at = None
         kv_seen: list[float] = []
         while not load.done():
