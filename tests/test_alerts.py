@@ -25,6 +25,7 @@ from alerts.rules import (
     recording_groups,
     render,
 )
+from tests.promql_names import selected_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "alerts"
@@ -111,17 +112,6 @@ def test_recording_rule_names_follow_level_metric_operation():
         assert pattern.match(name), name
 
 
-def _selected_metrics(expr: str) -> set[str]:
-    names: set[str] = set()
-
-    def visit(node: object) -> None:
-        if isinstance(node, promql_parser.VectorSelector) and node.name:
-            names.add(node.name)
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return names
-
-
 def documented_metrics() -> set[str]:
     return set(re.findall(r"`(llmobs_[a-z0-9_]+)", METRICS_DOC.read_text()))
 
@@ -129,7 +119,7 @@ def documented_metrics() -> set[str]:
 def test_rules_query_only_documented_metrics_or_recording_rules():
     known = documented_metrics() | {name for name, _ in all_recording_rule_exprs()} | {"up"}
     for where, expr in all_recording_rule_exprs() + all_alert_exprs():
-        unknown = _selected_metrics(expr) - known
+        unknown = selected_metrics(expr) - known
         assert not unknown, f"{where} queries {unknown}, not in docs/metrics.md"
 
 

@@ -21,6 +21,7 @@ from dashboards.queries import (
     expected_empty_reason,
     substitute,
 )
+from tests.promql_names import selected_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DASH_DIR = ROOT / "dashboards"
@@ -124,28 +125,17 @@ def test_variable_queries_select_valid_series():
         promql_parser.parse(m.group(1))
 
 
-def _selected(expr: str) -> set[str]:
-    names: set[str] = set()
-
-    def visit(node: object) -> None:
-        if isinstance(node, promql_parser.VectorSelector) and node.name:
-            names.add(node.name)
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return names
-
-
 def test_panels_query_only_documented_metrics_or_existing_recording_rules():
     documented = set(re.findall(r"`(llmobs_[a-z0-9_]+)", (ROOT / "docs" / "metrics.md").read_text()))
     records = {name for name, _ in all_recording_rule_exprs()}
     known = documented | records | {"up"}
     for where, expr in all_dashboard_queries():
-        unknown = _selected(expr) - known
+        unknown = selected_metrics(expr) - known
         assert not unknown, f"{where} queries {unknown}: neither in docs/metrics.md nor a recording rule"
 
 
 def _metrics_of(uid: str) -> set[str]:
-    return set().union(*(_selected(e) for w, e in all_dashboard_queries() if w.startswith(uid + " /")))
+    return set().union(*(selected_metrics(e) for w, e in all_dashboard_queries() if w.startswith(uid + " /")))
 
 
 def test_dashboards_cover_what_the_issue_asks_for():
