@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from llmobs.signals.counters import HistogramResetAdjuster, ResetAdjuster
 from llmobs.signals.histogram import histogram_quantile
-from llmobs.signals.types import QUANTILES, Attribution, Distribution, ModelEndpointSignals
+from llmobs.signals.types import QUANTILES, Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
 from llmobs.sources.normalize import ModelScrape
 
 DISTRIBUTIONS = ("ttft", "itl", "e2e_latency", "queue_time", "prompt_length", "generation_length")
@@ -67,6 +67,8 @@ class ModelEndpointTracker:
         self._points: deque[WindowPoint] = deque()
         self._counter_adjusters: dict[tuple[str, str], ResetAdjuster] = {}
         self._hist_adjusters: dict[str, HistogramResetAdjuster] = {}
+        # Per histogram: the scrape time and reset-adjusted value its exported series counts from.
+        self._hist_baselines: dict[str, tuple[float, AdjustedHistogram]] = {}
         self._latest: ModelScrape | None = None
 
     @property
@@ -95,6 +97,8 @@ class ModelEndpointTracker:
                 result = (h.cumulative, h.count, h.sum)
             cumulative, count, total = result
             histograms[canonical] = AdjustedHistogram(h.bounds, cumulative, count, total)
+            if canonical not in self._hist_baselines or self._hist_baselines[canonical][1].bounds != h.bounds:
+                self._hist_baselines[canonical] = (time, histograms[canonical])
         kv = scrape.gauge("kv_cache_usage")
         self._points.append(WindowPoint(time, counters, histograms, kv))
         self._latest = scrape
@@ -158,7 +162,18 @@ class ModelEndpointTracker:
             lora_adapters_running=scrape.lora_running,
             lora_adapters_waiting=scrape.lora_waiting,
             totals=self._totals(last),
+            histograms=self._since_start(last),
         )
+
+    def _since_start(self, last: WindowPoint) -> dict[str, CumulativeHistogram]:
+        """Each histogram's observations since its baseline scrape (see CumulativeHistogram)."""
+        out: dict[str, CumulativeHistogram] = {}
+        for canonical, h in last.histograms.items():
+            start, base = self._hist_baselines[canonical]
+            cumulative = tuple(max(0.0, c - b) for c, b in zip(h.cumulative, base.cumulative, strict=True))
+            out[canonical] = CumulativeHistogram(h.bounds, cumulative, max(0.0, h.count - base.count),
+                                                 h.sum - base.sum, start)
+        return out
 
     def _totals(self, last: WindowPoint) -> dict[str, float]:
         totals: dict[str, float] = {}

@@ -36,6 +36,23 @@ class Distribution:
 
 
 @dataclass(frozen=True, slots=True)
+class CumulativeHistogram:
+    """A vLLM histogram as observed since llmobs started its series, for export as a histogram (OTLP).
+
+    `cumulative` holds `le`-cumulative counts at `bounds` (vLLM's own bucket bounds, ascending, last +Inf):
+    the observations vLLM made after `start_time`, which is the scrape where llmobs first saw the series or
+    saw its bucket layout change. Counts are reset-adjusted (a vLLM restart adds on rather than going back),
+    so they never decrease while `start_time` stays the same.
+    """
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[float, ...]
+    count: float
+    sum: float
+    start_time: float
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEndpointSignals:
     """Everything llmobs derives for one model served on one endpoint, over one window."""
 
@@ -64,6 +81,9 @@ class ModelEndpointSignals:
     lora_adapters_waiting: int
     # Reset-adjusted monotonic totals: safe to rate() in Prometheus across vLLM restarts.
     totals: dict[str, float] = field(default_factory=dict)
+    # Every vLLM histogram of the endpoint (by canonical name: ttft, itl, tpot, e2e_latency, ...) since llmobs
+    # started its series; exported over OTLP as histograms, not on /metrics.
+    histograms: dict[str, CumulativeHistogram] = field(default_factory=dict)
 
     @property
     def kv_cache_headroom(self) -> float:
