@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import re
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from typing import Any
@@ -30,10 +32,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from llmobs import __version__
+from llmobs.demo.fleet import default_fleet
 from llmobs.runtime import serve_asgi
 from llmobs.serving.collector import FleetCollector
 from llmobs.serving.otlp import MAPPING, SKIPPED, Instrument, OtlpConfig, build_resource, start_otlp
-from llmobs.signals.types import Attribution, Distribution, ModelEndpointSignals
+from llmobs.serving.otlp_histograms import GENAI_HISTOGRAMS, genai_histograms
+from llmobs.signals.derive import ModelEndpointTracker
+from llmobs.signals.types import Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
+from llmobs.sources.normalize import normalize
+from llmobs.sources.textformat import parse_text
 from llmobs.state import FleetState, StateHolder, TargetHealth
 
 NOW = 1_800_000_000.0
@@ -65,13 +72,18 @@ def signals(model: str, endpoint: str, node: str, gpu: str, k: float) -> ModelEn
     )
 
 
+# llama-0's TTFT histogram as llmobs holds it: le-cumulative at vLLM's bounds, counted since NOW - 600.
+TTFT_HIST = CumulativeHistogram(bounds=(0.1, 0.5, 1.0, math.inf), cumulative=(3.0, 7.0, 9.0, 10.0), count=10.0,
+                                sum=4.25, start_time=NOW - 600)
+
+
 def fleet_state() -> FleetState:
     no_obs = Distribution({0.5: math.nan, 0.9: math.nan, 0.99: math.nan}, math.nan, 0.0)
     quiet = dataclasses.replace(signals("qwen", "qwen-0", "", "", 1.0), ttft=no_obs)
+    llama0 = dataclasses.replace(signals("llama", "llama-0", "gpu-a", "H100", 1.0), histograms={"ttft": TTFT_HIST})
     return FleetState(
         time=NOW, window_seconds=60.0, cycle_duration_seconds=0.042,
-        signals=(signals("llama", "llama-0", "gpu-a", "H100", 1.0), signals("llama", "llama-1", "gpu-b", "H100", 2.0),
-                 quiet),
+        signals=(llama0, signals("llama", "llama-1", "gpu-b", "H100", 2.0), quiet),
         targets=(
             TargetHealth("llama-0", "http://a/metrics", True, NOW, 0.01, "", "", 0, {"timeout": 2},
                          {"node": "gpu-a", "gpu_model": "H100"}, {"bad_line": 1}, (), NOW, 1),
@@ -164,9 +176,14 @@ def points(request: pb.ExportMetricsServiceRequest) -> dict[str, dict[str, Any]]
                 if kind == "sum":
                     entry["temporality"] = data.aggregation_temporality
                     entry["monotonic"] = data.is_monotonic
+                if kind == "histogram":
+                    entry["temporality"] = data.aggregation_temporality
                 for dp in data.data_points:
                     attrs = frozenset((kv.key, _value(kv)) for kv in dp.attributes)
-                    entry["points"][attrs] = dp.as_double if dp.HasField("as_double") else float(dp.as_int)
+                    if kind == "histogram":
+                        entry["points"][attrs] = dp
+                    else:
+                        entry["points"][attrs] = dp.as_double if dp.HasField("as_double") else float(dp.as_int)
     return out
 
 
@@ -250,6 +267,21 @@ def check_request(request: pb.ExportMetricsServiceRequest) -> None:
     assert up[A(llmobs__endpoint="qwen-0")] == 0 and up[A(llmobs__endpoint="llama-1", k8s__node__name="gpu-b",
                                                           llmobs__gpu_model="H100")] == 1
     assert got["llmobs.signal_window"]["points"][frozenset()] == 60.0
+
+    # the GenAI semantic-convention histogram, in the same request and scope, next to the llmobs.* gauges
+    assert len(request.resource_metrics) == 1 and len(request.resource_metrics[0].scope_metrics) == 1
+    hist = got["gen_ai.server.time_to_first_token"]
+    assert hist["kind"] == "histogram" and hist["unit"] == "s"
+    assert hist["temporality"] == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    (attrs, dp), = hist["points"].items()
+    assert dict(attrs) == {"gen_ai.provider.name": "vllm", "gen_ai.request.model": "llama",
+                           "llmobs.endpoint": "llama-0", "k8s.node.name": "gpu-a", "llmobs.gpu_model": "H100",
+                           "server.address": "a", "server.port": 80}
+    assert list(dp.explicit_bounds) == [0.1, 0.5, 1.0] and list(dp.bucket_counts) == [3, 4, 2, 1]
+    assert (dp.count, dp.sum) == (10, 4.25) and not dp.HasField("min") and not dp.HasField("max")
+    assert (dp.start_time_unix_nano, dp.time_unix_nano) == (int((NOW - 600) * 1e9), int(NOW * 1e9))
+    # no state carries the other two histograms, so no empty metric is sent for them
+    assert "gen_ai.server.request.duration" not in got and "gen_ai.server.time_per_output_token" not in got
 
 
 def test_every_prometheus_sample_arrives_with_its_value() -> None:
@@ -351,3 +383,122 @@ def test_docs_list_every_mapping() -> None:
     for prom, inst in MAPPING.items():
         suffix = "_total" if inst.kind == "counter" else ""
         assert f"| `{prom}{suffix}` | `{inst.name}` |" in doc and f"| `{inst.unit}` |" in doc, prom
+
+
+# --- GenAI semantic-convention histograms from real pages -----------------------------------------------
+
+SEMCONV_SERIES = {"ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds",
+                  "e2e_latency": "vllm:e2e_request_latency_seconds"}
+DEMO_MODEL, DEMO_REPLICA = "llama-3.1-8b-instruct", "llama-3.1-8b-instruct-0"
+
+
+def page_histogram(page: str, series: str) -> tuple[list[float], list[float], float, float]:
+    """(bounds, le-cumulative, count, sum) of one histogram on a page, read straight from its samples."""
+    buckets: dict[float, float] = {}
+    count = total = 0.0
+    for sample in parse_text(page).samples:
+        if sample.labels.get("model_name") != DEMO_MODEL:
+            continue
+        if sample.name == f"{series}_bucket":
+            le = float(sample.labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + sample.value
+        elif sample.name == f"{series}_count":
+            count += sample.value
+        elif sample.name == f"{series}_sum":
+            total += sample.value
+    bounds = sorted(buckets)
+    return bounds, [buckets[b] for b in bounds], count, total
+
+
+def per_bucket(cumulative: list[float]) -> list[int]:
+    return [round(c - p) for c, p in zip(cumulative, [0.0, *cumulative[:-1]], strict=True)]
+
+
+class DemoWindow:
+    """One demo-fleet replica scraped by a real tracker; `export()` is what OTLP would carry now."""
+
+    def __init__(self) -> None:
+        self.fleet = default_fleet(speedup=20.0)
+        self.t0 = time.time()
+        self.tracker = ModelEndpointTracker(Attribution(DEMO_MODEL, DEMO_REPLICA, "gpu-node-a"), 60.0)
+        self.pages: dict[float, str] = {}
+        self.now = self.t0
+
+    def scrape(self, at: float, edit: Any = None) -> str:
+        page = self.fleet.page(DEMO_REPLICA, self.t0 + at)
+        page = edit(page) if edit else page
+        self.now = self.t0 + at
+        self.tracker.observe(normalize(parse_text(page).samples, time=self.now).models[DEMO_MODEL], self.now)
+        self.pages[at] = page
+        return page
+
+    def export(self) -> dict[str, Any]:
+        s = self.tracker.signals()
+        assert s is not None
+        target = TargetHealth(DEMO_REPLICA, "http://vllm-llama-0.inference.svc:8000/metrics", True, self.now, 0.01,
+                              "", "", 0, labels={"namespace": "inference", "pod": "vllm-llama-0", "node": "gpu-node-a"})
+        metrics = genai_histograms(FleetState(time=self.now, signals=(s,), targets=(target,)))
+        for m in metrics:
+            assert m.data.aggregation_temporality.name == "CUMULATIVE" and m.unit == "s"
+        return {m.name: m.data.data_points[0] for m in metrics}
+
+
+def test_semconv_histograms_are_the_pages_buckets_summed_over_the_scraped_window() -> None:
+    demo = DemoWindow()
+    for at in (30.0, 60.0, 90.0):
+        demo.scrape(at)
+    got = demo.export()
+    assert set(got) == {spec.name for spec in GENAI_HISTOGRAMS.values()}
+    for canonical, series in SEMCONV_SERIES.items():
+        dp = got[GENAI_HISTOGRAMS[canonical].name]
+        bounds, first, count0, sum0 = page_histogram(demo.pages[30.0], series)
+        bounds_last, last, count1, sum1 = page_histogram(demo.pages[90.0], series)
+        assert bounds == bounds_last and math.isinf(bounds[-1])
+        assert list(dp.explicit_bounds) == bounds[:-1], canonical
+        assert list(dp.bucket_counts) == per_bucket([b - a for a, b in zip(first, last, strict=True)]), canonical
+        assert dp.count == round(count1 - count0) > 0, canonical  # a window that saw requests
+        assert dp.sum == pytest.approx(sum1 - sum0), canonical
+        assert sum(dp.bucket_counts) == dp.count
+        assert dp.start_time_unix_nano == int((demo.t0 + 30.0) * 1e9)
+        assert dp.time_unix_nano == int((demo.t0 + 90.0) * 1e9)
+        assert dp.attributes == {"gen_ai.provider.name": "vllm", "gen_ai.request.model": DEMO_MODEL,
+                                 "llmobs.endpoint": DEMO_REPLICA, "k8s.node.name": "gpu-node-a",
+                                 "server.address": "vllm-llama-0.inference.svc", "server.port": 8000,
+                                 "k8s.namespace.name": "inference", "k8s.pod.name": "vllm-llama-0"}
+
+
+def test_a_vllm_restart_keeps_cumulative_counts_rising_and_a_new_layout_starts_a_new_series() -> None:
+    demo = DemoWindow()
+    demo.scrape(30.0)
+    demo.scrape(90.0)
+    before = demo.export()
+    demo.fleet.replica(DEMO_REPLICA).restart(demo.t0 + 91.0)  # vLLM restarts: its counters start again at 0
+    demo.scrape(96.0)  # soon enough that vLLM's new counts are below the old ones, as after any real restart
+    after = demo.export()
+    for canonical, series in SEMCONV_SERIES.items():
+        name = GENAI_HISTOGRAMS[canonical].name
+        old, new = before[name], after[name]
+        assert new.start_time_unix_nano == old.start_time_unix_nano  # same series: counts must not drop
+        assert new.count >= old.count and all(b >= a for a, b in zip(old.bucket_counts, new.bucket_counts,
+                                                                      strict=True)), canonical
+        # what vLLM counted since its restart is added on top of the window before it
+        _, restarted, count_r, _ = page_histogram(demo.pages[96.0], series)
+        assert count_r < page_histogram(demo.pages[90.0], series)[2]
+        assert new.count == old.count + round(count_r), canonical
+        assert list(new.bucket_counts) == [a + b for a, b in zip(old.bucket_counts, per_bucket(restarted),
+                                                                  strict=True)]
+    ttft_before = after[GENAI_HISTOGRAMS["ttft"].name]
+
+    # vLLM back with other TTFT buckets: that series restarts (new start time, counting from this scrape)
+    def drop_a_ttft_bucket(page: str) -> str:
+        return re.sub(r'^vllm:time_to_first_token_seconds_bucket\{[^}]*le="0\.005"[^}]*\} .*\n', "", page,
+                      flags=re.MULTILINE)
+
+    demo.scrape(120.0, drop_a_ttft_bucket)
+    relaid = demo.export()
+    ttft = relaid[GENAI_HISTOGRAMS["ttft"].name]
+    assert 0.005 in ttft_before.explicit_bounds and 0.005 not in ttft.explicit_bounds
+    assert ttft.start_time_unix_nano == int((demo.t0 + 120.0) * 1e9) and ttft.count == 0
+    e2e = relaid[GENAI_HISTOGRAMS["e2e_latency"].name]
+    assert e2e.start_time_unix_nano == int((demo.t0 + 30.0) * 1e9)
+    assert e2e.count >= after[GENAI_HISTOGRAMS["e2e_latency"].name].count

@@ -8,13 +8,18 @@ OTel instrument. A family missing from the table is a test failure (tests/test_o
 
 Names follow OTel conventions (dotted, unit in the `unit` field, no `_total`/unit suffixes) and use the GenAI
 and Kubernetes semantic-convention *attributes* where they exist (`gen_ai.request.model`,
-`gen_ai.token.type`, `k8s.node.name`, `error.type`). The GenAI semantic-convention *metrics*
-(`gen_ai.server.time_to_first_token`, …) are histograms of per-request observations; llmobs holds window
-quantiles, not observations, so exporting them under those names would mislead a backend. The nearest
-semantic-convention metric of each family is documented in docs/otlp.md instead.
+`gen_ai.token.type`, `k8s.node.name`, `error.type`). The `llmobs.*` latency instruments are window
+quantiles (gauges), which no semantic-convention metric describes.
+
+In addition, vLLM's latency histograms go out as the GenAI semantic-convention server *metrics*
+(`gen_ai.server.time_to_first_token`, `gen_ai.server.time_per_output_token`,
+`gen_ai.server.request.duration`): OTLP cumulative histograms with vLLM's own buckets, counted since llmobs
+started each series. llmobs.serving.otlp_histograms builds them and says why they travel through an
+exporter wrapper rather than SDK instruments.
 
 `start_otlp(config, holder)` builds a private `MeterProvider` (never the global one: tests and embedding
-processes own their providers) with a periodic reader and a gRPC or HTTP/protobuf OTLP exporter.
+processes own their providers) with a periodic reader and a gRPC or HTTP/protobuf OTLP exporter, wrapped so
+every export also carries the semantic-convention histograms.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmobs import __version__
 from llmobs.serving.collector import FleetCollector
+from llmobs.serving.otlp_histograms import GenAIHistogramExporter
 from llmobs.state import StateHolder
 
 Kind = Literal["gauge", "counter"]
@@ -284,11 +290,12 @@ def register_instruments(provider: MeterProvider, holder: StateHolder) -> list[s
 
 def start_otlp(config: OtlpConfig, holder: StateHolder, exporter: MetricExporter | None = None) -> OtlpHandle:
     """Start periodic OTLP export of `holder`'s signals; `exporter` replaces the configured one (tests)."""
+    resource = build_resource(config)
     reader = PeriodicExportingMetricReader(
-        exporter or _exporter(config),
+        GenAIHistogramExporter(exporter or _exporter(config), holder, resource),
         export_interval_millis=config.export_interval_seconds * 1000,
         export_timeout_millis=config.export_timeout_seconds * 1000,
     )
-    provider = MeterProvider(resource=build_resource(config), metric_readers=[reader])
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
     register_instruments(provider, holder)
     return OtlpHandle(provider, config)
