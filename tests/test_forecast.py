@@ -398,3 +398,27 @@ def test_leading_and_inner_gaps_are_neither_scored_nor_fatal() -> None:
     origins = np.arange(1, len(y) - 1)
     expected_n = int(np.sum((origins >= 5) & ~np.isnan(y[origins + 1])))
     assert s.n == expected_n and 0 < s.wape < 0.5
+
+
+def test_make_forecaster_builds_a_moving_average_of_any_window() -> None:
+    f = make_forecaster("moving_average_30")
+    assert isinstance(f, MovingAverage) and f.window == 30 and f.name == "moving_average_30"
+    for bad in ("moving_average_0", "moving_average_x", "moving_average_"):
+        with pytest.raises(ForecastInputError, match="unknown forecaster"):
+            make_forecaster(bad)
+
+
+def test_backtest_can_pick_the_winner_by_the_band_it_feeds_to_the_policy() -> None:
+    # Bursty demand: single buckets of 10× on a flat base. The median-like point (last value) has the
+    # lower WAPE; a long moving average carries the bursts into its level, so its q0.9 band has the
+    # lower pinball loss. Each criterion must pick its own minimum.
+    rng = np.random.default_rng(7)
+    y = np.where(rng.random(600) < 0.08, 10.0, 1.0)
+    r_w = backtest(as_series(y, 10), (3,), [LastValue(), MovingAverage(30)])
+    r_p = backtest(as_series(y, 10), (3,), [LastValue(), MovingAverage(30)], select_by="pinball")
+    by_wape = min(r_w.scores, key=lambda s: s.wape).forecaster
+    by_pinball = min(r_p.scores, key=lambda s: s.pinball_scaled).forecaster
+    assert r_w.best == by_wape == "last_value" and r_p.best == by_pinball == "moving_average_30"
+    assert r_p.select_by == "pinball" and r_w.select_by == "wape"
+    with pytest.raises(ForecastInputError, match="select_by"):
+        backtest(as_series(y, 10), (3,), [LastValue()], select_by="mape")

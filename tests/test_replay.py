@@ -17,7 +17,7 @@ from llmobs.forecast.cli import register
 from llmobs.forecast.demand import DEFAULT_TRACE_DIR, DemandSeries, read_trace
 from llmobs.forecast.errors import ForecastInputError
 from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender, learn_capacity_per_replica
-from llmobs.forecast.replay import HpaConfig, ReplayConfig, replay, tune_utilization
+from llmobs.forecast.replay import HpaConfig, ReplayConfig, replay, tune_utilization, underprovision_lower_bound
 
 STEP = 10.0
 FAST = HpaConfig(polling_interval_s=10, metric_window_s=10)
@@ -187,3 +187,31 @@ def test_replay_invariants(values: list[float], cold: float, policy: str) -> Non
     assert (r.ready_capacity >= 2.0 - 1e-9).all() and (r.replicas <= 30).all()
     short = np.asarray(values) > r.ready_capacity + 1e-9
     assert r.underprovisioned_minutes == pytest.approx(short.sum() * STEP / 60)
+
+
+def test_lower_bound_is_zero_when_the_budget_covers_the_peak_and_counts_every_bucket_at_zero_budget() -> None:
+    values = np.array([1.0] * 20 + [3.0] * 20)
+    # 3 replicas all along (40 buckets × 3) suffices: nothing forced short.
+    assert underprovision_lower_bound(values, 1.0, STEP, 60, 40 * 3 * STEP / 60) == 0.0
+    # No replica-minutes at all: every bucket with demand is short.
+    got = underprovision_lower_bound(values, 1.0, STEP, 60, 0.0)
+    assert got == pytest.approx(40 * STEP / 60)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.floats(0, 30, allow_nan=False), min_size=20, max_size=80),
+    st.sampled_from([0.0, 30.0, 60.0]),
+    st.sampled_from(["reactive", "predictive", "hybrid"]),
+    st.floats(0.5, 1.5),
+)
+def test_lower_bound_never_exceeds_what_a_replayed_policy_achieves(
+    values: list[float], cold: float, policy: str, u: float
+) -> None:
+    # The bound holds for any policy at its own cost — here every replayed policy, scored from the start.
+    y = np.asarray(values)
+    cfg = ReplayConfig(capacity_per_replica=2.0, cold_start_s=cold, hpa=FAST)
+    upper = np.concatenate([y[3:], y[-1:].repeat(3)]) * 1.1
+    r = replay(series(y), policy, cfg, utilization=u, forecast_upper=upper)
+    bound = underprovision_lower_bound(y, 2.0, STEP, cold, r.replica_minutes)
+    assert bound <= r.underprovisioned_minutes + 1e-9

@@ -63,6 +63,7 @@ class BacktestResult:
     skipped: dict[str, str] = field(default_factory=dict)
     paths: dict[tuple[str, int], Path] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    select_by: str = "wape"  # the score `best` minimises: wape (point) or pinball (upper band)
 
     def score(self, forecaster: str, horizon: int) -> Score:
         """The score of one forecaster at one horizon."""
@@ -153,8 +154,16 @@ def backtest(
     eval_start: int | None = None,
     refit_every: int | None = None,
     quantile: float = 0.9,
+    select_by: str = "wape",
 ) -> BacktestResult:
-    """Rolling-origin backtest of each forecaster at each horizon (in steps) on one demand column."""
+    """Rolling-origin backtest of each forecaster at each horizon (in steps) on one demand column.
+
+    The winner (`best`) has the lowest `select_by` score at the longest horizon: "wape" (the point
+    forecast, the default) or "pinball" (the upper band — what a replica policy built on the band
+    actually consumes).
+    """
+    if select_by not in ("wape", "pinball"):
+        raise ForecastInputError(f"select_by must be wape or pinball, got {select_by!r}")
     if column not in series.frame:
         raise ForecastInputError(f"series has no column {column!r}")
     if not 0 < quantile < 1:
@@ -203,7 +212,11 @@ def backtest(
             scores.append(_score(f.name, h, actual[keep], point[keep], upper[keep], quantile))
             paths[(f.name, h)] = Path(index[origins[keep] + h], actual[keep], point[keep], upper[keep])
     at_h = [s for s in scores if s.horizon_steps == hmax and not math.isnan(s.wape)]
-    best = min(at_h, key=lambda s: s.wape).forecaster if at_h else "last_value"
+    if select_by == "pinball":
+        at_h = [s for s in at_h if not math.isnan(s.pinball_scaled)]
+        best = min(at_h, key=lambda s: s.pinball_scaled).forecaster if at_h else "last_value"
+    else:
+        best = min(at_h, key=lambda s: s.wape).forecaster if at_h else "last_value"
     return BacktestResult(
         source=series.source,
         step_seconds=series.step_seconds,
@@ -216,4 +229,5 @@ def backtest(
         skipped=skipped,
         paths=paths,
         notes=series.notes,
+        select_by=select_by,
     )

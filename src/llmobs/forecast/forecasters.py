@@ -17,6 +17,7 @@ targets or scored. Zero windows are real zeros.
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -294,6 +295,9 @@ def make_forecaster(name: str) -> Forecaster:
         "arima_3_1_0": lambda: Arima(3),
         "llmobs_gbm": LlmobsModel,
     }
+    m = re.fullmatch(r"moving_average_(\d{1,5})", name)
+    if m and int(m.group(1)) >= 1:  # any window, e.g. the cold-start window the autoscale benchmark adds
+        return MovingAverage(int(m.group(1)))
     if name not in table:
         raise ForecastInputError(f"unknown forecaster {name!r}; known: {', '.join(table)}")
     return table[name]()  # type: ignore[operator]

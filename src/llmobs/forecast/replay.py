@@ -289,3 +289,45 @@ def tune_utilization(
         if hi / lo < 1.0005:
             break
     return best
+
+
+def underprovision_lower_bound(
+    demand: np.ndarray,
+    capacity_per_replica: float,
+    step_seconds: float,
+    cold_start_s: float,
+    replica_minutes: float,
+    *,
+    lambdas: int = 60,
+) -> float:
+    """A lower bound on the under-provisioned minutes of *any* policy, even a clairvoyant one, that
+    spends at most `replica_minutes` on `demand` (scored from its first bucket) in this replay model.
+
+    Relaxation: the policy picks the ready replicas R_t of every bucket freely (no HPA sync, tolerance,
+    scale-up limit or stabilization; any start count is free), paying R_t per bucket plus the cold start
+    of every pod that becomes ready (R_t − R_{t−1})⁺ — only the part of that cold start inside the scored
+    range, min(cold, t). Every real replay pays at least that. Bound by Lagrangian duality: for every
+    λ ≥ 0, under ≥ min over R of (under + λ·cost) − λ·budget; the best λ of a log grid is returned.
+    """
+    y = np.nan_to_num(np.asarray(demand, dtype=float))
+    n = len(y)
+    if n == 0:
+        return 0.0
+    cold = math.ceil(cold_start_s / step_seconds - 1e-9)
+    r_max = math.ceil(float(y.max()) / capacity_per_replica - 1e-9) + 1
+    levels = np.arange(r_max + 1, dtype=float)
+    budget = replica_minutes * 60.0 / step_seconds  # replica-buckets
+    lam = np.geomspace(1e-4, 1e2, lambdas)[:, None]  # price of one replica-bucket in under-buckets
+    value = np.zeros((lam.shape[0], r_max + 1))
+    for t in range(n):
+        short = (y[t] > levels * capacity_per_replica + 1e-9).astype(float)
+        if t == 0:
+            carry = np.zeros_like(value)  # the starting fleet is free
+        else:
+            price = lam * min(cold, t)  # per pod becoming ready at t
+            down = np.minimum.accumulate(value[:, ::-1], axis=1)[:, ::-1]  # from R' ≥ R: free
+            up = np.minimum.accumulate(value - price * levels, axis=1) + price * levels  # from R' ≤ R
+            carry = np.minimum(down, up)
+        value = carry + short + lam * levels
+    dual = value.min(axis=1) - lam[:, 0] * budget
+    return max(0.0, float(dual.max())) * step_seconds / 60.0
