@@ -46,6 +46,9 @@ class Config:
     runbook_url_pattern: str = "https://github.com/llmobs/llmobs/blob/main/docs/runbooks.md#{anchor}"
 
     # --- serving thresholds --------------------------------------------------------------------------
+    # Compared with the busiest replica's KV peak over the exporter's signal window
+    # (`llmobs_kv_cache_utilization_max_ratio`, 60 s by default), not the instantaneous value: a saturated
+    # vLLM's usage churns well below the threshold between batches, which would reset `for` every minute.
     kv_cache_saturated_ratio: float = 0.9
     kv_cache_saturated_for: str = "10m"
 

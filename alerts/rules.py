@@ -101,6 +101,11 @@ def recording_groups(c: Config = DEFAULT) -> list[Group]:
     serving = [
         Rule(record="model:llmobs_kv_cache_utilization_ratio:max",
              expr=f"max by ({m}) (llmobs_kv_cache_utilization_ratio)"),
+        # Peak per model over the exporter's window (it samples vLLM every scrape cycle). Under saturation
+        # vLLM's KV usage churns between ~0.3 and 1.0 as batches finish, preempt and are re-admitted (seen on
+        # real vLLM), so the instantaneous value dips below any threshold every few seconds; the peak does not.
+        Rule(record="model:llmobs_kv_cache_utilization_max_ratio:max",
+             expr=f"max by ({m}) (llmobs_kv_cache_utilization_max_ratio)"),
         Rule(record="model:llmobs_kv_cache_utilization_ratio:avg",
              expr=f"avg by ({m}) (llmobs_kv_cache_utilization_ratio)"),
         Rule(record="model:llmobs_requests_running:sum", expr=f"sum by ({m}) (llmobs_requests_running)"),
@@ -216,11 +221,12 @@ def alert_groups(c: Config = DEFAULT) -> list[Group]:
 
     serving = [
         _alert(c, "LlmobsKVCacheSaturated",
-               f"model:llmobs_kv_cache_utilization_ratio:max > {num(c.kv_cache_saturated_ratio)}",
+               f"model:llmobs_kv_cache_utilization_max_ratio:max > {num(c.kv_cache_saturated_ratio)}",
                "warning", "vLLM KV cache is saturated.",
-               f"The busiest replica of {model} has used more than "
-               f"{num(c.kv_cache_saturated_ratio * 100)}% of its KV cache for {c.kv_cache_saturated_for} "
-               "(now {{ $value | humanizePercentage }}); new requests queue and running ones get preempted.",
+               f"The busiest replica of {model} has filled more than "
+               f"{num(c.kv_cache_saturated_ratio * 100)}% of its KV cache in every signal window for "
+               f"{c.kv_cache_saturated_for} (peak now {{{{ $value | humanizePercentage }}}}); new requests queue "
+               "and running ones get preempted.",
                for_=c.kv_cache_saturated_for),
         _alert(c, "LlmobsQueueBuilding",
                f"{waiting} > {num(c.queue_waiting_threshold)}\nand\n"

@@ -65,7 +65,7 @@ def test_config_is_the_source_of_thresholds_and_labels():
                             runbook_url_pattern="https://runbooks.example/{anchor}")
     text = render(c)
     alerts, recording = text[ALERTS_FILE], text[RECORDING_FILE]
-    assert "model:llmobs_kv_cache_utilization_ratio:max > 0.95" in alerts
+    assert "model:llmobs_kv_cache_utilization_max_ratio:max > 0.95" in alerts
     assert "> 0.0144" in alerts  # 14.4 × (1 − 0.999)
     assert 'up{job="obs"}' in alerts
     assert "https://runbooks.example/llmobskvcachesaturated" in alerts
