@@ -17,7 +17,14 @@ from llmobs.forecast.cli import register
 from llmobs.forecast.demand import DEFAULT_TRACE_DIR, DemandSeries, read_trace
 from llmobs.forecast.errors import ForecastInputError
 from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender, learn_capacity_per_replica
-from llmobs.forecast.replay import HpaConfig, ReplayConfig, replay, tune_utilization, underprovision_lower_bound
+from llmobs.forecast.replay import (
+    HpaConfig,
+    ReplayConfig,
+    matched_tail_quantile,
+    replay,
+    tune_utilization,
+    underprovision_lower_bound,
+)
 
 STEP = 10.0
 FAST = HpaConfig(polling_interval_s=10, metric_window_s=10)
@@ -215,3 +222,15 @@ def test_lower_bound_never_exceeds_what_a_replayed_policy_achieves(
     r = replay(series(y), policy, cfg, utilization=u, forecast_upper=upper)
     bound = underprovision_lower_bound(y, 2.0, STEP, cold, r.replica_minutes)
     assert bound <= r.underprovisioned_minutes + 1e-9
+
+
+def test_band_quantile_matches_the_tail_the_reference_leaves_short() -> None:
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=60, hpa=FAST)
+    # 60 buckets (10 min); reactive is short for 7 of them (70 s) after the step up: q = 1 − 7/60.
+    r = replay(series([1.0] * 30 + [5.0] * 30), "reactive", cfg, utilization=1.0)
+    assert matched_tail_quantile(r, 0.5, 0.99) == pytest.approx(1 - 7 / 60)
+    assert matched_tail_quantile(r) == 0.9  # clipped to the default [0.9, 0.99]
+    never_short = replay(series([1.0] * 60), "reactive", cfg, utilization=1.0)
+    assert matched_tail_quantile(never_short) == 0.99
+    with pytest.raises(ForecastInputError, match="quantile bounds"):
+        matched_tail_quantile(r, 0.9, 1.0)

@@ -331,3 +331,18 @@ def underprovision_lower_bound(
         value = carry + short + lam * levels
     dual = value.min(axis=1) - lam[:, 0] * budget
     return max(0.0, float(dual.max())) * step_seconds / 60.0
+
+
+def matched_tail_quantile(reference: ReplayResult, lo: float = 0.9, hi: float = 0.99) -> float:
+    """Quantile for a policy's forecast band: 1 − the share of time `reference` was under-provisioned.
+
+    The headroom is tuned to a cost anyway; the quantile only shapes the band (how much more headroom
+    goes where the forecast is uncertain). Matching it to the tail the reference policy leaves short at
+    that cost makes the band measure the tail the budget has to cover. Clipped to [lo, hi]: a 1 % tail is
+    about the smallest a trailing window of a few hundred residuals can estimate.
+    """
+    if not 0 < lo <= hi < 1:
+        raise ForecastInputError(f"quantile bounds {lo}, {hi} must satisfy 0 < lo ≤ hi < 1")
+    if reference.minutes <= 0:
+        return hi
+    return min(hi, max(lo, 1.0 - reference.underprovisioned_minutes / reference.minutes))
