@@ -145,3 +145,64 @@ def test_default_alias_table_covers_issue_renames() -> None:
     assert "vllm:gpu_prefix_cache_queries_total" in specs["prefix_cache_queries"].names
     assert "vllm:time_per_output_token_seconds" in specs["itl"].names
     assert specs["requests_swapped"].names == ("vllm:num_requests_swapped",)
+
+
+# ---------------------------------------------------------------- compiled plan (normalize's `layout` fast path)
+def _with_values(samples, values):
+    from llmobs.sources.textformat import Sample
+
+    return [Sample(s.name, s.labels, v, s.timestamp_ms) for s, v in zip(samples, values, strict=True)]
+
+
+def _guard(owner: str = "t", max_values: int = 512, max_models: int = 1000):
+    from llmobs.pipeline import ModelBudget
+    from llmobs.sources.normalize import LabelValueBudget, SampleGuard
+
+    return SampleGuard(owner, LabelValueBudget(max_values), ModelBudget(max_models))
+
+
+def _two_engine_page(fixture_page: str) -> str:
+    """The vLLM page with a second data-parallel engine (same series, engine="1"), and a second model."""
+    lines = fixture_page.splitlines()
+    extra = [line.replace('engine="0"', 'engine="1"') for line in lines if 'engine="0"' in line]
+    other = [line.replace('model_name="tiny"', 'model_name="other"') for line in lines if 'model_name="tiny"' in line]
+    return "\n".join(lines + extra + other) + "\n"
+
+
+@pytest.mark.parametrize("max_values", [512, 5])
+@pytest.mark.parametrize("engines", [1, 2])
+def test_compiled_layout_gives_exactly_the_loops_result(fixture_page: str, engines: int, max_values: int) -> None:
+    """Same page layout, changing values (NaN on some scrapes): the plan path and the plain loop agree on
+    every scrape, dropped counts included, also with a label-value budget that drops buckets."""
+    import random
+
+    text = fixture_page if engines == 1 else _two_engine_page(fixture_page)
+    base = parse_text(text).samples
+    fast, slow = _guard(max_values=max_values), _guard(max_values=max_values)
+    token = object()
+    rng = random.Random(7)
+    for scrape_no in range(6):
+        values = [s.value + rng.randrange(0, 50) * (scrape_no + 1) for s in base]
+        if scrape_no == 3:
+            values[rng.randrange(len(values))] = math.nan  # a NaN page takes the loop, plan kept
+        samples = _with_values(base, values)
+        got = normalize(samples, float(scrape_no), guard=fast, layout=token)
+        want = normalize(samples, float(scrape_no), guard=slow)
+        assert repr(got) == repr(want), scrape_no
+        assert fast.plan is not None
+    assert fast.labels.admitted("le") == slow.labels.admitted("le")
+
+
+def test_compiled_layout_is_not_kept_while_a_model_is_refused(fixture_page: str) -> None:
+    from llmobs.pipeline import ModelBudget
+    from llmobs.sources.normalize import LabelValueBudget, SampleGuard
+
+    budget = ModelBudget(1)
+    assert budget.admit("someone-else", "x")
+    guard = SampleGuard("t", LabelValueBudget(512), budget)
+    samples = parse_text(fixture_page).samples
+    first = normalize(samples, 0.0, guard=guard, layout="L")
+    assert guard.plan is None and first.dropped.get("model_limit")
+    budget.release("x")  # the slot is freed: the next scrape admits the model
+    second = normalize(samples, 1.0, guard=guard, layout="L")
+    assert "tiny" in second.models and not second.dropped and guard.plan is not None

@@ -160,3 +160,32 @@ async def test_missing_expected_series_logged_once_and_reported(caplog: pytest.L
     drift = [r for r in caplog.records if "expected vLLM series" in r.getMessage()]
     assert len(drift) == 1 and "ttft" in drift[0].getMessage()
     assert "ttft" in state.targets[0].missing_series and "kv_cache_usage" not in state.targets[0].missing_series
+
+
+def test_gc_policy_freezes_between_cycles_and_restores_the_collector() -> None:
+    """`manage_gc` (what `llmobs run` uses): after the warm-up cycles what survives is frozen so that
+    collections during cycles skip it; periodically everything is unfrozen and collected; stopping
+    restores the thresholds and unfreezes."""
+    import gc
+
+    from llmobs.pipeline import GcPolicy
+
+    before = gc.get_threshold()
+    policy = GcPolicy(warmup_cycles=2, freeze_every=3, full_every=6)
+    policy.start()
+    try:
+        assert gc.get_threshold()[0] >= before[0]
+        policy.after_cycle(1)
+        assert gc.get_freeze_count() == 0 and policy.collections == 0
+        policy.after_cycle(2)
+        frozen = gc.get_freeze_count()
+        assert frozen > 0 and policy.collections == 1
+        policy.after_cycle(3)
+        assert policy.collections == 1
+        policy.after_cycle(5)
+        assert policy.collections == 2
+        policy.after_cycle(8)  # full: unfreeze, collect, freeze again
+        assert policy.collections == 3 and gc.get_freeze_count() > 0
+    finally:
+        policy.stop()
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before

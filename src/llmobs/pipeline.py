@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import Counter
@@ -103,6 +104,52 @@ class ModelBudget:
         return len(self._owners)
 
 
+class GcPolicy:
+    """Keeps the cyclic garbage collector off the scrape cycle's critical path (opt-in: `manage_gc`).
+
+    At 1,000 targets the exporter holds millions of long-lived, acyclic objects (parser caches, tracker
+    windows); every automatic full collection walks all of them (~1 s, stalling the loop mid-cycle so that
+    healthy targets' exchanges overrun), and younger collections keep re-scanning the objects a cycle
+    creates. So, between cycles (in the idle time before the next one): after the warm-up cycles, collect
+    and `gc.freeze()` what survives, so later collections skip it; every `freeze_every` cycles collect and
+    freeze again (the survivors of the last cycles, e.g. new window points); every `full_every` cycles
+    `gc.unfreeze()` and collect everything, so that a cycle that became garbage while frozen is reclaimed
+    too (the frozen objects are freed by reference counting when dropped, which is how almost all of them
+    go). Automatic full collections are made rare (`gc.set_threshold`): they happen here instead.
+    """
+
+    def __init__(self, warmup_cycles: int = 2, freeze_every: int = 12, full_every: int = 720) -> None:
+        self.warmup_cycles = warmup_cycles
+        self.freeze_every = freeze_every
+        self.full_every = full_every
+        self.collections = 0
+        self._saved_threshold: tuple[int, int, int] | None = None
+
+    def start(self) -> None:
+        if self._saved_threshold is None:
+            self._saved_threshold = gc.get_threshold()
+            gen0, gen1, _ = self._saved_threshold
+            gc.set_threshold(max(gen0, 10_000), gen1, 1_000)
+
+    def after_cycle(self, cycles: int) -> None:
+        n = cycles - self.warmup_cycles
+        if n < 0:
+            return
+        if n % self.full_every == 0:
+            gc.unfreeze()
+        elif n % self.freeze_every != 0:
+            return
+        gc.collect()
+        gc.freeze()
+        self.collections += 1
+
+    def stop(self) -> None:
+        gc.unfreeze()
+        if self._saved_threshold is not None:
+            gc.set_threshold(*self._saved_threshold)
+            self._saved_threshold = None
+
+
 class Pipeline:
     def __init__(
         self,
@@ -113,6 +160,7 @@ class Pipeline:
         window_seconds: float = 60.0,
         ttft_slo_seconds: float = 1.0,
         limits: CardinalityLimits | None = None,
+        manage_gc: bool = False,
     ) -> None:
         self.source = source
         self.scraper = scraper
@@ -123,6 +171,7 @@ class Pipeline:
         self.models = ModelBudget(self.limits.max_models)
         self._books: dict[str, _TargetBook] = {}
         self.cycles = 0
+        self.gc_policy = GcPolicy() if manage_gc else None
 
     async def run_cycle(self) -> FleetState:
         t0 = time.perf_counter()
@@ -139,9 +188,7 @@ class Pipeline:
                     self.models.release(t.url)  # its trackers start afresh
                 self._books[t.url] = _TargetBook(t) if book is None else self._relabel(book, t)
         self.scraper.forget(set(current))
-        outcomes = await asyncio.gather(*(self.scraper.scrape(t) for t in targets))
-        for outcome in outcomes:
-            self._record(self._books[outcome.target.url], outcome)
+        await self._scrape_all(targets)
         signals = []
         for book in self._books.values():
             for tracker in book.trackers.values():
@@ -158,6 +205,26 @@ class Pipeline:
         self.holder.publish(state)
         self.cycles += 1
         return state
+
+    async def _scrape_all(self, targets: list[Target]) -> None:
+        """Scrape every target concurrently and record each outcome in target order as soon as it and all
+        before it are in: the order (which decides first-come admissions) is the targets', and a page is
+        dropped once recorded instead of all pages being held until the slowest target answers."""
+        pending: list[ScrapeOutcome | None] = [None] * len(targets)
+        recorded = 0
+
+        async def one(i: int, target: Target) -> None:
+            nonlocal recorded
+            pending[i] = await self.scraper.scrape(target)
+            while recorded < len(pending):
+                outcome = pending[recorded]
+                if outcome is None:
+                    break
+                pending[recorded] = None
+                recorded += 1
+                self._record(self._books[outcome.target.url], outcome)
+
+        await asyncio.gather(*(one(i, t) for i, t in enumerate(targets)))
 
     @staticmethod
     def _relabel(book: _TargetBook, target: Target) -> _TargetBook:
@@ -185,7 +252,8 @@ class Pipeline:
             samples = samples[:limit]
         if book.guard is None:
             book.guard = SampleGuard(book.target.url, LabelValueBudget(self.limits.max_label_values), self.models)
-        scrape = normalize(samples, outcome.started, guard=book.guard)
+        scrape = normalize(samples, outcome.started, guard=book.guard,
+                           layout=page.layout if samples is page.samples else None)
         book.dropped.update(scrape.dropped)
         if not scrape.models:
             book.up = False
@@ -216,12 +284,23 @@ class Pipeline:
     async def run_forever(self, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
         """Cycle at a fixed cadence; a slow cycle delays the next one instead of piling up."""
         stop = stop or asyncio.Event()
+        if self.gc_policy is not None:
+            self.gc_policy.start()
+        try:
+            await self._run_forever(interval_seconds, stop)
+        finally:
+            if self.gc_policy is not None:
+                self.gc_policy.stop()
+
+    async def _run_forever(self, interval_seconds: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
             started = time.monotonic()
             try:
                 await self.run_cycle()
             except Exception:  # keep serving the last good state; the error is visible in the log
                 log.exception("scrape cycle failed")
+            if self.gc_policy is not None:
+                self.gc_policy.after_cycle(self.cycles)
             delay = max(0.0, interval_seconds - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -153,6 +153,7 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         limits=CardinalityLimits(max_series_per_target=config.scrape.max_series_per_target,
                                  max_label_values=config.scrape.max_label_values,
                                  max_models=config.signals.max_models),
+        manage_gc=True,
     )
     stop = asyncio.Event()
     forecast = None

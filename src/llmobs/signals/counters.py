@@ -9,6 +9,7 @@ shows is new; keep an offset of what was seen before the reset.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import add, lt
 
 
 @dataclass(slots=True)
@@ -56,13 +57,14 @@ class HistogramResetAdjuster:
             self.last_cumulative, self.last_count, self.last_sum = cumulative, count, total
             return (cumulative, count, total) if fresh else None
         assert self.offsets is not None and self.last_cumulative is not None
-        if count < self.last_count or any(
-            c < p for c, p in zip(cumulative, self.last_cumulative, strict=True)
-        ):
+        # (same bounds, so same lengths: map() over the pairs, in C)
+        if count < self.last_count or any(map(lt, cumulative, self.last_cumulative)):
             self.offsets = [o + p for o, p in zip(self.offsets, self.last_cumulative, strict=True)]
             self.count_offset += self.last_count
             self.sum_offset += self.last_sum
             self.resets += 1
         self.last_cumulative, self.last_count, self.last_sum = cumulative, count, total
-        adjusted = tuple(c + o for c, o in zip(cumulative, self.offsets, strict=True))
+        if not any(self.offsets):  # never reset (or only at zero counts): the page's own tuple, not a copy
+            return cumulative, count + self.count_offset, total + self.sum_offset
+        adjusted = tuple(map(add, cumulative, self.offsets))
         return adjusted, count + self.count_offset, total + self.sum_offset

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import eq
 from typing import Protocol
 
 from llmobs.sources.aliases import AliasTable, SeriesSpec, default_alias_table
@@ -120,6 +121,8 @@ class SampleGuard:
     owner: str
     labels: LabelValueBudget
     models: ModelAdmission | None = None
+    # The compiled routing of this target's last page layout (see `normalize`'s `layout`), or None.
+    plan: _Plan | None = None
 
 
 def _resolve_names(table: AliasTable, present: set[str]) -> dict[str, SeriesSpec]:
@@ -169,16 +172,30 @@ def _cache_capacity(samples: Iterable[Sample]) -> float | None:
 
 
 def normalize(
-    samples: Iterable[Sample], time: float, table: AliasTable | None = None, guard: SampleGuard | None = None
+    samples: Iterable[Sample], time: float, table: AliasTable | None = None, guard: SampleGuard | None = None,
+    layout: object | None = None,
 ) -> EndpointScrape:
     """Group samples by model and canonical series; combine engines; report missing expected series.
 
     With a `guard`, samples of models the fleet-wide cap refuses and samples whose `le` or `by` label
     value is over the per-label budget are dropped and counted in `EndpointScrape.dropped`. Only samples
     llmobs reads are checked: series it ignores cost nothing downstream, so they are not counted.
+
+    `layout` (with a `guard`): a token that is the same object exactly when `samples` are the same series
+    in the same order as on an earlier call (`ParsedPage.layout`). Which sample goes where depends only
+    on the series, so the routing is compiled once per layout (`_Plan`, kept in the guard) and later pages
+    only add up values: the same result as the loop below (tested), at a fraction of its cost.
     """
     table = table or default_alias_table()
     samples = list(samples)
+    if guard is not None and layout is not None:
+        values = [s.value for s in samples]
+        if all(map(eq, values, values)):  # no NaN: every route is fixed by the labels alone
+            plan = guard.plan
+            if plan is None or plan.layout is not layout or plan.table is not table:
+                plan = guard.plan = _compile(samples, table, guard, layout)
+            if plan is not None:
+                return plan.run(samples, values, time)
     dropped: Counter[str] = Counter()
     refused: set[str] = set()
     budget = guard.labels if guard is not None else None
@@ -260,14 +277,20 @@ def normalize(
 
     for key, per_le in hist_buckets.items():
         model, c = key
-        bounds = tuple(sorted(per_le))
+        bounds = _shared_bounds(tuple(sorted(per_le)))
         if not bounds or not math.isinf(bounds[-1]):
             continue  # a histogram without its +Inf bucket is not usable for quantiles
         cumulative = tuple(per_le[b] for b in bounds)
         models[model].histograms[c] = HistogramSnapshot(
             bounds, cumulative, hist_sum.get(key, math.nan), hist_count.get(key, cumulative[-1])
         )
+    return _finish(models, info, chosen, table, time, dropped)
 
+
+def _finish(models: dict[str, ModelScrape], info: dict[tuple[str, str], list[Sample]],
+            chosen: dict[str, SeriesSpec], table: AliasTable, time: float, dropped: Mapping[str, int]
+            ) -> EndpointScrape:
+    """The part of `normalize` after the samples are summed: info series, unlabelled series, missing."""
     for (model, c), rows in info.items():
         if c == "cache_config":
             models[model].kv_capacity_tokens = _cache_capacity(rows)
@@ -289,3 +312,155 @@ def normalize(
     missing = tuple(c for c in table.expected if c not in found)
     return EndpointScrape(time=time, models=models, missing=missing, dropped=dict(dropped))
 
+
+
+# Histogram bound tuples are the same on every scrape and, for a model, on every replica: one shared tuple
+# per layout instead of one per scrape, per target and per window point. Bounded like the parser's pools.
+_BOUNDS_MAX = 10_000
+_bounds_pool: dict[tuple[float, ...], tuple[float, ...]] = {}
+
+
+def _shared_bounds(bounds: tuple[float, ...]) -> tuple[float, ...]:
+    shared = _bounds_pool.get(bounds)
+    if shared is None:
+        if len(_bounds_pool) >= _BOUNDS_MAX:
+            _bounds_pool.clear()
+        shared = _bounds_pool[bounds] = bounds
+    return shared
+
+
+def _add(values: list[float], idxs: tuple[int, ...]) -> float:
+    """0.0 + values[i] + ... in sample order: exactly the loop's accumulation."""
+    acc = 0.0
+    for i in idxs:
+        acc += values[i]
+    return acc
+
+
+@dataclass(slots=True)
+class _ModelPlan:
+    # canonical -> sub -> sample indices, in first-seen order (as the loop inserts them)
+    gauges: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    counters: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    means: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
+    # canonical -> (bounds, per-bound indices, sum indices or None, count indices or None)
+    histograms: dict[str, tuple[tuple[float, ...], tuple[tuple[int, ...], ...], tuple[int, ...] | None,
+                                tuple[int, ...] | None]] = field(default_factory=dict)
+    info: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """`normalize`'s routing of one page layout: for each output value, the indices of the samples summed
+    into it. Compiled only from a NaN-free page with no refused model, and run only on NaN-free values, so
+    that every decision the loop makes from values (skip NaN) or from shared state (model admission, which
+    can change) is the same as at compile time; label-value budget refusals are permanent (a budget only
+    grows), so they are counted again each run."""
+
+    layout: object
+    table: AliasTable
+    chosen: dict[str, SeriesSpec]
+    models: dict[str, _ModelPlan]
+    dropped: dict[str, int]
+
+    def run(self, samples: list[Sample], values: list[float], time: float) -> EndpointScrape:
+        models: dict[str, ModelScrape] = {}
+        info: dict[tuple[str, str], list[Sample]] = {}
+        for model, mp in self.models.items():
+            ms = models[model] = ModelScrape()
+            for c, subs in mp.gauges.items():
+                ms.gauges[c] = {sub: _add(values, idxs) for sub, idxs in subs.items()}
+            for c, subs in mp.counters.items():
+                ms.counters[c] = {sub: _add(values, idxs) for sub, idxs in subs.items()}
+            for c, (bounds, per_bound, sum_idxs, count_idxs) in mp.histograms.items():
+                cumulative = tuple([_add(values, idxs) for idxs in per_bound])
+                ms.histograms[c] = HistogramSnapshot(
+                    bounds, cumulative, math.nan if sum_idxs is None else _add(values, sum_idxs),
+                    cumulative[-1] if count_idxs is None else _add(values, count_idxs))
+            for c, idxs in mp.info.items():
+                info[(model, c)] = [samples[i] for i in idxs]
+        for model, mp in self.models.items():  # after all models, as the loop does
+            for (c, sub), idxs in mp.means.items():
+                models[model].gauges.setdefault(c, {})[sub] = sum([values[i] for i in idxs]) / len(idxs)
+        return _finish(models, info, self.chosen, self.table, time, self.dropped)
+
+
+def _compile(samples: list[Sample], table: AliasTable, guard: SampleGuard, layout: object) -> _Plan | None:
+    """The routing `normalize`'s loop would follow for `samples` (NaN-free), with the same guard calls;
+    None when a model was refused (admission may change later, so such a page is not compiled)."""
+    dropped: Counter[str] = Counter()
+    budget = guard.labels
+    le_admitted = budget.admitted("le")
+    admission = guard.models
+    chosen = _resolve_names(table, {s.name for s in samples})
+    plans: dict[str, _ModelPlan] = {}
+    buckets: dict[tuple[str, str], dict[float, list[int]]] = {}
+    sums: dict[tuple[str, str], list[int]] = {}
+    counts: dict[tuple[str, str], list[int]] = {}
+    gauges: dict[tuple[str, str, str], list[int]] = {}
+    counters: dict[tuple[str, str, str], list[int]] = {}
+    means: dict[tuple[str, str, str], list[int]] = {}
+    info: dict[tuple[str, str], list[int]] = {}
+    for i, s in enumerate(samples):
+        name = s.name
+        spec = chosen.get(name)
+        suffix = ""
+        if spec is None:
+            base, _, suffix = name.rpartition("_")
+            spec = chosen.get(base)
+            if spec is None or spec.kind != "histogram" or suffix not in ("bucket", "sum", "count"):
+                continue
+        model = s.labels.get(MODEL_LABEL, "")
+        if model not in plans:
+            if model and admission is not None and not admission.admit(model, guard.owner):
+                return None
+            plans[model] = _ModelPlan()
+        c = spec.canonical
+        if spec.kind == "histogram":
+            key = (model, c)
+            if suffix == "bucket":
+                le_raw = s.labels.get("le")
+                if (le_raw is not None and le_raw not in le_admitted and le_raw != "+Inf"
+                        and not budget.admit("le", le_raw)):
+                    dropped[DROP_LABEL_VALUE_LIMIT] += 1
+                    continue
+                try:
+                    le = float(le_raw) if le_raw is not None else math.nan
+                except ValueError:
+                    continue
+                if math.isnan(le):
+                    continue
+                buckets.setdefault(key, {}).setdefault(le, []).append(i)
+            elif suffix == "sum":
+                sums.setdefault(key, []).append(i)
+            else:
+                counts.setdefault(key, []).append(i)
+            continue
+        if spec.kind == "info":
+            info.setdefault((model, c), []).append(i)
+            continue
+        sub = s.labels.get(spec.by, "") if spec.by else ""
+        if sub and spec.by and not budget.admit(spec.by, sub):
+            dropped[DROP_LABEL_VALUE_LIMIT] += 1
+            continue
+        if spec.kind == "gauge" and spec.combine == "mean":
+            means.setdefault((model, c, sub), []).append(i)
+        else:
+            (gauges if spec.kind == "gauge" else counters).setdefault((model, c, sub), []).append(i)
+    for (model, c, sub), idxs in gauges.items():
+        plans[model].gauges.setdefault(c, {})[sub] = tuple(idxs)
+    for (model, c, sub), idxs in counters.items():
+        plans[model].counters.setdefault(c, {})[sub] = tuple(idxs)
+    for (model, c, sub), idxs in means.items():
+        plans[model].means[(c, sub)] = tuple(idxs)
+    for key, per_le in buckets.items():
+        model, c = key
+        bounds = _shared_bounds(tuple(sorted(per_le)))
+        if not math.isinf(bounds[-1]):
+            continue
+        plans[model].histograms[c] = (bounds, tuple(tuple(per_le[b]) for b in bounds),
+                                      tuple(sums[key]) if key in sums else None,
+                                      tuple(counts[key]) if key in counts else None)
+    for (model, c), idxs in info.items():
+        plans[model].info[c] = tuple(idxs)
+    return _Plan(layout, table, chosen, plans, dict(dropped))

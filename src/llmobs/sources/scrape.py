@@ -1,8 +1,10 @@
 """Fetches and parses `/metrics` pages from many targets concurrently, classifying every failure.
 
-One pooled `httpx.AsyncClient` serves all targets (connection reuse); a semaphore bounds how many
-scrapes run at once; each scrape has its own timeout and a response-size cap enforced while
-streaming, so a target that hangs or answers a huge page costs at most the cap. A failure never
+Connections are pooled and kept alive per host (`GetClient`, a small HTTP/1.1 client: httpx cost most of
+the CPU at 1,000 targets); a semaphore bounds how many scrapes run at once; each scrape has its own
+timeout over the network exchange and a response-size cap enforced while reading, so a target that hangs
+or answers a huge page costs at most the cap. Pages above `_THREAD_PARSE_BYTES` are parsed in a worker
+thread so that one huge page cannot stall the event loop (and with it the other targets' exchanges). A failure never
 raises out of `scrape()`: it comes back as a `ScrapeOutcome` with an error kind, which the exporter
 counts (`llmobs_scrape_errors_total{kind}`).
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import urllib.request
 import zlib
 from dataclasses import dataclass
 
 import httpx
 
+from llmobs.sources import httpget
 from llmobs.sources.targets import Target
 from llmobs.sources.textformat import ParsedPage, TextParser
 
@@ -24,6 +28,14 @@ ERROR_KINDS = ("timeout", "connect", "http_status", "content_type", "too_large",
 ACCEPT = "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
 _TEXT_TYPES = ("text/plain", "application/openmetrics-text")
 _CONNECTIONS_PER_POOL = 16
+# Pages larger than this are parsed in a worker thread (a vLLM page is 30-60 KB; a 100k-line junk page takes
+# a good fraction of a second to parse cold, during which the loop would serve no other target).
+_THREAD_PARSE_BYTES = 256 * 1024
+
+
+def _proxies_configured() -> bool:
+    """httpx honours HTTP(S)_PROXY / ALL_PROXY; the fast client does not, so the scraper then uses httpx."""
+    return bool(urllib.request.getproxies_environment())
 
 
 @dataclass(slots=True)
@@ -47,7 +59,11 @@ class ScrapeError(Exception):
 
 
 class Scraper:
-    """Scrapes targets with one connection pool; keeps a warm parser per target (see TextParser)."""
+    """Scrapes targets over pooled keep-alive connections; keeps a warm parser per target (see TextParser).
+
+    Uses `httpget.GetClient` unless a `transport` is given (tests' `httpx.MockTransport`) or a proxy is
+    configured in the environment, in which case it goes through httpx as before.
+    """
 
     def __init__(
         self,
@@ -61,6 +77,12 @@ class Scraper:
         self.max_response_bytes = max_response_bytes
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._parsers: dict[str, TextParser] = {}
+        self._fast: httpget.GetClient | None = None
+        if transport is None and not _proxies_configured():
+            self._fast = httpget.GetClient(headers={"Accept": ACCEPT, "Accept-Encoding": "gzip",
+                                                    "User-Agent": "llmobs"}, max_idle_per_host=max_concurrency)
+            self._clients: list[httpx.AsyncClient] = []
+            return
         # Several small pools instead of one big one: httpcore assigns requests to connections by scanning
         # every queued request against every pooled connection on each request event, so one pool of 128
         # connections cost ~10 ms of CPU per scrape at 1,000 targets (benchmarks/fleet.py profile). A target
@@ -80,6 +102,8 @@ class Scraper:
         ]
 
     async def aclose(self) -> None:
+        if self._fast is not None:
+            await self._fast.aclose()
         for client in self._clients:
             await client.aclose()
 
@@ -88,14 +112,23 @@ class Scraper:
         for url in list(self._parsers):
             if url not in keep_urls:
                 del self._parsers[url]
+        if self._fast is not None:
+            self._fast.prune({k for k in map(self._fast.key_of, keep_urls) if k is not None})
 
     async def scrape(self, target: Target) -> ScrapeOutcome:
         async with self._semaphore:
             started = time.time()
             t0 = time.perf_counter()
             try:
-                text = await asyncio.wait_for(self._fetch(target.url), self.timeout_seconds)
-                page = self._parser(target.url).parse(text)
+                if self._fast is not None:
+                    text = await self._fetch_fast(target.url)
+                else:
+                    text = await asyncio.wait_for(self._fetch(target.url), self.timeout_seconds)
+                parser = self._parser(target.url)
+                if len(text) > _THREAD_PARSE_BYTES:
+                    page = await asyncio.to_thread(parser.parse, text)
+                else:
+                    page = parser.parse(text)
                 if not page.samples:
                     kind = "empty" if not text.strip() else "parse"
                     raise ScrapeError(kind, f"no samples in {len(text)} bytes" +
@@ -103,10 +136,10 @@ class Scraper:
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, page)
             except ScrapeError as e:
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, None, e.kind, str(e))
-            except (TimeoutError, httpx.TimeoutException):
+            except (TimeoutError, httpx.TimeoutException, httpget.ResponseTimeout):
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, None, "timeout",
                                      f"no complete answer within {self.timeout_seconds:g}s")
-            except httpx.TransportError as e:
+            except (httpx.TransportError, httpget.ConnectError) as e:
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, None, "connect",
                                      f"{type(e).__name__}: {e}"[:300])
             except Exception as e:  # a bug or an exotic failure must not stop the other scrapes
@@ -118,6 +151,23 @@ class Scraper:
         if parser is None:
             parser = self._parsers[url] = TextParser()
         return parser
+
+    async def _fetch_fast(self, url: str) -> str:
+        assert self._fast is not None
+        try:
+            response = await self._fast.get(url, timeout=self.timeout_seconds, max_bytes=self.max_response_bytes,
+                                            accept=_acceptable)
+        except httpget.ResponseTooLarge as e:
+            raise ScrapeError("too_large", str(e)) from None
+        if response.status != 200:
+            raise ScrapeError("http_status", f"HTTP {response.status}")
+        content_type = _content_type(response.headers)
+        if content_type and content_type not in _TEXT_TYPES:
+            raise ScrapeError("content_type", f"unexpected content type {content_type!r}")
+        body = response.body or b""
+        if not body.strip():
+            raise ScrapeError("empty", "empty body")
+        return body.decode(response.encoding, errors="replace")
 
     async def _fetch(self, url: str) -> str:
         try:
@@ -151,3 +201,15 @@ class Scraper:
         if not body.strip():
             raise ScrapeError("empty", "empty body")
         return body.decode(response.encoding or "utf-8", errors="replace")
+
+
+def _content_type(headers: dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _acceptable(status: int, headers: dict[str, str]) -> bool:
+    """Read the body only of a response the scraper can use (the others are classified from the head)."""
+    if status != 200:
+        return False
+    content_type = _content_type(headers)
+    return not content_type or content_type in _TEXT_TYPES

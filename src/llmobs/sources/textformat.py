@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class ParsedPage:
     types: dict[str, str] = field(default_factory=dict)
     helps: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    # The same object exactly when `samples` are the same series in the same order as an earlier page of
+    # this parser (a warm page); None otherwise. Lets per-layout work downstream be reused (normalize).
+    layout: object | None = None
 
 
 # Set slots directly: a frozen dataclass's __init__ goes through object.__setattr__ four times and costs
@@ -105,6 +109,21 @@ _Entry = tuple[str, dict[str, str], _Identity, str]  # name, labels, identity, s
 # Series texts longer than this are parsed every time instead of cached, so a page with a few huge label
 # values cannot pin megabytes per cache entry.
 _MAX_CACHED_KEY = 4096
+# Process-wide pools of parsed series texts and comment lines, shared by every TextParser: replicas of one
+# model write the very same `name{labels}` texts and HELP/TYPE lines, so 1,000 targets of a few models need
+# a few thousand entries, not 1,000 copies (which were most of the exporter's memory at 1,000 targets).
+# Entries are immutable (labels dicts are read-only, see Sample), so sharing changes no result. Bounded:
+# when a pool is full it is cleared (entries held by parsers stay alive; only new ones stop being shared
+# until the pool refills), so a target that writes fresh junk every scrape cannot grow it.
+_SHARED_MAX = 50_000
+_shared_series: dict[str, _Entry] = {}
+_shared_comments: dict[str, tuple[str, tuple[str, str, str] | None]] = {}
+
+
+def _share_series(entry: _Entry) -> None:
+    if len(_shared_series) >= _SHARED_MAX:
+        _shared_series.clear()
+    _shared_series[entry[3]] = entry
 
 
 class _Skip(Exception):
@@ -147,8 +166,8 @@ class _Layout:
     helps: dict[str, str]
     skipped: dict[str, int]
     prefixes: list[str] | None = None  # per line: its series text, or "" (always a prefix)
-    miss_mask: list[bool] = field(default_factory=list)
-    hit_mask: list[bool] = field(default_factory=list)
+    miss_mask: bytes = b""
+    hit_mask: bytes = b""
 
 
 def _before_final_eof(lines: list[str]) -> list[str]:
@@ -290,8 +309,8 @@ class TextParser:
             return None
         if lay.prefixes is None:  # built on first use: a layout that changes every scrape never pays for it
             lay.prefixes = ["" if e is None else e[3] for e in lay.entries]
-            lay.miss_mask = list(map(is_, lay.entries, repeat(None)))
-            lay.hit_mask = list(map(is_not, lay.entries, repeat(None)))
+            lay.miss_mask = bytes(map(is_, lay.entries, repeat(None)))  # compress() takes any truthy items
+            lay.hit_mask = bytes(map(is_not, lay.entries, repeat(None)))
         if not all(map(str.startswith, lines, lay.prefixes)):
             return None
         if lay.misses and tuple(compress(lines, lay.miss_mask)) != lay.misses:
@@ -304,7 +323,7 @@ class TextParser:
             values = list(map(float, tails))
         except ValueError:
             return None
-        return ParsedPage(_build(hits, values), dict(lay.types), dict(lay.helps), dict(lay.skipped))
+        return ParsedPage(_build(hits, values), dict(lay.types), dict(lay.helps), dict(lay.skipped), lay)
 
     def _parse_bulk(self, lines: list[str]) -> ParsedPage | None:
         """The warm path for a page whose every sample line is ``<cached series text> <value>``.
@@ -321,15 +340,19 @@ class TextParser:
         entries = list(map(self._series.get, map(_first, parts)))
         page = ParsedPage()
         misses = tuple(compress(lines, map(is_, entries, repeat(None)))) if None in entries else ()
+        kept: tuple[dict[str, str], dict[str, str], dict[str, int]] = ({}, {}, {})
         if misses:
             last = self._last_misses
             if last is not None and last[0] == misses:
                 # Same metadata/blank/garbage lines as the last bulk-parsed page: same outcome.
                 page.types, page.helps, page.skipped = dict(last[1]), dict(last[2]), dict(last[3])
+                misses = last[0]
             else:
                 if not self._read_misses(misses, page):
                     return None
-                self._last_misses = (misses, dict(page.types), dict(page.helps), dict(page.skipped))
+                misses = tuple(map(sys.intern, misses))  # kept until the layout changes: one copy per text
+                self._last_misses = last = (misses, dict(page.types), dict(page.helps), dict(page.skipped))
+            kept = (last[1], last[2], last[3])  # never mutated: the layout may share them
         hits: list[_Entry] = list(filter(None, entries))
         try:
             values = list(map(float, map(_third, compress(parts, entries))))
@@ -338,7 +361,7 @@ class TextParser:
         if len(set(map(_third, hits))) != len(hits):
             return None
         page.samples = _build(hits, values)
-        self._layout = _Layout(entries, hits, misses, dict(page.types), dict(page.helps), dict(page.skipped))
+        self._layout = page.layout = _Layout(entries, hits, misses, *kept)
         return page
 
     def _read_misses(self, misses: tuple[str, ...], page: ParsedPage) -> bool:
@@ -370,7 +393,10 @@ class TextParser:
         skipped = page.skipped
         seen: set[_Identity] = set()
         seen_add = seen.add
-        cache_get = self._series.get
+        series = self._series
+        cache_get = series.get
+        shared_get = _shared_series.get
+        room = self._max - len(series)
         timestamped: list[int] = []
         rest: Iterator[str] = iter(lines)
         eof = False
@@ -380,6 +406,11 @@ class TextParser:
             # sample; anything else falls through to the cold path.
             head, _, tail = line.rpartition(" ")
             entry = cache_get(head)
+            if entry is None:
+                entry = shared_get(head)  # another target's parse of the same series text
+                if entry is not None and room > 0 and head not in series:
+                    series[entry[3]] = entry
+                    room -= 1
             if entry is not None:
                 try:
                     value = float(tail)
@@ -435,9 +466,13 @@ class TextParser:
         key = line[:end]
         entry = series.get(key)
         if entry is None:
-            entry = (name, labels, (name, frozenset(labels.items())), key)
+            entry = _shared_series.get(key)
+            if entry is None:
+                entry = (name, labels, (name, frozenset(labels.items())), key)
+                if len(key) <= _MAX_CACHED_KEY:
+                    _share_series(entry)
             if len(series) < self._max and len(key) <= _MAX_CACHED_KEY:
-                series[key] = entry
+                series[entry[3]] = entry
         rest = line[end:]
         if rest and rest[0] not in " \t":
             raise _Skip("malformed")  # e.g. `foo{a="b"}1` or `foo-bar 1`
@@ -480,9 +515,16 @@ class TextParser:
         if line in comments:
             meta = comments[line]
         else:
-            meta = self._read_meta(line)
+            shared = _shared_comments.get(line)
+            if shared is None:
+                shared = (line, self._read_meta(line))
+                if len(line) <= _MAX_CACHED_KEY:
+                    if len(_shared_comments) >= _SHARED_MAX:
+                        _shared_comments.clear()
+                    _shared_comments[line] = shared
+            key, meta = shared
             if len(comments) < self._max and len(line) <= _MAX_CACHED_KEY:
-                comments[line] = meta
+                comments[key] = meta
         if meta is None:
             raise _Skip("bad_comment")
         kind, family, text = meta
