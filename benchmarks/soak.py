@@ -5,6 +5,11 @@ Of the simulated vLLM replicas (demo fleet, vLLM 0.32 pages, Azure 2023 traces):
 junk, HTML served as text/plain, a truncated page, NaN values, a page of 100k lines), 5 % restart (every
 counter back to zero) every `--restart-period` seconds (60), and the rest are healthy.
 
+The simulator runs in its own process (as benchmarks/fleet.py's do, and as vLLM does on other machines),
+so the exporter's process holds only the exporter: the scrape loop (`Pipeline` with `manage_gc`, as
+`llmobs run` starts it) and this script's bookkeeping. `--sim-in-process` serves the fleet from a
+thread of the exporter's process instead (how tests/test_faults.py runs it), sharing its GIL.
+
 Checked at the end, after the exporter's loop is stopped (the replicas advance only when their page is
 read, so their counters then hold still): every healthy target is up with no failure, and its
 reset-adjusted `requests_total` equals exactly what the simulated replica served; restarting targets
@@ -28,6 +33,8 @@ import os
 import random
 import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -101,9 +108,16 @@ class FaultyFleet:
 
         async def truth(request: Request) -> Response:
             """What each replica has served since its last restart (reading it advances nothing)."""
-            return PlainTextResponse(json.dumps(self.served()))
+            return PlainTextResponse(json.dumps({"served": self.served(), "restarts": self.restarts}))
 
-        return Starlette(routes=[Route("/replicas/{name}/metrics", metrics), Route("/truth", truth)])
+        async def layout(request: Request) -> Response:
+            """The faults and the scrape targets (for the base URL asked for), for a scraper elsewhere."""
+            base = request.query_params["base"]
+            targets = [[t.url, t.name, t.labels] for t in self.fleet.targets(base)]
+            return PlainTextResponse(json.dumps({"faults": self.faults, "targets": targets}))
+
+        return Starlette(routes=[Route("/replicas/{name}/metrics", metrics), Route("/truth", truth),
+                                 Route("/layout", layout)])
 
     def served(self) -> dict[str, float]:
         return {name: sum(self.fleet.replica(name).success.values()) for name in self.fleet.replica_names}
@@ -171,15 +185,43 @@ def build(n_targets: int, *, slow_seconds: float, restart_period: float, speedup
     return FaultyFleet(fleet, faults, slow_seconds, restart_period, seed), faults
 
 
-def targets_for(fleet: SimulatedFleet, faults: dict[str, str], base_url: str) -> list[Target]:
+def targets_for(fleet: SimulatedFleet | list[Target], faults: dict[str, str], base_url: str) -> list[Target]:
     """Scrape targets; a dead replica's URL points at a port nothing listens on."""
     out = []
     dead_base = f"http://127.0.0.1:{closed_port()}"
-    for t in fleet.targets(base_url):
+    for t in fleet if isinstance(fleet, list) else fleet.targets(base_url):
         if faults.get(t.name) == "dead":
             t = Target(t.url.replace(base_url, dead_base), t.name, t.labels)
         out.append(t)
     return out
+
+
+def serve_process(n_targets: int, timeout: float, restart_period: float) -> tuple[subprocess.Popen, int]:
+    """Run the faulty fleet in a child process (`--serve`); returns it and its port once it answers."""
+    import httpx
+
+    port = closed_port()
+    child = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--targets", str(n_targets),
+                              "--timeout", str(timeout), "--restart-period", str(restart_period)],
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise SystemExit("simulator process exited")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/truth", timeout=5).status_code == 200:
+                return child, port
+        time.sleep(0.3)
+    child.kill()
+    raise SystemExit("simulator process did not start")
+
+
+def run_simulator(port: int, n_targets: int, timeout: float, restart_period: float) -> None:
+    """Child: serve the faulty fleet of `build` on 127.0.0.1:port until terminated."""
+    import uvicorn
+
+    faulty, _ = build(n_targets, slow_seconds=timeout * 2, restart_period=restart_period)
+    uvicorn.run(faulty.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=4096)
 
 
 def check(pipeline: Pipeline, faults: dict[str, str], served: dict[str, float]) -> list[str]:
@@ -221,17 +263,27 @@ def rss_mb() -> float:
 
 
 async def soak(n_targets: int, duration: float, interval: float, timeout: float, restart_period: float,
-               rss_every: float) -> None:
+               rss_every: float, sim_in_process: bool = False) -> None:
+    import httpx
+
     from llmobs.sources.scrape import Scraper
     from llmobs.sources.targets import StaticTargetSource
     from llmobs.state import StateHolder
 
-    faulty, faults = build(n_targets, slow_seconds=timeout * 2, restart_period=restart_period)
-    port, thread, servers = serve_in_thread(faulty.app())
-    base = f"http://127.0.0.1:{port}"
-    targets = targets_for(faulty.fleet, faults, base)
+    child = None
+    if sim_in_process:
+        faulty, faults = build(n_targets, slow_seconds=timeout * 2, restart_period=restart_period)
+        port, thread, servers = serve_in_thread(faulty.app())
+        base = f"http://127.0.0.1:{port}"
+        targets = targets_for(faulty.fleet, faults, base)
+    else:
+        child, port = serve_process(n_targets, timeout, restart_period)
+        base = f"http://127.0.0.1:{port}"
+        layout = httpx.get(f"{base}/layout", params={"base": base}, timeout=30).json()
+        faults = layout["faults"]
+        targets = targets_for([Target(u, n, lab) for u, n, lab in layout["targets"]], faults, base)
     pipeline = Pipeline(StaticTargetSource(targets), Scraper(timeout_seconds=timeout, max_concurrency=128),
-                        StateHolder())
+                        StateHolder(), manage_gc=True)
     stop = asyncio.Event()
     loop_task = asyncio.create_task(pipeline.run_forever(interval, stop))
     cpu0 = time.process_time()
@@ -250,18 +302,27 @@ async def soak(n_targets: int, duration: float, interval: float, timeout: float,
             next_rss += rss_every
     stop.set()
     await loop_task
-    served = faulty.served()
+    cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)
+    if child is None:
+        served, restarts = faulty.served(), dict(faulty.restarts)
+    else:
+        truth = httpx.get(f"{base}/truth", timeout=30).json()
+        served, restarts = truth["served"], truth["restarts"]
     problems = check(pipeline, faults, served)
     await pipeline.scraper.aclose()
-    stop_thread_server(thread, servers)
+    if child is None:
+        stop_thread_server(thread, servers)
+    else:
+        child.terminate()
+        child.wait(timeout=30)
     counts = {k: sum(1 for v in faults.values() if v == k) for k in KINDS}
     counts["healthy"] = n_targets - sum(counts.values())
     print(f"soak: {n_targets} targets {counts}, interval {interval:g} s, timeout {timeout:g} s, "
           f"restart every {restart_period:g} s, {duration:.0f} s, {pipeline.cycles} cycles, "
-          f"{sum(faulty.restarts.values())} restarts")
+          f"{sum(restarts.values())} restarts")
+    where = "exporter and simulator share this process" if child is None else "exporter process; simulator apart"
     print(f"cycles: p50 {sorted(cycle_times)[len(cycle_times) // 2]:.2f} s, max {max(cycle_times):.2f} s; "
-          f"CPU {(time.process_time() - cpu0) / (time.monotonic() - t0):.3f} cores (exporter and simulator share "
-          f"this process)")
+          f"CPU {cpu:.3f} cores ({where})")
     print("rss MB over time: " + ", ".join(f"{t:.0f}s={m:.0f}" for t, m in samples))
     if len(samples) >= 2:
         print(f"rss growth after warm-up: {samples[-1][1] - samples[0][1]:+.1f} MB "
@@ -280,11 +341,17 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--restart-period", type=float, default=60.0)
     ap.add_argument("--rss-every", type=float, default=60.0)
+    ap.add_argument("--sim-in-process", action="store_true",
+                    help="serve the simulated fleet from a thread of this process (default: its own process)")
+    ap.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    if args.serve:
+        run_simulator(args.serve, args.targets, args.timeout, args.restart_period)
+        return
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(soak(args.targets, args.duration, args.interval, args.timeout, args.restart_period,
-                         args.rss_every))
+                         args.rss_every, args.sim_in_process))
 
 
 if __name__ == "__main__":
