@@ -179,3 +179,34 @@ async def test_a_huge_page_is_parsed_off_the_loop_and_healthy_targets_keep_their
         for server, _ in servers:
             server.close()
     assert max(gaps) < 0.5  # the loop was never stuck for a whole parse
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_https_target_is_verified(tmp_path, monkeypatch, trusted: bool) -> None:  # type: ignore[no-untyped-def]
+    """https targets: the certificate is verified (CA from $SSL_CERT_FILE here, as httpx honours it); a
+    server whose CA is not trusted is a `connect` failure, never read."""
+    import ssl
+
+    from tests.test_scaler_tls import issue, make_ca, pem
+
+    ca = make_ca("llmobs-test-ca")
+    key, cert = pem(issue(ca, "localhost", server=True))
+    (tmp_path / "server.key").write_bytes(key)
+    (tmp_path / "server.crt").write_bytes(cert)
+    (tmp_path / "ca.crt").write_bytes(pem(ca if trusted else make_ca("someone-else"))[1])
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.crt"))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    handler, _ = answering(ok(PAGE), ok(PAGE))
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/metrics"
+    scraper = Scraper(timeout_seconds=2.0)
+    try:
+        outcomes = [await scraper.scrape(Target(url, "tls")) for _ in range(2)]
+    finally:
+        await scraper.aclose()
+        server.close()
+    if trusted:
+        assert [o.error_kind for o in outcomes] == ["", ""], [o.error for o in outcomes]
+    else:
+        assert [o.error_kind for o in outcomes] == ["connect", "connect"]
