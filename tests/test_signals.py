@@ -151,3 +151,25 @@ def test_no_observations_in_window_is_nan() -> None:
     t.observe(_scrape(1, 0, (3, 3, 3)), 10.0)
     s = t.signals()
     assert s is not None and math.isnan(s.ttft.quantiles[0.99]) and s.request_rate == 0
+
+
+def test_histogram_quantiles_equal_one_call_per_quantile() -> None:
+    """The batched form the tracker uses gives bit for bit what histogram_quantile gives per quantile,
+    including non-monotonic buckets, empty histograms, a missing +Inf and out-of-range quantiles."""
+    import random
+
+    from llmobs.signals.histogram import histogram_quantile, histogram_quantiles
+
+    rng = random.Random(3)
+    qs = (0.5, 0.9, 0.99, 0.0, 1.0, -0.1, 1.5, math.nan)
+    for _ in range(2000):
+        n = rng.randrange(1, 8)
+        bounds = sorted(rng.choice([-1.0, 0.0, 0.001, 0.5, 1.0, 2.5, 10.0]) for _ in range(n))
+        if rng.random() < 0.9:
+            bounds.append(math.inf)
+        cumulative = [float(rng.randrange(0, 5)) for _ in bounds]
+        if rng.random() < 0.7:
+            cumulative = [sum(cumulative[: i + 1]) for i in range(len(cumulative))]
+        got = histogram_quantiles(qs, bounds, cumulative)
+        want = [histogram_quantile(q, bounds, cumulative) for q in qs]
+        assert repr(got) == repr(want), (bounds, cumulative)

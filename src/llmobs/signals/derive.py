@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
+from operator import sub as _minus
 
 from llmobs.signals.counters import HistogramResetAdjuster, ResetAdjuster
-from llmobs.signals.histogram import histogram_quantile
+from llmobs.signals.histogram import histogram_quantiles
 from llmobs.signals.types import QUANTILES, Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
 from llmobs.sources.normalize import ModelScrape
 
@@ -44,10 +46,10 @@ def _nan_distribution() -> Distribution:
 def _distribution(first: AdjustedHistogram | None, last: AdjustedHistogram) -> Distribution:
     if first is None or first.bounds != last.bounds:
         return _nan_distribution()
-    delta = [b - a for a, b in zip(first.cumulative, last.cumulative, strict=True)]
+    delta = list(map(_minus, last.cumulative, first.cumulative))  # same bounds, so same lengths
     count = last.count - first.count
     total = last.sum - first.sum
-    quantiles = {q: histogram_quantile(q, last.bounds, delta) for q in QUANTILES}
+    quantiles = dict(zip(QUANTILES, histogram_quantiles(QUANTILES, last.bounds, delta), strict=True))
     mean = total / count if count > 0 and math.isfinite(total) else math.nan
     return Distribution(quantiles, mean, max(count, 0.0))
 
@@ -170,7 +172,7 @@ class ModelEndpointTracker:
         out: dict[str, CumulativeHistogram] = {}
         for canonical, h in last.histograms.items():
             start, base = self._hist_baselines[canonical]
-            cumulative = tuple(max(0.0, c - b) for c, b in zip(h.cumulative, base.cumulative, strict=True))
+            cumulative = tuple(map(max, repeat(0.0), map(_minus, h.cumulative, base.cumulative)))  # same bounds
             out[canonical] = CumulativeHistogram(h.bounds, cumulative, max(0.0, h.count - base.count),
                                                  h.sum - base.sum, start)
         return out

@@ -48,3 +48,40 @@ def histogram_quantile(q: float, bounds: Sequence[float], cumulative: Sequence[f
     if in_bucket <= 0:
         return upper
     return lower + (upper - lower) * ((rank - below) / in_bucket)
+
+
+def histogram_quantiles(qs: Sequence[float], bounds: Sequence[float], cumulative: Sequence[float]) -> list[float]:
+    """`[histogram_quantile(q, bounds, cumulative) for q in qs]` with the buckets checked and repaired once
+    (the tracker asks for three quantiles of every distribution of every endpoint each cycle)."""
+    if len(bounds) < 2 or not math.isinf(bounds[-1]) or not cumulative[-1] > 0 or any(map(math.isnan, qs)):
+        return [histogram_quantile(q, bounds, cumulative) for q in qs]
+    counts = list(cumulative)
+    for i in range(1, len(counts)):
+        if counts[i] < counts[i - 1]:
+            counts[i] = counts[i - 1]
+    total = cumulative[-1]
+    last = len(counts) - 1
+    out = []
+    for q in qs:
+        if q < 0:
+            out.append(-math.inf)
+            continue
+        if q > 1:
+            out.append(math.inf)
+            continue
+        rank = q * total
+        index = 0
+        while index < last and counts[index] < rank:
+            index += 1
+        if index == len(bounds) - 1:
+            out.append(bounds[-2])
+            continue
+        if index == 0 and bounds[0] <= 0:
+            out.append(bounds[0])
+            continue
+        lower = 0.0 if index == 0 else bounds[index - 1]
+        below = 0.0 if index == 0 else counts[index - 1]
+        upper = bounds[index]
+        in_bucket = counts[index] - below
+        out.append(upper if in_bucket <= 0 else lower + (upper - lower) * ((rank - below) / in_bucket))
+    return out
