@@ -210,3 +210,24 @@ async def test_https_target_is_verified(tmp_path, monkeypatch, trusted: bool) ->
         assert [o.error_kind for o in outcomes] == ["", ""], [o.error for o in outcomes]
     else:
         assert [o.error_kind for o in outcomes] == ["connect", "connect"]
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(ok(PAGE))
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(handle)
+    scraper = Scraper(timeout_seconds=2.0)
+    try:
+        outcome = await scraper.scrape(Target(url.replace("http://", "http://prom:s%40cret@"), "auth"))
+    finally:
+        await scraper.aclose()
+        server.close()
+    assert outcome.ok, outcome.error
+    assert b"Authorization: Basic cHJvbTpzQGNyZXQ=\r\n" in seen[0]  # base64("prom:s@cret")
+    assert seen[0].startswith(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:")

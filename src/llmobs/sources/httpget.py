@@ -17,12 +17,13 @@ a timeout: a timeout means the answer really was not there in time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import ssl
 import time
 import zlib
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["ConnectError", "GetClient", "HttpResponse", "ProtocolError", "ResponseTimeout", "ResponseTooLarge"]
 
@@ -317,7 +318,11 @@ class GetClient:
         default = (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
         host_header = (f"[{host}]" if ":" in host else host) + ("" if default else f":{port}")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request = (f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n{self._headers}\r\n").encode("latin-1")
+        auth = ""
+        if parts.username is not None:  # credentials in the URL: HTTP basic auth, as httpx sends them
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            auth = f"Authorization: Basic {base64.b64encode(pair).decode('ascii')}\r\n"
+        request = (f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n{auth}{self._headers}\r\n").encode("latin-1")
         prepared = ((scheme, host, port), request)
         if len(self._split) > 100_000:
             self._split.clear()
