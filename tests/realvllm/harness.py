@@ -67,7 +67,7 @@ class VllmServer:
     def metrics_url(self) -> str:
         return f"{self.base_url}/metrics"
 
-    def start(self, timeout: float = 420.0) -> None:
+    def start(self, timeout: float = 420.0, warm_up: bool = True) -> None:
         self.port = self.port or free_port()
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1",
                "VLLM_LOGGING_LEVEL": "WARNING", "TOKENIZERS_PARALLELISM": "false",
@@ -88,10 +88,32 @@ class VllmServer:
                 raise RuntimeError(f"vLLM exited with {self.process.returncode}; log tail:\n{self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:
+                    self._deprioritize_engine_core()
+                    if warm_up:
+                        # A fresh server's first requests pay one-off costs in the API server (lazy imports
+                        # and set-up on the first completion) before vLLM stamps their arrival: seen as a
+                        # client TTFT p50 of 1.4 s against vLLM's 0.04 s. Tests measure a warm server.
+                        asyncio.run(drive_load(self.base_url, [("the model serves tokens", 8)] * 4,
+                                               concurrency=2))
                     return
             time.sleep(1.0)
         self.stop()
         raise RuntimeError(f"vLLM did not become healthy in {timeout:.0f}s; log tail:\n{self.log_tail()}")
+
+    def _deprioritize_engine_core(self) -> None:
+        """On 2 cores vLLM's three processes contend: the worker (pinned to core 0), the engine core, which
+        busy-waits on the worker between steps, and the API server, which stamps a request's arrival only
+        after handling it. Time the API server loses to the spinning engine core runs outside vLLM's own
+        clocks (a client sees it, vLLM's TTFT does not); niced, the engine core still schedules every step,
+        and any delay it adds is counted by vLLM as queue or decode time, as on a machine with a core each."""
+        assert self.process is not None
+        for pid in _descendants(self.process.pid):
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+                if name.startswith("VLLM::EngineCor"):
+                    os.setpriority(os.PRIO_PROCESS, pid, 10)
+            except OSError:
+                continue
 
     def stop(self) -> None:
         if self.process is None:
@@ -109,13 +131,26 @@ class VllmServer:
     def restart(self) -> None:
         """Stop and start on the same port: the counters start again from zero (a real restart)."""
         self.stop()
-        self.start()
+        self.start(warm_up=False)  # the restart test counts every request the new process serves
 
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(c) for c in children]
+        todo += [int(c) for c in children]
+    return found
 
 
 @dataclass(frozen=True)
@@ -145,6 +180,11 @@ async def one_request(client: httpx.AsyncClient, base_url: str, prompt: str, max
         return RequestTruth(-1, e2e, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
                             True)
     body["stream_options"] = {"include_usage": True}
+    # vLLM sends the first token at once and, with `stream_interval`, the rest in one chunk at the end: the
+    # client still sees the first token when vLLM's TTFT histogram stops its clock, but vLLM's single
+    # frontend process and this client no longer serialize, parse and ship one SSE event per token. On
+    # 2 cores that per-token work starved the frontend and put whole buckets between client and vLLM TTFT.
+    body["stream_interval"] = max_tokens
     ttft = -1.0
     usage: dict = {}
     async with client.stream("POST", f"{base_url}/v1/completions", json=body) as response:
