@@ -438,3 +438,19 @@ def test_lone_surrogates_and_control_characters() -> None:
     page = parse_text(text)
     assert [dict(s.labels) for s in page.samples] == [{"a": "\ud800\x00\x1b"}]
     assert page.skipped == {"malformed": 3}
+
+
+def test_parsers_of_replicas_share_series_entries_and_junk_cannot_flush_the_pool(fixture_page: str) -> None:
+    """Replicas of one model write the same series texts: every target's parser ends up holding the very
+    same label dicts (one copy in memory, whatever the number of targets), with identical results; a page
+    of fresh junk series adds at most _SHARE_PER_PAGE entries to the shared pool."""
+    from llmobs.sources import textformat
+
+    a, b = TextParser(), TextParser()
+    pa, pb = a.parse(fixture_page), b.parse(fixture_page)
+    assert [(s.name, s.labels, s.value) for s in pa.samples] == [(s.name, s.labels, s.value) for s in pb.samples]
+    assert all(x.labels is y.labels for x, y in zip(pa.samples, pb.samples, strict=True))
+    before = len(textformat._shared_series)
+    junk = "".join(f'junk_{i}{{a="{i}.5"}} 1\n' for i in range(textformat._SHARE_PER_PAGE * 3))
+    assert len(TextParser().parse(junk).samples) == textformat._SHARE_PER_PAGE * 3
+    assert len(textformat._shared_series) <= before + textformat._SHARE_PER_PAGE

@@ -116,6 +116,9 @@ _MAX_CACHED_KEY = 4096
 # when a pool is full it is cleared (entries held by parsers stay alive; only new ones stop being shared
 # until the pool refills), so a target that writes fresh junk every scrape cannot grow it.
 _SHARED_MAX = 50_000
+# New entries one page may add to the shared pool: a vLLM page has a few hundred series per model; a page of
+# 100k fresh junk series would otherwise flush the pool on every scrape.
+_SHARE_PER_PAGE = 2_000
 _shared_series: dict[str, _Entry] = {}
 _shared_comments: dict[str, tuple[str, tuple[str, str, str] | None]] = {}
 
@@ -258,7 +261,7 @@ class TextParser:
     Results are identical warm or cold; only speed differs. Not thread-safe: one parser per target.
     """
 
-    __slots__ = ("_comments", "_last_misses", "_layout", "_max", "_series")
+    __slots__ = ("_comments", "_last_misses", "_layout", "_max", "_series", "_share_budget")
 
     def __init__(self, max_cache_entries: int = 20_000) -> None:
         self._max = max(0, int(max_cache_entries))
@@ -274,6 +277,7 @@ class TextParser:
         # comparing them to the last page's is ten times cheaper than reading them again.
         self._last_misses: tuple[tuple[str, ...], dict[str, str], dict[str, str], dict[str, int]] | None = None
         self._layout: _Layout | None = None  # the last bulk-parsed page's shape, see _parse_same_layout
+        self._share_budget = _SHARE_PER_PAGE
 
     def parse(self, text: str) -> ParsedPage:
         """Parse one page; never raises for any ``str`` (bad lines are counted in ``skipped``)."""
@@ -283,6 +287,7 @@ class TextParser:
         if len(self._comments) >= self._max:
             self._comments.clear()
         lines = text.split("\n")
+        self._share_budget = _SHARE_PER_PAGE
         page = None
         if self._series:  # a first scrape (empty cache) goes straight to the line loop
             body = _before_final_eof(lines)
@@ -469,7 +474,8 @@ class TextParser:
             entry = _shared_series.get(key)
             if entry is None:
                 entry = (name, labels, (name, frozenset(labels.items())), key)
-                if len(key) <= _MAX_CACHED_KEY:
+                if len(key) <= _MAX_CACHED_KEY and self._share_budget > 0:
+                    self._share_budget -= 1
                     _share_series(entry)
             if len(series) < self._max and len(key) <= _MAX_CACHED_KEY:
                 series[entry[3]] = entry
