@@ -189,3 +189,15 @@ def test_gc_policy_freezes_between_cycles_and_restores_the_collector() -> None:
     finally:
         policy.stop()
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+def test_scrapes_start_one_host_at_a_time_in_turn() -> None:
+    from llmobs.pipeline import _round_robin_by_host
+
+    targets = [Target(f"http://h{h}:8000/replicas/{i}/metrics", f"{h}-{i}") for h in (1, 2) for i in range(3)]
+    targets.append(Target("https://h3/metrics", "3"))
+    order = _round_robin_by_host(targets)
+    assert sorted(order) == list(range(len(targets)))
+    assert [targets[i].name for i in order] == ["1-0", "2-0", "3", "1-1", "2-1", "1-2", "2-2"]
+    solo = [Target(f"http://pod-{i}:8000/metrics", str(i)) for i in range(4)]
+    assert _round_robin_by_host(solo) == [0, 1, 2, 3]

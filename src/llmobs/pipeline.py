@@ -104,6 +104,26 @@ class ModelBudget:
         return len(self._owners)
 
 
+def _round_robin_by_host(targets: list[Target]) -> list[int]:
+    """Target indices in the order to start their scrapes: one per host (scheme://host:port) in turn.
+
+    The scraper's semaphore admits scrapes in start order, so starting them in list order would send all of
+    the first `max_concurrency` requests to whichever host the list begins with when several targets share
+    a host (a multi-model server, a proxy in front of replicas, a simulator), while the other hosts wait.
+    With one target per host, as with plain vLLM pods, this is the list order."""
+    queues: dict[str, list[int]] = {}
+    for i, t in enumerate(targets):
+        scheme, _, rest = t.url.partition("://")
+        queues.setdefault(scheme + "://" + rest.split("/", 1)[0], []).append(i)
+    if len(queues) == len(targets):
+        return list(range(len(targets)))
+    order: list[int] = []
+    lists = list(queues.values())
+    for k in range(max(map(len, lists), default=0)):
+        order.extend(q[k] for q in lists if k < len(q))
+    return order
+
+
 class GcPolicy:
     """Keeps the cyclic garbage collector off the scrape cycle's critical path (opt-in: `manage_gc`).
 
@@ -224,7 +244,7 @@ class Pipeline:
                 recorded += 1
                 self._record(self._books[outcome.target.url], outcome)
 
-        await asyncio.gather(*(one(i, t) for i, t in enumerate(targets)))
+        await asyncio.gather(*(one(i, targets[i]) for i in _round_robin_by_host(targets)))
 
     @staticmethod
     def _relabel(book: _TargetBook, target: Target) -> _TargetBook:
