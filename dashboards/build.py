@@ -41,7 +41,9 @@ def fleet(c: Config) -> Board:
                  Q(f"model:llmobs_prompt_tokens_rate:sum{{{sm}}}", f"{legend} prompt"),
                  Q(f"model:llmobs_generation_tokens_rate:sum{{{sm}}}", f"{legend} generation"))
      .timeseries("KV cache utilization (busiest replica)",
-                 Q(f"model:llmobs_kv_cache_utilization_ratio:max{{{sm}}}", legend),
+                 Q(f"model:llmobs_kv_cache_utilization_ratio:max{{{sm}}}", f"{legend} now"),
+                 # what LlmobsKVCacheSaturated reads: the peak over the exporter's signal window
+                 Q(f"model:llmobs_kv_cache_utilization_max_ratio:max{{{sm}}}", f"{legend} window peak"),
                  unit="percentunit", min_=0, max_=1)
      .timeseries("Waiting requests by model", Q(f"model:llmobs_requests_waiting:sum{{{sm}}}", legend)))
     (b.row("Latency and errors")
