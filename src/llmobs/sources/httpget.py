@@ -130,7 +130,7 @@ class _Conn(asyncio.Protocol):
             return
         if self.body_start >= 0 and self.length is None and not self.chunked:
             try:  # read-until-close framing: this is the end
-                self._complete(bytes(self.buf[self.body_start:]))
+                self._complete(bytes(memoryview(self.buf)[self.body_start:]))
             except (ProtocolError, ResponseTooLarge) as e:
                 self._finish(exc=e)
             return
@@ -172,7 +172,7 @@ class _Conn(asyncio.Protocol):
             if len(buf) - start >= self.length:
                 if len(buf) - start > self.length:
                     self.keep_alive = False  # more than one response: pipelining we did not ask for
-                self._complete(bytes(buf[start:start + self.length]))
+                self._complete(bytes(memoryview(buf)[start:start + self.length]))  # one copy
         elif len(buf) - start > self.max_bytes:
             raise ResponseTooLarge(f"body exceeds cap {self.max_bytes} bytes")
 

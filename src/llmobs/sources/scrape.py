@@ -77,6 +77,9 @@ class Scraper:
         self.max_response_bytes = max_response_bytes
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._parsers: dict[str, TextParser] = {}
+        # One big page parsed at a time: each holds tens of MB of transient objects while it is parsed, and
+        # the parses share one GIL anyway, so running them side by side only raises the memory peak.
+        self._big_parse = asyncio.Semaphore(1)
         self._fast: httpget.GetClient | None = None
         if transport is None and not _proxies_configured():
             self._fast = httpget.GetClient(headers={"Accept": ACCEPT, "Accept-Encoding": "gzip",
@@ -126,7 +129,8 @@ class Scraper:
                     text = await asyncio.wait_for(self._fetch(target.url), self.timeout_seconds)
                 parser = self._parser(target.url)
                 if len(text) > _THREAD_PARSE_BYTES:
-                    page = await asyncio.to_thread(parser.parse, text)
+                    async with self._big_parse:
+                        page = await asyncio.to_thread(parser.parse, text)
                 else:
                     page = parser.parse(text)
                 if not page.samples:
