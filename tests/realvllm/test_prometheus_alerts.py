@@ -35,8 +35,9 @@ def alert_state(prom: PrometheusServer) -> str:
 async def test_kv_saturation_alert_fires_and_resolves(vllm_server, tmp_path: Path) -> None:
     # Saturated, this server's KV usage churns (32 blocks of 128 tokens, ~5 blocks a request): batches finish
     # together, the queue is admitted, sequences are preempted; the instantaneous value sits above 0.9 most of
-    # the time but dips to ~0.2-0.4 every few seconds. The alert reads the peak over the exporter's signal window (10 s here instead of
-    # 60 s, as `for` is 5 s instead of 10 m), which stays above the shipped 0.9 while saturation lasts.
+    # the time but dips to ~0.2-0.4 every few seconds. The alert reads the peak over the exporter's signal
+    # window (10 s here instead of 60 s, as `for` is 5 s instead of 10 m), which stays above the shipped 0.9
+    # while saturation lasts.
     config = dataclasses.replace(DEFAULT, kv_cache_saturated_for="5s", rule_interval="1s")
     assert config.kv_cache_saturated_ratio == 0.9
     rule_files = []
