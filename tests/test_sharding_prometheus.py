@@ -53,7 +53,8 @@ def test_prometheus_hashmod_keeps_the_same_targets_as_llmobs(tmp_path: Path) -> 
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 r = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", params={"state": "any"}, timeout=5)
-                data = r.json()["data"]
+                # Prometheus answers 503 "Service Unavailable" (plain text) until it is ready
+                data = r.json()["data"] if r.status_code == 200 else {"activeTargets": [], "droppedTargets": []}
                 active = data["activeTargets"]
                 if len(active) + len(data["droppedTargets"]) >= len(addresses) * SHARDS:
                     kept = {i: {t["scrapeUrl"] for t in active if t["labels"]["job"] == f"shard-{i}"}
