@@ -137,6 +137,18 @@ def _resolve_names(table: AliasTable, present: set[str]) -> dict[str, SeriesSpec
     return chosen
 
 
+def _route(chosen: dict[str, SeriesSpec], name: str) -> tuple[SeriesSpec, str] | None:
+    """The canonical series a sample name feeds, and its histogram suffix (`bucket`/`sum`/`count`, or "")."""
+    spec = chosen.get(name)
+    if spec is not None:
+        return spec, ""
+    base, _, suffix = name.rpartition("_")
+    spec = chosen.get(base)
+    if spec is None or spec.kind != "histogram" or suffix not in ("bucket", "sum", "count"):
+        return None
+    return spec, suffix
+
+
 def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int]:
     """`vllm:lora_requests_info`: the value is a timestamp; adapters are comma-joined label values.
 
@@ -214,14 +226,10 @@ def normalize(
     info: dict[tuple[str, str], list[Sample]] = {}
 
     for s in samples:
-        name = s.name
-        spec = chosen.get(name)
-        suffix = ""
-        if spec is None:
-            base, _, suffix = name.rpartition("_")
-            spec = chosen.get(base)
-            if spec is None or spec.kind != "histogram" or suffix not in ("bucket", "sum", "count"):
-                continue
+        route = _route(chosen, s.name)
+        if route is None:
+            continue
+        spec, suffix = route
         model = s.labels.get(MODEL_LABEL, "")
         ms = models.get(model)
         if ms is None:
@@ -402,14 +410,10 @@ def _compile(samples: list[Sample], table: AliasTable, guard: SampleGuard, layou
     means: dict[tuple[str, str, str], list[int]] = {}
     info: dict[tuple[str, str], list[int]] = {}
     for i, s in enumerate(samples):
-        name = s.name
-        spec = chosen.get(name)
-        suffix = ""
-        if spec is None:
-            base, _, suffix = name.rpartition("_")
-            spec = chosen.get(base)
-            if spec is None or spec.kind != "histogram" or suffix not in ("bucket", "sum", "count"):
-                continue
+        route = _route(chosen, s.name)
+        if route is None:
+            continue
+        spec, suffix = route
         model = s.labels.get(MODEL_LABEL, "")
         if model not in plans:
             if model and admission is not None and not admission.admit(model, guard.owner):
