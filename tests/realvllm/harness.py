@@ -217,9 +217,8 @@ async def one_request(client: httpx.AsyncClient, base_url: str, prompt: str, max
                             True)
     body["stream_options"] = {"include_usage": True}
     # vLLM sends the first token at once and, with `stream_interval`, the rest in one chunk at the end: the
-    # client still sees the first token when vLLM's TTFT histogram stops its clock, but vLLM's single
-    # frontend process and this client no longer serialize, parse and ship one SSE event per token. On
-    # 2 cores that per-token work starved the frontend and put whole buckets between client and vLLM TTFT.
+    # client still sees the first token when vLLM's TTFT histogram stops its clock, while vLLM's API server and
+    # this client skip serializing and parsing one SSE event per token (CPU that 2 cores do not have spare).
     body["stream_interval"] = max_tokens
     ttft = -1.0
     usage: dict = {}
