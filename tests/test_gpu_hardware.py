@@ -31,7 +31,9 @@ def test_reads_every_gpu_with_plausible_values() -> None:
         assert d.uuid.startswith("GPU-") and d.model and " " not in d.model
         total = by[("llmobs_gpu_memory_total_bytes", d.uuid, ())]
         assert 2**30 <= total <= 2**40
-        assert 0 <= by[("llmobs_gpu_memory_used_bytes", d.uuid, ())] <= total
+        used = by[("llmobs_gpu_memory_used_bytes", d.uuid, ())]
+        reserved = by.get(("llmobs_gpu_memory_reserved_bytes", d.uuid, ()), 0.0)  # absent before NVML v2
+        assert used >= 0 and reserved >= 0 and used + reserved <= total
         assert 0 <= by[("llmobs_gpu_utilization_ratio", d.uuid, ())] <= 1
         assert 0 < by[("llmobs_gpu_temperature_celsius", d.uuid, ())] < 120
         if ("llmobs_gpu_power_watts", d.uuid, ()) in by:

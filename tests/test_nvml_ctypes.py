@@ -142,7 +142,8 @@ def test_reader_through_real_ctypes_against_fake_library(fake_lib_dir: Path) -> 
     g0 = "GPU-fake-0"
     assert values[("llmobs_gpu_utilization_ratio", g0, ())] == pytest.approx(0.87)
     assert values[("llmobs_gpu_memory_bandwidth_utilization_ratio", g0, ())] == pytest.approx(0.33)
-    assert values[("llmobs_gpu_memory_used_bytes", g0, ())] == 70 * 2**30
+    assert values[("llmobs_gpu_memory_used_bytes", g0, ())] == 70 * 2**30  # v1: the C fake has no _v2 symbol
+    assert ("llmobs_gpu_memory_reserved_bytes", g0, ()) not in values
     assert values[("llmobs_gpu_memory_total_bytes", g0, ())] == 80 * 2**30
     assert values[("llmobs_gpu_power_watts", g0, ())] == pytest.approx(312.345)
     assert values[("llmobs_gpu_power_limit_watts", g0, ())] == pytest.approx(400.0)

@@ -32,6 +32,7 @@ def test_fields_are_read_and_scaled_to_base_units() -> None:
     assert v[("llmobs_gpu_utilization_ratio", ())] == pytest.approx(0.87)
     assert v[("llmobs_gpu_memory_bandwidth_utilization_ratio", ())] == pytest.approx(0.12)
     assert v[("llmobs_gpu_memory_used_bytes", ())] == gpu.memory_used
+    assert v[("llmobs_gpu_memory_reserved_bytes", ())] == gpu.memory_reserved
     assert v[("llmobs_gpu_memory_total_bytes", ())] == gpu.memory_total
     assert v[("llmobs_gpu_power_watts", ())] == pytest.approx(412.5)
     assert v[("llmobs_gpu_power_limit_watts", ())] == pytest.approx(gpu.power_limit_mw / 1000)
@@ -154,6 +155,7 @@ def test_mig_instances_are_devices_with_their_own_memory_and_processes() -> None
     assert by_uuid["MIG-1"].gpu_instance == "1" and by_uuid["MIG-1"].parent_uuid == "GPU-a"
     assert by_uuid["MIG-2"].model == by_uuid["GPU-a"].model
     assert values(r, "MIG-1") == {("llmobs_gpu_memory_used_bytes", ()): 5 * 2**30,
+                                  ("llmobs_gpu_memory_reserved_bytes", ()): 0,
                                   ("llmobs_gpu_memory_total_bytes", ()): 10 * 2**30}
     assert [(p.device.uuid, p.pid, p.used_bytes) for p in r.processes] == [("MIG-1", 77, 4 * 2**30)]
     # With MIG on, the parent's process list would aggregate the instances' (counted twice): not read.
@@ -260,3 +262,21 @@ def test_catalogue_rows_all_resolve_and_bad_rows_are_rejected() -> None:
     ]:
         with pytest.raises(CatalogueError, match=why):
             parse_catalogue({"fields": [bad]})
+
+
+def test_memory_used_leaves_out_the_driver_reservation_and_falls_back_to_v1_on_old_drivers() -> None:
+    """Seen on an H200 (driver 580): NVML v1 says 616 MiB used on an idle GPU where nvidia-smi says 0 MiB
+    used and 616 MiB reserved. v2 splits them; a driver without v2 gets v1 once, then is not asked again."""
+    new = FakeGpu("GPU-new", memory_used=0, memory_reserved=616 * 2**20)
+    old = FakeGpu("GPU-old", memory_used=0, memory_reserved=616 * 2**20, memory_v2=False)
+    fake = FakeNvml([new, old])
+    reader = reader_for(fake)
+    reader.collect()
+    before = fake.calls["nvmlDeviceGetMemoryInfo"]
+    r = reader.collect()
+    assert values(r, "GPU-new")[("llmobs_gpu_memory_used_bytes", ())] == 0
+    assert values(r, "GPU-new")[("llmobs_gpu_memory_reserved_bytes", ())] == 616 * 2**20
+    assert values(r, "GPU-old")[("llmobs_gpu_memory_used_bytes", ())] == 616 * 2**20  # v1: reservation included
+    assert ("llmobs_gpu_memory_reserved_bytes", ()) not in values(r, "GPU-old")
+    assert values(r, "GPU-old")[("llmobs_gpu_memory_total_bytes", ())] == old.memory_total
+    assert fake.calls["nvmlDeviceGetMemoryInfo"] - before == 2  # one call per GPU: v2, or the learnt v1

@@ -34,6 +34,7 @@ class FieldSpec:
     call: str = ""
     fallback: str = ""
     args: tuple[int, ...] = ()
+    fallback_args: tuple[int, ...] | None = None  # None: the fallback takes `args`
     attr: str = ""
     scale: float = 1.0
     labels: tuple[tuple[str, str], ...] = ()
@@ -48,6 +49,13 @@ class FieldSpec:
     def key(self) -> str:
         """Identity of the NVML query, for remembering NotSupported per device (rows can share one call)."""
         return f"{self.call}{self.args}"
+
+    def attempts(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """The (function, args) pairs to try in order: the call, then its fallback if any."""
+        if not self.fallback:
+            return ((self.call, self.args),)
+        fallback_args = self.args if self.fallback_args is None else self.fallback_args
+        return (self.call, self.args), (self.fallback, fallback_args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,8 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         spec = FieldSpec(
             metric=metric, help=str(row.get("help", "")), kind=kind, type=ftype, call=call, fallback=fallback,
             args=tuple(_const(a, where) for a in row.get("args", ())),
+            fallback_args=(None if row.get("fallback_args") is None
+                           else tuple(_const(a, where) for a in row["fallback_args"])),
             attr=str(row.get("attr", "")), scale=float(row.get("scale", 1.0)),
             labels=tuple(sorted((str(k), str(v)) for k, v in (row.get("labels") or {}).items())),
             label=str(row.get("label", "")),

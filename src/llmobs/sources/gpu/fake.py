@@ -35,6 +35,8 @@ class FakeGpu:
     util_mem: int = 20
     memory_used: int = 40 * 2**30
     memory_total: int = 80 * 2**30
+    memory_reserved: int = 600 * 2**20    # v2 only; v1's `used` includes it, as real drivers report
+    memory_v2: bool = True                # False: a driver without nvmlDeviceGetMemoryInfo_v2
     power_mw: int = 350_000
     power_limit_mw: int = 700_000
     temperature: int = 61
@@ -167,13 +169,19 @@ class FakeNvml:
         self._whole_gpu_only(h)
         return SimpleNamespace(gpu=h.gpu.util_gpu, memory=h.gpu.util_mem)
 
-    def nvmlDeviceGetMemoryInfo(self, h: _Handle) -> Any:
+    def nvmlDeviceGetMemoryInfo(self, h: _Handle, version: int | None = None) -> Any:
+        """v1 (no version): used includes the driver's reservation; v2 reports it apart, as pynvml does."""
         self._enter("nvmlDeviceGetMemoryInfo", h)
         if h.mig is not None:
-            return SimpleNamespace(used=h.mig.memory_used, total=h.mig.memory_total,
-                                   free=h.mig.memory_total - h.mig.memory_used)
-        return SimpleNamespace(used=h.gpu.memory_used, total=h.gpu.memory_total,
-                               free=h.gpu.memory_total - h.gpu.memory_used)
+            used, total, reserved = h.mig.memory_used, h.mig.memory_total, 0
+        else:
+            used, total, reserved = h.gpu.memory_used, h.gpu.memory_total, h.gpu.memory_reserved
+        if not version:
+            return SimpleNamespace(used=used + reserved, total=total, free=total - used - reserved)
+        if not h.gpu.memory_v2:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+        return SimpleNamespace(version=version, used=used, reserved=reserved, total=total,
+                               free=total - used - reserved)
 
     def nvmlDeviceGetPowerUsage(self, h: _Handle) -> int:
         self._enter("nvmlDeviceGetPowerUsage", h)

@@ -304,12 +304,13 @@ class NvmlReader:
 
     def _call_with_fallback(self, lib: NvmlLib, dev: _Device, spec: FieldSpec) -> Any:
         """The row's call, or its `fallback` once the driver has said the first is not there (an older
-        driver lacks nvmlDeviceGetCurrentClocksEventReasons but has the ThrottleReasons original)."""
-        for name in (spec.call, spec.fallback) if spec.fallback else (spec.call,):
-            key = f"{name}{spec.args}"
+        driver lacks nvmlDeviceGetCurrentClocksEventReasons but has the ThrottleReasons original, or
+        nvmlDeviceGetMemoryInfo_v2 but has v1)."""
+        for name, args in spec.attempts():
+            key = f"{name}{args}"
             if (dev.info.uuid, key) in self._unsupported:
                 continue
-            value = self._call(dev, key, getattr(lib, name), *spec.args)
+            value = self._call(dev, key, getattr(lib, name), *args)
             if value is not None or (dev.info.uuid, key) not in self._unsupported:
                 return value
         return None
@@ -325,8 +326,8 @@ class NvmlReader:
                 if spec.key not in cache:
                     cache[spec.key] = self._call_with_fallback(lib, dev, spec)
                 value = cache[spec.key]
-                if value is not None:
-                    raw = getattr(value, spec.attr) if spec.attr else value
+                raw = getattr(value, spec.attr, None) if spec.attr else value  # v1 memory has no `reserved`
+                if raw is not None:
                     out.append(GpuSample(spec.metric, dev.info, spec.labels, float(raw) * spec.scale))
             elif spec.kind == "bitmask":
                 mask = self._call_with_fallback(lib, dev, spec)
