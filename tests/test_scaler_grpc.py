@@ -31,7 +31,9 @@ from llmobs.serving.app import create_app
 from llmobs.serving.scaler import ScalerConfig, ScalerHandle, serve_scaler
 from llmobs.serving.scaler import externalscaler_pb2 as pb
 from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler.frontend import locate_binary
 from llmobs.serving.scaler.metadata import strip_index_prefix
+from llmobs.serving.scaler.service import SNAPSHOT_VERSION_KEY
 from llmobs.sources.targets import StaticTargetSource
 from llmobs.state import FleetState, StateHolder
 from tests.test_scaler_cache import health, make_signals
@@ -45,17 +47,30 @@ def ref(meta: dict[str, str], name: str = "vllm", namespace: str = "llm") -> pb.
                               scalerMetadata={"scalerAddress": "llmobs.monitoring:9401", **meta})
 
 
+ENGINES = ["aio", "native"]  # `native` needs `make native` (in CI, `make test` builds it: never skipped)
+
+
+def scaler_config(engine: str = "aio", **kwargs: object) -> ScalerConfig:
+    if engine == "native" and locate_binary("llmobs-scaler-frontend") is None:
+        pytest.skip("the native front end is not built (make native)")
+    return ScalerConfig(host="127.0.0.1", port=0, engine=engine, **kwargs)  # type: ignore[arg-type]
+
+
 async def keda_poll(stub: pb_grpc.ExternalScalerStub, meta: dict[str, str], index: int = 0
-                    ) -> tuple[pb.MetricSpec, pb.GetMetricsResponse, bool]:
-    """One KEDA polling round for one trigger, as KEDA's external scaler client makes it."""
+                    ) -> tuple[pb.MetricSpec, pb.GetMetricsResponse, bool, set[int]]:
+    """One KEDA polling round for one trigger, as KEDA's external scaler client makes it; also returns the
+    cache versions the value answers came from (the llmobs-snapshot-version trailer)."""
     r = ref(meta)
     spec = await stub.GetMetricSpec(r, timeout=KEDA_DEADLINE)
     [metric_spec] = spec.metricSpecs
     hpa_name = f"s{index}-{metric_spec.metricName}"  # what KEDA calls the metric towards the HPA
-    metrics = await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=r, metricName=strip_index_prefix(hpa_name)),
-                                    timeout=KEDA_DEADLINE)
-    active = await stub.IsActive(r, timeout=KEDA_DEADLINE)
-    return metric_spec, metrics, active.result
+    metrics_call = stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=r, metricName=strip_index_prefix(hpa_name)),
+                                   timeout=KEDA_DEADLINE)
+    metrics = await metrics_call
+    active_call = stub.IsActive(r, timeout=KEDA_DEADLINE)
+    active = await active_call
+    versions = {int(dict(await c.trailing_metadata())[SNAPSHOT_VERSION_KEY]) for c in (metrics_call, active_call)}
+    return metric_spec, metrics, active.result, versions
 
 
 @contextlib.asynccontextmanager
@@ -72,14 +87,13 @@ async def start_fleet_exporter(fleet: SimulatedFleet, interval: float) -> tuple[
     return exporter, fleet_task, fleet_server
 
 
-@pytest.fixture
-async def live():
-    """Demo fleet → exporter → scaler (aio), plus the exporter app with the metrics-api routes wired in."""
+@pytest.fixture(params=ENGINES)
+async def live(request):
+    """Demo fleet → exporter → scaler (each engine), plus the exporter app with the metrics-api routes."""
+    config = scaler_config(request.param, stale_after_intervals=50)  # generous: staleness has its own tests
     fleet = default_fleet(speedup=20.0)
     exporter, fleet_task, fleet_server = await start_fleet_exporter(fleet, INTERVAL)
-    # Generous staleness: a loaded CI machine may delay a cycle; staleness has its own tests.
-    handle = await serve_scaler(ScalerConfig(host="127.0.0.1", port=0, stale_after_intervals=50), exporter.holder,
-                                interval_seconds=INTERVAL, registry=exporter.registry)
+    handle = await serve_scaler(config, exporter.holder, interval_seconds=INTERVAL, registry=exporter.registry)
     app = create_app(exporter.holder, exporter.registry, extra_routes=handle.routes())
     http_server, http_task, http_port = await serve_asgi(app, "127.0.0.1", 0)
     for _ in range(100):
@@ -113,10 +127,10 @@ async def test_keda_sequence_against_live_demo_signals(live) -> None:
                 meta = {"model": model, "signal": signal, "target": "2", "activationTarget": "0.5"}
                 for _ in range(50):  # compare against the exact state the answer was computed from
                     before = handle.cache.snapshot
-                    spec, metrics, active = await keda_poll(stub, meta)
+                    spec, metrics, active, versions = await keda_poll(stub, meta)
                     after = handle.cache.snapshot
                     state = exporter.holder.current
-                    if before.version == after.version and state.time == after.state_time:
+                    if versions == {before.version} == {after.version} and state.time == after.state_time:
                         break
                 else:
                     pytest.fail("state changed under every attempt")
@@ -210,10 +224,10 @@ def publish(holder: StateHolder, waiting: float, *, model: str = "m", at: float 
                               targets=(health(f"{model}-0", t),)))
 
 
-async def test_spec_needs_nothing_up_and_a_stuck_pipeline_turns_unavailable() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_spec_needs_nothing_up_and_a_stuck_pipeline_turns_unavailable(engine: str) -> None:
     holder = StateHolder()  # nothing ever scraped
-    handle = await serve_scaler(ScalerConfig(host="127.0.0.1", port=0, stale_after_intervals=2), holder,
-                                interval_seconds=0.1)
+    handle = await serve_scaler(scaler_config(engine, stale_after_intervals=2), holder, interval_seconds=0.1)
     try:
         async with channel_to(handle) as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
@@ -242,16 +256,17 @@ async def test_spec_needs_nothing_up_and_a_stuck_pipeline_turns_unavailable() ->
         await handle.stop()
 
 
-async def test_stream_pushes_true_within_one_scrape_interval_of_a_queue_appearing() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_stream_pushes_true_within_one_scrape_interval_of_a_queue_appearing(engine: str) -> None:
     """Scale from zero: an idle replica (false), then a queue builds; `true` must arrive within one
     scrape interval of the first published state that shows it."""
     interval = 0.5
     empty = RequestTrace("none", np.array([]), np.array([]), np.array([]))
     fleet = SimulatedFleet([ModelDeployment("scale-me", empty, replicas=1,
                                             spec=ReplicaSpec(kv_blocks=256, max_num_seqs=2))])
+    config = scaler_config(engine, stale_after_intervals=50)
     exporter, fleet_task, fleet_server = await start_fleet_exporter(fleet, interval)
-    handle = await serve_scaler(ScalerConfig(host="127.0.0.1", port=0, stale_after_intervals=50), exporter.holder,
-                                interval_seconds=interval)
+    handle = await serve_scaler(config, exporter.holder, interval_seconds=interval)
     try:
         async with channel_to(handle) as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
@@ -286,12 +301,11 @@ async def test_stream_pushes_true_within_one_scrape_interval_of_a_queue_appearin
         await fleet_task
 
 
-@pytest.mark.parametrize("engine", ["aio", "threads"])
+@pytest.mark.parametrize("engine", ["aio", "threads", "native"])
 async def test_sixteen_open_streams_do_not_starve_unary_calls(engine: str) -> None:
     holder = StateHolder()
     publish(holder, 0)
-    handle = await serve_scaler(ScalerConfig(host="127.0.0.1", port=0, engine=engine, stale_after_intervals=100),
-                                holder, interval_seconds=0.05)
+    handle = await serve_scaler(scaler_config(engine, stale_after_intervals=100), holder, interval_seconds=0.05)
     stop = asyncio.Event()
 
     async def flip() -> None:  # streams keep waking and pushing while the unary calls run

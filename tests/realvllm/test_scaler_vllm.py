@@ -17,6 +17,7 @@ from llmobs.pipeline import Pipeline
 from llmobs.serving.scaler import ScalerConfig, serve_scaler
 from llmobs.serving.scaler import externalscaler_pb2 as pb
 from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler.service import SNAPSHOT_VERSION_KEY
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource, Target
 from llmobs.state import StateHolder
@@ -30,16 +31,20 @@ PUSH_BOUND_S = 3.0
 
 async def consistent_poll(stub: pb_grpc.ExternalScalerStub, handle, holder: StateHolder,  # type: ignore[no-untyped-def]
                           meta: dict[str, str]) -> tuple[float, bool, object]:
-    """KEDA's round (GetMetricSpec → GetMetrics → IsActive, 3 s deadlines) plus the state it was answered from."""
+    """KEDA's round (GetMetricSpec → GetMetrics → IsActive, 3 s deadlines) plus the state it was answered from
+    (the answers' llmobs-snapshot-version trailers name the cache version; the front end may lag a publish)."""
     r = pb.ScaledObjectRef(name="tiny", namespace="llm", scalerMetadata={"scalerAddress": "llmobs:9401", **meta})
     for _ in range(40):
         before = handle.cache.snapshot
         spec = await stub.GetMetricSpec(r, timeout=3)
         name = spec.metricSpecs[0].metricName
-        [mv] = (await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=r, metricName=name), timeout=3)).metricValues
-        active = (await stub.IsActive(r, timeout=3)).result
+        metrics_call = stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=r, metricName=name), timeout=3)
+        [mv] = (await metrics_call).metricValues
+        active_call = stub.IsActive(r, timeout=3)
+        active = (await active_call).result
+        versions = {int(dict(await c.trailing_metadata())[SNAPSHOT_VERSION_KEY]) for c in (metrics_call, active_call)}
         state = holder.current
-        if handle.cache.snapshot.version == before.version and state.time == before.state_time:
+        if versions == {before.version} == {handle.cache.snapshot.version} and state.time == before.state_time:
             return mv.metricValueFloat, active, state
     raise AssertionError("state changed under every attempt")
 

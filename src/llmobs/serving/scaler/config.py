@@ -32,7 +32,13 @@ class ScalerConfig(_Strict):
                                                                 "(value 0, inactive): scale-to-zero deployments")
     forecast_horizons_seconds: list[PositiveFloat] = Field(default_factory=lambda: [60.0, 300.0, 900.0],
                                                    description="horizons precomputed for forecast_request_rate")
-    engine: Literal["aio", "threads"] = Field("aio", description="grpc.aio (default) or the thread-pool server")
+    engine: Literal["auto", "native", "aio", "threads"] = Field(
+        "auto", description="native: the C++ front end (exporters/scaler-frontend) answers KEDA's unary calls "
+                            "from a table and forwards the rest to grpc.aio on a local socket; aio: grpc.aio "
+                            "alone; threads: grpc's thread-pool server; auto (default): native when the front "
+                            "end executable is installed, else aio (docs/keda-scaler.md)")
+    frontend_binary: str = Field("llmobs-scaler-frontend", description="native engine only: the front end "
+                                                                       "executable (a path, or a name on PATH)")
     max_streams: int = Field(1024, ge=1, description="threads engine only: pool size for open streams + calls")
 
     def horizons(self) -> tuple[float, ...]:

@@ -24,46 +24,57 @@ import grpc
 
 from llmobs.serving.scaler import externalscaler_pb2 as pb
 from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
-from llmobs.serving.scaler.cache import ScalerError, SignalCache, answer
+from llmobs.serving.scaler.cache import ScalerError, SignalCache, Snapshot, answer
 from llmobs.serving.scaler.metadata import MetadataError, ScalerQuery, parse_metadata, strip_index_prefix
 from llmobs.serving.scaler.stats import ScalerStats
+
+SNAPSHOT_VERSION_KEY = "llmobs-snapshot-version"
+
+
+def answered_from(snapshot: Snapshot, context: grpc.ServicerContext | grpc.aio.ServicerContext) -> Snapshot:
+    """Say in the trailers which cache version a value came from (every engine does, the native front end
+    too): KEDA ignores it; it lets an operator or a test match an answer to the exact state behind it."""
+    context.set_trailing_metadata(((SNAPSHOT_VERSION_KEY, str(snapshot.version)),))
+    return snapshot
 
 
 class ScalerCore:
     def __init__(self, cache: SignalCache, stats: ScalerStats, horizons: tuple[float, ...],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_trigger: Callable[[Mapping[str, str]], None] | None = None) -> None:
         self.cache = cache
         self.stats = stats
         self.horizons = horizons
         self.clock = clock
+        self.on_trigger = on_trigger  # the native engine registers every parseable trigger for its table
 
     def query(self, metadata: Mapping[str, str]) -> ScalerQuery:
         try:
-            return parse_metadata(metadata, self.horizons)
+            q = parse_metadata(metadata, self.horizons)
         except MetadataError as e:
             raise ScalerError("INVALID_ARGUMENT", str(e)) from None
+        if self.on_trigger is not None:
+            self.on_trigger(metadata)
+        return q
 
     def spec(self, metadata: Mapping[str, str]) -> pb.GetMetricSpecResponse:
         q = self.query(metadata)
         return pb.GetMetricSpecResponse(metricSpecs=[pb.MetricSpec(
             metricName=q.metric_name, targetSize=max(1, round(q.target)), targetSizeFloat=q.target)])
 
-    def value(self, q: ScalerQuery) -> float:
-        return answer(self.cache.snapshot, q, self.clock())
-
-    def metrics(self, request: pb.GetMetricsRequest) -> pb.GetMetricsResponse:
+    def metrics(self, request: pb.GetMetricsRequest, snapshot: Snapshot) -> pb.GetMetricsResponse:
         q = self.query(request.scaledObjectRef.scalerMetadata)
         asked = strip_index_prefix(request.metricName)
         if asked and asked != q.metric_name:
             raise ScalerError("INVALID_ARGUMENT", f"metricName {request.metricName!r} is not this trigger's metric "
                                                   f"({q.metric_name!r}, from GetMetricSpec)")
-        v = self.value(q)
+        v = answer(snapshot, q, self.clock())
         return pb.GetMetricsResponse(metricValues=[pb.MetricValue(
             metricName=request.metricName or q.metric_name, metricValue=round(v), metricValueFloat=v)])
 
-    def is_active(self, metadata: Mapping[str, str]) -> bool:
+    def is_active(self, metadata: Mapping[str, str], snapshot: Snapshot) -> bool:
         q = self.query(metadata)
-        return self.value(q) > q.activation_target
+        return answer(snapshot, q, self.clock()) > q.activation_target
 
     def stream_state(self, q: ScalerQuery) -> bool | None:
         """Active or not for the current snapshot; None when there is no trustworthy answer (push nothing)."""
@@ -88,8 +99,10 @@ class AioScalerServicer(pb_grpc.ExternalScalerServicer):
         return result
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext) -> pb.IsActiveResponse:
+        snapshot = answered_from(self.core.cache.snapshot, context)
         return await self._unary("IsActive", context,  # type: ignore[return-value]
-                                 lambda: pb.IsActiveResponse(result=self.core.is_active(request.scalerMetadata)))
+                                 lambda: pb.IsActiveResponse(result=self.core.is_active(request.scalerMetadata,
+                                                                                        snapshot)))
 
     async def GetMetricSpec(self, request: pb.ScaledObjectRef,
                             context: grpc.aio.ServicerContext) -> pb.GetMetricSpecResponse:
@@ -98,8 +111,9 @@ class AioScalerServicer(pb_grpc.ExternalScalerServicer):
 
     async def GetMetrics(self, request: pb.GetMetricsRequest,
                          context: grpc.aio.ServicerContext) -> pb.GetMetricsResponse:
+        snapshot = answered_from(self.core.cache.snapshot, context)
         return await self._unary("GetMetrics", context,  # type: ignore[return-value]
-                                 lambda: self.core.metrics(request))
+                                 lambda: self.core.metrics(request, snapshot))
 
     async def StreamIsActive(self, request: pb.ScaledObjectRef,
                              context: grpc.aio.ServicerContext) -> AsyncIterator[pb.IsActiveResponse]:
@@ -140,15 +154,18 @@ class ThreadScalerServicer(pb_grpc.ExternalScalerServicer):
         return result
 
     def IsActive(self, request: pb.ScaledObjectRef, context: grpc.ServicerContext) -> pb.IsActiveResponse:
+        snapshot = answered_from(self.core.cache.snapshot, context)
         return self._unary("IsActive", context,  # type: ignore[return-value]
-                           lambda: pb.IsActiveResponse(result=self.core.is_active(request.scalerMetadata)))
+                           lambda: pb.IsActiveResponse(result=self.core.is_active(request.scalerMetadata, snapshot)))
 
     def GetMetricSpec(self, request: pb.ScaledObjectRef, context: grpc.ServicerContext) -> pb.GetMetricSpecResponse:
         return self._unary("GetMetricSpec", context,  # type: ignore[return-value]
                            lambda: self.core.spec(request.scalerMetadata))
 
     def GetMetrics(self, request: pb.GetMetricsRequest, context: grpc.ServicerContext) -> pb.GetMetricsResponse:
-        return self._unary("GetMetrics", context, lambda: self.core.metrics(request))  # type: ignore[return-value]
+        snapshot = answered_from(self.core.cache.snapshot, context)
+        return self._unary("GetMetrics", context,  # type: ignore[return-value]
+                           lambda: self.core.metrics(request, snapshot))
 
     def StreamIsActive(self, request: pb.ScaledObjectRef,
                        context: grpc.ServicerContext) -> Iterator[pb.IsActiveResponse]:
