@@ -46,6 +46,7 @@ from llmobs.forecast.replay import (
     matched_tail_quantile,
     replay,
     tune_utilization,
+    underprovision_exact_bound,
     underprovision_lower_bound,
 )
 
@@ -129,8 +130,11 @@ def run_trace(path: Path, cold_start_s: float, quick: bool) -> float:
                   f"reduction {ratio(base.underprovisioned_minutes, r.underprovisioned_minutes):.2f}×{flag}")
         if policy == "hybrid":
             out = ratio(base.underprovisioned_minutes, b.underprovisioned_minutes)
-    bound = underprovision_lower_bound(y[split:], cap, step, cold_start_s, 1.02 * base.replica_minutes)
-    print(f"   ceiling: any policy, even a clairvoyant one, within reactive's replica-minutes + 2 % is "
+    budget = 1.02 * base.replica_minutes
+    exact = underprovision_exact_bound(y[split:], cap, step, cold_start_s, budget)
+    bound, how = (exact, "exact") if exact is not None else (
+        underprovision_lower_bound(y[split:], cap, step, cold_start_s, budget), "dual")
+    print(f"   ceiling ({how}): any policy, even a clairvoyant one, within reactive's replica-minutes + 2 % is "
           f"under-provisioned ≥ {bound:.3g} min → ratio ≤ {ratio(base.underprovisioned_minutes, bound):.2f}")
     print(f"   trace ratio (hybrid, B): {out:.2f}   [{time.perf_counter() - t0:.1f}s]")
     return out

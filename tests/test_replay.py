@@ -23,6 +23,7 @@ from llmobs.forecast.replay import (
     matched_tail_quantile,
     replay,
     tune_utilization,
+    underprovision_exact_bound,
     underprovision_lower_bound,
 )
 
@@ -222,6 +223,21 @@ def test_lower_bound_never_exceeds_what_a_replayed_policy_achieves(
     r = replay(series(y), policy, cfg, utilization=u, forecast_upper=upper)
     bound = underprovision_lower_bound(y, 2.0, STEP, cold, r.replica_minutes)
     assert bound <= r.underprovisioned_minutes + 1e-9
+    exact = underprovision_exact_bound(y, 2.0, STEP, cold, r.replica_minutes)
+    assert exact is not None and bound - 1e-9 <= exact <= r.underprovisioned_minutes + 1e-9
+
+
+def test_exact_bound_is_the_relaxed_optimum_and_tighter_than_the_dual() -> None:
+    # One 10 s spike needing 3 replicas over a flat load of 1, cold start 3 buckets: covering the spike
+    # costs 2 extra pods × (3 cold + 1 ready) = 8 replica-buckets. With 40 + 7 the spike stays short.
+    y = np.array([1.0] * 20 + [3.0] + [1.0] * 19)
+    minutes = STEP / 60
+    assert underprovision_exact_bound(y, 1.0, STEP, 3 * STEP, 48 * minutes) == 0.0
+    assert underprovision_exact_bound(y, 1.0, STEP, 3 * STEP, 47 * minutes) == pytest.approx(minutes)
+    assert underprovision_exact_bound(y, 1.0, STEP, 3 * STEP, 0.0) == pytest.approx(40 * minutes)
+    # The dual of the same relaxation can only be weaker (here: strictly).
+    assert underprovision_lower_bound(y, 1.0, STEP, 3 * STEP, 47 * minutes) < minutes
+    assert underprovision_exact_bound(y, 1.0, STEP, 3 * STEP, 47 * minutes, max_work=10) is None  # too big
 
 
 def test_band_quantile_matches_the_tail_the_reference_leaves_short() -> None:

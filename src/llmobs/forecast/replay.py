@@ -333,6 +333,61 @@ def underprovision_lower_bound(
     return max(0.0, float(dual.max())) * step_seconds / 60.0
 
 
+def underprovision_exact_bound(
+    demand: np.ndarray,
+    capacity_per_replica: float,
+    step_seconds: float,
+    cold_start_s: float,
+    replica_minutes: float,
+    *,
+    max_work: float = 2e9,
+) -> float | None:
+    """The same relaxation as `underprovision_lower_bound`, solved exactly instead of through its dual:
+    the fewest under-provisioned minutes of any policy within `replica_minutes`, or None when the problem
+    is too large to solve this way (`max_work` ≈ buckets × levels² × budget).
+
+    Every cost in the relaxation is a whole number of replica-buckets, so a dynamic programme over
+    (bucket, ready replicas, budget spent) finds the optimum; the dual bound is weaker by its duality
+    gap, which on short, spiky traces is large. Still a bound on every real replay (never larger than
+    what a replayed policy achieves at its own cost: tests/test_replay.py checks both).
+    """
+    y = np.nan_to_num(np.asarray(demand, dtype=float))
+    n = len(y)
+    if n == 0:
+        return 0.0
+    cold = math.ceil(cold_start_s / step_seconds - 1e-9)
+    r_max = math.ceil(float(y.max()) / capacity_per_replica - 1e-9) + 1
+    budget = math.floor(replica_minutes * 60.0 / step_seconds + 1e-9)  # whole replica-buckets
+    if budget < 0:
+        return None
+    if n * (r_max + 1) ** 2 / 2 * (budget + 1) > max_work:
+        return None
+    levels = np.arange(r_max + 1)
+    inf = np.inf
+    # value[r, b]: fewest short buckets so far, ending with r ready replicas, having spent exactly b.
+    value = np.full((r_max + 1, budget + 1), inf)
+    for t in range(n):
+        short = (y[t] > levels * capacity_per_replica + 1e-9).astype(float)
+        new = np.full_like(value, inf)
+        if t == 0:
+            for r in levels:  # the starting fleet is free to choose; it pays its own bucket
+                if r <= budget:
+                    new[r, r:] = 0.0  # spending more than needed is allowed (min over b ≤ budget)
+        else:
+            price = min(cold, t)
+            from_above = np.minimum.accumulate(value[::-1], axis=0)[::-1]  # min over previous R ≥ r
+            for r in levels:
+                if r <= budget:  # scaling down (or staying) is free: pay r for this bucket
+                    new[r, r:] = np.minimum(new[r, r:], from_above[r, : budget + 1 - r])
+                for prev in range(r):  # scaling up from prev: each new pod pays its cold start
+                    cost = r + price * (r - prev)
+                    if cost <= budget:
+                        new[r, cost:] = np.minimum(new[r, cost:], value[prev, : budget + 1 - cost])
+        value = new + short[:, None]
+    best = float(value.min())
+    return best * step_seconds / 60.0 if math.isfinite(best) else None
+
+
 def matched_tail_quantile(reference: ReplayResult, lo: float = 0.9, hi: float = 0.99) -> float:
     """Quantile for a policy's forecast band: 1 − the share of time `reference` was under-provisioned.
 
