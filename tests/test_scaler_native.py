@@ -186,3 +186,29 @@ def test_engine_auto_falls_back_to_python_and_native_says_how_to_build(caplog: p
 
     with pytest.raises(RuntimeError, match="make native"):
         asyncio.run(native_without_binary())
+
+
+async def test_garbage_requests_get_an_error_and_the_front_end_keeps_serving() -> None:
+    holder = StateHolder()
+    publish(holder, 2)
+    handle = await serve_scaler(scaler_config("native", stale_after_intervals=100), holder, interval_seconds=0.1)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
+            for method in ("GetMetrics", "IsActive", "GetMetricSpec", "StreamIsActive"):
+                path = f"/externalscaler.ExternalScaler/{method}"
+                for body in (b"\xff\xff\xff\xff", b"\x0a\x05abc", b"\x00" * 100_000):
+                    if method.startswith("Stream"):
+                        call = channel.unary_stream(path, request_serializer=None, response_deserializer=None)
+                        with pytest.raises(grpc.aio.AioRpcError) as e:
+                            async for _ in call(body, timeout=3):
+                                pass
+                    else:
+                        call = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+                        with pytest.raises(grpc.aio.AioRpcError) as e:
+                            await call(body, timeout=3)
+                    assert e.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT,
+                                              grpc.StatusCode.UNIMPLEMENTED), (method, body[:8], e.value)
+        assert handle._frontend is not None and handle._frontend.restarts == 0
+        assert (await answers(handle.port, {"model": "m"}))[1][0] == "OK"
+    finally:
+        await handle.stop()
