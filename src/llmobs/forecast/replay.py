@@ -291,6 +291,16 @@ def tune_utilization(
     return best
 
 
+def _relaxation(demand: np.ndarray, capacity_per_replica: float, step_seconds: float,
+                cold_start_s: float) -> tuple[np.ndarray, int, int]:
+    """The ceiling bounds' shared inputs: demand (NaN as 0), cold start in buckets, and the most replicas
+    any bucket can need (more never helps)."""
+    y = np.nan_to_num(np.asarray(demand, dtype=float))
+    cold = math.ceil(cold_start_s / step_seconds - 1e-9)
+    r_max = math.ceil(float(y.max()) / capacity_per_replica - 1e-9) + 1 if len(y) else 0
+    return y, cold, r_max
+
+
 def underprovision_lower_bound(
     demand: np.ndarray,
     capacity_per_replica: float,
@@ -309,12 +319,10 @@ def underprovision_lower_bound(
     range, min(cold, t). Every real replay pays at least that. Bound by Lagrangian duality: for every
     λ ≥ 0, under ≥ min over R of (under + λ·cost) − λ·budget; the best λ of a log grid is returned.
     """
-    y = np.nan_to_num(np.asarray(demand, dtype=float))
+    y, cold, r_max = _relaxation(demand, capacity_per_replica, step_seconds, cold_start_s)
     n = len(y)
     if n == 0:
         return 0.0
-    cold = math.ceil(cold_start_s / step_seconds - 1e-9)
-    r_max = math.ceil(float(y.max()) / capacity_per_replica - 1e-9) + 1
     levels = np.arange(r_max + 1, dtype=float)
     budget = replica_minutes * 60.0 / step_seconds  # replica-buckets
     lam = np.geomspace(1e-4, 1e2, lambdas)[:, None]  # price of one replica-bucket in under-buckets
@@ -351,12 +359,10 @@ def underprovision_exact_bound(
     gap, which on short, spiky traces is large. Still a bound on every real replay (never larger than
     what a replayed policy achieves at its own cost: tests/test_replay.py checks both).
     """
-    y = np.nan_to_num(np.asarray(demand, dtype=float))
+    y, cold, r_max = _relaxation(demand, capacity_per_replica, step_seconds, cold_start_s)
     n = len(y)
     if n == 0:
         return 0.0
-    cold = math.ceil(cold_start_s / step_seconds - 1e-9)
-    r_max = math.ceil(float(y.max()) / capacity_per_replica - 1e-9) + 1
     budget = math.floor(replica_minutes * 60.0 / step_seconds + 1e-9)  # whole replica-buckets
     if budget < 0:
         return None
