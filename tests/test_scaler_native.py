@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,9 +23,11 @@ from llmobs.serving.scaler import externalscaler_pb2 as pb
 from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.cache import build_snapshot
 from llmobs.serving.scaler.frontend import (
+    BINARY_NAME,
     TriggerRegistry,
     build_table,
     canonical_key,
+    locate_binary,
     read_stats,
     resolve_engine,
 )
@@ -212,3 +218,28 @@ async def test_garbage_requests_get_an_error_and_the_front_end_keeps_serving() -
         assert (await answers(handle.port, {"model": "m"}))[1][0] == "OK"
     finally:
         await handle.stop()
+
+
+def test_the_front_end_exits_when_llmobs_is_killed(tmp_path: Path) -> None:
+    """Killed without a chance to clean up (SIGKILL, OOM), llmobs must not leave KEDA's port held."""
+    binary = locate_binary(BINARY_NAME)
+    if binary is None:
+        pytest.skip("the native front end is not built (make native)")
+    launcher = ("import subprocess, sys, time\n"
+                f"p = subprocess.Popen([{binary!r}, '--listen', '127.0.0.1:0', '--backend', 'unix:{tmp_path}/b.sock', "
+                f"'--table', '{tmp_path}/t.pb', '--stats', '{tmp_path}/s.tsv'], stdout=subprocess.PIPE)\n"
+                "print(p.pid, p.stdout.readline().decode().strip(), flush=True)\n"
+                "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid, word, _port = parent.stdout.readline().split()
+    assert word == "listening"
+    parent.kill()
+    parent.wait()
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(100):
+        if not stat.exists() or stat.read_text().split()[2] == "Z":  # exited (a zombie until init reaps it)
+            return
+        time.sleep(0.05)
+    os.kill(int(pid), signal.SIGKILL)
+    pytest.fail("the front end outlived the process that started it")
