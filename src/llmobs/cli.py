@@ -158,7 +158,8 @@ def demo(
                       f"http://{host}:{bound_fleet}/replicas/<name>/metrics")
         console.print(f"exporter: {base}/metrics · status page: {base}/ · JSON: {base}/api/v1/signals")
         assert exporter.scaler is not None
-        console.print(f"KEDA scaler (gRPC): {host}:{exporter.scaler.port} · metrics-api: "
+        scaler = exporter.scaler
+        console.print(f"KEDA scaler (gRPC, {scaler.engine} engine): {host}:{scaler.port} · metrics-api: "
                       f"{base}/api/v1/scaler/metrics?model=<model>&signal=queue_depth&target=10 · "
                       f"feedback API: http://{host}:{exporter.feedback_port}/v1/feedback")
         sys.stdout.flush()
