@@ -39,7 +39,7 @@ native: $(STAMP)
 	@command -v grpc_cpp_plugin >/dev/null 2>&1 && pkg-config --exists grpc++ protobuf || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	     g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc)
-	$(MAKE) -C exporters/scaler-frontend
+	$(MAKE) -s -C exporters/scaler-frontend
 	install -m 0755 exporters/scaler-frontend/build/llmobs-scaler-frontend $(BIN)/llmobs-scaler-frontend
 
 ## make bench: every benchmark; each prints its figures and, last, `ratio: X`
