@@ -149,6 +149,22 @@ def _route(chosen: dict[str, SeriesSpec], name: str) -> tuple[SeriesSpec, str] |
     return spec, suffix
 
 
+def _bucket_bound(le_raw: str | None, le_admitted: set[str], budget: LabelValueBudget | None,
+                  dropped: Counter[str]) -> float | None:
+    """A bucket's `le` as a number, or None when the sample is to be skipped: an `le` value over the label
+    budget (counted in `dropped`), a missing, unparseable or NaN one. +Inf is exempt from the budget: every
+    histogram needs it, and it is one value."""
+    if (budget is not None and le_raw is not None and le_raw not in le_admitted and le_raw != "+Inf"
+            and not budget.admit("le", le_raw)):
+        dropped[DROP_LABEL_VALUE_LIMIT] += 1
+        return None
+    try:
+        le = float(le_raw) if le_raw is not None else math.nan
+    except ValueError:
+        return None
+    return None if math.isnan(le) else le
+
+
 def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int]:
     """`vllm:lora_requests_info`: the value is a timestamp; adapters are comma-joined label values.
 
@@ -245,17 +261,8 @@ def normalize(
         if spec.kind == "histogram":
             key = (model, c)
             if suffix == "bucket":
-                le_raw = s.labels.get("le")
-                # +Inf is exempt: every histogram needs it, and it is one value.
-                if (budget is not None and le_raw is not None and le_raw not in le_admitted and le_raw != "+Inf"
-                        and not budget.admit("le", le_raw)):
-                    dropped[DROP_LABEL_VALUE_LIMIT] += 1
-                    continue
-                try:
-                    le = float(le_raw) if le_raw is not None else math.nan
-                except ValueError:
-                    continue
-                if math.isnan(le) or math.isnan(s.value):
+                le = _bucket_bound(s.labels.get("le"), le_admitted, budget, dropped)
+                if le is None or math.isnan(s.value):
                     continue
                 per_le = hist_buckets.setdefault(key, {})
                 per_le[le] = per_le.get(le, 0.0) + s.value
@@ -423,16 +430,8 @@ def _compile(samples: list[Sample], table: AliasTable, guard: SampleGuard, layou
         if spec.kind == "histogram":
             key = (model, c)
             if suffix == "bucket":
-                le_raw = s.labels.get("le")
-                if (le_raw is not None and le_raw not in le_admitted and le_raw != "+Inf"
-                        and not budget.admit("le", le_raw)):
-                    dropped[DROP_LABEL_VALUE_LIMIT] += 1
-                    continue
-                try:
-                    le = float(le_raw) if le_raw is not None else math.nan
-                except ValueError:
-                    continue
-                if math.isnan(le):
+                le = _bucket_bound(s.labels.get("le"), le_admitted, budget, dropped)
+                if le is None:
                     continue
                 buckets.setdefault(key, {}).setdefault(le, []).append(i)
             elif suffix == "sum":
