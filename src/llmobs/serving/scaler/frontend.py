@@ -27,7 +27,7 @@ import shutil
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from llmobs.serving.scaler import answers_pb2
@@ -161,12 +161,10 @@ def resolve_engine(engine: str, configured_binary: str) -> str:
 class FrontendProcess:
     """Runs the front end binary, learns its port, restarts it (same port) if it exits, stops it."""
 
-    def __init__(self, argv: list[str], listen_host: str, listen_port: int,
-                 on_restart: Callable[[], None] | None = None) -> None:
+    def __init__(self, argv: list[str], listen_host: str, listen_port: int) -> None:
         self.argv = argv
         self.host = listen_host
         self.port = listen_port
-        self.on_restart = on_restart
         self.restarts = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = False
@@ -205,8 +203,6 @@ class FrontendProcess:
                 log.error("%s restart failed: %s", BINARY_NAME, e)
                 continue
             self.restarts += 1  # counted once it listens again
-            if self.on_restart is not None:
-                self.on_restart()
 
     async def stop(self) -> None:
         self._stopping = True
