@@ -72,6 +72,15 @@ def test_scale_up_is_rate_limited_like_hpa() -> None:
     assert list(r.replicas[3:8]) == [1, 5, 10, 20, 40]
 
 
+def test_a_lower_proposal_never_raises_the_count_after_a_rate_limited_scale_up() -> None:
+    # One burst to 40 req/s is capped by the scale-up limit at 1 → 5; the load is gone by the next
+    # decision. HPA clamps the count between its up and down recommendations, so the old proposal of 40
+    # still in the stabilization window holds 5 — it does not carry on to 10.
+    cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=0, hpa=FAST)
+    r = replay(series([1.0] * 3 + [40.0] + [1.0] * 10), "reactive", cfg, utilization=1.0)
+    assert list(r.replicas[3:8]) == [1, 5, 5, 5, 5]
+
+
 def test_perfect_forecast_removes_the_cold_start_shortfall() -> None:
     values = np.array([1.0] * 30 + [5.0] * 30)
     cfg = ReplayConfig(capacity_per_replica=1.0, cold_start_s=60, hpa=FAST)

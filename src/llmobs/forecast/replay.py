@@ -202,7 +202,9 @@ def replay(
         recs.append((i, proposal))
         while recs and recs[0][0] < i - stab_steps:
             recs.popleft()
-        desired = max(r for _, r in recs) if proposal < current else proposal
+        # HPA's stabilization: a lower proposal only lowers the count to the highest recommendation of
+        # the window, and never raises it (k8s clamps current between the up and down recommendations).
+        desired = min(current, max(r for _, r in recs)) if proposal < current else proposal
         up_limit = max(current * (1 + hpa.scale_up_percent / 100.0), current + hpa.scale_up_pods)
         up_limit = math.floor(current + (up_limit - current) * up_periods)
         desired = min(desired, up_limit)
