@@ -25,6 +25,10 @@ Protocol (docs/forecasting.md, "Autoscaling benchmark"), per trace:
 7. Ceiling per trace: a lower bound on the under-provisioned minutes of any policy, clairvoyant
    included, within reactive's test replica-minutes + 2 % (`underprovision_lower_bound`), so the
    largest ratio any policy could show on that trace.
+8. Diagnostics, never used for any choice above: the best constant fleet within the same budget, picked
+   knowing the test part (where forecasting has nothing to place, this is what the optimum looks like);
+   and the ratio each other candidate forecaster's band would have given at equal cost (how much of
+   the trace ratio is the luck of one selection on a few dozen short buckets).
 """
 
 from __future__ import annotations
@@ -75,6 +79,13 @@ def ratio(reactive: float, ours: float) -> float:
     if ours == 0:
         return 1.0 if reactive == 0 else math.inf
     return reactive / ours
+
+
+def best_constant_fleet(demand: np.ndarray, capacity: float, step: float, replica_minutes: float) -> tuple[int, float]:
+    """(replicas, under-provisioned minutes) of the largest constant fleet within `replica_minutes`."""
+    y = np.nan_to_num(demand)
+    replicas = math.floor(replica_minutes * 60.0 / (step * len(y)) + 1e-9)
+    return replicas, float(np.sum(y > replicas * capacity + 1e-9)) * step / 60.0
 
 
 def run_trace(path: Path, cold_start_s: float, quick: bool) -> float:
@@ -136,6 +147,19 @@ def run_trace(path: Path, cold_start_s: float, quick: bool) -> float:
         underprovision_lower_bound(y[split:], cap, step, cold_start_s, budget), "dual")
     print(f"   ceiling ({how}): any policy, even a clairvoyant one, within reactive's replica-minutes + 2 % is "
           f"under-provisioned ≥ {bound:.3g} min → ratio ≤ {ratio(base.underprovisioned_minutes, bound):.2f}")
+    flat, flat_under = best_constant_fleet(y[split:], cap, step, budget)
+    print(f"   diagnostic: the best constant fleet within that budget, chosen in hindsight ({flat} replicas) is "
+          f"under-provisioned {flat_under:.3g} min → ratio {ratio(base.underprovisioned_minutes, flat_under):.2f}")
+    others = []
+    for f in candidates:
+        if f.name == chosen:
+            continue
+        _, up = forecast_path(d, f, horizon, quantile=q)
+        u = tune_utilization(d, "hybrid", cfg, base.replica_minutes, forecast_upper=up, score_from=split,
+                             bounds=BOUNDS)
+        r = replay(d, "hybrid", cfg, utilization=u, forecast_upper=up, score_from=split)
+        others.append(f"{f.name} {ratio(base.underprovisioned_minutes, r.underprovisioned_minutes):.2f}")
+    print(f"   diagnostic: hybrid's ratio at equal cost had another candidate been selected: {', '.join(others)}")
     print(f"   trace ratio (hybrid, B): {out:.2f}   [{time.perf_counter() - t0:.1f}s]")
     return out
 
