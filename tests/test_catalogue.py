@@ -3,7 +3,7 @@
 Checked here: every family each collector emits (rendered from representative state) is a catalogue row
 with the same type, help and labels, and no row is orphaned; the rows' other names agree with the code
 that serves them (signal fields, the scaler's signals); and every metric name and label the shipped alert
-rules and dashboards query exists in the catalogue.
+rules, dashboards and forecast history queries use exists in the catalogue.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from llmobs.agent.collectors import CostCollector, EndpointInfoCollector, GpuCol
 from llmobs.agent.cost import CostConfig, EndpointUsage
 from llmobs.feedback import FeedbackCollector, FeedbackConfig, FeedbackStats
 from llmobs.feedback.stats import Observation
+from llmobs.forecast.demand import DEFAULT_PROMQL
 from llmobs.forecast.service import ForecastCollector, ModelForecast
 from llmobs.metrics_catalogue import CATALOGUE, GPU_LABELS, metric
 from llmobs.serving.collector import FleetCollector
@@ -138,6 +139,19 @@ def test_every_emitted_family_is_its_catalogue_row_and_no_row_is_orphaned(fixtur
     assert {s.family_name for s in CATALOGUE} == set(families), "catalogue rows no collector emits"
 
 
+def test_the_catalogue_is_data_at_the_bottom_of_the_import_graph() -> None:
+    """Any layer (sources, signals, serving, agent, feedback, forecast) may read it, so it imports none of them,
+    nor an exposition library."""
+    import ast
+
+    from llmobs import metrics_catalogue
+
+    tree = ast.parse(Path(metrics_catalogue.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "dataclasses", "typing"}, imported
+
+
 def test_rows_are_well_formed() -> None:
     names = [s.name for s in CATALOGUE]
     assert len(names) == len(set(names))
@@ -188,6 +202,7 @@ RULES = {name: expr for name, expr in committed_rules() if ":" in name}
 
 def queries() -> list[tuple[str, str]]:
     out = [*committed_rules(), *all_dashboard_queries()]
+    out += [(f"forecast history query {k}", q.format(model="m")) for k, q in DEFAULT_PROMQL.items()]
     for where, query in all_variable_queries():
         m = re.fullmatch(r"label_values\((.+), (\w+)\)", query)
         assert m, f"{where}: {query}"

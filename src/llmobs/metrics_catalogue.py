@@ -397,7 +397,7 @@ _GPU = (
     _g("llmobs_nvml_collection_duration_seconds", "s", (), "Wall time of the last NVML collection.", "gpu"),
 )
 
-_WATCH_DOC = "watch (`watch`: `pods/<ns>`, `pods`, `nodes`, `pods@<node>`) of the discovery caches"
+_WATCH = "`watch` (`pods/<ns>`, `pods`, `nodes`, `pods@<node>`) of the discovery caches"
 _ATTRIBUTION = (
     _g("llmobs_endpoint_info", "1", ENDPOINT_INFO_LABELS, "1 per GPU an endpoint serves a model on.", "attribution",
        doc="1 per GPU an endpoint serves a model on. The agent emits one row per (vLLM pod, GPU it holds memory on) "
@@ -410,17 +410,20 @@ _ATTRIBUTION = (
        doc="Σ(GPUs × $/GPU-h) ÷ (Σ generated tokens/s × 3.6) over the model's endpoints on that GPU type; GPUs per "
            "endpoint from the pod's `nvidia.com/gpu` limit (default 1); absent while nothing is generated or the "
            "price is unknown"),
-    *(_c(f"llmobs_kubernetes_watch_{n}_total", "{" + unit + "}", ("watch",), f"Kubernetes watch {n}.", "attribution",
-         doc=f"{what} per {_WATCH_DOC}")
-      for n, unit, what in (
-          ("lists", "list", "full lists (a rising count without `expired` means relists for another reason)"),
-          ("watches", "watch", "watch requests opened"),
-          ("events", "event", "watch events received"),
-          ("bookmarks", "event", "bookmarks received"),
-          ("expired", "event", "watches expired (410 Gone, then a relist)"),
-          ("errors", "error", "failed requests (retried with backoff)"),
-      )),
+    _c("llmobs_kubernetes_watch_lists_total", "{list}", ("watch",), "Kubernetes watch lists.", "attribution",
+       doc=f"full lists (a rising count without `expired` means relists for another reason), per {_WATCH}"),
+    _c("llmobs_kubernetes_watch_watches_total", "{watch}", ("watch",), "Kubernetes watch watches.", "attribution",
+       doc=f"watch requests opened, per {_WATCH}"),
+    _c("llmobs_kubernetes_watch_events_total", "{event}", ("watch",), "Kubernetes watch events.", "attribution",
+       doc=f"watch events received, per {_WATCH}"),
+    _c("llmobs_kubernetes_watch_bookmarks_total", "{event}", ("watch",), "Kubernetes watch bookmarks.", "attribution",
+       doc=f"bookmarks received, per {_WATCH}"),
+    _c("llmobs_kubernetes_watch_expired_total", "{event}", ("watch",), "Kubernetes watch expired.", "attribution",
+       doc=f"watches expired (410 Gone, answered by a relist), per {_WATCH}"),
+    _c("llmobs_kubernetes_watch_errors_total", "{error}", ("watch",), "Kubernetes watch errors.", "attribution",
+       doc=f"failed requests (retried with backoff), per {_WATCH}"),
 )
+
 
 @dataclass(frozen=True, slots=True)
 class OtlpHistogram:
