@@ -45,8 +45,9 @@ config or, later, Kubernetes/NVML attribution). Quantile series add `quantile` â
 Windowed signals use the signal window (`signals.window_seconds`, default 60 s).
 
 One quantity, one row: where a series is also read under another name, the row says so â€” its OTLP
-metric (docs/otlp.md), the KEDA scaler `signal` that serves the same value (docs/keda-scaler.md) and the
-external metric name KEDA then sees for a plain trigger.
+metric (docs/otlp.md), the KEDA scaler `signal` that serves the same quantity (docs/keda-scaler.md) and the
+external metric name KEDA then sees (with a hash when the model name is not a slug or the trigger sets
+selectors, another aggregate or a forecast horizon).
 """
 
 
@@ -112,7 +113,7 @@ def _also(spec: MetricSpec) -> str:
     if spec.otlp_name:
         names.append(f"OTLP `{spec.otlp_name}`")
     if spec.keda_signal:
-        names.append(f"KEDA signal `{spec.keda_signal}` (metric `{spec.keda_metric}`)")
+        names.append(f"KEDA signal `{spec.keda_signal}` (metric `{spec.keda_metric}[-<hash>]`)")
     return "; ".join(names)
 
 

@@ -65,7 +65,9 @@ class MetricSpec:
 
     @property
     def keda_metric(self) -> str | None:
-        """The external metric name KEDA sees for a plain trigger on `<model>` (llmobs.serving.scaler.metadata)."""
+        """The external metric name KEDA sees for a trigger on `<model>` (llmobs.serving.scaler.metadata adds a
+        hash where the model name is not a slug or the query is not the plain one: selectors, another aggregate, a
+        forecast horizon)."""
         return f"llmobs-{self.keda_signal.replace('_', '-')}-<model>" if self.keda_signal else None
 
 
