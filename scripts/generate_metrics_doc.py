@@ -108,6 +108,14 @@ def _labels(spec: MetricSpec, common: tuple[str, ...]) -> str:
     return ("only " if common else "") + _code(spec.labels)
 
 
+def _meaning(spec: MetricSpec) -> str:
+    """The row's doc, else its help as a table cell (lower case unless it starts with an acronym, no stop)."""
+    if spec.doc:
+        return spec.doc
+    text = spec.help.rstrip(".")
+    return text[0].lower() + text[1:] if text[1:2].islower() else text
+
+
 def _also(spec: MetricSpec) -> str:
     names = []
     if spec.otlp_name:
@@ -121,7 +129,7 @@ def _table(sec: Section, specs: tuple[MetricSpec, ...]) -> str:
     columns: list[tuple[str, object]] = [
         ("metric", lambda s: f"`{s.name}`"), ("type", lambda s: s.type), ("unit", lambda s: f"`{s.unit}`"),
         ("labels" if not sec.common_labels else "other labels", lambda s: _labels(s, sec.common_labels)),
-        ("meaning", lambda s: s.doc or s.help.rstrip("."))]
+        ("meaning", _meaning)]
     if any(s.vllm_series for s in specs):
         columns.append(("source vLLM series (canonical ← aliases)", lambda s: s.vllm_series or "—"))
     if any(_also(s) for s in specs):
@@ -146,9 +154,11 @@ def render() -> str:
     parts = [HEADER]
     for sec in SECTIONS:
         specs = section(sec.key)
-        title = sec.title + (f" (labels: {_code(sec.common_labels)})" if sec.common_labels else "")
         intro = f"{sec.intro}\n" if sec.intro else ""
-        parts.append(f"## {title}\n\n{intro}{_table(sec, specs)}")
+        if sec.common_labels:
+            intro += (f"Every row has the labels {_code(sec.common_labels)} and the row's *other labels*,\n"
+                      "except where it says `none` or `only …`.\n\n")
+        parts.append(f"## {sec.title}\n\n{intro}{_table(sec, specs)}")
     parts.append(_otlp_histograms())
     return "\n".join(parts)
 
