@@ -57,12 +57,12 @@ test: $(STAMP) prometheus chromium vllm crd-validators native
 	for t in tests/realvllm/test_*.py; do $(BIN)/pytest $$t $(PYTEST_ARGS) || status=1; done; \
 	exit $$status
 
-## make generate: rewrite every generated artifact (rules, dashboards, chart copies, README metric reference)
+## make generate: rewrite every generated artifact (rules, dashboards, chart copies, docs/metrics.md)
 generate: $(STAMP)
 	$(BIN)/python scripts/generate_rules.py
 	$(BIN)/python scripts/generate_dashboards.py
 	@if [ -f scripts/sync_chart.py ]; then $(BIN)/python scripts/sync_chart.py; fi
-	$(BIN)/python scripts/sync_readme.py
+	$(BIN)/python scripts/generate_metrics_doc.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

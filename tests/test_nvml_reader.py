@@ -251,13 +251,14 @@ def test_catalogue_rows_all_resolve_and_bad_rows_are_rejected() -> None:
                                                "llmobs_gpu_throttle_reasons"}
     throttle = next(f for f in cat.fields if f.metric == "llmobs_gpu_throttle_reasons")
     assert {"hw_thermal", "sw_thermal", "hw_power_brake", "sw_power_cap"} <= {n for n, _ in throttle.bits}
-    good = {"metric": "llmobs_gpu_x", "help": "x", "kind": "scalar", "call": "nvmlDeviceGetPowerUsage"}
+    good = {"metric": "llmobs_gpu_power_watts", "kind": "scalar", "call": "nvmlDeviceGetPowerUsage"}
     parse_catalogue({"fields": [good]})
     for bad, why in [
         ({**good, "call": "nvmlDeviceGetPowerUsagee"}, "not a pynvml function"),
         ({**good, "args": ["NVML_CLOCK_SMM"]}, "not a pynvml constant"),
         ({**good, "metric": "gpu_x"}, "llmobs_gpu_"),
-        ({**good, "type": "counter"}, "_total"),
+        ({**good, "metric": "llmobs_gpu_powr_watts"}, "not in the metric catalogue"),
+        ({**good, "metric": "llmobs_gpu_ecc_errors"}, "not in the metric catalogue"),  # the family, not the series
         ({**good, "kind": "bitmask"}, "bits"),
     ]:
         with pytest.raises(CatalogueError, match=why):

@@ -1,8 +1,9 @@
 """prometheus_client collectors for GPU, endpoint attribution, cost and watch health.
 
 Each renders an immutable value handed over by a provider callable (the agent loop's last reading, the
-exporter's last state), so /metrics never calls NVML or the API server. Families come from the NVML
-field catalogue, so a field added there is exported without touching this file.
+exporter's last state), so /metrics never calls NVML or the API server. Every family's name, type, help
+and labels are the metric catalogue's (llmobs.metrics_catalogue); the per-GPU fields are whatever the NVML
+field catalogue (fields.yaml) reads, so a field added there is exported without touching this file.
 """
 
 from __future__ import annotations
@@ -10,27 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from llmobs.agent.attribution import EndpointInfo, ProcessOnGpu
 from llmobs.agent.cost import CostConfig, EndpointUsage, cost_per_1k_generated_tokens
+from llmobs.metric_families import Family, family
 from llmobs.sources.gpu.catalogue import Catalogue
 from llmobs.sources.gpu.types import GpuDevice, GpuReading
 from llmobs.sources.kubernetes.watch import WatchStats
 
-GPU_LABELS = ("node", "gpu", "gpu_uuid", "gpu_model", "gpu_instance")
-ENDPOINT_INFO_LABELS = ("model", "endpoint", "namespace", "pod", "node", "gpu_model", "gpu_uuid")
-
 
 def _gpu_values(node: str, d: GpuDevice) -> list[str]:
     return [node, str(d.index), d.uuid, d.model, d.gpu_instance]
-
-
-def _family(name: str, help_text: str, kind: str, labels: Iterable[str]) -> GaugeMetricFamily | CounterMetricFamily:
-    if kind == "counter":
-        return CounterMetricFamily(name.removesuffix("_total"), help_text, labels=list(labels))
-    return GaugeMetricFamily(name, help_text, labels=list(labels))
 
 
 class GpuCollector(Collector):
@@ -44,53 +37,44 @@ class GpuCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         reading, processes = self.current()
-        yield GaugeMetricFamily("llmobs_nvml_up", "1 when NVML is initialised (driver and library present).",
-                                value=1.0 if reading.nvml_up else 0.0)
+        yield family("llmobs_nvml_up", 1.0 if reading.nvml_up else 0.0)
         if not reading.nvml_up:
             return
         node = self.node
-        info = GaugeMetricFamily("llmobs_gpu_info", "1 per GPU or MIG instance; name and driver as labels.",
-                                 labels=[*GPU_LABELS, "name", "parent_gpu_uuid", "driver_version"])
-        up = GaugeMetricFamily("llmobs_gpu_up", "1 when the last collection read the GPU; 0 when it is lost.",
-                               labels=list(GPU_LABELS))
+        info = family("llmobs_gpu_info")
+        up = family("llmobs_gpu_up")
         for d in reading.devices:
             info.add_metric([*_gpu_values(node, d), d.name, d.parent_uuid, reading.driver_version], 1.0)
         for d, ok in reading.device_up:
             up.add_metric(_gpu_values(node, d), 1.0 if ok else 0.0)
         yield info
         yield up
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+        families: dict[str, Family] = {}
         for spec in self.catalogue.fields:
             if spec.metric not in families:
-                families[spec.metric] = _family(spec.metric, spec.help, spec.type,
-                                                [*GPU_LABELS, *self.catalogue.label_names(spec.metric)])
+                families[spec.metric] = family(spec.metric)
         for s in reading.samples:
             families[s.metric].add_metric([*_gpu_values(node, s.device), *(v for _, v in s.labels)], s.value)
         yield from families.values()
-        xid = CounterMetricFamily("llmobs_gpu_xid_errors", "XID error events seen since the agent started.",
-                                  labels=[*GPU_LABELS, "xid"])
+        xid = family("llmobs_gpu_xid_errors_total")
         for x in reading.xids:
             xid.add_metric([*_gpu_values(node, x.device), str(x.xid)], x.count)
         yield xid
-        procs = GaugeMetricFamily("llmobs_gpu_process_memory_bytes", "GPU memory held by a compute process.",
-                                  labels=[*GPU_LABELS, "pid", "namespace", "pod", "container", "model"])
+        procs = family("llmobs_gpu_process_memory_bytes")
         for p in processes:
             if p.used_bytes is not None:
                 procs.add_metric([*_gpu_values(node, p.device), str(p.pid), p.namespace, p.pod, p.container,
                                   p.model], p.used_bytes)
         yield procs
-        errors = CounterMetricFamily("llmobs_nvml_read_errors", "Failed NVML calls by class.", labels=["kind"])
+        errors = family("llmobs_nvml_read_errors_total")
         for kind, n in reading.errors:
             errors.add_metric([kind], n)
         yield errors
-        unsupported = GaugeMetricFamily("llmobs_nvml_unsupported_queries",
-                                        "NVML queries this GPU answered NotSupported (no longer asked).",
-                                        labels=["node", "gpu_uuid"])
+        unsupported = family("llmobs_nvml_unsupported_queries")
         for uuid, n in reading.unsupported:
             unsupported.add_metric([node, uuid], n)
         yield unsupported
-        yield GaugeMetricFamily("llmobs_nvml_collection_duration_seconds", "Wall time of the last NVML collection.",
-                                value=reading.duration_seconds)
+        yield family("llmobs_nvml_collection_duration_seconds", reading.duration_seconds)
 
 
 class EndpointInfoCollector(Collector):
@@ -101,11 +85,10 @@ class EndpointInfoCollector(Collector):
         self.rows = rows
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily("llmobs_endpoint_info", "1 per GPU an endpoint serves a model on.",
-                                   labels=list(ENDPOINT_INFO_LABELS))
+        info = family("llmobs_endpoint_info")
         for r in self.rows():
-            family.add_metric([r.model, r.endpoint, r.namespace, r.pod, r.node, r.gpu_model, r.gpu_uuid], 1.0)
-        yield family
+            info.add_metric([r.model, r.endpoint, r.namespace, r.pod, r.node, r.gpu_model, r.gpu_uuid], 1.0)
+        yield info
 
 
 class CostCollector(Collector):
@@ -117,14 +100,11 @@ class CostCollector(Collector):
         self.usage = usage
 
     def collect(self) -> Iterator[Metric]:
-        price = GaugeMetricFamily("llmobs_gpu_cost_per_hour", "Configured price of one GPU-hour (USD).",
-                                  labels=["gpu_model"])
+        price = family("llmobs_gpu_cost_per_hour")
         for gpu_model, p in sorted(self.cfg.gpu_hourly_usd.items()):
             price.add_metric([gpu_model], p)
         yield price
-        cost = GaugeMetricFamily("llmobs_cost_per_1k_generated_tokens",
-                                 "USD per 1,000 generated tokens over the signal window, by model and GPU type.",
-                                 labels=["model", "gpu_model"])
+        cost = family("llmobs_cost_per_1k_generated_tokens")
         for (model, gpu_model), v in sorted(cost_per_1k_generated_tokens(self.usage(), self.cfg).items()):
             if math.isfinite(v):
                 cost.add_metric([model, gpu_model], v)
@@ -139,8 +119,7 @@ class WatchStatsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         names = ("lists", "watches", "events", "bookmarks", "expired", "errors")
-        families = {n: CounterMetricFamily(f"llmobs_kubernetes_watch_{n}", f"Kubernetes watch {n}.",
-                                           labels=["watch"]) for n in names}
+        families = {n: family(f"llmobs_kubernetes_watch_{n}_total") for n in names}
         for watch_name, st in sorted(self.stats().items()):
             for n in names:
                 families[n].add_metric([watch_name], getattr(st, n))

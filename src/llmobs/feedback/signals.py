@@ -3,7 +3,7 @@
 A custom collector (client_python's one-method protocol) rather than live Counter objects, because the
 values come from the store's aggregates: counters must start from the durable totals after a restart,
 and ratios are computed over the window at scrape time. It is registered on a registry passed in, never
-on the global default.
+on the global default. Names, help and labels are the metric catalogue's (llmobs.metrics_catalogue).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from llmobs.feedback.stats import OTHER, TTFT_CLASSES, FeedbackStats
+from llmobs.metric_families import family
 
 ServedRequests = Callable[[str], float]
 """`served_requests(model)`: reset-adjusted count of requests vLLM served for the model."""
@@ -106,45 +107,17 @@ class FeedbackCollector(Collector):
         window = self._stats.window(now)
         window_s = self._stats.config.window_seconds
 
-        total = CounterMetricFamily(
-            "llmobs_feedback",
-            "Feedback events accepted, by model, app and normalised rating",
-            labels=["model", "app", "rating"],
-        )
+        total = family("llmobs_feedback_total")
         for (model, app, rating), count in sorted(totals.items()):
             total.add_metric([model, app, rating], count)
         yield total
 
-        events = GaugeMetricFamily(
-            "llmobs_feedback_window_events",
-            "Feedback events received over the feedback window",
-            labels=["model"],
-        )
-        negatives = GaugeMetricFamily(
-            "llmobs_feedback_window_negative_events",
-            "Negative feedback events over the feedback window (sum across replicas, then divide)",
-            labels=["model"],
-        )
-        ttft_events = GaugeMetricFamily(
-            "llmobs_feedback_window_ttft_events",
-            "Feedback events with a client TTFT above / at-or-below the SLO, over the window",
-            labels=["model", "ttft"],
-        )
-        ttft_negatives = GaugeMetricFamily(
-            "llmobs_feedback_window_ttft_negative_events",
-            "Negative feedback events with a client TTFT above / at-or-below the SLO, over the window",
-            labels=["model", "ttft"],
-        )
-        neg = GaugeMetricFamily(
-            "llmobs_feedback_negative_ratio",
-            "Share of feedback events that are negative over the feedback window",
-            labels=["model"],
-        )
-        by_ttft = GaugeMetricFamily(
-            "llmobs_feedback_negative_ratio_by_ttft",
-            "Negative share among events whose client TTFT was above vs at-or-below the TTFT SLO",
-            labels=["model", "ttft"],
-        )
+        events = family("llmobs_feedback_window_events")
+        negatives = family("llmobs_feedback_window_negative_events")
+        ttft_events = family("llmobs_feedback_window_ttft_events")
+        ttft_negatives = family("llmobs_feedback_window_ttft_negative_events")
+        neg = family("llmobs_feedback_negative_ratio")
+        by_ttft = family("llmobs_feedback_negative_ratio_by_ttft")
         for model, counts in sorted(window.items()):
             events.add_metric([model], counts.total)
             negatives.add_metric([model], counts.negative)
@@ -157,11 +130,7 @@ class FeedbackCollector(Collector):
         yield from (events, negatives, ttft_events, ttft_negatives, neg, by_ttft)
 
         if self._coverage is not None:
-            cov = GaugeMetricFamily(
-                "llmobs_feedback_coverage_ratio",
-                "Feedback events per request served, over the feedback window",
-                labels=["model"],
-            )
+            cov = family("llmobs_feedback_coverage_ratio")
             for model, (since, then, served_now) in sorted(
                 self._coverage.sample([m for m in self._stats.labelled_models() if m != OTHER], now).items()
             ):
@@ -169,31 +138,17 @@ class FeedbackCollector(Collector):
                 cov.add_metric([model], _ratio(got.total if got else 0, served_now - then))
             yield cov
 
-        rej = CounterMetricFamily(
-            "llmobs_feedback_rejected", "Feedback requests rejected, by reason", labels=["reason"]
-        )
+        rej = family("llmobs_feedback_rejected_total")
         for reason in sorted(set(REJECT_REASONS) | set(rejected)):
             rej.add_metric([reason], rejected.get(reason, 0))
         yield rej
 
-        pr = CounterMetricFamily(
-            "llmobs_feedback_pruned",
-            "Stored events deleted, by reason (retention, disk_cap)",
-            labels=["reason"],
-        )
+        pr = family("llmobs_feedback_pruned_total")
         for reason in ("retention", "disk_cap"):
             pr.add_metric([reason], pruned.get(reason, 0))
         yield pr
 
-        yield CounterMetricFamily(
-            "llmobs_feedback_replays",
-            "Events acknowledged as replays of a stored (app, request_id)",
-            value=replays,
-        )
-        yield GaugeMetricFamily(
-            "llmobs_feedback_store_bytes",
-            "Size of the feedback database and its WAL on disk",
-            value=store_bytes,
-        )
-        yield GaugeMetricFamily("llmobs_feedback_store_events", "Events held in the store", value=stored)
-        yield GaugeMetricFamily("llmobs_feedback_window_seconds", "The feedback window the ratios use", value=window_s)
+        yield family("llmobs_feedback_replays_total", replays)
+        yield family("llmobs_feedback_store_bytes", store_bytes)
+        yield family("llmobs_feedback_store_events", stored)
+        yield family("llmobs_feedback_window_seconds", window_s)

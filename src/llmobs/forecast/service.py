@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from llmobs.forecast.backtest import backtest
@@ -39,6 +39,7 @@ from llmobs.forecast.forecasters import (
     make_forecaster,
 )
 from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender, learn_capacity_per_replica
+from llmobs.metric_families import family
 from llmobs.state import StateHolder
 
 
@@ -344,46 +345,18 @@ class ForecastCollector(Collector):
     def __init__(self, service: ForecastService) -> None:
         self._service = service
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Yield the `llmobs_forecast_*` and `llmobs_desired_replicas` families (docs/metrics.md)."""
+    def collect(self) -> Iterator[Metric]:
+        """Yield the `llmobs_forecast_*` and `llmobs_desired_replicas` families (llmobs.metrics_catalogue)."""
         svc = self._service
         snap = svc.snapshot()
-        rate = GaugeMetricFamily(
-            "llmobs_forecast_request_rate",
-            "Forecast request rate (req/s) at now + horizon; quantile 0.5 = point, the other = upper band",
-            labels=["model", "quantile"],
-        )
-        horizon = GaugeMetricFamily(
-            "llmobs_forecast_horizon_seconds", "How far ahead the forecast looks", labels=["model"]
-        )
-        wape = GaugeMetricFamily(
-            "llmobs_forecast_wape_ratio",
-            "WAPE of the forecaster in use on a rolling backtest of recent history (NaN while it falls back)",
-            labels=["model"],
-        )
-        lv = GaugeMetricFamily(
-            "llmobs_forecast_last_value_wape_ratio",
-            "WAPE of the last-value baseline on the same backtest, for comparison",
-            labels=["model"],
-        )
-        fallback = GaugeMetricFamily(
-            "llmobs_forecast_fallback",
-            "1 while the forecast falls back to last value (reason in llmobs_forecast_info)",
-            labels=["model"],
-        )
-        info = GaugeMetricFamily(
-            "llmobs_forecast_info", "Forecaster in use and fallback reason", labels=["model", "forecaster", "reason"]
-        )
-        desired = GaugeMetricFamily(
-            "llmobs_desired_replicas",
-            "Replicas to run now: forecast upper quantile at now + cold start ÷ capacity per replica, stabilized",
-            labels=["model"],
-        )
-        capacity = GaugeMetricFamily(
-            "llmobs_forecast_capacity_per_replica",
-            "Requests/s one replica serves within the SLO, as the recommendation uses it",
-            labels=["model", "source"],
-        )
+        rate = family("llmobs_forecast_request_rate")
+        horizon = family("llmobs_forecast_horizon_seconds")
+        wape = family("llmobs_forecast_wape_ratio")
+        lv = family("llmobs_forecast_last_value_wape_ratio")
+        fallback = family("llmobs_forecast_fallback")
+        info = family("llmobs_forecast_info")
+        desired = family("llmobs_desired_replicas")
+        capacity = family("llmobs_forecast_capacity_per_replica")
         for m, fc in sorted(snap.items()):
             rate.add_metric([m, "0.5"], fc.point)
             rate.add_metric([m, f"{fc.quantile:g}"], fc.upper)
@@ -396,16 +369,10 @@ class ForecastCollector(Collector):
                 desired.add_metric([m], float(fc.desired_replicas))
             if fc.capacity_per_replica is not None:
                 capacity.add_metric([m, fc.capacity_source], fc.capacity_per_replica)
-        duration = GaugeMetricFamily(
-            "llmobs_forecast_refresh_duration_seconds", "Wall time of the last forecast refresh (all models)"
-        )
+        duration = family("llmobs_forecast_refresh_duration_seconds")
         duration.add_metric([], svc.last_refresh_seconds)
-        refit = GaugeMetricFamily(
-            "llmobs_forecast_refit_duration_seconds", "Wall time of the last forecaster refit (one model)"
-        )
+        refit = family("llmobs_forecast_refit_duration_seconds")
         refit.add_metric([], svc.last_refit_seconds)
-        stamp = GaugeMetricFamily(
-            "llmobs_forecast_last_refresh_timestamp_seconds", "Unix time of the last forecast refresh"
-        )
+        stamp = family("llmobs_forecast_last_refresh_timestamp_seconds")
         stamp.add_metric([], svc.last_refresh_time)
         yield from (rate, horizon, wape, lv, fallback, info, desired, capacity, duration, refit, stamp)

@@ -1,70 +1,33 @@
 """Renders the current FleetState as `llmobs_*` metric families (a prometheus_client custom collector).
 
-The metric table below is the public contract documented in docs/metrics.md: names, types and labels
-change only with a migration note. The collector reads one immutable state per scrape of /metrics.
+Names, types, labels and help are the metric catalogue's (llmobs.metrics_catalogue, the public contract
+docs/metrics.md is generated from); the per model × endpoint rows name the ModelEndpointSignals field they
+render, so a plain signal is exported by adding its catalogue row. The collector reads one immutable state
+per scrape of /metrics.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from operator import attrgetter
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from llmobs import __version__
-from llmobs.signals.types import QUANTILES, Distribution, ModelEndpointSignals
+from llmobs.metric_families import family
+from llmobs.metrics_catalogue import SIGNAL_LABELS, MetricSpec, section
+from llmobs.signals.types import QUANTILES, ModelEndpointSignals
 from llmobs.state import StateHolder
 
-SIGNAL_LABELS = ("model", "endpoint", "node", "gpu_model")
-TARGET_LABELS = ("endpoint", "node", "gpu_model")
-
-# (metric name, help, getter) for plain per model × endpoint gauges.
-_GAUGES: tuple[tuple[str, str, Callable[[ModelEndpointSignals], float | None]], ...] = (
-    ("llmobs_kv_cache_utilization_ratio", "KV-cache blocks in use (0-1).", lambda s: s.kv_cache_utilization),
-    ("llmobs_kv_cache_utilization_max_ratio", "Max KV-cache utilization over the signal window (0-1).",
-     lambda s: s.kv_cache_utilization_max),
-    ("llmobs_kv_cache_headroom_ratio", "Free KV-cache fraction (1 - utilization).",
-     lambda s: s.kv_cache_headroom),
-    ("llmobs_kv_cache_capacity_tokens", "KV-cache capacity in tokens (num_gpu_blocks x block_size).",
-     lambda s: s.kv_cache_capacity_tokens),
-    ("llmobs_requests_running", "Requests in the running batch.", lambda s: s.requests_running),
-    ("llmobs_requests_waiting", "Requests waiting in the queue.", lambda s: s.requests_waiting),
-    ("llmobs_requests_swapped", "Swapped requests (V0 engines).", lambda s: s.requests_swapped),
-    ("llmobs_request_rate", "Finished requests per second over the window.", lambda s: s.request_rate),
-    ("llmobs_prompt_tokens_rate", "Prompt tokens per second over the window.", lambda s: s.prompt_tokens_rate),
-    ("llmobs_generation_tokens_rate", "Generated tokens per second over the window.",
-     lambda s: s.generation_tokens_rate),
-    ("llmobs_preemption_rate", "Preemptions per second over the window.", lambda s: s.preemption_rate),
-    ("llmobs_prefix_cache_hit_ratio", "Prefix-cache hit ratio over the window (tokens).",
-     lambda s: s.prefix_cache_hit_ratio),
-    ("llmobs_prompt_length_tokens_mean", "Mean prompt length over the window.", lambda s: s.prompt_length.mean),
-    ("llmobs_generation_length_tokens_mean", "Mean generation length over the window.",
-     lambda s: s.generation_length.mean),
-    ("llmobs_lora_adapters_running", "LoRA adapters with running requests.", lambda s: s.lora_adapters_running),
-    ("llmobs_lora_adapters_waiting", "LoRA adapters with waiting requests.", lambda s: s.lora_adapters_waiting),
-)
-
-_DISTRIBUTIONS: tuple[tuple[str, str, Callable[[ModelEndpointSignals], Distribution]], ...] = (
-    ("llmobs_ttft_seconds", "Time to first token quantiles over the window.", lambda s: s.ttft),
-    ("llmobs_itl_seconds", "Inter-token latency quantiles over the window.", lambda s: s.itl),
-    ("llmobs_e2e_latency_seconds", "End-to-end request latency quantiles over the window.",
-     lambda s: s.e2e_latency),
-    ("llmobs_queue_time_seconds", "Queue time quantiles over the window.", lambda s: s.queue_time),
-    ("llmobs_prompt_length_tokens", "Prompt length quantiles over the window.", lambda s: s.prompt_length),
-    ("llmobs_generation_length_tokens", "Generation length quantiles over the window.",
-     lambda s: s.generation_length),
-)
-
-# (metric name without _total, help, totals key) for reset-adjusted counters.
-_TOTALS: tuple[tuple[str, str, str], ...] = (
-    ("llmobs_prompt_tokens", "Prompt tokens, reset-adjusted across vLLM restarts.", "prompt_tokens"),
-    ("llmobs_generation_tokens", "Generated tokens, reset-adjusted.", "generation_tokens"),
-    ("llmobs_preemptions", "Preemptions, reset-adjusted.", "preemptions"),
-    ("llmobs_ttft_slo_requests", "Requests with a TTFT observation (reset-adjusted).", "ttft_slo_requests"),
-    ("llmobs_ttft_slo_good", "Requests with TTFT at or under the SLO threshold (reset-adjusted).",
-     "ttft_slo_good"),
-)
+_SERVING = section("serving")
+# Per model × endpoint gauges read straight off a ModelEndpointSignals field.
+_GAUGES: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "gauge" and s.labels == SIGNAL_LABELS)
+# Window quantiles of a Distribution field.
+_DISTRIBUTIONS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.labels == (*SIGNAL_LABELS, "quantile"))
+# Reset-adjusted counters: `signal_field` is the key in ModelEndpointSignals.totals.
+_TOTALS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "counter" and s.labels == SIGNAL_LABELS)
 
 
 def _label_values(s: ModelEndpointSignals) -> list[str]:
@@ -89,35 +52,23 @@ class FleetCollector(Collector):
         yield from self._signal_metrics(state.signals)
 
     def _self_metrics(self, state) -> Iterator[Metric]:
-        info = GaugeMetricFamily("llmobs_build_info", "llmobs build information.", labels=["version"])
+        info = family("llmobs_build_info")
         info.add_metric([__version__], 1.0)
         yield info
-        yield GaugeMetricFamily("llmobs_scrape_cycle_duration_seconds",
-                                "Wall time of the last full scrape cycle.", value=state.cycle_duration_seconds)
-        yield GaugeMetricFamily("llmobs_targets", "Configured scrape targets.", value=len(state.targets))
-        yield GaugeMetricFamily("llmobs_signal_window_seconds", "Signal window in use.",
-                                value=state.window_seconds)
+        yield family("llmobs_scrape_cycle_duration_seconds", state.cycle_duration_seconds)
+        yield family("llmobs_targets", len(state.targets))
+        yield family("llmobs_signal_window_seconds", state.window_seconds)
 
     def _target_metrics(self, state) -> Iterator[Metric]:
-        up = GaugeMetricFamily("llmobs_target_up", "1 if the last scrape succeeded.", labels=TARGET_LABELS)
-        duration = GaugeMetricFamily("llmobs_scrape_duration_seconds", "Duration of the last scrape.",
-                                     labels=TARGET_LABELS)
-        failures = GaugeMetricFamily("llmobs_target_consecutive_failures", "Failed scrapes in a row.",
-                                     labels=TARGET_LABELS)
-        last_ok = GaugeMetricFamily("llmobs_target_last_success_timestamp_seconds",
-                                    "Unix time of the last good scrape.", labels=TARGET_LABELS)
-        errors = CounterMetricFamily("llmobs_scrape_errors", "Failed scrapes by kind.",
-                                     labels=[*TARGET_LABELS, "kind"])
-        skipped = CounterMetricFamily("llmobs_parse_skipped_lines", "Page lines skipped by the parser.",
-                                      labels=[*TARGET_LABELS, "reason"])
-        missing = GaugeMetricFamily("llmobs_vllm_expected_series_missing",
-                                    "1 per expected canonical vLLM series the endpoint does not expose.",
-                                    labels=[*TARGET_LABELS, "series"])
-        resets = CounterMetricFamily("llmobs_counter_resets", "vLLM counter resets seen (restarts).",
-                                     labels=TARGET_LABELS)
-        dropped = CounterMetricFamily("llmobs_series_dropped",
-                                      "Samples dropped by the cardinality guard, by reason.",
-                                      labels=[*TARGET_LABELS, "reason"])
+        up = family("llmobs_target_up")
+        duration = family("llmobs_scrape_duration_seconds")
+        failures = family("llmobs_target_consecutive_failures")
+        last_ok = family("llmobs_target_last_success_timestamp_seconds")
+        errors = family("llmobs_scrape_errors_total")
+        skipped = family("llmobs_parse_skipped_lines_total")
+        missing = family("llmobs_vllm_expected_series_missing")
+        resets = family("llmobs_counter_resets_total")
+        dropped = family("llmobs_series_dropped_total")
         for h in state.targets:
             lv = [h.endpoint, h.labels.get("node", ""), h.labels.get("gpu_model", h.labels.get("gpu", ""))]
             up.add_metric(lv, 1.0 if h.up else 0.0)
@@ -137,26 +88,23 @@ class FleetCollector(Collector):
         yield from (up, duration, failures, last_ok, errors, skipped, missing, resets, dropped)
 
     def _signal_metrics(self, signals: tuple[ModelEndpointSignals, ...]) -> Iterator[Metric]:
-        for name, help_text, get in _GAUGES:
-            family = GaugeMetricFamily(name, help_text, labels=SIGNAL_LABELS)
+        for spec in _GAUGES:
+            gauge, get = family(spec), attrgetter(spec.signal_field)
             for s in signals:
                 value = get(s)
                 if value is not None:
-                    family.add_metric(_label_values(s), float(value))
-            yield family
-        for name, help_text, get in _DISTRIBUTIONS:
-            family = GaugeMetricFamily(name, help_text, labels=[*SIGNAL_LABELS, "quantile"])
+                    gauge.add_metric(_label_values(s), float(value))
+            yield gauge
+        for spec in _DISTRIBUTIONS:
+            quantiles, get = family(spec), attrgetter(spec.signal_field)
             for s in signals:
                 d = get(s)
                 for q in QUANTILES:
-                    family.add_metric([*_label_values(s), _quantile_label(q)], d.quantiles.get(q, math.nan))
-            yield family
-        waiting = GaugeMetricFamily("llmobs_requests_waiting_by_reason", "Queued requests by reason.",
-                                    labels=[*SIGNAL_LABELS, "reason"])
-        finished = GaugeMetricFamily("llmobs_finished_requests_rate", "Finished requests/s by reason.",
-                                     labels=[*SIGNAL_LABELS, "reason"])
-        requests_total = CounterMetricFamily("llmobs_requests", "Finished requests by reason, reset-adjusted.",
-                                             labels=[*SIGNAL_LABELS, "reason"])
+                    quantiles.add_metric([*_label_values(s), _quantile_label(q)], d.quantiles.get(q, math.nan))
+            yield quantiles
+        waiting = family("llmobs_requests_waiting_by_reason")
+        finished = family("llmobs_finished_requests_rate")
+        requests_total = family("llmobs_requests_total")
         for s in signals:
             lv = _label_values(s)
             for reason, v in sorted(s.requests_waiting_by_reason.items()):
@@ -167,9 +115,9 @@ class FleetCollector(Collector):
                 if key.startswith("requests:"):
                     requests_total.add_metric([*lv, key.partition(":")[2]], v)
         yield from (waiting, finished, requests_total)
-        for name, help_text, key in _TOTALS:
-            family = CounterMetricFamily(name, help_text, labels=SIGNAL_LABELS)
+        for spec in _TOTALS:
+            total = family(spec)
             for s in signals:
-                if key in s.totals:
-                    family.add_metric(_label_values(s), s.totals[key])
-            yield family
+                if spec.signal_field in s.totals:
+                    total.add_metric(_label_values(s), s.totals[spec.signal_field])
+            yield total

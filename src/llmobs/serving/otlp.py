@@ -4,7 +4,9 @@ Why a translation of the Prometheus collector rather than a second set of getter
 the Prometheus numbers (dashboards built on either agree), so each export cycle runs `FleetCollector` once
 on the current `FleetState` and re-labels its samples through `MAPPING`, a table from Prometheus family to
 OTel instrument. A family missing from the table is a test failure (tests/test_otlp.py), so a new
-`llmobs_*` series cannot silently stay Prometheus-only.
+`llmobs_*` series cannot silently stay Prometheus-only. The table is built from the metric catalogue
+(llmobs.metrics_catalogue): each row's `otlp` column gives the OTel name and attribute renames, its unit and
+help give the instrument's unit and description.
 
 Names follow OTel conventions (dotted, unit in the `unit` field, no `_total`/unit suffixes) and use the GenAI
 and Kubernetes semantic-convention *attributes* where they exist (`gen_ai.request.model`,
@@ -40,6 +42,7 @@ from opentelemetry.sdk.resources import Resource
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmobs import __version__
+from llmobs.metrics_catalogue import MetricSpec, Otlp, section
 from llmobs.serving.collector import FleetCollector
 from llmobs.serving.otlp_histograms import GenAIHistogramExporter
 from llmobs.state import StateHolder
@@ -68,82 +71,17 @@ class Instrument:
     constant: Mapping[str, str] = field(default_factory=dict)  # attributes added to every point
 
 
-def _g(name: str, unit: str, description: str, **kw: Mapping[str, str]) -> Instrument:
-    return Instrument(name, unit, "gauge", description, **kw)
+def _instrument(spec: MetricSpec, otlp: Otlp) -> Instrument:
+    return Instrument(otlp.name, spec.unit, spec.type, otlp.description or spec.help,
+                      labels=dict(otlp.labels), constant=dict(otlp.constant))
 
 
-def _c(name: str, unit: str, description: str, **kw: Mapping[str, str]) -> Instrument:
-    return Instrument(name, unit, "counter", description, **kw)
+_EXPORTED = (*section("target"), *section("serving"), *section("exporter"))
+"""The catalogue rows FleetCollector renders."""
 
-
-_INPUT = {"gen_ai.token.type": "input"}
-_OUTPUT = {"gen_ai.token.type": "output"}
-
-MAPPING: dict[str, Instrument] = {
-    # serving signals (per model × endpoint)
-    "llmobs_kv_cache_utilization_ratio": _g("llmobs.kv_cache.utilization", "1", "KV-cache blocks in use (0-1)."),
-    "llmobs_kv_cache_utilization_max_ratio": _g("llmobs.kv_cache.utilization.max", "1",
-                                                "Max KV-cache utilization over the signal window (0-1)."),
-    "llmobs_kv_cache_headroom_ratio": _g("llmobs.kv_cache.headroom", "1", "Free KV-cache fraction."),
-    "llmobs_kv_cache_capacity_tokens": _g("llmobs.kv_cache.capacity", "{token}", "KV-cache capacity in tokens."),
-    "llmobs_requests_running": _g("llmobs.requests.running", "{request}", "Requests in the running batch."),
-    "llmobs_requests_waiting": _g("llmobs.requests.waiting", "{request}", "Requests waiting in the queue."),
-    "llmobs_requests_waiting_by_reason": _g("llmobs.requests.waiting.by_reason", "{request}",
-                                            "Queued requests by reason.", labels={"reason": "llmobs.waiting_reason"}),
-    "llmobs_requests_swapped": _g("llmobs.requests.swapped", "{request}", "Swapped requests (V0 engines)."),
-    "llmobs_request_rate": _g("llmobs.request.rate", "{request}/s", "Finished requests per second over the window."),
-    "llmobs_finished_requests_rate": _g("llmobs.request.finished.rate", "{request}/s",
-                                        "Finished requests per second by finish reason.",
-                                        labels={"reason": "llmobs.finish_reason"}),
-    "llmobs_prompt_tokens_rate": _g("llmobs.token.rate", "{token}/s", "Tokens per second over the window.",
-                                    constant=_INPUT),
-    "llmobs_generation_tokens_rate": _g("llmobs.token.rate", "{token}/s", "Tokens per second over the window.",
-                                        constant=_OUTPUT),
-    "llmobs_preemption_rate": _g("llmobs.preemption.rate", "{preemption}/s", "Preemptions per second."),
-    "llmobs_prefix_cache_hit_ratio": _g("llmobs.prefix_cache.hit_ratio", "1", "Prefix-cache hit ratio (tokens)."),
-    "llmobs_ttft_seconds": _g("llmobs.time_to_first_token", "s", "Time to first token, window quantiles."),
-    "llmobs_itl_seconds": _g("llmobs.time_per_output_token", "s", "Inter-token latency, window quantiles."),
-    "llmobs_e2e_latency_seconds": _g("llmobs.request.duration", "s", "End-to-end request latency, quantiles."),
-    "llmobs_queue_time_seconds": _g("llmobs.request.queue_time", "s", "Queue time, window quantiles."),
-    "llmobs_prompt_length_tokens": _g("llmobs.request.prompt_length", "{token}", "Prompt length, quantiles."),
-    "llmobs_generation_length_tokens": _g("llmobs.request.generation_length", "{token}",
-                                          "Generation length, window quantiles."),
-    "llmobs_prompt_length_tokens_mean": _g("llmobs.request.prompt_length.mean", "{token}", "Mean prompt length."),
-    "llmobs_generation_length_tokens_mean": _g("llmobs.request.generation_length.mean", "{token}",
-                                               "Mean generation length."),
-    "llmobs_lora_adapters_running": _g("llmobs.lora_adapters.running", "{adapter}", "LoRA adapters running."),
-    "llmobs_lora_adapters_waiting": _g("llmobs.lora_adapters.waiting", "{adapter}", "LoRA adapters waiting."),
-    "llmobs_requests": _c("llmobs.requests", "{request}", "Finished requests, reset-adjusted.",
-                          labels={"reason": "llmobs.finish_reason"}),
-    "llmobs_prompt_tokens": _c("llmobs.tokens", "{token}", "Tokens, reset-adjusted.", constant=_INPUT),
-    "llmobs_generation_tokens": _c("llmobs.tokens", "{token}", "Tokens, reset-adjusted.", constant=_OUTPUT),
-    "llmobs_preemptions": _c("llmobs.preemptions", "{preemption}", "Preemptions, reset-adjusted."),
-    "llmobs_ttft_slo_requests": _c("llmobs.ttft_slo.requests", "{request}", "Requests with a TTFT observation."),
-    "llmobs_ttft_slo_good": _c("llmobs.ttft_slo.good", "{request}", "Requests with TTFT at or under the SLO."),
-    # target health (per endpoint)
-    "llmobs_target_up": _g("llmobs.target.up", "1", "1 if the last scrape succeeded."),
-    "llmobs_scrape_duration_seconds": _g("llmobs.scrape.duration", "s", "Duration of the last scrape."),
-    "llmobs_target_consecutive_failures": _g("llmobs.target.consecutive_failures", "{scrape}",
-                                             "Failed scrapes in a row."),
-    "llmobs_target_last_success_timestamp_seconds": _g("llmobs.target.last_success_time", "s",
-                                                       "Unix time of the last good scrape."),
-    "llmobs_scrape_errors": _c("llmobs.scrape.errors", "{scrape}", "Failed scrapes by kind.",
-                               labels={"kind": "error.type"}),
-    "llmobs_parse_skipped_lines": _c("llmobs.parse.skipped_lines", "{line}", "Page lines skipped by the parser.",
-                                     labels={"reason": "llmobs.skip_reason"}),
-    "llmobs_vllm_expected_series_missing": _g("llmobs.vllm.expected_series_missing", "1",
-                                              "1 per expected vLLM series the endpoint does not expose.",
-                                              labels={"series": "llmobs.vllm.series"}),
-    "llmobs_counter_resets": _c("llmobs.counter_resets", "{reset}", "vLLM counter resets seen (restarts)."),
-    "llmobs_series_dropped": _c("llmobs.series.dropped", "{sample}", "Samples dropped by the cardinality guard.",
-                                labels={"reason": "llmobs.drop_reason"}),
-    # exporter self-metrics
-    "llmobs_scrape_cycle_duration_seconds": _g("llmobs.scrape_cycle.duration", "s",
-                                               "Wall time of the last full scrape cycle."),
-    "llmobs_targets": _g("llmobs.targets", "{target}", "Configured scrape targets."),
-    "llmobs_signal_window_seconds": _g("llmobs.signal_window", "s", "Signal window in use."),
-}
-SKIPPED: frozenset[str] = frozenset({"llmobs_build_info"})
+MAPPING: dict[str, Instrument] = {s.family_name: _instrument(s, s.otlp) for s in _EXPORTED if s.otlp is not None}
+"""Prometheus family name → OTel instrument, from the metric catalogue's `otlp` column."""
+SKIPPED: frozenset[str] = frozenset(s.family_name for s in _EXPORTED if s.otlp is None)
 """Families not exported as metrics: the build version is the resource's `service.version`."""
 
 # Resource attributes read from the environment (set by the Helm chart through the downward API).

@@ -1,5 +1,6 @@
 """vLLM's latency histograms over OTLP as the OpenTelemetry GenAI semantic-convention server metrics.
 
+The names, units and descriptions are the metric catalogue's (llmobs.metrics_catalogue.OTLP_HISTOGRAMS).
 vLLM exposes time to first token, per-request time per output token and end-to-end latency as cumulative
 Prometheus histograms. llmobs keeps each one reset-adjusted since the scrape where it first saw the series
 (`ModelEndpointSignals.histograms`, a `CumulativeHistogram`), which is exactly an OTLP cumulative
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,30 +53,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from llmobs import __version__
+from llmobs.metrics_catalogue import OTLP_HISTOGRAMS as GENAI_HISTOGRAMS
 from llmobs.signals.types import CumulativeHistogram, ModelEndpointSignals
 from llmobs.state import FleetState, StateHolder, TargetHealth
 
 SCOPE = "llmobs"
 PROVIDER = "vllm"
 
-
-@dataclass(frozen=True, slots=True)
-class SemconvHistogram:
-    name: str
-    unit: str
-    description: str
-
-
-GENAI_HISTOGRAMS: dict[str, SemconvHistogram] = {
-    "ttft": SemconvHistogram("gen_ai.server.time_to_first_token", "s",
-                             "Time to generate first token for successful responses."),
-    "tpot": SemconvHistogram("gen_ai.server.time_per_output_token", "s",
-                             "Time per output token generated after the first token for successful responses."),
-    "e2e_latency": SemconvHistogram("gen_ai.server.request.duration", "s",
-                                    "Generative AI server request duration such as time-to-last byte or last "
-                                    "output token."),
-}
-"""Canonical vLLM histogram → semantic-convention metric."""
 
 # Target labels set by Kubernetes discovery → resource-style attributes on each point.
 _TARGET_LABELS = {"namespace": "k8s.namespace.name", "pod": "k8s.pod.name", "pod_uid": "k8s.pod.uid"}

@@ -12,9 +12,10 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from llmobs.metric_families import family
 from llmobs.serving.scaler.cache import SignalCache
 
 
@@ -45,13 +46,11 @@ class ScalerCollector(Collector):
         self.cache = cache
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily("llmobs_scaler_requests", "Requests answered by the KEDA external scaler",
-                                       labels=["method", "code"])
+        requests = family("llmobs_scaler_requests_total")
         for (method, code), n in sorted(self.stats.counts().items()):
             requests.add_metric([method, code], n)
         yield requests
-        updated = GaugeMetricFamily("llmobs_scaler_last_update_timestamp_seconds",
-                                    "Unix time the scaler's cached values were last recomputed", labels=["model"])
+        updated = family("llmobs_scaler_last_update_timestamp_seconds")
         snapshot = self.cache.snapshot
         if snapshot.ready:
             for model in sorted(snapshot.models):

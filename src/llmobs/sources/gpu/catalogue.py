@@ -1,8 +1,10 @@
 """Loads the NVML field catalogue (fields.yaml) into typed rows.
 
-The exported GPU fields are data, not code (dcgm-exporter's habit): the reader interprets these rows,
-so adding a field is one YAML entry. pynvml constant names are resolved here, at load, so a typo is a
-catalogue error in a test rather than a failed scrape on a GPU node.
+How each GPU field is read is data, not code (dcgm-exporter's habit): the reader interprets these rows.
+Which series a row becomes (type, unit, labels, help) is the metric catalogue's row of the same name
+(llmobs.metrics_catalogue), so nothing about the series is declared twice. pynvml constant names and
+metric names are resolved here, at load, so a typo is a catalogue error in a test rather than a failed
+scrape on a GPU node.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any, Literal
 
 import pynvml  # pure Python; loads no library until nvmlInit()
 import yaml
+
+from llmobs.metrics_catalogue import metric as metric_spec
 
 Kind = Literal["scalar", "bitmask", "field_values"]
 _KINDS = ("scalar", "bitmask", "field_values")
@@ -28,9 +32,7 @@ class FieldSpec:
     """One catalogue row: how to read a value from NVML and which series it becomes."""
 
     metric: str
-    help: str
     kind: Kind
-    type: Literal["gauge", "counter"] = "gauge"
     call: str = ""
     fallback: str = ""
     args: tuple[int, ...] = ()
@@ -99,9 +101,12 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         metric = str(row.get("metric", ""))
         if not metric.startswith("llmobs_gpu_"):
             raise CatalogueError(f"{where}: metric must start with llmobs_gpu_")
-        ftype = row.get("type", "gauge")
-        if ftype not in ("gauge", "counter") or (ftype == "counter") != metric.endswith("_total"):
-            raise CatalogueError(f"{where}: counters (and only counters) end in _total")
+        try:
+            known = metric_spec(metric).name == metric
+        except KeyError:
+            known = False
+        if not known:
+            raise CatalogueError(f"{where}: {metric} is not in the metric catalogue (llmobs.metrics_catalogue)")
         call = str(row.get("call", ""))
         fallback = str(row.get("fallback", ""))
         for name in filter(None, (call, fallback)) if kind != "field_values" else ():
@@ -110,7 +115,7 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         if kind != "field_values" and not call:
             raise CatalogueError(f"{where}: `call` is required")
         spec = FieldSpec(
-            metric=metric, help=str(row.get("help", "")), kind=kind, type=ftype, call=call, fallback=fallback,
+            metric=metric, kind=kind, call=call, fallback=fallback,
             args=tuple(_const(a, where) for a in row.get("args", ())),
             fallback_args=(None if row.get("fallback_args") is None
                            else tuple(_const(a, where) for a in row["fallback_args"])),

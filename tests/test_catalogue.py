@@ -1,0 +1,286 @@
+"""The metric catalogue (llmobs.metrics_catalogue) is the one declaration of every exported series.
+
+Checked here: every family each collector emits (rendered from representative state) is a catalogue row
+with the same type, help and labels, and no row is orphaned; the rows' other names agree with the code
+that serves them (signal fields, the scaler's signals); and every metric name and label the shipped alert
+rules, dashboards and forecast history queries use exists in the catalogue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from types import SimpleNamespace
+
+import promql_parser
+import pynvml
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from dashboards.queries import all_dashboard_queries, all_variable_queries
+from llmobs.agent.attribution import EndpointInfo, ProcessOnGpu
+from llmobs.agent.collectors import CostCollector, EndpointInfoCollector, GpuCollector, WatchStatsCollector
+from llmobs.agent.cost import CostConfig, EndpointUsage
+from llmobs.feedback import FeedbackCollector, FeedbackConfig, FeedbackStats
+from llmobs.feedback.stats import Observation
+from llmobs.forecast.demand import DEFAULT_PROMQL
+from llmobs.forecast.service import ForecastCollector, ModelForecast
+from llmobs.metrics_catalogue import CATALOGUE, GPU_LABELS, metric
+from llmobs.serving.collector import FleetCollector
+from llmobs.serving.scaler.catalogue import SIGNALS
+from llmobs.serving.scaler.metadata import metric_name, parse_metadata
+from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
+from llmobs.signals.derive import ModelEndpointTracker
+from llmobs.signals.types import Attribution, ModelEndpointSignals
+from llmobs.sources.gpu import NvmlReader, load_catalogue
+from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
+from llmobs.sources.kubernetes.watch import WatchStats
+from llmobs.sources.normalize import normalize
+from llmobs.sources.textformat import parse_text
+from llmobs.state import FleetState, StateHolder, TargetHealth
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Labels Prometheus itself (or its Kubernetes service discovery) puts on every scraped series, which PromQL may
+# match or group by although no llmobs collector writes them.
+TARGET_LABELS_ADDED_BY_PROMETHEUS = frozenset({"job", "instance", "namespace", "pod", "container", "service"})
+
+
+def _serving_signals(fixture_page: str) -> ModelEndpointSignals:
+    tracker = ModelEndpointTracker(Attribution("tiny", "e", "node-a", "H100"), 60)
+    scrape = normalize(parse_text(fixture_page).samples, 0.0)
+    tracker.observe(scrape.models["tiny"], 0.0)
+    tracker.observe(scrape.models["tiny"], 5.0)
+    signals = tracker.signals()
+    assert signals is not None
+    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons), so every family has a sample.
+    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0})
+
+
+def _fleet(fixture_page: str) -> FleetCollector:
+    health = TargetHealth("e", "http://e/metrics", True, 5.0, 0.1, "", "", 0, {"timeout": 1},
+                          {"node": "node-a", "gpu_model": "H100"}, {"malformed": 1}, ("ttft",), 5.0, 1,
+                          {"series_limit": 3})
+    holder = StateHolder()
+    holder.publish(FleetState(time=5.0, signals=(_serving_signals(fixture_page),), targets=(health,)))
+    return FleetCollector(holder)
+
+
+def _gpu() -> GpuCollector:
+    fake = FakeNvml([FakeGpu("GPU-a", nvlinks=1, ecc_uncorrected=1,
+                             throttle_mask=pynvml.nvmlClocksEventReasonHwThermalSlowdown),
+                     FakeGpu("GPU-b", errors={"nvmlDeviceGetTemperature": pynvml.NVML_ERROR_NOT_SUPPORTED})])
+    fake.gpus[0].events.append(79)
+    reader = NvmlReader(lambda: fake)
+    reader.collect()
+    reading = reader.collect()
+    process = ProcessOnGpu(reading.devices[0], 42, 2.0**30, "ns", "pod-0", "0123456789ab", "m")
+    return GpuCollector("node-a", reader.catalogue, lambda: (reading, (process,)))
+
+
+def _feedback(tmp_path: Path) -> FeedbackCollector:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(yaml.safe_dump({"chat": "tok"}))
+    config = FeedbackConfig.model_validate({"enabled": True, "tokens_file": tokens, "allowed_apps": ["chat"],
+                                            "db_path": tmp_path / "feedback.db"})
+    stats = FeedbackStats(config)
+    stats.record([Observation("m", "chat", "negative", 1500.0, 0.0), Observation("m", "chat", "positive", None, 0.0)])
+    return FeedbackCollector(stats, lambda model: 10.0, clock=lambda: 1.0)
+
+
+def _forecast() -> ForecastCollector:
+    fc = ModelForecast("m", "llmobs_gbm", 4.0, 5.0, 0.9, 120.0, 0.1, 0.2, 3, "", 0.0, 2.0, "learned")
+    service = SimpleNamespace(snapshot=lambda: {"m": fc}, last_refresh_seconds=0.01, last_refit_seconds=0.2,
+                              last_refresh_time=0.0)
+    return ForecastCollector(service)  # type: ignore[arg-type]
+
+
+def _scaler() -> ScalerCollector:
+    stats = ScalerStats()
+    stats.count("GetMetrics", "OK")
+    cache = SimpleNamespace(snapshot=SimpleNamespace(ready=True, models={"m": None}, built_at=1.0))
+    return ScalerCollector(stats, cache)  # type: ignore[arg-type]
+
+
+def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
+    """One of each collector llmobs registers, each with state that fills its families."""
+    info = EndpointInfo("m", "e", "ns", "pod-0", "node-a", "H100", "GPU-a")
+    usage = EndpointUsage("m", "e", "H100", 1, 100.0)
+    return [
+        _fleet(fixture_page), _gpu(), EndpointInfoCollector(lambda: [info]),
+        CostCollector(CostConfig(gpu_hourly_usd={"H100": 2.0}), lambda: [usage]),
+        WatchStatsCollector(lambda: {"pods": WatchStats(1, 1, 1, 1, 1, 1)}),
+        _feedback(tmp_path), _forecast(), _scaler(),
+    ]
+
+
+def exposed(collectors: Iterable[Collector]) -> dict[str, tuple[str, str, set[frozenset[str]]]]:
+    """family name → (type, help, label-name sets of its samples), read back from the exposition text."""
+    registry = CollectorRegistry(auto_describe=False)
+    for c in collectors:
+        registry.register(c)
+    out = {}
+    for fam in text_string_to_metric_families(generate_latest(registry).decode()):
+        out[fam.name] = (fam.type, fam.documentation, {frozenset(s.labels) for s in fam.samples})
+    return out
+
+
+def test_every_emitted_family_is_its_catalogue_row_and_no_row_is_orphaned(fixture_page: str, tmp_path: Path) -> None:
+    families = exposed(every_collector(fixture_page, tmp_path))
+    for name, (kind, help_text, label_sets) in families.items():
+        spec = metric(name)
+        assert (kind, help_text) == (spec.type, spec.help), name
+        assert label_sets, f"{name}: the representative state left it empty, so its labels go unchecked"
+        assert label_sets == {frozenset(spec.labels)}, name
+    assert {s.family_name for s in CATALOGUE} == set(families), "catalogue rows no collector emits"
+
+
+def test_the_catalogue_is_data_at_the_bottom_of_the_import_graph() -> None:
+    """Any layer (sources, signals, serving, agent, feedback, forecast) may read it, so it imports none of them,
+    nor an exposition library."""
+    import ast
+
+    from llmobs import metrics_catalogue
+
+    tree = ast.parse(Path(metrics_catalogue.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "dataclasses", "typing"}, imported
+
+
+def test_rows_are_well_formed() -> None:
+    names = [s.name for s in CATALOGUE]
+    assert len(names) == len(set(names))
+    for s in CATALOGUE:
+        assert s.name.startswith("llmobs_") and s.help and s.unit, s.name
+        assert (s.type == "counter") == s.name.endswith("_total"), s.name
+        assert len(set(s.labels)) == len(s.labels), s.name
+    with pytest.raises(KeyError):
+        metric("llmobs_no_such_series")
+
+
+def test_signal_fields_and_scaler_signals_name_the_same_quantity(fixture_page: str) -> None:
+    """A row's `signal_field` is a ModelEndpointSignals field and its `keda_signal` a scaler signal reading the
+    same value, so `llmobs_requests_waiting` and KEDA's `queue_depth` cannot drift apart."""
+    signals = _serving_signals(fixture_page)
+    fields = set(ModelEndpointSignals.__dataclass_fields__) | {"kv_cache_headroom"}
+    for s in CATALOGUE:
+        if s.signal_field and s.type == "gauge":
+            assert s.signal_field.split(".")[0] in fields, s.name
+        if s.keda_signal is None:
+            continue
+        assert s.keda_signal in SIGNALS, s.name
+        query = parse_metadata({"model": "llama", "signal": s.keda_signal})
+        # the scaler appends a hash where the query is not the plain one (forecast_request_rate: its horizon)
+        assert s.keda_metric is not None and metric_name(query).startswith(s.keda_metric.replace("<model>", "llama"))
+        signal = SIGNALS[s.keda_signal]
+        if signal.read is not None:
+            assert signal.source == "endpoint" and s.signal_field, s.name
+            assert signal.read(signals) == getattr(signals, s.signal_field), s.name
+    served = {s.keda_signal for s in CATALOGUE if s.keda_signal}
+    assert served == set(SIGNALS), f"scaler signals without a catalogue row: {set(SIGNALS) - served}"
+
+
+def test_nvml_field_rows_match_the_catalogue_labels() -> None:
+    fields = load_catalogue()
+    for name in {f.metric for f in fields.fields}:
+        assert metric(name).labels == (*GPU_LABELS, *fields.label_names(name)), name
+
+
+# --- what the shipped alerts and dashboards query -----------------------------------------------------------
+
+def committed_rules() -> list[tuple[str, str]]:
+    """(record or alert name, expr) of every rule in the committed alerts/*.yaml."""
+    return [(r.get("record") or r["alert"], r["expr"]) for path in sorted((ROOT / "alerts").glob("*.yaml"))
+            for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+
+
+RULES = {name: expr for name, expr in committed_rules() if ":" in name}
+
+
+def queries() -> list[tuple[str, str]]:
+    out = [*committed_rules(), *all_dashboard_queries()]
+    out += [(f"forecast history query {k}", q.format(model="m")) for k, q in DEFAULT_PROMQL.items()]
+    for where, query in all_variable_queries():
+        m = re.fullmatch(r"label_values\((.+), (\w+)\)", query)
+        assert m, f"{where}: {query}"
+        out.append((where, f"count by ({m.group(2)}) ({m.group(1)})"))  # the label it lists must exist
+    return out
+
+
+def _selectors(node: object) -> list[promql_parser.VectorSelector]:
+    found: list[promql_parser.VectorSelector] = []
+    promql_parser.walk(node, lambda n: found.append(n) if isinstance(n, promql_parser.VectorSelector) else None)
+    return found
+
+
+def labels_of(name: str) -> set[str]:
+    """What a selected series may carry: a catalogue row's labels, or everything its rule's inputs carry."""
+    if name == "up":
+        return set()
+    if ":" in name:
+        return available(promql_parser.parse(RULES[name]))
+    return set(metric(name).labels)
+
+
+def available(node: object) -> set[str]:
+    """Labels any series under `node` may carry (a union: enough to catch a label no input has)."""
+    return set(TARGET_LABELS_ADDED_BY_PROMETHEUS).union(*(labels_of(v.name) for v in _selectors(node) if v.name))
+
+
+def unknown_names_and_labels(expr: str) -> list[str]:
+    problems: list[str] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            name = node.name
+            if ":" in name and name not in RULES:
+                problems.append(f"recording rule {name} is not defined")
+                return
+            if ":" not in name and name != "up":
+                try:
+                    metric(name)
+                except KeyError:
+                    problems.append(f"{name} is not in the catalogue")
+                    return
+            allowed = labels_of(name) | TARGET_LABELS_ADDED_BY_PROMETHEUS | {"__name__"}
+            problems.extend(f"{name}{{{m.name}}}: no such label" for m in node.matchers.matchers
+                            if m.name not in allowed)
+        grouping: list[str] = []
+        if isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+            grouping = list(node.modifier.labels)
+        if isinstance(node, promql_parser.BinaryExpr) and node.modifier is not None:
+            matching = node.modifier.matching
+            grouping = [*(matching.labels if matching is not None else ()), *(node.modifier.group_labels or ())]
+        if grouping:
+            have = available(node)
+            problems.extend(f"`{label}` is on no series of {str(node)[:80]}"
+                            for label in grouping if label not in have)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return problems
+
+
+def test_alerts_and_dashboards_query_only_catalogue_names_and_labels() -> None:
+    checked = queries()
+    assert len(checked) > 80
+    problems = [f"{where}: {p}" for where, expr in checked for p in unknown_names_and_labels(expr)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("expr, problem", [
+    ("sum(rate(llmobs_requests_totl[5m]))", "llmobs_requests_totl is not in the catalogue"),
+    ('llmobs_ttft_seconds{quantil="0.9"}', "{quantil}: no such label"),
+    ("sum by (gpu_uuid) (llmobs_request_rate)", "`gpu_uuid` is on no series"),
+    ("llmobs_request_rate * on (model, gpu) group_left llmobs_endpoint_info", "`gpu` is on no series"),
+    ("model:nothing:rate5m", "recording rule model:nothing:rate5m is not defined"),
+])
+def test_the_query_check_finds_unknown_names_and_labels(expr: str, problem: str) -> None:
+    assert any(problem in p for p in unknown_names_and_labels(expr)), unknown_names_and_labels(expr)
+    assert not unknown_names_and_labels('sum by (model, job) (rate(llmobs_requests_total{reason="stop"}[5m]))')
+
