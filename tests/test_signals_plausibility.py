@@ -87,6 +87,8 @@ def test_impossible_gauges_are_dropped_and_counted() -> None:
 def test_repair_histogram_is_cumulative_and_capped() -> None:
     assert repair_histogram((1.0, 2.0, 2.0), 2.0) == ((1.0, 2.0, 2.0), False)
     assert repair_histogram((5.0, 3.0, 9.0), 6.0) == ((5.0, 5.0, 6.0), True)
+    assert repair_histogram((1.0, math.nan), 2.0) == (None, False)
+    assert repair_histogram((1.0, 2.0), INF) == (None, False)
 
 
 def test_histogram_small_count_decrease_is_held() -> None:

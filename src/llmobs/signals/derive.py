@@ -8,12 +8,18 @@ way PromQL's `rate` and `histogram_quantile` would. No I/O, no clock: time comes
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from dataclasses import dataclass
 from itertools import repeat
 from operator import sub as _minus
 
-from llmobs.signals.counters import HistogramResetAdjuster, ResetAdjuster, plausible_count, repair_histogram
+from llmobs.signals.counters import (
+    MAX_PLAUSIBLE_COUNT,
+    HistogramResetAdjuster,
+    ResetAdjuster,
+    repair_histogram,
+)
 from llmobs.signals.histogram import histogram_quantiles
 from llmobs.signals.types import QUANTILES, Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
 from llmobs.sources.normalize import ModelScrape
@@ -21,8 +27,12 @@ from llmobs.sources.normalize import ModelScrape
 DISTRIBUTIONS = ("ttft", "itl", "e2e_latency", "queue_time", "prompt_length", "generation_length")
 COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemptions",
             "prefix_cache_queries", "prefix_cache_hits")
-# Gauges that count things (requests): a negative, NaN or infinite value is a broken page, not a reading.
-COUNT_GAUGES = ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason")
+# Plausible range of each gauge. Those that count requests cannot be negative or infinite; KV usage is a
+# fraction (outside [0, 1] the page is wrong, and clamping would invent a reading); any other gauge must be
+# finite. A value outside its range (NaN included) is dropped and counted.
+_ANY_FINITE = (-sys.float_info.max, sys.float_info.max)
+_GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), **dict.fromkeys(
+    ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason"), (0.0, 1e12))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +49,6 @@ class WindowPoint:
     counters: dict[str, dict[str, float]]
     histograms: dict[str, AdjustedHistogram]
     kv_cache_usage: float
-
-
-def _plausible_gauge(value: float) -> bool:
-    return 0.0 <= value <= 1e12  # False for NaN and ±Inf
-
-
-def _plausible_histogram(cumulative: tuple[float, ...], count: float) -> bool:
-    return plausible_count(count) and all(map(plausible_count, cumulative))
 
 
 def _nan_distribution() -> Distribution:
@@ -101,13 +103,14 @@ class ModelEndpointTracker:
     def _plausible_gauges(self, scrape: ModelScrape) -> dict[str, dict[str, float]]:
         gauges: dict[str, dict[str, float]] = {}
         for canonical, per_sub in scrape.gauges.items():
-            if canonical == "kv_cache_usage":
-                # a fraction: outside [0, 1] the page is wrong, and clamping would invent a reading
-                kept = {sub: v for sub, v in per_sub.items() if 0.0 <= v <= 1.0}
-            elif canonical in COUNT_GAUGES:
-                kept = {sub: v for sub, v in per_sub.items() if _plausible_gauge(v)}
-            else:
-                kept = {sub: v for sub, v in per_sub.items() if math.isfinite(v)}
+            low, high = _GAUGE_RANGES.get(canonical, _ANY_FINITE)
+            for v in per_sub.values():
+                if not low <= v <= high:  # also NaN
+                    break
+            else:  # the usual case: all plausible, the page's own dict
+                gauges[canonical] = per_sub
+                continue
+            kept = {sub: v for sub, v in per_sub.items() if low <= v <= high}
             self._implausible += len(per_sub) - len(kept)
             if kept:
                 gauges[canonical] = kept
@@ -124,7 +127,14 @@ class ModelEndpointTracker:
         for canonical, per_sub in scrape.counters.items():
             adjusted: dict[str, float] = {}
             for sub, raw in per_sub.items():
-                adjuster = self._counter_adjusters.setdefault((canonical, sub), ResetAdjuster())
+                adjuster = self._counter_adjusters.get((canonical, sub))
+                if adjuster is None:
+                    adjuster = self._counter_adjusters[(canonical, sub)] = ResetAdjuster()
+                last = adjuster.last_raw
+                if last is not None and last <= raw <= MAX_PLAUSIBLE_COUNT:  # the usual case, inline
+                    adjuster.last_raw = raw
+                    adjusted[sub] = raw + adjuster.offset
+                    continue
                 before = adjuster.implausible
                 value = adjuster.adjust(raw)
                 self._implausible += adjuster.implausible - before
@@ -135,13 +145,13 @@ class ModelEndpointTracker:
             counters[canonical] = adjusted
         histograms: dict[str, AdjustedHistogram] = {}
         for canonical, h in scrape.histograms.items():
-            if not _plausible_histogram(h.cumulative, h.count):
+            cumulative, repaired = repair_histogram(h.cumulative, h.count)
+            if cumulative is None:  # not a histogram a server can report: keep the last point's, counted
                 self._implausible += 1
                 previous = self._points[-1].histograms.get(canonical) if self._points else None
                 if previous is not None and previous.bounds == h.bounds:
                     histograms[canonical] = previous
                 continue
-            cumulative, repaired = repair_histogram(h.cumulative, h.count)
             self._implausible += repaired
             adjuster = self._hist_adjusters.setdefault(canonical, HistogramResetAdjuster())
             before = adjuster.implausible
