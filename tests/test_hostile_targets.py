@@ -23,6 +23,8 @@ from starlette.routing import Route
 
 from llmobs.config import config_from_mapping
 from llmobs.runtime import serve_asgi, start_exporter
+from llmobs.sources.scrape_auth import CredentialsError, ScrapeAuth, SecretFile
+from llmobs.sources.targets import Target, default_target_name, redact_url
 
 PASSWORD = "Pw-0f-the-vLLM-scrape-9731"
 TOKEN = "tok-of-the-vLLM-scrape-4412"
@@ -58,6 +60,20 @@ def _target_app() -> Starlette:
 
     return Starlette(routes=[Route("/basic/{replica}/metrics", basic_page), Route("/bearer/metrics", bearer_page),
                              Route("/dipping/metrics", dipping_page)])
+
+
+def test_url_credentials_move_out_of_the_url() -> None:
+    url = f"http://scraper:{PASSWORD}@10.0.0.7:8000/metrics"
+    target = Target(url, default_target_name(url))
+    assert (target.url, target.name) == ("http://10.0.0.7:8000/metrics", "10.0.0.7:8000")
+    assert target.auth_header() == "Basic " + base64.b64encode(f"scraper:{PASSWORD}".encode()).decode()
+    assert PASSWORD not in repr(target) and redact_url(url) == target.url
+
+
+def test_unreadable_credentials_file_names_the_file_only(tmp_path: Path) -> None:
+    auth = ScrapeAuth(username="scraper", password_file=SecretFile(tmp_path / "missing"))
+    with pytest.raises(CredentialsError, match=r"cannot read credentials file .*missing: No such file"):
+        auth.header()
 
 
 @pytest.fixture

@@ -140,10 +140,10 @@ class Scraper:
                     raise ScrapeError(kind, f"no samples in {len(text)} bytes" +
                                       (f" ({dict(page.skipped)} lines skipped)" if page.skipped else ""))
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, page)
-            except (ScrapeError, CredentialsError) as e:
-                if isinstance(e, CredentialsError):
-                    e = ScrapeError("error", str(e))
+            except ScrapeError as e:
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, None, e.kind, str(e))
+            except CredentialsError as e:  # names the unreadable file, never a secret
+                return ScrapeOutcome(target, started, time.perf_counter() - t0, None, "error", str(e))
             except (TimeoutError, httpx.TimeoutException, httpget.ResponseTimeout):
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, None, "timeout",
                                      f"no complete answer within {self.timeout_seconds:g}s")
