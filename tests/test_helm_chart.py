@@ -42,16 +42,23 @@ FULL_VALUES: dict[str, Any] = {
     "imagePullSecrets": [{"name": "regcred"}],
     "config": {
         "targets": [{"url": "http://vllm-llama-0.inference:8000/metrics", "name": "llama-0",
-                     "labels": {"node": "gpu-a", "gpu_model": "NVIDIA-H100-80GB-HBM3"}}],
+                     "labels": {"node": "gpu-a", "gpu_model": "NVIDIA-H100-80GB-HBM3"},
+                     "basic_auth": {"username": "llmobs", "password_file": "/etc/llmobs/scrape-auth/password"}}],
         "scrape": {"interval_seconds": 5, "timeout_seconds": 3, "max_concurrency": 32},
         "signals": {"window_seconds": 60, "ttft_slo_seconds": 0.5},
         "kubernetes": {"enabled": True, "namespaces": ["inference"], "label_selector": "app=vllm"},
         "forecast": {"enabled": True, "horizon_seconds": 300},
     },
-    "exporter": {"replicas": 1, "extraArgs": ["--verbose"], "nodeSelector": {"kubernetes.io/os": "linux"}},
+    "exporter": {"replicas": 1, "extraArgs": ["--verbose"], "nodeSelector": {"kubernetes.io/os": "linux"},
+                 "extraVolumes": [{"name": "scrape-auth", "secret": {"secretName": "vllm-scrape-auth"}}],
+                 "extraVolumeMounts": [{"name": "scrape-auth", "mountPath": "/etc/llmobs/scrape-auth",
+                                        "readOnly": True}]},
     "scaler": {"enabled": True, "tls": {"enabled": True, "secretName": "llmobs-scaler-tls", "mutual": True}},
     "feedback": {"enabled": True, "tokensSecret": "llmobs-feedback-tokens", "allowedApps": ["chat", "search"],
                  "persistence": {"enabled": True, "size": "10Gi"}},
+    "networkPolicy": {"kedaNamespace": "keda-system", "feedbackFrom": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}},
+         "podSelector": {"matchLabels": {"llmobs.io/feedback-client": "true"}}}]},
     "nodeAgent": {"enabled": True},
     "otlp": {"enabled": True, "endpoint": "https://otel.example.com:4318", "protocol": "http/protobuf",
              "clusterName": "prod-eu", "resourceAttributes": {"deployment.environment.name": "prod"},
@@ -73,6 +80,10 @@ FULL_VALUES: dict[str, Any] = {
          "target": "10", "metadata": {"horizon": "5m", "bound": "upper"}, "tlsSecretName": "keda-llmobs-client"},
     ]},
 }
+
+
+# The scaler in plaintext: allowed only when asked for explicitly (the default is off; on needs TLS).
+INSECURE_SCALER = {"enabled": True, "insecure": True}
 
 
 def render(values: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -191,19 +202,25 @@ def test_bad_values_fail_with_the_schema_message(values: dict[str, Any], message
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"feedback": {"enabled": True}}, "feedback.enabled needs feedback.tokensSecret"),
-    ({"keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "1",
-                                  "signal": "desired_replicas"}]}},
+    ({"feedback": {"enabled": True}, "networkPolicy": {"feedbackFrom": [{"podSelector": {}}]}},
+     "feedback.enabled needs feedback.tokensSecret"),
+    ({"scaler": INSECURE_SCALER, "keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"},
+                                                             "target": "1", "signal": "desired_replicas"}]}},
      "keda.scaledObjects[0]: signal desired_replicas needs config.forecast.enabled: true"),
-    ({"exporter": {"replicas": 2}, "feedback": {"enabled": True, "tokensSecret": "t",
-                                                "persistence": {"enabled": True}}}, "needs exporter.replicas: 1"),
+    ({"exporter": {"replicas": 2}, "feedback": {"enabled": True, "tokensSecret": "t"},
+      "networkPolicy": {"feedbackFrom": [{"podSelector": {}}]}}, "needs exporter.replicas: 1"),
     ({"scaler": {"tls": {"enabled": True}}}, "scaler.tls.enabled needs scaler.tls.secretName"),
-    ({"scaler": {"enabled": False}, "keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"},
-                                                                "target": "1"}]}}, "needs scaler.enabled"),
-    ({"scaler": {"tls": {"enabled": True, "secretName": "s"}},
+    ({"keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "1"}]}},
+     "needs scaler.enabled"),
+    ({"scaler": {"enabled": True}}, "scaler.enabled needs scaler.tls.enabled with scaler.tls.secretName"),
+    ({"feedback": {"enabled": True, "tokensSecret": "t", "persistence": {"enabled": False}},
+      "networkPolicy": {"feedbackFrom": [{"podSelector": {}}]}}, "set feedback.persistence.allowEmptyDir: true"),
+    ({"feedback": {"enabled": True, "tokensSecret": "t"}}, "feedback.enabled needs networkPolicy.feedbackFrom"),
+    ({"scaler": {"enabled": True, "tls": {"enabled": True, "secretName": "s"}},
       "keda": {"scaledObjects": [{"model": "m", "scaleTargetRef": {"name": "x"}, "target": "1"}]}},
      "keda.scaledObjects[0]: scaler.tls.enabled needs tlsSecretName"),
-    ({"keda": {"scaledObjects": [{"model": "m/A", "scaleTargetRef": {"name": "x"}, "target": "1"},
+    ({"scaler": INSECURE_SCALER,
+      "keda": {"scaledObjects": [{"model": "m/A", "scaleTargetRef": {"name": "x"}, "target": "1"},
                                  {"model": "m/a", "scaleTargetRef": {"name": "y"}, "target": "2"}]}},
      "keda.scaledObjects[1]: a second ScaledObject named prod-llmobs-m-a"),
 ])
@@ -250,13 +267,14 @@ def test_every_manifest_validates(docs: list[dict[str, Any]]) -> None:
 def test_full_values_render_every_kind(full_docs: list[dict[str, Any]]) -> None:
     kinds = sorted({d["kind"] for d in full_docs})
     assert kinds == sorted(["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
-                            "PersistentVolumeClaim", "PrometheusRule", "ScaledObject", "Service",
+                            "NetworkPolicy", "PersistentVolumeClaim", "PrometheusRule", "ScaledObject", "Service",
                             "ServiceAccount", "ServiceMonitor", "TriggerAuthentication"])
 
 
 def test_default_values_render_only_the_core(default_docs: list[dict[str, Any]]) -> None:
     kinds = sorted({d["kind"] for d in default_docs})
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Service", "ServiceAccount"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "NetworkPolicy", "Service",
+                     "ServiceAccount"]
 
 
 def test_crd_validation_rejects_bad_fields(full_docs: list[dict[str, Any]]) -> None:
@@ -307,6 +325,69 @@ def test_pods_are_hardened(docs: list[dict[str, Any]]) -> None:
             assert c["livenessProbe"] and c["readinessProbe"], name
             writable = {m["mountPath"] for m in c["volumeMounts"] if m["name"] in mounts_ok}
             assert "/tmp" in writable, f"{name}: a read-only root needs a writable /tmp"
+
+
+def _ingress_by_port(policy: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            out.setdefault(port["port"], []).extend(rule["from"])
+    return out
+
+
+def test_network_policy_admits_each_port_from_its_clients_only(default_docs: list[dict[str, Any]],
+                                                               full_docs: list[dict[str, Any]]) -> None:
+    prometheus = [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
+    default = one(default_docs, "NetworkPolicy", f"{RELEASE}-llmobs")
+    assert default["spec"]["policyTypes"] == ["Ingress"]
+    assert default["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "exporter"
+    assert _ingress_by_port(default) == {"http": prometheus}  # scaler and feedback are off by default
+    full = _ingress_by_port(one(full_docs, "NetworkPolicy", f"{RELEASE}-llmobs"))
+    assert full == {
+        "http": prometheus,
+        "grpc": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda-system"}}}],
+        "feedback": FULL_VALUES["networkPolicy"]["feedbackFrom"],
+    }
+    agent = one(full_docs, "NetworkPolicy", f"{RELEASE}-llmobs-node-agent")
+    assert _ingress_by_port(agent) == {"metrics": prometheus}
+    # every named port of a policy exists on the pods it selects
+    for policy in (d for d in full_docs if d["kind"] == "NetworkPolicy"):
+        component = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        (workload,) = [d for d in full_docs if d["kind"] in ("Deployment", "DaemonSet")
+                       and d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == component]
+        names = {p["name"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        assert set(_ingress_by_port(policy)) <= names
+    assert not [d for d in render({"networkPolicy": {"enabled": False}}) if d["kind"] == "NetworkPolicy"]
+
+
+def test_scaler_is_off_by_default_and_tls_unless_insecure(default_docs: list[dict[str, Any]],
+                                                          full_docs: list[dict[str, Any]]) -> None:
+    assert "scaler" not in rendered_config(default_docs)
+    assert {p["name"] for p in one(default_docs, "Service", f"{RELEASE}-llmobs")["spec"]["ports"]} == {"http"}
+    assert rendered_config(full_docs)["scaler"]["tls"]["cert_file"] == "/etc/llmobs/tls/tls.crt"
+    assert "tls" not in rendered_config(render({"scaler": INSECURE_SCALER}))["scaler"]
+
+
+def test_feedback_keeps_acknowledged_events_on_a_volume_by_default() -> None:
+    values = {"feedback": {"enabled": True, "tokensSecret": "t"},
+              "networkPolicy": {"feedbackFrom": [{"podSelector": {}}]}}
+    docs = render(values)
+    volumes = {v["name"]: v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-llmobs-data"
+    one(docs, "PersistentVolumeClaim")
+    values["feedback"]["persistence"] = {"enabled": False, "allowEmptyDir": True}  # the explicit opt-out
+    volumes = {v["name"]: v for v in one(render(values), "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["data"]
+
+
+def test_service_account_token_only_for_kubernetes_discovery(default_docs: list[dict[str, Any]]) -> None:
+    def automount(docs: list[dict[str, Any]]) -> bool:
+        return one(docs, "Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"]
+
+    assert automount(default_docs) is True  # discovery is on by default: it lists and watches pods
+    static = render({"config": {"kubernetes": {"enabled": False},
+                                "targets": [{"url": "http://vllm-0.inference:8000/metrics"}]}})
+    assert automount(static) is False
 
 
 def test_rbac_is_read_only_on_pods_and_nodes(docs: list[dict[str, Any]]) -> None:
@@ -429,8 +510,8 @@ def test_ports_probes_and_mounts_agree_with_config(docs: list[dict[str, Any]]) -
 
 def test_scaler_engine_reaches_the_config() -> None:
     """`auto` by default (the image's native front end); an SRE can force Python's grpc.aio."""
-    assert rendered_config(render(None))["scaler"]["engine"] == "auto"
-    assert rendered_config(render({"scaler": {"engine": "aio"}}))["scaler"]["engine"] == "aio"
+    assert rendered_config(render({"scaler": INSECURE_SCALER}))["scaler"]["engine"] == "auto"
+    assert rendered_config(render({"scaler": {**INSECURE_SCALER, "engine": "aio"}}))["scaler"]["engine"] == "aio"
 
 
 def test_config_checksum_rolls_pods_on_change() -> None:

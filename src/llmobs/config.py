@@ -7,13 +7,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from llmobs.agent.cost import CostConfig
 from llmobs.feedback.config import FeedbackConfig
 from llmobs.serving.otlp import OtlpConfig
 from llmobs.serving.scaler.server import ScalerConfig
 from llmobs.sources.kubernetes.config import KubernetesConfig
+from llmobs.sources.scrape_auth import ScrapeAuth, SecretFile
 from llmobs.sources.targets import Target, default_target_name
 
 # a safe loader either way; libyaml's when PyYAML was built with it (fast, and it caps nesting)
@@ -28,10 +29,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BasicAuthConfig(_Strict):
+    """`basic_auth:` of a target, as in Prometheus' scrape config: the password from a file (a Secret)."""
+
+    username: str = Field(description="user name sent with HTTP basic auth")
+    password_file: str = Field(description="file holding the password (re-read when it changes)")
+
+
 class TargetConfig(_Strict):
     url: str = Field(description="Full URL of a vLLM replica's metrics page, e.g. http://10.0.0.7:8000/metrics")
     name: str | None = Field(default=None, description="`endpoint` label; default host:port of url")
     labels: dict[str, str] = Field(default_factory=dict, description="extra labels, e.g. node, gpu_model")
+    basic_auth: BasicAuthConfig | None = Field(default=None, description="HTTP basic auth, password from a file")
+    bearer_token_file: str | None = Field(default=None, description="file holding a bearer token (re-read "
+                                          "when it changes); sent as `Authorization: Bearer <token>`")
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> TargetConfig:
+        if self.basic_auth is not None and self.bearer_token_file is not None:
+            raise ValueError("give basic_auth or bearer_token_file, not both")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -49,7 +66,14 @@ class TargetConfig(_Strict):
         return v
 
     def to_target(self) -> Target:
-        return Target(url=self.url, name=self.name or default_target_name(self.url), labels=dict(self.labels))
+        auth = None
+        if self.basic_auth is not None:
+            password_file = SecretFile(self.basic_auth.password_file)
+            auth = ScrapeAuth(username=self.basic_auth.username, password_file=password_file)
+        elif self.bearer_token_file is not None:
+            auth = ScrapeAuth(bearer_token_file=SecretFile(self.bearer_token_file))
+        return Target(url=self.url, name=self.name or default_target_name(self.url), labels=dict(self.labels),
+                      auth=auth)
 
 
 class ScrapeConfig(_Strict):

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from llmobs.signals.counters import DROP_IMPLAUSIBLE
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution
 from llmobs.sources.normalize import DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
@@ -300,6 +301,9 @@ class Pipeline:
                     Attribution(model, t.name, t.node, t.gpu_model), self.window_seconds, self.ttft_slo_seconds
                 )
             tracker.observe(model_scrape, outcome.started)
+            implausible = tracker.take_implausible()
+            if implausible:
+                book.dropped[DROP_IMPLAUSIBLE] += implausible
 
     async def run_forever(self, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
         """Cycle at a fixed cadence; a slow cycle delays the next one instead of piling up."""

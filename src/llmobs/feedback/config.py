@@ -56,6 +56,17 @@ class FeedbackConfig(BaseModel):
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     prune_interval_seconds: float = Field(default=60.0, gt=0)
     token_reload_seconds: float = Field(default=5.0, ge=0)
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A request's line and headers must arrive within this time of the "
+        "connection opening (or of the previous response); otherwise 408 and the connection is closed."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request's whole body must arrive within this time of its headers; "
+        "otherwise 408 and the connection is closed."
+    )
+    max_connections: int = Field(
+        default=1024, ge=1, description="Open connections at most; a further one is answered 503 and closed."
+    )
 
     @model_validator(mode="after")
     def _auth_is_explicit(self) -> FeedbackConfig:

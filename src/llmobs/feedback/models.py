@@ -172,10 +172,41 @@ def _reject_constant(name: str) -> float:
     raise BadRequest("malformed_json", None, f"invalid JSON constant {name}")
 
 
+MAX_INTEGER_DIGITS = 20
+"""Longest integer literal accepted (int64 and uint64 fit); a longer one is refused before Python converts
+it (a 5,000-digit literal otherwise failed with Python's own message about its conversion limit)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads hook: a key given twice is ambiguous (which rating did the client mean?), so refuse it
+    rather than keep the last one silently, as json.loads would."""
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise BadRequest("malformed_json", key, f"duplicate key {key!r} in a JSON object")
+        doc[key] = value
+    return doc
+
+
+def _bounded_int(literal: str) -> int:
+    if len(literal.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise BadRequest("malformed_json", None, f"number too large: integers have at most {MAX_INTEGER_DIGITS} "
+                         "digits")
+    return int(literal)
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e999 parses as inf: as unusable as NaN
+        raise BadRequest("malformed_json", None, "number too large: beyond the range of a 64-bit float")
+    return value
+
+
 def parse_body(raw: bytes, max_batch: int) -> tuple[list[ThumbsEvent | StarsEvent], bool]:
     """Parse a body (one event object, or `{"events": [...]}`) into validated events and a batch flag."""
     try:
-        doc: Any = json.loads(raw, parse_constant=_reject_constant)
+        doc: Any = json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_unique_keys,
+                              parse_int=_bounded_int, parse_float=_finite_float)
     except BadRequest:
         raise
     except (ValueError, UnicodeDecodeError) as exc:

@@ -20,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from llmobs.feedback.api import create_app
 from llmobs.feedback.auth import TokenVerifier
 from llmobs.feedback.config import FeedbackConfig
+from llmobs.feedback.guard import guarded_protocol
 from llmobs.feedback.signals import FeedbackCollector, ServedRequests
 from llmobs.feedback.stats import FeedbackStats
 from llmobs.feedback.store import FeedbackStore, StoreClosed
@@ -112,6 +113,8 @@ async def serve_feedback(
     server = _EmbeddedServer(
         uvicorn.Config(
             app,
+            http=guarded_protocol(header_timeout=config.header_timeout_seconds,
+                                  body_timeout=config.body_timeout_seconds, max_connections=config.max_connections),
             log_level="warning",
             access_log=False,
             lifespan="off",

@@ -8,12 +8,18 @@ way PromQL's `rate` and `histogram_quantile` would. No I/O, no clock: time comes
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 from dataclasses import dataclass
 from itertools import repeat
 from operator import sub as _minus
 
-from llmobs.signals.counters import HistogramResetAdjuster, ResetAdjuster
+from llmobs.signals.counters import (
+    MAX_PLAUSIBLE_COUNT,
+    HistogramResetAdjuster,
+    ResetAdjuster,
+    repair_histogram,
+)
 from llmobs.signals.histogram import histogram_quantiles
 from llmobs.signals.types import QUANTILES, Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
 from llmobs.sources.normalize import ModelScrape
@@ -21,6 +27,12 @@ from llmobs.sources.normalize import ModelScrape
 DISTRIBUTIONS = ("ttft", "itl", "e2e_latency", "queue_time", "prompt_length", "generation_length")
 COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemptions",
             "prefix_cache_queries", "prefix_cache_hits")
+# Plausible range of each gauge. Those that count requests cannot be negative or infinite; KV usage is a
+# fraction (outside [0, 1] the page is wrong, and clamping would invent a reading); any other gauge must be
+# finite. A value outside its range (NaN included) is dropped and counted.
+_ANY_FINITE = (-sys.float_info.max, sys.float_info.max)
+_GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), **dict.fromkeys(
+    ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason"), (0.0, 1e12))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +84,41 @@ class ModelEndpointTracker:
         # Per histogram: the scrape time and reset-adjusted value its exported series counts from.
         self._hist_baselines: dict[str, tuple[float, AdjustedHistogram]] = {}
         self._latest: ModelScrape | None = None
+        self._gauges: dict[str, dict[str, float]] = {}
+        self._kv_capacity: float | None = None
+        # Samples not believed since the last `take_implausible()` (llmobs_series_dropped_total{reason}).
+        self._implausible = 0
 
     @property
     def resets(self) -> int:
         """Counter resets seen (vLLM restarts), for the exporter's self-metrics."""
         return max((a.resets for a in self._counter_adjusters.values()), default=0)
+
+    def take_implausible(self) -> int:
+        """Samples dropped or held as implausible since the last call (counter decreases that are not
+        restarts, NaN/±Inf/negative values, inconsistent histograms, KV usage outside [0, 1])."""
+        n, self._implausible = self._implausible, 0
+        return n
+
+    def _plausible_gauges(self, scrape: ModelScrape) -> dict[str, dict[str, float]]:
+        gauges: dict[str, dict[str, float]] = {}
+        for canonical, per_sub in scrape.gauges.items():
+            low, high = _GAUGE_RANGES.get(canonical, _ANY_FINITE)
+            for v in per_sub.values():
+                if not low <= v <= high:  # also NaN
+                    break
+            else:  # the usual case: all plausible, the page's own dict
+                gauges[canonical] = per_sub
+                continue
+            kept = {sub: v for sub, v in per_sub.items() if low <= v <= high}
+            self._implausible += len(per_sub) - len(kept)
+            if kept:
+                gauges[canonical] = kept
+        return gauges
+
+    def _gauge(self, canonical: str) -> float:
+        values = self._gauges.get(canonical)
+        return sum(values.values()) if values else math.nan
 
     def observe(self, scrape: ModelScrape, time: float) -> None:
         if self._points and time <= self._points[-1].time:
@@ -85,24 +127,50 @@ class ModelEndpointTracker:
         for canonical, per_sub in scrape.counters.items():
             adjusted: dict[str, float] = {}
             for sub, raw in per_sub.items():
-                adjuster = self._counter_adjusters.setdefault((canonical, sub), ResetAdjuster())
-                adjusted[sub] = adjuster.adjust(raw)
+                adjuster = self._counter_adjusters.get((canonical, sub))
+                if adjuster is None:
+                    adjuster = self._counter_adjusters[(canonical, sub)] = ResetAdjuster()
+                last = adjuster.last_raw
+                if last is not None and last <= raw <= MAX_PLAUSIBLE_COUNT:  # the usual case, inline
+                    adjuster.last_raw = raw
+                    adjusted[sub] = raw + adjuster.offset
+                    continue
+                before = adjuster.implausible
+                value = adjuster.adjust(raw)
+                self._implausible += adjuster.implausible - before
+                if value is not None:
+                    adjusted[sub] = value
+                elif adjuster.last_raw is not None:  # keep the series at its last total, not a gap
+                    adjusted[sub] = adjuster.last_raw + adjuster.offset
             counters[canonical] = adjusted
         histograms: dict[str, AdjustedHistogram] = {}
         for canonical, h in scrape.histograms.items():
+            cumulative, repaired = repair_histogram(h.cumulative, h.count)
+            if cumulative is None:  # not a histogram a server can report: keep the last point's, counted
+                self._implausible += 1
+                previous = self._points[-1].histograms.get(canonical) if self._points else None
+                if previous is not None and previous.bounds == h.bounds:
+                    histograms[canonical] = previous
+                continue
+            self._implausible += repaired
             adjuster = self._hist_adjusters.setdefault(canonical, HistogramResetAdjuster())
-            result = adjuster.adjust(h.bounds, h.cumulative, h.count, h.sum)
+            before = adjuster.implausible
+            result = adjuster.adjust(h.bounds, cumulative, h.count, h.sum)
+            self._implausible += adjuster.implausible - before
             if result is None:
                 # Bucket layout changed: earlier points of this histogram cannot be subtracted.
                 for p in self._points:
                     p.histograms.pop(canonical, None)
-                result = (h.cumulative, h.count, h.sum)
+                result = (cumulative, h.count, h.sum)
             cumulative, count, total = result
             histograms[canonical] = AdjustedHistogram(h.bounds, cumulative, count, total)
             if canonical not in self._hist_baselines or self._hist_baselines[canonical][1].bounds != h.bounds:
                 self._hist_baselines[canonical] = (time, histograms[canonical])
-        kv = scrape.gauge("kv_cache_usage")
-        self._points.append(WindowPoint(time, counters, histograms, kv))
+        self._gauges = self._plausible_gauges(scrape)
+        capacity = scrape.kv_capacity_tokens
+        self._kv_capacity = capacity if capacity is not None and 0 < capacity <= 1e15 else None
+        self._implausible += capacity is not None and self._kv_capacity is None
+        self._points.append(WindowPoint(time, counters, histograms, self._gauge("kv_cache_usage")))
         self._latest = scrape
         while len(self._points) > 2 and self._points[1].time <= time - self.window_seconds:
             self._points.popleft()
@@ -138,23 +206,24 @@ class ModelEndpointTracker:
             dists[name] = (_distribution(self._first_with_histogram(name), latest_h)
                            if latest_h is not None else _nan_distribution())
         kv_values = [p.kv_cache_usage for p in self._points if not math.isnan(p.kv_cache_usage)]
-        swapped = scrape.gauge("requests_swapped")
+        swapped = self._gauge("requests_swapped")
         return ModelEndpointSignals(
             attribution=self.attribution,
             window_seconds=elapsed,
             kv_cache_utilization=last.kv_cache_usage,
             kv_cache_utilization_max=max(kv_values) if kv_values else math.nan,
-            kv_cache_capacity_tokens=scrape.kv_capacity_tokens,
-            requests_running=scrape.gauge("requests_running"),
-            requests_waiting=scrape.gauge("requests_waiting"),
-            requests_waiting_by_reason=dict(scrape.gauges.get("requests_waiting_by_reason", {})),
+            kv_cache_capacity_tokens=self._kv_capacity,
+            requests_running=self._gauge("requests_running"),
+            requests_waiting=self._gauge("requests_waiting"),
+            requests_waiting_by_reason=dict(self._gauges.get("requests_waiting_by_reason", {})),
             requests_swapped=None if math.isnan(swapped) else swapped,
             request_rate=sum(finished.values()),
             prompt_tokens_rate=rate("prompt_tokens"),
             generation_tokens_rate=rate("generation_tokens"),
             preemption_rate=rate("preemptions"),
             finished_rate_by_reason=finished,
-            prefix_cache_hit_ratio=hits / queries if queries > 0 else math.nan,
+            # hits ≤ queries on a sound page; a broken one must not make a ratio above 1
+            prefix_cache_hit_ratio=min(1.0, hits / queries) if queries > 0 else math.nan,
             ttft=dists["ttft"],
             itl=dists["itl"],
             e2e_latency=dists["e2e_latency"],

@@ -303,10 +303,10 @@ class GetClient:
         self._max_idle = max_idle_per_host
         self._idle_seconds = idle_seconds
         self._ssl: ssl.SSLContext | None = None
-        self._split: dict[str, tuple[tuple[str, str, int], bytes]] = {}
+        self._split: dict[tuple[str, str | None], tuple[tuple[str, str, int], bytes]] = {}
 
-    def _prepare(self, url: str) -> tuple[tuple[str, str, int], bytes]:
-        cached = self._split.get(url)
+    def _prepare(self, url: str, authorization: str | None = None) -> tuple[tuple[str, str, int], bytes]:
+        cached = self._split.get((url, authorization))
         if cached is not None:
             return cached
         parts = urlsplit(url)
@@ -322,21 +322,24 @@ class GetClient:
         if parts.username is not None:  # credentials in the URL: HTTP basic auth, as httpx sends them
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
             auth = f"Authorization: Basic {base64.b64encode(pair).decode('ascii')}\r\n"
+        if authorization:  # given by the target (basic auth or bearer token from a file): wins over the URL
+            auth = f"Authorization: {authorization}\r\n"
         request = (f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n{auth}{self._headers}\r\n").encode("latin-1")
         prepared = ((scheme, host, port), request)
         if len(self._split) > 100_000:
             self._split.clear()
-        self._split[url] = prepared
+        self._split[(url, authorization)] = prepared
         return prepared
 
-    async def get(self, url: str, *, timeout: float, max_bytes: int, accept=None) -> HttpResponse:  # type: ignore[no-untyped-def]
+    async def get(self, url: str, *, timeout: float, max_bytes: int, accept=None,  # type: ignore[no-untyped-def]
+                  authorization: str | None = None) -> HttpResponse:
         """GET `url`; the whole exchange must finish within `timeout` seconds (ResponseTimeout otherwise).
 
         `accept(status, headers)` may refuse a response from its head: the body is then not read and the
         response comes back with `body=None`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        key, request = self._prepare(url)
+        key, request = self._prepare(url, authorization)
         conn = self._take_idle(key)
         if conn is not None:
             try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 
 from llmobs.sources import httpget
+from llmobs.sources.scrape_auth import CredentialsError
 from llmobs.sources.targets import Target
 from llmobs.sources.textformat import ParsedPage, TextParser
 
@@ -123,10 +124,11 @@ class Scraper:
             started = time.time()
             t0 = time.perf_counter()
             try:
+                authorization = target.auth_header()
                 if self._fast is not None:
-                    text = await self._fetch_fast(target.url)
+                    text = await self._fetch_fast(target.url, authorization)
                 else:
-                    text = await asyncio.wait_for(self._fetch(target.url), self.timeout_seconds)
+                    text = await asyncio.wait_for(self._fetch(target.url, authorization), self.timeout_seconds)
                 parser = self._parser(target.url)
                 if len(text) > _THREAD_PARSE_BYTES:
                     async with self._big_parse:
@@ -140,6 +142,8 @@ class Scraper:
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, page)
             except ScrapeError as e:
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, None, e.kind, str(e))
+            except CredentialsError as e:  # names the unreadable file, never a secret
+                return ScrapeOutcome(target, started, time.perf_counter() - t0, None, "error", str(e))
             except (TimeoutError, httpx.TimeoutException, httpget.ResponseTimeout):
                 return ScrapeOutcome(target, started, time.perf_counter() - t0, None, "timeout",
                                      f"no complete answer within {self.timeout_seconds:g}s")
@@ -156,11 +160,11 @@ class Scraper:
             parser = self._parsers[url] = TextParser()
         return parser
 
-    async def _fetch_fast(self, url: str) -> str:
+    async def _fetch_fast(self, url: str, authorization: str | None = None) -> str:
         assert self._fast is not None
         try:
             response = await self._fast.get(url, timeout=self.timeout_seconds, max_bytes=self.max_response_bytes,
-                                            accept=_acceptable)
+                                            accept=_acceptable, authorization=authorization)
         except httpget.ResponseTooLarge as e:
             raise ScrapeError("too_large", str(e)) from None
         if response.status != 200:
@@ -173,19 +177,20 @@ class Scraper:
             raise ScrapeError("empty", "empty body")
         return body.decode(response.encoding, errors="replace")
 
-    async def _fetch(self, url: str) -> str:
+    async def _fetch(self, url: str, authorization: str | None = None) -> str:
         try:
-            return await self._fetch_once(url)
+            return await self._fetch_once(url, authorization)
         except httpx.RemoteProtocolError:
             # The server closed a keep-alive connection just as it was reused: uvicorn (so vLLM) closes idle
             # connections after 5 s, the default scrape interval, so this race is routine (seen in
             # benchmarks/soak.py). Retry once on a fresh connection, within the same timeout, as Go's
             # net/http (so Prometheus) does for idempotent requests.
-            return await self._fetch_once(url)
+            return await self._fetch_once(url, authorization)
 
-    async def _fetch_once(self, url: str) -> str:
+    async def _fetch_once(self, url: str, authorization: str | None = None) -> str:
         client = self._clients[zlib.crc32(url.encode()) % len(self._clients)]
-        async with client.stream("GET", url) as response:
+        headers = {"Authorization": authorization} if authorization else None
+        async with client.stream("GET", url, headers=headers) as response:
             if response.status_code != 200:
                 raise ScrapeError("http_status", f"HTTP {response.status_code}")
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -9,16 +9,54 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from llmobs.sources.scrape_auth import ScrapeAuth
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """`url` without its `user:password@` part, and the (percent-decoded) user and password it held."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None, None
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, unquote(user), unquote(password) if colon else None
+
+
+def redact_url(url: str) -> str:
+    """`url` fit to show or log: without any `user:password@` part."""
+    return split_credentials(url)[0]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One vLLM replica. `name` becomes the `endpoint` label; `labels` may carry `node`, `gpu_model`."""
+    """One vLLM replica. `name` becomes the `endpoint` label; `labels` may carry `node`, `gpu_model`.
+
+    Credentials in `url` (`http://user:pass@host/metrics`) move to `auth` on construction, so the URL that
+    the state, the status page, the JSON API and the log show never carries a password.
+    """
 
     url: str
     name: str
     labels: dict[str, str] = field(default_factory=dict)
+    auth: ScrapeAuth | None = None
+
+    def __post_init__(self) -> None:
+        clean, user, password = split_credentials(self.url)
+        if user is None and password is None:
+            return
+        object.__setattr__(self, "url", clean)
+        if self.auth is None:  # explicit credentials win over the URL's
+            object.__setattr__(self, "auth", ScrapeAuth(username=user or "", password=password))
+
+    def auth_header(self) -> str | None:
+        """The `Authorization` header value the scrape sends, or None (reads credential files if changed)."""
+        return None if self.auth is None else self.auth.header()
 
     @property
     def node(self) -> str:
@@ -30,9 +68,9 @@ class Target:
 
 
 def default_target_name(url: str) -> str:
-    """host:port of the URL: short, unique per replica, and what an SRE recognises."""
+    """host:port of the URL: short, unique per replica, and what an SRE recognises (never its credentials)."""
     parts = urlsplit(url)
-    return parts.netloc or url
+    return parts.netloc.rpartition("@")[2] or redact_url(url)
 
 
 class TargetSource(Protocol):
