@@ -110,12 +110,13 @@ _TARGET = (
        doc="vLLM counter resets seen on this endpoint (restarts); rates stay non-negative across them",
        otlp=Otlp("llmobs.counter_resets")),
     _c("llmobs_series_dropped_total", "{sample}", (*TARGET_LABELS, "reason"),
-       "Samples dropped by the cardinality guard, by reason.", "target",
+       "Samples dropped by the cardinality guard or the plausibility checks, by reason.", "target",
        doc="samples the cardinality guard dropped from this endpoint's pages, by reason: `series_limit` (beyond "
            "`scrape.max_series_per_target` samples on one page), `model_limit` (a model beyond `signals.max_models` "
            "distinct models fleet-wide), `label_value_limit` (an `le` or `finished_reason`/`reason` value beyond "
-           "`scrape.max_label_values` distinct values on this target); counted per scrape, so a steady excess "
-           "grows it every cycle",
+           "`scrape.max_label_values` distinct values on this target), `implausible` (a counter that fell a little "
+           "without a restart, a NaN/±Inf/negative value, KV usage outside 0–1: held or dropped, never exported); "
+           "counted per scrape, so a steady excess grows it every cycle",
        otlp=Otlp("llmobs.series.dropped", labels=(("reason", "llmobs.drop_reason"),))),
 )
 

@@ -51,6 +51,7 @@ class ResetAdjuster:
     offset: float = 0.0
     resets: int = 0
     implausible: int = 0
+    last_total: float = 0.0  # what adjust() last returned: the floor of the next total (float rounding)
 
     def adjust(self, raw: float) -> float | None:
         """The monotonic total, or None when `raw` is not a value a counter can have (counted)."""
@@ -66,7 +67,10 @@ class ResetAdjuster:
                 self.offset += last - raw
                 self.implausible += 1
         self.last_raw = raw
-        return raw + self.offset
+        # `raw + offset` can land one ulp below the previous total after a hold (offset += last - raw):
+        # a total that never decreases is the promise, so the previous total is the floor.
+        self.last_total = max(raw + self.offset, self.last_total)
+        return self.last_total
 
 
 def repair_histogram(cumulative: tuple[float, ...], count: float) -> tuple[tuple[float, ...] | None, bool]:
@@ -111,6 +115,7 @@ class HistogramResetAdjuster:
     sum_offset: float = 0.0
     resets: int = 0
     implausible: int = 0
+    last_adjusted_count: float = 0.0
 
     def adjust(
         self, bounds: tuple[float, ...], cumulative: tuple[float, ...], count: float, total: float
@@ -121,6 +126,7 @@ class HistogramResetAdjuster:
             self.bounds = bounds
             self.offsets = [0.0] * len(bounds)
             self.count_offset = self.sum_offset = 0.0
+            self.last_adjusted_count = count
             self.last_cumulative, self.last_count, self.last_sum = cumulative, count, total
             return (cumulative, count, total) if fresh else None
         assert self.offsets is not None and self.last_cumulative is not None
@@ -138,9 +144,10 @@ class HistogramResetAdjuster:
             self.sum_offset += max(0.0, self.last_sum - total) if math.isfinite(total - self.last_sum) else 0.0
             self.implausible += 1
         self.last_cumulative, self.last_count, self.last_sum = cumulative, count, total
+        # the previous adjusted count is a floor: `count + count_offset` may round one ulp below it after a hold
+        adjusted_count = self.last_adjusted_count = max(count + self.count_offset, self.last_adjusted_count)
         if not any(self.offsets):  # never reset (or only at zero counts): the page's own tuple, not a copy
-            return cumulative, count + self.count_offset, total + self.sum_offset
-        adjusted_count = count + self.count_offset
+            return cumulative, adjusted_count, total + self.sum_offset
         adjusted = tuple(map(add, cumulative, self.offsets))
         if not (all(map(le, adjusted, adjusted[1:])) and adjusted[-1] <= adjusted_count):
             # Offsets of held buckets can break the order: restore it, and keep the offsets matching, so

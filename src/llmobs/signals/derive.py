@@ -133,7 +133,10 @@ class ModelEndpointTracker:
                 last = adjuster.last_raw
                 if last is not None and last <= raw <= MAX_PLAUSIBLE_COUNT:  # the usual case, inline
                     adjuster.last_raw = raw
-                    adjusted[sub] = raw + adjuster.offset
+                    total = raw + adjuster.offset
+                    if total < adjuster.last_total:  # one ulp below after a hold: never let a total fall
+                        total = adjuster.last_total
+                    adjusted[sub] = adjuster.last_total = total
                     continue
                 before = adjuster.implausible
                 value = adjuster.adjust(raw)
@@ -141,7 +144,7 @@ class ModelEndpointTracker:
                 if value is not None:
                     adjusted[sub] = value
                 elif adjuster.last_raw is not None:  # keep the series at its last total, not a gap
-                    adjusted[sub] = adjuster.last_raw + adjuster.offset
+                    adjusted[sub] = adjuster.last_total
             counters[canonical] = adjusted
         histograms: dict[str, AdjustedHistogram] = {}
         for canonical, h in scrape.histograms.items():
