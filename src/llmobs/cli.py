@@ -132,7 +132,8 @@ def demo(
 
     from llmobs.demo.activity import poll_like_keda, simulate_feedback
     from llmobs.demo.fleet import create_fleet_app, default_fleet
-    from llmobs.runtime import serve_asgi, start_exporter
+    from llmobs.runtime import start_exporter
+    from llmobs.serving.asgi import serve_asgi
     from llmobs.sources.targets import StaticTargetSource
 
     _setup_logging(False)

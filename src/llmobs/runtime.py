@@ -1,6 +1,9 @@
 """Wires the stages together for a running process: target source → pipeline → exporter server.
 
-Kept apart from the CLI so tests and the demo start exactly what `llmobs run` starts.
+Kept apart from the CLI so tests and the demo start exactly what `llmobs run` starts. Optional
+components (forecast, scaler, feedback, OTLP, Kubernetes discovery) are imported where they start, so
+`llmobs run` without them needs none of their extras. `serve_asgi` is re-exported from
+llmobs.serving.asgi for callers that imported it from here.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
 
 from llmobs.agent.central import register_central_collectors
 from llmobs.config import LlmobsConfig
 from llmobs.pipeline import CardinalityLimits, Pipeline
 from llmobs.serving.app import create_app
+from llmobs.serving.asgi import serve_asgi
 from llmobs.serving.collector import FleetCollector
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.sharding import ShardedTargetSource, resolve_shard_index
@@ -71,20 +74,6 @@ class Exporter:
             if result is not None:
                 await result
         await self.pipeline.scraper.aclose()
-
-
-async def serve_asgi(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task, int]:
-    """Start uvicorn inside the running loop and return once it listens (port 0 picks a free one)."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                           access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # re-raise the bind error
-            raise RuntimeError(f"server on {host}:{port} exited before listening")
-        await asyncio.sleep(0.02)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    return server, task, bound
 
 
 def build_source(config: LlmobsConfig) -> tuple[TargetSource, KubernetesTargetSource | None]:

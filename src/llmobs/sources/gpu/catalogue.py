@@ -13,7 +13,8 @@ from importlib import resources
 from typing import Any, Literal
 
 import pynvml  # pure Python; loads no library until nvmlInit()
-import yaml
+
+from llmobs._yaml import load_yaml_text
 
 Kind = Literal["scalar", "bitmask", "field_values"]
 _KINDS = ("scalar", "bitmask", "field_values")
@@ -136,4 +137,4 @@ def load_catalogue(text: str | None = None) -> Catalogue:
     """The packaged fields.yaml (or `text`, for tests)."""
     if text is None:
         text = resources.files("llmobs.sources.gpu").joinpath("fields.yaml").read_text()
-    return parse_catalogue(yaml.safe_load(text))
+    return parse_catalogue(load_yaml_text(text, "fields.yaml"))
