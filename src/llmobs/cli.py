@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from llmobs._extras import MissingExtraError, require
 from llmobs.config import (
     ConfigError,
     FeedbackConfig,
@@ -130,6 +131,8 @@ def demo(
     forecaster, KEDA scaler and feedback API on (simulated KEDA polls and user ratings feed them)."""
     import tempfile
 
+    require("forecast")  # the simulated fleet replays traces (pandas); the demo starts the forecaster
+    require("scaler")  # ... and the KEDA scaler
     from llmobs.demo.activity import poll_like_keda, simulate_feedback
     from llmobs.demo.fleet import create_fleet_app, default_fleet
     from llmobs.runtime import start_exporter
@@ -205,7 +208,11 @@ _register_subcommands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except MissingExtraError as exc:  # a feature started without its pip extra: one line, not a traceback
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

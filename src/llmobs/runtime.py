@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from llmobs._extras import require
 from llmobs.agent.central import register_central_collectors
 from llmobs.config import LlmobsConfig
 from llmobs.pipeline import CardinalityLimits, Pipeline
@@ -81,6 +82,7 @@ def build_source(config: LlmobsConfig) -> tuple[TargetSource, KubernetesTargetSo
     static = StaticTargetSource(config.build_targets())
     if config.kubernetes is None or not config.kubernetes.enabled:
         return static, None
+    require("kubernetes")
     from llmobs.sources.kubernetes.source import KubernetesTargetSource
 
     discovered = KubernetesTargetSource(config.kubernetes)
@@ -120,7 +122,20 @@ def served_requests_from(holder: StateHolder) -> Callable[[str], float]:
     return served
 
 
+def required_extras(config: LlmobsConfig) -> list[str]:
+    """The pip extras the components `config` enables need (the core exporter needs none)."""
+    enabled = {
+        "kubernetes": config.kubernetes is not None and config.kubernetes.enabled,
+        "forecast": config.forecast is not None and config.forecast.enabled,
+        "scaler": config.scaler is not None and config.scaler.enabled,
+        "otlp": config.otlp is not None and config.otlp.enabled,
+    }
+    return [feature for feature, on in enabled.items() if on]
+
+
 async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None) -> Exporter:
+    for feature in required_extras(config):  # fail before binding anything, naming the extra
+        require(feature)
     holder = StateHolder()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))
