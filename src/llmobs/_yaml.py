@@ -62,7 +62,10 @@ def load_yaml_text(text: str | bytes, where: str = "<text>", *, max_bytes: int =
         _check_events(text, where, max_depth)
         return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
-        raise YamlError(f"{where}: not valid YAML: {_one_line(exc)}") from None
+        message = _one_line(exc).replace(' in "<unicode string>"', "")
+        if "maximum nesting depth" in message:  # libyaml's scanner has its own cap, met before our check
+            raise YamlError(f"{where}: nested too deeply ({message})") from None
+        raise YamlError(f"{where}: not valid YAML: {message}") from None
     except RecursionError:  # belt and braces: the depth check runs first
         raise YamlError(f"{where}: nested too deeply") from None
 
