@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from llmobs._extras import MissingExtraError, require
@@ -65,7 +66,7 @@ def run(
     try:
         cfg = load_config(config)
     except ConfigError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if check_config:
         console.print(f"config OK: {len(cfg.targets)} target(s), exporter on {cfg.server.host}:{cfg.server.port}")
@@ -211,7 +212,7 @@ def main() -> None:
     try:
         app()
     except MissingExtraError as exc:  # a feature started without its pip extra: one line, not a traceback
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
