@@ -142,7 +142,8 @@ def test_exporter_component_without_its_extra_is_one_line(core_venv: Path, tmp_p
                                                           extra: str) -> None:
     config = tmp_path / "llmobs.yaml"
     config.write_text(f"server: {{host: 127.0.0.1, port: 0}}\n{section}\n")
-    result = _run(core_venv, "llmobs", "run", "--config", str(config))
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"pip install 'llmobs[{extra}]'" in lines[0], result.stderr
+    for check in ((), ("--check-config",)):
+        result = _run(core_venv, "llmobs", "run", "--config", str(config), *check)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"pip install 'llmobs[{extra}]'" in lines[0], result.stderr

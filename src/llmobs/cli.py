@@ -61,13 +61,15 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Scrape the configured vLLM targets and serve /metrics, /healthz, /api/v1/signals and /."""
-    from llmobs.runtime import start_exporter
+    from llmobs.runtime import required_extras, start_exporter
 
     try:
         cfg = load_config(config)
     except ConfigError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    for feature in required_extras(cfg):  # a config enabling a component whose extra is missing is not OK
+        require(feature)
     if check_config:
         console.print(f"config OK: {len(cfg.targets)} target(s), exporter on {cfg.server.host}:{cfg.server.port}")
         return
