@@ -30,6 +30,7 @@ pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
+HEAVY = ("numpy", "pandas", "sklearn", "statsmodels", "matplotlib", "grpc", "opentelemetry")
 OPTIONAL = ("numpy", "pandas", "sklearn", "statsmodels", "matplotlib", "grpc", "google.protobuf", "opentelemetry",
             "kubernetes", "pynvml")
 
@@ -39,18 +40,25 @@ def _pip(venv: Path, *args: str) -> None:
                     *args], check=True, timeout=900, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def core_venv() -> Path:
+def _venv(extras: str) -> Path:
+    """llmobs from this checkout with `extras` ("" = the core) in a venv of its own, cached by the inputs
+    that decide its dependencies."""
     key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes())
-    venv = Path.home() / ".cache" / "llmobs" / f"core-venv-{key.hexdigest()[:16]}"
+    venv = Path.home() / ".cache" / "llmobs" / f"{extras or 'core'}-venv-{key.hexdigest()[:16]}"
+    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-        _pip(venv, "-c", str(ROOT / "constraints.txt"), str(ROOT))  # the core: no extras
+        _pip(venv, "-c", str(ROOT / "constraints.txt"), target)
         (venv / ".complete").touch()
     else:  # same dependencies: refresh llmobs itself from this checkout
         _pip(venv, "--no-deps", "--force-reinstall", str(ROOT))
     return venv
+
+
+@pytest.fixture(scope="module")
+def core_venv() -> Path:
+    return _venv("")
 
 
 def _run(venv: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -147,3 +155,33 @@ def test_exporter_component_without_its_extra_is_one_line(core_venv: Path, tmp_p
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and f"pip install 'llmobs[{extra}]'" in lines[0], result.stderr
+
+
+def test_agent_extra_alone_runs_the_node_agent(tmp_path: Path) -> None:
+    """The node agent's image installs `[agent]` only: no forecasting, gRPC or OpenTelemetry, and the agent
+    serves (`llmobs_nvml_up` is 0 here without a driver, 1 with one)."""
+    venv = _venv("agent")
+    check = f"import importlib.util as u; print([m for m in {HEAVY!r} if u.find_spec(m) is not None])"
+    assert _run(venv, "python", "-c", check).stdout.strip() == "[]"
+    config = tmp_path / "agent.yaml"
+    config.write_text("host: 127.0.0.1\nport: 0\ninterval_seconds: 0.5\n")
+    proc = subprocess.Popen([str(venv / "bin" / "llmobs"), "agent", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                            env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NODE_NAME": "n1"})
+    try:
+        assert proc.stdout is not None
+        port = None
+        for _ in range(20):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            found = re.search(r"llmobs agent on 127\.0\.0\.1:(\d+)", line)
+            if found:
+                port = found.group(1)
+                break
+        assert port, "the agent did not start"
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert re.search(r"^llmobs_nvml_up [01]\.0$", page, re.M), page[:2000]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
