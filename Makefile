@@ -1,4 +1,5 @@
-# The two commands a newcomer runs: `make run` and `make test`. Everything they need is installed here.
+# The two commands a newcomer runs: `make run` and `make test`. Everything they need is installed here: every
+# extra (`.[all,dev]`) at the exact versions of constraints.txt.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,10 +7,10 @@ STAMP := $(VENV)/.llmobs-installed
 
 .PHONY: run test lint deps prometheus chromium vllm crd-validators native bench generate
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,dev]'
 	touch $(STAMP)
 
 deps: $(STAMP)

@@ -13,8 +13,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from llmobs._extras import MissingExtraError, require
 from llmobs.config import (
     ConfigError,
     FeedbackConfig,
@@ -59,13 +61,15 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Scrape the configured vLLM targets and serve /metrics, /healthz, /api/v1/signals and /."""
-    from llmobs.runtime import start_exporter
+    from llmobs.runtime import required_extras, start_exporter
 
     try:
         cfg = load_config(config)
     except ConfigError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    for feature in required_extras(cfg):  # a config enabling a component whose extra is missing is not OK
+        require(feature)
     if check_config:
         console.print(f"config OK: {len(cfg.targets)} target(s), exporter on {cfg.server.host}:{cfg.server.port}")
         return
@@ -130,9 +134,12 @@ def demo(
     forecaster, KEDA scaler and feedback API on (simulated KEDA polls and user ratings feed them)."""
     import tempfile
 
+    require("forecast")  # the simulated fleet replays traces (pandas); the demo starts the forecaster
+    require("scaler")  # ... and the KEDA scaler
     from llmobs.demo.activity import poll_like_keda, simulate_feedback
     from llmobs.demo.fleet import create_fleet_app, default_fleet
-    from llmobs.runtime import serve_asgi, start_exporter
+    from llmobs.runtime import start_exporter
+    from llmobs.serving.asgi import serve_asgi
     from llmobs.sources.targets import StaticTargetSource
 
     _setup_logging(False)
@@ -204,7 +211,11 @@ _register_subcommands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except MissingExtraError as exc:  # a feature started without its pip extra: one line, not a traceback
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

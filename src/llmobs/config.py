@@ -6,19 +6,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from llmobs._yaml import YamlError, load_yaml_file, load_yaml_text
 from llmobs.agent.cost import CostConfig
 from llmobs.feedback.config import FeedbackConfig
-from llmobs.serving.otlp import OtlpConfig
-from llmobs.serving.scaler.server import ScalerConfig
+from llmobs.serving.otlp_config import OtlpConfig
+from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.scrape_auth import ScrapeAuth, SecretFile
 from llmobs.sources.targets import Target, default_target_name
-
-# a safe loader either way; libyaml's when PyYAML was built with it (fast, and it caps nesting)
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ConfigError(Exception):
@@ -191,25 +188,22 @@ def config_from_mapping(data: Any) -> LlmobsConfig:
 
 
 def load_config(path: Path) -> LlmobsConfig:
+    """Read and validate a config file; every failure is a ConfigError naming the file."""
     try:
-        text = path.read_text("utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    return load_config_text(text, str(path))
+        data = load_yaml_file(path, "config")
+    except YamlError as e:
+        raise ConfigError(str(e)) from None
+    return config_from_mapping(data)
 
 
 def load_config_text(text: str, where: str = "<text>") -> LlmobsConfig:
     """Validate a config given as YAML text; every failure is a ConfigError naming `where`.
 
-    PyYAML's pure-Python loader recurses once per nesting level (a deeply nested document raised
-    RecursionError) and scans unclosed flow collections in quadratic time (3 KB of `[` took 0.9 s; both
-    found by fuzz/fuzz_config.py). libyaml's loader, used when PyYAML was built with it, caps nesting
-    and reads that input in 20 ms; the RecursionError guard stays for PyYAML without libyaml.
+    The YAML goes through llmobs._yaml (safe loader, bounded size, nesting and no aliases): deep nesting
+    and unclosed flow collections found by fuzz/fuzz_config.py are one-line errors, not tracebacks.
     """
     try:
-        data = yaml.load(text, Loader=_SAFE_LOADER)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config {where} is not valid YAML: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"config {where} is nested too deeply to be a configuration") from None
+        data = load_yaml_text(text, f"config {where}")
+    except YamlError as e:
+        raise ConfigError(str(e)) from None
     return config_from_mapping(data)

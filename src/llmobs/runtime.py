@@ -1,6 +1,9 @@
 """Wires the stages together for a running process: target source → pipeline → exporter server.
 
-Kept apart from the CLI so tests and the demo start exactly what `llmobs run` starts.
+Kept apart from the CLI so tests and the demo start exactly what `llmobs run` starts. Optional
+components (forecast, scaler, feedback, OTLP, Kubernetes discovery) are imported where they start, so
+`llmobs run` without them needs none of their extras. `serve_asgi` is re-exported from
+llmobs.serving.asgi for callers that imported it from here.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
 
+from llmobs._extras import require
 from llmobs.agent.central import register_central_collectors
 from llmobs.config import LlmobsConfig
 from llmobs.pipeline import CardinalityLimits, Pipeline
 from llmobs.serving.app import create_app
+from llmobs.serving.asgi import serve_asgi
 from llmobs.serving.collector import FleetCollector
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.sharding import ShardedTargetSource, resolve_shard_index
@@ -73,25 +77,12 @@ class Exporter:
         await self.pipeline.scraper.aclose()
 
 
-async def serve_asgi(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task, int]:
-    """Start uvicorn inside the running loop and return once it listens (port 0 picks a free one)."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                           access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # re-raise the bind error
-            raise RuntimeError(f"server on {host}:{port} exited before listening")
-        await asyncio.sleep(0.02)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    return server, task, bound
-
-
 def build_source(config: LlmobsConfig) -> tuple[TargetSource, KubernetesTargetSource | None]:
     """Static targets, Kubernetes discovery, or both; returns the source and the discovery (to stop it)."""
     static = StaticTargetSource(config.build_targets())
     if config.kubernetes is None or not config.kubernetes.enabled:
         return static, None
+    require("kubernetes")
     from llmobs.sources.kubernetes.source import KubernetesTargetSource
 
     discovered = KubernetesTargetSource(config.kubernetes)
@@ -131,7 +122,20 @@ def served_requests_from(holder: StateHolder) -> Callable[[str], float]:
     return served
 
 
+def required_extras(config: LlmobsConfig) -> list[str]:
+    """The pip extras the components `config` enables need (the core exporter needs none)."""
+    enabled = {
+        "kubernetes": config.kubernetes is not None and config.kubernetes.enabled,
+        "forecast": config.forecast is not None and config.forecast.enabled,
+        "scaler": config.scaler is not None and config.scaler.enabled,
+        "otlp": config.otlp is not None and config.otlp.enabled,
+    }
+    return [feature for feature, on in enabled.items() if on]
+
+
 async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None) -> Exporter:
+    for feature in required_extras(config):  # fail before binding anything, naming the extra
+        require(feature)
     holder = StateHolder()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))

@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llmobs.agent.cost import EndpointUsage
 from llmobs.sources.gpu.cgroup import read_cgroup, read_cmdline_model
 from llmobs.sources.gpu.types import GpuDevice, GpuReading
-from llmobs.sources.kubernetes.podindex import PodRef
 from llmobs.sources.kubernetes.pods import endpoint_name
 from llmobs.state import FleetState
+
+if TYPE_CHECKING:  # the pod index needs the Kubernetes client; the central exporter does not
+    from llmobs.sources.kubernetes.podindex import PodRef
 
 
 class PodLookup(Protocol):

@@ -8,14 +8,17 @@ so no collector does I/O at /metrics time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from llmobs.agent.attribution import central_endpoint_infos, central_usage
 from llmobs.agent.collectors import CostCollector, EndpointInfoCollector, WatchStatsCollector
 from llmobs.agent.cost import CostConfig
-from llmobs.sources.kubernetes.source import KubernetesTargetSource
 from llmobs.state import FleetState
+
+if TYPE_CHECKING:  # discovery is passed in when enabled; the Kubernetes client is the `[kubernetes]` extra
+    from llmobs.sources.kubernetes.source import KubernetesTargetSource
 
 
 def register_central_collectors(registry: CollectorRegistry, current: Callable[[], FleetState],

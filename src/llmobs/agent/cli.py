@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from llmobs._extras import require
 from llmobs.agent.config import AgentConfig, AgentConfigError, load_agent_config
 
 
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
 
 
 async def _run(cfg: AgentConfig) -> None:
+    require("agent")
     from llmobs.agent.server import run_agent
 
     await run_agent(cfg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -17,9 +18,11 @@ from prometheus_client.registry import Collector
 from llmobs.agent.attribution import EndpointInfo, ProcessOnGpu
 from llmobs.agent.cost import CostConfig, EndpointUsage, cost_per_1k_generated_tokens
 from llmobs.metric_families import Family, family
-from llmobs.sources.gpu.catalogue import Catalogue
 from llmobs.sources.gpu.types import GpuDevice, GpuReading
-from llmobs.sources.kubernetes.watch import WatchStats
+
+if TYPE_CHECKING:  # NVML bindings and the Kubernetes client: needed by the agent, not by `llmobs run`
+    from llmobs.sources.gpu.catalogue import Catalogue
+    from llmobs.sources.kubernetes.watch import WatchStats
 
 
 def _gpu_values(node: str, d: GpuDevice) -> list[str]:

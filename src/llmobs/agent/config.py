@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmobs._yaml import YamlError, load_yaml_file
 from llmobs.sources.kubernetes.config import KubernetesConfig
 
 
@@ -30,12 +30,12 @@ class AgentConfigError(ValueError):
 
 
 def load_agent_config(path: Path) -> AgentConfig:
-    """Read and validate a YAML file; errors name the key."""
+    """Read and validate a YAML file (bounded: llmobs._yaml); errors name the file and the key."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml_file(path, "agent config") or {}
         return AgentConfig.model_validate(data)
-    except (OSError, yaml.YAMLError) as exc:
-        raise AgentConfigError(f"{path}: {exc}") from None
+    except YamlError as exc:
+        raise AgentConfigError(str(exc)) from None
     except ValidationError as exc:
         msgs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise AgentConfigError(f"{path}: {msgs}") from None

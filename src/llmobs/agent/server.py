@@ -15,9 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,7 +23,8 @@ from starlette.routing import Route
 from llmobs.agent.attribution import PodLookup, ProcessOnGpu, agent_endpoint_infos, attribute_processes
 from llmobs.agent.collectors import EndpointInfoCollector, GpuCollector, WatchStatsCollector
 from llmobs.agent.config import AgentConfig
-from llmobs.runtime import serve_asgi
+from llmobs.serving.asgi import serve_asgi
+from llmobs.serving.exposition import metrics_route
 from llmobs.sources.gpu.nvml import NvmlLib, load_pynvml
 from llmobs.sources.gpu.reader import NvmlReader
 from llmobs.sources.gpu.types import GpuReading
@@ -66,16 +65,11 @@ class RunningAgent:
 
 
 def create_agent_app(registry: CollectorRegistry, state: AgentState) -> Starlette:
-    async def metrics(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = await run_in_threadpool(encoder, registry)
-        return Response(body, media_type=None, headers={"Content-Type": content_type})
-
     async def healthz(request: Request) -> Response:
         # The agent is healthy while its loop runs, driver or not: a GPU-less node is not a crash loop.
         return JSONResponse({"status": "ok", "nvml_up": state.reading.nvml_up, "collections": state.collections})
 
-    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
+    return Starlette(routes=[metrics_route(registry), Route("/healthz", healthz)])
 
 
 def _collect_once(reader: NvmlReader, pods: PodLookup | None, config: AgentConfig,

@@ -1,23 +1,15 @@
 """User feedback signals: authenticated, durable ingestion joined to serving metrics.
 
 Public surface (pinned by tests/test_feedback_api.py::test_public_surface): the config model, the
-entry point `llmobs run` wires in, and the pieces tests and embedders assemble by hand.
+entry point `llmobs run` wires in, and the pieces tests and embedders assemble by hand. The names load
+on first use (llmobs._lazy), so the root config can embed `FeedbackConfig` without importing uvicorn.
 """
 
-from llmobs.feedback.api import create_app
-from llmobs.feedback.auth import TokenVerifier
-from llmobs.feedback.config import FeedbackConfig
-from llmobs.feedback.server import serve_feedback
-from llmobs.feedback.signals import FeedbackCollector
-from llmobs.feedback.stats import FeedbackStats
-from llmobs.feedback.store import FeedbackStore
+from llmobs._lazy import lazy_exports
 
-__all__ = [
-    "FeedbackCollector",
-    "FeedbackConfig",
-    "FeedbackStats",
-    "FeedbackStore",
-    "TokenVerifier",
-    "create_app",
-    "serve_feedback",
-]
+_EXPORTS = {
+    "create_app": "api", "TokenVerifier": "auth", "FeedbackConfig": "config", "serve_feedback": "server",
+    "FeedbackCollector": "signals", "FeedbackStats": "stats", "FeedbackStore": "store",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -16,16 +16,17 @@ import signal
 import sys
 from pathlib import Path
 
-import yaml
 from prometheus_client.registry import CollectorRegistry
+from pydantic import ValidationError
 
+from llmobs._yaml import YamlError, load_yaml_file
 from llmobs.feedback.config import FeedbackConfig
 from llmobs.feedback.server import serve_feedback
 
 
 def load_config(path: Path) -> FeedbackConfig:
-    """Read a FeedbackConfig from YAML (top level, or a `feedback:` section)."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    """Read a FeedbackConfig from YAML (top level, or a `feedback:` section); bounded by llmobs._yaml."""
+    doc = load_yaml_file(path, "feedback config") or {}
     if isinstance(doc, dict) and isinstance(doc.get("feedback"), dict):
         doc = doc["feedback"]
     return FeedbackConfig.model_validate(doc)
@@ -50,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path, help="YAML file with FeedbackConfig fields")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_main(load_config(args.config)))
+    try:
+        config = load_config(args.config)
+    except (YamlError, ValidationError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    asyncio.run(_main(config))
     return 0
 
 

@@ -13,7 +13,6 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -25,6 +24,7 @@ from llmobs.feedback.config import FeedbackConfig
 from llmobs.feedback.models import BadRequest, StoredEvent, check_timestamp, parse_body
 from llmobs.feedback.openapi import openapi_document
 from llmobs.feedback.store import FeedbackStore, StoreClosed
+from llmobs.serving.exposition import metrics_route
 
 UNAUTHENTICATED_APP = "default"
 """App name given to events when `allow_unauthenticated` is on and the event names none."""
@@ -128,10 +128,5 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     if metrics_registry is not None:
-        registry = metrics_registry
-
-        async def metrics(request: Request) -> Response:
-            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-        routes.append(Route("/metrics", metrics, methods=["GET"]))
+        routes.append(metrics_route(metrics_registry))
     return Starlette(routes=routes)

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
+from llmobs._yaml import YamlError, load_yaml_file
 
 
 class TokenError(Exception):
@@ -34,9 +34,9 @@ def load_tokens(path: Path) -> dict[str, list[str]]:
                 tokens[entry.name] = [value]
         return tokens
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise TokenError(f"cannot read tokens file {path}: {exc}") from exc
+        doc = load_yaml_file(path, "tokens file")
+    except YamlError as exc:
+        raise TokenError(str(exc)) from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -29,8 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from llmobs._yaml import YamlError, load_yaml_text
 from llmobs.forecast.errors import ForecastInputError
 
 GIB = 1024**3
@@ -118,13 +117,15 @@ class Capacity:
 def parse_gpu_table(text: str, source: str = "gpus.yaml") -> dict[str, GPU]:
     """GPU table from YAML text (the bundled `gpus.yaml` shape); keys are lower-cased names."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml_text(text, f"GPU table {source}")
         rows = raw["gpus"]
         table = {
             str(r["name"]).lower(): GPU(str(r["name"]), float(r["memory_gib"]), r.get("usd_per_hour"))
             for r in rows
         }
-    except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+    except YamlError as exc:
+        raise ForecastInputError(str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
         raise ForecastInputError(f"GPU table {source} is unreadable: {exc}") from exc
     for g in table.values():
         if not 0 < g.memory_gib <= 4096:

@@ -14,11 +14,11 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmobs._extras import require
 from llmobs.forecast.errors import ForecastInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +65,7 @@ def capacity(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """How many tokens and concurrent sequences one replica's KV cache holds."""
+    require("forecast")  # the GPU table and inputs are read through forecast.demand (pandas)
     from llmobs.forecast.capacity import (
         capacity_from_cache_config_info,
         estimate_capacity,
@@ -154,6 +155,7 @@ def backtest_cmd(
     plot: Annotated[Path | None, typer.Option(help="write a PNG of actual vs forecast with the band")] = None,
 ) -> None:
     """Rolling-origin backtest of every forecaster at one step and at the horizon."""
+    require("forecast")
     from llmobs.forecast.backtest import backtest
     from llmobs.forecast.demand import parse_duration, read_trace
 
@@ -216,6 +218,9 @@ def simulate(
     plot: Annotated[Path | None, typer.Option(help="write a PNG of demand vs ready capacity")] = None,
 ) -> None:
     """Replay a trace against an autoscaling policy; report under-provisioned and replica minutes."""
+    require("forecast")
+    import numpy as np
+
     from llmobs.forecast.demand import parse_duration, read_trace
     from llmobs.forecast.forecasters import make_forecaster
     from llmobs.forecast.replay import POLICIES, HpaConfig, ReplayConfig, forecast_path, replay

@@ -11,13 +11,12 @@ import math
 import time
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from llmobs.serving.exposition import metrics_route
 from llmobs.serving.snapshot import state_to_json
 from llmobs.state import StateHolder
 
@@ -76,11 +75,6 @@ def create_app(
     holder: StateHolder, registry: CollectorRegistry, *, max_state_age_seconds: float = 60.0,
     extra_routes: list[Route] | None = None,
 ) -> Starlette:
-    async def metrics(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = await run_in_threadpool(encoder, registry)
-        return Response(body, media_type=None, headers={"Content-Type": content_type})
-
     async def healthz(request: Request) -> Response:
         # Liveness of llmobs itself: the loop publishes state. Down targets do not make us unhealthy.
         age = time.time() - holder.current.time
@@ -95,7 +89,7 @@ def create_app(
         return HTMLResponse(render_status_page(holder))
 
     routes = [
-        Route("/metrics", metrics),
+        metrics_route(registry),
         Route("/healthz", healthz),
         Route("/api/v1/signals", signals),
         Route("/", index),

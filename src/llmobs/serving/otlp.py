@@ -32,18 +32,17 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmobs import __version__
 from llmobs.metrics_catalogue import MetricSpec, Otlp, section
 from llmobs.serving.collector import FleetCollector
+from llmobs.serving.otlp_config import OtlpConfig
 from llmobs.serving.otlp_histograms import GenAIHistogramExporter
 from llmobs.state import StateHolder
 
@@ -94,35 +93,6 @@ K8S_ENV: dict[str, str] = {
     "K8S_DEPLOYMENT_NAME": "k8s.deployment.name",
     "K8S_CONTAINER_NAME": "k8s.container.name",
 }
-
-
-class OtlpConfig(BaseModel):
-    """`otlp:` section of llmobs.yaml: push the signals to an OpenTelemetry collector."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(False, description="push metrics over OTLP")
-    endpoint: str = Field("http://localhost:4317", description="collector base URL: gRPC host:port (default port "
-                          "4317) or HTTP (port 4318; `/v1/metrics` is appended when the URL has no path)")
-    protocol: Literal["grpc", "http/protobuf"] = Field("grpc", description="OTLP transport")
-    export_interval_seconds: float = Field(15.0, gt=0, description="time between exports")
-    export_timeout_seconds: float = Field(10.0, gt=0, description="deadline of one export")
-    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (e.g. auth)")
-    ca_file: Path | None = Field(None, description="PEM CA bundle for an https:// endpoint (default: system CAs)")
-    service_name: str = Field("llmobs", min_length=1, description="resource `service.name` (OTEL_SERVICE_NAME wins)")
-    resource_attributes: dict[str, str] = Field(default_factory=dict, description="extra resource attributes")
-
-    @field_validator("endpoint")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/")
-
-    def http_url(self) -> str:
-        """The HTTP exporter's full URL: the base endpoint plus the OTLP metrics path when it has none."""
-        rest = self.endpoint.partition("://")[2]
-        return self.endpoint if "/" in rest else f"{self.endpoint}/v1/metrics"
 
 
 def build_resource(config: OtlpConfig, environ: Mapping[str, str] | None = None) -> Resource:

@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
+from llmobs._yaml import load_yaml_text
 
 Kind = Literal["gauge", "counter", "histogram", "info"]
 
@@ -55,4 +55,4 @@ def parse_alias_table(document: dict) -> AliasTable:
 @cache
 def default_alias_table() -> AliasTable:
     text = resources.files("llmobs.sources").joinpath("vllm_aliases.yaml").read_text("utf-8")
-    return parse_alias_table(yaml.safe_load(text))
+    return parse_alias_table(load_yaml_text(text, "vllm_aliases.yaml"))

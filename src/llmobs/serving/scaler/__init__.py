@@ -5,19 +5,19 @@ Layout (each stage meets the next at a small typed interface): `catalogue` (the 
 `answer`) ← `refresher` (the only reader of `StateHolder` and the forecaster) → `service` (gRPC handlers
 that only read the cache) / `metrics_api` (JSON routes) → `server` (config, TLS, health, start-up).
 See docs/keda-scaler.md.
+
+The names below load on first use, so `llmobs.serving.scaler.config` (embedded in the root config)
+imports no gRPC.
 """
 
-from llmobs.serving.scaler.cache import ScalerError, SignalCache, Snapshot, answer, build_snapshot
-from llmobs.serving.scaler.catalogue import SIGNALS
-from llmobs.serving.scaler.config import ScalerConfig, ScalerTLSConfig
-from llmobs.serving.scaler.metadata import MetadataError, ScalerQuery, metric_name, parse_metadata
-from llmobs.serving.scaler.metrics_api import metrics_api_routes
-from llmobs.serving.scaler.provider import ForecastProvider
-from llmobs.serving.scaler.server import ScalerHandle, serve_scaler
-from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
+from llmobs._lazy import lazy_exports
 
-__all__ = [
-    "SIGNALS", "ForecastProvider", "MetadataError", "ScalerCollector", "ScalerConfig", "ScalerError",
-    "ScalerHandle", "ScalerQuery", "ScalerStats", "ScalerTLSConfig", "SignalCache", "Snapshot", "answer",
-    "build_snapshot", "metric_name", "metrics_api_routes", "parse_metadata", "serve_scaler",
-]
+_EXPORTS = {
+    "ScalerError": "cache", "SignalCache": "cache", "Snapshot": "cache", "answer": "cache",
+    "build_snapshot": "cache", "SIGNALS": "catalogue", "ScalerConfig": "config", "ScalerTLSConfig": "config",
+    "MetadataError": "metadata", "ScalerQuery": "metadata", "metric_name": "metadata",
+    "parse_metadata": "metadata", "metrics_api_routes": "metrics_api", "ForecastProvider": "provider",
+    "ScalerHandle": "server", "serve_scaler": "server", "ScalerCollector": "stats", "ScalerStats": "stats",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

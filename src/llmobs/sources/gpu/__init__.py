@@ -1,13 +1,17 @@
-"""GPU source: NVML readings (behind the pynvml boundary) and process → pod attribution via cgroups."""
+"""GPU source: NVML readings (behind the pynvml boundary) and process → pod attribution via cgroups.
 
-from llmobs.sources.gpu.catalogue import Catalogue, CatalogueError, FieldSpec, load_catalogue
-from llmobs.sources.gpu.cgroup import CgroupInfo, model_from_cmdline, parse_cgroup, read_cgroup, read_cmdline_model
-from llmobs.sources.gpu.nvml import ErrorClass, NvmlLib, classify, load_pynvml
-from llmobs.sources.gpu.reader import NvmlReader
-from llmobs.sources.gpu.types import GpuDevice, GpuProcess, GpuReading, GpuSample, XidCount, product_label
+Names load on first use (llmobs._lazy): the cgroup and type modules need no NVML bindings, which only
+the `[agent]` extra installs.
+"""
 
-__all__ = [
-    "Catalogue", "CatalogueError", "CgroupInfo", "ErrorClass", "FieldSpec", "GpuDevice", "GpuProcess", "GpuReading",
-    "GpuSample", "NvmlLib", "NvmlReader", "XidCount", "classify", "load_catalogue", "load_pynvml",
-    "model_from_cmdline", "parse_cgroup", "product_label", "read_cgroup", "read_cmdline_model",
-]
+from llmobs._lazy import lazy_exports
+
+_EXPORTS = {
+    "Catalogue": "catalogue", "CatalogueError": "catalogue", "FieldSpec": "catalogue", "load_catalogue": "catalogue",
+    "CgroupInfo": "cgroup", "model_from_cmdline": "cgroup", "parse_cgroup": "cgroup", "read_cgroup": "cgroup",
+    "read_cmdline_model": "cgroup", "ErrorClass": "nvml", "NvmlLib": "nvml", "classify": "nvml",
+    "load_pynvml": "nvml", "NvmlReader": "reader", "GpuDevice": "types", "GpuProcess": "types",
+    "GpuReading": "types", "GpuSample": "types", "XidCount": "types", "product_label": "types",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

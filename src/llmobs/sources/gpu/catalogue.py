@@ -15,8 +15,8 @@ from importlib import resources
 from typing import Any, Literal
 
 import pynvml  # pure Python; loads no library until nvmlInit()
-import yaml
 
+from llmobs._yaml import load_yaml_text
 from llmobs.metrics_catalogue import metric as metric_spec
 
 Kind = Literal["scalar", "bitmask", "field_values"]
@@ -141,4 +141,4 @@ def load_catalogue(text: str | None = None) -> Catalogue:
     """The packaged fields.yaml (or `text`, for tests)."""
     if text is None:
         text = resources.files("llmobs.sources.gpu").joinpath("fields.yaml").read_text()
-    return parse_catalogue(yaml.safe_load(text))
+    return parse_catalogue(load_yaml_text(text, "fields.yaml"))

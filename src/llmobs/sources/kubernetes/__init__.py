@@ -1,11 +1,15 @@
-"""Kubernetes discovery: vLLM pods as scrape targets, node GPU labels, and pod lookup for the node agent."""
+"""Kubernetes discovery: vLLM pods as scrape targets, node GPU labels, and pod lookup for the node agent.
 
-from llmobs.sources.kubernetes.client import make_api_client
-from llmobs.sources.kubernetes.config import KubernetesConfig
-from llmobs.sources.kubernetes.podindex import PodIndex, PodRef
-from llmobs.sources.kubernetes.pods import endpoint_name, pod_ready, pod_target
-from llmobs.sources.kubernetes.source import KubernetesTargetSource
-from llmobs.sources.kubernetes.watch import ResourceWatcher, WatchStats
+Names load on first use (llmobs._lazy): `KubernetesConfig` and the pod helpers need no Kubernetes
+client, which only the `[kubernetes]` extra installs.
+"""
 
-__all__ = ["KubernetesConfig", "KubernetesTargetSource", "PodIndex", "PodRef", "ResourceWatcher", "WatchStats",
-           "endpoint_name", "make_api_client", "pod_ready", "pod_target"]
+from llmobs._lazy import lazy_exports
+
+_EXPORTS = {
+    "make_api_client": "client", "KubernetesConfig": "config", "PodIndex": "podindex", "PodRef": "podindex",
+    "endpoint_name": "pods", "pod_ready": "pods", "pod_target": "pods", "KubernetesTargetSource": "source",
+    "ResourceWatcher": "watch", "WatchStats": "watch",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
