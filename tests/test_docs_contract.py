@@ -51,11 +51,24 @@ def test_metric_reference_is_generated_from_the_catalogue() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_readme_has_exactly_two_setup_commands_and_valid_config_example() -> None:
+def test_readme_has_exactly_two_setup_commands() -> None:
     readme = (REPO / "README.md").read_text()
     setup = readme.split("## Set up", 1)[1].split("##", 1)[0]
     commands = re.findall(r"^make \w+", setup, flags=re.M)
     assert commands == ["make run", "make test"]
-    example = readme.split("### Configuration reference", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
-    cfg = config_from_mapping(yaml.safe_load(example))
-    assert cfg.build_targets()[0].node == "gpu-node-a"
+
+
+def _yaml_blocks(text: str) -> list[str]:
+    return re.findall(r"^```yaml\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def test_readme_and_configuration_reference_examples_are_valid_configs() -> None:
+    """The README's short config and docs/configuration.md's reference are configs `llmobs run` accepts."""
+    for path in (REPO / "README.md", REPO / "docs" / "configuration.md"):
+        blocks = [b for b in _yaml_blocks(path.read_text()) if b.lstrip().startswith(("targets:", "# llmobs.yaml"))]
+        assert blocks, f"{path.name} shows no configuration"
+        for block in blocks:
+            cfg = config_from_mapping(yaml.safe_load(block))
+            assert cfg.build_targets(), f"{path.name}: example has no target"
+    reference = _yaml_blocks((REPO / "docs" / "configuration.md").read_text())[0]
+    assert config_from_mapping(yaml.safe_load(reference)).build_targets()[0].node == "gpu-node-a"
