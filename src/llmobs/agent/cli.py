@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"agent config OK: node {cfg.node_name or '(unset)'}, port {cfg.port}, "
                        f"kubernetes {'on' if cfg.kubernetes.enabled else 'off'}")
             return
+        require("agent")
         ensure_can_listen("agent (port)", cfg.host, cfg.port)
         logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,7 +65,6 @@ def register(app: typer.Typer) -> None:
 
 
 async def _run(cfg: AgentConfig) -> None:
-    require("agent")
     from llmobs.agent.server import run_agent
 
     await run_agent(cfg)
