@@ -176,12 +176,12 @@ def _cases(tmp: Path, busy: int) -> list[Case]:
         Case("old-simulate", ("simulate", "--trace", traces["columns"]), "llmobs forecast simulate"),
         Case("old-capacity", ("capacity", "--model-config", "x.json"), "llmobs forecast capacity"),
     ]
-    fb_needles = {"deep": "not valid YAML", "binary": "UTF-8", "missing": "cannot read", "dir": "directory",
+    fb_needles = {"deep": "nested too deeply", "binary": "UTF-8", "missing": "cannot read", "dir": "directory",
                   "no-auth": "tokens_file", "tokens-missing": "tokens_file", "db-under-file": "not a directory"}
     for stem, needle in fb_needles.items():
         cases.append(Case(f"feedback-{stem}", ("feedback", "--config", fb_standalone[stem]), needle))
     cases.append(Case("feedback-check-deep", ("feedback", "--config", fb_standalone["deep"], "--check-config"),
-                      "not valid YAML"))
+                      "nested too deeply"))
     cases.append(Case("feedback-busy", ("feedback", "--config", fb_standalone["busy"]), f"port {busy}", 1))
     cases.append(Case("python-m-feedback-binary", ("-m", "llmobs.feedback", fb_standalone["binary"]), "UTF-8"))
     trace_needles = {"empty": "not a readable CSV", "garbage": "binary.dat", "columns": "unknown trace format",
