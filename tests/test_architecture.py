@@ -23,7 +23,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "llmobs"
 # low → high; each entry is one layer of peer units (a unit is `llmobs.<top-level module or package>`)
 LAYERS: tuple[tuple[str, ...], ...] = (
     # dependency-free helpers: the version, the bounded YAML loader, extras, lazy exports, metric catalogue
-    ("llmobs", "llmobs._yaml", "llmobs._extras", "llmobs._lazy", "llmobs.metrics_catalogue"),
+    ("llmobs", "llmobs._yaml", "llmobs._extras", "llmobs._lazy", "llmobs.metrics_catalogue", "llmobs.durations"),
+    # what every command shares (one-line errors, DURATION options) and checks of the files a config names
+    ("llmobs.cli_support", "llmobs.filechecks"),
     ("llmobs.metric_families",),  # catalogue rows -> prometheus_client families, for every collector
     ("llmobs.sources",),  # read the world: HTTP scrapes, text format, Kubernetes, NVML, traces
     ("llmobs.signals",),  # pure functions of samples
@@ -33,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("llmobs.serving",),  # exporter HTTP, /metrics, KEDA scaler, OTLP, serve_asgi
     ("llmobs.feedback", "llmobs.agent", "llmobs.demo"),  # components that serve on their own ports
     ("llmobs.config",),  # the root config: embeds component config models only
-    ("llmobs.runtime",),  # starts what a config enables
+    ("llmobs.runtime", "llmobs.preflight"),  # starts what a config enables; checks the files it names
     ("llmobs.cli",),
 )
 LAYER_OF = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}

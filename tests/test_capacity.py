@@ -203,19 +203,20 @@ def test_cli_capacity_json_and_table(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(LLAMA3_8B))
     runner = CliRunner()
-    r = runner.invoke(_app(), ["capacity", "--model-config", str(cfg), "--gpu", "H100-80GB", "--context", "8192",
-                               "--weights-gib", "15", "--json"])
+    r = runner.invoke(_app(), ["forecast", "capacity", "--model-config", str(cfg), "--gpu", "H100-80GB",
+                               "--context", "8192", "--weights-gib", "15", "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["kv_bytes_per_token_kib"] == 128.0 and d["max_concurrent_sequences"] == 56
     assert d["gpu"] == "H100-80GB" and d["usd_per_hour"] > 0
-    r = runner.invoke(_app(), ["capacity", "--model-config", str(cfg), "--gpu-memory-gib", "80"])
+    r = runner.invoke(_app(), ["forecast", "capacity", "--model-config", str(cfg), "--gpu-memory-gib", "80"])
     assert r.exit_code == 0 and "KV tokens that fit" in r.output
 
 
 def test_cli_capacity_from_a_metrics_page() -> None:
     page = Path(__file__).parent / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
-    r = CliRunner().invoke(_app(), ["capacity", "--metrics-page", str(page), "--context", "1024", "--json"])
+    r = CliRunner().invoke(_app(), ["forecast", "capacity", "--metrics-page", str(page), "--context", "1024",
+                                    "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["kv_tokens"] == 524_288
 
@@ -232,7 +233,7 @@ def test_cli_capacity_from_a_metrics_page() -> None:
 def test_cli_capacity_bad_input_is_one_error_line(tmp_path: Path, content: str, extra: list[str], needle: str) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(content)
-    r = CliRunner().invoke(_app(), ["capacity", "--model-config", str(cfg), *extra])
+    r = CliRunner().invoke(_app(), ["forecast", "capacity", "--model-config", str(cfg), *extra])
     assert r.exit_code == 2
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output

@@ -365,13 +365,18 @@ def test_cli_backtest_table_json_and_plot(tmp_path: Path) -> None:
         ("window_start_s,total_rate_rps\n0,1\n", ["--step", "fast"], "duration 'fast'"),
     ],
 )
-def test_cli_backtest_bad_input_is_one_error_line(tmp_path: Path, text: str, args: list[str], needle: str) -> None:
+def test_cli_backtest_bad_input_is_one_error_line(tmp_path: Path, text: str, args: list[str], needle: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from llmobs.cli import app
+    from llmobs.cli_support import run_app
+
     p = tmp_path / "t.csv"
     p.write_text(text)
-    r = CliRunner().invoke(_app(), ["forecast", "backtest", "--trace", str(p), *args])
-    assert r.exit_code == 2, r.output
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
+    code = run_app(app, ["forecast", "backtest", "--trace", str(p), *args])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    lines = [ln for ln in (out + err).splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out + err
 
 
 def test_gbm_feature_cache_never_serves_stale_features() -> None:

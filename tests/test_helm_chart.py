@@ -455,11 +455,26 @@ def test_node_agent_selector_and_runtime_class_are_values() -> None:
 # --- the rendered llmobs config --------------------------------------------------------------------------
 
 
+def as_mounted(config_text: str, root: Path) -> str:
+    """The config as the pod sees it: the paths under the chart's mounts moved under `root`, where the files
+    those volumes hold (TLS pair and CA, the tokens Secret, the OTLP CA) are written, because --check-config
+    reads them as start-up does."""
+    from tests.tls_files import write_self_signed
+
+    etc = root / "etc" / "llmobs"
+    write_self_signed(etc / "tls", cert_name="tls.crt", key_name="tls.key")
+    (etc / "tls" / "ca.crt").write_bytes((etc / "tls" / "tls.crt").read_bytes())
+    write_self_signed(etc / "otlp-ca", cert_name="ca.crt")
+    (etc / "feedback-tokens").mkdir(parents=True)
+    (etc / "feedback-tokens" / "chat").write_text("token-for-chat\n")
+    return config_text.replace("/etc/llmobs/", f"{etc}/").replace("/var/lib/llmobs/", f"{root}/var/lib/llmobs/")
+
+
 def test_rendered_config_passes_llmobs_check_config(docs: list[dict[str, Any]], tmp_path: Path) -> None:
     from llmobs.cli import app
 
     path = tmp_path / "llmobs.yaml"
-    path.write_text(yaml.safe_dump(rendered_config(docs)))
+    path.write_text(as_mounted(yaml.safe_dump(rendered_config(docs)), tmp_path / "pod"))
     result = CliRunner().invoke(app, ["run", "--config", str(path), "--check-config"])
     assert result.exit_code == 0, result.output
     assert "config OK" in result.output
@@ -666,7 +681,7 @@ def test_container_commands_are_valid_cli_invocations(full_docs: list[dict[str, 
         mount = next(m for m in c["volumeMounts"] if m.get("subPath") == key)
         cm = next(d for d in full_docs if d["kind"] == "ConfigMap" and key in d.get("data", {}))
         local = tmp_path / key
-        local.write_text(cm["data"][key])
+        local.write_text(as_mounted(cm["data"][key], tmp_path / "pod" / workload))
         args = [str(local) if a == mount["mountPath"] else a for a in c["args"]]
         assert args != c["args"], f"{workload} does not read its mounted config"
         # Env the kubelet fills from the downward API (fieldRef), as it would in the pod.

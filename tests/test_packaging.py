@@ -128,7 +128,8 @@ def test_core_install_scrapes_and_exports(core_venv: Path, vllm_page: str, tmp_p
 
 @pytest.mark.parametrize(("args", "extra"), [
     (("forecast", "backtest", "--trace", str(FIXTURE)), "forecast"),
-    (("simulate", "--trace", str(FIXTURE), "--capacity-per-replica", "2"), "forecast"),
+    (("forecast", "simulate", "--trace", str(FIXTURE), "--capacity-per-replica", "2"), "forecast"),
+    (("forecast", "capacity", "--model-config", str(FIXTURE)), "forecast"),
     (("agent",), "agent"),
 ])
 def test_feature_without_its_extra_is_one_line(core_venv: Path, args: tuple[str, ...], extra: str) -> None:

@@ -158,16 +158,16 @@ def test_cli_simulate_json_and_plot(tmp_path: Path) -> None:
     trace = _short_trace(tmp_path)
     png = tmp_path / "sim.png"
     runner = CliRunner()
-    r = runner.invoke(_app(), ["simulate", "--trace", str(trace), "--policy", "reactive", "--capacity-per-replica",
-                               "1", "--cold-start", "2m", "--json", "--plot", str(png)])
+    r = runner.invoke(_app(), ["forecast", "simulate", "--trace", str(trace), "--policy", "reactive",
+                               "--capacity-per-replica", "1", "--cold-start", "2m", "--json", "--plot", str(png)])
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     expected = replay(read_trace(trace, 10), "reactive", ReplayConfig(1.0, 120.0))
     assert d["underprovisioned_minutes"] == pytest.approx(expected.underprovisioned_minutes)
     assert d["replica_minutes"] == pytest.approx(expected.replica_minutes)
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
-    r = runner.invoke(_app(), ["simulate", "--trace", str(trace), "--policy", "hybrid", "--capacity-per-replica", "1",
-                               "--cold-start", "1m", "--forecaster", "moving_average_6"])
+    r = runner.invoke(_app(), ["forecast", "simulate", "--trace", str(trace), "--policy", "hybrid",
+                               "--capacity-per-replica", "1", "--cold-start", "1m", "--forecaster", "moving_average_6"])
     assert r.exit_code == 0 and "underprovisioned_minutes" in r.output
 
 
@@ -180,11 +180,16 @@ def test_cli_simulate_json_and_plot(tmp_path: Path) -> None:
         (["--capacity-per-replica", "1", "--policy", "predictive", "--forecaster", "oracle"], "unknown forecaster"),
     ],
 )
-def test_cli_simulate_bad_input_is_one_error_line(tmp_path: Path, args: list[str], needle: str) -> None:
-    r = CliRunner().invoke(_app(), ["simulate", "--trace", str(_short_trace(tmp_path, 400)), *args])
-    assert r.exit_code == 2, r.output
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
+def test_cli_simulate_bad_input_is_one_error_line(tmp_path: Path, args: list[str], needle: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from llmobs.cli import app
+    from llmobs.cli_support import run_app
+
+    code = run_app(app, ["forecast", "simulate", "--trace", str(_short_trace(tmp_path, 400)), *args])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    lines = [ln for ln in (out + err).splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out + err
 
 
 @settings(max_examples=40, deadline=None)

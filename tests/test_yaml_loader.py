@@ -60,7 +60,7 @@ def test_every_config_reader_goes_through_it(tmp_path: Path) -> None:
     with pytest.raises(ForecastInputError, match="aliases"):
         parse_gpu_table(ALIAS_BOMB, str(bomb))
     from llmobs.agent.config import AgentConfigError, load_agent_config
-    from llmobs.feedback.__main__ import load_config as load_feedback_config
+    from llmobs.feedback.cli import load_feedback_config
 
     with pytest.raises(AgentConfigError, match="aliases"):
         load_agent_config(bomb)

@@ -1,4 +1,10 @@
-"""The `llmobs` command. It only wires stages together; the work lives in the packages."""
+"""The `llmobs` command. It only wires stages together; the work lives in the packages.
+
+Command tree: `run`, `demo`, `agent`, `feedback`, `forecast {backtest, simulate, capacity}`, `version`.
+Every command reports bad input as one `error: …` line (exit 2) and a failed start as one line naming the
+server and port (exit 1); `main` is the boundary that keeps tracebacks for genuinely unexpected errors,
+shown only with -v.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,26 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
-from llmobs._extras import MissingExtraError, require
+from llmobs import __version__
+from llmobs._extras import require
+from llmobs.cli_support import (
+    DURATION,
+    DURATION_HELP,
+    CliError,
+    ensure_can_listen,
+    example,
+    kubernetes_credentials_errors,
+    one_line_errors,
+    problems_message,
+    run_app,
+)
 from llmobs.config import (
     ConfigError,
     FeedbackConfig,
@@ -34,9 +52,24 @@ from llmobs.state import StateHolder
 DEMO_CAPACITY = {"llama-3.1-8b-instruct": 3.0, "qwen2.5-coder-7b": 6.0}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Observability and autoscaling signals for self-hosted vLLM fleets.")
+                  help="Observability and autoscaling signals for self-hosted vLLM fleets.",
+                  epilog=example("llmobs demo", "llmobs run --config llmobs.yaml"))
 console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmobs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print the llmobs version and exit"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show the traceback of an unexpected error"),
+) -> None:
+    """Observability and autoscaling signals for self-hosted vLLM fleets."""
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -54,26 +87,44 @@ async def _wait_for_signal(stop: asyncio.Event, duration: float | None) -> None:
         await asyncio.wait_for(stop.wait(), timeout=duration)
 
 
-@app.command()
-def run(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML configuration file"),
-    check_config: bool = typer.Option(False, "--check-config", help="validate the config and exit"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
-) -> None:
-    """Scrape the configured vLLM targets and serve /metrics, /healthz, /api/v1/signals and /."""
-    from llmobs.runtime import required_extras, start_exporter
+def load_run_config(path: Path) -> LlmobsConfig:
+    """Read, validate and check the files a config names: exactly what `run` checks before it starts."""
+    from llmobs.preflight import startup_problems
+    from llmobs.runtime import required_extras
 
     try:
-        cfg = load_config(config)
-    except ConfigError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    for feature in required_extras(cfg):  # a config enabling a component whose extra is missing is not OK
+        cfg = load_config(path)
+    except ConfigError as exc:  # YAML and read errors name the file already; validation errors do not
+        raise CliError(str(exc) if str(path) in str(exc) else f"config {path}: {exc}") from None
+    for feature in required_extras(cfg):  # a component enabled without its pip extra cannot start
         require(feature)
+    problems = startup_problems(cfg)
+    if problems:
+        raise CliError(problems_message(f"config {path}", problems))
+    return cfg
+
+
+@app.command(epilog=example("llmobs run --config llmobs.yaml",
+                            "llmobs run --config llmobs.yaml --check-config"))
+@one_line_errors(ConfigError)
+def run(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML configuration file"),
+    check_config: bool = typer.Option(False, "--check-config",
+                                      help="validate the config and the files it names (TLS, tokens, database, "
+                                           "kubeconfig), then exit: 0 when start-up would pass them, 2 if not"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging; traceback of an unexpected error"),
+) -> None:
+    """Scrape the configured vLLM targets and serve /metrics, /healthz, /api/v1/signals and /."""
+    from llmobs.preflight import listeners
+
+    cfg = load_run_config(config)
     if check_config:
         console.print(f"config OK: {len(cfg.targets)} target(s), exporter on {cfg.server.host}:{cfg.server.port}")
         return
+    for what, host, port in listeners(cfg):
+        ensure_can_listen(what, host, port)
     _setup_logging(verbose)
+    from llmobs.runtime import start_exporter
 
     async def main() -> None:
         exporter = await start_exporter(cfg)
@@ -83,7 +134,8 @@ def run(
         await _wait_for_signal(stop, None)
         await exporter.stop()
 
-    asyncio.run(main())
+    with kubernetes_credentials_errors():
+        asyncio.run(main())
 
 
 def _fmt(v: float | None, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
@@ -117,21 +169,27 @@ def signals_table(holder: StateHolder) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=example("llmobs demo", "llmobs demo --speedup 10 --duration 5m --no-tui"))
+@one_line_errors()
 def demo(
     port: int = typer.Option(9400, help="exporter port (0 = any free port)"),
     fleet_port: int = typer.Option(0, help="simulated fleet port (0 = any free port)"),
     scaler_port: int = typer.Option(9401, help="KEDA external scaler gRPC port (0 = any free port)"),
     feedback_port: int = typer.Option(9402, help="feedback API port (0 = any free port)"),
     host: str = typer.Option("127.0.0.1", help="listen address for every server"),
-    interval: float = typer.Option(2.0, help="scrape interval, seconds"),
-    window: float = typer.Option(30.0, help="signal window, seconds"),
-    speedup: float = typer.Option(1.0, help="replay the traces this many times faster than real time"),
-    duration: float | None = typer.Option(None, help="exit after this many seconds (default: run until Ctrl-C)"),
+    interval: float = typer.Option(2.0, parser=DURATION, metavar="DURATION", show_default="2s",
+                                   help=f"scrape interval {DURATION_HELP}"),
+    window: float = typer.Option(30.0, parser=DURATION, metavar="DURATION", show_default="30s",
+                                 help="signal window"),
+    speedup: float = typer.Option(1.0, min=0.001, help="replay the traces this many times faster than real time"),
+    duration: float | None = typer.Option(None, parser=DURATION, metavar="DURATION",
+                                          help="exit after this long (default: run until Ctrl-C)"),
     tui: bool = typer.Option(True, help="live terminal table (off when stdout is not a terminal)"),
 ) -> None:
-    """Embedded default: a simulated vLLM fleet driven by real traces, scraped by the exporter, with the
-    forecaster, KEDA scaler and feedback API on (simulated KEDA polls and user ratings feed them)."""
+    """A simulated vLLM fleet driven by real traces, with everything on: try llmobs in one command.
+
+    The exporter scrapes the fleet; the forecaster, KEDA scaler and feedback API run too, fed by simulated
+    KEDA polls and user ratings."""
     import tempfile
 
     require("forecast")  # the simulated fleet replays traces (pandas); the demo starts the forecaster
@@ -142,6 +200,10 @@ def demo(
     from llmobs.serving.asgi import serve_asgi
     from llmobs.sources.targets import StaticTargetSource
 
+    for what, listen_port in (("exporter (--port)", port), ("simulated fleet (--fleet-port)", fleet_port),
+                              ("KEDA scaler (--scaler-port)", scaler_port),
+                              ("feedback API (--feedback-port)", feedback_port)):
+        ensure_can_listen(what, host, listen_port)
     _setup_logging(False)
     logging.getLogger("llmobs.pipeline").setLevel(logging.ERROR)
 
@@ -199,23 +261,29 @@ def demo(
 
 
 def _register_subcommands() -> None:
-    """Commands owned by other stages (forecasting, the GPU node agent) add themselves here."""
+    """Commands owned by other stages (forecasting, the GPU node agent, feedback) add themselves here."""
     from llmobs.agent.cli import register as register_agent
+    from llmobs.feedback.cli import register as register_feedback
     from llmobs.forecast.cli import register as register_forecast
 
-    register_forecast(app)
     register_agent(app)
+    register_feedback(app)
+    register_forecast(app)
 
 
 _register_subcommands()
 
 
-def main() -> None:
-    try:
-        app()
-    except MissingExtraError as exc:  # a feature started without its pip extra: one line, not a traceback
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+@app.command(epilog=example("llmobs version", "llmobs --version"))
+def version() -> None:
+    """Print the llmobs version."""
+    typer.echo(f"llmobs {__version__}")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `llmobs` program: run the app inside the one-line error boundary and exit with its code (as click
+    programs do, so `main()` called from a script still sets the exit status)."""
+    sys.exit(run_app(app, argv))
 
 
 if __name__ == "__main__":

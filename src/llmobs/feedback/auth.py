@@ -21,6 +21,13 @@ class TokenError(Exception):
     """The token source cannot be read or is malformed."""
 
 
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    """One line: the OS's words for an OSError."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return exc.strerror or str(exc)
+
+
 def load_tokens(path: Path) -> dict[str, list[str]]:
     """Read app → tokens from a mapping file or a Secret-style directory."""
     tokens: dict[str, list[str]] = {}
@@ -29,7 +36,10 @@ def load_tokens(path: Path) -> dict[str, list[str]]:
             # Kubernetes keeps `..data` and timestamped dirs next to the key symlinks: skip them.
             if entry.name.startswith(".") or not entry.is_file():
                 continue
-            value = entry.read_text(encoding="utf-8").strip()
+            try:
+                value = entry.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TokenError(f"cannot read token file {entry}: {_reason(exc)}") from exc
             if value:
                 tokens[entry.name] = [value]
         return tokens

@@ -152,16 +152,23 @@ def lookup_gpu(name: str, table: Mapping[str, GPU] | None = None) -> GPU:
     return gpu
 
 
-def _int(cfg: Mapping[str, Any], key: str, default: int | None = None) -> int:
+MAX_DIMENSION = 2**40
+"""Largest size a config.json field may give (layers, heads, widths, vocabulary, experts): far above any
+real model, far below what overflows the float arithmetic of the estimates (1e308 did)."""
+
+
+def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, *, allow_zero: bool = False) -> int:
     value = cfg.get(key, default)
     if value is None:
         raise ForecastInputError(f"model config lacks {key!r}")
     try:
         out = int(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ForecastInputError(f"model config {key!r} is not an integer: {value!r}") from exc
-    if out <= 0:
+    if out < 0 or (out == 0 and not allow_zero):
         raise ForecastInputError(f"model config {key!r} must be positive, got {out}")
+    if out > MAX_DIMENSION:
+        raise ForecastInputError(f"model config {key!r} is implausibly large: {value!r}")
     return out
 
 
@@ -203,23 +210,26 @@ def _layer_kinds(cfg: Mapping[str, Any], num_layers: int) -> tuple[tuple[str, ..
 
 def _estimate_params(cfg: Mapping[str, Any], shape_layers: int, heads: int, kv_heads: int, hd: int) -> float:
     """Rough parameter count (embeddings + attention + MLP/MoE), used only when weights are not given."""
-    hidden = int(cfg.get("hidden_size", heads * hd))
-    vocab = int(cfg.get("vocab_size", 0))
-    inter = int(cfg.get("intermediate_size", 4 * hidden))
+    def count(key: str, default: int) -> int:  # 0 or falsy in a config.json means "not used"
+        return _int(cfg, key, default, allow_zero=True) if cfg.get(key) else default
+
+    hidden = count("hidden_size", heads * hd)
+    vocab = count("vocab_size", 0)
+    inter = count("intermediate_size", 4 * hidden)
     embed = vocab * hidden * (1 if cfg.get("tie_word_embeddings") else 2)
     if cfg.get("kv_lora_rank"):
-        q_lora = int(cfg.get("q_lora_rank") or 0)
-        nope, rope = int(cfg.get("qk_nope_head_dim", 128)), int(cfg.get("qk_rope_head_dim", 64))
-        v_hd, kv_lora = int(cfg.get("v_head_dim", 128)), int(cfg["kv_lora_rank"])
+        q_lora = count("q_lora_rank", 0)
+        nope, rope = count("qk_nope_head_dim", 128), count("qk_rope_head_dim", 64)
+        v_hd, kv_lora = count("v_head_dim", 128), count("kv_lora_rank", 0)
         q = hidden * q_lora + q_lora * heads * (nope + rope) if q_lora else hidden * heads * (nope + rope)
         attn = q + hidden * (kv_lora + rope) + kv_lora * heads * (nope + v_hd) + heads * v_hd * hidden
     else:
         attn = hidden * heads * hd * 2 + hidden * kv_heads * hd * 2
-    experts = int(cfg.get("n_routed_experts") or cfg.get("num_local_experts") or 0)
+    experts = count("n_routed_experts", 0) or count("num_local_experts", 0)
     if experts:
-        moe_inter = int(cfg.get("moe_intermediate_size") or inter)
-        shared = int(cfg.get("n_shared_experts") or 0)
-        dense_layers = int(cfg.get("first_k_dense_replace") or 0)
+        moe_inter = count("moe_intermediate_size", inter)
+        shared = count("n_shared_experts", 0)
+        dense_layers = count("first_k_dense_replace", 0)
         moe = 3 * hidden * moe_inter * (experts + shared) + hidden * experts
         mlp_total = dense_layers * 3 * hidden * inter + (shape_layers - dense_layers) * moe
     else:
@@ -242,8 +252,7 @@ def model_shape(config: Mapping[str, Any]) -> ModelShape:
         raise ForecastInputError(
             f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
         )
-    head_dim = cfg.get("head_dim") or (_int(cfg, "hidden_size") // heads)
-    head_dim = int(head_dim)
+    head_dim = _int(cfg, "head_dim") if cfg.get("head_dim") else _int(cfg, "hidden_size") // heads
     mla = None
     if cfg.get("kv_lora_rank"):
         mla = _int(cfg, "kv_lora_rank") + _int(cfg, "qk_rope_head_dim", 64)
@@ -408,7 +417,7 @@ def _label_int(labels: Mapping[str, str], key: str) -> int:
         raise ForecastInputError(f"vllm:cache_config_info lacks a usable {key!r} label (got {raw!r})")
     try:
         value = int(float(raw))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ForecastInputError(f"vllm:cache_config_info {key}={raw!r} is not a number") from exc
     if value <= 0:
         raise ForecastInputError(f"vllm:cache_config_info {key}={value} must be positive")

@@ -1,50 +1,36 @@
-"""`llmobs capacity`, `llmobs forecast backtest` and `llmobs simulate`, as typer commands.
+"""`llmobs forecast {backtest, simulate, capacity}`, as typer commands.
 
-`register(app)` adds them to the main `llmobs` app (owned by `llmobs.cli`). Every bad input surfaces
-as a `ForecastInputError`, printed as one `error: …` line with exit code 2 — never a traceback.
-Plots use matplotlib's Agg backend (no display needed).
+`register(app)` adds the `forecast` group to the main `llmobs` app (owned by `llmobs.cli`), and the old
+top-level `llmobs simulate` / `llmobs capacity` as hidden names that only say where the command moved.
+Every bad input surfaces as a `ForecastInputError` (or a bad DURATION), printed as one `error: …` line
+with exit code 2 — never a traceback. Plots use matplotlib's Agg backend (no display needed).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from llmobs._extras import require
+from llmobs.cli_support import DURATION, DURATION_HELP, example, fail, one_line_errors
 from llmobs.forecast.errors import ForecastInputError
 
-F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
-err_console = Console(stderr=True)
-
-
-def _one_line_errors(fn: F) -> F:
-    """Turn a `ForecastInputError` into `error: <message>` and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ForecastInputError as exc:
-            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+MOVED = {"simulate": "forecast simulate", "capacity": "forecast capacity"}
+"""Commands that were top level before the `forecast` group held them all."""
 
 
 def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-@_one_line_errors
+@one_line_errors(ForecastInputError)
 def capacity(
     model_config: Annotated[Path | None, typer.Option(help="Hugging Face config.json of the model")] = None,
     gpu_memory_gib: Annotated[float | None, typer.Option(help="memory of one GPU, GiB")] = None,
@@ -145,11 +131,13 @@ def _plot_backtest(result: Any, horizon: int, out: Path) -> None:
     plt.close(fig)
 
 
-@_one_line_errors
+@one_line_errors(ForecastInputError)
 def backtest_cmd(
     trace: Annotated[Path, typer.Option(help="trace CSV (formats in data/traces/README.md)")],
-    step: Annotated[str, typer.Option(help="bucket size, e.g. 10s, 1m, 10m (default: trace's own)")] = "",
-    horizon: Annotated[str, typer.Option(help="forecast horizon, e.g. the cold start: 5m")] = "",
+    step: Annotated[float | None, typer.Option(
+        parser=DURATION, metavar="DURATION", help=f"bucket size {DURATION_HELP} (default: the trace's own)")] = None,
+    horizon: Annotated[float | None, typer.Option(
+        parser=DURATION, metavar="DURATION", help="forecast horizon, e.g. the cold start (default: 1 step)")] = None,
     quantile: Annotated[float, typer.Option(help="upper quantile of the band")] = 0.9,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     plot: Annotated[Path | None, typer.Option(help="write a PNG of actual vs forecast with the band")] = None,
@@ -157,10 +145,10 @@ def backtest_cmd(
     """Rolling-origin backtest of every forecaster at one step and at the horizon."""
     require("forecast")
     from llmobs.forecast.backtest import backtest
-    from llmobs.forecast.demand import parse_duration, read_trace
+    from llmobs.forecast.demand import read_trace
 
-    series = read_trace(trace, parse_duration(step) if step else None)
-    h = max(1, math.ceil(parse_duration(horizon) / series.step_seconds - 1e-9)) if horizon else 1
+    series = read_trace(trace, step)
+    h = max(1, math.ceil(horizon / series.step_seconds - 1e-9)) if horizon else 1
     result = backtest(series, sorted({1, h}), quantile=quantile)
     if plot is not None:
         _plot_backtest(result, h, plot)
@@ -202,15 +190,19 @@ def _plot_replay(results: list[Any], out: Path) -> None:
     plt.close(fig)
 
 
-@_one_line_errors
+@one_line_errors(ForecastInputError)
 def simulate(
-    trace: Annotated[Path, typer.Option(help="trace CSV")],
-    capacity_per_replica: Annotated[float, typer.Option(help="requests/s one replica serves within SLO")],
+    trace: Annotated[Path, typer.Option(help="trace CSV (formats in data/traces/README.md)")],
+    capacity_per_replica: Annotated[float | None, typer.Option(
+        help="requests/s one replica serves within its SLO (measure it, or see `llmobs forecast capacity`)")] = None,
     policy: Annotated[str, typer.Option(help="reactive | predictive | hybrid")] = "reactive",
-    cold_start: Annotated[str, typer.Option(help="time from scale-up to ready, e.g. 5m")] = "5m",
-    step: Annotated[str, typer.Option(help="bucket size (default: 10s for request traces, 60s for rates)")] = "",
+    cold_start: Annotated[float, typer.Option(parser=DURATION, metavar="DURATION", show_default="5m",
+                                              help=f"time from scale-up to ready {DURATION_HELP}")] = 300.0,
+    step: Annotated[float | None, typer.Option(
+        parser=DURATION, metavar="DURATION", help="bucket size (default: 10s for requests, 60s for rates)")] = None,
     utilization: Annotated[float, typer.Option(help="target utilization (headroom) per replica")] = 0.8,
-    polling_interval: Annotated[str, typer.Option(help="HPA sync / KEDA polling interval")] = "15s",
+    polling_interval: Annotated[float, typer.Option(parser=DURATION, metavar="DURATION", show_default="15s",
+                                                    help="HPA sync / KEDA polling interval")] = 15.0,
     forecaster: Annotated[str, typer.Option(help="forecaster for predictive/hybrid")] = "llmobs_gbm",
     min_replicas: Annotated[int, typer.Option()] = 1,
     max_replicas: Annotated[int, typer.Option()] = 10_000,
@@ -221,19 +213,21 @@ def simulate(
     require("forecast")
     import numpy as np
 
-    from llmobs.forecast.demand import parse_duration, read_trace
+    from llmobs.forecast.demand import read_trace
     from llmobs.forecast.forecasters import make_forecaster
     from llmobs.forecast.replay import POLICIES, HpaConfig, ReplayConfig, forecast_path, replay
 
     if policy not in POLICIES:
         raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if capacity_per_replica is None:
+        raise ForecastInputError("give --capacity-per-replica RPS: the requests/s one replica serves within its "
+                                 "SLO (e.g. --capacity-per-replica 2.5)")
     rate_windows = read_trace(trace).source.startswith("servegen")
-    step_s = parse_duration(step) if step else (60.0 if rate_windows else 10.0)
+    step_s = step if step else (60.0 if rate_windows else 10.0)
     # requests are re-bucketed at the step; rate windows finer than the file's are interpolated
     series = read_trace(trace, step_s, finer="linear")
-    hpa = HpaConfig(polling_interval_s=parse_duration(polling_interval), min_replicas=min_replicas,
-                    max_replicas=max_replicas)
-    cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=parse_duration(cold_start), hpa=hpa)
+    hpa = HpaConfig(polling_interval_s=polling_interval, min_replicas=min_replicas, max_replicas=max_replicas)
+    cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=cold_start, hpa=hpa)
     upper = None
     if policy != "reactive":
         h = math.ceil(cfg.cold_start_s / series.step_seconds - 1e-9) + 1
@@ -253,10 +247,33 @@ def simulate(
     console.print(t)
 
 
+def _moved(old: str) -> Any:
+    def moved(ctx: typer.Context) -> None:
+        fail(f"`llmobs {old}` is now `llmobs {MOVED[old]}` (same options): llmobs {MOVED[old]} "
+             + " ".join(ctx.args))
+
+    moved.__doc__ = f"Moved to `llmobs {MOVED[old]}`."
+    return moved
+
+
 def register(app: typer.Typer) -> None:
-    """Add `capacity`, `forecast backtest` and `simulate` to the main `llmobs` app."""
-    app.command("capacity")(capacity)
-    forecast_app = typer.Typer(help="Demand forecasting: backtests of the forecasters on traces.")
-    forecast_app.command("backtest")(backtest_cmd)
+    """Add the `forecast` group (backtest, simulate, capacity) to the main `llmobs` app."""
+    forecast_app = typer.Typer(
+        no_args_is_help=True,
+        help="Demand forecasting on traces: backtests, autoscaling replays, KV-cache capacity.",
+        epilog=example("llmobs forecast backtest --trace data/traces/servegen_m-small_rate_10min.csv --horizon 30m"))
+    forecast_app.command("backtest", epilog=example(
+        "llmobs forecast backtest --trace data/traces/servegen_m-small_rate_10min.csv --step 10m --horizon 30m",
+    ))(backtest_cmd)
+    forecast_app.command("simulate", epilog=example(
+        "llmobs forecast simulate --trace data/traces/AzureLLMInferenceTrace_conv.csv --policy hybrid "
+        "--capacity-per-replica 2.5 --cold-start 5m",
+    ))(simulate)
+    forecast_app.command("capacity", epilog=example(
+        "llmobs forecast capacity --model-config config.json --gpu H100-80GB --context 8192",
+        "llmobs forecast capacity --metrics-page saved-metrics.txt --context 1024",
+    ))(capacity)
     app.add_typer(forecast_app, name="forecast")
-    app.command("simulate")(simulate)
+    for old in MOVED:
+        app.command(old, hidden=True, add_help_option=False,
+                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_moved(old))

@@ -15,8 +15,6 @@ Sources:
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +24,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from llmobs import durations
 from llmobs.forecast.errors import ForecastInputError
 from llmobs.sources.traces import TraceFormatError, check_sorted, numeric_column, request_rows, require_columns
 from llmobs.state import ModelDemandPoint
@@ -34,8 +33,6 @@ COLUMNS = ("request_rate", "prompt_tokens_rate", "generation_tokens_rate")
 EPOCH = pd.Timestamp("2024-01-01 00:00:00")  # a Monday: anchor for traces with relative time
 DEFAULT_TRACE_DIR = Path(__file__).resolve().parents[3] / "data" / "traces"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
 def read_input_text(path: str | Path, what: str) -> str:
@@ -53,17 +50,12 @@ def read_package_text(name: str) -> str:
 
 
 def parse_duration(text: str | float | int) -> float:
-    """Seconds from `90`, `30s`, `10m`, `1.5h`, `1d` (a bare number is seconds)."""
-    if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        m = _DURATION.match(text)
-        if not m:
-            raise ForecastInputError(f"duration {text!r} is not like 30s, 10m, 1h or 1d")
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ForecastInputError(f"duration {text!r} must be positive")
-    return seconds
+    """Seconds from `90`, `30s`, `10m`, `1.5h`, `1d` (a bare number is seconds): `llmobs.durations`, the one
+    duration syntax of llmobs, with its errors as the forecast package's input error."""
+    try:
+        return durations.parse_duration(text)
+    except durations.DurationError as exc:
+        raise ForecastInputError(str(exc)) from None
 
 
 @dataclass(frozen=True)
