@@ -1,23 +1,33 @@
 """KEDA external scaler: llmobs signals and forecasts served over KEDA's gRPC protocol and as JSON.
 
 Layout (each stage meets the next at a small typed interface): `catalogue` (the signals, as data) →
-`metadata` (trigger metadata → `ScalerQuery`, metric names) → `cache` (precomputed `Snapshot`, pure
-`answer`) ← `refresher` (the only reader of `StateHolder` and the forecaster) → `service` (gRPC handlers
-that only read the cache) / `metrics_api` (JSON routes) → `server` (config, TLS, health, start-up).
-See docs/keda-scaler.md.
+`metadata` (trigger metadata → `ScalerQuery`, metric names, size limits) → `triggers` (the bounded
+registry of triggers asked about) → `cache` (precomputed `Snapshot`, pure `answer`) ← `refresher` (the only
+reader of `StateHolder` and the forecaster) → `service` (the gRPC handlers, which only read the cache) /
+`metrics_api` (JSON routes) → `server` (config, TLS, health, limits, start-up). KEDA's proto and the code
+generated from it live in `proto/`. See docs/keda-scaler.md.
+
+This module imports nothing itself: `llmobs.config` embeds `scaler.config` and must not pull in grpc.
+The names below are loaded on first use.
 """
 
-from llmobs.serving.scaler.cache import ScalerError, SignalCache, Snapshot, answer, build_snapshot
-from llmobs.serving.scaler.catalogue import SIGNALS
-from llmobs.serving.scaler.config import ScalerConfig, ScalerTLSConfig
-from llmobs.serving.scaler.metadata import MetadataError, ScalerQuery, metric_name, parse_metadata
-from llmobs.serving.scaler.metrics_api import metrics_api_routes
-from llmobs.serving.scaler.provider import ForecastProvider
-from llmobs.serving.scaler.server import ScalerHandle, serve_scaler
-from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
+from __future__ import annotations
 
-__all__ = [
-    "SIGNALS", "ForecastProvider", "MetadataError", "ScalerCollector", "ScalerConfig", "ScalerError",
-    "ScalerHandle", "ScalerQuery", "ScalerStats", "ScalerTLSConfig", "SignalCache", "Snapshot", "answer",
-    "build_snapshot", "metric_name", "metrics_api_routes", "parse_metadata", "serve_scaler",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SIGNALS": "catalogue", "ForecastProvider": "provider", "MetadataError": "metadata",
+    "ScalerCollector": "stats", "ScalerConfig": "config", "ScalerError": "cache", "ScalerHandle": "server",
+    "ScalerQuery": "metadata", "ScalerStats": "stats", "ScalerTLSConfig": "config", "SignalCache": "cache",
+    "Snapshot": "cache", "answer": "cache", "build_snapshot": "cache", "metric_name": "metadata",
+    "metrics_api_routes": "metrics_api", "parse_metadata": "metadata", "serve_scaler": "server",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

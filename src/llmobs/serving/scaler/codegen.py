@@ -1,10 +1,9 @@
-"""Regenerates the committed gRPC code from keda/externalscaler.proto (and the native front end's
-exporters/scaler-frontend/answers.proto).
+"""Regenerates the committed gRPC code in `proto/` from `proto/externalscaler.proto` (KEDA's protocol).
 
 The generated modules are committed (with grpcio-tools and protobuf pinned in pyproject) so that an
 install needs no protoc; tests/test_scaler_proto.py regenerates into a temporary folder and fails on any
 difference. grpc's generator writes an absolute `import externalscaler_pb2`, which only works with the
-output folder on sys.path; we rewrite it to a relative import so the modules live inside this package.
+output folder on sys.path; we rewrite it to a relative import so the modules live inside the package.
 
 Run: `python -m llmobs.serving.scaler.codegen` (needs the dev extra: grpcio-tools).
 """
@@ -14,12 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROTO = PACKAGE_DIR.parents[3] / "keda" / "externalscaler.proto"
-# The native front end's answer table (internal; messages only, no service).
-ANSWERS_PROTO = PACKAGE_DIR.parents[3] / "exporters" / "scaler-frontend" / "answers.proto"
-GENERATED = ("externalscaler_pb2.py", "externalscaler_pb2.pyi", "externalscaler_pb2_grpc.py",
-             "answers_pb2.py", "answers_pb2.pyi")
+PROTO_DIR = Path(__file__).resolve().parent / "proto"
+PROTO = PROTO_DIR / "externalscaler.proto"
+GENERATED = ("externalscaler_pb2.py", "externalscaler_pb2.pyi", "externalscaler_pb2_grpc.py")
 _ABSOLUTE_IMPORT = "import externalscaler_pb2 as externalscaler__pb2"
 _RELATIVE_IMPORT = "from . import externalscaler_pb2 as externalscaler__pb2"
 
@@ -38,12 +34,9 @@ def generate(out_dir: Path, proto: Path = PROTO) -> list[Path]:
     if _ABSOLUTE_IMPORT not in text:
         raise RuntimeError(f"unexpected grpc generator output: {_ABSOLUTE_IMPORT!r} not found")
     grpc_module.write_text(text.replace(_ABSOLUTE_IMPORT, _RELATIVE_IMPORT))
-    if protoc.main(["protoc", f"-I{ANSWERS_PROTO.parent}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
-                    ANSWERS_PROTO.name]) != 0:
-        raise RuntimeError(f"protoc failed on {ANSWERS_PROTO}")
     return [out_dir / name for name in GENERATED]
 
 
 if __name__ == "__main__":
-    for path in generate(Path(sys.argv[1]) if len(sys.argv) > 1 else PACKAGE_DIR):
+    for path in generate(Path(sys.argv[1]) if len(sys.argv) > 1 else PROTO_DIR):
         print(path)

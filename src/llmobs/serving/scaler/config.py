@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+log = logging.getLogger("llmobs.config")
+_REMOVED = frozenset({"engine", "frontend_binary", "max_streams"})
 
 
 class _Strict(BaseModel):
@@ -32,14 +36,18 @@ class ScalerConfig(_Strict):
                                                                 "(value 0, inactive): scale-to-zero deployments")
     forecast_horizons_seconds: list[PositiveFloat] = Field(default_factory=lambda: [60.0, 300.0, 900.0],
                                                    description="horizons precomputed for forecast_request_rate")
-    engine: Literal["auto", "native", "aio", "threads"] = Field(
-        "auto", description="native: the C++ front end (exporters/scaler-frontend) answers KEDA's unary calls "
-                            "from a table and forwards the rest to grpc.aio on a local socket; aio: grpc.aio "
-                            "alone; threads: grpc's thread-pool server; auto (default): native when the front "
-                            "end executable is installed, else aio (docs/keda-scaler.md)")
-    frontend_binary: str = Field("llmobs-scaler-frontend", description="native engine only: the front end "
-                                                                       "executable (a path, or a name on PATH)")
-    max_streams: int = Field(1024, ge=1, description="threads engine only: pool size for open streams + calls")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_removed_engine_knobs(cls, data: Any) -> Any:
+        """`engine`, `frontend_binary` and `max_streams` chose between serving engines that no longer exist
+        (grpc.aio is the only one): a config that still names them keeps loading, with a warning."""
+        if isinstance(data, dict) and _REMOVED.intersection(data):
+            removed = sorted(_REMOVED.intersection(data))
+            data = {k: v for k, v in data.items() if k not in _REMOVED}
+            log.warning("scaler: %s: removed setting(s), ignored (the scaler has one engine, grpc.aio; "
+                        "docs/keda-scaler.md)", ", ".join(removed))
+        return data
 
     def horizons(self) -> tuple[float, ...]:
         return tuple(float(h) for h in self.forecast_horizons_seconds)

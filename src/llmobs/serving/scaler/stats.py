@@ -1,31 +1,31 @@
 """The scaler's own metrics, exported through a collector on an injected registry (never the global one).
 
 `llmobs_scaler_requests_total{method,code}` counts every answered call (gRPC methods by name, the JSON
-route as `metrics-api`; `code` is the gRPC status name; with the native engine, the front end's own answers
-are added from the counts it writes each second) and `llmobs_scaler_last_update_timestamp_seconds{model}`
-is the time the cache was last rebuilt for each model — an alert on its age catches a stuck refresher.
+route as `metrics-api`; `code` is the gRPC status name), `llmobs_scaler_last_update_timestamp_seconds{model}`
+is the time the cache was last rebuilt for each model — an alert on its age catches a stuck refresher —
+and `llmobs_scaler_triggers` / `llmobs_scaler_trigger_evictions_total` show the bounded trigger registry
+(evictions mean more distinct triggers than it holds: a very large fleet, or a client inventing them).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from llmobs.serving.scaler.cache import SignalCache
+from llmobs.serving.scaler.triggers import TriggerRegistry
 
 
 class ScalerStats:
-    """Request counts by (method, code). A lock, because the threads engine answers from many threads."""
+    """Request counts by (method, code). A lock: the gRPC thread and the HTTP server's loop both count."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
-        # Counts kept elsewhere and added in (the native front end's answers; it writes them each second).
-        self.external: Callable[[], Mapping[tuple[str, str], int]] | None = None
 
     def count(self, method: str, code: str) -> None:
         with self._lock:
@@ -33,16 +33,14 @@ class ScalerStats:
 
     def counts(self) -> dict[tuple[str, str], int]:
         with self._lock:
-            out = Counter(self._counts)
-        if self.external is not None:
-            out.update(self.external())
-        return dict(out)
+            return dict(self._counts)
 
 
 class ScalerCollector(Collector):
-    def __init__(self, stats: ScalerStats, cache: SignalCache) -> None:
+    def __init__(self, stats: ScalerStats, cache: SignalCache, triggers: TriggerRegistry | None = None) -> None:
         self.stats = stats
         self.cache = cache
+        self.triggers = triggers
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily("llmobs_scaler_requests", "Requests answered by the KEDA external scaler",
@@ -57,3 +55,8 @@ class ScalerCollector(Collector):
             for model in sorted(snapshot.models):
                 updated.add_metric([model], snapshot.built_at)
         yield updated
+        if self.triggers is not None:
+            yield GaugeMetricFamily("llmobs_scaler_triggers", "Triggers the KEDA scaler remembers (bounded)",
+                                    value=len(self.triggers))
+            yield CounterMetricFamily("llmobs_scaler_trigger_evictions", "Triggers evicted from the scaler's "
+                                      "bounded registry (least recently used first)", value=self.triggers.evictions)
