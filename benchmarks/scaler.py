@@ -59,7 +59,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------- child: the exporter
-async def run_exporter(urls_file: Path, out: Path) -> None:
+async def run_exporter(urls_file: Path, out: Path, engine: str) -> None:
     """`start_exporter` (scaler on) on the simulated targets; report ports, then stats when told to stop."""
     from llmobs.config import LlmobsConfig, ServerConfig
     from llmobs.runtime import start_exporter
@@ -69,7 +69,7 @@ async def run_exporter(urls_file: Path, out: Path) -> None:
     urls = json.loads(urls_file.read_text())
     targets = [Target(u, u.split("//", 1)[1].replace("/replicas/", "/").removesuffix("/metrics")) for u in urls]
     cfg = LlmobsConfig(server=ServerConfig(host="127.0.0.1", port=0),
-                       scaler=ScalerConfig(enabled=True, host="127.0.0.1", port=0))
+                       scaler=ScalerConfig(enabled=True, host="127.0.0.1", port=0, engine=engine))
     exporter = await start_exporter(cfg, StaticTargetSource(targets))
     assert exporter.scaler is not None
     print(json.dumps({"scaler_port": exporter.scaler.port, "interval": cfg.scrape.interval_seconds}), flush=True)
@@ -114,8 +114,8 @@ async def run_load(port: int, models: list[str], rate: float, connections: int, 
     pending: set[asyncio.Task] = set()
 
     async def call(stub: pb_grpc.ExternalScalerStub, n: int, scheduled: float) -> None:
-        method = MIX[n % len(MIX)]
-        ref = refs[n % len(refs)]
+        method = MIX[n % len(MIX)]  # n: this connection's call count (+ an offset per connection)
+        ref = refs[(n // len(MIX)) % len(refs)]
         code = "OK"
         try:
             if method == "GetMetrics":
@@ -137,7 +137,7 @@ async def run_load(port: int, models: list[str], rate: float, connections: int, 
             if delay > 0:
                 await asyncio.sleep(delay)
             lags.append(time.perf_counter() - scheduled)
-            task = asyncio.create_task(call(stub, n * total + index, scheduled))
+            task = asyncio.create_task(call(stub, n + 5 * index, scheduled))
             pending.add(task)
             task.add_done_callback(pending.discard)
             n += 1
@@ -166,11 +166,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--endpoints", type=int, default=1000)
     ap.add_argument("--sim-procs", type=int, default=2)
+    ap.add_argument("--engine", choices=["aio", "native"], default="aio",
+                    help="aio (default, the figure the ratio is about) or the opt-in native front end (built by "
+                         "`make native`; the run stops with a message naming it when it is missing)")
     ap.add_argument("--exporter", nargs=2, metavar=("URLS", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--load", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.exporter:
-        asyncio.run(run_exporter(Path(args.exporter[0]), Path(args.exporter[1])))
+        asyncio.run(run_exporter(Path(args.exporter[0]), Path(args.exporter[1]), args.engine))
         return
     if args.load:
         spec = json.loads(args.load)
@@ -179,6 +182,11 @@ def main() -> None:
     if args.connections % args.load_procs:
         raise SystemExit("--connections must be a multiple of --load-procs")
 
+    if args.engine == "native":
+        from llmobs.serving.scaler.frontend import BINARY_NAME, locate_binary
+
+        if locate_binary(BINARY_NAME) is None:
+            raise SystemExit(f"--engine native needs {BINARY_NAME}: build it with `make native`")
     work = Path(tempfile.mkdtemp(prefix="llmobs-scaler-bench-"))
     children: list[subprocess.Popen] = []
     env = {**os.environ, "FLEET_TARGETS_DIR": str(work), "PYTHONPATH": str(REPO / "src")}
@@ -202,9 +210,9 @@ def main() -> None:
                 time.sleep(0.1)
         (work / "urls.json").write_text(json.dumps(urls))
 
-        exporter = subprocess.Popen([sys.executable, __file__, "--exporter", str(work / "urls.json"),
-                                     str(work / "exporter.json")], env=env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True)
+        exporter = subprocess.Popen([sys.executable, __file__, "--engine", args.engine, "--exporter",
+                                     str(work / "urls.json"), str(work / "exporter.json")],
+                                    env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         children.append(exporter)
         assert exporter.stdout is not None and exporter.stdin is not None
         hello = json.loads(exporter.stdout.readline())
@@ -243,11 +251,13 @@ def main() -> None:
         span = max(r[0] for r in results) - min(r[0] for r in results)
         p50, p99, worst = (percentile(latencies, 0.5), percentile(latencies, 0.99), max(latencies))
         cycles = [d for n, d in e["cycles"] if n > 2]
-        print(f"run: {e['targets']} targets scraped every {interval:g} s ({e['targets_up']} up, models "
+        print(f"run: engine {args.engine}; {e['targets']} targets scraped every {interval:g} s "
+              f"({e['targets_up']} up, models "
               f"{', '.join(e['models'])}); {args.rate:g} calls/s open loop over {args.connections} HTTP/2 "
               f"connections from {args.load_procs} Python grpc.aio processes; {args.duration:g} s measured after "
               f"{args.warmup:g} s; {os.cpu_count()} CPUs")
-        print(f"exporter: CPU {e_cpu / e_wall:.3f} cores over the load, peak RSS {e['peak_rss_mb']:.0f} MB, "
+        print(f"llmobs process (a native front end's CPU not included): CPU {e_cpu / e_wall:.3f} cores, "
+              f"peak RSS {e['peak_rss_mb']:.0f} MB, "
               f"scrape cycles during the run {len(cycles)} (p50 {percentile(cycles, 0.5):.2f} s, "
               f"max {max(cycles, default=float('nan')):.2f} s)")
         for rep_i, rep in enumerate(reports):

@@ -29,6 +29,7 @@ from llmobs.demo.trace import RequestTrace
 from llmobs.runtime import Exporter, serve_asgi, start_exporter
 from llmobs.serving.app import create_app
 from llmobs.serving.scaler import ScalerConfig, ScalerHandle, serve_scaler
+from llmobs.serving.scaler.frontend import locate_binary
 from llmobs.serving.scaler.metadata import strip_index_prefix
 from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
 from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
@@ -46,8 +47,14 @@ def ref(meta: dict[str, str], name: str = "vllm", namespace: str = "llm") -> pb.
                               scalerMetadata={"scalerAddress": "llmobs.monitoring:9401", **meta})
 
 
-def scaler_config(**kwargs: object) -> ScalerConfig:
-    return ScalerConfig(host="127.0.0.1", port=0, **kwargs)  # type: ignore[arg-type]
+# `native` is the opt-in C++ front end: these run against it where it is built (`make native`), else skip.
+ENGINES = ["aio", "native"]
+
+
+def scaler_config(engine: str = "aio", **kwargs: object) -> ScalerConfig:
+    if engine == "native" and locate_binary("llmobs-scaler-frontend") is None:
+        pytest.skip("the opt-in native front end is not built (make native)")
+    return ScalerConfig(host="127.0.0.1", port=0, engine=engine, **kwargs)  # type: ignore[arg-type]
 
 
 async def keda_poll(stub: pb_grpc.ExternalScalerStub, meta: dict[str, str], index: int = 0
@@ -81,10 +88,10 @@ async def start_fleet_exporter(fleet: SimulatedFleet, interval: float) -> tuple[
     return exporter, fleet_task, fleet_server
 
 
-@pytest.fixture
-async def live():
-    """Demo fleet → exporter → scaler, plus the exporter app with the metrics-api routes."""
-    config = scaler_config(stale_after_intervals=50)  # generous: staleness has its own tests
+@pytest.fixture(params=ENGINES)
+async def live(request):
+    """Demo fleet → exporter → scaler (each engine), plus the exporter app with the metrics-api routes."""
+    config = scaler_config(request.param, stale_after_intervals=50)  # generous: staleness has its own tests
     fleet = default_fleet(speedup=20.0)
     exporter, fleet_task, fleet_server = await start_fleet_exporter(fleet, INTERVAL)
     handle = await serve_scaler(config, exporter.holder, interval_seconds=INTERVAL, registry=exporter.registry)
@@ -218,9 +225,10 @@ def publish(holder: StateHolder, waiting: float, *, model: str = "m", at: float 
                               targets=(health(f"{model}-0", t),)))
 
 
-async def test_spec_needs_nothing_up_and_a_stuck_pipeline_turns_unavailable() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_spec_needs_nothing_up_and_a_stuck_pipeline_turns_unavailable(engine: str) -> None:
     holder = StateHolder()  # nothing ever scraped
-    handle = await serve_scaler(scaler_config(stale_after_intervals=2), holder, interval_seconds=0.1)
+    handle = await serve_scaler(scaler_config(engine, stale_after_intervals=2), holder, interval_seconds=0.1)
     try:
         async with channel_to(handle) as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
@@ -249,14 +257,15 @@ async def test_spec_needs_nothing_up_and_a_stuck_pipeline_turns_unavailable() ->
         await handle.stop()
 
 
-async def test_stream_pushes_true_within_one_scrape_interval_of_a_queue_appearing() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_stream_pushes_true_within_one_scrape_interval_of_a_queue_appearing(engine: str) -> None:
     """Scale from zero: an idle replica (false), then a queue builds; `true` must arrive within one
     scrape interval of the first published state that shows it."""
     interval = 0.5
     empty = RequestTrace("none", np.array([]), np.array([]), np.array([]))
     fleet = SimulatedFleet([ModelDeployment("scale-me", empty, replicas=1,
                                             spec=ReplicaSpec(kv_blocks=256, max_num_seqs=2))])
-    config = scaler_config(stale_after_intervals=50)
+    config = scaler_config(engine, stale_after_intervals=50)
     exporter, fleet_task, fleet_server = await start_fleet_exporter(fleet, interval)
     handle = await serve_scaler(config, exporter.holder, interval_seconds=interval)
     try:
@@ -293,10 +302,11 @@ async def test_stream_pushes_true_within_one_scrape_interval_of_a_queue_appearin
         await fleet_task
 
 
-async def test_sixteen_open_streams_do_not_starve_unary_calls() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_sixteen_open_streams_do_not_starve_unary_calls(engine: str) -> None:
     holder = StateHolder()
     publish(holder, 0)
-    handle = await serve_scaler(scaler_config(stale_after_intervals=100), holder, interval_seconds=0.05)
+    handle = await serve_scaler(scaler_config(engine, stale_after_intervals=100), holder, interval_seconds=0.05)
     stop = asyncio.Event()
 
     async def flip() -> None:  # streams keep waking and pushing while the unary calls run
@@ -334,6 +344,6 @@ async def test_sixteen_open_streams_do_not_starve_unary_calls() -> None:
         await handle.stop(grace=0.2)
     latencies.sort()
     p50, p90 = statistics.median(latencies), latencies[int(0.9 * len(latencies))]
-    print(f"\nunary with 16 open streams: p50 {p50 * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms, "
+    print(f"\n{engine}: unary with 16 open streams: p50 {p50 * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms, "
           f"max {latencies[-1] * 1000:.2f} ms")
     assert p50 < 0.05 and p90 < 0.05

@@ -21,7 +21,7 @@ from llmobs.serving.scaler import ScalerTLSConfig, serve_scaler
 from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
 from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.state import StateHolder
-from tests.test_scaler_grpc import publish, ref, scaler_config
+from tests.test_scaler_grpc import ENGINES, publish, ref, scaler_config
 
 Pair = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
 
@@ -94,14 +94,15 @@ async def refused(port: int, creds: grpc.ChannelCredentials | None) -> None:
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("mutual", [False, True])
-async def test_tls_and_mtls_handshakes(pki: dict, mutual: bool) -> None:
+async def test_tls_and_mtls_handshakes(pki: dict, mutual: bool, engine: str) -> None:
     d: Path = pki["dir"]
     tls = ScalerTLSConfig(cert_file=d / "server.crt", key_file=d / "server.key",
                           client_ca_file=d / "ca.crt" if mutual else None)
     holder = StateHolder()
     publish(holder, 2)
-    handle = await serve_scaler(scaler_config(tls=tls, stale_after_intervals=100), holder,
+    handle = await serve_scaler(scaler_config(engine, tls=tls, stale_after_intervals=100), holder,
                                 interval_seconds=1.0)
     try:
         with_client_cert = grpc.ssl_channel_credentials(pki["ca"], pki["client_key"], pki["client_cert"])

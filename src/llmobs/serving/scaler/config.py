@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 log = logging.getLogger("llmobs.config")
-_REMOVED = frozenset({"engine", "frontend_binary", "max_streams"})
+_REMOVED_ENGINES = ("auto", "threads")
 
 
 class _Strict(BaseModel):
@@ -36,17 +36,27 @@ class ScalerConfig(_Strict):
                                                                 "(value 0, inactive): scale-to-zero deployments")
     forecast_horizons_seconds: list[PositiveFloat] = Field(default_factory=lambda: [60.0, 300.0, 900.0],
                                                    description="horizons precomputed for forecast_request_rate")
+    engine: Literal["aio", "native"] = Field(
+        "aio", description="aio (default): grpc.aio in the llmobs process answers KEDA; native (opt-in): the C++ "
+                           "front end (exporters/scaler-frontend, `make native`) answers KEDA's unary calls from a "
+                           "table and forwards the rest to grpc.aio on a local socket (docs/keda-scaler.md)")
+    frontend_binary: str = Field("llmobs-scaler-frontend", description="native engine only: the front end "
+                                                                       "executable (a path, or a name on PATH)")
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_removed_engine_knobs(cls, data: Any) -> Any:
-        """`engine`, `frontend_binary` and `max_streams` chose between serving engines that no longer exist
-        (grpc.aio is the only one): a config that still names them keeps loading, with a warning."""
-        if isinstance(data, dict) and _REMOVED.intersection(data):
-            removed = sorted(_REMOVED.intersection(data))
-            data = {k: v for k, v in data.items() if k not in _REMOVED}
-            log.warning("scaler: %s: removed setting(s), ignored (the scaler has one engine, grpc.aio; "
-                        "docs/keda-scaler.md)", ", ".join(removed))
+    def _accept_removed_engines(cls, data: Any) -> Any:
+        """`engine: auto` and `engine: threads` and `max_streams` (the threads engine's pool) are gone: a config
+        that still names them keeps loading, as `aio`, with a warning."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("engine") in _REMOVED_ENGINES:
+            log.warning("scaler.engine %r no longer exists: using 'aio' (the native front end is opt-in: "
+                        "engine: native; docs/keda-scaler.md)", data["engine"])
+            data = {**data, "engine": "aio"}
+        if "max_streams" in data:
+            log.warning("scaler.max_streams no longer exists (it sized the removed threads engine): ignored")
+            data = {k: v for k, v in data.items() if k != "max_streams"}
         return data
 
     def horizons(self) -> tuple[float, ...]:

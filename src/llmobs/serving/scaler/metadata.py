@@ -35,9 +35,8 @@ MAX_KEY_LENGTH = 64
 MAX_VALUE_LENGTH = 1024  # selectors list endpoint/node names; nothing legitimate comes close
 MAX_PEM_LENGTH = 16384
 MAX_MODEL_LENGTH = 256
-# Model names as vLLM reports them: a served name or a Hugging Face id (`meta-llama/Llama-3.1-8B-Instruct`)
-# or a local path; letters, digits and `._-/:@+=`.
-MODEL_NAME_RE = re.compile(r"[A-Za-z0-9._\-/:@+=]+")
+# Model names as vLLM reports them (`model_name`): a served name, a Hugging Face id
+# (`meta-llama/Llama-3.1-8B-Instruct`) or a local path — printable, no whitespace, at most 256 characters.
 DEFAULT_HORIZON_SECONDS = 300.0
 MAX_METRIC_NAME = 100
 METRIC_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -149,9 +148,9 @@ def parse_items(items: tuple[tuple[str, str], ...], horizons: tuple[float, ...])
     model = meta.get("model", "").strip()
     if not model:
         raise MetadataError("model", "required (the vLLM model name, as in vLLM's model_name label)")
-    if len(model) > MAX_MODEL_LENGTH or not MODEL_NAME_RE.fullmatch(model):
-        raise MetadataError("model", f"not a vLLM model name (at most {MAX_MODEL_LENGTH} characters: letters, "
-                                     "digits and ._-/:@+=)")
+    if len(model) > MAX_MODEL_LENGTH or not model.isprintable() or any(c.isspace() for c in model):
+        raise MetadataError("model", f"not a vLLM model name (at most {MAX_MODEL_LENGTH} printable characters, "
+                                     "no whitespace)")
     signal = meta.get("signal", "queue_depth").strip()
     spec = SIGNALS.get(signal)
     if spec is None:

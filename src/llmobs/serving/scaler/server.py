@@ -4,8 +4,11 @@
 event loop of its own, in a thread of its own, and returns a `ScalerHandle` (bound port, cache, stats,
 metrics-api routes, stop). Why a thread: the exporter's loop also runs the scrape cycle, whose
 bookkeeping holds the loop for up to a second or two per cycle with 1,000 targets; KEDA's calls answered
-on that loop waited for it (p99 ~2 s at 1,000 calls/s, benchmarks/scaler.py). On its own loop a call only
-waits for the GIL, which a busy thread yields every few milliseconds (`sys.getswitchinterval`).
+on that loop waited for all of it. On its own loop a call waits only for the GIL, which a busy thread
+hands over every few milliseconds (benchmarks/scaler.py measures both; docs/keda-scaler.md).
+
+With `engine: native` (opt-in) the same servicer listens on a private unix socket behind the C++ front
+end (`frontend`), which owns KEDA's port.
 
 TLS: a server certificate and key; adding `client_ca_file` turns on mTLS (clients must present a
 certificate signed by that CA), which is what KEDA's TriggerAuthentication `caCert`/`tlsClientCert`/
@@ -25,10 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -38,6 +44,7 @@ from starlette.routing import Route
 
 from llmobs.serving.scaler.cache import SignalCache, Snapshot
 from llmobs.serving.scaler.config import ScalerConfig
+from llmobs.serving.scaler.frontend import FrontendProcess, build_table, find_binary, read_stats, write_atomically
 from llmobs.serving.scaler.metrics_api import metrics_api_routes
 from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.provider import ForecastProvider
@@ -105,28 +112,36 @@ class ScalerHandle:
     _grpc: _LoopThread
     _server: grpc.aio.Server | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
+    engine: str = "aio"
+    _frontend: FrontendProcess | None = None
+    _workdir: Path | None = None
 
     def routes(self) -> list[Route]:
         return metrics_api_routes(self.cache, self.stats, self.config.horizons())
 
     async def stop(self, grace: float = 1.0) -> None:
         self._stop.set()
+        if self._frontend is not None:
+            await self._frontend.stop()
         if self._server is not None:
             await self._grpc.run(self._server.stop(grace))
         await self._grpc.close()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=5)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-async def _start_server(config: ScalerConfig, servicer: ScalerServicer,
-                        health_servicer: health.aio.HealthServicer) -> tuple[grpc.aio.Server, int]:
-    """Runs on the gRPC thread's loop: grpc.aio binds a server to the loop it is created on."""
+async def _start_server(config: ScalerConfig, servicer: ScalerServicer, health_servicer: health.aio.HealthServicer,
+                        backend: str | None) -> tuple[grpc.aio.Server, int]:
+    """Runs on the gRPC thread's loop: grpc.aio binds a server to the loop it is created on. `backend`: the
+    native front end's private unix socket (plaintext; the front end does TLS) instead of KEDA's port."""
     server = grpc.aio.server(options=_OPTIONS, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
     pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = f"{config.host}:{config.port}"
-    creds = server_credentials(config)
+    address = backend or f"{config.host}:{config.port}"
+    creds = None if backend else server_credentials(config)
     port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"scaler cannot listen on {address}")
@@ -144,22 +159,35 @@ async def serve_scaler(
     triggers = TriggerRegistry(config.horizons(), lambda: cache.snapshot.models)
     stale_after = config.stale_after_intervals * interval_seconds
     stop = asyncio.Event()
+    native = config.engine == "native"
+    binary = find_binary(config.frontend_binary) if native else ""  # fail before anything starts
+    workdir = Path(tempfile.mkdtemp(prefix="llmobs-scaler-")) if native else None  # mode 0700
+    table_path = workdir / "answers.pb" if workdir else None
+    table_max_age = max(3 * interval_seconds, 1.0)
     grpc_thread = _LoopThread("llmobs-scaler-grpc")
     health_status = _Health(grpc_thread.loop)
 
     def on_publish(snapshot: Snapshot) -> None:
         health_status.set(SERVICE_NAME, snapshot.ready and time.time() <= snapshot.fresh_until)
+        if table_path is not None:
+            table = build_table(snapshot, triggers.items(), now=time.time(), max_age_seconds=table_max_age)
+            write_atomically(table_path, table.SerializeToString())
 
     refresher = CacheRefresher(holder, cache, stale_after=stale_after, refresh_seconds=interval_seconds,
                                known_models=config.models, forecast=forecast, horizons=config.horizons(),
                                poll_seconds=poll_seconds, on_publish=on_publish)
-    handle = ScalerHandle(0, cache, stats, config, refresher, triggers, stop, grpc_thread)
+    handle = ScalerHandle(0, cache, stats, config, refresher, triggers, stop, grpc_thread, engine=config.engine,
+                          _workdir=workdir)
+    backend = f"unix:{workdir / 'backend.sock'}" if workdir else None
     try:
         await grpc_thread.run(health_status.create())
         handle._server, handle.port = await grpc_thread.run(
-            _start_server(config, ScalerServicer(cache, stats, triggers), health_status.servicer))
+            _start_server(config, ScalerServicer(cache, stats, triggers), health_status.servicer, backend))
+        if workdir is not None and backend is not None:
+            handle._frontend = await _start_frontend(binary, config, workdir, backend, stats)
+            handle.port = handle._frontend.port
     except BaseException:
-        await grpc_thread.close()
+        await handle.stop()
         raise
     health_status.set("", True)
     await refresher.refresh_async()  # the first snapshot, before KEDA's first poll lands
@@ -167,6 +195,21 @@ async def serve_scaler(
     if registry is not None:
         registry.register(ScalerCollector(stats, cache, triggers))
     return handle
+
+
+async def _start_frontend(binary: str, config: ScalerConfig, workdir: Path, backend: str,
+                          stats: ScalerStats) -> FrontendProcess:
+    """The C++ front end on the configured address, reading the table and forwarding to `backend`."""
+    argv = [binary, "--backend", backend, "--table", str(workdir / "answers.pb"),
+            "--stats", str(workdir / "stats.tsv")]
+    if config.tls is not None:
+        argv += ["--tls-cert", str(config.tls.cert_file), "--tls-key", str(config.tls.key_file)]
+        if config.tls.client_ca_file is not None:
+            argv += ["--client-ca", str(config.tls.client_ca_file)]
+    frontend = FrontendProcess(argv, config.host, config.port)
+    await frontend.start()
+    stats.external = lambda: read_stats(workdir / "stats.tsv")
+    return frontend
 
 
 class _Health:

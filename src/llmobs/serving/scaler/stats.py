@@ -1,7 +1,8 @@
 """The scaler's own metrics, exported through a collector on an injected registry (never the global one).
 
 `llmobs_scaler_requests_total{method,code}` counts every answered call (gRPC methods by name, the JSON
-route as `metrics-api`; `code` is the gRPC status name), `llmobs_scaler_last_update_timestamp_seconds{model}`
+route as `metrics-api`; `code` is the gRPC status name; with the opt-in native engine, the front end's own
+answers are added from the counts it writes each second), `llmobs_scaler_last_update_timestamp_seconds{model}`
 is the time the cache was last rebuilt for each model — an alert on its age catches a stuck refresher —
 and `llmobs_scaler_triggers` / `llmobs_scaler_trigger_evictions_total` show the bounded trigger registry
 (evictions mean more distinct triggers than it holds: a very large fleet, or a client inventing them).
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -26,6 +27,8 @@ class ScalerStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
+        # Counts kept elsewhere and added in (the native front end's answers; it writes them each second).
+        self.external: Callable[[], Mapping[tuple[str, str], int]] | None = None
 
     def count(self, method: str, code: str) -> None:
         with self._lock:
@@ -33,7 +36,10 @@ class ScalerStats:
 
     def counts(self) -> dict[tuple[str, str], int]:
         with self._lock:
-            return dict(self._counts)
+            out = Counter(self._counts)
+        if self.external is not None:
+            out.update(self.external())
+        return dict(out)
 
 
 class ScalerCollector(Collector):

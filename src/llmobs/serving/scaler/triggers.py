@@ -25,6 +25,7 @@ DEFAULT_CAPACITY = 4096  # one entry per ScaledObject trigger; an entry is a few
 class Trigger:
     query: ScalerQuery
     metric_name: str
+    metadata: Mapping[str, str]  # as first received, KEDA's keys included (the native front end's table key)
 
 
 class TriggerRegistry:
@@ -50,7 +51,7 @@ class TriggerRegistry:
                 self._triggers.move_to_end(key)
                 return found
         query = parse_items(key, self.horizons)
-        trigger = Trigger(query, metric_name(query))
+        trigger = Trigger(query, metric_name(query), dict(metadata))
         if query.model in self.known_models():
             with self._lock:
                 self._triggers[key] = trigger
@@ -58,3 +59,8 @@ class TriggerRegistry:
                     self._triggers.popitem(last=False)
                     self.evictions += 1
         return trigger
+
+    def items(self) -> list[Trigger]:
+        """Every remembered trigger, least recently used first."""
+        with self._lock:
+            return list(self._triggers.values())
