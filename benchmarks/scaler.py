@@ -115,11 +115,12 @@ async def run_load(port: int, models: list[str], rate: float, connections: int, 
 
     async def call(stub: pb_grpc.ExternalScalerStub, n: int, scheduled: float) -> None:
         method = MIX[n % len(MIX)]  # n: this connection's call count (+ an offset per connection)
-        ref = refs[(n // len(MIX)) % len(refs)]
+        trigger = (n // len(MIX)) % len(refs)
+        ref = refs[trigger]
         code = "OK"
         try:
             if method == "GetMetrics":
-                await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref, metricName=names[n % len(refs)]),
+                await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref, metricName=names[trigger]),
                                       timeout=KEDA_DEADLINE_S)
             elif method == "GetMetricSpec":
                 await stub.GetMetricSpec(ref, timeout=KEDA_DEADLINE_S)
@@ -187,6 +188,7 @@ def main() -> None:
 
         if locate_binary(BINARY_NAME) is None:
             raise SystemExit(f"--engine native needs {BINARY_NAME}: build it with `make native`")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the children (finally)
     work = Path(tempfile.mkdtemp(prefix="llmobs-scaler-bench-"))
     children: list[subprocess.Popen] = []
     env = {**os.environ, "FLEET_TARGETS_DIR": str(work), "PYTHONPATH": str(REPO / "src")}
