@@ -234,7 +234,7 @@ def main() -> None:
             loads.append(subprocess.Popen([sys.executable, __file__, "--load", json.dumps(spec)], env=env))
         children.extend(loads)
         time.sleep(1.5 + args.warmup)  # the generators' set-up (connections, specs) and warm-up
-        cpu0, t0 = cpu_seconds(exporter.pid), time.monotonic()
+        cpu0, t0, load0 = cpu_seconds(exporter.pid), time.monotonic(), os.getloadavg()[0]
         for load in loads:
             if load.wait(timeout=args.duration + 120) != 0:
                 raise SystemExit("a load generator failed")
@@ -257,7 +257,8 @@ def main() -> None:
               f"({e['targets_up']} up, models "
               f"{', '.join(e['models'])}); {args.rate:g} calls/s open loop over {args.connections} HTTP/2 "
               f"connections from {args.load_procs} Python grpc.aio processes; {args.duration:g} s measured after "
-              f"{args.warmup:g} s; {os.cpu_count()} CPUs")
+              f"{args.warmup:g} s; {os.cpu_count()} CPUs, load average {load0:.1f} → {os.getloadavg()[0]:.1f} "
+              "(other work on the machine shows here)")
         print(f"llmobs process (a native front end's CPU not included): CPU {e_cpu / e_wall:.3f} cores, "
               f"peak RSS {e['peak_rss_mb']:.0f} MB, "
               f"scrape cycles during the run {len(cycles)} (p50 {percentile(cycles, 0.5):.2f} s, "
