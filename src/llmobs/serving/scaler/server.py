@@ -92,6 +92,8 @@ class _LoopThread:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     async def close(self) -> None:
+        if self.loop.is_closed():
+            return
         self.loop.call_soon_threadsafe(self.loop.stop)
         await asyncio.to_thread(self._thread.join, 10)
         if not self._thread.is_alive():
@@ -120,6 +122,8 @@ class ScalerHandle:
         return metrics_api_routes(self.cache, self.stats, self.config.horizons())
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self._stop.is_set():
+            return  # stopped already (the exporter and its owner may both stop it)
         self._stop.set()
         if self._frontend is not None:
             await self._frontend.stop()
