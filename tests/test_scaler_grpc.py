@@ -217,6 +217,9 @@ async def test_metrics_api_json_health_and_self_metrics(live) -> None:
     updated = {s.labels["model"]: s.value for s in families["llmobs_scaler_last_update_timestamp_seconds"].samples}
     assert set(updated) == {"llama-3.1-8b-instruct", "qwen2.5-coder-7b"}
     assert all(time.time() - v < 30 for v in updated.values())
+    # The one gRPC trigger polled above is remembered; the metrics-api's unknown model "mistral" is not.
+    assert families["llmobs_scaler_triggers"].samples[0].value == 1
+    assert families["llmobs_scaler_trigger_evictions"].samples[0].value == 0
 
 
 def publish(holder: StateHolder, waiting: float, *, model: str = "m", at: float | None = None) -> None:
