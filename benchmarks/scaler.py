@@ -19,10 +19,12 @@ grpcio, a dependency of llmobs itself, so nothing can be missing. Its headroom i
 generator process used and how late it fired calls against their schedule (that lateness is inside the
 reported latency, so the figures are an upper bound on the scaler's own).
 
-Printed: p50/p99/max (overall and per method), the achieved rate, errors, the exporter's CPU over the
+Printed: p50/p99/max (overall and per method), the achieved rate, errors (calls past the 3 s deadline
+count as late, at their latency; any other error stops the run), the exporter's CPU over the
 measured window and its scrape cycles; last line `ratio: X` = 5 ms ÷ p99 (≥ 1: p99 within 5 ms).
 
     .venv/bin/python benchmarks/scaler.py [--rate 1000] [--connections 4] [--duration 40] [--endpoints 1000]
+                                          [--engine aio|native]   # native: the opt-in C++ front end (make native)
 """
 
 from __future__ import annotations
@@ -272,8 +274,11 @@ def main() -> None:
                   f"p99 {percentile(lat, 0.99) * 1e3:.3f} ms, max {max(lat) * 1e3:.3f} ms")
         print(f"all calls: n {len(results)}, achieved {len(results) / span:.0f} calls/s, errors "
               f"{errors or 'none'}; p50 {p50 * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms, max {worst * 1e3:.3f} ms")
-        if errors:
-            raise SystemExit(f"calls failed: {errors}")
+        # Calls past KEDA's deadline (or still pending when the run ended) are late, and their latency is in
+        # the figures; any other error is a wrong answer, and the run is not a measurement of the scaler.
+        wrong = {code: n for code, n in errors.items() if code not in ("DEADLINE_EXCEEDED", "CANCELLED")}
+        if wrong:
+            raise SystemExit(f"calls answered with an error: {wrong}")
         print(f"ratio: {TARGET_P99_S / p99:.3f}")
     finally:
         for c in reversed(children):
