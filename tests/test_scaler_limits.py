@@ -34,7 +34,7 @@ from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.server import MAX_MESSAGE_BYTES
 from llmobs.serving.scaler.triggers import TriggerRegistry
 from llmobs.state import StateHolder
-from tests.test_scaler_grpc import publish, ref, scaler_config
+from tests.test_scaler_grpc import ENGINES, publish, ref, scaler_config
 
 HORIZONS = (60.0, 300.0, 900.0)
 
@@ -112,17 +112,24 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
 """
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+def rss_mb(pids: list[int | str]) -> float:
+    """Resident memory of these processes together (llmobs, and the native front end when it runs)."""
+    total = 0.0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
-async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_flat() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_flat(engine: str) -> None:
     holder = StateHolder()
     publish(holder, 3)
-    handle = await serve_scaler(scaler_config(stale_after_intervals=1e6), holder, interval_seconds=1.0)
+    handle = await serve_scaler(scaler_config(engine, stale_after_intervals=1e6), holder, interval_seconds=1.0)
+    pids: list[int | str] = ["self"]
+    if handle._frontend is not None and handle._frontend._proc is not None:
+        pids.append(handle._frontend._proc.pid)
     healthy = pb.GetMetricsRequest(scaledObjectRef=ref({"model": "m"}))
     latencies: list[float] = []
     peak = 0.0
@@ -130,7 +137,7 @@ async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_f
         async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
             assert (await stub.GetMetrics(healthy, timeout=3)).metricValues[0].metricValueFloat == 3.0
-            before = rss_mb()
+            before = rss_mb(pids)
             results = {}
             # 1 MB models (gRPC refuses them: larger than a request may be), then 400 just under the message
             # limit (only the metadata bounds refuse them).
@@ -143,7 +150,7 @@ async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_f
                     t0 = time.perf_counter()
                     await stub.GetMetrics(healthy, timeout=3)
                     latencies.append(time.perf_counter() - t0)
-                    peak = max(peak, rss_mb())
+                    peak = max(peak, rss_mb(pids))
                     await asyncio.sleep(0.02)
                 stdout, _ = await out
                 assert probe.returncode == 0
@@ -154,7 +161,7 @@ async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_f
     finally:
         await handle.stop()
     growth = peak - before
-    print(f"\nprobe: {results}; RSS {before:.0f} MB → peak {peak:.0f} MB (+{growth:.1f}); healthy GetMetrics "
+    print(f"\n{engine} probe: {results}; RSS {before:.0f} MB → peak {peak:.0f} MB (+{growth:.1f}); healthy GetMetrics "
           f"during the probe: n {len(latencies)}, p50 {statistics.median(latencies) * 1e3:.1f} ms, max "
           f"{max(latencies) * 1e3:.1f} ms; after: {after_probe * 1e3:.1f} ms; triggers kept {len(handle.triggers)}")
     assert results[1 << 20] == {"RESOURCE_EXHAUSTED": 400}
