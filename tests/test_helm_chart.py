@@ -523,12 +523,6 @@ def test_ports_probes_and_mounts_agree_with_config(docs: list[dict[str, Any]]) -
     assert svc["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
 
 
-def test_scaler_engine_reaches_the_config() -> None:
-    """`auto` by default (the image's native front end); an SRE can force Python's grpc.aio."""
-    assert rendered_config(render({"scaler": INSECURE_SCALER}))["scaler"]["engine"] == "auto"
-    assert rendered_config(render({"scaler": {**INSECURE_SCALER, "engine": "aio"}}))["scaler"]["engine"] == "aio"
-
-
 def test_config_checksum_rolls_pods_on_change() -> None:
     def checksum(values: dict[str, Any]) -> str:
         pod = one(render(values), "Deployment")["spec"]["template"]["metadata"]

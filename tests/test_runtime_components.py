@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmobs.config import config_from_mapping
 from llmobs.demo.fleet import create_fleet_app, default_fleet
 from llmobs.runtime import serve_asgi, start_exporter
-from llmobs.serving.scaler import externalscaler_pb2 as pb
-from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
+from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
 
 async def test_all_components_share_live_state(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The scaler over real gRPC, called the way KEDA calls it, against live signals from the demo fleet.
 
-A client generated from keda/externalscaler.proto replays KEDA's sequence per polling interval —
+A client generated from KEDA's externalscaler.proto replays KEDA's sequence per polling interval —
 GetMetricSpec, then GetMetrics with the spec's name (KEDA strips its `s<index>-` prefix before calling),
 then IsActive — each with KEDA's 3 s HPA deadline, and checks the answers against the `FleetState` the
 exporter published. Also: error codes, StreamIsActive scale-from-zero timing, streams not starving
@@ -29,10 +29,10 @@ from llmobs.demo.trace import RequestTrace
 from llmobs.runtime import Exporter, serve_asgi, start_exporter
 from llmobs.serving.app import create_app
 from llmobs.serving.scaler import ScalerConfig, ScalerHandle, serve_scaler
-from llmobs.serving.scaler import externalscaler_pb2 as pb
-from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.frontend import locate_binary
 from llmobs.serving.scaler.metadata import strip_index_prefix
+from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
+from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.service import SNAPSHOT_VERSION_KEY
 from llmobs.sources.targets import StaticTargetSource
 from llmobs.state import FleetState, StateHolder
@@ -47,12 +47,13 @@ def ref(meta: dict[str, str], name: str = "vllm", namespace: str = "llm") -> pb.
                               scalerMetadata={"scalerAddress": "llmobs.monitoring:9401", **meta})
 
 
-ENGINES = ["aio", "native"]  # `native` needs `make native` (in CI, `make test` builds it: never skipped)
+# `native` is the opt-in C++ front end: these run against it where it is built (`make native`), else skip.
+ENGINES = ["aio", "native"]
 
 
 def scaler_config(engine: str = "aio", **kwargs: object) -> ScalerConfig:
     if engine == "native" and locate_binary("llmobs-scaler-frontend") is None:
-        pytest.skip("the native front end is not built (make native)")
+        pytest.skip("the opt-in native front end is not built (make native)")
     return ScalerConfig(host="127.0.0.1", port=0, engine=engine, **kwargs)  # type: ignore[arg-type]
 
 
@@ -216,6 +217,9 @@ async def test_metrics_api_json_health_and_self_metrics(live) -> None:
     updated = {s.labels["model"]: s.value for s in families["llmobs_scaler_last_update_timestamp_seconds"].samples}
     assert set(updated) == {"llama-3.1-8b-instruct", "qwen2.5-coder-7b"}
     assert all(time.time() - v < 30 for v in updated.values())
+    # The one gRPC trigger polled above is remembered; the metrics-api's unknown model "mistral" is not.
+    assert families["llmobs_scaler_triggers"].samples[0].value == 1
+    assert families["llmobs_scaler_trigger_evictions"].samples[0].value == 0
 
 
 def publish(holder: StateHolder, waiting: float, *, model: str = "m", at: float | None = None) -> None:
@@ -301,7 +305,7 @@ async def test_stream_pushes_true_within_one_scrape_interval_of_a_queue_appearin
         await fleet_task
 
 
-@pytest.mark.parametrize("engine", ["aio", "threads", "native"])
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_sixteen_open_streams_do_not_starve_unary_calls(engine: str) -> None:
     holder = StateHolder()
     publish(holder, 0)

@@ -1,4 +1,4 @@
-"""The native engine: the C++ front end answers KEDA's unary calls from the table Python writes, and forwards
+"""The opt-in native engine: the C++ front end answers KEDA's unary calls from the table Python writes, and forwards
 everything else. What a user relies on: the same answers as the Python engine (byte for byte, errors too),
 served by the front end once the trigger is known, never from a table Python stopped writing, and a front end
 that comes back on the same port when it dies. The KEDA sequence, streams, staleness and TLS run against
@@ -18,19 +18,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from llmobs.serving.scaler import ScalerConfig, ScalerHandle, answers_pb2, serve_scaler
-from llmobs.serving.scaler import externalscaler_pb2 as pb
-from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler import ScalerConfig, ScalerHandle, serve_scaler
 from llmobs.serving.scaler.cache import build_snapshot
-from llmobs.serving.scaler.frontend import (
-    BINARY_NAME,
-    TriggerRegistry,
-    build_table,
-    canonical_key,
-    locate_binary,
-    read_stats,
-    resolve_engine,
-)
+from llmobs.serving.scaler.frontend import BINARY_NAME, build_table, canonical_key, locate_binary, read_stats
+from llmobs.serving.scaler.proto import answers_pb2
+from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
+from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler.triggers import TriggerRegistry
 from llmobs.state import FleetState, StateHolder
 from tests.test_scaler_cache import health, make_signals
 from tests.test_scaler_grpc import publish, scaler_config
@@ -89,7 +83,9 @@ async def test_same_answers_as_python_and_served_by_the_front_end_once_known() -
         again = [await answers(native.port, dict(reversed(list(t.items())))) for t in TRIGGERS]
         reference = [await answers(python.port, t) for t in TRIGGERS]
         assert first == again == reference
-        assert await front_end_counts(native) == 3 * len(TRIGGERS)  # every call of the second round
+        # Every call of the second round but the unknown model's: a model no endpoint serves is never
+        # remembered (so made-up names cannot grow the registry) and stays forwarded.
+        assert await front_end_counts(native) == 3 * (len(TRIGGERS) - 1)
         assert reference[0][1][0] == "OK" and "metricValueFloat: 3" in reference[0][1][1]
         assert {a[1][0] for a in reference} == {"OK", "NOT_FOUND", "UNAVAILABLE"}
     finally:
@@ -158,10 +154,10 @@ def test_build_table_carries_values_errors_and_when_each_stops_being_valid() -> 
     state = FleetState(time=now - 1, signals=(make_signals("m", "m-0", waiting=3), make_signals("m", "m-1")),
                        targets=(health("m-0", now - 1), health("m-1", now - 5)))
     snapshot = build_snapshot(state, stale_after=10, now=now)
-    registry = TriggerRegistry()
+    registry = TriggerRegistry(HORIZONS, lambda: {"m", "x"})  # "x": known (scaler.models) but not scraped
     for meta in ({"model": "m"}, {"model": "m", "endpoint": "m-1"}, {"model": "x"}):
-        registry.note(meta)
-    table = build_table(snapshot, registry.items(), now=now, horizons=HORIZONS, max_age_seconds=3)
+        registry.lookup(meta)
+    table = build_table(snapshot, registry.items(), now=now, max_age_seconds=3)
     by_key = {a.key: a for a in table.answers}
     whole = by_key[canonical_key({"model": "m"})]
     assert (whole.code, whole.value, whole.active) == (0, 3.0, True)
@@ -172,19 +168,16 @@ def test_build_table_carries_values_errors_and_when_each_stops_being_valid() -> 
     assert table.serving and table.written_at == now and table.max_age_seconds == 3
 
 
-def test_registry_is_bounded_and_keys_are_canonical() -> None:
+def test_keys_are_canonical() -> None:
     assert canonical_key({"b": "2", "a": "é"}) == canonical_key({"a": "é", "b": "2"}) == "a\0é\0b\0002\0".encode()
-    registry = TriggerRegistry(capacity=2)
-    for model in ("a", "b", "c"):
-        registry.note({"model": model})
-    assert [m["model"] for _, m in registry.items()] == ["b", "c"]
 
 
-def test_engine_auto_falls_back_to_python_and_native_says_how_to_build(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="llmobs.scaler")
-    assert resolve_engine("auto", "/nonexistent/llmobs-scaler-frontend") == "aio"
-    assert "not found" in caplog.text
-    assert resolve_engine("threads", "/nonexistent/x") == "threads"
+def test_native_is_opt_in_and_says_how_to_build(caplog: pytest.LogCaptureFixture) -> None:
+    assert ScalerConfig().engine == "aio"
+    caplog.set_level(logging.WARNING, logger="llmobs.config")
+    assert ScalerConfig.model_validate({"engine": "auto"}).engine == "aio"  # removed engines load as aio
+    assert ScalerConfig.model_validate({"engine": "threads", "max_streams": 64}).engine == "aio"
+    assert "no longer exists" in caplog.text
 
     async def native_without_binary() -> None:
         await serve_scaler(ScalerConfig(host="127.0.0.1", port=0, engine="native", frontend_binary="/nonexistent/x"),
@@ -213,7 +206,8 @@ async def test_garbage_requests_get_an_error_and_the_front_end_keeps_serving() -
                         with pytest.raises(grpc.aio.AioRpcError) as e:
                             await call(body, timeout=3)
                     assert e.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT,
-                                              grpc.StatusCode.UNIMPLEMENTED), (method, body[:8], e.value)
+                                              grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.RESOURCE_EXHAUSTED
+                                              ), (method, body[:8], e.value)  # the last: over 64 KiB
         assert handle._frontend is not None and handle._frontend.restarts == 0
         assert (await answers(handle.port, {"model": "m"}))[1][0] == "OK"
     finally:

@@ -1,4 +1,4 @@
-"""The gRPC contract: keda/externalscaler.proto is KEDA's protocol, and the committed code is generated from it.
+"""The gRPC contract: proto/externalscaler.proto is KEDA's protocol, and the committed code is generated from it.
 
 KEDA's Go client is compiled from its own copy of the proto, so a renamed field or a changed number would
 break the wire silently; the descriptor test pins every message, field, number and method. The drift
@@ -12,7 +12,7 @@ from pathlib import Path
 from google.protobuf.descriptor import FieldDescriptor
 
 from llmobs.serving.scaler import codegen
-from llmobs.serving.scaler import externalscaler_pb2 as pb
+from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
 
 STRING, INT64, DOUBLE, BOOL, MESSAGE = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_INT64,
                                         FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_BOOL,
@@ -57,6 +57,6 @@ def test_descriptor_is_kedas_protocol() -> None:
 
 def test_committed_code_matches_a_fresh_generation(tmp_path: Path) -> None:
     for fresh in codegen.generate(tmp_path):
-        committed = codegen.PACKAGE_DIR / fresh.name
+        committed = codegen.PROTO_DIR / fresh.name
         assert committed.read_text() == fresh.read_text(), (
-            f"{committed.name} drifted from keda/externalscaler.proto: run python -m llmobs.serving.scaler.codegen")
+            f"{committed.name} drifted from {codegen.PROTO.name}: run python -m llmobs.serving.scaler.codegen")

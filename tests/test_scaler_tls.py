@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from llmobs.serving.scaler import ScalerTLSConfig, serve_scaler
-from llmobs.serving.scaler import externalscaler_pb2 as pb
-from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
+from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.state import StateHolder
 from tests.test_scaler_grpc import ENGINES, publish, ref, scaler_config
 

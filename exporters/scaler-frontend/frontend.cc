@@ -376,6 +376,11 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(args["--listen"], creds, &port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a second process on the port must fail to bind
+  // The same limits as the Python server (llmobs.serving.scaler.server): whoever reaches the port can call it.
+  builder.SetMaxReceiveMessageSize(64 * 1024);
+  builder.SetMaxSendMessageSize(64 * 1024);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 4096);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 * 1024);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {

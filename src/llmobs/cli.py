@@ -228,7 +228,7 @@ def demo(
         console.print(f"exporter: {base}/metrics · status page: {base}/ · JSON: {base}/api/v1/signals")
         assert exporter.scaler is not None
         scaler = exporter.scaler
-        console.print(f"KEDA scaler (gRPC, {scaler.engine} engine): {host}:{scaler.port} · metrics-api: "
+        console.print(f"KEDA scaler (gRPC): {host}:{scaler.port} · metrics-api: "
                       f"{base}/api/v1/scaler/metrics?model=<model>&signal=queue_depth&target=10 · "
                       f"feedback API: http://{host}:{exporter.feedback_port}/v1/feedback")
         sys.stdout.flush()

@@ -323,13 +323,19 @@ _SCALER = (
        "scaler",
        doc="calls answered by the KEDA external scaler and its metrics-api route, by `method` (`GetMetricSpec`, "
            "`GetMetrics`, `IsActive`, `StreamIsActive`, `StreamMetricSpec`, `metrics-api`) and `code` (gRPC status "
-           "name: `OK`, `INVALID_ARGUMENT`, `NOT_FOUND`, `UNAVAILABLE`), the native front end's own answers "
+           "name: `OK`, `INVALID_ARGUMENT`, `NOT_FOUND`, `UNAVAILABLE`), the opt-in native front end's own answers "
            "included (it reports them each second); a stream counts once, when opened (in memory: resets on "
            "restart)"),
     _g("llmobs_scaler_last_update_timestamp_seconds", "s", ("model",),
        "Unix time the scaler's cached values were last recomputed", "scaler",
        doc="unix time the scaler's cached values for the model were last recomputed (every published scrape cycle, "
            "at least every scrape interval); its age growing means KEDA is being answered UNAVAILABLE"),
+    _g("llmobs_scaler_triggers", "{trigger}", (), "Triggers the KEDA scaler remembers (bounded)", "scaler",
+       doc="triggers the scaler remembers (parsed metadata of models it knows; at most 4,096)"),
+    _c("llmobs_scaler_trigger_evictions_total", "{trigger}", (),
+       "Triggers evicted from the scaler's bounded registry (least recently used first)", "scaler",
+       doc="triggers evicted from that bounded registry, least recently used first: more distinct triggers than "
+           "it holds (a very large fleet, or a client inventing them) (in memory: resets on restart)"),
 )
 
 

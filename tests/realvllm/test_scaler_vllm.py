@@ -15,8 +15,8 @@ import pytest
 
 from llmobs.pipeline import Pipeline
 from llmobs.serving.scaler import ScalerConfig, serve_scaler
-from llmobs.serving.scaler import externalscaler_pb2 as pb
-from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
+from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
+from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.service import SNAPSHOT_VERSION_KEY
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource, Target

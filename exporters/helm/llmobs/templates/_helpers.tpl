@@ -64,7 +64,7 @@ ports in the config always equal the container and Service ports.
 {{- $cfg := deepCopy .Values.config }}
 {{- $_ := set $cfg "server" (dict "host" "0.0.0.0" "port" (int .Values.exporter.port)) }}
 {{- if .Values.scaler.enabled }}
-{{- $scaler := dict "enabled" true "host" "0.0.0.0" "port" (int .Values.scaler.port) "engine" (.Values.scaler.engine | default "auto") }}
+{{- $scaler := dict "enabled" true "host" "0.0.0.0" "port" (int .Values.scaler.port) }}
 {{- if .Values.scaler.tls.enabled }}
 {{- $tls := dict "cert_file" "/etc/llmobs/tls/tls.crt" "key_file" "/etc/llmobs/tls/tls.key" }}
 {{- if .Values.scaler.tls.mutual }}

@@ -16,6 +16,7 @@ queue depth as if it were current.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -202,11 +203,12 @@ def answer(snapshot: Snapshot, q: ScalerQuery, now: float) -> float:
 
 
 class SignalCache:
-    """Holds the current `Snapshot`; `publish` swaps it and wakes every waiter (threads and event loops)."""
+    """Holds the current `Snapshot`; `publish` (from any thread) swaps it and wakes every waiter, on whichever
+    event loop it waits (the gRPC thread's)."""
 
     def __init__(self) -> None:
         self._snapshot = EMPTY
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     @property
@@ -214,20 +216,20 @@ class SignalCache:
         return self._snapshot
 
     def publish(self, snapshot: Snapshot) -> Snapshot:
-        with self._cond:
+        with self._lock:
             snapshot = replace(snapshot, version=self._snapshot.version + 1)
             self._snapshot = snapshot
             waiters, self._waiters = self._waiters, []
-            self._cond.notify_all()
         for loop, fut in waiters:
-            loop.call_soon_threadsafe(_wake, fut)
+            with contextlib.suppress(RuntimeError):  # that loop has closed (the scaler stopping)
+                loop.call_soon_threadsafe(_wake, fut)
         return snapshot
 
     async def wait_newer(self, version: int) -> Snapshot:
         """Return the first snapshot with a version other than `version` (at once if there is one)."""
         loop = asyncio.get_running_loop()
         while True:
-            with self._cond:
+            with self._lock:
                 if self._snapshot.version != version:
                     return self._snapshot
                 fut: asyncio.Future[None] = loop.create_future()
@@ -236,14 +238,8 @@ class SignalCache:
                 await fut
             finally:
                 if not fut.done():
-                    with self._cond:
+                    with self._lock:
                         self._waiters = [w for w in self._waiters if w[1] is not fut]
-
-    def wait_newer_blocking(self, version: int, timeout: float) -> Snapshot:
-        """Thread version of `wait_newer`; returns the current snapshot after `timeout` at the latest."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._snapshot.version != version, timeout=timeout)
-            return self._snapshot
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

@@ -1,10 +1,10 @@
-"""Regenerates the committed gRPC code from keda/externalscaler.proto (and the native front end's
-exporters/scaler-frontend/answers.proto).
+"""Regenerates the committed code in `proto/` from `proto/externalscaler.proto` (KEDA's protocol) and
+`proto/answers.proto` (the opt-in native front end's answer table: messages only, no service).
 
 The generated modules are committed (with grpcio-tools and protobuf pinned in pyproject) so that an
 install needs no protoc; tests/test_scaler_proto.py regenerates into a temporary folder and fails on any
 difference. grpc's generator writes an absolute `import externalscaler_pb2`, which only works with the
-output folder on sys.path; we rewrite it to a relative import so the modules live inside this package.
+output folder on sys.path; we rewrite it to a relative import so the modules live inside the package.
 
 Run: `python -m llmobs.serving.scaler.codegen` (needs the dev extra: grpcio-tools).
 """
@@ -14,10 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROTO = PACKAGE_DIR.parents[3] / "keda" / "externalscaler.proto"
-# The native front end's answer table (internal; messages only, no service).
-ANSWERS_PROTO = PACKAGE_DIR.parents[3] / "exporters" / "scaler-frontend" / "answers.proto"
+PROTO_DIR = Path(__file__).resolve().parent / "proto"
+PROTO = PROTO_DIR / "externalscaler.proto"
+ANSWERS_PROTO = PROTO_DIR / "answers.proto"
 GENERATED = ("externalscaler_pb2.py", "externalscaler_pb2.pyi", "externalscaler_pb2_grpc.py",
              "answers_pb2.py", "answers_pb2.pyi")
 _ABSOLUTE_IMPORT = "import externalscaler_pb2 as externalscaler__pb2"
@@ -25,7 +24,7 @@ _RELATIVE_IMPORT = "from . import externalscaler_pb2 as externalscaler__pb2"
 
 
 def generate(out_dir: Path, proto: Path = PROTO) -> list[Path]:
-    """Run protoc (from grpcio-tools) on `proto` into `out_dir`; return the generated files."""
+    """Run protoc (from grpcio-tools) on both protos into `out_dir`; return the generated files."""
     from grpc_tools import protoc  # dev-only dependency: imported here so the runtime never needs it
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,5 +44,5 @@ def generate(out_dir: Path, proto: Path = PROTO) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in generate(Path(sys.argv[1]) if len(sys.argv) > 1 else PACKAGE_DIR):
+    for path in generate(Path(sys.argv[1]) if len(sys.argv) > 1 else PROTO_DIR):
         print(path)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+log = logging.getLogger("llmobs.config")
+_REMOVED_ENGINES = ("auto", "threads")
 
 
 class _Strict(BaseModel):
@@ -32,14 +36,28 @@ class ScalerConfig(_Strict):
                                                                 "(value 0, inactive): scale-to-zero deployments")
     forecast_horizons_seconds: list[PositiveFloat] = Field(default_factory=lambda: [60.0, 300.0, 900.0],
                                                    description="horizons precomputed for forecast_request_rate")
-    engine: Literal["auto", "native", "aio", "threads"] = Field(
-        "auto", description="native: the C++ front end (exporters/scaler-frontend) answers KEDA's unary calls "
-                            "from a table and forwards the rest to grpc.aio on a local socket; aio: grpc.aio "
-                            "alone; threads: grpc's thread-pool server; auto (default): native when the front "
-                            "end executable is installed, else aio (docs/keda-scaler.md)")
+    engine: Literal["aio", "native"] = Field(
+        "aio", description="aio (default): grpc.aio in the llmobs process answers KEDA; native (opt-in): the C++ "
+                           "front end (exporters/scaler-frontend, `make native`) answers KEDA's unary calls from a "
+                           "table and forwards the rest to grpc.aio on a local socket (docs/keda-scaler.md)")
     frontend_binary: str = Field("llmobs-scaler-frontend", description="native engine only: the front end "
                                                                        "executable (a path, or a name on PATH)")
-    max_streams: int = Field(1024, ge=1, description="threads engine only: pool size for open streams + calls")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_removed_engines(cls, data: Any) -> Any:
+        """`engine: auto` and `engine: threads` and `max_streams` (the threads engine's pool) are gone: a config
+        that still names them keeps loading, as `aio`, with a warning."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("engine") in _REMOVED_ENGINES:
+            log.warning("scaler.engine %r no longer exists: using 'aio' (the native front end is opt-in: "
+                        "engine: native; docs/keda-scaler.md)", data["engine"])
+            data = {**data, "engine": "aio"}
+        if "max_streams" in data:
+            log.warning("scaler.max_streams no longer exists (it sized the removed threads engine): ignored")
+            data = {k: v for k, v in data.items() if k != "max_streams"}
+        return data
 
     def horizons(self) -> tuple[float, ...]:
         return tuple(float(h) for h in self.forecast_horizons_seconds)

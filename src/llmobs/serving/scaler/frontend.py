@@ -1,19 +1,20 @@
-"""The native front end (`engine: native`): a C++ gRPC server that answers KEDA from a table we write.
+"""The opt-in native front end (`engine: native`): a C++ gRPC server answering KEDA from a table we write.
 
-Why: KEDA's unary calls (GetMetricSpec, GetMetrics, IsActive) arrive for every trigger at every polling
-interval and HPA sync. Python's gRPC stack costs ~0.2 ms of CPU per call before any llmobs code runs, which
-caps one connection at ~5,000 calls/s; at 32 calls in flight that is a p99 of ~10 ms, against a 2 ms budget.
-`exporters/scaler-frontend/frontend.cc` owns the port KEDA dials and answers those calls from an
-`AnswerTable` (exporters/scaler-frontend/answers.proto) that this module recomputes at every cache
-publish, for every trigger KEDA has asked about. Anything it has no valid answer for — a trigger it has not
-seen, an answer past its validity, a metricName that does not match, the two streams — it forwards to the
-Python scaler on a local unix socket. So the semantics live in one place (metadata parsing, NOT_FOUND,
+Off by default: grpc.aio in the llmobs process serves KEDA's real load (a few calls per trigger per
+polling interval). Why it exists: Python's gRPC stack costs ~0.3 ms of CPU per call and shares the GIL
+with the scrape loop, so at 1,000 calls/s while scraping 1,000 targets on 2 loaded cores grpc.aio's p99
+is far above 5 ms (benchmarks/scaler.py; docs/keda-scaler.md). `exporters/scaler-frontend/frontend.cc`
+owns the port KEDA dials and answers GetMetricSpec, GetMetrics and IsActive from an `AnswerTable`
+(proto/answers.proto) that this module recomputes at every cache publish, for every trigger in the
+scaler's bounded `TriggerRegistry`. Anything it has no valid answer for — a trigger it has not seen, an
+answer past its validity, a metricName that does not match, the two streams — it forwards to the Python
+servicer on a local unix socket. So the semantics live in one place (metadata parsing, NOT_FOUND,
 staleness are Python's); the table only carries answers Python computed, with the time they stop being
 trustworthy.
 
-Here: `canonical_key` (must match frontend.cc's CanonicalKey), `TriggerRegistry` (the metadata KEDA has
-sent), `build_table` (pure: snapshot → table), `write_table`/`read_stats` (atomic files), and
-`FrontendProcess` (starts the binary, restarts it if it dies, stops it).
+Here: `canonical_key` (must match frontend.cc's CanonicalKey), `build_table` (pure: snapshot → table),
+`write_atomically`/`read_stats` (files), `find_binary`, and `FrontendProcess` (starts the binary, restarts
+it if it dies, stops it).
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ import math
 import os
 import shutil
 import sys
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
-from llmobs.serving.scaler import answers_pb2
 from llmobs.serving.scaler.cache import ScalerError, Snapshot, answer
-from llmobs.serving.scaler.metadata import MetadataError, ScalerQuery, parse_metadata
+from llmobs.serving.scaler.metadata import ScalerQuery
+from llmobs.serving.scaler.proto import answers_pb2
+from llmobs.serving.scaler.triggers import Trigger
 
 log = logging.getLogger("llmobs.scaler")
 
@@ -46,32 +46,6 @@ def canonical_key(metadata: Mapping[str, str]) -> bytes:
     return b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in sorted(metadata.items()))
 
 
-class TriggerRegistry:
-    """The trigger metadata KEDA has sent (parseable ones only), newest last, at most `capacity`.
-
-    Triggers are few (one per ScaledObject trigger) and stable; the cap only bounds what a client sending
-    ever-new metadata can make us precompute. An evicted trigger is forwarded again and re-registered.
-    """
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self.capacity = capacity
-        self._lock = threading.Lock()  # registered from the event loop, read from the refresher's thread
-        self._triggers: OrderedDict[bytes, dict[str, str]] = OrderedDict()
-
-    def note(self, metadata: Mapping[str, str]) -> None:
-        key = canonical_key(metadata)
-        with self._lock:
-            if key in self._triggers:
-                return
-            self._triggers[key] = dict(metadata)
-            while len(self._triggers) > self.capacity:
-                self._triggers.popitem(last=False)
-
-    def items(self) -> list[tuple[bytes, dict[str, str]]]:
-        with self._lock:
-            return list(self._triggers.items())
-
-
 def _valid_until(snapshot: Snapshot, q: ScalerQuery, now: float) -> float:
     """The earliest time `answer(snapshot, q, t)` could differ from its value at `now` without a new
     snapshot: the snapshot going stale, or the model's (or a selected endpoint's) data going stale."""
@@ -83,17 +57,15 @@ def _valid_until(snapshot: Snapshot, q: ScalerQuery, now: float) -> float:
     return limit
 
 
-def build_table(snapshot: Snapshot, triggers: list[tuple[bytes, dict[str, str]]], *, now: float,
-                horizons: tuple[float, ...], max_age_seconds: float) -> answers_pb2.AnswerTable:
-    """Every registered trigger's answers for this snapshot, as ScalerCore would give them at `now`."""
+def build_table(snapshot: Snapshot, triggers: list[Trigger], *, now: float,
+                max_age_seconds: float) -> answers_pb2.AnswerTable:
+    """Every registered trigger's answers for this snapshot, as the servicer would give them at `now`."""
     table = answers_pb2.AnswerTable(written_at=now, max_age_seconds=max_age_seconds, version=snapshot.version,
                                     serving=snapshot.ready and now <= snapshot.fresh_until)
-    for key, metadata in triggers:
-        try:
-            q = parse_metadata(metadata, horizons)
-        except MetadataError:
-            continue  # never registered in practice; such calls are always forwarded
-        row = table.answers.add(key=key, metric_name=q.metric_name, target=q.target)
+    for trigger in triggers:
+        q = trigger.query
+        row = table.answers.add(key=canonical_key(trigger.metadata), metric_name=trigger.metric_name,
+                                target=q.target)
         try:
             value = answer(snapshot, q, now)
         except ScalerError as e:
@@ -145,17 +117,6 @@ def find_binary(configured: str) -> str:
                            f"or not executable): build it with `make native` (exporters/scaler-frontend) or set "
                            f"scaler.frontend_binary")
     return found
-
-
-def resolve_engine(engine: str, configured_binary: str) -> str:
-    """`auto` → native when the front end is installed, else aio (logged, so the choice is never silent)."""
-    if engine != "auto":
-        return engine
-    if locate_binary(configured_binary) is not None:
-        return "native"
-    log.info("scaler engine auto: %s not found, serving KEDA from grpc.aio (slower: docs/keda-scaler.md)",
-             configured_binary)
-    return "aio"
 
 
 class FrontendProcess:

@@ -1,9 +1,11 @@
 """Trigger metadata → a validated `ScalerQuery`, and the metric name KEDA will know it by.
 
 KEDA sends every key of the trigger's `metadata` in `ScaledObjectRef.scalerMetadata` on every call
-(`scalerAddress` too), so parsing happens per request: it is memoised on the exact key/value set. A bad
+(`scalerAddress` too), so parsing happens per request (`triggers.TriggerRegistry` memoises it). A bad
 key is a configuration error the operator must see, so it is reported as INVALID_ARGUMENT naming the
-key — never silently defaulted. Metric names use only `[a-z0-9-]` (KEDA prefixes `s<index>-` and the
+key — never silently defaulted. Metadata is bounded before anything else looks at it (`check_bounds`:
+key count, key and value lengths, model names as vLLM and Hugging Face spell them), so a client cannot
+make the scaler hold or hash megabytes per call. Metric names use only `[a-z0-9-]` (KEDA prefixes `s<index>-` and the
 HPA carries the name as a label value); a short hash keeps two different queries from sharing a name
 when the model name had to be rewritten or selectors were given.
 """
@@ -15,7 +17,6 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 from llmobs.serving.scaler.catalogue import AGGREGATES, SIGNALS
 
@@ -27,6 +28,15 @@ KEYS: frozenset[str] = frozenset({
     "model", "signal", "target", "activationTarget", "aggregate", "endpoint", "node", "namespace", "horizon",
     "bound",
 })
+# KEDA may pass a TLS PEM inline in the trigger's metadata (it reads these from there or from auth params).
+PEM_KEYS: frozenset[str] = frozenset({"caCert", "tlsClientCert", "tlsClientKey"})
+MAX_KEYS = 32  # every known key is 17; room for a few unknown ones, each reported by name
+MAX_KEY_LENGTH = 64
+MAX_VALUE_LENGTH = 1024  # selectors list endpoint/node names; nothing legitimate comes close
+MAX_PEM_LENGTH = 16384
+MAX_MODEL_LENGTH = 256
+# Model names as vLLM reports them (`model_name`): a served name, a Hugging Face id
+# (`meta-llama/Llama-3.1-8B-Instruct`) or a local path — printable, no whitespace, at most 256 characters.
 DEFAULT_HORIZON_SECONDS = 300.0
 MAX_METRIC_NAME = 100
 METRIC_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -101,20 +111,46 @@ def parse_duration(key: str, raw: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
+def _shown(key: str) -> str:
+    return key if len(key) <= MAX_KEY_LENGTH else key[:MAX_KEY_LENGTH] + "…"
+
+
+def check_bounds(meta: Mapping[str, str]) -> None:
+    """Reject metadata too large to be a trigger's (cheap: lengths only, before any copy or parse)."""
+    if len(meta) > MAX_KEYS:
+        raise MetadataError("scalerMetadata", f"{len(meta)} keys; a trigger has at most {MAX_KEYS}")
+    for key, value in meta.items():
+        if len(key) > MAX_KEY_LENGTH:
+            raise MetadataError(_shown(key), f"key longer than {MAX_KEY_LENGTH} characters")
+        limit = MAX_PEM_LENGTH if key in PEM_KEYS else MAX_VALUE_LENGTH
+        if len(value) > limit:
+            raise MetadataError(key, f"value is {len(value)} characters; at most {limit}")
+
+
+def query_items(meta: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The metadata that decides the query — every key but KEDA's own, sorted: equal for two calls of the
+    same trigger whatever `scalerAddress` or TLS keys KEDA adds (call `check_bounds` first)."""
+    return tuple(sorted((k, v) for k, v in meta.items() if k not in KEDA_KEYS))
+
+
 def parse_metadata(meta: Mapping[str, str], horizons: tuple[float, ...] = (60.0, 300.0, 900.0)) -> ScalerQuery:
     """Validate trigger metadata; raise `MetadataError` naming the first bad key."""
-    return _parse(tuple(sorted(meta.items())), horizons)
+    check_bounds(meta)
+    return parse_items(query_items(meta), horizons)
 
 
-@lru_cache(maxsize=4096)
-def _parse(items: tuple[tuple[str, str], ...], horizons: tuple[float, ...]) -> ScalerQuery:
+def parse_items(items: tuple[tuple[str, str], ...], horizons: tuple[float, ...]) -> ScalerQuery:
+    """`parse_metadata` on bounded `query_items` output."""
     meta = dict(items)
     for key in meta:
-        if key not in KEYS and key not in KEDA_KEYS:
+        if key not in KEYS:
             raise MetadataError(key, f"unknown key; known keys: {', '.join(sorted(KEYS))}")
     model = meta.get("model", "").strip()
     if not model:
         raise MetadataError("model", "required (the vLLM model name, as in vLLM's model_name label)")
+    if len(model) > MAX_MODEL_LENGTH or not model.isprintable() or any(c.isspace() for c in model):
+        raise MetadataError("model", f"not a vLLM model name (at most {MAX_MODEL_LENGTH} printable characters, "
+                                     "no whitespace)")
     signal = meta.get("signal", "queue_depth").strip()
     spec = SIGNALS.get(signal)
     if spec is None:
@@ -151,7 +187,6 @@ def _slug(text: str) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", text.lower())).strip("-")
 
 
-@lru_cache(maxsize=4096)
 def metric_name(q: ScalerQuery) -> str:
     """`llmobs-<signal>-<model>[-<hash>]`, always matching METRIC_NAME_RE and at most 100 characters.
 

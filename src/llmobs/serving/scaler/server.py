@@ -1,9 +1,23 @@
 """Configuration and start-up of the scaler's gRPC server: ExternalScaler + the standard health service.
 
-`serve_scaler` starts the cache refresher and the server in the running event loop and returns a
-`ScalerHandle` (bound port, cache, stats, metrics-api routes, stop). TLS: a server certificate and key;
-adding `client_ca_file` turns on mTLS (clients must present a certificate signed by that CA), which is
-what KEDA's TriggerAuthentication `caCert`/`tlsClientCert`/`tlsClientKey` provide.
+`serve_scaler` starts the cache refresher in the running event loop and the gRPC server (grpc.aio) on an
+event loop of its own, in a thread of its own, and returns a `ScalerHandle` (bound port, cache, stats,
+metrics-api routes, stop). Why a thread: the exporter's loop also runs the scrape cycle, whose
+bookkeeping holds the loop for up to a second or two per cycle with 1,000 targets; KEDA's calls answered
+on that loop waited for all of it. On its own loop a call waits only for the GIL, which a busy thread
+hands over every few milliseconds (benchmarks/scaler.py measures both; docs/keda-scaler.md).
+
+With `engine: native` (opt-in) the same servicer listens on a private unix socket behind the C++ front
+end (`frontend`), which owns KEDA's port.
+
+TLS: a server certificate and key; adding `client_ca_file` turns on mTLS (clients must present a
+certificate signed by that CA), which is what KEDA's TriggerAuthentication `caCert`/`tlsClientCert`/
+`tlsClientKey` provide.
+
+Limits (whoever reaches the port can call it): requests larger than `MAX_MESSAGE_BYTES` are refused by
+gRPC itself (RESOURCE_EXHAUSTED) before llmobs reads them; metadata is bounded by `metadata.check_bounds`
+(INVALID_ARGUMENT); streams per HTTP/2 connection and RPCs in flight are capped; the trigger registry is
+bounded (`triggers`).
 
 Health: `grpc.health.v1.Health` reports SERVING for "" and `externalscaler.ExternalScaler` while the
 scrape loop publishes, NOT_SERVING for the latter when its state is stale (a probe on "" never restarts
@@ -16,37 +30,45 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import threading
 import time
-from concurrent import futures
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
-from llmobs.serving.scaler import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.cache import SignalCache, Snapshot
 from llmobs.serving.scaler.config import ScalerConfig
-from llmobs.serving.scaler.frontend import (
-    FrontendProcess,
-    TriggerRegistry,
-    build_table,
-    find_binary,
-    read_stats,
-    resolve_engine,
-    write_atomically,
-)
+from llmobs.serving.scaler.frontend import FrontendProcess, build_table, find_binary, read_stats, write_atomically
 from llmobs.serving.scaler.metrics_api import metrics_api_routes
+from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.provider import ForecastProvider
 from llmobs.serving.scaler.refresher import CacheRefresher
-from llmobs.serving.scaler.service import AioScalerServicer, ScalerCore, ThreadScalerServicer
+from llmobs.serving.scaler.service import ScalerServicer
 from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
+from llmobs.serving.scaler.triggers import TriggerRegistry
 from llmobs.state import StateHolder
 
 SERVICE_NAME = "externalscaler.ExternalScaler"
-_OPTIONS = [("grpc.so_reuseport", 0)]  # a second process on the same port must fail to bind, not share it
+# A KEDA request is a trigger's metadata (bounded far below this, a PEM or two included); a reply is smaller.
+MAX_MESSAGE_BYTES = 64 * 1024
+# KEDA keeps one StreamIsActive open per `external-push` ScaledObject, all on one connection: room for
+# thousands, but not for a client opening millions.
+MAX_STREAMS_PER_CONNECTION = 4096
+MAX_CONCURRENT_RPCS = 16384  # over all connections; beyond it a call is refused RESOURCE_EXHAUSTED
+_OPTIONS = [
+    ("grpc.so_reuseport", 0),  # a second process on the same port must fail to bind, not share it
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+    ("grpc.max_metadata_size", 16 * 1024),  # HTTP/2 headers per call (KEDA sends a few hundred bytes)
+]
+T = TypeVar("T")
 
 
 def server_credentials(config: ScalerConfig) -> grpc.ServerCredentials | None:
@@ -58,6 +80,26 @@ def server_credentials(config: ScalerConfig) -> grpc.ServerCredentials | None:
                                        root_certificates=ca, require_client_auth=ca is not None)
 
 
+class _LoopThread:
+    """An event loop running in a daemon thread; coroutines are submitted from the caller's loop."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self._thread.join, 10)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
 @dataclass
 class ScalerHandle:
     """A running scaler: its port, cache, stats and the JSON routes for the exporter's HTTP app."""
@@ -67,12 +109,12 @@ class ScalerHandle:
     stats: ScalerStats
     config: ScalerConfig
     refresher: CacheRefresher
+    triggers: TriggerRegistry
     _stop: asyncio.Event
+    _grpc: _LoopThread
+    _server: grpc.aio.Server | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
-    _aio_server: grpc.aio.Server | None = None
-    _sync_server: grpc.Server | None = None
-    _stopping: list[bool] = field(default_factory=lambda: [False])
-    engine: str = "aio"  # the engine in use (`auto` resolved)
+    engine: str = "aio"
     _frontend: FrontendProcess | None = None
     _workdir: Path | None = None
 
@@ -80,14 +122,14 @@ class ScalerHandle:
         return metrics_api_routes(self.cache, self.stats, self.config.horizons())
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self._stop.is_set():
+            return  # stopped already (the exporter and its owner may both stop it)
         self._stop.set()
-        self._stopping[0] = True
         if self._frontend is not None:
             await self._frontend.stop()
-        if self._aio_server is not None:
-            await self._aio_server.stop(grace)
-        if self._sync_server is not None:
-            await asyncio.to_thread(lambda: self._sync_server.stop(grace).wait())  # type: ignore[union-attr]
+        if self._server is not None:
+            await self._grpc.run(self._server.stop(grace))
+        await self._grpc.close()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=5)
@@ -95,17 +137,20 @@ class ScalerHandle:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-def _bind(server: grpc.aio.Server | grpc.Server, config: ScalerConfig, address: str | None = None) -> int:
-    if address is not None:  # the native engine's backend: a private unix socket, plaintext
-        if server.add_insecure_port(address) == 0:
-            raise RuntimeError(f"scaler backend cannot listen on {address}")
-        return 0
-    address = f"{config.host}:{config.port}"
-    creds = server_credentials(config)
+async def _start_server(config: ScalerConfig, servicer: ScalerServicer, health_servicer: health.aio.HealthServicer,
+                        backend: str | None) -> tuple[grpc.aio.Server, int]:
+    """Runs on the gRPC thread's loop: grpc.aio binds a server to the loop it is created on. `backend`: the
+    native front end's private unix socket (plaintext; the front end does TLS) instead of KEDA's port."""
+    server = grpc.aio.server(options=_OPTIONS, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
+    pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = backend or f"{config.host}:{config.port}"
+    creds = None if backend else server_credentials(config)
     port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"scaler cannot listen on {address}")
-    return port
+    await server.start()
+    return server, port
 
 
 async def serve_scaler(
@@ -113,54 +158,46 @@ async def serve_scaler(
     forecast: ForecastProvider | None = None, registry: CollectorRegistry | None = None,
     poll_seconds: float = 0.05,
 ) -> ScalerHandle:
-    """Start refresher + gRPC server in the running loop; register self-metrics on `registry` if given."""
+    """Start refresher + gRPC server; register self-metrics on `registry` if given."""
     cache, stats = SignalCache(), ScalerStats()
+    triggers = TriggerRegistry(config.horizons(), lambda: cache.snapshot.models)
     stale_after = config.stale_after_intervals * interval_seconds
     stop = asyncio.Event()
-    engine = resolve_engine(config.engine, config.frontend_binary)
-    native = engine == "native"
+    native = config.engine == "native"
     binary = find_binary(config.frontend_binary) if native else ""  # fail before anything starts
-    triggers = TriggerRegistry()
-    core = ScalerCore(cache, stats, config.horizons(), on_trigger=triggers.note if native else None)
-    health_status = _Health(engine, asyncio.get_running_loop())
     workdir = Path(tempfile.mkdtemp(prefix="llmobs-scaler-")) if native else None  # mode 0700
     table_path = workdir / "answers.pb" if workdir else None
     table_max_age = max(3 * interval_seconds, 1.0)
+    grpc_thread = _LoopThread("llmobs-scaler-grpc")
+    health_status = _Health(grpc_thread.loop)
 
     def on_publish(snapshot: Snapshot) -> None:
         health_status.set(SERVICE_NAME, snapshot.ready and time.time() <= snapshot.fresh_until)
         if table_path is not None:
-            table = build_table(snapshot, triggers.items(), now=time.time(), horizons=config.horizons(),
-                                max_age_seconds=table_max_age)
+            table = build_table(snapshot, triggers.items(), now=time.time(), max_age_seconds=table_max_age)
             write_atomically(table_path, table.SerializeToString())
 
     refresher = CacheRefresher(holder, cache, stale_after=stale_after, refresh_seconds=interval_seconds,
                                known_models=config.models, forecast=forecast, horizons=config.horizons(),
                                poll_seconds=poll_seconds, on_publish=on_publish)
-    handle = ScalerHandle(0, cache, stats, config, refresher, stop, engine=engine, _workdir=workdir)
-    if engine in ("aio", "native"):
-        server = grpc.aio.server(options=_OPTIONS)
-        pb_grpc.add_ExternalScalerServicer_to_server(AioScalerServicer(core), server)
-        health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, server)
-        backend = f"unix:{workdir / 'backend.sock'}" if workdir else None
-        handle.port = _bind(server, config, backend)
-        await server.start()
-        handle._aio_server = server
-        if workdir is not None:
-            handle._frontend = await _start_frontend(binary, config, workdir, str(backend), stats)
+    handle = ScalerHandle(0, cache, stats, config, refresher, triggers, stop, grpc_thread, engine=config.engine,
+                          _workdir=workdir)
+    backend = f"unix:{workdir / 'backend.sock'}" if workdir else None
+    try:
+        await grpc_thread.run(health_status.create())
+        handle._server, handle.port = await grpc_thread.run(
+            _start_server(config, ScalerServicer(cache, stats, triggers), health_status.servicer, backend))
+        if workdir is not None and backend is not None:
+            handle._frontend = await _start_frontend(binary, config, workdir, backend, stats)
             handle.port = handle._frontend.port
-    else:
-        sync = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_streams), options=_OPTIONS)
-        pb_grpc.add_ExternalScalerServicer_to_server(ThreadScalerServicer(core, lambda: handle._stopping[0]), sync)
-        health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, sync)
-        handle.port = _bind(sync, config)
-        sync.start()
-        handle._sync_server = sync
+    except BaseException:
+        await handle.stop()
+        raise
     health_status.set("", True)
     await refresher.refresh_async()  # the first snapshot, before KEDA's first poll lands
     handle._tasks.append(asyncio.create_task(refresher.run(stop)))
     if registry is not None:
-        registry.register(ScalerCollector(stats, cache))
+        registry.register(ScalerCollector(stats, cache, triggers))
     return handle
 
 
@@ -180,22 +217,21 @@ async def _start_frontend(binary: str, config: ScalerConfig, workdir: Path, back
 
 
 class _Health:
-    """The standard health servicer of either engine, settable from any thread (the refresher's worker)."""
+    """The standard health servicer, on the gRPC thread's loop, settable from any thread."""
 
-    def __init__(self, engine: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.aio = engine in ("aio", "native")  # native: the grpc.aio backend behind the front end
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.servicer: health.HealthServicer | health.aio.HealthServicer = (
-            health.aio.HealthServicer() if self.aio else health.HealthServicer())
+        self.servicer: health.aio.HealthServicer
         self._last: dict[str, bool] = {}
+        self._lock = threading.Lock()
+
+    async def create(self) -> None:
+        self.servicer = health.aio.HealthServicer()
 
     def set(self, service: str, serving: bool) -> None:
-        if self._last.get(service) is serving:
-            return
-        self._last[service] = serving
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        if self.aio:
-            asyncio.run_coroutine_threadsafe(self.servicer.set(service, status), self.loop)  # type: ignore[arg-type]
-        else:
-            self.servicer.set(service, status)
-
+        with self._lock:  # in order: two threads' updates reach the loop as they were decided
+            if self._last.get(service) is serving:
+                return
+            self._last[service] = serving
+            asyncio.run_coroutine_threadsafe(self.servicer.set(service, status), self.loop)

@@ -1,9 +1,11 @@
 """The scaler's own metrics, exported through a collector on an injected registry (never the global one).
 
 `llmobs_scaler_requests_total{method,code}` counts every answered call (gRPC methods by name, the JSON
-route as `metrics-api`; `code` is the gRPC status name; with the native engine, the front end's own answers
-are added from the counts it writes each second) and `llmobs_scaler_last_update_timestamp_seconds{model}`
-is the time the cache was last rebuilt for each model — an alert on its age catches a stuck refresher.
+route as `metrics-api`; `code` is the gRPC status name; with the opt-in native engine, the front end's own
+answers are added from the counts it writes each second), `llmobs_scaler_last_update_timestamp_seconds{model}`
+is the time the cache was last rebuilt for each model — an alert on its age catches a stuck refresher —
+and `llmobs_scaler_triggers` / `llmobs_scaler_trigger_evictions_total` show the bounded trigger registry
+(evictions mean more distinct triggers than it holds: a very large fleet, or a client inventing them).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from prometheus_client.registry import Collector
 
 from llmobs.metric_families import family
 from llmobs.serving.scaler.cache import SignalCache
+from llmobs.serving.scaler.triggers import TriggerRegistry
 
 
 class ScalerStats:
-    """Request counts by (method, code). A lock, because the threads engine answers from many threads."""
+    """Request counts by (method, code). A lock: the gRPC thread and the HTTP server's loop both count."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -41,9 +44,10 @@ class ScalerStats:
 
 
 class ScalerCollector(Collector):
-    def __init__(self, stats: ScalerStats, cache: SignalCache) -> None:
+    def __init__(self, stats: ScalerStats, cache: SignalCache, triggers: TriggerRegistry | None = None) -> None:
         self.stats = stats
         self.cache = cache
+        self.triggers = triggers
 
     def collect(self) -> Iterator[Metric]:
         requests = family("llmobs_scaler_requests_total")
@@ -56,3 +60,6 @@ class ScalerCollector(Collector):
             for model in sorted(snapshot.models):
                 updated.add_metric([model], snapshot.built_at)
         yield updated
+        if self.triggers is not None:
+            yield family("llmobs_scaler_triggers", len(self.triggers))
+            yield family("llmobs_scaler_trigger_evictions_total", self.triggers.evictions)
