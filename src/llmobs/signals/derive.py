@@ -90,6 +90,8 @@ class ModelEndpointTracker:
         self.window_seconds = window_seconds
         # SLO (a SLO_HISTOGRAMS key) → the configured threshold, before snapping to a bucket bound.
         self.slo_seconds = {"ttft": ttft_slo_seconds, "tpot": tpot_slo_seconds, "e2e": e2e_slo_seconds}
+        # SLO → (bucket bounds, index its threshold snaps to): bounds change only when vLLM restarts with others.
+        self._slo_snapped: dict[str, tuple[tuple[float, ...], int | None]] = {}
         self._points: deque[WindowPoint] = deque()
         self._counter_adjusters: dict[tuple[str, str], ResetAdjuster] = {}
         self._hist_adjusters: dict[str, HistogramResetAdjuster] = {}
@@ -273,9 +275,13 @@ class ModelEndpointTracker:
         out: dict[str, int] = {}
         for slo, canonical in SLO_HISTOGRAMS.items():
             h = last.histograms.get(canonical)
-            i = None if h is None else _nearest_bound_index(h.bounds, self.slo_seconds[slo])
-            if i is not None:
-                out[slo] = i
+            if h is None:
+                continue
+            snapped = self._slo_snapped.get(slo)
+            if snapped is None or snapped[0] != h.bounds:
+                snapped = self._slo_snapped[slo] = (h.bounds, _nearest_bound_index(h.bounds, self.slo_seconds[slo]))
+            if snapped[1] is not None:
+                out[slo] = snapped[1]
         return out
 
     def _totals(self, last: WindowPoint, slo_bounds: dict[str, int]) -> dict[str, float]:
