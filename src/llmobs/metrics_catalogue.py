@@ -226,7 +226,8 @@ _SERVING = (
     _c("llmobs_ttft_slo_good_total", "{request}", SIGNAL_LABELS,
        "Requests with TTFT at or under the SLO threshold (reset-adjusted).", "serving",
        doc="requests with TTFT at or under the SLO threshold (`signals.ttft_slo_seconds`, default 1 s; rounded to "
-           "the nearest bucket bound on the page) — the burn-rate alerts' numerator",
+           "the nearest bucket bound on the page, `llmobs_ttft_slo_threshold_seconds`) — the burn-rate alerts' "
+           "numerator",
        vllm_series="`vllm:time_to_first_token_seconds` buckets", signal_field="ttft_slo_good",
        otlp=Otlp("llmobs.ttft_slo.good")),
     _c("llmobs_tpot_slo_requests_total", "{request}", SIGNAL_LABELS,
@@ -237,7 +238,8 @@ _SERVING = (
     _c("llmobs_tpot_slo_good_total", "{request}", SIGNAL_LABELS,
        "Requests with TPOT at or under the SLO threshold (reset-adjusted).", "serving",
        doc="requests whose mean time per output token after the first was at or under the SLO threshold "
-           "(`signals.tpot_slo_seconds`, default 0.1 s; rounded to the nearest bucket bound on the page) — the "
+           "(`signals.tpot_slo_seconds`, default 0.1 s; rounded to the nearest bucket bound on the page, "
+           "`llmobs_tpot_slo_threshold_seconds`) — the "
            "TPOT burn-rate alerts' numerator. Per request, not per token: vLLM's per-token "
            "`inter_token_latency_seconds` would weight long answers by their length",
        vllm_series=_TPOT, signal_field="tpot_slo_good", otlp=Otlp("llmobs.tpot_slo.good")),
@@ -248,7 +250,8 @@ _SERVING = (
     _c("llmobs_e2e_slo_good_total", "{request}", SIGNAL_LABELS,
        "Requests with end-to-end latency at or under the SLO threshold (reset-adjusted).", "serving",
        doc="requests whose end-to-end latency was at or under the SLO threshold (`signals.e2e_slo_seconds`, "
-           "default 30 s; rounded to the nearest bucket bound on the page) — the E2E burn-rate alerts' numerator",
+           "default 30 s; rounded to the nearest bucket bound on the page, `llmobs_e2e_slo_threshold_seconds`) — the "
+           "E2E burn-rate alerts' numerator",
        vllm_series=_E2E, signal_field="e2e_slo_good", otlp=Otlp("llmobs.e2e_slo.good")),
     _g("llmobs_ttft_slo_threshold_seconds", "s", SIGNAL_LABELS,
        "TTFT bucket bound llmobs_ttft_slo_good_total counts at (the threshold snapped to the page).", "serving",
