@@ -55,13 +55,23 @@ class Config:
     queue_waiting_threshold: int = 20  # waiting requests summed over a model's replicas
     queue_building_for: str = "5m"  # also the window the rise is measured over
 
-    # TTFT SLO: the share of requests whose first token comes within the exporter's
-    # `signals.ttft_slo_seconds` (the threshold itself is applied by the exporter when it counts
-    # llmobs_ttft_slo_good_total; ttft_slo_threshold_seconds here is only quoted in alert text and must
-    # match the exporter's setting).
+    # Latency SLOs: the share of requests within a latency threshold. The exporter applies each threshold
+    # when it counts llmobs_<slo>_slo_good_total (`signals.ttft_slo_seconds`, `signals.tpot_slo_seconds`,
+    # `signals.e2e_slo_seconds`, snapped to a bucket bound and exported as llmobs_<slo>_slo_threshold_seconds);
+    # the *_slo_threshold_seconds here are only quoted in alert text and must match the exporter's settings.
+    # TTFT: time to first token.
     ttft_slo_target: float = 0.99
     ttft_slo_threshold_seconds: float = 1.0
-    ttft_burn_windows: tuple[BurnWindow, ...] = (
+    # TPOT: a request's mean time per output token after the first (vLLM's per-request histogram). 0.1 s
+    # (10 tokens/s per stream, faster than anyone reads) is also the ITL alert's floor below.
+    tpot_slo_target: float = 0.99
+    tpot_slo_threshold_seconds: float = 0.1
+    # E2E: whole-request latency. 30 s is the p99 the LlmobsE2ELatencyHigh alert holds it to (a 99 %
+    # target within 30 s is the same promise, as an error budget).
+    e2e_slo_target: float = 0.99
+    e2e_slo_threshold_seconds: float = 30.0
+    # The multi-window, multi-burn-rate set every latency SLO is alerted on (Google SRE workbook ch. 5).
+    slo_burn_windows: tuple[BurnWindow, ...] = (
         BurnWindow(long="1h", short="5m", factor=14.4, for_="2m", severity="critical"),
         BurnWindow(long="6h", short="30m", factor=6.0, for_="15m", severity="critical"),
         BurnWindow(long="3d", short="6h", factor=1.0, for_="3h", severity="warning"),

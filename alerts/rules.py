@@ -78,18 +78,49 @@ LATENCY_AND_LENGTH_SIGNALS = (
 )
 
 
+@dataclass(frozen=True)
+class LatencySlo:
+    """One latency SLO as the rules see it: its series (`llmobs_<key>_slo_{good,requests}_total`), its alert
+    and the words its alert text uses."""
+
+    key: str
+    alert: str
+    summary: str  # "TTFT SLO error budget is burning too fast."
+    budget_of: str  # whose budget burns: "time-to-first-token"
+    promise: str  # what a good request gets, with {threshold}: "get their first token within {threshold}s"
+    target: float
+    threshold_seconds: float
+
+
+def latency_slos(c: Config) -> tuple[LatencySlo, ...]:
+    """TTFT, TPOT and E2E, each alerted on by the same burn windows (`slo_burn_windows`)."""
+    return (
+        LatencySlo("ttft", "LlmobsTTFTErrorBudgetBurn", "TTFT SLO error budget is burning too fast.",
+                   "time-to-first-token", "get their first token within {threshold}s", c.ttft_slo_target,
+                   c.ttft_slo_threshold_seconds),
+        LatencySlo("tpot", "LlmobsTPOTErrorBudgetBurn", "TPOT SLO error budget is burning too fast.",
+                   "time-per-output-token", "average at most {threshold}s per output token after the first",
+                   c.tpot_slo_target,
+                   c.tpot_slo_threshold_seconds),
+        LatencySlo("e2e", "LlmobsE2EErrorBudgetBurn", "E2E latency SLO error budget is burning too fast.",
+                   "end-to-end latency", "complete within {threshold}s", c.e2e_slo_target,
+                   c.e2e_slo_threshold_seconds),
+    )
+
+
 def slo_windows(c: Config) -> list[str]:
     """Every window a burn-rate alert reads, each once, in the config's order."""
     seen: list[str] = []
-    for w in c.ttft_burn_windows:
+    for w in c.slo_burn_windows:
         for win in (w.short, w.long):
             if win not in seen:
                 seen.append(win)
     return seen
 
 
-def slo_ratio_record(window: str) -> str:
-    return f"model:llmobs_ttft_slo_errors:ratio_rate{window}"
+def slo_ratio_record(window: str, slo: str = "ttft") -> str:
+    """The recording rule of `slo`'s error ratio (share of requests over its threshold) over `window`."""
+    return f"model:llmobs_{slo}_slo_errors:ratio_rate{window}"
 
 
 def recording_groups(c: Config = DEFAULT) -> list[Group]:
@@ -137,11 +168,11 @@ def recording_groups(c: Config = DEFAULT) -> list[Group]:
     ]
 
     slo = [
-        Rule(record=slo_ratio_record(w),
-             expr=(f"(\n  sum by ({m}) (rate(llmobs_ttft_slo_requests_total[{w}]))\n"
-                   f"  -\n  sum by ({m}) (rate(llmobs_ttft_slo_good_total[{w}]))\n)\n"
-                   f"/\nsum by ({m}) (rate(llmobs_ttft_slo_requests_total[{w}]))"))
-        for w in slo_windows(c)
+        Rule(record=slo_ratio_record(w, k),
+             expr=(f"(\n  sum by ({m}) (rate(llmobs_{k}_slo_requests_total[{w}]))\n"
+                   f"  -\n  sum by ({m}) (rate(llmobs_{k}_slo_good_total[{w}]))\n)\n"
+                   f"/\nsum by ({m}) (rate(llmobs_{k}_slo_requests_total[{w}]))"))
+        for k in (s.key for s in latency_slos(c)) for w in slo_windows(c)
     ]
 
     gpu = [
@@ -214,7 +245,6 @@ def alert_groups(c: Config = DEFAULT) -> list[Group]:
     endpoint = f"{{{{ $labels.{c.endpoint_label} }}}}"
     node = f"{{{{ $labels.{c.node_label} }}}}"
     gpu = f"{{{{ $labels.{c.gpu_label} }}}}"
-    budget = 1 - c.ttft_slo_target
 
     itl = f'model_quantile:llmobs_itl_seconds:max{{quantile="{c.itl_quantile}"}}'
     waiting = "model:llmobs_requests_waiting:sum"
@@ -237,18 +267,19 @@ def alert_groups(c: Config = DEFAULT) -> list[Group]:
                f"{c.queue_building_for}.",
                for_=c.queue_building_for),
     ]
-    for w in c.ttft_burn_windows:
-        threshold = num(w.factor * budget)
-        serving.append(_alert(
-            c, "LlmobsTTFTErrorBudgetBurn",
-            f"{slo_ratio_record(w.long)} > {threshold}\nand\n{slo_ratio_record(w.short)} > {threshold}",
-            w.severity, "TTFT SLO error budget is burning too fast.",
-            f"{model} is burning its time-to-first-token error budget at more than {num(w.factor)}× the "
-            f"sustainable rate over {w.long} and {w.short} (SLO: {num(c.ttft_slo_target * 100)}% of "
-            f"requests get their first token within {num(c.ttft_slo_threshold_seconds)}s; "
-            "{{ $value | humanizePercentage }} of requests miss it).",
-            for_=w.for_, labels={"long": w.long, "short": w.short},
-        ))
+    for slo in latency_slos(c):
+        budget = 1 - slo.target
+        for w in c.slo_burn_windows:
+            threshold = num(w.factor * budget)
+            long, short = slo_ratio_record(w.long, slo.key), slo_ratio_record(w.short, slo.key)
+            serving.append(_alert(
+                c, slo.alert, f"{long} > {threshold}\nand\n{short} > {threshold}", w.severity, slo.summary,
+                f"{model} is burning its {slo.budget_of} error budget at more than {num(w.factor)}× the "
+                f"sustainable rate over {w.long} and {w.short} (SLO: {num(slo.target * 100)}% of "
+                f"requests {slo.promise.format(threshold=num(slo.threshold_seconds))}; "
+                "{{ $value | humanizePercentage }} of requests miss it).",
+                for_=w.for_, labels={"long": w.long, "short": w.short},
+            ))
     serving += [
         _alert(c, "LlmobsITLDegraded",
                f"{itl} > {num(c.itl_floor_seconds)}\nand\n"

@@ -12,7 +12,7 @@ import json
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from alerts.config import DEFAULT, Config
-from alerts.rules import slo_ratio_record
+from alerts.rules import latency_slos, slo_ratio_record
 from dashboards.layout import dashboard_svg
 from dashboards.panels import Board, Q
 
@@ -56,6 +56,14 @@ def fleet(c: Config) -> Board:
                  Q(f"{slo_ratio_record('1h')}{{{sm}}}", legend), unit="percentunit",
                  description=(f"Share of requests over the {c.ttft_slo_threshold_seconds:g}s TTFT SLO; "
                               f"the budget is {1 - c.ttft_slo_target:.2%}."))
+     .timeseries("TPOT SLO misses (1h)",
+                 Q(f"{slo_ratio_record('1h', 'tpot')}{{{sm}}}", legend), unit="percentunit", w=6,
+                 description=(f"Share of requests averaging over {c.tpot_slo_threshold_seconds:g}s per output "
+                              f"token (TPOT SLO); the budget is {1 - c.tpot_slo_target:.2%}."))
+     .timeseries("E2E SLO misses (1h)",
+                 Q(f"{slo_ratio_record('1h', 'e2e')}{{{sm}}}", legend), unit="percentunit", w=6,
+                 description=(f"Share of requests over the {c.e2e_slo_threshold_seconds:g}s end-to-end SLO; "
+                              f"the budget is {1 - c.e2e_slo_target:.2%}."))
      .timeseries("Error/abort ratio", Q(f"model:llmobs_finished_requests_error:ratio{{{sm}}}", legend),
                  unit="percentunit")
      .timeseries("Preemptions/s", Q(f"model:llmobs_preemption_rate:sum{{{sm}}}", legend))
@@ -108,12 +116,21 @@ def model_detail(c: Config) -> Board:
                  Q(f"llmobs_generation_tokens_rate{{{s}}}", f"{ep} generation"), w=8)
      .timeseries("Prefix cache hit ratio", Q(f"llmobs_prefix_cache_hit_ratio{{{s}}}", ep),
                  unit="percentunit", min_=0, max_=1, w=8))
-    b.row("TTFT SLO")
-    (b.timeseries("TTFT SLO misses by window",
-                  *[Q(f"{slo_ratio_record(w)}{{{b.sel_model}}}", f"{{{{{c.model_label}}}}} {w}")
-                    for w in ("5m", "1h", "6h")],
-                  unit="percentunit",
-                  description=f"Burn-rate alert inputs; the budget is {1 - c.ttft_slo_target:.2%}.")
+    b.row("Latency SLOs")
+    for slo in latency_slos(c):
+        b.timeseries(f"{slo.key.upper()} SLO misses by window",
+                     *[Q(f"{slo_ratio_record(w, slo.key)}{{{b.sel_model}}}", f"{{{{{c.model_label}}}}} {w}")
+                       for w in ("5m", "1h", "6h")],
+                     unit="percentunit", w=8,
+                     description=(f"Burn-rate alert inputs: share of requests over the "
+                                  f"{slo.threshold_seconds:g}s threshold; the budget is {1 - slo.target:.2%}."))
+    (b.timeseries("SLO thresholds as counted",
+                  *[Q(f"llmobs_{slo.key}_slo_threshold_seconds{{{s}}}", f"{ep} {slo.key.upper()}")
+                    for slo in latency_slos(c)],
+                  unit="s",
+                  description=("The bucket bound each endpoint's good count is taken at: the exporter's "
+                               "signals.*_slo_seconds snapped to the nearest bound on the vLLM page. "
+                               "No series: the page lacks that histogram."))
      .timeseries("LoRA adapters", Q(f"llmobs_lora_adapters_running{{{s}}}", f"{ep} running"),
                  Q(f"llmobs_lora_adapters_waiting{{{s}}}", f"{ep} waiting")))
     return b

@@ -76,7 +76,8 @@ def test_config_is_the_source_of_thresholds_and_labels():
 # --- shape ----------------------------------------------------------------------------------------
 
 REQUIRED_ALERTS = {
-    "LlmobsKVCacheSaturated", "LlmobsQueueBuilding", "LlmobsTTFTErrorBudgetBurn", "LlmobsITLDegraded",
+    "LlmobsKVCacheSaturated", "LlmobsQueueBuilding", "LlmobsTTFTErrorBudgetBurn", "LlmobsTPOTErrorBudgetBurn",
+    "LlmobsE2EErrorBudgetBurn", "LlmobsITLDegraded",
     "LlmobsE2ELatencyHigh", "LlmobsPreemptionStorm", "LlmobsHighErrorRatio", "LlmobsTargetDown",
     "LlmobsVLLMSeriesMissing", "LlmobsExporterDown", "LlmobsScrapeCycleSlow", "LlmobsGPUXidCritical",
     "LlmobsGPUXidErrors", "LlmobsGPUUncorrectableECC", "LlmobsGPUThrottling", "LlmobsGPUMemoryNearFull",
@@ -88,12 +89,27 @@ def test_every_alert_the_issue_asks_for_exists():
     assert set(alert_names()) == REQUIRED_ALERTS
 
 
-def test_burn_rate_windows_are_the_multiwindow_multiburn_set():
-    burns = [r for g in alert_groups() for r in g.rules if r.alert == "LlmobsTTFTErrorBudgetBurn"]
-    got = {(r.labels["long"], r.labels["short"]) for r in burns}
-    assert got == {("1h", "5m"), ("6h", "30m"), ("3d", "6h")}
+@pytest.mark.parametrize("slo, alert", [("ttft", "LlmobsTTFTErrorBudgetBurn"), ("tpot", "LlmobsTPOTErrorBudgetBurn"),
+                                        ("e2e", "LlmobsE2EErrorBudgetBurn")])
+def test_burn_rate_windows_are_the_multiwindow_multiburn_set(slo: str, alert: str):
+    burns = [r for g in alert_groups() for r in g.rules if r.alert == alert]
+    got = {(r.labels["long"], r.labels["short"], r.labels["severity"], r.for_) for r in burns}
+    assert got == {("1h", "5m", "critical", "2m"), ("6h", "30m", "critical", "15m"), ("3d", "6h", "warning", "3h")}
     exprs = {r.labels["long"]: r.expr for r in burns}
     assert "> 0.144" in exprs["1h"] and "> 0.06" in exprs["6h"] and "> 0.01" in exprs["3d"]
+    for long, short in (("1h", "5m"), ("6h", "30m"), ("3d", "6h")):
+        assert f"model:llmobs_{slo}_slo_errors:ratio_rate{long} >" in exprs[long]
+        assert f"model:llmobs_{slo}_slo_errors:ratio_rate{short} >" in exprs[long]
+
+
+def test_each_slo_has_its_own_target_and_threshold():
+    c = dataclasses.replace(DEFAULT, tpot_slo_target=0.995, tpot_slo_threshold_seconds=0.05,
+                            e2e_slo_threshold_seconds=60.0)
+    burns = {(r.alert, r.labels["long"]): r for g in alert_groups(c) for r in g.rules if "long" in r.labels}
+    assert "> 0.072" in burns["LlmobsTPOTErrorBudgetBurn", "1h"].expr  # 14.4 × (1 − 0.995)
+    assert "0.05s per output token" in burns["LlmobsTPOTErrorBudgetBurn", "1h"].annotations["description"]
+    assert "> 0.144" in burns["LlmobsTTFTErrorBudgetBurn", "1h"].expr  # untouched
+    assert "complete within 60s" in burns["LlmobsE2EErrorBudgetBurn", "3d"].annotations["description"]
 
 
 def test_every_alert_has_severity_annotations_and_runbook_from_the_one_pattern():

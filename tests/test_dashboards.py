@@ -169,3 +169,14 @@ def test_expected_empty_list_names_only_families_the_panels_use():
     for needle in EXPECTED_EMPTY:
         assert any(needle in e for e in exprs), needle
     assert expected_empty_reason("llmobs_requests_running") is None
+
+
+def test_every_latency_slo_has_panels_beside_ttft():
+    """Each SLO the rules alert on (TTFT, TPOT, E2E) is on the fleet and model dashboards, read from the same
+    recording rules as its burn-rate alert, and the model dashboard shows the snapped thresholds counted at."""
+    model, fleet = _metrics_of("llmobs-model"), _metrics_of("llmobs-fleet")
+    for slo in ("ttft", "tpot", "e2e"):
+        assert f"model:llmobs_{slo}_slo_errors:ratio_rate1h" in fleet, slo
+        for window in ("5m", "1h", "6h"):
+            assert f"model:llmobs_{slo}_slo_errors:ratio_rate{window}" in model, (slo, window)
+        assert f"llmobs_{slo}_slo_threshold_seconds" in model, slo

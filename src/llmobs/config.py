@@ -87,6 +87,10 @@ class ScrapeConfig(_Strict):
 class SignalsConfig(_Strict):
     window_seconds: float = Field(60.0, gt=0, description="window for rates, ratios and quantiles")
     ttft_slo_seconds: float = Field(1.0, gt=0, description="TTFT threshold behind llmobs_ttft_slo_good_total")
+    tpot_slo_seconds: float = Field(0.1, gt=0, description="per-request time-per-output-token threshold behind "
+                                    "llmobs_tpot_slo_good_total")
+    e2e_slo_seconds: float = Field(30.0, gt=0, description="end-to-end request latency threshold behind "
+                                   "llmobs_e2e_slo_good_total")
     max_models: int = Field(1_000, ge=1, description="distinct models tracked fleet-wide; samples of further "
                             "models are dropped and counted (reason model_limit)")
 

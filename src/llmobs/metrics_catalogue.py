@@ -85,6 +85,8 @@ _INPUT = (("gen_ai.token.type", "input"),)
 _OUTPUT = (("gen_ai.token.type", "output"),)
 _KV = "`vllm:kv_cache_usage_perc` ← `vllm:gpu_cache_usage_perc`"
 _SUCCESS = "`vllm:request_success_total`"
+_TPOT = "`vllm:request_time_per_output_token_seconds` buckets"
+_E2E = "`vllm:e2e_request_latency_seconds` buckets"
 
 _TARGET = (
     _g("llmobs_target_up", "1", TARGET_LABELS, "1 if the last scrape succeeded.", "target",
@@ -224,9 +226,50 @@ _SERVING = (
     _c("llmobs_ttft_slo_good_total", "{request}", SIGNAL_LABELS,
        "Requests with TTFT at or under the SLO threshold (reset-adjusted).", "serving",
        doc="requests with TTFT at or under the SLO threshold (`signals.ttft_slo_seconds`, default 1 s; rounded to "
-           "the nearest bucket bound on the page) — the burn-rate alerts' numerator",
+           "the nearest bucket bound on the page, `llmobs_ttft_slo_threshold_seconds`) — the burn-rate alerts' "
+           "numerator",
        vllm_series="`vllm:time_to_first_token_seconds` buckets", signal_field="ttft_slo_good",
        otlp=Otlp("llmobs.ttft_slo.good")),
+    _c("llmobs_tpot_slo_requests_total", "{request}", SIGNAL_LABELS,
+       "Requests with a time-per-output-token observation (reset-adjusted).", "serving",
+       doc="requests with a per-request time-per-output-token (TPOT) observation — the TPOT burn-rate alerts' "
+           "denominator; absent where the page lacks the histogram (vLLM before 0.10)",
+       vllm_series=_TPOT, signal_field="tpot_slo_requests", otlp=Otlp("llmobs.tpot_slo.requests")),
+    _c("llmobs_tpot_slo_good_total", "{request}", SIGNAL_LABELS,
+       "Requests with TPOT at or under the SLO threshold (reset-adjusted).", "serving",
+       doc="requests whose mean time per output token after the first was at or under the SLO threshold "
+           "(`signals.tpot_slo_seconds`, default 0.1 s; rounded to the nearest bucket bound on the page, "
+           "`llmobs_tpot_slo_threshold_seconds`) — the "
+           "TPOT burn-rate alerts' numerator. Per request, not per token: vLLM's per-token "
+           "`inter_token_latency_seconds` would weight long answers by their length",
+       vllm_series=_TPOT, signal_field="tpot_slo_good", otlp=Otlp("llmobs.tpot_slo.good")),
+    _c("llmobs_e2e_slo_requests_total", "{request}", SIGNAL_LABELS,
+       "Requests with an end-to-end latency observation (reset-adjusted).", "serving",
+       doc="requests with an end-to-end latency observation — the E2E burn-rate alerts' denominator",
+       vllm_series=_E2E, signal_field="e2e_slo_requests", otlp=Otlp("llmobs.e2e_slo.requests")),
+    _c("llmobs_e2e_slo_good_total", "{request}", SIGNAL_LABELS,
+       "Requests with end-to-end latency at or under the SLO threshold (reset-adjusted).", "serving",
+       doc="requests whose end-to-end latency was at or under the SLO threshold (`signals.e2e_slo_seconds`, "
+           "default 30 s; rounded to the nearest bucket bound on the page, `llmobs_e2e_slo_threshold_seconds`) — the "
+           "E2E burn-rate alerts' numerator",
+       vllm_series=_E2E, signal_field="e2e_slo_good", otlp=Otlp("llmobs.e2e_slo.good")),
+    _g("llmobs_ttft_slo_threshold_seconds", "s", SIGNAL_LABELS,
+       "TTFT bucket bound llmobs_ttft_slo_good_total counts at (the threshold snapped to the page).", "serving",
+       doc="the bucket bound `llmobs_ttft_slo_good_total` is counted at: `signals.ttft_slo_seconds` snapped to "
+           "the nearest finite bound on this endpoint's page (a histogram counts only at its bounds)",
+       vllm_series="`vllm:time_to_first_token_seconds` buckets", signal_field="ttft_slo_threshold_seconds",
+       otlp=Otlp("llmobs.ttft_slo.threshold")),
+    _g("llmobs_tpot_slo_threshold_seconds", "s", SIGNAL_LABELS,
+       "TPOT bucket bound llmobs_tpot_slo_good_total counts at (the threshold snapped to the page).", "serving",
+       doc="the bucket bound `llmobs_tpot_slo_good_total` is counted at: `signals.tpot_slo_seconds` snapped to "
+           "the nearest finite bound on this endpoint's page",
+       vllm_series=_TPOT, signal_field="tpot_slo_threshold_seconds", otlp=Otlp("llmobs.tpot_slo.threshold")),
+    _g("llmobs_e2e_slo_threshold_seconds", "s", SIGNAL_LABELS,
+       "End-to-end bucket bound llmobs_e2e_slo_good_total counts at (the threshold snapped to the page).",
+       "serving",
+       doc="the bucket bound `llmobs_e2e_slo_good_total` is counted at: `signals.e2e_slo_seconds` snapped to "
+           "the nearest finite bound on this endpoint's page",
+       vllm_series=_E2E, signal_field="e2e_slo_threshold_seconds", otlp=Otlp("llmobs.e2e_slo.threshold")),
 )
 
 _EXPORTER = (

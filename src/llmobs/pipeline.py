@@ -180,6 +180,8 @@ class Pipeline:
         *,
         window_seconds: float = 60.0,
         ttft_slo_seconds: float = 1.0,
+        tpot_slo_seconds: float = 0.1,
+        e2e_slo_seconds: float = 30.0,
         limits: CardinalityLimits | None = None,
         manage_gc: bool = False,
     ) -> None:
@@ -188,6 +190,8 @@ class Pipeline:
         self.holder = holder
         self.window_seconds = window_seconds
         self.ttft_slo_seconds = ttft_slo_seconds
+        self.tpot_slo_seconds = tpot_slo_seconds
+        self.e2e_slo_seconds = e2e_slo_seconds
         self.limits = limits or CardinalityLimits()
         self.models = ModelBudget(self.limits.max_models)
         self._books: dict[str, _TargetBook] = {}
@@ -298,7 +302,8 @@ class Pipeline:
             tracker = book.trackers.get(model)
             if tracker is None:
                 tracker = book.trackers[model] = ModelEndpointTracker(
-                    Attribution(model, t.name, t.node, t.gpu_model), self.window_seconds, self.ttft_slo_seconds
+                    Attribution(model, t.name, t.node, t.gpu_model), self.window_seconds, self.ttft_slo_seconds,
+                    self.tpot_slo_seconds, self.e2e_slo_seconds,
                 )
             tracker.observe(model_scrape, outcome.started)
             implausible = tracker.take_implausible()

@@ -154,6 +154,7 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
     pipeline = Pipeline(
         source or StaticTargetSource(config.build_targets()), scraper, holder,
         window_seconds=config.signals.window_seconds, ttft_slo_seconds=config.signals.ttft_slo_seconds,
+        tpot_slo_seconds=config.signals.tpot_slo_seconds, e2e_slo_seconds=config.signals.e2e_slo_seconds,
         limits=CardinalityLimits(max_series_per_target=config.scrape.max_series_per_target,
                                  max_label_values=config.scrape.max_label_values,
                                  max_models=config.signals.max_models),

@@ -33,6 +33,10 @@ COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemption
 _ANY_FINITE = (-sys.float_info.max, sys.float_info.max)
 _GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), **dict.fromkeys(
     ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason"), (0.0, 1e12))}
+SLO_HISTOGRAMS: dict[str, str] = {"ttft": "ttft", "tpot": "tpot", "e2e": "e2e_latency"}
+"""Latency SLO → the canonical vLLM histogram its good/total counts come from. Each holds one observation
+per request (TPOT is vLLM's per-request `request_time_per_output_token_seconds`, not the per-token ITL
+histogram), so good ÷ total is a share of requests."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +70,28 @@ def _distribution(first: AdjustedHistogram | None, last: AdjustedHistogram) -> D
     return Distribution(quantiles, mean, max(count, 0.0))
 
 
-def _nearest_bound_index(bounds: tuple[float, ...], threshold: float) -> int:
+def _nearest_bound_index(bounds: tuple[float, ...], threshold: float) -> int | None:
+    """The finite bucket bound closest to `threshold` (the lower one on a tie); None when there is none.
+
+    A histogram counts observations only at its bounds, so an SLO threshold between two of them is
+    counted at the nearest (exported as llmobs_<slo>_slo_threshold_seconds). A page with only the +Inf
+    bucket has no bound to count at: its SLO series are left out rather than every request called good.
+    """
     finite = [i for i, b in enumerate(bounds) if math.isfinite(b)]
-    return min(finite, key=lambda i: abs(bounds[i] - threshold)) if finite else len(bounds) - 1
+    return min(finite, key=lambda i: abs(bounds[i] - threshold)) if finite else None
 
 
 class ModelEndpointTracker:
     """Window of reset-adjusted scrapes of one model on one endpoint."""
 
-    def __init__(self, attribution: Attribution, window_seconds: float, ttft_slo_seconds: float = 1.0):
+    def __init__(self, attribution: Attribution, window_seconds: float, ttft_slo_seconds: float = 1.0,
+                 tpot_slo_seconds: float = 0.1, e2e_slo_seconds: float = 30.0):
         self.attribution = attribution
         self.window_seconds = window_seconds
-        self.ttft_slo_seconds = ttft_slo_seconds
+        # SLO (a SLO_HISTOGRAMS key) → the configured threshold, before snapping to a bucket bound.
+        self.slo_seconds = {"ttft": ttft_slo_seconds, "tpot": tpot_slo_seconds, "e2e": e2e_slo_seconds}
+        # SLO → (bucket bounds, index its threshold snaps to): bounds change only when vLLM restarts with others.
+        self._slo_snapped: dict[str, tuple[tuple[float, ...], int | None]] = {}
         self._points: deque[WindowPoint] = deque()
         self._counter_adjusters: dict[tuple[str, str], ResetAdjuster] = {}
         self._hist_adjusters: dict[str, HistogramResetAdjuster] = {}
@@ -210,6 +224,7 @@ class ModelEndpointTracker:
                            if latest_h is not None else _nan_distribution())
         kv_values = [p.kv_cache_usage for p in self._points if not math.isnan(p.kv_cache_usage)]
         swapped = self._gauge("requests_swapped")
+        slo_bounds = self._slo_bounds(last)
         return ModelEndpointSignals(
             attribution=self.attribution,
             window_seconds=elapsed,
@@ -235,8 +250,11 @@ class ModelEndpointTracker:
             generation_length=dists["generation_length"],
             lora_adapters_running=scrape.lora_running,
             lora_adapters_waiting=scrape.lora_waiting,
-            totals=self._totals(last),
+            totals=self._totals(last, slo_bounds),
             histograms=self._since_start(last),
+            ttft_slo_threshold_seconds=_bound(last, slo_bounds, "ttft"),
+            tpot_slo_threshold_seconds=_bound(last, slo_bounds, "tpot"),
+            e2e_slo_threshold_seconds=_bound(last, slo_bounds, "e2e"),
         )
 
     def _since_start(self, last: WindowPoint) -> dict[str, CumulativeHistogram]:
@@ -249,7 +267,24 @@ class ModelEndpointTracker:
                                                  h.sum - base.sum, start)
         return out
 
-    def _totals(self, last: WindowPoint) -> dict[str, float]:
+    def _slo_bounds(self, last: WindowPoint) -> dict[str, int]:
+        """SLO → index of the bucket bound its threshold is counted at, for each SLO whose histogram the
+        latest page carries with a finite bound. An SLO missing here has no series: a page without the
+        histogram must not read as 100 % good or as 0 (the missing histogram itself is reported as
+        llmobs_vllm_expected_series_missing)."""
+        out: dict[str, int] = {}
+        for slo, canonical in SLO_HISTOGRAMS.items():
+            h = last.histograms.get(canonical)
+            if h is None:
+                continue
+            snapped = self._slo_snapped.get(slo)
+            if snapped is None or snapped[0] != h.bounds:
+                snapped = self._slo_snapped[slo] = (h.bounds, _nearest_bound_index(h.bounds, self.slo_seconds[slo]))
+            if snapped[1] is not None:
+                out[slo] = snapped[1]
+        return out
+
+    def _totals(self, last: WindowPoint, slo_bounds: dict[str, int]) -> dict[str, float]:
         totals: dict[str, float] = {}
         for reason, v in last.counters.get("request_success", {}).items():
             totals[f"requests:{reason}"] = v
@@ -257,8 +292,14 @@ class ModelEndpointTracker:
             values = last.counters.get(canonical)
             if values:
                 totals[canonical] = sum(values.values())
-        ttft = last.histograms.get("ttft")
-        if ttft is not None:
-            totals["ttft_slo_requests"] = ttft.count
-            totals["ttft_slo_good"] = ttft.cumulative[_nearest_bound_index(ttft.bounds, self.ttft_slo_seconds)]
+        for slo, i in slo_bounds.items():
+            h = last.histograms[SLO_HISTOGRAMS[slo]]
+            totals[f"{slo}_slo_requests"] = h.count
+            totals[f"{slo}_slo_good"] = h.cumulative[i]  # ≤ count: the adjusted buckets are capped at it
         return totals
+
+
+def _bound(last: WindowPoint, slo_bounds: dict[str, int], slo: str) -> float | None:
+    """The bucket bound `slo`'s good count is taken at (its threshold as counted), None without one."""
+    i = slo_bounds.get(slo)
+    return None if i is None else last.histograms[SLO_HISTOGRAMS[slo]].bounds[i]

@@ -84,6 +84,11 @@ class ModelEndpointSignals:
     # Every vLLM histogram of the endpoint (by canonical name: ttft, itl, tpot, e2e_latency, ...) since llmobs
     # started its series; exported over OTLP as histograms, not on /metrics.
     histograms: dict[str, CumulativeHistogram] = field(default_factory=dict)
+    # The bucket bound each latency SLO's good count is taken at: the configured threshold snapped to the
+    # page's nearest bound (so what "good" means is visible); None when the page lacks the histogram.
+    ttft_slo_threshold_seconds: float | None = None
+    tpot_slo_threshold_seconds: float | None = None
+    e2e_slo_threshold_seconds: float | None = None
 
     @property
     def kv_cache_headroom(self) -> float:
