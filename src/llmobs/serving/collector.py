@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from operator import attrgetter
+from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -33,6 +34,13 @@ _TOTALS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "counte
 def _label_values(s: ModelEndpointSignals) -> list[str]:
     a = s.attribution
     return [a.model, a.endpoint, a.node, a.gpu_model]
+
+
+def _field_getter(spec: MetricSpec) -> attrgetter[Any]:
+    """The getter of the ModelEndpointSignals field a per-endpoint gauge or distribution reads."""
+    if spec.signal_field is None:
+        raise ValueError(f"{spec.name}: a per-endpoint serving metric must name its ModelEndpointSignals field")
+    return attrgetter(spec.signal_field)
 
 
 def _quantile_label(q: float) -> str:
@@ -89,14 +97,14 @@ class FleetCollector(Collector):
 
     def _signal_metrics(self, signals: tuple[ModelEndpointSignals, ...]) -> Iterator[Metric]:
         for spec in _GAUGES:
-            gauge, get = family(spec), attrgetter(spec.signal_field)
+            gauge, get = family(spec), _field_getter(spec)
             for s in signals:
                 value = get(s)
                 if value is not None:
                     gauge.add_metric(_label_values(s), float(value))
             yield gauge
         for spec in _DISTRIBUTIONS:
-            quantiles, get = family(spec), attrgetter(spec.signal_field)
+            quantiles, get = family(spec), _field_getter(spec)
             for s in signals:
                 d = get(s)
                 for q in QUANTILES:
