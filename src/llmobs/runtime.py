@@ -45,11 +45,11 @@ class Exporter:
     pipeline: Pipeline
     port: int
     _server: uvicorn.Server
-    _tasks: list[asyncio.Task]
+    _tasks: list[asyncio.Task[None]]
     _stop: asyncio.Event
     scaler: ScalerHandle | None = None
     forecast: ForecastService | None = None
-    feedback_task: asyncio.Task | None = None
+    feedback_task: asyncio.Task[None] | None = None
     feedback_port: int | None = None
     otlp: OtlpHandle | None = None
     _closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)

@@ -50,7 +50,7 @@ class RunningAgent:
     port: int
     state: AgentState
     pod_index: PodIndex | None
-    _tasks: list[asyncio.Task]
+    _tasks: list[asyncio.Task[None]]
     _stop: asyncio.Event
     _server: uvicorn.Server
 

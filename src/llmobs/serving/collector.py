@@ -20,7 +20,7 @@ from llmobs import __version__
 from llmobs.metric_families import family
 from llmobs.metrics_catalogue import SIGNAL_LABELS, MetricSpec, section
 from llmobs.signals.types import QUANTILES, ModelEndpointSignals
-from llmobs.state import StateHolder
+from llmobs.state import FleetState, StateHolder
 
 _SERVING = section("serving")
 # Per model × endpoint gauges read straight off a ModelEndpointSignals field.
@@ -59,7 +59,7 @@ class FleetCollector(Collector):
         yield from self._target_metrics(state)
         yield from self._signal_metrics(state.signals)
 
-    def _self_metrics(self, state) -> Iterator[Metric]:
+    def _self_metrics(self, state: FleetState) -> Iterator[Metric]:
         info = family("llmobs_build_info")
         info.add_metric([__version__], 1.0)
         yield info
@@ -67,7 +67,7 @@ class FleetCollector(Collector):
         yield family("llmobs_targets", len(state.targets))
         yield family("llmobs_signal_window_seconds", state.window_seconds)
 
-    def _target_metrics(self, state) -> Iterator[Metric]:
+    def _target_metrics(self, state: FleetState) -> Iterator[Metric]:
         up = family("llmobs_target_up")
         duration = family("llmobs_scrape_duration_seconds")
         failures = family("llmobs_target_consecutive_failures")
