@@ -163,12 +163,12 @@ async def test_missing_expected_series_logged_once_and_reported(caplog: pytest.L
 
 
 def test_gc_policy_freezes_between_cycles_and_restores_the_collector() -> None:
-    """`manage_gc` (what `llmobs run` uses): after the warm-up cycles what survives is frozen so that
+    """The `llmobs run` process's cycle hook: after the warm-up cycles what survives is frozen so that
     collections during cycles skip it; periodically everything is unfrozen and collected; stopping
     restores the thresholds and unfreezes."""
     import gc
 
-    from llmobs.pipeline import GcPolicy
+    from llmobs.serving.gc import GcPolicy
 
     before = gc.get_threshold()
     policy = GcPolicy(warmup_cycles=2, freeze_every=3, full_every=6)
@@ -189,6 +189,37 @@ def test_gc_policy_freezes_between_cycles_and_restores_the_collector() -> None:
     finally:
         policy.stop()
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+def test_library_use_leaves_the_process_garbage_collector_alone() -> None:
+    """Importing llmobs and running an exporter in one's own process (`start_exporter`, as a library user, a
+    test or a benchmark does) must not freeze the heap or change the collector's thresholds: those are
+    settings of the process, which only `llmobs run` owns."""
+    import gc
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, asyncio\n"
+        "gc.set_threshold(123, 4, 5)\n"
+        "import llmobs, llmobs.runtime, llmobs.pipeline\n"
+        "from llmobs.config import LlmobsConfig, ScrapeConfig, ServerConfig\n"
+        "from llmobs.runtime import start_exporter\n"
+        "from llmobs.sources.targets import StaticTargetSource, Target\n"
+        "async def main():\n"
+        "    cfg = LlmobsConfig(scrape=ScrapeConfig(interval_seconds=0.02, timeout_seconds=0.2),\n"
+        "                       server=ServerConfig(host='127.0.0.1', port=0))\n"
+        "    exporter = await start_exporter(cfg, StaticTargetSource([Target('http://127.0.0.1:9/metrics', 'x')]))\n"
+        "    while exporter.pipeline.cycles < 5:\n"
+        "        await asyncio.sleep(0.01)\n"
+        "    print(gc.get_threshold(), gc.get_freeze_count())\n"
+        "    await exporter.stop()\n"
+        "asyncio.run(main())\n"
+        "print(gc.get_threshold(), gc.get_freeze_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["(123, 4, 5) 0", "(123, 4, 5) 0"], out.stdout + out.stderr
+    assert gc.get_freeze_count() == 0
 
 
 def test_scrapes_start_one_host_at_a_time_in_turn() -> None:

@@ -60,6 +60,7 @@ def run(
 ) -> None:
     """Scrape the configured vLLM targets and serve /metrics, /healthz, /api/v1/signals and /."""
     from llmobs.runtime import start_exporter
+    from llmobs.serving.gc import GcPolicy
 
     try:
         cfg = load_config(config)
@@ -72,7 +73,7 @@ def run(
     _setup_logging(verbose)
 
     async def main() -> None:
-        exporter = await start_exporter(cfg)
+        exporter = await start_exporter(cfg, cycle_hook=GcPolicy())  # this process is ours: tune its GC
         console.print(f"llmobs exporter on http://{cfg.server.host}:{exporter.port}/ "
                       f"scraping {len(cfg.targets)} target(s) every {cfg.scrape.interval_seconds:g}s")
         stop = asyncio.Event()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution
@@ -124,50 +124,16 @@ def _round_robin_by_host(targets: list[Target]) -> list[int]:
     return order
 
 
-class GcPolicy:
-    """Keeps the cyclic garbage collector off the scrape cycle's critical path (opt-in: `manage_gc`).
+class CycleHook(Protocol):
+    """Something the owner of the process runs around the scrape loop (`llmobs run` passes
+    `llmobs.serving.gc.GcPolicy`): `start` before the first cycle, `after_cycle` in the idle time after
+    each, `stop` when the loop ends."""
 
-    At 1,000 targets the exporter holds millions of long-lived, acyclic objects (parser caches, tracker
-    windows); every automatic full collection walks all of them (~1 s, stalling the loop mid-cycle so that
-    healthy targets' exchanges overrun), and younger collections keep re-scanning the objects a cycle
-    creates. So, between cycles (in the idle time before the next one): after the warm-up cycles, collect
-    and `gc.freeze()` what survives, so later collections skip it; every `freeze_every` cycles collect and
-    freeze again (the survivors of the last cycles, e.g. new window points); every `full_every` cycles
-    `gc.unfreeze()` and collect everything, so that a cycle that became garbage while frozen is reclaimed
-    too (the frozen objects are freed by reference counting when dropped, which is how almost all of them
-    go). Automatic full collections are made rare (`gc.set_threshold`): they happen here instead.
-    """
+    def start(self) -> None: ...
 
-    def __init__(self, warmup_cycles: int = 2, freeze_every: int = 12, full_every: int = 720) -> None:
-        self.warmup_cycles = warmup_cycles
-        self.freeze_every = freeze_every
-        self.full_every = full_every
-        self.collections = 0
-        self._saved_threshold: tuple[int, int, int] | None = None
+    def after_cycle(self, cycles: int) -> None: ...
 
-    def start(self) -> None:
-        if self._saved_threshold is None:
-            self._saved_threshold = gc.get_threshold()
-            gen0, gen1, _ = self._saved_threshold
-            gc.set_threshold(max(gen0, 10_000), gen1, 1_000)
-
-    def after_cycle(self, cycles: int) -> None:
-        n = cycles - self.warmup_cycles
-        if n < 0:
-            return
-        if n % self.full_every == 0:
-            gc.unfreeze()
-        elif n % self.freeze_every != 0:
-            return
-        gc.collect()
-        gc.freeze()
-        self.collections += 1
-
-    def stop(self) -> None:
-        gc.unfreeze()
-        if self._saved_threshold is not None:
-            gc.set_threshold(*self._saved_threshold)
-            self._saved_threshold = None
+    def stop(self) -> None: ...
 
 
 class Pipeline:
@@ -180,7 +146,7 @@ class Pipeline:
         window_seconds: float = 60.0,
         ttft_slo_seconds: float = 1.0,
         limits: CardinalityLimits | None = None,
-        manage_gc: bool = False,
+        cycle_hook: CycleHook | None = None,
     ) -> None:
         self.source = source
         self.scraper = scraper
@@ -191,7 +157,7 @@ class Pipeline:
         self.models = ModelBudget(self.limits.max_models)
         self._books: dict[str, _TargetBook] = {}
         self.cycles = 0
-        self.gc_policy = GcPolicy() if manage_gc else None
+        self.cycle_hook = cycle_hook  # process-wide settings (the GC) are the process owner's, not ours
 
     async def run_cycle(self) -> FleetState:
         t0 = time.perf_counter()
@@ -304,13 +270,13 @@ class Pipeline:
     async def run_forever(self, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
         """Cycle at a fixed cadence; a slow cycle delays the next one instead of piling up."""
         stop = stop or asyncio.Event()
-        if self.gc_policy is not None:
-            self.gc_policy.start()
+        if self.cycle_hook is not None:
+            self.cycle_hook.start()
         try:
             await self._run_forever(interval_seconds, stop)
         finally:
-            if self.gc_policy is not None:
-                self.gc_policy.stop()
+            if self.cycle_hook is not None:
+                self.cycle_hook.stop()
 
     async def _run_forever(self, interval_seconds: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -319,8 +285,8 @@ class Pipeline:
                 await self.run_cycle()
             except Exception:  # keep serving the last good state; the error is visible in the log
                 log.exception("scrape cycle failed")
-            if self.gc_policy is not None:
-                self.gc_policy.after_cycle(self.cycles)
+            if self.cycle_hook is not None:
+                self.cycle_hook.after_cycle(self.cycles)
             delay = max(0.0, interval_seconds - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

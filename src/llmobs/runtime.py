@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from llmobs.agent.central import register_central_collectors
 from llmobs.config import LlmobsConfig
-from llmobs.pipeline import CardinalityLimits, Pipeline
+from llmobs.pipeline import CardinalityLimits, CycleHook, Pipeline
 from llmobs.serving.app import create_app
 from llmobs.serving.collector import FleetCollector
 from llmobs.sources.scrape import Scraper
@@ -131,7 +131,8 @@ def served_requests_from(holder: StateHolder) -> Callable[[str], float]:
     return served
 
 
-async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None) -> Exporter:
+async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None, *,
+                         cycle_hook: CycleHook | None = None) -> Exporter:
     holder = StateHolder()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))
@@ -153,7 +154,7 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         limits=CardinalityLimits(max_series_per_target=config.scrape.max_series_per_target,
                                  max_label_values=config.scrape.max_label_values,
                                  max_models=config.signals.max_models),
-        manage_gc=True,
+        cycle_hook=cycle_hook,
     )
     stop = asyncio.Event()
     forecast = None
