@@ -1,18 +1,17 @@
 """Scraping and the pipeline under bad input: every failure is classified and counted, and healthy targets
-keep producing signals. Real sockets are used where the failure is a network one."""
+keep producing signals. Targets are real loopback servers (tests/pageserver.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
-import httpx
 import pytest
 
 from llmobs.pipeline import Pipeline
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource, Target
 from llmobs.state import StateHolder
+from tests.pageserver import PageServer, Reply
 
 GOOD = """\
 vllm:num_requests_running{engine="0",model_name="m"} 2
@@ -21,47 +20,30 @@ vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25
 vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} %d
 """
 
-
-def page_transport(pages: dict[str, httpx.Response | None]) -> httpx.MockTransport:
-    counter = {"n": 0}
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        response = pages[request.url.host]
-        if response is None:
-            await asyncio.sleep(10)
-        counter["n"] += 1
-        if request.url.host == "good":
-            return httpx.Response(200, text=GOOD % (counter["n"] * 10),
-                                  headers={"content-type": "text/plain; version=0.0.4"})
-        return response  # type: ignore[return-value]
-
-    return httpx.MockTransport(handler)
-
-
 BAD = {
-    "good": httpx.Response(200),
-    "err500": httpx.Response(500, text="Internal Server Error"),
-    "html": httpx.Response(200, text="<html><body>502 Bad Gateway</body></html>",
-                           headers={"content-type": "text/html"}),
-    "empty": httpx.Response(200, text="", headers={"content-type": "text/plain"}),
-    "garbage": httpx.Response(200, text="{{{ not metrics at all\n\x00\x01 !!\n",
-                              headers={"content-type": "text/plain"}),
-    "huge": httpx.Response(200, text="x" * 200_000, headers={"content-type": "text/plain"}),
-    "hang": None,
+    "good": lambda n: GOOD % (n * 10),
+    "err500": lambda n: Reply("Internal Server Error", 500),
+    "html": lambda n: Reply("<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+    "empty": lambda n: Reply("", content_type="text/plain"),
+    "garbage": lambda n: Reply("{{{ not metrics at all\n\x00\x01 !!\n", content_type="text/plain"),
+    "huge": lambda n: Reply("x" * 200_000, content_type="text/plain"),
+    "hang": lambda n: Reply(GOOD % 1, delay=10),
 }
 
 
-@pytest.fixture
-def scraper() -> Scraper:
-    return Scraper(timeout_seconds=0.5, max_response_bytes=100_000, transport=page_transport(BAD))
+def scraper_for_bad() -> Scraper:
+    return Scraper(timeout_seconds=0.5, max_response_bytes=100_000)
 
 
-@pytest.mark.parametrize(("host", "kind"), [
+@pytest.mark.parametrize(("name", "kind"), [
     ("err500", "http_status"), ("html", "content_type"), ("empty", "empty"), ("garbage", "parse"),
     ("huge", "too_large"), ("hang", "timeout"),
 ])
-async def test_each_failure_has_its_kind(scraper: Scraper, host: str, kind: str) -> None:
-    outcome = await scraper.scrape(Target(f"http://{host}/metrics", host))
+async def test_each_failure_has_its_kind(name: str, kind: str) -> None:
+    scraper = scraper_for_bad()
+    async with PageServer(BAD) as server:
+        outcome = await scraper.scrape(server.target(name))
+        await scraper.aclose()
     assert not outcome.ok
     assert outcome.error_kind == kind, outcome.error
     assert outcome.error
@@ -79,84 +61,79 @@ async def test_connection_refused_is_connect() -> None:
 
 async def test_truncated_page_keeps_complete_lines() -> None:
     text = (GOOD % 5) + 'vllm:num_requests_running{engine="0",model_na'
-    scraper = Scraper(transport=httpx.MockTransport(
-        lambda r: httpx.Response(200, text=text, headers={"content-type": "text/plain"})))
-    outcome = await scraper.scrape(Target("http://x/metrics", "x"))
+    scraper = Scraper()
+    async with PageServer({"x": lambda n: Reply(text, content_type="text/plain")}) as server:
+        outcome = await scraper.scrape(server.target("x"))
+        await scraper.aclose()
     assert outcome.ok and outcome.page is not None
     assert len(outcome.page.samples) == 4 and sum(outcome.page.skipped.values()) == 1
 
 
-async def test_pipeline_marks_bad_targets_down_and_keeps_good_signals(scraper: Scraper) -> None:
-    targets = [Target(f"http://{h}/metrics", h, {"node": f"n-{h}"}) for h in BAD]
+async def test_pipeline_marks_bad_targets_down_and_keeps_good_signals() -> None:
     holder = StateHolder()
-    pipeline = Pipeline(StaticTargetSource(targets), scraper, holder, window_seconds=60)
-    for _ in range(3):
-        state = await pipeline.run_cycle()
+    async with PageServer(BAD) as server:
+        targets = [server.target(name, {"node": f"n-{name}"}) for name in BAD]
+        pipeline = Pipeline(StaticTargetSource(targets), scraper_for_bad(), holder, window_seconds=60)
+        for _ in range(3):
+            state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     health = {h.endpoint: h for h in state.targets}
     assert health["good"].up and health["good"].consecutive_failures == 0
-    for host in BAD:
-        if host != "good":
-            assert not health[host].up
-            assert health[host].consecutive_failures == 3
-            assert sum(health[host].errors_by_kind.values()) == 3
-            assert health[host].last_error
+    for name in BAD:
+        if name != "good":
+            assert not health[name].up
+            assert health[name].consecutive_failures == 3
+            assert sum(health[name].errors_by_kind.values()) == 3
+            assert health[name].last_error
     [good] = state.signals
     assert good.attribution.endpoint == "good" and good.attribution.node == "n-good"
     assert good.request_rate > 0 and good.requests_waiting == 1
 
 
 async def test_target_recovers_after_failures() -> None:
-    responses = iter([httpx.Response(503), httpx.Response(503)])
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        try:
-            return next(responses)
-        except StopIteration:
-            return httpx.Response(200, text=GOOD % 1, headers={"content-type": "text/plain"})
-
     holder = StateHolder()
-    pipeline = Pipeline(StaticTargetSource([Target("http://flaky/metrics", "flaky")]),
-                        Scraper(transport=httpx.MockTransport(handler)), holder)
-    states = [await pipeline.run_cycle() for _ in range(3)]
+    async with PageServer({"flaky": lambda n: Reply("", 503) if n <= 2 else GOOD % 1}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("flaky")]), Scraper(), holder)
+        states = [await pipeline.run_cycle() for _ in range(3)]
+        await pipeline.scraper.aclose()
     assert [s.targets[0].up for s in states] == [False, False, True]
     assert states[-1].targets[0].errors_by_kind == {"http_status": 2}
     assert states[-1].targets[0].consecutive_failures == 0
 
 
 async def test_non_vllm_page_is_a_parse_failure_not_silent() -> None:
-    scraper = Scraper(transport=httpx.MockTransport(
-        lambda r: httpx.Response(200, text="process_cpu_seconds_total 1\n", headers={"content-type": "text/plain"})))
-    pipeline = Pipeline(StaticTargetSource([Target("http://node-exporter/metrics", "ne")]), scraper, StateHolder())
-    state = await pipeline.run_cycle()
+    async with PageServer({"ne": lambda n: "process_cpu_seconds_total 1\n"}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("ne")]), Scraper(), StateHolder())
+        state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     assert not state.targets[0].up and state.targets[0].last_error_kind == "parse"
 
 
 async def test_removed_target_disappears_from_state() -> None:
     class Source:
-        def __init__(self) -> None:
-            self.items = [Target("http://good/metrics", "good"), Target("http://good2/metrics", "good2")]
+        def __init__(self, items: list[Target]) -> None:
+            self.items = items
 
         def targets(self):
             return self.items
 
-    source = Source()
-    transport = httpx.MockTransport(
-        lambda r: httpx.Response(200, text=GOOD % 3, headers={"content-type": "text/plain"}))
-    pipeline = Pipeline(source, Scraper(transport=transport), StateHolder())
-    await pipeline.run_cycle()
-    source.items = source.items[:1]
-    state = await pipeline.run_cycle()
+    async with PageServer({"good": lambda n: GOOD % 3, "good2": lambda n: GOOD % 3}) as server:
+        source = Source(server.targets())
+        pipeline = Pipeline(source, Scraper(), StateHolder())
+        await pipeline.run_cycle()
+        source.items = source.items[:1]
+        state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     assert [t.endpoint for t in state.targets] == ["good"]
 
 
 async def test_missing_expected_series_logged_once_and_reported(caplog: pytest.LogCaptureFixture) -> None:
-    transport = httpx.MockTransport(
-        lambda r: httpx.Response(200, text=GOOD % 1, headers={"content-type": "text/plain"}))
-    pipeline = Pipeline(StaticTargetSource([Target("http://old-vllm/metrics", "old")]),
-                        Scraper(transport=transport), StateHolder())
-    with caplog.at_level("WARNING", logger="llmobs.pipeline"):
-        for _ in range(3):
-            state = await pipeline.run_cycle()
+    async with PageServer({"old": lambda n: GOOD % 1}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("old")]), Scraper(), StateHolder())
+        with caplog.at_level("WARNING", logger="llmobs.pipeline"):
+            for _ in range(3):
+                state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     drift = [r for r in caplog.records if "expected vLLM series" in r.getMessage()]
     assert len(drift) == 1 and "ttft" in drift[0].getMessage()
     assert "ttft" in state.targets[0].missing_series and "kv_cache_usage" not in state.targets[0].missing_series

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution
-from llmobs.sources.normalize import DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
+from llmobs.sources.normalize import DROP_MODEL_LIMIT, DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
 from llmobs.sources.targets import Target, TargetSource
 from llmobs.state import FleetState, StateHolder, TargetHealth
@@ -68,11 +68,16 @@ class _TargetBook:
 @dataclass(frozen=True, slots=True)
 class CardinalityLimits:
     """What one target may cost llmobs (`scrape.max_series_per_target`, `scrape.max_label_values`,
-    `signals.max_models`); the excess is dropped and counted in `llmobs_series_dropped_total{reason}`."""
+    `signals.max_models`); the excess is dropped and counted in `llmobs_series_dropped_total{reason}`.
+    A target whose page names more than `max_models_per_target` models (`scrape.max_models_per_target`)
+    is not used at all and is down with error kind `model_limit`: first come first served on the
+    fleet-wide `max_models` would otherwise let one such target take every slot, and with discovery the
+    order of targets is arbitrary."""
 
     max_series_per_target: int = 10_000
     max_label_values: int = 512
     max_models: int = 1_000
+    max_models_per_target: int = 64
 
 
 class ModelBudget:
@@ -222,12 +227,7 @@ class Pipeline:
         book.last_scrape_time = outcome.started
         book.duration = outcome.duration
         if not outcome.ok or outcome.page is None:
-            book.up = False
-            book.consecutive_failures += 1
-            book.errors[outcome.error_kind] += 1
-            book.last_error, book.last_error_kind = outcome.error, outcome.error_kind
-            if book.consecutive_failures == 1:
-                log.warning("target %s down: %s: %s", book.target.name, outcome.error_kind, outcome.error)
+            self._fail(book, outcome.error_kind, outcome.error)
             return
         page = outcome.page
         book.skipped.update(page.skipped)
@@ -237,17 +237,23 @@ class Pipeline:
             book.dropped[DROP_SERIES_LIMIT] += len(samples) - limit
             samples = samples[:limit]
         if book.guard is None:
-            book.guard = SampleGuard(book.target.url, LabelValueBudget(self.limits.max_label_values), self.models)
+            book.guard = SampleGuard(book.target.url, LabelValueBudget(self.limits.max_label_values), self.models,
+                                     max_models=self.limits.max_models_per_target)
         scrape = normalize(samples, outcome.started, guard=book.guard,
                            layout=page.layout if samples is page.samples else None)
         book.dropped.update(scrape.dropped)
+        if scrape.over_model_limit:
+            self.models.release(book.target.url)  # the models it was admitted with go back to the fleet
+            self._fail(book, "model_limit", f"page names more than {self.limits.max_models_per_target} models "
+                       "(scrape.max_models_per_target); none of them is used")
+            return
         if not scrape.models:
-            book.up = False
-            book.consecutive_failures += 1
-            book.errors["parse"] += 1
-            book.last_error_kind = "parse"
-            book.last_error = "page has no vLLM series (is this a vLLM /metrics endpoint?)"
             book.missing = scrape.missing
+            if scrape.dropped.get(DROP_MODEL_LIMIT):
+                self._fail(book, "model_limit", f"the fleet-wide model budget is full (signals.max_models="
+                           f"{self.limits.max_models}): none of this target's models could be admitted")
+            else:
+                self._fail(book, "parse", "page has no vLLM series (is this a vLLM /metrics endpoint?)")
             return
         book.up = True
         book.consecutive_failures = 0
@@ -266,6 +272,16 @@ class Pipeline:
                     Attribution(model, t.name, t.node, t.gpu_model), self.window_seconds, self.ttft_slo_seconds
                 )
             tracker.observe(model_scrape, outcome.started)
+
+    @staticmethod
+    def _fail(book: _TargetBook, kind: str, error: str) -> None:
+        """Mark the target down for this scrape with error `kind` (`llmobs_scrape_errors_total{kind}`)."""
+        book.up = False
+        book.consecutive_failures += 1
+        book.errors[kind] += 1
+        book.last_error, book.last_error_kind = error, kind
+        if book.consecutive_failures == 1:
+            log.warning("target %s down: %s: %s", book.target.name, kind, error)
 
     async def run_forever(self, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
         """Cycle at a fixed cadence; a slow cycle delays the next one instead of piling up."""

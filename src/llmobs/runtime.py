@@ -153,7 +153,8 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         window_seconds=config.signals.window_seconds, ttft_slo_seconds=config.signals.ttft_slo_seconds,
         limits=CardinalityLimits(max_series_per_target=config.scrape.max_series_per_target,
                                  max_label_values=config.scrape.max_label_values,
-                                 max_models=config.signals.max_models),
+                                 max_models=config.signals.max_models,
+                                 max_models_per_target=config.scrape.max_models_per_target),
         cycle_hook=cycle_hook,
     )
     stop = asyncio.Event()

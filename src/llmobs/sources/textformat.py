@@ -279,7 +279,7 @@ class TextParser:
         self._layout: _Layout | None = None  # the last bulk-parsed page's shape, see _parse_same_layout
         self._share_budget = _SHARE_PER_PAGE
 
-    def parse(self, text: str) -> ParsedPage:
+    def parse(self, text: str, openmetrics: bool = False) -> ParsedPage:
         """Parse one page; never raises for any ``str`` (bad lines are counted in ``skipped``)."""
         # Caches are only ever cleared here, between pages, so the duplicate check sees stable entries.
         if len(self._series) >= self._max:
