@@ -209,3 +209,26 @@ def test_scrapes_start_one_host_at_a_time_in_turn() -> None:
     assert [targets[i].name for i in order] == ["1-0", "2-0", "3", "1-1", "2-1", "1-2", "2-2"]
     solo = [Target(f"http://pod-{i}:8000/metrics", str(i)) for i in range(4)]
     assert _round_robin_by_host(solo) == [0, 1, 2, 3]
+
+
+async def test_the_content_type_decides_how_a_page_is_read() -> None:
+    """The same bytes as OpenMetrics (by Content-Type): `# EOF` ends the page and timestamps are seconds; as
+    the text format: `# EOF` is a comment. A truncated OpenMetrics page (no `# EOF`) is not used at all."""
+    from tests.pageserver import OPENMETRICS
+
+    body = "# TYPE g gauge\ng 1 1700000000\n# EOF\nlate 2\n"
+    pages = {
+        "om": lambda n: Reply(body, content_type=OPENMETRICS),
+        "text": lambda n: Reply(body, content_type="text/plain; version=0.0.4"),
+        "cut": lambda n: Reply("# TYPE g gauge\ng 1\ng2 ", content_type=OPENMETRICS),
+    }
+    scraper = Scraper()
+    async with PageServer(pages) as server:
+        om, text, cut = [await scraper.scrape(server.target(name)) for name in ("om", "text", "cut")]
+        await scraper.aclose()
+    assert om.page is not None and text.page is not None
+    assert [(s.name, s.timestamp_ms) for s in om.page.samples] == [("g", 1700000000000.0)]
+    assert om.page.skipped == {"after_eof": 1}
+    assert [(s.name, s.timestamp_ms) for s in text.page.samples] == [("g", 1700000000.0), ("late", None)]
+    assert text.page.skipped == {}
+    assert not cut.ok and cut.error_kind == "parse" and "missing_eof" in cut.error
