@@ -51,7 +51,7 @@ import math
 import re
 import sys
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, repeat
@@ -241,15 +241,28 @@ def _before_final_eof(lines: list[str]) -> list[str] | None:
 _value_of = attrgetter("value")
 
 
+def _picker(indices: tuple[int, ...]) -> Callable[[list[Sample]], tuple[Sample, ...]]:
+    """A C-level getter of ``samples[i] for i in indices`` as a tuple (itemgetter returns a bare item for one)."""
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda samples: (samples[only],)
+    return itemgetter(*indices)
+
+
 @dataclass(slots=True)
 class _OpenMetricsChecks:
-    """The value checks OpenMetrics asks of one page layout, as sample indices: counter-like samples (may
-    not be negative) and each histogram's buckets in page order (cumulative: may not decrease). Buckets of
-    a histogram whose bounds are not strictly increasing up to +Inf are bad whatever their values."""
+    """The value checks OpenMetrics asks of one page layout: counter-like samples may not be negative, and a
+    histogram's cumulative buckets (in page order) may not decrease. Buckets of a histogram whose bounds
+    are not strictly increasing up to +Inf are bad whatever their values. Kept per warm layout and run
+    with C-level getters, since a warm vLLM page is checked every scrape."""
 
     counter_like: tuple[int, ...]
-    bucket_groups: tuple[tuple[int, ...], ...]
+    buckets: tuple[int, ...]  # every checked bucket, histogram after histogram
+    groups: tuple[tuple[int, ...], ...]  # the same, per histogram
+    inside: bytes  # per consecutive pair in `buckets`: 1 when both belong to one histogram
     bad_buckets: frozenset[int]
+    pick_counters: Callable[[list[Sample]], tuple[Sample, ...]] | None
+    pick_buckets: Callable[[list[Sample]], tuple[Sample, ...]] | None
 
     @classmethod
     def of(cls, samples: list[Sample], types: dict[str, str]) -> _OpenMetricsChecks:
@@ -285,26 +298,36 @@ class _OpenMetricsChecks:
                 ordered.append(tuple(i for i, _ in members))
             else:
                 bad.update(i for i, _ in members)
-        return cls(tuple(counter_like), tuple(ordered), frozenset(bad))
+        # A histogram's buckets may not decrease, so its first bucket stands for all of them: the others need
+        # no sign check of their own.
+        checked = set(i for group in ordered for i in group[1:]) | bad
+        counter_like = [i for i in counter_like if i not in checked]
+        buckets = tuple(i for group in ordered for i in group)
+        inside = bytearray()
+        for group in ordered:
+            if inside or group is not ordered[0]:
+                inside.append(0)  # the pair across two histograms
+            inside.extend(b"\x01" * (len(group) - 1))
+        return cls(tuple(counter_like), buckets, tuple(ordered), bytes(inside), frozenset(bad),
+                   _picker(tuple(counter_like)) if counter_like else None, _picker(buckets) if buckets else None)
 
     def apply(self, page: ParsedPage) -> None:
         """Drop the samples that break OpenMetrics' rules from `page`, counting them by reason."""
         samples = page.samples
-        bad_value: set[int] = set()
-        bad_hist: set[int] = set(self.bad_buckets)
-        if self.counter_like or self.bucket_groups:
-            values = list(map(_value_of, samples))
-            if self.counter_like:
-                picked = [values[i] for i in self.counter_like]
-                if any(map(gt, repeat(0.0), picked)):
-                    bad_value.update(i for i, v in zip(self.counter_like, picked, strict=True) if v < 0)
-            for group in self.bucket_groups:
-                cumulative = [values[i] for i in group]
-                if any(map(gt, cumulative, cumulative[1:])):
-                    bad_hist.update(group)
-        if not bad_value and not bad_hist:
+        negative = self.pick_counters is not None and any(
+            map(gt, repeat(0.0), map(_value_of, self.pick_counters(samples))))
+        decreasing = False
+        if self.pick_buckets is not None:
+            cumulative = list(map(_value_of, self.pick_buckets(samples)))
+            decreasing = any(compress(map(gt, cumulative, cumulative[1:]), self.inside))
+        if not (negative or decreasing or self.bad_buckets):
             return
-        bad_value -= bad_hist
+        bad_hist: set[int] = set(self.bad_buckets)
+        for group in self.groups if decreasing else ():
+            values = [samples[i].value for i in group]
+            if any(map(gt, values, values[1:])):
+                bad_hist.update(group)
+        bad_value = {i for i in self.counter_like if samples[i].value < 0} - bad_hist if negative else set()
         page.samples = [s for i, s in enumerate(samples) if i not in bad_value and i not in bad_hist]
         page.layout = None  # not the layout's samples any more
         skipped = page.skipped
@@ -312,7 +335,6 @@ class _OpenMetricsChecks:
             skipped["bad_value"] = skipped.get("bad_value", 0) + len(bad_value)
         if bad_hist:
             skipped["bad_histogram"] = skipped.get("bad_histogram", 0) + len(bad_hist)
-
 
 def _parse_series(line: str) -> tuple[str, dict[str, str], int]:
     """Parse ``name{labels}`` at the start of ``line``; return name, labels and the index just past them.
