@@ -244,6 +244,7 @@ class Pipeline:
         book.dropped.update(scrape.dropped)
         if scrape.over_model_limit:
             self.models.release(book.target.url)  # the models it was admitted with go back to the fleet
+            book.trackers.clear()  # and it exports none of them
             self._fail(book, "model_limit", f"page names more than {self.limits.max_models_per_target} models "
                        "(scrape.max_models_per_target); none of them is used")
             return
