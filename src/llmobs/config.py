@@ -82,6 +82,8 @@ class ScrapeConfig(_Strict):
                                        "and counted (llmobs_series_dropped_total{reason=\"series_limit\"})")
     max_label_values: int = Field(512, ge=1, description="distinct values kept per target of `le` and each "
                                   "label llmobs keeps apart (finished_reason, reason); the rest are dropped")
+    max_models_per_target: int = Field(64, ge=1, description="distinct models one target's page may name; a "
+                                       "page with more is not used and the target is down (kind model_limit)")
 
 
 class SignalsConfig(_Strict):
