@@ -148,6 +148,8 @@ class ForecastSection(_Strict):
 
 
 class LlmobsConfig(_Strict):
+    """A whole llmobs configuration (the YAML `llmobs run --config` reads); unknown keys are errors."""
+
     targets: list[TargetConfig] = Field(default_factory=list)
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)

@@ -53,6 +53,12 @@ class ModelDemandPoint:
 
 @dataclass(frozen=True, slots=True)
 class FleetState:
+    """What one scrape cycle published: every model × endpoint's signals and every target's health.
+
+    Immutable, so a server thread reading it can never see it change; the pipeline publishes a new one each
+    cycle (`StateHolder.publish`).
+    """
+
     time: float
     signals: tuple[ModelEndpointSignals, ...] = ()
     targets: tuple[TargetHealth, ...] = ()
