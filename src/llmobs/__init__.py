@@ -23,7 +23,25 @@ _EXPORTS = {
     "METRICS": "metrics_catalogue:CATALOGUE", "metric": "metrics_catalogue", "MetricSpec": "metrics_catalogue",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(["__version__", *_EXPORTS])
+__all__ = [
+    "METRICS",
+    "Attribution",
+    "ConfigError",
+    "Distribution",
+    "Exporter",
+    "FleetState",
+    "LlmobsConfig",
+    "MetricSpec",
+    "MissingExtraError",
+    "ModelEndpointSignals",
+    "Page",
+    "SignalTracker",
+    "__version__",
+    "load_config",
+    "load_config_text",
+    "metric",
+    "parse_page",
+]
 
 if TYPE_CHECKING:
     from llmobs._extras import MissingExtraError

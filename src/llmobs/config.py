@@ -163,6 +163,7 @@ class LlmobsConfig(_Strict):
     cost: CostConfig | None = Field(None, description="GPU $/h by gpu_model, for cost per 1k generated tokens")
 
     def build_targets(self) -> list[Target]:
+        """The static scrape targets; ConfigError when two share an endpoint name."""
         targets = [t.to_target() for t in self.targets]
         seen: set[str] = set()
         for t in targets:

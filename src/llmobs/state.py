@@ -66,9 +66,11 @@ class FleetState:
     window_seconds: float = 60.0
 
     def models(self) -> list[str]:
+        """The models that have signals, sorted."""
         return sorted({s.attribution.model for s in self.signals})
 
     def for_model(self, model: str) -> list[ModelEndpointSignals]:
+        """`model`'s signals, one per endpoint serving it."""
         return [s for s in self.signals if s.attribution.model == model]
 
 
