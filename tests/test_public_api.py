@@ -7,7 +7,11 @@ import ast
 import asyncio
 import importlib
 import inspect
+import json
 import math
+import os
+import subprocess
+import sys
 import threading
 import typing
 from collections.abc import Iterator
@@ -46,6 +50,15 @@ def test_star_import_gives_the_surface() -> None:
 def test_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'parse'"):
         llmobs.parse  # noqa: B018
+
+
+def test_import_llmobs_imports_nothing_else() -> None:
+    """`import llmobs` in a program that may never call it costs one small module: names load on use."""
+    code = ("import json, sys; import llmobs; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('llmobs', 'pydantic', 'yaml'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(SRC.parent)})
+    assert json.loads(out.stdout) == ["llmobs", "llmobs._lazy"]
 
 
 def _own_docstring(obj: object) -> str:
