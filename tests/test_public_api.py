@@ -255,8 +255,11 @@ def test_models_come_and_go() -> None:
 def test_stale_and_implausible_input() -> None:
     tracker = llmobs.SignalTracker("e")
     tracker.observe(_page(10), 10.0)
-    assert tracker.observe(_page(20), 5.0) == []  # older than the last page: ignored
-    [signals] = tracker.observe(_page(20, running=-1), 20.0)
+    [signals] = tracker.observe(_page(20), 20.0)
+    assert signals.request_rate == pytest.approx(1.0)
+    [stale] = tracker.observe(_page(1000, running=9), 15.0)  # older than the last page: the last window stands
+    assert stale.request_rate == pytest.approx(1.0) and stale.window_seconds == 10 and stale.requests_running == 3
+    [signals] = tracker.observe(_page(30, running=-1), 30.0)
     assert math.isnan(signals.requests_running) and tracker.implausible_samples == 1
     with pytest.raises(ValueError, match="finite"):
         tracker.observe(_page(30), math.nan)
