@@ -1,5 +1,5 @@
-"""docs/api.md's examples run as written: each ```python block in a fresh interpreter, from the repository
-root, and each asserts what it shows. A user copies these first; a broken one is a broken front door."""
+"""docs/api.md's and README.md's Python examples run as written: each ```python block in a fresh interpreter,
+from the repository root. A user copies these first; a broken one is a broken front door."""
 
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "api.md"
+README = ROOT / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
-def _blocks() -> list[tuple[str, str]]:
-    """(the heading above the block, its code) for each ```python block."""
-    text = DOC.read_text()
+def _blocks(path: Path) -> list[tuple[str, str]]:
+    """(the heading above the block, its code) for each ```python block of `path`."""
+    text = path.read_text()
     out = []
     for match in BLOCK.finditer(text):
         headings = re.findall(r"^#+ (.+)$", text[: match.start()], re.MULTILINE)
-        out.append((headings[-1] if headings else "top", match.group(1)))
+        out.append((f"{path.name}: {headings[-1] if headings else 'top'}", match.group(1)))
     return out
 
 
-BLOCKS = _blocks()
+BLOCKS = _blocks(DOC)
 
 
 def test_the_doc_has_an_example_for_each_part_of_the_api() -> None:
@@ -36,7 +37,10 @@ def test_the_doc_has_an_example_for_each_part_of_the_api() -> None:
     assert all("assert " in block for _, block in BLOCKS), "every example asserts what it shows"
 
 
-@pytest.mark.parametrize("code", [code for _, code in BLOCKS], ids=[heading for heading, _ in BLOCKS])
+EXAMPLES = BLOCKS + _blocks(README)
+
+
+@pytest.mark.parametrize("code", [code for _, code in EXAMPLES], ids=[heading for heading, _ in EXAMPLES])
 def test_example_runs(code: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,

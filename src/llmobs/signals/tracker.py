@@ -4,7 +4,7 @@ Why a facade over `derive.ModelEndpointTracker`: that tracker follows one model 
 series; a program that scrapes an endpoint has whole pages, and a page may hold several models (a
 multi-model server) or change them (a redeploy). `SignalTracker` routes each page's models to their
 trackers, starts a tracker for a new model and forgets one that left, which is what the exporter's scrape
-loop does per target. Pure, like the rest of `signals/`: the caller supplies the time of each page.
+loop does per target. Pure, like the rest of `signals/`: the caller says when each page was read.
 """
 
 from __future__ import annotations
@@ -48,17 +48,18 @@ class SignalTracker:
         """The models being tracked, sorted."""
         return tuple(sorted(self._trackers))
 
-    def observe(self, page: Page, time: float) -> list[ModelEndpointSignals]:
-        """Feed the page read at `time` (seconds on any clock that does not go back) and return the
-        signals of every model on it, sorted by model.
+    def observe(self, page: Page, now: float) -> list[ModelEndpointSignals]:
+        """Feed the page read at `now` (seconds on any clock that does not go back: `time.time()`,
+        `time.monotonic()`, a replay's timestamps) and return the signals of every model on it, sorted by
+        model.
 
         A model's signals need two of its pages, so a model's first page returns nothing for it. A page
         no newer than the last one is ignored for the window (its signals are the last window's). A page
         without models (a failed or foreign scrape) changes nothing and returns `[]`; a model missing from
         a page that has others is forgotten, and starts a fresh window if it comes back.
         """
-        if not math.isfinite(time):
-            raise ValueError(f"time must be a finite number of seconds, not {time!r}")
+        if not math.isfinite(now):
+            raise ValueError(f"now must be a finite number of seconds, not {now!r}")
         if not page.models:
             return []
         for gone in self._trackers.keys() - page.models.keys():
@@ -70,7 +71,7 @@ class SignalTracker:
                 attribution = Attribution(model, self.endpoint, self.node, self.gpu_model)
                 tracker = self._trackers[model] = ModelEndpointTracker(attribution, self.window_seconds,
                                                                        self.ttft_slo_seconds)
-            tracker.observe(page.models[model], time)
+            tracker.observe(page.models[model], now)
             self.implausible_samples += tracker.take_implausible()
             signals = tracker.signals()
             if signals is not None:

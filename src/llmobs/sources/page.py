@@ -63,6 +63,6 @@ def parse_page(text: str, *, content_type: str | None = None) -> Page:
     when it came over HTTP; `application/openmetrics-text` pages are read as OpenMetrics.
     """
     parsed = _parse(text, openmetrics=is_openmetrics(content_type))
-    scrape = normalize(parsed.samples, time=0.0)  # the time is the tracker's business (SignalTracker.observe)
+    scrape = normalize(parsed.samples, time=0.0)  # when it was read is the tracker's business (SignalTracker.observe)
     return Page(models=scrape.models, skipped=dict(parsed.skipped), missing=scrape.missing,
                 samples=len(parsed.samples))
