@@ -48,11 +48,8 @@ def is_openmetrics(content_type: str | None) -> bool:
 
 
 def _parse(text: str, *, openmetrics: bool) -> ParsedPage:
-    """The parser's reading of `text`. Today's parser tells an OpenMetrics page by its closing `# EOF`
-    line, which every OpenMetrics page has, so `openmetrics` agrees with what it finds; once the parser
-    takes the format from its caller, `openmetrics` is what to hand it."""
-    del openmetrics
-    return parse_text(text)
+    """The parser's reading of `text` in the format its Content-Type named (as the scraper reads it)."""
+    return parse_text(text, openmetrics)
 
 
 def parse_page(text: str, *, content_type: str | None = None) -> Page:
@@ -60,7 +57,8 @@ def parse_page(text: str, *, content_type: str | None = None) -> Page:
 
     Never raises for any `str`: a line that cannot be read is skipped and counted in `Page.skipped`, and a
     page with no vLLM series gives a `Page` without models. `content_type` is the page's Content-Type header
-    when it came over HTTP; `application/openmetrics-text` pages are read as OpenMetrics.
+    when it came over HTTP; `application/openmetrics-text` pages are read as OpenMetrics (a missing `# EOF`
+    then means a truncated page, refused), anything else as the Prometheus text format.
     """
     parsed = _parse(text, openmetrics=is_openmetrics(content_type))
     scrape = normalize(parsed.samples, time=0.0)  # when it was read is the tracker's business (SignalTracker.observe)
