@@ -89,6 +89,7 @@ async def run_exporter(urls_file: Path, interval: float, duration: float, out: P
     """`start_exporter` on the given targets; record every cycle's duration and the samples parsed."""
     from llmobs.config import LlmobsConfig, ScrapeConfig, ServerConfig
     from llmobs.runtime import start_exporter
+    from llmobs.serving.gc import GcPolicy
     from llmobs.sources.targets import StaticTargetSource, Target
 
     urls = json.loads(urls_file.read_text())
@@ -96,7 +97,7 @@ async def run_exporter(urls_file: Path, interval: float, duration: float, out: P
     cfg = LlmobsConfig(scrape=ScrapeConfig(interval_seconds=interval, timeout_seconds=min(3.0, interval),
                                                   max_concurrency=128),
                        server=ServerConfig(host="127.0.0.1", port=0))
-    exporter = await start_exporter(cfg, StaticTargetSource(targets))
+    exporter = await start_exporter(cfg, StaticTargetSource(targets), cycle_hook=GcPolicy())  # as `llmobs run`
     scraper = exporter.pipeline.scraper
     inner = scraper.scrape
     counts = {"samples": 0, "ok": 0, "failed": 0}

@@ -6,7 +6,7 @@ junk, HTML served as text/plain, a truncated page, NaN values, a page of 100k li
 counter back to zero) every `--restart-period` seconds (60), and the rest are healthy.
 
 The simulator runs in its own process (as benchmarks/fleet.py's do, and as vLLM does on other machines),
-so the exporter's process holds only the exporter: the scrape loop (`Pipeline` with `manage_gc`, as
+so the exporter's process holds only the exporter: the scrape loop (`Pipeline` with the `GcPolicy` cycle hook, as
 `llmobs run` starts it) and this script's bookkeeping. `--sim-in-process` serves the fleet from a
 thread of the exporter's process instead (how tests/test_faults.py runs it), sharing its GIL.
 
@@ -266,6 +266,7 @@ async def soak(n_targets: int, duration: float, interval: float, timeout: float,
                rss_every: float, sim_in_process: bool = False) -> None:
     import httpx
 
+    from llmobs.serving.gc import GcPolicy
     from llmobs.sources.scrape import Scraper
     from llmobs.sources.targets import StaticTargetSource
     from llmobs.state import StateHolder
@@ -283,7 +284,7 @@ async def soak(n_targets: int, duration: float, interval: float, timeout: float,
         faults = layout["faults"]
         targets = targets_for([Target(u, n, lab) for u, n, lab in layout["targets"]], faults, base)
     pipeline = Pipeline(StaticTargetSource(targets), Scraper(timeout_seconds=timeout, max_concurrency=128),
-                        StateHolder(), manage_gc=True)
+                        StateHolder(), cycle_hook=GcPolicy())
     stop = asyncio.Event()
     loop_task = asyncio.create_task(pipeline.run_forever(interval, stop))
     cpu0 = time.process_time()

@@ -20,7 +20,7 @@ from llmobs.sources.textformat import ParsedPage, TextParser, parse_text
 __all__ = ["check_config", "check_feedback", "check_textformat"]
 
 _SKIP_REASONS = frozenset({"malformed", "bad_value", "bad_timestamp", "bad_labels", "duplicate", "bad_comment",
-                           "duplicate_meta", "after_eof"})
+                           "duplicate_meta", "after_eof", "bad_exemplar", "missing_eof", "bad_histogram"})
 
 
 def _text(data: bytes) -> str:
@@ -37,10 +37,15 @@ def check_textformat(data: bytes) -> None:
     """The parser never raises; warm parses (same page again, then a page with changed values) equal cold
     ones; every skip has a known reason; the normalizer accepts whatever the parser yields."""
     text = _text(data)
-    cold = parse_text(text)
+    for openmetrics in (False, True):
+        _check_textformat(text, openmetrics)
+
+
+def _check_textformat(text: str, openmetrics: bool) -> None:
+    cold = parse_text(text, openmetrics)
     parser = TextParser()
-    first = parser.parse(text)
-    again = parser.parse(text)  # the warm paths: same layout / bulk
+    first = parser.parse(text, openmetrics)
+    again = parser.parse(text, openmetrics)  # the warm paths: same layout / bulk
     assert _canon(first) == _canon(cold), "a fresh TextParser disagrees with parse_text"
     assert _canon(again) == _canon(cold), "the warm parse of the same page differs from the cold parse"
     assert set(cold.skipped) <= _SKIP_REASONS, cold.skipped
@@ -50,7 +55,8 @@ def check_textformat(data: bytes) -> None:
         assert s.timestamp_ms is None or math.isfinite(s.timestamp_ms)
     # values shifted: the warm path must still read exactly what a cold parser reads
     shifted = text.replace(" 1\n", " 2\n")
-    assert _canon(parser.parse(shifted)) == _canon(parse_text(shifted)), "warm parse of a changed page differs"
+    assert _canon(parser.parse(shifted, openmetrics)) == _canon(parse_text(shifted, openmetrics)), \
+        "warm parse of a changed page differs"
     guard = SampleGuard("fuzz", LabelValueBudget(8))
     normalize(cold.samples, 0.0)
     scrape = normalize(cold.samples, 0.0, guard=guard)

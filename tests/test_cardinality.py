@@ -1,15 +1,15 @@
 """The cardinality guard against hostile pages: 100k series, 10k model names, exploding label values.
 
-Each test serves a hostile page next to (or inside) a healthy one through an in-memory transport and
+Each test serves a hostile page next to (or inside) a healthy one on loopback (tests/pageserver.py) and
 checks three things: llmobs' own state and exported series stay within the configured caps, the excess is
 counted in `llmobs_series_dropped_total{reason}`, and the healthy series keep their exact values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
-import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,9 +17,10 @@ from llmobs.pipeline import CardinalityLimits, ModelBudget, Pipeline
 from llmobs.serving.collector import FleetCollector
 from llmobs.sources.normalize import LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import Scraper
-from llmobs.sources.targets import StaticTargetSource, Target
+from llmobs.sources.targets import StaticTargetSource
 from llmobs.sources.textformat import parse_text
 from llmobs.state import StateHolder
+from tests.pageserver import PageServer
 
 HEALTHY = """\
 vllm:num_requests_running{model_name="m"} 3
@@ -29,16 +30,8 @@ vllm:request_success_total{finished_reason="stop",model_name="m"} %d
 """
 
 
-def transport(pages: dict[str, Callable[[int], str]]) -> httpx.MockTransport:
-    """Serves pages[host](n) where n counts that host's scrapes (so counters can grow)."""
-    seen: dict[str, int] = {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        seen[host] = seen.get(host, 0) + 1
-        return httpx.Response(200, text=pages[host](seen[host]), headers={"content-type": "text/plain"})
-
-    return httpx.MockTransport(handler)
+def healthy_page(model: str) -> Callable[[int], str]:
+    return lambda n: (HEALTHY % (10 * n)).replace('model_name="m"', f'model_name="{model}"')
 
 
 def exported(holder: StateHolder) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -57,12 +50,19 @@ def dropped(holder: StateHolder, endpoint: str) -> dict[str, float]:
             if labels["endpoint"] == endpoint}
 
 
-def pipeline_for(pages: dict[str, Callable[[int], str]], limits: CardinalityLimits,
-                 max_response_bytes: int = 4 * 1024 * 1024) -> tuple[Pipeline, StateHolder]:
+@contextlib.asynccontextmanager
+async def pipeline_for(pages: dict[str, Callable[[int], str]], limits: CardinalityLimits,
+                       max_response_bytes: int = 4 * 1024 * 1024) -> AsyncIterator[tuple[Pipeline, StateHolder]]:
+    """A pipeline scraping `pages[name](n)` (n counts that name's scrapes, so counters can grow) on loopback."""
     holder = StateHolder()
-    targets = [Target(f"http://{host}/metrics", host) for host in pages]
-    scraper = Scraper(transport=transport(pages), max_response_bytes=max_response_bytes)
-    return Pipeline(StaticTargetSource(targets), scraper, holder, limits=limits), holder
+    async with PageServer(pages) as server:
+        scraper = Scraper(max_response_bytes=max_response_bytes)
+        pipeline = Pipeline(StaticTargetSource(server.targets()), scraper, holder, limits=limits)
+        pipeline.server = server  # type: ignore[attr-defined]  # for tests that change the targets
+        try:
+            yield pipeline, holder
+        finally:
+            await pipeline.scraper.aclose()
 
 
 async def test_page_with_100k_series_is_cut_at_the_cap_and_counted() -> None:
@@ -70,10 +70,10 @@ async def test_page_with_100k_series_is_cut_at_the_cap_and_counted() -> None:
     series after them are cut at the cap, and the count says how many, every scrape."""
     junk = "".join(f'vllm:num_requests_running{{model_name="m",engine="{i}"}} 1\n' for i in range(100_000))
     pages = {"hostile": lambda n: HEALTHY % (10 * n) + junk, "good": lambda n: HEALTHY % (10 * n)}
-    pipeline, holder = pipeline_for(pages, CardinalityLimits(max_series_per_target=1_000),
-                                    max_response_bytes=16 * 1024 * 1024)
-    for _ in range(2):
-        state = await pipeline.run_cycle()
+    async with pipeline_for(pages, CardinalityLimits(max_series_per_target=1_000),
+                            max_response_bytes=16 * 1024 * 1024) as (pipeline, holder):
+        for _ in range(2):
+            state = await pipeline.run_cycle()
     health = {h.endpoint: h for h in state.targets}
     assert health["hostile"].up and health["good"].up
     assert dropped(holder, "hostile") == {"series_limit": 2 * (100_004 - 1_000)}
@@ -86,28 +86,63 @@ async def test_page_with_100k_series_is_cut_at_the_cap_and_counted() -> None:
 
 
 async def test_10k_model_names_fill_the_fleet_cap_first_come_and_slots_free_when_targets_go() -> None:
+    """The fleet-wide cap alone (the per-target cap raised out of the way)."""
     many = "".join(f'vllm:num_requests_running{{model_name="model-{i}"}} 1\n' for i in range(10_000))
     pages = {"good": lambda n: HEALTHY % (10 * n), "hostile": lambda n: many}
-    pipeline, holder = pipeline_for(pages, CardinalityLimits(max_models=50))
-    for _ in range(2):
-        state = await pipeline.run_cycle()
-    models = {s.attribution.model for s in state.signals}
-    assert len(models) == 50 and "m" in models  # the good target came first and kept its slot
-    assert len(pipeline.models) == 50
-    assert dropped(holder, "hostile") == {"model_limit": 2 * (10_000 - 49)}
-    assert dropped(holder, "good") == {}
-    assert len({labels["model"] for labels, _ in exported(holder)["llmobs_requests_running"]}) == 50
-    [good] = [s for s in state.signals if s.attribution.endpoint == "good"]
-    assert good.requests_running == 3 and good.request_rate > 0
+    limits = CardinalityLimits(max_models=50, max_models_per_target=20_000)
+    async with pipeline_for(pages, limits) as (pipeline, holder):
+        for _ in range(2):
+            state = await pipeline.run_cycle()
+        models = {s.attribution.model for s in state.signals}
+        assert len(models) == 50 and "m" in models  # the good target came first and kept its slot
+        assert len(pipeline.models) == 50
+        assert dropped(holder, "hostile") == {"model_limit": 2 * (10_000 - 49)}
+        assert dropped(holder, "good") == {}
+        assert len({labels["model"] for labels, _ in exported(holder)["llmobs_requests_running"]}) == 50
+        [good] = [s for s in state.signals if s.attribution.endpoint == "good"]
+        assert good.requests_running == 3 and good.request_rate > 0
 
-    # The hostile target goes away: its 49 slots are freed, so a new model elsewhere is admitted.
-    pages2 = {"good": lambda n: HEALTHY % (10 * n) + 'vllm:num_requests_running{model_name="late"} 7\n'}
-    pipeline.source = StaticTargetSource([Target("http://good/metrics", "good")])
-    pipeline.scraper = Scraper(transport=transport(pages2))
-    for _ in range(2):
-        state = await pipeline.run_cycle()
+        # The hostile target goes away: its 49 slots are freed, so a new model elsewhere is admitted.
+        server = pipeline.server  # type: ignore[attr-defined]
+        server.pages["good"] = lambda n: HEALTHY % (10 * n) + 'vllm:num_requests_running{model_name="late"} 7\n'
+        pipeline.source = StaticTargetSource([server.target("good")])
+        for _ in range(2):
+            state = await pipeline.run_cycle()
     assert {s.attribution.model for s in state.signals} == {"m", "late"}
     assert len(pipeline.models) == 2
+
+
+async def test_a_target_over_the_per_target_model_cap_cannot_take_the_fleet_budget() -> None:
+    """A target exposing far more models than the fleet budget, scraped before healthy ones (discovery's
+    order is arbitrary): it is down with error kind `model_limit`, holds no slot of the fleet budget, and
+    the targets after it are up with their own models."""
+    many = "".join(f'vllm:num_requests_running{{model_name="model-{i}"}} 1\n' for i in range(5_000))
+    pages = {"hostile": lambda n: many, **{f"good{i}": healthy_page(f"m{i}") for i in range(3)}}
+    async with pipeline_for(pages, CardinalityLimits(max_models=100, max_models_per_target=64)) as (
+            pipeline, holder):
+        for _ in range(2):
+            state = await pipeline.run_cycle()
+    health = {h.endpoint: h for h in state.targets}
+    assert not health["hostile"].up and health["hostile"].last_error_kind == "model_limit"
+    assert health["hostile"].errors_by_kind == {"model_limit": 2}
+    assert "max_models_per_target" in health["hostile"].last_error
+    assert all(health[f"good{i}"].up and not health[f"good{i}"].errors_by_kind for i in range(3))
+    assert {s.attribution.model for s in state.signals} == {"m0", "m1", "m2"}
+    assert len(pipeline.models) == 3
+    errors = {labels["endpoint"]: (labels["kind"], v) for labels, v in exported(holder)["llmobs_scrape_errors_total"]}
+    assert errors == {"hostile": ("model_limit", 2.0)}
+
+
+async def test_a_full_fleet_budget_is_named_as_the_error_not_parse() -> None:
+    """A healthy target whose models cannot be admitted because the fleet budget is full is down with error
+    kind `model_limit` (the budget), not `parse` ("page has no vLLM series")."""
+    pages = {f"good{i}": healthy_page(f"m{i}") for i in range(3)}
+    async with pipeline_for(pages, CardinalityLimits(max_models=2)) as (pipeline, _):
+        state = await pipeline.run_cycle()
+    health = {h.endpoint: h for h in state.targets}
+    assert health["good0"].up and health["good1"].up
+    assert not health["good2"].up and health["good2"].last_error_kind == "model_limit"
+    assert "signals.max_models" in health["good2"].last_error
 
 
 async def test_exploding_label_values_are_capped_and_steady_values_keep_their_slots() -> None:
@@ -119,9 +154,9 @@ async def test_exploding_label_values_are_capped_and_steady_values_keep_their_sl
                         for i in range(5_000))
         return HEALTHY % (10 * n) + fresh
 
-    pipeline, holder = pipeline_for({"hostile": page}, CardinalityLimits(max_label_values=100))
-    for _ in range(3):
-        state = await pipeline.run_cycle()
+    async with pipeline_for({"hostile": page}, CardinalityLimits(max_label_values=100)) as (pipeline, holder):
+        for _ in range(3):
+            state = await pipeline.run_cycle()
     [s] = state.signals
     assert "stop" in s.finished_rate_by_reason
     assert len(s.finished_rate_by_reason) <= 100

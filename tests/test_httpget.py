@@ -63,8 +63,13 @@ async def scrape_once(handler: Handler, **kwargs) -> tuple:  # type: ignore[no-u
         server.close()
 
 
-def test_the_scraper_uses_the_fast_client_without_a_transport() -> None:
-    assert Scraper()._fast is not None
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+async def test_proxy_variables_do_not_divert_scrapes(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    """One HTTP path: targets are connected directly whatever the environment says (as Prometheus does
+    unless told otherwise); a proxy variable set for other tools must not send scrapes elsewhere."""
+    monkeypatch.setenv(variable, "http://127.0.0.1:9")  # nothing listens there
+    outcome, _ = await scrape_once(answering(ok(PAGE))[0])
+    assert outcome.ok, outcome.error
 
 
 async def test_content_length_pages_reuse_one_connection() -> None:

@@ -147,7 +147,7 @@ def test_default_alias_table_covers_issue_renames() -> None:
     assert specs["requests_swapped"].names == ("vllm:num_requests_swapped",)
 
 
-# ---------------------------------------------------------------- compiled plan (normalize's `layout` fast path)
+# ---------------------------------------------------------------- routing kept per layout (normalize's `layout`)
 def _with_values(samples, values):
     from llmobs.sources.textformat import Sample
 
@@ -171,9 +171,11 @@ def _two_engine_page(fixture_page: str) -> str:
 
 @pytest.mark.parametrize("max_values", [512, 5])
 @pytest.mark.parametrize("engines", [1, 2])
-def test_compiled_layout_gives_exactly_the_loops_result(fixture_page: str, engines: int, max_values: int) -> None:
-    """Same page layout, changing values (NaN on some scrapes): the plan path and the plain loop agree on
-    every scrape, dropped counts included, also with a label-value budget that drops buckets."""
+def test_kept_routing_gives_exactly_a_fresh_routings_result(fixture_page: str, engines: int,
+                                                            max_values: int) -> None:
+    """Same page layout, changing values (NaN on some scrapes): reusing the layout's routing and routing
+    every page afresh agree on every scrape, dropped counts included, also with a label-value budget that
+    drops buckets."""
     import random
 
     text = fixture_page if engines == 1 else _two_engine_page(fixture_page)
@@ -184,7 +186,7 @@ def test_compiled_layout_gives_exactly_the_loops_result(fixture_page: str, engin
     for scrape_no in range(6):
         values = [s.value + rng.randrange(0, 50) * (scrape_no + 1) for s in base]
         if scrape_no == 3:
-            values[rng.randrange(len(values))] = math.nan  # a NaN page takes the loop, plan kept
+            values[rng.randrange(len(values))] = math.nan  # a NaN page is routed afresh, the kept one stays
         samples = _with_values(base, values)
         got = normalize(samples, float(scrape_no), guard=fast, layout=token)
         want = normalize(samples, float(scrape_no), guard=slow)

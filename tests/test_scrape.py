@@ -1,18 +1,17 @@
 """Scraping and the pipeline under bad input: every failure is classified and counted, and healthy targets
-keep producing signals. Real sockets are used where the failure is a network one."""
+keep producing signals. Targets are real loopback servers (tests/pageserver.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
-import httpx
 import pytest
 
 from llmobs.pipeline import Pipeline
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource, Target
 from llmobs.state import StateHolder
+from tests.pageserver import PageServer, Reply
 
 GOOD = """\
 vllm:num_requests_running{engine="0",model_name="m"} 2
@@ -21,47 +20,30 @@ vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25
 vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} %d
 """
 
-
-def page_transport(pages: dict[str, httpx.Response | None]) -> httpx.MockTransport:
-    counter = {"n": 0}
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        response = pages[request.url.host]
-        if response is None:
-            await asyncio.sleep(10)
-        counter["n"] += 1
-        if request.url.host == "good":
-            return httpx.Response(200, text=GOOD % (counter["n"] * 10),
-                                  headers={"content-type": "text/plain; version=0.0.4"})
-        return response  # type: ignore[return-value]
-
-    return httpx.MockTransport(handler)
-
-
 BAD = {
-    "good": httpx.Response(200),
-    "err500": httpx.Response(500, text="Internal Server Error"),
-    "html": httpx.Response(200, text="<html><body>502 Bad Gateway</body></html>",
-                           headers={"content-type": "text/html"}),
-    "empty": httpx.Response(200, text="", headers={"content-type": "text/plain"}),
-    "garbage": httpx.Response(200, text="{{{ not metrics at all\n\x00\x01 !!\n",
-                              headers={"content-type": "text/plain"}),
-    "huge": httpx.Response(200, text="x" * 200_000, headers={"content-type": "text/plain"}),
-    "hang": None,
+    "good": lambda n: GOOD % (n * 10),
+    "err500": lambda n: Reply("Internal Server Error", 500),
+    "html": lambda n: Reply("<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+    "empty": lambda n: Reply("", content_type="text/plain"),
+    "garbage": lambda n: Reply("{{{ not metrics at all\n\x00\x01 !!\n", content_type="text/plain"),
+    "huge": lambda n: Reply("x" * 200_000, content_type="text/plain"),
+    "hang": lambda n: Reply(GOOD % 1, delay=10),
 }
 
 
-@pytest.fixture
-def scraper() -> Scraper:
-    return Scraper(timeout_seconds=0.5, max_response_bytes=100_000, transport=page_transport(BAD))
+def scraper_for_bad() -> Scraper:
+    return Scraper(timeout_seconds=0.5, max_response_bytes=100_000)
 
 
-@pytest.mark.parametrize(("host", "kind"), [
+@pytest.mark.parametrize(("name", "kind"), [
     ("err500", "http_status"), ("html", "content_type"), ("empty", "empty"), ("garbage", "parse"),
     ("huge", "too_large"), ("hang", "timeout"),
 ])
-async def test_each_failure_has_its_kind(scraper: Scraper, host: str, kind: str) -> None:
-    outcome = await scraper.scrape(Target(f"http://{host}/metrics", host))
+async def test_each_failure_has_its_kind(name: str, kind: str) -> None:
+    scraper = scraper_for_bad()
+    async with PageServer(BAD) as server:
+        outcome = await scraper.scrape(server.target(name))
+        await scraper.aclose()
     assert not outcome.ok
     assert outcome.error_kind == kind, outcome.error
     assert outcome.error
@@ -79,96 +61,91 @@ async def test_connection_refused_is_connect() -> None:
 
 async def test_truncated_page_keeps_complete_lines() -> None:
     text = (GOOD % 5) + 'vllm:num_requests_running{engine="0",model_na'
-    scraper = Scraper(transport=httpx.MockTransport(
-        lambda r: httpx.Response(200, text=text, headers={"content-type": "text/plain"})))
-    outcome = await scraper.scrape(Target("http://x/metrics", "x"))
+    scraper = Scraper()
+    async with PageServer({"x": lambda n: Reply(text, content_type="text/plain")}) as server:
+        outcome = await scraper.scrape(server.target("x"))
+        await scraper.aclose()
     assert outcome.ok and outcome.page is not None
     assert len(outcome.page.samples) == 4 and sum(outcome.page.skipped.values()) == 1
 
 
-async def test_pipeline_marks_bad_targets_down_and_keeps_good_signals(scraper: Scraper) -> None:
-    targets = [Target(f"http://{h}/metrics", h, {"node": f"n-{h}"}) for h in BAD]
+async def test_pipeline_marks_bad_targets_down_and_keeps_good_signals() -> None:
     holder = StateHolder()
-    pipeline = Pipeline(StaticTargetSource(targets), scraper, holder, window_seconds=60)
-    for _ in range(3):
-        state = await pipeline.run_cycle()
+    async with PageServer(BAD) as server:
+        targets = [server.target(name, {"node": f"n-{name}"}) for name in BAD]
+        pipeline = Pipeline(StaticTargetSource(targets), scraper_for_bad(), holder, window_seconds=60)
+        for _ in range(3):
+            state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     health = {h.endpoint: h for h in state.targets}
     assert health["good"].up and health["good"].consecutive_failures == 0
-    for host in BAD:
-        if host != "good":
-            assert not health[host].up
-            assert health[host].consecutive_failures == 3
-            assert sum(health[host].errors_by_kind.values()) == 3
-            assert health[host].last_error
+    for name in BAD:
+        if name != "good":
+            assert not health[name].up
+            assert health[name].consecutive_failures == 3
+            assert sum(health[name].errors_by_kind.values()) == 3
+            assert health[name].last_error
     [good] = state.signals
     assert good.attribution.endpoint == "good" and good.attribution.node == "n-good"
     assert good.request_rate > 0 and good.requests_waiting == 1
 
 
 async def test_target_recovers_after_failures() -> None:
-    responses = iter([httpx.Response(503), httpx.Response(503)])
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        try:
-            return next(responses)
-        except StopIteration:
-            return httpx.Response(200, text=GOOD % 1, headers={"content-type": "text/plain"})
-
     holder = StateHolder()
-    pipeline = Pipeline(StaticTargetSource([Target("http://flaky/metrics", "flaky")]),
-                        Scraper(transport=httpx.MockTransport(handler)), holder)
-    states = [await pipeline.run_cycle() for _ in range(3)]
+    async with PageServer({"flaky": lambda n: Reply("", 503) if n <= 2 else GOOD % 1}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("flaky")]), Scraper(), holder)
+        states = [await pipeline.run_cycle() for _ in range(3)]
+        await pipeline.scraper.aclose()
     assert [s.targets[0].up for s in states] == [False, False, True]
     assert states[-1].targets[0].errors_by_kind == {"http_status": 2}
     assert states[-1].targets[0].consecutive_failures == 0
 
 
 async def test_non_vllm_page_is_a_parse_failure_not_silent() -> None:
-    scraper = Scraper(transport=httpx.MockTransport(
-        lambda r: httpx.Response(200, text="process_cpu_seconds_total 1\n", headers={"content-type": "text/plain"})))
-    pipeline = Pipeline(StaticTargetSource([Target("http://node-exporter/metrics", "ne")]), scraper, StateHolder())
-    state = await pipeline.run_cycle()
+    async with PageServer({"ne": lambda n: "process_cpu_seconds_total 1\n"}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("ne")]), Scraper(), StateHolder())
+        state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     assert not state.targets[0].up and state.targets[0].last_error_kind == "parse"
 
 
 async def test_removed_target_disappears_from_state() -> None:
     class Source:
-        def __init__(self) -> None:
-            self.items = [Target("http://good/metrics", "good"), Target("http://good2/metrics", "good2")]
+        def __init__(self, items: list[Target]) -> None:
+            self.items = items
 
         def targets(self):
             return self.items
 
-    source = Source()
-    transport = httpx.MockTransport(
-        lambda r: httpx.Response(200, text=GOOD % 3, headers={"content-type": "text/plain"}))
-    pipeline = Pipeline(source, Scraper(transport=transport), StateHolder())
-    await pipeline.run_cycle()
-    source.items = source.items[:1]
-    state = await pipeline.run_cycle()
+    async with PageServer({"good": lambda n: GOOD % 3, "good2": lambda n: GOOD % 3}) as server:
+        source = Source(server.targets())
+        pipeline = Pipeline(source, Scraper(), StateHolder())
+        await pipeline.run_cycle()
+        source.items = source.items[:1]
+        state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     assert [t.endpoint for t in state.targets] == ["good"]
 
 
 async def test_missing_expected_series_logged_once_and_reported(caplog: pytest.LogCaptureFixture) -> None:
-    transport = httpx.MockTransport(
-        lambda r: httpx.Response(200, text=GOOD % 1, headers={"content-type": "text/plain"}))
-    pipeline = Pipeline(StaticTargetSource([Target("http://old-vllm/metrics", "old")]),
-                        Scraper(transport=transport), StateHolder())
-    with caplog.at_level("WARNING", logger="llmobs.pipeline"):
-        for _ in range(3):
-            state = await pipeline.run_cycle()
+    async with PageServer({"old": lambda n: GOOD % 1}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("old")]), Scraper(), StateHolder())
+        with caplog.at_level("WARNING", logger="llmobs.pipeline"):
+            for _ in range(3):
+                state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     drift = [r for r in caplog.records if "expected vLLM series" in r.getMessage()]
     assert len(drift) == 1 and "ttft" in drift[0].getMessage()
     assert "ttft" in state.targets[0].missing_series and "kv_cache_usage" not in state.targets[0].missing_series
 
 
 def test_gc_policy_freezes_between_cycles_and_restores_the_collector() -> None:
-    """`manage_gc` (what `llmobs run` uses): after the warm-up cycles what survives is frozen so that
+    """The `llmobs run` process's cycle hook: after the warm-up cycles what survives is frozen so that
     collections during cycles skip it; periodically everything is unfrozen and collected; stopping
     restores the thresholds and unfreezes."""
     import gc
 
-    from llmobs.pipeline import GcPolicy
+    from llmobs.serving.gc import GcPolicy
 
     before = gc.get_threshold()
     policy = GcPolicy(warmup_cycles=2, freeze_every=3, full_every=6)
@@ -191,6 +168,37 @@ def test_gc_policy_freezes_between_cycles_and_restores_the_collector() -> None:
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
+def test_library_use_leaves_the_process_garbage_collector_alone() -> None:
+    """Importing llmobs and running an exporter in one's own process (`start_exporter`, as a library user, a
+    test or a benchmark does) must not freeze the heap or change the collector's thresholds: those are
+    settings of the process, which only `llmobs run` owns."""
+    import gc
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, asyncio\n"
+        "gc.set_threshold(123, 4, 5)\n"
+        "import llmobs, llmobs.runtime, llmobs.pipeline\n"
+        "from llmobs.config import LlmobsConfig, ScrapeConfig, ServerConfig\n"
+        "from llmobs.runtime import start_exporter\n"
+        "from llmobs.sources.targets import StaticTargetSource, Target\n"
+        "async def main():\n"
+        "    cfg = LlmobsConfig(scrape=ScrapeConfig(interval_seconds=0.02, timeout_seconds=0.2),\n"
+        "                       server=ServerConfig(host='127.0.0.1', port=0))\n"
+        "    exporter = await start_exporter(cfg, StaticTargetSource([Target('http://127.0.0.1:9/metrics', 'x')]))\n"
+        "    while exporter.pipeline.cycles < 5:\n"
+        "        await asyncio.sleep(0.01)\n"
+        "    print(gc.get_threshold(), gc.get_freeze_count())\n"
+        "    await exporter.stop()\n"
+        "asyncio.run(main())\n"
+        "print(gc.get_threshold(), gc.get_freeze_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["(123, 4, 5) 0", "(123, 4, 5) 0"], out.stdout + out.stderr
+    assert gc.get_freeze_count() == 0
+
+
 def test_scrapes_start_one_host_at_a_time_in_turn() -> None:
     from llmobs.pipeline import _round_robin_by_host
 
@@ -201,3 +209,26 @@ def test_scrapes_start_one_host_at_a_time_in_turn() -> None:
     assert [targets[i].name for i in order] == ["1-0", "2-0", "3", "1-1", "2-1", "1-2", "2-2"]
     solo = [Target(f"http://pod-{i}:8000/metrics", str(i)) for i in range(4)]
     assert _round_robin_by_host(solo) == [0, 1, 2, 3]
+
+
+async def test_the_content_type_decides_how_a_page_is_read() -> None:
+    """The same bytes as OpenMetrics (by Content-Type): `# EOF` ends the page and timestamps are seconds; as
+    the text format: `# EOF` is a comment. A truncated OpenMetrics page (no `# EOF`) is not used at all."""
+    from tests.pageserver import OPENMETRICS
+
+    body = "# TYPE g gauge\ng 1 1700000000\n# EOF\nlate 2\n"
+    pages = {
+        "om": lambda n: Reply(body, content_type=OPENMETRICS),
+        "text": lambda n: Reply(body, content_type="text/plain; version=0.0.4"),
+        "cut": lambda n: Reply("# TYPE g gauge\ng 1\ng2 ", content_type=OPENMETRICS),
+    }
+    scraper = Scraper()
+    async with PageServer(pages) as server:
+        om, text, cut = [await scraper.scrape(server.target(name)) for name in ("om", "text", "cut")]
+        await scraper.aclose()
+    assert om.page is not None and text.page is not None
+    assert [(s.name, s.timestamp_ms) for s in om.page.samples] == [("g", 1700000000000.0)]
+    assert om.page.skipped == {"after_eof": 1}
+    assert [(s.name, s.timestamp_ms) for s in text.page.samples] == [("g", 1700000000.0), ("late", None)]
+    assert text.page.skipped == {}
+    assert not cut.ok and cut.error_kind == "parse" and "missing_eof" in cut.error

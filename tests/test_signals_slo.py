@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,9 +18,10 @@ from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution, ModelEndpointSignals
 from llmobs.sources.normalize import HistogramSnapshot, ModelScrape, normalize
 from llmobs.sources.scrape import Scraper
-from llmobs.sources.targets import StaticTargetSource, Target
+from llmobs.sources.targets import StaticTargetSource
 from llmobs.sources.textformat import parse_text
 from llmobs.state import FleetState, StateHolder
+from tests.pageserver import PageServer
 
 INF = math.inf
 TPOT_BOUNDS = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, INF)
@@ -150,16 +150,14 @@ async def test_pipeline_applies_configured_thresholds_and_names_the_missing_hist
     before 0.10). The first gets TPOT series at the configured threshold; the second none, and its target
     reports `tpot` missing (llmobs_vllm_expected_series_missing{series="tpot"})."""
     old = "\n".join(line for line in fixture_page.splitlines() if "request_time_per_output_token" not in line)
-    pages = {"new": fixture_page, "old": old}
-    transport = httpx.MockTransport(lambda r: httpx.Response(200, text=pages[r.url.host],
-                                                             headers={"content-type": "text/plain"}))
     holder = StateHolder()
-    targets = [Target("http://new/metrics", "new"), Target("http://old/metrics", "old")]
-    pipeline = Pipeline(StaticTargetSource(targets), Scraper(transport=transport), holder,
-                        tpot_slo_seconds=0.04, e2e_slo_seconds=0.95)
-    with caplog.at_level("WARNING", logger="llmobs.pipeline"):
-        await pipeline.run_cycle()
-        state = await pipeline.run_cycle()
+    async with PageServer({"new": lambda n: fixture_page, "old": lambda n: old}) as server:
+        pipeline = Pipeline(StaticTargetSource(server.targets(["new", "old"])), Scraper(), holder,
+                            tpot_slo_seconds=0.04, e2e_slo_seconds=0.95)
+        with caplog.at_level("WARNING", logger="llmobs.pipeline"):
+            await pipeline.run_cycle()
+            state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
     by_endpoint = {s.attribution.endpoint: s for s in state.signals}
     new, old_signals = by_endpoint["new"], by_endpoint["old"]
     assert new.tpot_slo_threshold_seconds == 0.05 and new.e2e_slo_threshold_seconds == 1.0  # snapped

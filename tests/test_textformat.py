@@ -19,7 +19,8 @@ from llmobs.sources.textformat import ParsedPage, Sample, TextParser, parse_text
 HERE = Path(__file__).parent
 FIXTURE = HERE / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
 CORPUS = HERE / "corpus" / "textformat"
-SAMPLE_REASONS = {"malformed", "bad_value", "bad_timestamp", "bad_labels", "duplicate"}
+SAMPLE_REASONS = {"malformed", "bad_value", "bad_timestamp", "bad_labels", "duplicate", "bad_exemplar",
+                  "bad_histogram"}
 BLANKS = " \t\r"
 
 
@@ -47,13 +48,14 @@ def one(text: str) -> Sample:
 def test_corpus(path: Path) -> None:
     expected = json.loads(path.with_suffix(".expected.json").read_text(encoding="utf-8"))
     text = read(path)
+    openmetrics = expected.get("openmetrics", False)
     want = ([tuple(s) for s in expected["samples"]], expected["types"], expected["helps"], expected["skipped"])
-    got = norm(parse_text(text))
+    got = norm(parse_text(text, openmetrics))
     assert ([tuple(s) for s in got[0]], *got[1:]) == want, expected["why"]
     # the same page through a warm parser (second parse) gives the same result
     parser = TextParser()
-    parser.parse(text)
-    again = norm(parser.parse(text))
+    parser.parse(text, openmetrics)
+    again = norm(parser.parse(text, openmetrics))
     assert ([tuple(s) for s in again[0]], *again[1:]) == want
 
 
@@ -105,18 +107,28 @@ def test_timestamps() -> None:
 
 
 def test_openmetrics_timestamps_are_seconds() -> None:
-    page = parse_text("a_total 1 1700000000.25\n# EOF\n")
+    page = parse_text("a_total 1 1700000000.25\n# EOF\n", openmetrics=True)
     assert page.samples[0].timestamp_ms == 1700000000250.0
+
+
+def test_eof_on_a_text_format_page_is_only_a_comment() -> None:
+    """The format is the Content-Type's, never guessed: on a text page `# EOF` neither ends the page nor turns
+    its (millisecond) timestamps into seconds."""
+    page = parse_text("a_total 1 1700000000250\n# EOF\nb 2\n")
+    assert [(s.name, s.value, s.timestamp_ms) for s in page.samples] == [("a_total", 1.0, 1700000000250.0),
+                                                                        ("b", 2.0, None)]
+    assert page.skipped == {}
 
 
 def test_openmetrics_eof_unit_exemplar_created() -> None:
     text = (
         "# TYPE h histogram\n# UNIT h seconds\n"
         'h_bucket{le="1"} 2 # {trace_id="a b"} 0.5 1.0\n'
+        'h_bucket{le="+Inf"} 3\n'
         "h_created 1.5e9\n# EOF\nlate 1\n"
     )
-    page = parse_text(text)
-    assert [(s.name, s.value) for s in page.samples] == [("h_bucket", 2.0), ("h_created", 1.5e9)]
+    page = parse_text(text, openmetrics=True)
+    assert [(s.name, s.value) for s in page.samples] == [("h_bucket", 2.0), ("h_bucket", 3.0), ("h_created", 1.5e9)]
     assert page.types == {"h": "histogram"}
     assert page.skipped == {"after_eof": 1}
 
@@ -305,58 +317,63 @@ PAGES = st.lists(LINES, max_size=25).map("\n".join)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _check_accounting(text: str, page: ParsedPage) -> None:
-    """Every non-comment non-blank line before `# EOF` is a sample or counted under a sample reason;
-    every non-blank line after it is counted as after_eof."""
+def _check_accounting(text: str, page: ParsedPage, openmetrics: bool) -> None:
+    """Every non-comment non-blank line (on an OpenMetrics page: before `# EOF`) is a sample or counted under
+    a sample reason; on an OpenMetrics page every non-blank line after `# EOF` is counted as after_eof, and
+    a page without `# EOF` yields nothing and says so."""
     lines = [line.strip(BLANKS) for line in text.split("\n")]
-    eof = lines.index("# EOF") if "# EOF" in lines else len(lines)
+    eof = lines.index("# EOF") if openmetrics and "# EOF" in lines else len(lines)
     sample_lines_before = sum(1 for line in lines[:eof] if line and not line.startswith("#"))
     counted = sum(n for reason, n in page.skipped.items() if reason in SAMPLE_REASONS)
-    assert len(page.samples) + counted == sample_lines_before
+    if openmetrics and eof == len(lines):
+        assert page.samples == [] and page.skipped["missing_eof"] >= 1
+    else:
+        assert len(page.samples) + counted == sample_lines_before
     assert page.skipped.get("after_eof", 0) == sum(1 for line in lines[eof + 1 :] if line)
     assert all(n > 0 for n in page.skipped.values())
 
 
 @SETTINGS
-@given(st.text(max_size=300))
-def test_never_raises_on_any_text(text: str) -> None:
-    page = parse_text(text)
-    _check_accounting(text, page)
+@given(st.text(max_size=300), st.booleans())
+def test_never_raises_on_any_text(text: str, openmetrics: bool) -> None:
+    page = parse_text(text, openmetrics)
+    _check_accounting(text, page, openmetrics)
 
 
 @SETTINGS
-@given(PAGES)
-def test_never_raises_and_accounts_for_every_line(text: str) -> None:
-    page = parse_text(text)
-    _check_accounting(text, page)
+@given(PAGES, st.booleans())
+def test_never_raises_and_accounts_for_every_line(text: str, openmetrics: bool) -> None:
+    page = parse_text(text, openmetrics)
+    _check_accounting(text, page, openmetrics)
     for s in page.samples:
         assert isinstance(s.value, float) and isinstance(s.name, str)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(PAGES, PAGES, st.sampled_from([20_000, 3, 0]))
-def test_warm_equals_cold(first: str, second: str, max_entries: int) -> None:
+@given(PAGES, PAGES, st.sampled_from([20_000, 3, 0]), st.booleans())
+def test_warm_equals_cold(first: str, second: str, max_entries: int, openmetrics: bool) -> None:
     """A parser that has seen other pages (and this one) gives exactly what a fresh parser gives."""
     parser = TextParser(max_cache_entries=max_entries)
-    parser.parse(first)
-    assert norm(parser.parse(second)) == norm(parse_text(second))
-    assert norm(parser.parse(second)) == norm(parse_text(second))
-    assert norm(parser.parse(first)) == norm(parse_text(first))
-    # the line-by-line reference path agrees with whatever path parse() took
-    assert norm(parser._parse_lines(second.split("\n"))) == norm(parse_text(second))
+    parser.parse(first, openmetrics)
+    assert norm(parser.parse(second, openmetrics)) == norm(parse_text(second, openmetrics))
+    assert norm(parser.parse(second, openmetrics)) == norm(parse_text(second, openmetrics))
+    assert norm(parser.parse(first, not openmetrics)) == norm(parse_text(first, not openmetrics))
+    assert norm(parser.parse(first, openmetrics)) == norm(parse_text(first, openmetrics))
+    if not openmetrics:  # the line-by-line reference path agrees with whatever path parse() took
+        assert norm(parser._parse_lines(second.split("\n"))) == norm(parse_text(second))
 
 
 def test_openmetrics_page_takes_bulk_path_and_matches_cold() -> None:
     text = read(FIXTURE) + "# EOF\n\n"
     parser = TextParser()
-    cold = parser.parse(text)
+    cold = parser.parse(text, openmetrics=True)
     assert cold.skipped == {} and len(cold.samples) == 425
     lines = text.split("\n")
     assert parser._parse_bulk(lines[: lines.index("# EOF")]) is not None
-    assert norm(parser.parse(text)) == norm(cold)
+    assert norm(parser.parse(text, openmetrics=True)) == norm(cold)
     late = text + "late_sample 1\n"
-    assert norm(parser.parse(late)) == norm(parse_text(late))
-    assert parser.parse(late).skipped == {"after_eof": 1}
+    assert norm(parser.parse(late, openmetrics=True)) == norm(parse_text(late, openmetrics=True))
+    assert parser.parse(late, openmetrics=True).skipped == {"after_eof": 1}
 
 
 AFTER_VALUE = st.sampled_from(["", " ", "  1000", "\t", " #", "\r"])

@@ -125,9 +125,10 @@ def run(
         ensure_can_listen(what, host, port)
     _setup_logging(verbose)
     from llmobs.runtime import start_exporter
+    from llmobs.serving.gc import GcPolicy
 
     async def main() -> None:
-        exporter = await start_exporter(cfg)
+        exporter = await start_exporter(cfg, cycle_hook=GcPolicy())  # this process is ours: tune its GC
         console.print(f"llmobs exporter on http://{cfg.server.host}:{exporter.port}/ "
                       f"scraping {len(cfg.targets)} target(s) every {cfg.scrape.interval_seconds:g}s")
         stop = asyncio.Event()

@@ -85,6 +85,8 @@ class ScrapeConfig(_Strict):
                                        "and counted (llmobs_series_dropped_total{reason=\"series_limit\"})")
     max_label_values: int = Field(512, ge=1, description="distinct values kept per target of `le` and each "
                                   "label llmobs keeps apart (finished_reason, reason); the rest are dropped")
+    max_models_per_target: int = Field(64, ge=1, description="distinct models one target's page may name; a "
+                                       "page with more is not used and the target is down (kind model_limit)")
 
 
 class SignalsConfig(_Strict):
@@ -151,6 +153,8 @@ class ForecastSection(_Strict):
 
 
 class LlmobsConfig(_Strict):
+    """A whole llmobs configuration (the YAML `llmobs run --config` reads); unknown keys are errors."""
+
     targets: list[TargetConfig] = Field(default_factory=list)
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
@@ -164,6 +168,7 @@ class LlmobsConfig(_Strict):
     cost: CostConfig | None = Field(None, description="GPU $/h by gpu_model, for cost per 1k generated tokens")
 
     def build_targets(self) -> list[Target]:
+        """The static scrape targets; ConfigError when two share an endpoint name."""
         targets = [t.to_target() for t in self.targets]
         seen: set[str] = set()
         for t in targets:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from llmobs.signals.counters import DROP_IMPLAUSIBLE
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution
-from llmobs.sources.normalize import DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
+from llmobs.sources.normalize import DROP_MODEL_LIMIT, DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
 from llmobs.sources.targets import Target, TargetSource
 from llmobs.state import FleetState, StateHolder, TargetHealth
@@ -69,11 +69,16 @@ class _TargetBook:
 @dataclass(frozen=True, slots=True)
 class CardinalityLimits:
     """What one target may cost llmobs (`scrape.max_series_per_target`, `scrape.max_label_values`,
-    `signals.max_models`); the excess is dropped and counted in `llmobs_series_dropped_total{reason}`."""
+    `signals.max_models`); the excess is dropped and counted in `llmobs_series_dropped_total{reason}`.
+    A target whose page names more than `max_models_per_target` models (`scrape.max_models_per_target`)
+    is not used at all and is down with error kind `model_limit`: first come first served on the
+    fleet-wide `max_models` would otherwise let one such target take every slot, and with discovery the
+    order of targets is arbitrary."""
 
     max_series_per_target: int = 10_000
     max_label_values: int = 512
     max_models: int = 1_000
+    max_models_per_target: int = 64
 
 
 class ModelBudget:
@@ -125,50 +130,16 @@ def _round_robin_by_host(targets: list[Target]) -> list[int]:
     return order
 
 
-class GcPolicy:
-    """Keeps the cyclic garbage collector off the scrape cycle's critical path (opt-in: `manage_gc`).
+class CycleHook(Protocol):
+    """Something the owner of the process runs around the scrape loop (`llmobs run` passes
+    `llmobs.serving.gc.GcPolicy`): `start` before the first cycle, `after_cycle` in the idle time after
+    each, `stop` when the loop ends."""
 
-    At 1,000 targets the exporter holds millions of long-lived, acyclic objects (parser caches, tracker
-    windows); every automatic full collection walks all of them (~1 s, stalling the loop mid-cycle so that
-    healthy targets' exchanges overrun), and younger collections keep re-scanning the objects a cycle
-    creates. So, between cycles (in the idle time before the next one): after the warm-up cycles, collect
-    and `gc.freeze()` what survives, so later collections skip it; every `freeze_every` cycles collect and
-    freeze again (the survivors of the last cycles, e.g. new window points); every `full_every` cycles
-    `gc.unfreeze()` and collect everything, so that a cycle that became garbage while frozen is reclaimed
-    too (the frozen objects are freed by reference counting when dropped, which is how almost all of them
-    go). Automatic full collections are made rare (`gc.set_threshold`): they happen here instead.
-    """
+    def start(self) -> None: ...
 
-    def __init__(self, warmup_cycles: int = 2, freeze_every: int = 12, full_every: int = 720) -> None:
-        self.warmup_cycles = warmup_cycles
-        self.freeze_every = freeze_every
-        self.full_every = full_every
-        self.collections = 0
-        self._saved_threshold: tuple[int, int, int] | None = None
+    def after_cycle(self, cycles: int) -> None: ...
 
-    def start(self) -> None:
-        if self._saved_threshold is None:
-            self._saved_threshold = gc.get_threshold()
-            gen0, gen1, _ = self._saved_threshold
-            gc.set_threshold(max(gen0, 10_000), gen1, 1_000)
-
-    def after_cycle(self, cycles: int) -> None:
-        n = cycles - self.warmup_cycles
-        if n < 0:
-            return
-        if n % self.full_every == 0:
-            gc.unfreeze()
-        elif n % self.freeze_every != 0:
-            return
-        gc.collect()
-        gc.freeze()
-        self.collections += 1
-
-    def stop(self) -> None:
-        gc.unfreeze()
-        if self._saved_threshold is not None:
-            gc.set_threshold(*self._saved_threshold)
-            self._saved_threshold = None
+    def stop(self) -> None: ...
 
 
 class Pipeline:
@@ -183,7 +154,7 @@ class Pipeline:
         tpot_slo_seconds: float = 0.1,
         e2e_slo_seconds: float = 30.0,
         limits: CardinalityLimits | None = None,
-        manage_gc: bool = False,
+        cycle_hook: CycleHook | None = None,
     ) -> None:
         self.source = source
         self.scraper = scraper
@@ -196,7 +167,7 @@ class Pipeline:
         self.models = ModelBudget(self.limits.max_models)
         self._books: dict[str, _TargetBook] = {}
         self.cycles = 0
-        self.gc_policy = GcPolicy() if manage_gc else None
+        self.cycle_hook = cycle_hook  # process-wide settings (the GC) are the process owner's, not ours
 
     async def run_cycle(self) -> FleetState:
         t0 = time.perf_counter()
@@ -261,12 +232,7 @@ class Pipeline:
         book.last_scrape_time = outcome.started
         book.duration = outcome.duration
         if not outcome.ok or outcome.page is None:
-            book.up = False
-            book.consecutive_failures += 1
-            book.errors[outcome.error_kind] += 1
-            book.last_error, book.last_error_kind = outcome.error, outcome.error_kind
-            if book.consecutive_failures == 1:
-                log.warning("target %s down: %s: %s", book.target.name, outcome.error_kind, outcome.error)
+            self._fail(book, outcome.error_kind, outcome.error)
             return
         page = outcome.page
         book.skipped.update(page.skipped)
@@ -276,17 +242,24 @@ class Pipeline:
             book.dropped[DROP_SERIES_LIMIT] += len(samples) - limit
             samples = samples[:limit]
         if book.guard is None:
-            book.guard = SampleGuard(book.target.url, LabelValueBudget(self.limits.max_label_values), self.models)
+            book.guard = SampleGuard(book.target.url, LabelValueBudget(self.limits.max_label_values), self.models,
+                                     max_models=self.limits.max_models_per_target)
         scrape = normalize(samples, outcome.started, guard=book.guard,
                            layout=page.layout if samples is page.samples else None)
         book.dropped.update(scrape.dropped)
+        if scrape.over_model_limit:
+            self.models.release(book.target.url)  # the models it was admitted with go back to the fleet
+            book.trackers.clear()  # and it exports none of them
+            self._fail(book, "model_limit", f"page names more than {self.limits.max_models_per_target} models "
+                       "(scrape.max_models_per_target); none of them is used")
+            return
         if not scrape.models:
-            book.up = False
-            book.consecutive_failures += 1
-            book.errors["parse"] += 1
-            book.last_error_kind = "parse"
-            book.last_error = "page has no vLLM series (is this a vLLM /metrics endpoint?)"
             book.missing = scrape.missing
+            if scrape.dropped.get(DROP_MODEL_LIMIT):
+                self._fail(book, "model_limit", f"the fleet-wide model budget is full (signals.max_models="
+                           f"{self.limits.max_models}): none of this target's models could be admitted")
+            else:
+                self._fail(book, "parse", "page has no vLLM series (is this a vLLM /metrics endpoint?)")
             return
         book.up = True
         book.consecutive_failures = 0
@@ -310,16 +283,26 @@ class Pipeline:
             if implausible:
                 book.dropped[DROP_IMPLAUSIBLE] += implausible
 
+    @staticmethod
+    def _fail(book: _TargetBook, kind: str, error: str) -> None:
+        """Mark the target down for this scrape with error `kind` (`llmobs_scrape_errors_total{kind}`)."""
+        book.up = False
+        book.consecutive_failures += 1
+        book.errors[kind] += 1
+        book.last_error, book.last_error_kind = error, kind
+        if book.consecutive_failures == 1:
+            log.warning("target %s down: %s: %s", book.target.name, kind, error)
+
     async def run_forever(self, interval_seconds: float, stop: asyncio.Event | None = None) -> None:
         """Cycle at a fixed cadence; a slow cycle delays the next one instead of piling up."""
         stop = stop or asyncio.Event()
-        if self.gc_policy is not None:
-            self.gc_policy.start()
+        if self.cycle_hook is not None:
+            self.cycle_hook.start()
         try:
             await self._run_forever(interval_seconds, stop)
         finally:
-            if self.gc_policy is not None:
-                self.gc_policy.stop()
+            if self.cycle_hook is not None:
+                self.cycle_hook.stop()
 
     async def _run_forever(self, interval_seconds: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -328,8 +311,8 @@ class Pipeline:
                 await self.run_cycle()
             except Exception:  # keep serving the last good state; the error is visible in the log
                 log.exception("scrape cycle failed")
-            if self.gc_policy is not None:
-                self.gc_policy.after_cycle(self.cycles)
+            if self.cycle_hook is not None:
+                self.cycle_hook.after_cycle(self.cycles)
             delay = max(0.0, interval_seconds - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

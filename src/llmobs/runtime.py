@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from llmobs._extras import require
 from llmobs.agent.central import register_central_collectors
 from llmobs.config import LlmobsConfig
-from llmobs.pipeline import CardinalityLimits, Pipeline
+from llmobs.pipeline import CardinalityLimits, CycleHook, Pipeline
 from llmobs.serving.app import create_app
 from llmobs.serving.asgi import serve_asgi
 from llmobs.serving.collector import FleetCollector
@@ -133,7 +133,8 @@ def required_extras(config: LlmobsConfig) -> list[str]:
     return [feature for feature, on in enabled.items() if on]
 
 
-async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None) -> Exporter:
+async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None, *,
+                         cycle_hook: CycleHook | None = None) -> Exporter:
     for feature in required_extras(config):  # fail before binding anything, naming the extra
         require(feature)
     holder = StateHolder()
@@ -157,8 +158,9 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         tpot_slo_seconds=config.signals.tpot_slo_seconds, e2e_slo_seconds=config.signals.e2e_slo_seconds,
         limits=CardinalityLimits(max_series_per_target=config.scrape.max_series_per_target,
                                  max_label_values=config.scrape.max_label_values,
-                                 max_models=config.signals.max_models),
-        manage_gc=True,
+                                 max_models=config.signals.max_models,
+                                 max_models_per_target=config.scrape.max_models_per_target),
+        cycle_hook=cycle_hook,
     )
     stop = asyncio.Event()
     forecast = None

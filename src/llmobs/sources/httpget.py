@@ -7,7 +7,8 @@ does only that: write the request, collect the response in ``data_received`` (Co
 read-until-close framing, gzip/deflate decoding) and wake the caller once. Everything else the scraper
 needs is kept: per-target timeout, response-size cap enforced while reading (raw and decoded), keep-alive
 reuse, one retry on a fresh connection when a reused one is closed under us, https with certificate
-verification. No redirects, no proxies (the scraper uses httpx when a proxy is configured).
+verification, credentials in the URL as basic auth. No redirects, no proxies: scrape targets are connected
+directly (as Prometheus does by default); this is the scraper's only HTTP path.
 
 The deadline is checked by a loop timer that runs after the I/O callbacks of the same loop iteration, so
 a response already in the socket when the loop gets to it (e.g. after the loop was busy) is not counted as

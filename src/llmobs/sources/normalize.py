@@ -60,6 +60,8 @@ class EndpointScrape:
     missing: tuple[str, ...]
     # samples the cardinality guard refused, by reason (`llmobs_series_dropped_total{reason}`)
     dropped: dict[str, int] = field(default_factory=dict)
+    # The page names more models than the guard's per-target cap: nothing of it was used (`models` empty).
+    over_model_limit: bool = False
 
 
 # Reasons for `llmobs_series_dropped_total{reason}`.
@@ -115,13 +117,16 @@ class LabelValueBudget:
 class SampleGuard:
     """The cardinality limits applied to one target's page by :func:`normalize`.
 
-    `models` is shared by all targets (a fleet-wide cap); `labels` belongs to this target.
+    `models` is shared by all targets (a fleet-wide cap); `labels` and `max_models` (the per-target cap on
+    distinct models, `scrape.max_models_per_target`) belong to this target. The per-target cap is checked
+    before a model is offered to the fleet-wide one, so one target cannot take the whole fleet's budget.
     """
 
     owner: str
     labels: LabelValueBudget
     models: ModelAdmission | None = None
-    # The compiled routing of this target's last page layout (see `normalize`'s `layout`), or None.
+    max_models: int | None = None
+    # The routing of this target's last page layout (see `normalize`'s `layout`), or None.
     plan: _Plan | None = None
 
 
@@ -206,100 +211,28 @@ def normalize(
     """Group samples by model and canonical series; combine engines; report missing expected series.
 
     With a `guard`, samples of models the fleet-wide cap refuses and samples whose `le` or `by` label
-    value is over the per-label budget are dropped and counted in `EndpointScrape.dropped`. Only samples
+    value is over the per-label budget are dropped and counted in `EndpointScrape.dropped`; a page with
+    more models than the guard's per-target cap is not used at all (`over_model_limit`). Only samples
     llmobs reads are checked: series it ignores cost nothing downstream, so they are not counted.
 
-    `layout` (with a `guard`): a token that is the same object exactly when `samples` are the same series
-    in the same order as on an earlier call (`ParsedPage.layout`). Which sample goes where depends only
-    on the series, so the routing is compiled once per layout (`_Plan`, kept in the guard) and later pages
-    only add up values: the same result as the loop below (tested), at a fraction of its cost.
+    The routing (which sample feeds which output value, :func:`_compile`) is the one set of rules; it is
+    then evaluated on the page's values (:meth:`_Plan.run`). `layout` (with a `guard`): a token that is the
+    same object exactly when `samples` are the same series in the same order as on an earlier call
+    (`ParsedPage.layout`). Which sample goes where depends only on the series (on a NaN-free page, with
+    no model refused), so the routing of a layout is kept in the guard and later pages only add up values.
     """
     table = table or default_alias_table()
-    samples = list(samples)
-    if guard is not None and layout is not None:
-        values = [s.value for s in samples]
-        if all(map(eq, values, values)):  # no NaN: every route is fixed by the labels alone
-            plan = guard.plan
-            if plan is None or plan.layout is not layout or plan.table is not table:
-                plan = guard.plan = _compile(samples, table, guard, layout)
-            if plan is not None:
-                return plan.run(samples, values, time)
-    dropped: Counter[str] = Counter()
-    refused: set[str] = set()
-    budget = guard.labels if guard is not None else None
-    le_admitted = budget.admitted("le") if budget is not None else set()
-    admission = guard.models if guard is not None else None
-    present = {s.name for s in samples}
-    chosen = _resolve_names(table, present)
-
-    models: dict[str, ModelScrape] = {}
-    # (model, canonical, sub) -> list of values, for mean-combined gauges
-    mean_parts: dict[tuple[str, str, str], list[float]] = {}
-    # (model, canonical) -> le -> cumulative, and sums/counts
-    hist_buckets: dict[tuple[str, str], dict[float, float]] = {}
-    hist_sum: dict[tuple[str, str], float] = {}
-    hist_count: dict[tuple[str, str], float] = {}
-    info: dict[tuple[str, str], list[Sample]] = {}
-
-    for s in samples:
-        route = _route(chosen, s.name)
-        if route is None:
-            continue
-        spec, suffix = route
-        model = s.labels.get(MODEL_LABEL, "")
-        ms = models.get(model)
-        if ms is None:
-            if model in refused:
-                dropped[DROP_MODEL_LIMIT] += 1
-                continue
-            if model and admission is not None and guard is not None and not admission.admit(model, guard.owner):
-                refused.add(model)
-                dropped[DROP_MODEL_LIMIT] += 1
-                continue
-            ms = models[model] = ModelScrape()
-        c = spec.canonical
-        if spec.kind == "histogram":
-            key = (model, c)
-            if suffix == "bucket":
-                le = _bucket_bound(s.labels.get("le"), le_admitted, budget, dropped)
-                if le is None or math.isnan(s.value):
-                    continue
-                per_le = hist_buckets.setdefault(key, {})
-                per_le[le] = per_le.get(le, 0.0) + s.value
-            elif suffix == "sum":
-                hist_sum[key] = hist_sum.get(key, 0.0) + s.value
-            else:
-                hist_count[key] = hist_count.get(key, 0.0) + s.value
-            continue
-        if spec.kind == "info":
-            info.setdefault((model, c), []).append(s)
-            continue
-        if math.isnan(s.value):
-            continue
-        sub = s.labels.get(spec.by, "") if spec.by else ""
-        if sub and budget is not None and spec.by and not budget.admit(spec.by, sub):
-            dropped[DROP_LABEL_VALUE_LIMIT] += 1
-            continue
-        if spec.kind == "gauge" and spec.combine == "mean":
-            mean_parts.setdefault((model, c, sub), []).append(s.value)
-            continue
-        target = ms.gauges if spec.kind == "gauge" else ms.counters
-        per_sub = target.setdefault(c, {})
-        per_sub[sub] = per_sub.get(sub, 0.0) + s.value
-
-    for (model, c, sub), values in mean_parts.items():
-        models[model].gauges.setdefault(c, {})[sub] = sum(values) / len(values)
-
-    for key, per_le in hist_buckets.items():
-        model, c = key
-        bounds = _shared_bounds(tuple(sorted(per_le)))
-        if not bounds or not math.isinf(bounds[-1]):
-            continue  # a histogram without its +Inf bucket is not usable for quantiles
-        cumulative = tuple(per_le[b] for b in bounds)
-        models[model].histograms[c] = HistogramSnapshot(
-            bounds, cumulative, hist_sum.get(key, math.nan), hist_count.get(key, cumulative[-1])
-        )
-    return _finish(models, info, chosen, table, time, dropped)
+    samples = samples if isinstance(samples, list) else list(samples)
+    values = [s.value for s in samples]
+    nan_free = all(map(eq, values, values))  # NaN values are skipped, so they change the routing
+    cacheable = guard is not None and layout is not None and nan_free
+    plan = guard.plan if cacheable and guard is not None else None
+    if plan is None or plan.layout is not layout or plan.table is not table:
+        plan = _compile(samples, values, table, guard)
+        if cacheable and guard is not None:
+            guard.plan = plan if plan.reusable else None
+            plan.layout = layout
+    return plan.run(samples, values, time)
 
 
 def _finish(models: dict[str, ModelScrape], info: dict[tuple[str, str], list[Sample]],
@@ -366,19 +299,26 @@ class _ModelPlan:
 
 @dataclass(slots=True)
 class _Plan:
-    """`normalize`'s routing of one page layout: for each output value, the indices of the samples summed
-    into it. Compiled only from a NaN-free page with no refused model, and run only on NaN-free values, so
-    that every decision the loop makes from values (skip NaN) or from shared state (model admission, which
-    can change) is the same as at compile time; label-value budget refusals are permanent (a budget only
-    grows), so they are counted again each run."""
+    """`normalize`'s routing of one page: per model, for each output value, the indices of the samples
+    summed into it (in page order, so the sums are the same floating-point additions whatever the values).
 
-    layout: object
+    `reusable`: the routing depends on the series alone, so it holds for any NaN-free page of the same
+    layout: no model was refused (admission to the fleet-wide cap may change later) and the page was not
+    over the per-target model cap. Label-value budget refusals are permanent (a budget only grows), so
+    they are counted again on each run."""
+
     table: AliasTable
     chosen: dict[str, SeriesSpec]
     models: dict[str, _ModelPlan]
     dropped: dict[str, int]
+    reusable: bool
+    over_model_limit: bool = False
+    layout: object | None = None
 
     def run(self, samples: list[Sample], values: list[float], time: float) -> EndpointScrape:
+        if self.over_model_limit:
+            return EndpointScrape(time=time, models={}, missing=(), dropped=dict(self.dropped),
+                                  over_model_limit=True)
         models: dict[str, ModelScrape] = {}
         info: dict[tuple[str, str], list[Sample]] = {}
         for model, mp in self.models.items():
@@ -394,21 +334,28 @@ class _Plan:
                     cumulative[-1] if count_idxs is None else _add(values, count_idxs))
             for c, idxs in mp.info.items():
                 info[(model, c)] = [samples[i] for i in idxs]
-        for model, mp in self.models.items():  # after all models, as the loop does
+        for model, mp in self.models.items():  # mean-combined gauges after the summed ones
             for (c, sub), idxs in mp.means.items():
                 models[model].gauges.setdefault(c, {})[sub] = sum([values[i] for i in idxs]) / len(idxs)
         return _finish(models, info, self.chosen, self.table, time, self.dropped)
 
 
-def _compile(samples: list[Sample], table: AliasTable, guard: SampleGuard, layout: object) -> _Plan | None:
-    """The routing `normalize`'s loop would follow for `samples` (NaN-free), with the same guard calls;
-    None when a model was refused (admission may change later, so such a page is not compiled)."""
+def _compile(samples: list[Sample], values: list[float], table: AliasTable, guard: SampleGuard | None) -> _Plan:
+    """Route every sample of a page: the rules of `normalize`, applied once per layout.
+
+    A sample is skipped when its name is not a chosen alias, when its model is refused (counted), when its
+    `le` or `by` label value is over the budget (counted) or unreadable, and when its value is NaN (except
+    for a histogram's `_sum`/`_count` and info series, whose NaN stays visible). Buckets are summed per
+    bound across engines; a histogram without a +Inf bound is left out (quantiles would be guesses)."""
     dropped: Counter[str] = Counter()
-    budget = guard.labels
-    le_admitted = budget.admitted("le")
-    admission = guard.models
+    budget = guard.labels if guard is not None else None
+    le_admitted = budget.admitted("le") if budget is not None else set()
+    admission = guard.models if guard is not None else None
+    cap = guard.max_models if guard is not None else None
     chosen = _resolve_names(table, {s.name for s in samples})
     plans: dict[str, _ModelPlan] = {}
+    refused: set[str] = set()
+    labelled = 0  # distinct named models on this page, admitted or refused
     buckets: dict[tuple[str, str], dict[float, list[int]]] = {}
     sums: dict[tuple[str, str], list[int]] = {}
     counts: dict[tuple[str, str], list[int]] = {}
@@ -423,15 +370,24 @@ def _compile(samples: list[Sample], table: AliasTable, guard: SampleGuard, layou
         spec, suffix = route
         model = s.labels.get(MODEL_LABEL, "")
         if model not in plans:
-            if model and admission is not None and not admission.admit(model, guard.owner):
-                return None
+            if model in refused:
+                dropped[DROP_MODEL_LIMIT] += 1
+                continue
+            if model:
+                if cap is not None and labelled >= cap:
+                    return _Plan(table, chosen, {}, dict(dropped), reusable=False, over_model_limit=True)
+                labelled += 1
+                if admission is not None and guard is not None and not admission.admit(model, guard.owner):
+                    refused.add(model)
+                    dropped[DROP_MODEL_LIMIT] += 1
+                    continue
             plans[model] = _ModelPlan()
         c = spec.canonical
         if spec.kind == "histogram":
             key = (model, c)
             if suffix == "bucket":
                 le = _bucket_bound(s.labels.get("le"), le_admitted, budget, dropped)
-                if le is None:
+                if le is None or math.isnan(values[i]):
                     continue
                 buckets.setdefault(key, {}).setdefault(le, []).append(i)
             elif suffix == "sum":
@@ -442,8 +398,10 @@ def _compile(samples: list[Sample], table: AliasTable, guard: SampleGuard, layou
         if spec.kind == "info":
             info.setdefault((model, c), []).append(i)
             continue
+        if math.isnan(values[i]):
+            continue
         sub = s.labels.get(spec.by, "") if spec.by else ""
-        if sub and spec.by and not budget.admit(spec.by, sub):
+        if sub and budget is not None and spec.by and not budget.admit(spec.by, sub):
             dropped[DROP_LABEL_VALUE_LIMIT] += 1
             continue
         if spec.kind == "gauge" and spec.combine == "mean":
@@ -460,10 +418,10 @@ def _compile(samples: list[Sample], table: AliasTable, guard: SampleGuard, layou
         model, c = key
         bounds = _shared_bounds(tuple(sorted(per_le)))
         if not math.isinf(bounds[-1]):
-            continue
+            continue  # a histogram without its +Inf bucket is not usable for quantiles
         plans[model].histograms[c] = (bounds, tuple(tuple(per_le[b]) for b in bounds),
                                       tuple(sums[key]) if key in sums else None,
                                       tuple(counts[key]) if key in counts else None)
     for (model, c), idxs in info.items():
         plans[model].info[c] = tuple(idxs)
-    return _Plan(layout, table, chosen, plans, dict(dropped))
+    return _Plan(table, chosen, plans, dict(dropped), reusable=not refused)

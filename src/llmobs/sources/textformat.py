@@ -5,9 +5,10 @@ prometheus_client's ``text_string_to_metric_families`` costs milliseconds per vL
 first bad line, so one garbled line loses the whole scrape. This parser
 
 * never raises on any ``str``: bad lines are skipped and counted by reason in ``ParsedPage.skipped``
-  (``malformed``, ``bad_value``, ``bad_timestamp``, ``bad_labels``, ``duplicate`` for sample lines;
-  ``bad_comment``, ``duplicate_meta`` for ``#`` lines; ``after_eof`` for any non-blank line after
-  ``# EOF``), so the scraper can export *why* a page was partly unreadable;
+  (``malformed``, ``bad_value``, ``bad_timestamp``, ``bad_labels``, ``bad_exemplar``, ``duplicate`` for
+  sample lines; ``bad_comment``, ``duplicate_meta`` for ``#`` lines; on OpenMetrics pages
+  ``after_eof``, ``missing_eof`` and ``bad_histogram``), so the scraper can export *why* a page was
+  partly unreadable;
 * is stateful per target (:class:`TextParser`): a target's page repeats the same series every scrape, so the
   parse of each series' ``name{labels}`` text is cached, and a warm page is read with ``map`` over C
   functions rather than a Python loop per line (see :class:`TextParser` for the three paths);
@@ -16,17 +17,28 @@ first bad line, so one garbled line loses the whole scrape. This parser
 
 Format notes (what is accepted, and what deliberately differs from Prometheus):
 
+* The format is the caller's to say (``parse(text, openmetrics=...)``; the scraper decides it by the page's
+  Content-Type), never guessed from the page: on a text-format page ``# EOF`` is an ordinary comment.
 * Lines are split on ``\\n`` only (never ``str.splitlines``: characters such as U+2028 are legal inside
-  label values); a trailing ``\\r`` (CRLF pages) and leading/trailing blanks/tabs are ignored.
+  label values); a trailing ``\\r`` (CRLF pages) and leading/trailing blanks/tabs are ignored. Tokens
+  are separated by blanks and tabs only: any other control character makes the line bad.
 * Label values may contain anything, including ``,`` ``}`` ``{`` ``=`` and spaces; ``\\\\``, ``\\"`` and
   ``\\n`` are unescaped, any other backslash sequence is kept literally (as Prometheus does). A trailing
-  comma before ``}`` is accepted; a repeated label name makes the line ``bad_labels``.
-* Values and timestamps are parsed with ``float()``, so ``NaN``, ``+Inf``, ``-Inf``, ``inf``, ``+inf``,
-  ``Infinity`` in any case work (``float()`` also accepts ``1_000``; no exporter writes that).
-* A sample's timestamp is kept as milliseconds: 0.0.4 timestamps are already ms; on an OpenMetrics page
-  (recognised by its ``# EOF`` line) timestamps are seconds and are multiplied by 1000.
-* OpenMetrics exemplars (``value [ts] # {labels} value [ts]``) are dropped; ``# UNIT`` lines are accepted
-  and ignored; ``_created`` series are ordinary samples; lines after ``# EOF`` are counted as ``after_eof``.
+  comma before ``}`` is accepted; a repeated label name, or ``__name__`` as a label, makes the line
+  ``bad_labels``.
+* Values and timestamps are ASCII numbers as Go's ``ParseFloat`` reads them (``NaN``, ``+Inf``, ``-Inf``,
+  ``Infinity`` in any case); ``1_000``, non-ASCII digits and embedded control characters, all of which
+  Python's ``float()`` would accept, are ``bad_value`` / ``bad_timestamp``, as Prometheus fails them.
+* A sample's timestamp is kept as milliseconds: text-format timestamps are already ms; OpenMetrics
+  timestamps are seconds and are multiplied by 1000.
+* OpenMetrics only: exemplars (``value [ts] # {labels} value [ts]``) are checked and dropped (a malformed
+  one makes the line ``bad_exemplar``); lines after ``# EOF`` are counted as ``after_eof``; a page without
+  its closing ``# EOF`` is truncated and none of it is used (every sample line counted as
+  ``missing_eof``); a negative counter-like value (``_total`` of a counter, ``_bucket``/``_count`` of a
+  histogram or summary, ``_gcount`` of a gauge histogram) is ``bad_value``; a histogram whose buckets
+  are out of order, decreasing, or lack ``+Inf`` loses its bucket lines (counted as ``bad_histogram``).
+  ``# UNIT`` lines are accepted and ignored; ``_created`` series are ordinary samples. On a text-format
+  page anything after the value but a timestamp makes the line bad (no exemplars there).
 * Duplicate series (same name and same label *set*, whatever the label order) keep the first sample.
   Duplicate ``# TYPE`` / ``# HELP`` lines for one family keep the first and count as ``duplicate_meta``.
 * Not supported: UTF-8 quoted metric or label names (``{"my.metric"}``), counted as ``malformed`` /
@@ -39,11 +51,11 @@ import math
 import re
 import sys
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, repeat
-from operator import is_, is_not, itemgetter
+from operator import attrgetter, gt, is_, is_not, itemgetter
 
 __all__ = ["ParsedPage", "Sample", "TextParser", "parse_text"]
 
@@ -99,6 +111,19 @@ _SIMPLE_PAIR = r'[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
 _SIMPLE_SERIES_RE = re.compile(rf"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{{((?:{_SIMPLE_PAIR},)*(?:{_SIMPLE_PAIR})?)\}})?")
 _SIMPLE_PAIR_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\]*)"')
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+# What a value or timestamp token may be made of; float() then decides (digits, sign, point, exponent,
+# inf/infinity/nan). Keeps out what float() would accept and Go's ParseFloat (Prometheus) refuses:
+# `1_000`, non-ASCII digits, and whitespace float() would strip (e.g. \x1c, which str.split() splits on).
+_NUMBER_RE = re.compile(r"[0-9A-Za-z.+\-]+")
+# An OpenMetrics exemplar after `#`: `{labels} value [timestamp]`.
+_EXEMPLAR_RE = re.compile(r'[ \t]*\{((?:[^"{}]|"(?:[^"\\]|\\.)*")*)\}[ \t]+([^ \t]+)(?:[ \t]+([^ \t]+))?[ \t]*\Z')
+# Characters that str.strip()/float() treat as whitespace besides blanks, tabs, CR and LF. A page with one of
+# them (or any non-ASCII character) has its warm values checked one by one (see TextParser.parse).
+_ODD_SPACES = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+# OpenMetrics: (family type, sample suffix) pairs whose value may not be negative.
+_COUNTER_LIKE = {("counter", "_total"), ("histogram", "_bucket"), ("histogram", "_count"), ("summary", "_count"),
+                 ("gaugehistogram", "_bucket"), ("gaugehistogram", "_gcount")}
+_SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info")
 _UNESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 _META_RE = re.compile(r"#[ \t]+(HELP|TYPE|UNIT)(?:[ \t]+([^ \t]*)(?:[ \t]+(.*))?)?\Z", re.DOTALL)
 _TYPES = frozenset(
@@ -134,6 +159,32 @@ class _Skip(Exception):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+def _number(token: str, reason: str) -> float:
+    """A value or timestamp token as Prometheus reads it (see `_NUMBER_RE`); raises ``_Skip(reason)``."""
+    if _NUMBER_RE.fullmatch(token) is None:
+        raise _Skip(reason)
+    try:
+        return float(token)
+    except ValueError:
+        raise _Skip(reason) from None
+
+
+def _check_exemplar(text: str) -> None:
+    """An OpenMetrics exemplar (the text after `#`) must be `{labels} value [timestamp]`."""
+    m = _EXEMPLAR_RE.match(text)
+    if m is None or not text[:1].isspace():
+        raise _Skip("bad_exemplar")
+    labels = m.group(1)
+    try:
+        if labels.strip(" \t") and _parse_series_general("x{" + labels + "}")[2] != len(labels) + 3:
+            raise _Skip("bad_exemplar")
+    except _Skip:
+        raise _Skip("bad_exemplar") from None
+    _number(m.group(2), "bad_exemplar")
+    if m.group(3) is not None:
+        _number(m.group(3), "bad_exemplar")
 
 
 def _unescape(text: str) -> str:
@@ -173,19 +224,117 @@ class _Layout:
     hit_mask: bytes = b""
 
 
-def _before_final_eof(lines: list[str]) -> list[str]:
-    """The lines before an OpenMetrics page's closing ``# EOF`` (only blank lines may follow it), else all.
+def _before_final_eof(lines: list[str]) -> list[str] | None:
+    """The lines before an OpenMetrics page's closing ``# EOF`` (only blank lines may follow it), or None.
 
-    The bulk path treats any ``# EOF`` as unusual; cutting the normal closing one off first lets
-    OpenMetrics pages take the bulk path too (it yields no timestamped samples, so no unit change).
+    The warm paths treat any ``# EOF`` as unusual; cutting the normal closing one off first lets
+    OpenMetrics pages take them too (they yield no timestamped samples, so no unit change).
     """
     end = len(lines)
     while end and not lines[end - 1].strip(_BLANKS):
         end -= 1
     if end and lines[end - 1].strip(_BLANKS) == "# EOF":
         return lines[: end - 1]
-    return lines
+    return None
 
+
+_value_of = attrgetter("value")
+
+
+def _picker(indices: tuple[int, ...]) -> Callable[[list[Sample]], tuple[Sample, ...]]:
+    """A C-level getter of ``samples[i] for i in indices`` as a tuple (itemgetter returns a bare item for one)."""
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda samples: (samples[only],)
+    return itemgetter(*indices)
+
+
+@dataclass(slots=True)
+class _OpenMetricsChecks:
+    """The value checks OpenMetrics asks of one page layout: counter-like samples may not be negative, and a
+    histogram's cumulative buckets (in page order) may not decrease. Buckets of a histogram whose bounds
+    are not strictly increasing up to +Inf are bad whatever their values. Kept per warm layout and run
+    with C-level getters, since a warm vLLM page is checked every scrape."""
+
+    counter_like: tuple[int, ...]
+    buckets: tuple[int, ...]  # every checked bucket, histogram after histogram
+    groups: tuple[tuple[int, ...], ...]  # the same, per histogram
+    inside: bytes  # per consecutive pair in `buckets`: 1 when both belong to one histogram
+    bad_buckets: frozenset[int]
+    pick_counters: Callable[[list[Sample]], tuple[Sample, ...]] | None
+    pick_buckets: Callable[[list[Sample]], tuple[Sample, ...]] | None
+
+    @classmethod
+    def of(cls, samples: list[Sample], types: dict[str, str]) -> _OpenMetricsChecks:
+        counter_like: list[int] = []
+        groups: dict[tuple[str, frozenset[tuple[str, str]]], list[tuple[int, str]]] = {}
+        for i, s in enumerate(samples):
+            family, suffix = s.name, ""
+            kind = types.get(family)
+            if kind is None:
+                for suffix in _SUFFIXES:
+                    if family.endswith(suffix):
+                        kind = types.get(family[: -len(suffix)])
+                        if kind is not None:
+                            family = family[: -len(suffix)]
+                            break
+                else:
+                    suffix = ""
+            if kind is None:
+                continue
+            if (kind, suffix) in _COUNTER_LIKE:
+                counter_like.append(i)
+            if suffix == "_bucket" and kind in ("histogram", "gaugehistogram"):
+                rest = frozenset((k, v) for k, v in s.labels.items() if k != "le")
+                groups.setdefault((family, rest), []).append((i, s.labels.get("le", "")))
+        ordered: list[tuple[int, ...]] = []
+        bad: set[int] = set()
+        for members in groups.values():
+            try:
+                bounds = [float(le) if _NUMBER_RE.fullmatch(le) else math.nan for _, le in members]
+            except ValueError:
+                bounds = [math.nan]
+            if all(map(gt, bounds[1:], bounds)) and bounds[-1] == math.inf:
+                ordered.append(tuple(i for i, _ in members))
+            else:
+                bad.update(i for i, _ in members)
+        # A histogram's buckets may not decrease, so its first bucket stands for all of them: the others need
+        # no sign check of their own.
+        checked = set(i for group in ordered for i in group[1:]) | bad
+        counter_like = [i for i in counter_like if i not in checked]
+        buckets = tuple(i for group in ordered for i in group)
+        inside = bytearray()
+        for group in ordered:
+            if inside or group is not ordered[0]:
+                inside.append(0)  # the pair across two histograms
+            inside.extend(b"\x01" * (len(group) - 1))
+        return cls(tuple(counter_like), buckets, tuple(ordered), bytes(inside), frozenset(bad),
+                   _picker(tuple(counter_like)) if counter_like else None, _picker(buckets) if buckets else None)
+
+    def apply(self, page: ParsedPage) -> None:
+        """Drop the samples that break OpenMetrics' rules from `page`, counting them by reason."""
+        samples = page.samples
+        negative = self.pick_counters is not None and any(
+            map(gt, repeat(0.0), map(_value_of, self.pick_counters(samples))))
+        decreasing = False
+        if self.pick_buckets is not None:
+            cumulative = list(map(_value_of, self.pick_buckets(samples)))
+            decreasing = any(compress(map(gt, cumulative, cumulative[1:]), self.inside))
+        if not (negative or decreasing or self.bad_buckets):
+            return
+        bad_hist: set[int] = set(self.bad_buckets)
+        for group in self.groups if decreasing else ():
+            values = [samples[i].value for i in group]
+            if any(map(gt, values, values[1:])):
+                bad_hist.update(group)
+        bad_value = {i for i in self.counter_like if samples[i].value < 0} - bad_hist if negative else set()
+        page.samples = [s for i, s in enumerate(samples) if i not in bad_value and i not in bad_hist]
+        page.layout = None  # not the layout's samples any more
+        skipped = page.skipped
+        if bad_value:
+            skipped["bad_value"] = skipped.get("bad_value", 0) + len(bad_value)
+        if bad_hist:
+            skipped["bad_histogram"] = skipped.get("bad_histogram", 0) + len(bad_hist)
 
 def _parse_series(line: str) -> tuple[str, dict[str, str], int]:
     """Parse ``name{labels}`` at the start of ``line``; return name, labels and the index just past them.
@@ -261,7 +410,8 @@ class TextParser:
     Results are identical warm or cold; only speed differs. Not thread-safe: one parser per target.
     """
 
-    __slots__ = ("_comments", "_last_misses", "_layout", "_max", "_series", "_share_budget")
+    __slots__ = ("_checks", "_comments", "_last_misses", "_layout", "_max", "_openmetrics", "_series",
+                 "_share_budget", "_strict")
 
     def __init__(self, max_cache_entries: int = 20_000) -> None:
         self._max = max(0, int(max_cache_entries))
@@ -278,9 +428,15 @@ class TextParser:
         self._last_misses: tuple[tuple[str, ...], dict[str, str], dict[str, str], dict[str, int]] | None = None
         self._layout: _Layout | None = None  # the last bulk-parsed page's shape, see _parse_same_layout
         self._share_budget = _SHARE_PER_PAGE
+        self._openmetrics = False
+        self._strict = False
+        # The OpenMetrics checks of the last warm layout (ParsedPage.layout -> its checks).
+        self._checks: tuple[object, _OpenMetricsChecks] | None = None
 
-    def parse(self, text: str) -> ParsedPage:
-        """Parse one page; never raises for any ``str`` (bad lines are counted in ``skipped``)."""
+    def parse(self, text: str, openmetrics: bool = False) -> ParsedPage:
+        """Parse one page; never raises for any ``str`` (bad lines are counted in ``skipped``).
+
+        `openmetrics`: the page is OpenMetrics (by its Content-Type), else the Prometheus text format."""
         # Caches are only ever cleared here, between pages, so the duplicate check sees stable entries.
         if len(self._series) >= self._max:
             self._series.clear()
@@ -288,15 +444,37 @@ class TextParser:
             self._comments.clear()
         lines = text.split("\n")
         self._share_budget = _SHARE_PER_PAGE
+        if openmetrics != self._openmetrics:  # `# EOF` means something else now: forget the remembered pages
+            self._layout = self._last_misses = None
+            self._openmetrics = openmetrics
+        # float() reads more than Prometheus does. On a page of ASCII without odd whitespace (every vLLM
+        # page) a value float() accepts can only be wrong by an `_`, which the warm paths check in bulk; on
+        # any other page the warm paths are skipped and each value is checked (`_strict`).
+        self._strict = not text.isascii() or any(c in text for c in _ODD_SPACES)
         page = None
-        if self._series:  # a first scrape (empty cache) goes straight to the line loop
-            body = _before_final_eof(lines)
-            page = self._parse_same_layout(body)
-            if page is None:
-                page = self._parse_bulk(body)
+        if self._series and not self._strict:  # a first scrape (empty cache) goes straight to the line loop
+            body = _before_final_eof(lines) if openmetrics else lines
+            if body is not None:  # an OpenMetrics page without its `# EOF` is for the line loop to judge
+                page = self._parse_same_layout(body)
+                if page is None:
+                    page = self._parse_bulk(body)
         if page is None:
             page = self._parse_lines(lines)
+        if openmetrics and page.samples:
+            self._check_openmetrics(page)
         return page
+
+    def _check_openmetrics(self, page: ParsedPage) -> None:
+        """Apply OpenMetrics' value rules (see :class:`_OpenMetricsChecks`); a warm layout's checks are kept."""
+        layout = page.layout
+        cached = self._checks
+        if layout is not None and cached is not None and cached[0] is layout:
+            checks = cached[1]
+        else:
+            checks = _OpenMetricsChecks.of(page.samples, page.types)
+            if layout is not None:
+                self._checks = (layout, checks)
+        checks.apply(page)
 
     def _parse_same_layout(self, lines: list[str]) -> ParsedPage | None:
         """The warmest path: the page has the last bulk-parsed page's layout, only values differ.
@@ -322,8 +500,8 @@ class TextParser:
             return None
         hits = lay.hits
         tails = list(map(str.removeprefix, compress(lines, lay.hit_mask), map(_fourth, hits)))
-        if not all(map(str.startswith, tails, repeat(" ", len(tails)))):
-            return None
+        if not all(map(str.startswith, tails, repeat(" ", len(tails)))) or "_" in "".join(tails):
+            return None  # `1_000`: float() reads it, Prometheus does not
         try:
             values = list(map(float, tails))
         except ValueError:
@@ -359,8 +537,11 @@ class TextParser:
                 self._last_misses = last = (misses, dict(page.types), dict(page.helps), dict(page.skipped))
             kept = (last[1], last[2], last[3])  # never mutated: the layout may share them
         hits: list[_Entry] = list(filter(None, entries))
+        tails = list(map(_third, compress(parts, entries)))
+        if "_" in "".join(tails):
+            return None  # `1_000`: float() reads it, Prometheus does not
         try:
-            values = list(map(float, map(_third, compress(parts, entries))))
+            values = list(map(float, tails))
         except ValueError:
             return None
         if len(set(map(_third, hits))) != len(hits):
@@ -405,10 +586,12 @@ class TextParser:
         timestamped: list[int] = []
         rest: Iterator[str] = iter(lines)
         eof = False
+        strict = self._strict
         for line in rest:
             # Warm line: exactly `<cached series text> <value>`. If float() accepts the tail, the tail is
-            # one number (float rejects inner blanks, '#', '{'), so the cold path would read the very same
-            # sample; anything else falls through to the cold path.
+            # one number (float rejects inner blanks, '#', '{'; `_` and, on a `_strict` page, odd
+            # whitespace are checked here), so the cold path would read the very same sample; anything
+            # else falls through to the cold path.
             head, _, tail = line.rpartition(" ")
             entry = cache_get(head)
             if entry is None:
@@ -416,7 +599,7 @@ class TextParser:
                 if entry is not None and room > 0 and head not in series:
                     series[entry[3]] = entry
                     room -= 1
-            if entry is not None:
+            if entry is not None and "_" not in tail and (not strict or _NUMBER_RE.fullmatch(tail)):
                 try:
                     value = float(tail)
                 except ValueError:
@@ -437,15 +620,25 @@ class TextParser:
             if self._cold_counted(line, page, seen, timestamped):
                 eof = True
                 break
+        if not self._openmetrics:
+            return page
         if eof:
             after = sum(1 for line in rest if line.strip(_BLANKS))
             if after:
                 skipped["after_eof"] = after
-            # OpenMetrics timestamps are seconds; keep the interface's milliseconds.
-            for i in timestamped:
-                old = samples[i]
-                ts = old.timestamp_ms
-                samples[i] = Sample(old.name, old.labels, old.value, None if ts is None else ts * 1000.0)
+        elif samples:
+            # No `# EOF`: the page was cut short (OpenMetrics' way to tell a truncated page), so none of it
+            # is used, as Prometheus fails such a scrape.
+            skipped["missing_eof"] = len(samples)
+            page.samples = []
+            return page
+        else:
+            skipped["missing_eof"] = 1
+        # OpenMetrics timestamps are seconds; keep the interface's milliseconds.
+        for i in timestamped:
+            old = samples[i]
+            ts = old.timestamp_ms
+            samples[i] = Sample(old.name, old.labels, old.value, None if ts is None else ts * 1000.0)
         return page
 
     def _cold_counted(self, line: str, page: ParsedPage, seen: set[_Identity], timestamped: list[int]) -> bool:
@@ -468,6 +661,8 @@ class TextParser:
             return self._comment(line, page)
         series = self._series
         name, labels, end = _parse_series(line)
+        if "__name__" in labels:
+            raise _Skip("bad_labels")  # the name is given once, before the braces
         key = line[:end]
         entry = series.get(key)
         if entry is None:
@@ -482,22 +677,23 @@ class TextParser:
         rest = line[end:]
         if rest and rest[0] not in " \t":
             raise _Skip("malformed")  # e.g. `foo{a="b"}1` or `foo-bar 1`
-        before, hashmark, _exemplar = rest.partition("#")
-        if hashmark and before[-1:] not in (" ", "\t"):
-            raise _Skip("bad_value")
-        tokens = before.split()
+        if self._openmetrics:
+            before, hashmark, exemplar = rest.partition("#")
+            if hashmark:
+                if before[-1:] not in (" ", "\t"):
+                    raise _Skip("bad_value")
+                _check_exemplar(exemplar)
+        else:
+            before = rest  # no exemplars in the text format: a `#` here is a bad timestamp
+        # Blanks and tabs separate tokens; str.split() would also split on \x1c and the like, turning
+        # `1\x1c5` into a value and an invented timestamp.
+        tokens = [t for t in before.replace("\t", " ").split(" ") if t]
         if not tokens or len(tokens) > 2:
             raise _Skip("malformed")
-        try:
-            value = float(tokens[0])
-        except ValueError:
-            raise _Skip("bad_value") from None
+        value = _number(tokens[0], "bad_value")
         ts: float | None = None
         if len(tokens) == 2:
-            try:
-                ts = float(tokens[1])
-            except ValueError:
-                raise _Skip("bad_timestamp") from None
+            ts = _number(tokens[1], "bad_timestamp")
             if not math.isfinite(ts):
                 raise _Skip("bad_timestamp")
         if entry[2] in seen:
@@ -514,8 +710,9 @@ class TextParser:
         return False
 
     def _comment(self, line: str, page: ParsedPage) -> bool:
-        """Apply a ``#`` line: HELP/TYPE are recorded, UNIT and plain comments ignored; True at ``# EOF``."""
-        if line == "# EOF":
+        """Apply a ``#`` line: HELP/TYPE are recorded, UNIT and plain comments ignored; True at ``# EOF`` of
+        an OpenMetrics page (on a text-format page it is an ordinary comment)."""
+        if line == "# EOF" and self._openmetrics:
             return True
         comments = self._comments
         if line in comments:
@@ -561,6 +758,6 @@ class TextParser:
         return ("", "", "")  # UNIT: accepted, not needed by llmobs
 
 
-def parse_text(text: str) -> ParsedPage:
+def parse_text(text: str, openmetrics: bool = False) -> ParsedPage:
     """Parse one page with a fresh :class:`TextParser` (no cache carried between calls)."""
-    return TextParser().parse(text)
+    return TextParser().parse(text, openmetrics)

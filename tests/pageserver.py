@@ -1,0 +1,91 @@
+"""A loopback HTTP server for scrape tests: the scraper under test talks to a real socket, exactly as it
+talks to vLLM, instead of through an injected in-memory transport (the scraper has one HTTP path).
+
+`GET /<name>/metrics` answers `pages[name](n)`, where n counts that name's requests from 1 (so counters
+can grow between scrapes); an answer is a page's text or a :class:`Reply` (status, content type, delay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from llmobs.sources.targets import Target
+
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Reply:
+    body: str | bytes = ""
+    status: int = 200
+    content_type: str | None = TEXT
+    delay: float = 0.0  # seconds before the answer (a hanging target: longer than the scrape timeout)
+
+
+Page = Callable[[int], "str | Reply"]
+
+
+class PageServer:
+    """Serves `pages` on 127.0.0.1 with keep-alive; use as `async with PageServer(pages) as server`."""
+
+    def __init__(self, pages: dict[str, Page]) -> None:
+        self.pages = pages  # may be replaced or edited while serving
+        self.requests: dict[str, int] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> PageServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}/metrics"
+
+    def target(self, name: str, labels: dict[str, str] | None = None) -> Target:
+        return Target(self.url(name), name, labels or {})
+
+    def targets(self, names: list[str] | None = None) -> list[Target]:
+        return [self.target(n) for n in (self.pages if names is None else names)]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ", 2)[1].decode()
+                name = path.strip("/").removesuffix("/metrics").strip("/")
+                self.requests[name] = n = self.requests.get(name, 0) + 1
+                page = self.pages.get(name)
+                reply = Reply("not found", 404) if page is None else page(n)
+                if isinstance(reply, str):
+                    reply = Reply(reply)
+                if reply.delay:
+                    await asyncio.sleep(reply.delay)
+                body = reply.body.encode() if isinstance(reply.body, str) else reply.body
+                ctype = f"content-type: {reply.content_type}\r\n" if reply.content_type else ""
+                writer.write(f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}\r\n{ctype}"
+                             f"content-length: {len(body)}\r\n\r\n".encode() + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
