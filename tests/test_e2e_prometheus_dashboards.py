@@ -221,7 +221,7 @@ def test_every_panel_and_recording_rule_query_returns_series(stack):
         if pending:
             time.sleep(2)
     assert not pending, "no series for:\n" + "\n".join(
-        f"  {w}: {e}" + (f"  [not exported by the demo: {expected_empty_reason(e)}]" if expected_empty_reason(e) else "")
+        f"  {w}: {e}" + (f"  [not in the demo: {expected_empty_reason(e)}]" if expected_empty_reason(e) else "")
         for w, e in sorted(pending))
 
 
