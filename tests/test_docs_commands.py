@@ -10,14 +10,16 @@ whose first line starts with a known program. Each is classified by its program 
   is run with the option, `a|b` with `a`. Servers (`run`, `feedback`, `agent`, `demo`) are started, must
   answer on `/healthz` (the exporter must also have scraped its target), and are stopped; one server per
   distinct command line, reused. Any other command must exit 0.
-- `.venv/bin/python scripts/…`: generators run with `--check` (they must agree with the committed files).
+- `.venv/bin/python scripts/…`: generators run with `--check` (they must agree with the committed files);
+  `fuzz/…` harnesses with `-runs=0` (the corpus replayed, no minute of fuzzing).
 - `.venv/bin/python benchmarks/X.py …`: benchmarks take minutes, so each runs with `--help` only, and
   every flag the page shows must be in that help.
 - `.venv/bin/pytest …`: collected (`--collect-only`), not run: the suite runs them anyway.
 - `make T`: `make -n T` (a dry run) must succeed.
 - `promtool`, `openssl`, `jq`: run for real. `cat > F <<'EOF'` writes F for the commands after it.
-- `helm install|upgrade|template`: the same chart rendered with the same values (`-f` files, `--set`) by
-  Helm's own engine (helm-python-sdk, as tests/test_helm_chart.py does), values schema included.
+- `helm install|upgrade|template|lint`: the same chart rendered (or linted) with the same values (`-f`
+  files, `--set`) by Helm's own engine (helm-python-sdk, as tests/test_helm_chart.py does), values schema
+  included.
 - `curl` to llmobs' own ports (9400 exporter, 9402 feedback API): run against the started server, with the
   page's body and headers; to an outside service (Grafana): allow-listed below with the reason.
 - `docker`, `kubectl`: no engine or cluster here, so they are allow-listed with the reason, and the files
@@ -410,6 +412,12 @@ def check_python_script(world: World, words: list[str]) -> None:
         missing = sorted(f for f in shown if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", result.stdout))
         assert not missing, f"{script} has no {missing} (its --help: {result.stdout[-1500:]})"
         return
+    if script.startswith("fuzz/"):
+        # A minute of fuzzing is the reader's job; -runs=0 replays the corpus through the same harness.
+        args = [w for w in words[2:] if not w.startswith("-max_total_time=")]
+        result = world.run([sys.executable, script, "-runs=0", *args])
+        assert result.returncode == 0, f"{script}: {result.stderr[-2000:]}"
+        return
     if script.startswith("scripts/"):
         usage = world.run([sys.executable, script, "--help"])
         assert "--check" in usage.stdout, f"{script} shown in the docs needs a --check form to be tested"
@@ -437,12 +445,13 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def check_helm(world: World, words: list[str], cwd: Path) -> None:
+def check_helm(world: World, words: list[str], cwd: Path) -> str:
     import helm_python as helm
 
     action = words[1]
-    assert action in {"install", "upgrade", "template"}, f"no check for `helm {action}`"
+    assert action in {"install", "upgrade", "template", "lint"}, f"no check for `helm {action}`"
     positional: list[str] = []
+    strict = False
     values: dict[str, Any] = {}
     namespace = "default"
     rest = iter(words[2:])
@@ -455,10 +464,18 @@ def check_helm(world: World, words: list[str], cwd: Path) -> None:
             set_value(values, next(rest))
         elif word in {"--create-namespace", "--install", "--atomic", "--wait"}:
             pass
+        elif word == "--strict":
+            strict = True
         elif word.startswith("-"):
             raise AssertionError(f"`helm {action}` flag {word} is not understood by this test")
         else:
             positional.append(word)
+    if action == "lint":
+        (chart,) = positional
+        report = helm.lint(cwd / chart, values or None, strict=strict, namespace=namespace)
+        assert report["errors"] == [], report["errors"]
+        assert [m for m in report["messages"] if m["severity"] >= 2] == [], report["messages"]
+        return "helm lint"
     release, chart = positional
     with helm.Chart.load(cwd / chart) as loaded:
         rendered = loaded.render(values or None, name=release, namespace=namespace, is_install=True)
@@ -470,6 +487,7 @@ def check_helm(world: World, words: list[str], cwd: Path) -> None:
         assert "PrometheusRule" in kinds
     if values.get("serviceMonitor", {}).get("enabled"):
         assert "ServiceMonitor" in kinds
+    return "helm render"
 
 
 def check_curl(world: World, words: list[str], cwd: Path) -> str:
@@ -508,6 +526,11 @@ def run_block(world: World, block: Block) -> list[str]:
     """Run every command of the block; return how each was classified."""
     classes: list[str] = []
     cwd = world.root
+    for earlier in BLOCKS:  # files an earlier block of the page writes (`cat > F <<'EOF'`), for a block run alone
+        if earlier.page == block.page and earlier.line < block.line:
+            for cmd in split_commands(earlier):
+                if cmd.heredoc is not None and ">" in cmd.words:
+                    (cwd / cmd.words[cmd.words.index(">") + 1]).write_text(cmd.heredoc)
     variables = {"TOKEN": world.env["TOKEN"]}
     for var, pattern in re.findall(r"^\s*for (\w+) in (\S+?);", block.text, flags=re.M):
         matches = sorted(glob.glob(pattern, root_dir=cwd))
@@ -543,6 +566,9 @@ def run_block(world: World, block: Block) -> list[str]:
         elif prog in {".venv/bin/python", "python", "python3"} and words[1].startswith("benchmarks/"):
             check_python_script(world, words)
             classes.append("benchmark --help")
+        elif prog in {".venv/bin/python", "python", "python3"} and words[1].startswith("fuzz/"):
+            check_python_script(world, words)
+            classes.append("fuzz harness -runs=0")
         elif prog in {".venv/bin/python", "python", "python3"}:
             check_python_script(world, words)
             classes.append("script --check")
@@ -564,8 +590,7 @@ def run_block(world: World, block: Block) -> list[str]:
             (cwd / words[words.index(">") + 1]).write_text(cmd.heredoc)
             classes.append("cat heredoc")
         elif prog == "helm":
-            check_helm(world, words, cwd)
-            classes.append("helm render")
+            classes.append(check_helm(world, words, cwd))
         elif prog == "curl":
             classes.append(check_curl(world, words, cwd))
         elif prog in NOT_RUN:
