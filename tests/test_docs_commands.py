@@ -334,14 +334,13 @@ def expand_globs(words: list[str], cwd: Path) -> list[str]:
     return out
 
 
-def wait_for_http(url: str, proc: subprocess.Popen[bytes], want: str = "", timeout: float = 30.0) -> str:
+def wait_for_http(url: str, proc: subprocess.Popen[bytes], log: Path, want: str = "", timeout: float = 30.0) -> str:
     """Poll until the URL answers 200 and its body matches the regex `want`."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            stderr = proc.stderr.read().decode() if proc.stderr else ""
-            raise AssertionError(f"server exited with {proc.returncode}: {stderr[-2000:]}")
+            raise AssertionError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 last = response.read().decode()
@@ -351,7 +350,8 @@ def wait_for_http(url: str, proc: subprocess.Popen[bytes], want: str = "", timeo
             pass
         time.sleep(0.2)
     wanted = f" with {want}" if want else ""
-    raise AssertionError(f"{url} did not answer 200{wanted} within {timeout:.0f} s; last: {last[-500:]}")
+    raise AssertionError(f"{url} did not answer 200{wanted} within {timeout:.0f} s; last: {last[-500:]}\n"
+                         f"server log: {log.read_text()[-2000:]}")
 
 
 def start_server(world: World, argv: list[str], kind: str) -> int:
@@ -363,12 +363,14 @@ def start_server(world: World, argv: list[str], kind: str) -> int:
         argv = [*argv, "--port", str(port), "--scaler-port", "0", "--feedback-port", "0", "--no-tui"]
     else:
         port = world.ports[kind]
-    proc = subprocess.Popen(argv, cwd=world.root, env=world.env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = world.root / f"server-{len(world.servers)}.log"  # a file: a full pipe would block the server
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=world.root, env=world.env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)
     world.servers[key] = (proc, port)
-    wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
+    wait_for_http(f"http://127.0.0.1:{port}/healthz", proc, log)
     if kind == "run":  # serving is not enough: the exporter must have scraped the fixture replica
-        wait_for_http(f"http://127.0.0.1:{port}/metrics", proc,
+        wait_for_http(f"http://127.0.0.1:{port}/metrics", proc, log,
                       want=r'^llmobs_target_up\{[^}]*endpoint="llama-a-0"[^}]*\} 1\.0$')
     return port
 
