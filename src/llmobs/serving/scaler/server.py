@@ -5,7 +5,7 @@ event loop of its own, in a thread of its own, and returns a `ScalerHandle` (bou
 metrics-api routes, stop). Why a thread: the exporter's loop also runs the scrape cycle, whose
 bookkeeping holds the loop for up to a second or two per cycle with 1,000 targets; KEDA's calls answered
 on that loop waited for all of it. On its own loop a call waits only for the GIL, which a busy thread
-hands over every few milliseconds (benchmarks/scaler.py measures both; docs/keda-scaler.md).
+hands over every few milliseconds (benchmarks/scaler.py measures both; docs/benchmarks/scaler.md).
 
 With `engine: native` (opt-in) the same servicer listens on a private unix socket behind the C++ front
 end (`frontend`), which owns KEDA's port.
