@@ -52,6 +52,7 @@ bench: $(STAMP)
 ## opt-in native scaler front end, then runs the whole suite
 test: $(STAMP) prometheus chromium vllm crd-validators native
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	@# Real-vLLM modules each run in their own pytest process with their own vLLM server: on 2 cores a
 	@# module's sustained load must not leave the next module's latency comparison a loaded machine.
 	@status=0; \
@@ -66,5 +67,7 @@ generate: $(STAMP)
 	@if [ -f scripts/sync_chart.py ]; then $(BIN)/python scripts/sync_chart.py; fi
 	$(BIN)/python scripts/generate_metrics_doc.py
 
+## make lint: ruff, and mypy as configured in pyproject.toml ([tool.mypy]: src/llmobs, strict on the public surface)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy

@@ -37,15 +37,15 @@ from llmobs.cli_support import (
 )
 from llmobs.config import (
     ConfigError,
-    FeedbackConfig,
     ForecastSection,
     LlmobsConfig,
-    ScalerConfig,
     ScrapeConfig,
     ServerConfig,
     SignalsConfig,
     load_config,
 )
+from llmobs.feedback.config import FeedbackConfig
+from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.state import StateHolder
 
 # Requests/s one simulated replica serves at its latency target (the demo's capacity_per_replica).

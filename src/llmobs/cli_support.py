@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeGuard, TypeVar, cast
 
 import typer
 
@@ -67,7 +67,7 @@ def one_line_errors(*expected: type[Exception]) -> Callable[[F], F]:
             except handled as exc:
                 fail(str(exc))
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)  # wraps() keeps the signature typer reads
 
     return decorate
 
@@ -139,7 +139,15 @@ def describe_unexpected(exc: BaseException) -> tuple[str, int]:
             "(rerun with -v for the traceback; please report it)"), EXIT_STARTUP
 
 
-def _is_click_error(exc: BaseException) -> bool:
+class _ClickError(Protocol):
+    """What run_app uses of a click usage error."""
+
+    exit_code: int
+
+    def format_message(self) -> str: ...
+
+
+def _is_click_error(exc: BaseException) -> TypeGuard[_ClickError]:
     """A click usage error (missing option, bad value, unknown command). Duck-typed, because typer may
     vendor click (its own exception classes) or use the click package."""
     return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
@@ -165,13 +173,13 @@ def run_app(app: Callable[..., Any], argv: Sequence[str] | None = None, prog_nam
         return EXIT_INPUT
     except Exception as exc:
         if _is_click_error(exc):
-            if not exc.format_message():  # type: ignore[attr-defined]
-                return int(exc.exit_code)  # type: ignore[attr-defined]  # a group run bare: help already shown
+            if not exc.format_message():  # a group run bare: help already shown
+                return int(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else prog_name
             hint = f" (see {where} --help)" if ctx is not None else ""
-            typer.echo(f"error: {where}: {exc.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
-            return int(exc.exit_code)  # type: ignore[attr-defined]
+            typer.echo(f"error: {where}: {exc.format_message()}{hint}", err=True)
+            return int(exc.exit_code)
         if verbose:
             traceback.print_exc()
         message, code = describe_unexpected(exc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -16,6 +16,9 @@ from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.scrape_auth import ScrapeAuth, SecretFile
 from llmobs.sources.targets import Target, default_target_name
+
+if TYPE_CHECKING:
+    from llmobs.forecast.service import ForecastConfig
 
 
 class ConfigError(Exception):
@@ -136,7 +139,7 @@ class ForecastSection(_Strict):
     scale_down_stabilization_seconds: float = Field(300.0, ge=0)
     latency_slo_seconds: float | None = Field(None, description="learn capacity at this TTFT p90 when not given")
 
-    def to_forecast_config(self):  # -> llmobs.forecast.service.ForecastConfig (imported lazily: pandas)
+    def to_forecast_config(self) -> ForecastConfig:  # (imported lazily: the forecast extra needs pandas)
         from llmobs.forecast.service import ForecastConfig
 
         return ForecastConfig(

@@ -15,7 +15,7 @@ Prometheus or OpenTelemetry library, so any layer may read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 MetricType = Literal["gauge", "counter"]
 
@@ -72,11 +72,11 @@ class MetricSpec:
         return f"llmobs-{self.keda_signal.replace('_', '-')}-<model>" if self.keda_signal else None
 
 
-def _g(name: str, unit: str, labels: tuple[str, ...], help: str, section: str, **kw) -> MetricSpec:
+def _g(name: str, unit: str, labels: tuple[str, ...], help: str, section: str, **kw: Any) -> MetricSpec:
     return MetricSpec(name, "gauge", unit, labels, help, section, **kw)
 
 
-def _c(name: str, unit: str, labels: tuple[str, ...], help: str, section: str, **kw) -> MetricSpec:
+def _c(name: str, unit: str, labels: tuple[str, ...], help: str, section: str, **kw: Any) -> MetricSpec:
     return MetricSpec(name, "counter", unit, labels, help, section, **kw)
 
 

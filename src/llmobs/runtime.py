@@ -45,11 +45,11 @@ class Exporter:
     pipeline: Pipeline
     port: int
     _server: uvicorn.Server
-    _tasks: list[asyncio.Task]
+    _tasks: list[asyncio.Task[None]]
     _stop: asyncio.Event
     scaler: ScalerHandle | None = None
     forecast: ForecastService | None = None
-    feedback_task: asyncio.Task | None = None
+    feedback_task: asyncio.Task[None] | None = None
     feedback_port: int | None = None
     otlp: OtlpHandle | None = None
     _closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
@@ -182,9 +182,13 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         from llmobs.feedback import serve_feedback
 
         listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def announce_port(host: str, port: int) -> None:
+            if not listening.done():
+                listening.set_result(port)
+
         feedback_task = asyncio.create_task(serve_feedback(
-            config.feedback, registry, served_requests_from(holder),
-            on_listening=lambda host, port: listening.done() or listening.set_result(port)))
+            config.feedback, registry, served_requests_from(holder), on_listening=announce_port))
         done, _ = await asyncio.wait([listening, feedback_task], return_when=asyncio.FIRST_COMPLETED)
         if feedback_task in done:
             feedback_task.result()  # re-raise why the feedback API could not start (e.g. port in use)

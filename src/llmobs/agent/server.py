@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -49,13 +50,13 @@ class RunningAgent:
     port: int
     state: AgentState
     pod_index: PodIndex | None
-    _tasks: list[asyncio.Task]
+    _tasks: list[asyncio.Task[None]]
     _stop: asyncio.Event
-    _server: object
+    _server: uvicorn.Server
 
     async def stop(self) -> None:
         self._stop.set()
-        self._server.should_exit = True  # type: ignore[attr-defined]
+        self._server.should_exit = True
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)

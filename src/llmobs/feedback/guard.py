@@ -45,7 +45,7 @@ class GuardedH11Protocol(H11Protocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._timed_cycle: object | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # H11Protocol's own signature
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             transport.write(_BUSY_RESPONSE)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -191,6 +193,12 @@ def _features(y: np.ndarray, index: pd.DatetimeIndex, horizon: int, step_seconds
     return np.column_stack(cols)
 
 
+class _Regressor(Protocol):
+    """What a fitted scikit-learn regressor offers the forecaster (sklearn ships no types)."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
 class LlmobsModel(Forecaster):
     """llmobs' own: gradient-boosted trees (scikit-learn) on lag, rolling and calendar features.
 
@@ -205,7 +213,7 @@ class LlmobsModel(Forecaster):
     def __init__(self, max_train: int = 4032, max_iter: int = 100) -> None:
         self.max_train = max_train
         self.max_iter = max_iter
-        self._model: object | None = None
+        self._model: _Regressor | None = None
         self._cols: np.ndarray = np.ones(0, dtype=bool)
         self._cache_key: tuple[int, int, float, float] | None = None
         self._cache_y: np.ndarray | None = None
@@ -264,7 +272,7 @@ class LlmobsModel(Forecaster):
         x = self._feats(y, index, horizon, step_seconds)
         z = np.log1p(np.clip(ffill(y), 0, None))
         with threadpool_limits(1, user_api="openmp"):
-            delta = self._model.predict(x[origins][:, self._cols])  # type: ignore[attr-defined]
+            delta = self._model.predict(x[origins][:, self._cols])
         return np.clip(np.expm1(z[origins] + delta), 0, None)
 
 
@@ -287,7 +295,7 @@ FORECASTER_NAMES = ("last_value", "moving_average_6", "seasonal_naive_day", "sea
 
 def make_forecaster(name: str) -> Forecaster:
     """Build a forecaster from its name (the CLI's and the service's config spelling)."""
-    table = {
+    table: dict[str, Callable[[], Forecaster]] = {
         "last_value": LastValue,
         "moving_average_6": lambda: MovingAverage(6),
         "seasonal_naive_day": lambda: SeasonalNaive(DAY),
@@ -300,7 +308,7 @@ def make_forecaster(name: str) -> Forecaster:
         return MovingAverage(int(m.group(1)))
     if name not in table:
         raise ForecastInputError(f"unknown forecaster {name!r}; known: {', '.join(table)}")
-    return table[name]()  # type: ignore[operator]
+    return table[name]()
 
 
 def upper_from_residuals(

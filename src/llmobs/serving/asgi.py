@@ -11,7 +11,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 
-async def serve_asgi(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task, int]:
+async def serve_asgi(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Start uvicorn inside the running loop and return once it listens (port 0 picks a free one)."""
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                                            access_log=False))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from operator import attrgetter
+from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -19,7 +20,7 @@ from llmobs import __version__
 from llmobs.metric_families import family
 from llmobs.metrics_catalogue import SIGNAL_LABELS, MetricSpec, section
 from llmobs.signals.types import QUANTILES, ModelEndpointSignals
-from llmobs.state import StateHolder
+from llmobs.state import FleetState, StateHolder
 
 _SERVING = section("serving")
 # Per model × endpoint gauges read straight off a ModelEndpointSignals field.
@@ -33,6 +34,13 @@ _TOTALS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "counte
 def _label_values(s: ModelEndpointSignals) -> list[str]:
     a = s.attribution
     return [a.model, a.endpoint, a.node, a.gpu_model]
+
+
+def _field_getter(spec: MetricSpec) -> attrgetter[Any]:
+    """The getter of the ModelEndpointSignals field a per-endpoint gauge or distribution reads."""
+    if spec.signal_field is None:
+        raise ValueError(f"{spec.name}: a per-endpoint serving metric must name its ModelEndpointSignals field")
+    return attrgetter(spec.signal_field)
 
 
 def _quantile_label(q: float) -> str:
@@ -51,7 +59,7 @@ class FleetCollector(Collector):
         yield from self._target_metrics(state)
         yield from self._signal_metrics(state.signals)
 
-    def _self_metrics(self, state) -> Iterator[Metric]:
+    def _self_metrics(self, state: FleetState) -> Iterator[Metric]:
         info = family("llmobs_build_info")
         info.add_metric([__version__], 1.0)
         yield info
@@ -59,7 +67,7 @@ class FleetCollector(Collector):
         yield family("llmobs_targets", len(state.targets))
         yield family("llmobs_signal_window_seconds", state.window_seconds)
 
-    def _target_metrics(self, state) -> Iterator[Metric]:
+    def _target_metrics(self, state: FleetState) -> Iterator[Metric]:
         up = family("llmobs_target_up")
         duration = family("llmobs_scrape_duration_seconds")
         failures = family("llmobs_target_consecutive_failures")
@@ -89,14 +97,14 @@ class FleetCollector(Collector):
 
     def _signal_metrics(self, signals: tuple[ModelEndpointSignals, ...]) -> Iterator[Metric]:
         for spec in _GAUGES:
-            gauge, get = family(spec), attrgetter(spec.signal_field)
+            gauge, get = family(spec), _field_getter(spec)
             for s in signals:
                 value = get(s)
                 if value is not None:
                     gauge.add_metric(_label_values(s), float(value))
             yield gauge
         for spec in _DISTRIBUTIONS:
-            quantiles, get = family(spec), attrgetter(spec.signal_field)
+            quantiles, get = family(spec), _field_getter(spec)
             for s in signals:
                 d = get(s)
                 for q in QUANTILES:

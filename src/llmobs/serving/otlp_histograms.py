@@ -109,8 +109,9 @@ def data_point(h: CumulativeHistogram, attrs: Mapping[str, Any], time: float) ->
         sum=h.sum if math.isfinite(h.sum) else 0.0,
         bucket_counts=counts,
         explicit_bounds=list(h.bounds[:-1]),  # vLLM's last bound is +Inf: OTLP's overflow bucket
-        min=None,  # type: ignore[arg-type]  # unknown from buckets; None leaves the optional field unset
-        max=None,  # type: ignore[arg-type]
+        # min and max are unknown from buckets: None leaves the optional proto fields unset
+        min=None,  # type: ignore[arg-type]  # the SDK's dataclass types it float, its exporter accepts None
+        max=None,  # type: ignore[arg-type]  # (as for min)
     )
 
 

@@ -170,10 +170,10 @@ class ModelEndpointTracker:
                     histograms[canonical] = previous
                 continue
             self._implausible += repaired
-            adjuster = self._hist_adjusters.setdefault(canonical, HistogramResetAdjuster())
-            before = adjuster.implausible
-            result = adjuster.adjust(h.bounds, cumulative, h.count, h.sum)
-            self._implausible += adjuster.implausible - before
+            hist_adjuster = self._hist_adjusters.setdefault(canonical, HistogramResetAdjuster())
+            before = hist_adjuster.implausible
+            result = hist_adjuster.adjust(h.bounds, cumulative, h.count, h.sum)
+            self._implausible += hist_adjuster.implausible - before
             if result is None:
                 # Bucket layout changed: earlier points of this histogram cannot be subtracted.
                 for p in self._points:

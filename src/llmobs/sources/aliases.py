@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from llmobs._yaml import load_yaml_text
 
@@ -30,7 +31,7 @@ class AliasTable:
         return {s.canonical: s for s in self.specs}
 
 
-def parse_alias_table(document: dict) -> AliasTable:
+def parse_alias_table(document: Mapping[str, Any]) -> AliasTable:
     """Validate and build an alias table from its YAML document (raises ValueError naming the problem)."""
     specs: list[SeriesSpec] = []
     for canonical, body in (document.get("series") or {}).items():

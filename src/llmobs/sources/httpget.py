@@ -24,6 +24,8 @@ import os
 import ssl
 import time
 import zlib
+from collections.abc import Callable
+from typing import cast
 from urllib.parse import unquote, urlsplit
 
 __all__ = ["ConnectError", "GetClient", "HttpResponse", "ProtocolError", "ResponseTimeout", "ResponseTooLarge"]
@@ -49,6 +51,10 @@ class ResponseTooLarge(Exception):
 
 class ResponseTimeout(Exception):
     pass
+
+
+# `accept(status, headers)`: whether to read the body of a response with this head
+Accept = Callable[[int, dict[str, str]], bool]
 
 
 class HttpResponse:
@@ -86,7 +92,7 @@ class _Conn(asyncio.Protocol):
         self.idle_since = 0.0
         self._reset(None, 0, None)
 
-    def _reset(self, waiter: asyncio.Future | None, max_bytes: int, accept) -> None:  # type: ignore[no-untyped-def]
+    def _reset(self, waiter: asyncio.Future[HttpResponse] | None, max_bytes: int, accept: Accept | None) -> None:
         self.waiter = waiter
         self.max_bytes = max_bytes
         self.accept = accept
@@ -105,7 +111,7 @@ class _Conn(asyncio.Protocol):
 
     # ---------------------------------------------------------------- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # create_connection's are stream transports
 
     def data_received(self, data: bytes) -> None:
         waiter = self.waiter
@@ -119,7 +125,7 @@ class _Conn(asyncio.Protocol):
             self._progress()
         except Exception as e:  # any framing error fails this request, never the loop
             self.keep_alive = False
-            self._finish(exc=e if isinstance(e, ConnectError | ResponseTooLarge) else ProtocolError(str(e)))
+            self._finish(e if isinstance(e, ConnectError | ResponseTooLarge) else ProtocolError(str(e)))
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost follows
@@ -133,12 +139,12 @@ class _Conn(asyncio.Protocol):
             try:  # read-until-close framing: this is the end
                 self._complete(bytes(memoryview(self.buf)[self.body_start:]))
             except (ProtocolError, ResponseTooLarge) as e:
-                self._finish(exc=e)
+                self._finish(e)
             return
         if not self.received:
-            self._finish(exc=_ClosedBeforeResponse("connection closed before the response"))
+            self._finish(_ClosedBeforeResponse("connection closed before the response"))
         else:
-            self._finish(exc=ConnectError("connection closed in the middle of the response"))
+            self._finish(ConnectError("connection closed in the middle of the response"))
 
     # ---------------------------------------------------------------- framing
     def _progress(self) -> None:
@@ -159,7 +165,7 @@ class _Conn(asyncio.Protocol):
                 return
             if self.accept is not None and not self.accept(self.status, self.headers):
                 self.keep_alive = False
-                self._finish(result=HttpResponse(self.status, self.headers, None))
+                self._finish(HttpResponse(self.status, self.headers, None))
                 self.close()
                 return
             if self.status in (204, 304):
@@ -245,18 +251,19 @@ class _Conn(asyncio.Protocol):
     def _complete(self, raw: bytes) -> None:
         encoding = self.headers.get("content-encoding", "").strip().lower()
         body = _decode(raw, encoding, self.max_bytes) if encoding not in ("", "identity") else raw
-        self._finish(result=HttpResponse(self.status, self.headers, body))
+        self._finish(HttpResponse(self.status, self.headers, body))
 
-    def _finish(self, *, result: HttpResponse | None = None, exc: Exception | None = None) -> None:
+    def _finish(self, outcome: HttpResponse | Exception) -> None:
+        """Resolve the waiter with the response, or fail it with the error."""
         waiter = self.waiter
         self.waiter = None
         self.buf = bytearray()
         self.chunks = []
         if waiter is not None and not waiter.done():
-            if exc is not None:
-                waiter.set_exception(exc)
+            if isinstance(outcome, Exception):
+                waiter.set_exception(outcome)
             else:
-                waiter.set_result(result)
+                waiter.set_result(outcome)
 
     def close(self) -> None:
         self.closed = True
@@ -332,7 +339,7 @@ class GetClient:
         self._split[(url, authorization)] = prepared
         return prepared
 
-    async def get(self, url: str, *, timeout: float, max_bytes: int, accept=None,  # type: ignore[no-untyped-def]
+    async def get(self, url: str, *, timeout: float, max_bytes: int, accept: Accept | None = None,
                   authorization: str | None = None) -> HttpResponse:
         """GET `url`; the whole exchange must finish within `timeout` seconds (ResponseTimeout otherwise).
 
@@ -380,8 +387,8 @@ class GetClient:
         return conn
 
     async def _exchange(self, loop: asyncio.AbstractEventLoop, conn: _Conn, request: bytes, deadline: float,
-                        max_bytes: int, accept) -> HttpResponse:  # type: ignore[no-untyped-def]
-        waiter = loop.create_future()
+                        max_bytes: int, accept: Accept | None) -> HttpResponse:
+        waiter: asyncio.Future[HttpResponse] = loop.create_future()
         conn._reset(waiter, max_bytes, accept)
         conn.used += 1
         self._busy.add(conn)
@@ -446,6 +453,6 @@ class GetClient:
         await asyncio.sleep(0)
 
 
-def _expire(waiter: asyncio.Future) -> None:
+def _expire(waiter: asyncio.Future[HttpResponse]) -> None:
     if not waiter.done():
         waiter.set_exception(ResponseTimeout("deadline passed"))

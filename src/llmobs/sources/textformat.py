@@ -51,7 +51,7 @@ import math
 import re
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, repeat
@@ -88,19 +88,20 @@ class ParsedPage:
 
 
 # Set slots directly: a frozen dataclass's __init__ goes through object.__setattr__ four times and costs
-# about as much as the rest of a warm line's work. The member descriptors write the same slots.
+# about as much as the rest of a warm line's work. The member descriptors write the same slots (read from the
+# class __dict__: `Sample.name` is the same descriptor, but typed as the field's value).
 _new = object.__new__
-_set_name = Sample.name.__set__  # type: ignore[attr-defined]
-_set_labels = Sample.labels.__set__  # type: ignore[attr-defined]
-_set_value = Sample.value.__set__  # type: ignore[attr-defined]
-_set_ts = Sample.timestamp_ms.__set__  # type: ignore[attr-defined]
+_set_name: Callable[[Sample, str], None] = Sample.__dict__["name"].__set__
+_set_labels: Callable[[Sample, Mapping[str, str]], None] = Sample.__dict__["labels"].__set__
+_set_value: Callable[[Sample, float], None] = Sample.__dict__["value"].__set__
+_set_ts: Callable[[Sample, float | None], None] = Sample.__dict__["timestamp_ms"].__set__
 
 _rpartition = str.rpartition
 _first = itemgetter(0)
 _second = itemgetter(1)
 _third = itemgetter(2)
 _fourth = itemgetter(3)
-_consume = partial(deque, maxlen=0)  # run a map() for its side effects, in C
+_consume: Callable[[Iterable[object]], object] = partial(deque, maxlen=0)  # run a map() for its side effects, in C
 
 
 _BLANKS = " \t\r"

@@ -49,7 +49,8 @@ def numeric_column(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise TraceFormatError(f"{path}: column {col} row {row + 2} is not a number: {df[col].iloc[row]!r}")
-    return values.to_numpy(dtype=float)
+    column: np.ndarray = values.to_numpy(dtype=float)  # (pandas is untyped here)
+    return column
 
 
 def check_sorted(t: np.ndarray, col: str, path: str) -> None:

@@ -21,17 +21,30 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from llmobs.serving.scaler.catalogue import AGGREGATES, ENDPOINT_SIGNALS, SIGNALS
 from llmobs.serving.scaler.metadata import ScalerQuery
 from llmobs.serving.scaler.provider import ForecastProvider
+from llmobs.signals.types import ModelEndpointSignals
 from llmobs.state import FleetState
 
 log = logging.getLogger("llmobs.scaler")
+_T = TypeVar("_T")
+
+
+def _endpoint_reader(name: str) -> Callable[[ModelEndpointSignals], float]:
+    """An endpoint signal's reader; the catalogue gives one to every endpoint signal, checked here at import."""
+    read = SIGNALS[name].read
+    if read is None:
+        raise RuntimeError(f"endpoint signal {name!r} has no reader in the scaler catalogue")
+    return read
+
+
 _INDEX = {name: i for i, name in enumerate(ENDPOINT_SIGNALS)}
-_READERS = {name: SIGNALS[name].read for name in ENDPOINT_SIGNALS}
+_READERS = {name: _endpoint_reader(name) for name in ENDPOINT_SIGNALS}
 
 
 class ScalerError(Exception):
@@ -103,7 +116,7 @@ def _clean(value: float) -> float:
 _logged_failures: set[tuple[str, str, str]] = set()
 
 
-def _safe_call(fn, model: str, *args):  # type: ignore[no-untyped-def]
+def _safe_call(fn: Callable[..., _T], model: str, *args: object) -> _T | None:
     """Call the forecaster; an exception reads as None (logged once per method, model and error type)."""
     try:
         return fn(model, *args)
@@ -117,7 +130,7 @@ def _safe_call(fn, model: str, *args):  # type: ignore[no-untyped-def]
 
 def _replicas(value: object) -> int | None:
     try:
-        v = float(value)  # type: ignore[arg-type]
+        v = float(value)  # type: ignore[arg-type]  # a provider may return anything: float() raising is the check
     except (TypeError, ValueError):
         return None
     return max(0, math.ceil(v)) if math.isfinite(v) else None
@@ -153,10 +166,10 @@ def build_snapshot(
         forecasts: dict[float, tuple[float, float]] = {}
         desired: int | None = None
         if forecast is not None:
-            for h in horizons:
-                f = _safe_call(forecast.forecast, model, h)
+            for horizon in horizons:
+                f = _safe_call(forecast.forecast, model, horizon)
                 if f is not None and len(f) == 2 and all(math.isfinite(x) for x in f):
-                    forecasts[h] = (max(0.0, float(f[0])), max(0.0, float(f[1])))
+                    forecasts[horizon] = (max(0.0, float(f[0])), max(0.0, float(f[1])))
             desired = _replicas(_safe_call(forecast.desired_replicas, model))
         models[model] = ModelEntry(model, tuple(rows), totals, fresh_until, forecasts, desired)
     ready = bool(state.targets or state.signals)
@@ -175,7 +188,7 @@ def answer(snapshot: Snapshot, q: ScalerQuery, now: float) -> float:
         raise ScalerError("NOT_FOUND", f"model {q.model!r} is not served by any scraped endpoint "
                                        f"(known: {', '.join(sorted(snapshot.models)) or 'none'})")
     if q.signal == "forecast_request_rate":
-        f = entry.forecasts.get(q.horizon_seconds)  # type: ignore[arg-type]
+        f = entry.forecasts.get(q.horizon_seconds) if q.horizon_seconds is not None else None
         if f is None:
             raise ScalerError("UNAVAILABLE", f"no forecast for model {q.model!r} yet")
         value = f[1] if q.bound == "upper" else f[0]

@@ -114,7 +114,7 @@ class ScalerHandle:
     _stop: asyncio.Event
     _grpc: _LoopThread
     _server: grpc.aio.Server | None = None
-    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     engine: str = "aio"
     _frontend: FrontendProcess | None = None
     _workdir: Path | None = None

@@ -234,7 +234,7 @@ class FakeNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         if link >= h.gpu.nvlinks:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return pynvml.NVML_FEATURE_ENABLED
+        return int(pynvml.NVML_FEATURE_ENABLED)
 
     def nvmlDeviceGetFieldValues(self, h: _Handle, field_ids: list[tuple[int, int]]) -> list[Any]:
         self._enter("nvmlDeviceGetFieldValues", h)

@@ -40,7 +40,8 @@ class NvmlLib(Protocol):
 
 def load_pynvml() -> NvmlLib:
     """The real binding. Importing it loads nothing; `nvmlInit()` is what dlopens libnvidia-ml.so.1."""
-    return pynvml
+    lib: NvmlLib = pynvml  # the module is untyped: this Protocol is what the reader relies on
+    return lib
 
 
 class ErrorClass(Enum):

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pynvml
@@ -226,8 +227,8 @@ class NvmlReader:
         # One task per device for its fast rows, processes and events, plus one per slow row per device.
         tasks: list[tuple[int, Callable[[], _Part]]] = []
         for i, dev in enumerate(self._devices):
-            tasks.append((i, lambda dev=dev: self._read_device(lib, dev)))  # type: ignore[misc]
-            tasks.extend((i, lambda dev=dev, spec=spec: self._read_slow(lib, dev, spec))  # type: ignore[misc]
+            tasks.append((i, partial(self._read_device, lib, dev)))
+            tasks.extend((i, partial(self._read_slow, lib, dev, spec))
                          for spec in self._slow_rows if not dev.is_mig or spec.mig)
         if self.parallel and len(tasks) > 1:
             if self._pool is None:

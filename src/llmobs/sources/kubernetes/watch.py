@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +47,16 @@ class _RawWatch(watch.Watch):
     fails on ERROR events — it reads a `raw_object` key only its deserialising path sets — and a 410
     would surface as a KeyError instead of an ApiException.)"""
 
+    def __init__(self) -> None:
+        watch.Watch.__init__(self)  # (named, not super(): mypy's untyped_calls_exclude matches kubernetes' names)
+
     def get_return_type(self, func: Callable[..., Any]) -> Any:
         return None
+
+    def events(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """`Watch.stream`'s raw events (the client leaves `stream` unannotated)."""
+        events: Iterator[dict[str, Any]] = watch.Watch.stream(self, func, *args, **kwargs)
+        return events
 
 
 def object_key(obj: Mapping[str, Any]) -> str:
@@ -183,7 +191,7 @@ class ResourceWatcher:
         self._watch = w
         self.stats.watches += 1
         try:
-            stream = w.stream(self._list_fn, *self._args, resource_version=self.resource_version,
+            stream = w.events(self._list_fn, *self._args, resource_version=self.resource_version,
                               allow_watch_bookmarks=True, timeout_seconds=self.watch_timeout_seconds,
                               _request_timeout=(10, self.watch_timeout_seconds + 30),
                               **self._kwargs)
