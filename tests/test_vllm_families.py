@@ -33,7 +33,7 @@ OPTIONAL_EXPORTS = ("llmobs_prefill_time_seconds", "llmobs_decode_time_seconds",
                     "llmobs_prompt_tokens_cached_ratio", "llmobs_prompt_tokens_cached_by_tier_rate",
                     "llmobs_external_prefix_cache_hit_ratio", "llmobs_estimated_flops_per_gpu_rate",
                     "llmobs_estimated_read_bytes_per_gpu_rate", "llmobs_estimated_write_bytes_per_gpu_rate",
-                    "llmobs_admission_rejections_rate")
+                    "llmobs_admission_rejections_rate", "llmobs_engine_sleep_transitions_total")
 
 
 def _model(page: str, time: float = 0.0) -> ModelScrape:
@@ -249,3 +249,15 @@ def _exposition(s: ModelEndpointSignals) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))
     return generate_latest(registry).decode()
+
+
+def test_a_flapping_sleep_state_is_counted(fixture_page: str) -> None:
+    """Each scrape catches only one moment of a state an orchestrator toggles: the changes are counted."""
+    asleep = _set(fixture_page, 'vllm:engine_sleep_state{engine="0",model_name="tiny",sleep_state="awake"}', 0.0)
+    tracker = ModelEndpointTracker(Attribution("tiny", "e"), 60)
+    for t, page in enumerate([fixture_page, asleep, fixture_page, fixture_page, asleep]):
+        tracker.observe(_model(page), float(t))
+    signals = tracker.signals()
+    assert signals is not None and signals.engine_sleeping == 1.0
+    assert signals.totals["engine_sleep_transitions"] == 3.0
+    assert "engine_sleep_transitions" not in _signals(_without(fixture_page, "vllm:engine_sleep_state")).totals

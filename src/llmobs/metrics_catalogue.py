@@ -285,6 +285,13 @@ _SERVING = (
        otlp=Otlp("llmobs.tokens", constant=_OUTPUT, description="Tokens, reset-adjusted.")),
     _c("llmobs_preemptions_total", "{preemption}", SIGNAL_LABELS, "Preemptions, reset-adjusted.", "serving",
        vllm_series="`vllm:num_preemptions_total`", signal_field="preemptions", otlp=Otlp("llmobs.preemptions")),
+    _c("llmobs_engine_sleep_transitions_total", "{transition}", SIGNAL_LABELS,
+       "Changes of the endpoint's awake share seen between scrapes.", "serving",
+       doc="times the engines' awake share (`llmobs_engine_sleeping`) changed from one scrape to the next, "
+           "counted since llmobs started tracking the endpoint; a sleep and wake within one scrape interval is "
+           "not seen. A climbing count is a flapping sleep state (sleep mode toggled by an orchestrator)",
+       vllm_series="`vllm:engine_sleep_state{sleep_state=\"awake\"}`", signal_field="engine_sleep_transitions",
+       otlp=Otlp("llmobs.engine.sleep_transitions")),
     _c("llmobs_ttft_slo_requests_total", "{request}", SIGNAL_LABELS,
        "Requests with a TTFT observation (reset-adjusted).", "serving",
        doc="requests with a TTFT observation — the burn-rate alerts' denominator",

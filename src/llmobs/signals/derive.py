@@ -105,6 +105,10 @@ class ModelEndpointTracker:
         self._kv_capacity: float | None = None
         # Samples not believed since the last `take_implausible()` (llmobs_series_dropped_total{reason}).
         self._implausible = 0
+        # The engines' mean `awake` on the last page that had it, and how often it changed between pages:
+        # a flapping sleep state shows as a climbing counter rather than as whichever value a scrape caught.
+        self._last_awake: float | None = None
+        self._sleep_transitions = 0
 
     @property
     def resets(self) -> int:
@@ -187,6 +191,10 @@ class ModelEndpointTracker:
             if canonical not in self._hist_baselines or self._hist_baselines[canonical][1].bounds != h.bounds:
                 self._hist_baselines[canonical] = (time, histograms[canonical])
         self._gauges = self._plausible_gauges(scrape)
+        awake = self._gauges.get("engine_sleep_state", {}).get("awake")
+        if awake is not None:
+            self._sleep_transitions += self._last_awake is not None and awake != self._last_awake
+            self._last_awake = awake
         capacity = scrape.kv_capacity_tokens
         self._kv_capacity = capacity if capacity is not None and 0 < capacity <= 1e15 else None
         self._implausible += capacity is not None and self._kv_capacity is None
@@ -340,6 +348,8 @@ class ModelEndpointTracker:
             values = last.counters.get(canonical)
             if values:
                 totals[canonical] = sum(values.values())
+        if self._last_awake is not None:
+            totals["engine_sleep_transitions"] = float(self._sleep_transitions)
         for slo, i in slo_bounds.items():
             h = last.histograms[SLO_HISTOGRAMS[slo]]
             totals[f"{slo}_slo_requests"] = h.count
