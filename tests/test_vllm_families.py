@@ -261,3 +261,15 @@ def test_a_flapping_sleep_state_is_counted(fixture_page: str) -> None:
     assert signals is not None and signals.engine_sleeping == 1.0
     assert signals.totals["engine_sleep_transitions"] == 3.0
     assert "engine_sleep_transitions" not in _signals(_without(fixture_page, "vllm:engine_sleep_state")).totals
+
+
+@pytest.mark.parametrize(("max_lora", "expected"), [("4", 4), ("", None), ("four", None)])
+def test_lora_adapter_slots(fixture_page: str, max_lora: str, expected: int | None) -> None:
+    """`vllm:lora_requests_info`'s labels as vllm/v1/metrics/loggers.py sets them (the CPU page runs no LoRA);
+    a `max_lora` that is not a count is left out rather than guessed."""
+    info = ('# TYPE vllm:lora_requests_info gauge\n'
+            f'vllm:lora_requests_info{{max_lora="{max_lora}",running_lora_adapters="a,b",'
+            'waiting_lora_adapters="c"} 1700000000.0\n')
+    s = _signals(fixture_page + info)
+    assert (s.lora_adapters_running, s.lora_adapters_waiting, s.lora_adapters_max) == (2, 1, expected)
+    assert bool(re.search(r"^llmobs_lora_adapters_max\{", _exposition(s), re.M)) == (expected is not None)

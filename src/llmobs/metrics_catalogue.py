@@ -207,6 +207,10 @@ _SERVING = (
     _g("llmobs_lora_adapters_waiting", "{adapter}", SIGNAL_LABELS, "LoRA adapters with waiting requests.",
        "serving", vllm_series="`vllm:lora_requests_info`", signal_field="lora_adapters_waiting",
        otlp=Otlp("llmobs.lora_adapters.waiting")),
+    _g("llmobs_lora_adapters_max", "{adapter}", SIGNAL_LABELS, "LoRA adapter slots (vLLM's --max-loras).",
+       "serving", doc="LoRA adapters vLLM can hold at once (the `max_lora` label); absent without LoRA",
+       vllm_series="`vllm:lora_requests_info`", signal_field="lora_adapters_max",
+       otlp=Otlp("llmobs.lora_adapters.max")),
     # Families only some vLLM releases or configurations expose: no series where the page lacks them.
     _g("llmobs_prefill_time_seconds", "s", _Q, "Per-request prefill phase time quantiles over the window.",
        "serving", doc="time a request spent in the PREFILL phase; absent where the page lacks the histogram",

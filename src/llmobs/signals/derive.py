@@ -263,6 +263,7 @@ class ModelEndpointTracker:
             generation_length=dists["generation_length"],
             lora_adapters_running=scrape.lora_running,
             lora_adapters_waiting=scrape.lora_waiting,
+            lora_adapters_max=scrape.lora_max,
             totals=self._totals(last, slo_bounds),
             histograms=self._since_start(last),
             ttft_slo_threshold_seconds=_bound(last, slo_bounds, "ttft"),

@@ -106,6 +106,7 @@ class ModelEndpointSignals:
     estimated_read_bytes_per_gpu_rate: float | None = None
     estimated_write_bytes_per_gpu_rate: float | None = None
     admission_rejections_rate: dict[str, float] = field(default_factory=dict)
+    lora_adapters_max: int | None = None  # adapter slots (vLLM's --max-loras)
 
     @property
     def kv_cache_headroom(self) -> float:
