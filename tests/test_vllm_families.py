@@ -222,9 +222,9 @@ def test_a_future_vllm_adding_a_label_is_summed_away(fixture_page: str) -> None:
 
 
 def test_spec_decode_kv_residency_and_nixl_names_are_in_the_table() -> None:
-    """Names as vLLM's source registers them (vllm/v1/spec_decode/metrics.py, vllm/v1/metrics/loggers.py,
-    vllm/distributed/kv_transfer/kv_connector/v1/metrics.py); no page with them is in tests/fixtures, so they
-    stay canonical-only and this checks only that a page carrying them is routed to those canonical names."""
+    """A synthetic page written ONLY from names and labels in vLLM's source (vllm/v1/spec_decode/metrics.py,
+    vllm/v1/metrics/loggers.py, the NIXL connector's NixlPromMetrics); no real page with them is in
+    tests/fixtures, so they stay canonical-only and this checks only that such a page is routed to them."""
     page = "\n".join([
         '# TYPE vllm:spec_decode_num_drafts counter',
         'vllm:spec_decode_num_drafts_total{engine="0",model_name="tiny"} 10.0',
@@ -236,11 +236,14 @@ def test_spec_decode_kv_residency_and_nixl_names_are_in_the_table() -> None:
         'vllm:kv_block_lifetime_seconds_bucket{engine="0",le="+Inf",model_name="tiny"} 3.0',
         'vllm:kv_block_lifetime_seconds_count{engine="0",model_name="tiny"} 3.0',
         'vllm:kv_block_lifetime_seconds_sum{engine="0",model_name="tiny"} 4.5',
+        '# TYPE vllm:nixl_num_failed_transfers counter',
+        'vllm:nixl_num_failed_transfers_total{engine="0",model_name="tiny"} 2.0',
     ]) + "\n"
     ms = _model(page)
     assert ms.counters["spec_decode_drafts"] == {"": 10.0}
     assert ms.counters["spec_decode_accepted_tokens_per_pos"] == {"0": 7.0, "1": 3.0}
     assert ms.histograms["kv_block_lifetime"].count == 3.0
+    assert ms.counters["kv_transfer_failed"] == {"": 2.0}
 
 
 def _exposition(s: ModelEndpointSignals) -> str:
