@@ -42,6 +42,12 @@ per request (TPOT is vLLM's per-request `request_time_per_output_token_seconds`,
 histogram), so good ÷ total is a share of requests."""
 
 
+TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *OPTIONAL_DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
+"""The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. The alias
+table knows more (request-shape histograms kept canonical-only); adjusting them would cost every scrape of
+every endpoint for nothing, so they are passed over."""
+
+
 @dataclass(frozen=True, slots=True)
 class AdjustedHistogram:
     bounds: tuple[float, ...]
@@ -169,6 +175,8 @@ class ModelEndpointTracker:
             counters[canonical] = adjusted
         histograms: dict[str, AdjustedHistogram] = {}
         for canonical, h in scrape.histograms.items():
+            if canonical not in TRACKED_HISTOGRAMS:
+                continue
             cumulative, repaired = repair_histogram(h.cumulative, h.count)
             if cumulative is None:  # not a histogram a server can report: keep the last point's, counted
                 self._implausible += 1
