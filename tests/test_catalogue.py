@@ -59,9 +59,8 @@ def _serving_signals(fixture_page: str) -> ModelEndpointSignals:
     tracker.observe(scrape.models["tiny"], 5.0)
     signals = tracker.signals()
     assert signals is not None
-    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons, LoRA), so every family has a sample.
-    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0},
-                               lora_adapters_max=4)
+    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons), so every family has a sample.
+    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0})
 
 
 def _fleet(fixture_page: str) -> FleetCollector:
