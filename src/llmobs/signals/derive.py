@@ -39,7 +39,7 @@ per request (TPOT is vLLM's per-request `request_time_per_output_token_seconds`,
 histogram), so good ÷ total is a share of requests."""
 
 
-TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *OPTIONAL_DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
+TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
 """The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. The alias
 table knows more (request-shape histograms kept canonical-only); adjusting them would cost every scrape of
 every endpoint for nothing, so they are passed over."""
