@@ -130,7 +130,7 @@ def test_recommender_uses_forecast_floor_and_stabilization() -> None:
     assert (r.desired, r.from_forecast, r.from_current) == (8, 10, 2)  # clamped to max 8
     r = rec.recommend(60, forecast_upper=10, current_demand=35)
     assert r.from_current == 4 and r.desired == 8 and r.stabilized  # still inside the 300 s window
-    assert rec.recommend(400, forecast_upper=10, current_demand=35).desired == 4
+    assert rec.recommend(400, forecast_upper=10, current_demand=35).desired == 5  # floor: ceil(35 ÷ (10 × 0.8))
 
 
 def test_learn_capacity_from_slo_meeting_observations() -> None:
