@@ -10,9 +10,10 @@ without llmobs would do anyway. So a fault can make the policy no better than re
 
 Reasons, checked in this order (the first that holds is reported):
 
-* `short_history`: fewer known samples than the forecaster needs (right after a restart).
 * `stale`: the newest `stale_steps` buckets are all missing — the latest sample is older than that
   (an llmobs or Prometheus outage, or a scrape loop that stopped).
+* `short_history`: fewer known samples than the forecaster needs (right after a restart, or after an
+  outage that left too little of the recent history).
 * `invalid_sample`: a ±Inf or negative request rate in the window (a counter reset mis-read, a bad
   sample); such samples are dropped from the replayed demand too.
 * `gap`: a run of more than `gap_tolerance` consecutive missing buckets in the window (short runs are
@@ -66,19 +67,20 @@ def assess(y: np.ndarray, need: int, config: GuardConfig | None = None, *, age_s
     """Why the forecast made from history `y` (request rate per bucket, NaN = missing; the last bucket is
     now) must not be trusted, or '' when it can be.
 
-    `need` is the history the forecaster needs (`Forecaster.required_history`); `age_steps` is how many
+    `need` is the history the forecaster needs (`Forecaster.required_history`; pass at least `need` +
+`window` buckets so that a gap is not mistaken for a short history); `age_steps` is how many
     buckets have passed since the last bucket of `y` (the live path's clock; 0 in a replay).
     """
     cfg = config or GuardConfig()
     y = np.asarray(y, dtype=float)
     finite = np.isfinite(y)
-    if int(finite.sum()) < max(1, need):
-        return "short_history"
     w = y[-cfg.window:]
     missing = np.isnan(w)
     trailing = len(w) - (np.flatnonzero(~missing)[-1] + 1) if (~missing).any() else len(w)
-    if trailing + age_steps >= cfg.stale_steps:
+    if len(y) and trailing + age_steps >= cfg.stale_steps:
         return "stale"
+    if int(finite.sum()) < max(1, need):
+        return "short_history"
     if np.isinf(w).any() or (w[~missing] < 0).any():
         return "invalid_sample"
     if _longest_run(missing) > cfg.gap_tolerance:
@@ -94,6 +96,14 @@ def assess(y: np.ndarray, need: int, config: GuardConfig | None = None, *, age_s
     if med > 0 and bool(np.any((dev > cfg.outlier_z * mad) & (dev > cfg.outlier_ratio * med))):
         return "outlier"
     return ""
+
+
+def clean_rate(x: np.ndarray) -> np.ndarray:
+    """A rate series with ±Inf and negative samples dropped (NaN = missing): they are never a rate, and a
+    forecaster or KEDA fed one would plan replicas for it. The guard reads the raw series to count them."""
+    out = np.asarray(x, dtype=float).copy()
+    out[~np.isfinite(out) | (out < 0)] = np.nan
+    return out
 
 
 def _longest_run(mask: np.ndarray) -> int:

@@ -39,7 +39,7 @@ from llmobs.forecast.backtest import rolling_forecasts
 from llmobs.forecast.demand import DemandSeries
 from llmobs.forecast.errors import ForecastInputError
 from llmobs.forecast.forecasters import Forecaster, ffill, upper_from_residuals
-from llmobs.forecast.guard import FallbackCounts, GuardConfig, assess
+from llmobs.forecast.guard import FallbackCounts, GuardConfig, assess, clean_rate
 
 POLICIES = ("reactive", "predictive", "hybrid")
 REACTIVE_UTILIZATION = 0.8  # KEDA's target on the request rate: the reactive policy's and the floor's
@@ -173,7 +173,7 @@ def replay(
                                  "predictive part is tuned, and never past a replica's capacity")
     if not 0 < floor_utilization <= MAX_HYBRID_UTILIZATION:
         raise ForecastInputError(f"floor utilization {floor_utilization} must be in (0, 1]")
-    y = _clean(series.request_rate.to_numpy(dtype=float))
+    y = clean_rate(series.request_rate.to_numpy(dtype=float))
     n = len(y)
     if n < 2:
         raise ForecastInputError("demand series is too short to replay (need ≥ 2 steps)")
@@ -182,7 +182,7 @@ def replay(
     raw_seen = y if observed is None else np.asarray(observed, dtype=float)
     if len(raw_seen) != n:
         raise ForecastInputError(f"observed rate has {len(raw_seen)} steps; the demand has {n}")
-    seen = _clean(raw_seen)
+    seen = clean_rate(raw_seen)
     step = series.step_seconds
     hpa = config.hpa
     cap = config.capacity_per_replica
@@ -202,7 +202,8 @@ def replay(
     filled = np.nan_to_num(filled)
     rolling = pd.Series(filled).rolling(win_steps, min_periods=1).mean().to_numpy()
 
-    start_replicas = max(hpa.min_replicas, min(hpa.max_replicas, replicas_needed(first[0], target)))
+    start_target = floor_target if policy == "hybrid" else target  # hybrid starts where reactive does
+    start_replicas = max(hpa.min_replicas, min(hpa.max_replicas, replicas_needed(first[0], start_target)))
     ready = start_replicas
     pending: dict[int, int] = {}  # ready step → pods still starting
     recs: deque[tuple[int, int]] = deque()
@@ -230,7 +231,7 @@ def replay(
         else:
             assert forecast_upper is not None
             floor = _hpa_proposal(metric, floor_target, current, hpa.tolerance)
-            reason = assess(raw_seen[max(0, i + 1 - max(guard.window, min_history)): i + 1], min_history, guard)
+            reason = assess(raw_seen[max(0, i + 1 - guard.window - min_history): i + 1], min_history, guard)
             if i >= score_from:
                 fallbacks.record(reason)
             if reason:
@@ -284,13 +285,6 @@ def replay(
         fallbacks=fallbacks,
         floor_utilization=floor_utilization,
     )
-
-
-def _clean(x: np.ndarray) -> np.ndarray:
-    """A rate series with ±Inf and negative samples dropped (NaN = missing): never a rate."""
-    out = np.asarray(x, dtype=float).copy()
-    out[~np.isfinite(out) | (out < 0)] = np.nan
-    return out
 
 
 def replicas_needed(demand: float, per_replica: float) -> int:

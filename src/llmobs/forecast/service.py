@@ -38,7 +38,7 @@ from llmobs.forecast.forecasters import (
     ffill,
     make_forecaster,
 )
-from llmobs.forecast.guard import GuardConfig, assess
+from llmobs.forecast.guard import GuardConfig, assess, clean_rate
 from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender, learn_capacity_per_replica
 from llmobs.metric_families import family
 from llmobs.state import StateHolder
@@ -128,6 +128,13 @@ class _ModelState:
     fallbacks: dict[str, int] = field(default_factory=dict)  # refreshes on the reactive floor alone, by reason
 
 
+def _clean_series(series: DemandSeries) -> DemandSeries:
+    """The history with ±Inf and negative request rates as gaps (`clean_rate`), for the forecaster."""
+    frame = series.frame.copy()
+    frame["request_rate"] = clean_rate(frame["request_rate"].to_numpy(dtype=float))
+    return DemandSeries(frame, series.step_seconds, series.source, series.notes)
+
+
 def _candidates() -> list[Forecaster]:
     return [LastValue(), MovingAverage(6), Arima(3), LlmobsModel()]
 
@@ -178,7 +185,7 @@ class ForecastService:
             state = self._states.setdefault(model, _ModelState())
             if now - state.fitted_at < self.config.refit_seconds:
                 continue
-            series = from_history(self.holder.history(model), self.config.step_seconds)
+            series = _clean_series(from_history(self.holder.history(model), self.config.step_seconds))
             y = series.request_rate.to_numpy(dtype=float)
             if check_history(y, self._target(state), self.config.horizon_steps, self.config.step_seconds):
                 continue  # too short: the refresh reports the fallback and its reason
@@ -225,7 +232,8 @@ class ForecastService:
         points = self.holder.history(model)
         if not points:
             return None
-        series = from_history(points, cfg.step_seconds)
+        raw = from_history(points, cfg.step_seconds)
+        series = _clean_series(raw)
         y = series.request_rate.to_numpy(dtype=float)
         h = cfg.horizon_steps
         state = self._states.setdefault(model, _ModelState())
@@ -233,7 +241,7 @@ class ForecastService:
         reason = check_history(y, self._target(state), h, cfg.step_seconds) or state.refit_reason
         need = self._target(state).required_history(h, cfg.step_seconds)
         age = max(0.0, (now - points[-1].time) / cfg.step_seconds)  # an outage: no new point since
-        guard_reason = assess(y, need, cfg.guard, age_steps=math.floor(age)) or (
+        guard_reason = assess(raw.request_rate.to_numpy(dtype=float), need, cfg.guard, age_steps=math.floor(age)) or (
             "no_forecaster" if reason or state.forecaster is None else "")
         filled = ffill(y)
         finite = filled[np.isfinite(filled)]
