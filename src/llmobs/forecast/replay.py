@@ -27,6 +27,7 @@ Non-finite or negative samples are dropped (treated as missing) in both.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -195,6 +196,7 @@ def replay(
     win_steps = max(1, round(hpa.metric_window_s / step))
     up_periods = max(1.0, poll_steps * step / 15.0)
     stab_steps = hpa.scale_down_stabilization_s / step
+    reasons = _guard_reasons(raw_seen.tobytes(), min_history, guard) if policy != "reactive" else ()
     filled = ffill(seen)
     first = filled[~np.isnan(filled)]
     if first.size == 0:
@@ -231,7 +233,7 @@ def replay(
         else:
             assert forecast_upper is not None
             floor = _hpa_proposal(metric, floor_target, current, hpa.tolerance)
-            reason = assess(raw_seen[max(0, i + 1 - guard.window - min_history): i + 1], min_history, guard)
+            reason = reasons[i]
             if i >= score_from:
                 fallbacks.record(reason)
             if reason:
@@ -285,6 +287,16 @@ def replay(
         fallbacks=fallbacks,
         floor_utilization=floor_utilization,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _guard_reasons(raw: bytes, need: int, guard: GuardConfig) -> tuple[str, ...]:
+    """The guard's verdict at every bucket, from the history up to it (causal). It depends only on the
+    observed series, never on the policy or its headroom, so the cost searches that replay one trace
+    dozens of times compute it once."""
+    y = np.frombuffer(raw, dtype=float)
+    span = guard.window + need  # enough that a gap in the window is not mistaken for a short history
+    return tuple(assess(y[max(0, i + 1 - span): i + 1], need, guard) for i in range(len(y)))
 
 
 def replicas_needed(demand: float, per_replica: float) -> int:
