@@ -80,7 +80,8 @@ class ForecastConfig:
         if self.forecaster != "auto":
             make_forecaster(self.forecaster)  # fail now on a bad name, not in the background loop
         for model, cap in self.capacity_per_replica.items():
-            ReplicaPolicy(cap, self.target_utilization, self.min_replicas, self.max_replicas)  # validates
+            ReplicaPolicy(cap, self.target_utilization, self.min_replicas, self.max_replicas,  # validates
+                          floor_utilization=self.floor_utilization)
             del model
         if self.latency_slo_seconds is not None and not 0 < self.latency_slo_seconds < 3600:
             raise ForecastInputError(f"latency SLO {self.latency_slo_seconds}s must be in (0, 3600)")
