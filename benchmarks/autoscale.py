@@ -19,7 +19,9 @@ Protocol (docs/benchmarks/autoscale.md), per trace:
    replica-minutes there, then frozen and run on the test part; its cost deviation is printed.
    B (equal cost): each llmobs policy's headroom is set so that its replica-minutes on the test part
    match reactive's within 2 % — the headline comparison. The search reads only replica-minutes (the
-   budget), never under-provisioning; forecasts stay causal.
+   budget), never under-provisioning; forecasts stay causal. Hybrid's headroom tunes only its forecast
+   part and is searched in (0.1, 1.0]: its reactive floor stays at 0.8, so where the forecast adds
+   replicas above the floor even at 1.0, hybrid costs more than reactive and the line says so.
 6. Ratio per trace = reactive under-provisioned minutes ÷ hybrid's (B). 0 ÷ 0 counts as 1.0 (nothing to
    remove); x ÷ 0 as inf. The last line is the smallest over traces.
 7. Ceiling per trace: a lower bound on the under-provisioned minutes of any policy, clairvoyant
@@ -141,6 +143,9 @@ def run_trace(path: Path, cold_start_s: float, quick: bool) -> float:
                   f"reduction {ratio(base.underprovisioned_minutes, r.underprovisioned_minutes):.2f}×{flag}")
         if policy == "hybrid":
             out = ratio(base.underprovisioned_minutes, b.underprovisioned_minutes)
+            why = ", ".join(f"{k} {v}" for k, v in b.fallbacks.to_dict().items() if v) or "none"
+            print(f"   hybrid    B on its reactive floor alone (data-quality guard) in {sum(b.fallbacks.values())} "
+                  f"of {b.fallbacks.decisions} decisions: {why}")
     budget = 1.02 * base.replica_minutes
     exact = underprovision_exact_bound(y[split:], cap, step, cold_start_s, budget)
     bound, how = (exact, "exact") if exact is not None else (

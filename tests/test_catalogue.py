@@ -95,7 +95,8 @@ def _feedback(tmp_path: Path) -> FeedbackCollector:
 
 
 def _forecast() -> ForecastCollector:
-    fc = ModelForecast("m", "llmobs_gbm", 4.0, 5.0, 0.9, 120.0, 0.1, 0.2, 3, "", 0.0, 2.0, "learned")
+    fc = ModelForecast("m", "llmobs_gbm", 4.0, 5.0, 0.9, 120.0, 0.1, 0.2, 3, "", 0.0, 2.0, "learned",
+                       guard_reason="gap", fallback_counts={"gap": 1})
     service = SimpleNamespace(snapshot=lambda: {"m": fc}, last_refresh_seconds=0.01, last_refit_seconds=0.2,
                               last_refresh_time=0.0)
     return ForecastCollector(service)  # type: ignore[arg-type]

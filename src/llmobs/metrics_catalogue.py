@@ -341,15 +341,27 @@ _FORECAST = (
        "WAPE of the last-value baseline on the same backtest, for comparison", "forecast"),
     _g("llmobs_forecast_fallback", "1", ("model",),
        "1 while the forecast falls back to last value (reason in llmobs_forecast_info)", "forecast"),
+    _g("llmobs_forecast_trusted", "1", ("model",),
+       "1 while the forecast's input passes the data-quality guard; 0 while the recommendation uses only its "
+       "reactive floor", "forecast",
+       doc="1 while the forecast's recent input passes the data-quality guard; 0 while `llmobs_desired_replicas` "
+           "is the reactive floor alone (reason in `llmobs_forecast_fallbacks_total`)"),
+    _c("llmobs_forecast_fallbacks_total", "{refresh}", ("model", "reason"),
+       "Forecast refreshes whose recommendation fell back to the reactive floor, by reason", "forecast",
+       doc="refreshes whose recommendation fell back to the reactive floor, by `reason` (`short_history`, "
+           "`stale`, `invalid_sample`, `gap`, `partial_window`, `outlier`, `no_forecaster`); in memory: resets "
+           "on restart"),
     _g("llmobs_forecast_info", "1", ("model", "forecaster", "reason"), "Forecaster in use and fallback reason",
        "forecast", doc="1; the forecaster in use (`llmobs_gbm`, `arima_3_1_0`, `moving_average_6`, `last_value`, …) "
                        "and the fallback reason (empty when none)"),
     _g("llmobs_desired_replicas", "{replica}", ("model",),
-       "Replicas to run now: forecast upper quantile at now + cold start ÷ capacity per replica, stabilized",
+       "Replicas to run now: max(reactive floor, forecast upper quantile at now + cold start ÷ capacity per replica), "
+       "stabilized",
        "forecast", keda_signal="desired_replicas",
        doc="replicas to run now: ceil(upper forecast ÷ (capacity per replica × target utilization)), never below "
-           "what current load needs, clamped to min/max, scale-down stabilized (only for models with a configured "
-           "or learned capacity)"),
+           "the reactive floor ceil(current ÷ (capacity per replica × 0.8)) nor what current load needs (the floor "
+           "alone while `llmobs_forecast_trusted` is 0), clamped to min/max, scale-down stabilized (only for models "
+           "with a configured or learned capacity)"),
     _g("llmobs_forecast_capacity_per_replica", "{request}/s", ("model", "source"),
        "Requests/s one replica serves within the SLO, as the recommendation uses it", "forecast",
        doc="requests/s one replica serves within the SLO, as the recommendation uses it; `source` `configured` or "

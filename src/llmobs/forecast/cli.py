@@ -200,7 +200,9 @@ def simulate(
                                               help=f"time from scale-up to ready {DURATION_HELP}")] = 300.0,
     step: Annotated[float | None, typer.Option(
         parser=DURATION, metavar="DURATION", help="bucket size (default: 10s for requests, 60s for rates)")] = None,
-    utilization: Annotated[float, typer.Option(help="target utilization (headroom) per replica")] = 0.8,
+    utilization: Annotated[float, typer.Option(
+        help="target utilization (headroom) per replica; hybrid's is its forecast part's, in (0, 1], its reactive "
+             "floor stays at 0.8")] = 0.8,
     polling_interval: Annotated[float, typer.Option(parser=DURATION, metavar="DURATION", show_default="15s",
                                                     help="HPA sync / KEDA polling interval")] = 15.0,
     forecaster: Annotated[str, typer.Option(help="forecaster for predictive/hybrid")] = "llmobs_gbm",
@@ -228,11 +230,14 @@ def simulate(
     series = read_trace(trace, step_s, finer="linear")
     hpa = HpaConfig(polling_interval_s=polling_interval, min_replicas=min_replicas, max_replicas=max_replicas)
     cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=cold_start, hpa=hpa)
-    upper = None
+    upper, need = None, 1
     if policy != "reactive":
         h = math.ceil(cfg.cold_start_s / series.step_seconds - 1e-9) + 1
-        _, upper = forecast_path(series, make_forecaster(forecaster), h)
-    result = replay(series, policy, cfg, utilization=utilization, forecast_upper=upper, forecaster_name=forecaster)
+        model = make_forecaster(forecaster)
+        _, upper = forecast_path(series, model, h)
+        need = model.required_history(h, series.step_seconds)  # the guard's short-history threshold
+    result = replay(series, policy, cfg, utilization=utilization, forecast_upper=upper, forecaster_name=forecaster,
+                    min_history=need)
     if plot is not None:
         _plot_replay([result], plot)
     d = result.to_dict()
@@ -243,6 +248,8 @@ def simulate(
         return
     t = Table(title=f"simulate {policy} on {trace.name}", show_header=False)
     for k, v in d.items():
+        if isinstance(v, dict):  # fallbacks by reason: only the reasons that happened
+            v = ", ".join(f"{r} {c}" for r, c in v.items() if c) or "none"
         t.add_row(k, _fmt(v, 2) if isinstance(v, float) else str(v))
     console.print(t)
 

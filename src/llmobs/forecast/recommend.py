@@ -1,9 +1,14 @@
 """Replica recommendation: forecast demand → how many replicas to ask for now.
 
-desired = ceil(forecast upper quantile at t + cold start ÷ (capacity per replica × target utilization)),
-never below what the current load needs (ceil(current ÷ capacity)), clamped to [min, max], and held up
+desired = max(reactive floor, ceil(forecast upper quantile at t + cold start ÷ (capacity per replica ×
+target utilization)), what the current load needs at full capacity), clamped to [min, max], and held up
 by a scale-down stabilization window (the highest recommendation of the last window wins, as in HPA),
 so that a dip in the forecast does not throw away replicas that take minutes to come back.
+
+The reactive floor is ceil(current ÷ (capacity × `floor_utilization`)): what KEDA on the request rate
+would ask for at its own target (0.8), never at the forecast's tuned `target_utilization`, so tuning the
+forecast's headroom for cost cannot remove it. When the forecast is not trusted (the data-quality guard,
+llmobs.forecast.guard), the forecast term is left out and the floor alone decides.
 
 Capacity per replica is configured, or learned from observed throughput at the latency SLO
 (`learn_capacity_per_replica`).
@@ -37,6 +42,7 @@ class ReplicaPolicy:
     min_replicas: int = 1
     max_replicas: int = 1000
     scale_down_stabilization_s: float = 300.0
+    floor_utilization: float = 0.8  # the reactive floor's target (KEDA's), independent of the forecast's
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.capacity_per_replica) or self.capacity_per_replica <= 0:
@@ -47,6 +53,8 @@ class ReplicaPolicy:
             raise ForecastInputError(f"capacity per replica {self.capacity_per_replica} req/s is not plausible")
         if not 0 < self.target_utilization <= 2:
             raise ForecastInputError(f"target utilization {self.target_utilization} must be in (0, 2]")
+        if not 0 < self.floor_utilization <= 1:
+            raise ForecastInputError(f"floor utilization {self.floor_utilization} must be in (0, 1]")
         if self.min_replicas < 0 or self.max_replicas < max(1, self.min_replicas):
             raise ForecastInputError(
                 f"replica bounds min={self.min_replicas} max={self.max_replicas} are inconsistent"
@@ -63,6 +71,8 @@ class Recommendation:
     from_forecast: int
     from_current: int
     stabilized: bool
+    from_floor: int = 0
+    trusted: bool = True
 
 
 class ReplicaRecommender:
@@ -72,17 +82,22 @@ class ReplicaRecommender:
         self.policy = policy
         self._recent: deque[tuple[float, int]] = deque()
 
-    def recommend(self, now: float, forecast_upper: float, current_demand: float) -> Recommendation:
-        """Desired replicas at time `now` (seconds) from the forecast upper quantile and current demand."""
+    def recommend(
+        self, now: float, forecast_upper: float, current_demand: float, *, trusted: bool = True
+    ) -> Recommendation:
+        """Desired replicas at time `now` (seconds) from the forecast upper quantile and current demand;
+        with `trusted` False the forecast is ignored and the reactive floor alone decides."""
         p = self.policy
-        f = replicas_for(forecast_upper, p.capacity_per_replica, p.target_utilization)
+        f = replicas_for(forecast_upper, p.capacity_per_replica, p.target_utilization) if trusted else 0
         c = replicas_for(current_demand, p.capacity_per_replica)
-        raw = min(p.max_replicas, max(p.min_replicas, f, c))
+        floor = replicas_for(current_demand, p.capacity_per_replica, p.floor_utilization)
+        raw = min(p.max_replicas, max(p.min_replicas, f, c, floor))
         self._recent.append((now, raw))
         while self._recent and self._recent[0][0] < now - p.scale_down_stabilization_s:
             self._recent.popleft()
         desired = max(r for _, r in self._recent)
-        return Recommendation(desired=desired, from_forecast=f, from_current=c, stabilized=desired > raw)
+        return Recommendation(desired=desired, from_forecast=f, from_current=c, stabilized=desired > raw,
+                              from_floor=floor, trusted=trusted)
 
 
 def learn_capacity_per_replica(

@@ -8,18 +8,26 @@ as an external metric). Only the metric differs:
   metric = the rate over the last `metric_window_s` (a Prometheus `rate(...[1m])`);
 * predictive: desired = max(ceil(forecast upper quantile at t + cold start ÷ target), what the
   current load needs at full capacity);
-* hybrid: desired = max(reactive desired, predictive desired) at the same target — the reactive floor
-  catches what the forecast misses, the forecast starts replicas before the load arrives.
+* hybrid (llmobs' policy): desired = max(reactive floor, predictive desired). The floor is exactly the
+  reactive policy's proposal at the reactive target (`floor_utilization`, 0.8), whatever the hybrid's own
+  `utilization` is: a cost search may tune only the predictive part, and only within (0, 1]. While the
+  data-quality guard (llmobs.forecast.guard) distrusts the forecast's input, the predictive part is left
+  out (predictive and hybrid both run on the floor alone), and each such decision is counted by reason.
 
 HPA behaviour modelled (k8s defaults): decisions every `polling_interval_s` (HPA sync period, 15 s),
 10 % tolerance (no change while |usage ratio − 1| ≤ 0.1), scale-up limited to max(+100 %, +4 pods)
 per 15 s, scale-down stabilization (the highest recommendation of the last 300 s), min/max replicas.
 New pods are ready `cold_start_s` after the decision; scale-down removes not-ready pods first and takes
 effect at once. Demand bucket j is under-provisioned when demand > ready replicas × capacity.
+
+`observed` (optional) is what the policies read when it differs from the demand being served — a
+telemetry fault (gap, partial window, outage) changes what KEDA and the forecaster see, not the load.
+Non-finite or negative samples are dropped (treated as missing) in both.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -32,8 +40,11 @@ from llmobs.forecast.backtest import rolling_forecasts
 from llmobs.forecast.demand import DemandSeries
 from llmobs.forecast.errors import ForecastInputError
 from llmobs.forecast.forecasters import Forecaster, ffill, upper_from_residuals
+from llmobs.forecast.guard import FallbackCounts, GuardConfig, assess, clean_rate
 
 POLICIES = ("reactive", "predictive", "hybrid")
+REACTIVE_UTILIZATION = 0.8  # KEDA's target on the request rate: the reactive policy's and the floor's
+MAX_HYBRID_UTILIZATION = 1.0  # above it the predictive part would plan replicas past their capacity
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,8 @@ class ReplayResult:
     ready_capacity: np.ndarray
     replicas: np.ndarray
     forecaster: str = ""
+    fallbacks: FallbackCounts = field(default_factory=FallbackCounts)
+    floor_utilization: float = REACTIVE_UTILIZATION
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary (no time series)."""
@@ -97,6 +110,9 @@ class ReplayResult:
             "unserved_requests": self.unserved_requests,
             "peak_replicas": self.peak_replicas,
             "minutes": self.minutes,
+            "floor_utilization": self.floor_utilization if self.policy == "hybrid" else None,
+            "forecast_decisions": self.fallbacks.decisions,
+            "fallbacks": self.fallbacks.to_dict(),
         }
 
 
@@ -139,35 +155,57 @@ def replay(
     forecast_upper: np.ndarray | None = None,
     score_from: int = 0,
     forecaster_name: str = "",
+    observed: np.ndarray | None = None,
+    floor_utilization: float = REACTIVE_UTILIZATION,
+    guard: GuardConfig | None = None,
+    min_history: int = 1,
 ) -> ReplayResult:
-    """Replay `series` (request rate) against `policy`; counts from bucket `score_from` on."""
+    """Replay `series` (request rate) against `policy`; counts from bucket `score_from` on.
+
+    `observed`: the rate the policies read, when telemetry differs from the demand (default: the demand).
+    `min_history`: what the forecaster needs (`Forecaster.required_history`), for the guard.
+    """
     if policy not in POLICIES:
         raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     if not 0 < utilization <= 20:  # > 1 is meaningful for forecasts: it scales down an upper band
         raise ForecastInputError(f"target utilization {utilization} must be in (0, 20]")
-    y = series.request_rate.to_numpy(dtype=float)
+    if policy == "hybrid" and utilization > MAX_HYBRID_UTILIZATION:
+        raise ForecastInputError(f"hybrid's target utilization {utilization} must be in (0, 1]: only the "
+                                 "predictive part is tuned, and never past a replica's capacity")
+    if not 0 < floor_utilization <= MAX_HYBRID_UTILIZATION:
+        raise ForecastInputError(f"floor utilization {floor_utilization} must be in (0, 1]")
+    y = clean_rate(series.request_rate.to_numpy(dtype=float))
     n = len(y)
     if n < 2:
         raise ForecastInputError("demand series is too short to replay (need ≥ 2 steps)")
     if policy != "reactive" and (forecast_upper is None or len(forecast_upper) != n):
         raise ForecastInputError(f"policy {policy} needs one forecast per step")
+    raw_seen = y if observed is None else np.asarray(observed, dtype=float)
+    if len(raw_seen) != n:
+        raise ForecastInputError(f"observed rate has {len(raw_seen)} steps; the demand has {n}")
+    seen = clean_rate(raw_seen)
     step = series.step_seconds
     hpa = config.hpa
     cap = config.capacity_per_replica
     target = cap * utilization
+    floor_target = cap * floor_utilization
+    guard = guard or GuardConfig()
+    fallbacks = FallbackCounts()
     cold_steps = math.ceil(config.cold_start_s / step - 1e-9)
     poll_steps = max(1, round(hpa.polling_interval_s / step))
     win_steps = max(1, round(hpa.metric_window_s / step))
     up_periods = max(1.0, poll_steps * step / 15.0)
     stab_steps = hpa.scale_down_stabilization_s / step
-    filled = ffill(y)
+    reasons = _guard_reasons(raw_seen.tobytes(), min_history, guard) if policy != "reactive" else ()
+    filled = ffill(seen)
     first = filled[~np.isnan(filled)]
     if first.size == 0:
         raise ForecastInputError("demand series has no data")
     filled = np.nan_to_num(filled)
     rolling = pd.Series(filled).rolling(win_steps, min_periods=1).mean().to_numpy()
 
-    start_replicas = max(hpa.min_replicas, min(hpa.max_replicas, replicas_needed(first[0], target)))
+    start_target = floor_target if policy == "hybrid" else target  # hybrid starts where reactive does
+    start_replicas = max(hpa.min_replicas, min(hpa.max_replicas, replicas_needed(first[0], start_target)))
     ready = start_replicas
     pending: dict[int, int] = {}  # ready step → pods still starting
     recs: deque[tuple[int, int]] = deque()
@@ -194,11 +232,17 @@ def replay(
             proposal = _hpa_proposal(metric, target, current, hpa.tolerance)
         else:
             assert forecast_upper is not None
-            # "never below what the current load needs": the same windowed rate KEDA would read
-            pred = max(replicas_needed(forecast_upper[i], target), replicas_needed(metric, cap))
-            if policy == "hybrid":
-                pred = max(pred, replicas_needed(metric, target))
-            proposal = current if abs(pred / max(current, 1) - 1) <= hpa.tolerance else pred
+            floor = _hpa_proposal(metric, floor_target, current, hpa.tolerance)
+            reason = reasons[i]
+            if i >= score_from:
+                fallbacks.record(reason)
+            if reason:
+                proposal = floor  # the forecast's input is not trusted: plain reactive
+            else:
+                # "never below what the current load needs": the same windowed rate KEDA would read
+                pred = max(replicas_needed(forecast_upper[i], target), replicas_needed(metric, cap))
+                pred = current if abs(pred / max(current, 1) - 1) <= hpa.tolerance else pred
+                proposal = max(floor, pred) if policy == "hybrid" else pred
         recs.append((i, proposal))
         while recs and recs[0][0] < i - stab_steps:
             recs.popleft()
@@ -240,7 +284,19 @@ def replay(
         ready_capacity=ready_cap,
         replicas=spec_hist,
         forecaster=forecaster_name if policy != "reactive" else "",
+        fallbacks=fallbacks,
+        floor_utilization=floor_utilization,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _guard_reasons(raw: bytes, need: int, guard: GuardConfig) -> tuple[str, ...]:
+    """The guard's verdict at every bucket, from the history up to it (causal). It depends only on the
+    observed series, never on the policy or its headroom, so the cost searches that replay one trace
+    dozens of times compute it once."""
+    y = np.frombuffer(raw, dtype=float)
+    span = guard.window + need  # enough that a gap in the window is not mistaken for a short history
+    return tuple(assess(y[max(0, i + 1 - span): i + 1], need, guard) for i in range(len(y)))
 
 
 def replicas_needed(demand: float, per_replica: float) -> int:
@@ -277,6 +333,9 @@ def tune_utilization(
     part = series.slice(0, score_to)
     fc = None if forecast_upper is None else forecast_upper[: len(part)]
     lo, hi = float(bounds[0]), float(bounds[1])
+    if policy == "hybrid":  # only the predictive part is tuned, and never past full capacity
+        hi = min(hi, MAX_HYBRID_UTILIZATION)
+        lo = min(lo, hi)
     best, best_err = lo, math.inf
     for _ in range(iterations):
         mid = math.sqrt(lo * hi)

@@ -38,6 +38,7 @@ from llmobs.forecast.forecasters import (
     ffill,
     make_forecaster,
 )
+from llmobs.forecast.guard import GuardConfig, assess, clean_rate
 from llmobs.forecast.recommend import ReplicaPolicy, ReplicaRecommender, learn_capacity_per_replica
 from llmobs.metric_families import family
 from llmobs.state import StateHolder
@@ -64,6 +65,8 @@ class ForecastConfig:
     scale_down_stabilization_s: float = 300.0
     latency_slo_seconds: float | None = None
     learn_min_points: int = 10
+    floor_utilization: float = 0.8
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     def __post_init__(self) -> None:
         if self.refresh_seconds <= 0 or self.refit_seconds <= 0 or self.step_seconds <= 0:
@@ -77,7 +80,8 @@ class ForecastConfig:
         if self.forecaster != "auto":
             make_forecaster(self.forecaster)  # fail now on a bad name, not in the background loop
         for model, cap in self.capacity_per_replica.items():
-            ReplicaPolicy(cap, self.target_utilization, self.min_replicas, self.max_replicas)  # validates
+            ReplicaPolicy(cap, self.target_utilization, self.min_replicas, self.max_replicas,  # validates
+                          floor_utilization=self.floor_utilization)
             del model
         if self.latency_slo_seconds is not None and not 0 < self.latency_slo_seconds < 3600:
             raise ForecastInputError(f"latency SLO {self.latency_slo_seconds}s must be in (0, 3600)")
@@ -105,6 +109,8 @@ class ModelForecast:
     computed_at: float
     capacity_per_replica: float | None = None
     capacity_source: str = ""
+    guard_reason: str = ""  # why the forecast's input is not trusted ('' = trusted; llmobs.forecast.guard)
+    fallback_counts: Mapping[str, int] = field(default_factory=dict)  # refreshes on the floor alone, by reason
 
 
 @dataclass
@@ -120,6 +126,14 @@ class _ModelState:
     capacity_source: str = ""
     observations: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=2880))
     observed_at: float = -math.inf
+    fallbacks: dict[str, int] = field(default_factory=dict)  # refreshes on the reactive floor alone, by reason
+
+
+def _clean_series(series: DemandSeries) -> DemandSeries:
+    """The history with ±Inf and negative request rates as gaps (`clean_rate`), for the forecaster."""
+    frame = series.frame.copy()
+    frame["request_rate"] = clean_rate(frame["request_rate"].to_numpy(dtype=float))
+    return DemandSeries(frame, series.step_seconds, series.source, series.notes)
 
 
 def _candidates() -> list[Forecaster]:
@@ -172,7 +186,7 @@ class ForecastService:
             state = self._states.setdefault(model, _ModelState())
             if now - state.fitted_at < self.config.refit_seconds:
                 continue
-            series = from_history(self.holder.history(model), self.config.step_seconds)
+            series = _clean_series(from_history(self.holder.history(model), self.config.step_seconds))
             y = series.request_rate.to_numpy(dtype=float)
             if check_history(y, self._target(state), self.config.horizon_steps, self.config.step_seconds):
                 continue  # too short: the refresh reports the fallback and its reason
@@ -219,14 +233,20 @@ class ForecastService:
         points = self.holder.history(model)
         if not points:
             return None
-        series = from_history(points, cfg.step_seconds)
+        raw = from_history(points, cfg.step_seconds)
+        series = _clean_series(raw)
         y = series.request_rate.to_numpy(dtype=float)
         h = cfg.horizon_steps
         state = self._states.setdefault(model, _ModelState())
         self._update_capacity(model, state)
         reason = check_history(y, self._target(state), h, cfg.step_seconds) or state.refit_reason
+        need = self._target(state).required_history(h, cfg.step_seconds)
+        age = max(0.0, (now - points[-1].time) / cfg.step_seconds)  # an outage: no new point since
+        guard_reason = assess(raw.request_rate.to_numpy(dtype=float), need, cfg.guard, age_steps=math.floor(age)) or (
+            "no_forecaster" if reason or state.forecaster is None else "")
         filled = ffill(y)
-        last = float(filled[-1]) if len(filled) and not math.isnan(filled[-1]) else 0.0
+        finite = filled[np.isfinite(filled)]
+        last = float(finite[-1]) if finite.size and finite[-1] > 0 else 0.0
         if reason or state.forecaster is None:
             # documented fallback: last value, band = last value + 20 % (0 for an all-zero history)
             name, point, upper = "last_value", last, 1.2 * last
@@ -238,7 +258,9 @@ class ForecastService:
             upper = float(np.expm1(np.log1p(max(point, 0.0)) + state.resid_q))
         desired = None
         if state.recommender is not None:
-            desired = state.recommender.recommend(now, upper, last).desired
+            desired = state.recommender.recommend(now, upper, last, trusted=not guard_reason).desired
+        if guard_reason:
+            state.fallbacks[guard_reason] = state.fallbacks.get(guard_reason, 0) + 1
         return ModelForecast(
             model=model,
             forecaster=name,
@@ -253,6 +275,8 @@ class ForecastService:
             computed_at=now,
             capacity_per_replica=state.capacity,
             capacity_source=state.capacity_source,
+            guard_reason=guard_reason,
+            fallback_counts=dict(state.fallbacks),
         )
 
     def _update_capacity(self, model: str, state: _ModelState) -> None:
@@ -282,7 +306,7 @@ class ForecastService:
             return
         state.capacity, state.capacity_source = cap, source
         policy = ReplicaPolicy(cap, cfg.target_utilization, cfg.min_replicas, cfg.max_replicas,
-                               cfg.scale_down_stabilization_s)
+                               cfg.scale_down_stabilization_s, cfg.floor_utilization)
         if state.recommender is None:
             state.recommender = ReplicaRecommender(policy)
         else:  # a learned capacity moves every scrape: keep the stabilization memory, swap the policy
@@ -357,7 +381,12 @@ class ForecastCollector(Collector):
         info = family("llmobs_forecast_info")
         desired = family("llmobs_desired_replicas")
         capacity = family("llmobs_forecast_capacity_per_replica")
+        trusted = family("llmobs_forecast_trusted")
+        fallbacks = family("llmobs_forecast_fallbacks_total")
         for m, fc in sorted(snap.items()):
+            trusted.add_metric([m], 0.0 if fc.guard_reason else 1.0)
+            for reason, count in sorted(fc.fallback_counts.items()):
+                fallbacks.add_metric([m, reason], float(count))
             rate.add_metric([m, "0.5"], fc.point)
             rate.add_metric([m, f"{fc.quantile:g}"], fc.upper)
             horizon.add_metric([m], fc.horizon_seconds)
@@ -375,4 +404,5 @@ class ForecastCollector(Collector):
         refit.add_metric([], svc.last_refit_seconds)
         stamp = family("llmobs_forecast_last_refresh_timestamp_seconds")
         stamp.add_metric([], svc.last_refresh_time)
-        yield from (rate, horizon, wape, lv, fallback, info, desired, capacity, duration, refit, stamp)
+        yield from (rate, horizon, wape, lv, fallback, info, desired, capacity, trusted, fallbacks, duration, refit,
+                    stamp)
