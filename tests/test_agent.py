@@ -4,7 +4,6 @@ alerts and dashboards query, the agent's HTTP surface with and without a driver,
 from __future__ import annotations
 
 import ctypes.util
-import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,11 +32,10 @@ from llmobs.agent import (
     register,
 )
 from llmobs.agent.server import start_agent
-from llmobs.signals.types import Attribution, Distribution, ModelEndpointSignals
 from llmobs.sources.gpu import NvmlReader, load_catalogue
 from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes import KubernetesConfig, PodIndex, PodRef
-from llmobs.state import FleetState, TargetHealth
+from tests.factories import make_signals, make_state, make_target_health
 from tests.k8s.apiserver import FakeApiServer, pod
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,21 +147,6 @@ def test_pod_model_label_wins_over_command_line(tmp_path: Path) -> None:
     assert p.model == "from-label"
 
 
-def _signals(model: str, endpoint: str, gen_rate: float, gpu_model: str) -> ModelEndpointSignals:
-    empty = Distribution({0.5: math.nan, 0.9: math.nan, 0.99: math.nan}, math.nan, 0.0)
-    return ModelEndpointSignals(
-        attribution=Attribution(model, endpoint, "n1", gpu_model), window_seconds=60.0, kv_cache_utilization=0.0,
-        kv_cache_utilization_max=0.0, kv_cache_capacity_tokens=None, requests_running=0, requests_waiting=0,
-        requests_waiting_by_reason={}, requests_swapped=None, request_rate=0, prompt_tokens_rate=0,
-        generation_tokens_rate=gen_rate, preemption_rate=0, finished_rate_by_reason={}, prefix_cache_hit_ratio=0,
-        ttft=empty, itl=empty, e2e_latency=empty, queue_time=empty, prompt_length=empty, generation_length=empty,
-        lora_adapters_running=0, lora_adapters_waiting=0)
-
-
-def _health(endpoint: str, **labels: str) -> TargetHealth:
-    return TargetHealth(endpoint, f"http://{endpoint}/metrics", True, 1.0, 0.01, "", "", 0, labels=labels)
-
-
 def test_cost_per_1k_generated_tokens() -> None:
     cfg = CostConfig(gpu_hourly_usd={"NVIDIA-H100-80GB-HBM3": 4.0, "NVIDIA L4": 0.8})
     usage = [EndpointUsage("llama", "e1", "NVIDIA-H100-80GB-HBM3", 2, 1000.0),
@@ -181,11 +164,12 @@ def test_cost_per_1k_generated_tokens() -> None:
 
 
 def test_central_rows_and_cost_collector_from_fleet_state() -> None:
-    state = FleetState(time=1.0, signals=(
-        _signals("llama", "llm/llama-0", 500.0, "NVIDIA-H100-80GB-HBM3"),
-        _signals("llama", "static-0", 100.0, "NVIDIA-H100-80GB-HBM3"),
-    ), targets=(_health("llm/llama-0", namespace="llm", pod="llama-0", gpu_count="2"),
-                _health("static-0", gpu_uuid="GPU-static")))
+    h100 = "NVIDIA-H100-80GB-HBM3"
+    state = make_state(
+        make_signals("llama", "llm/llama-0", node="n1", gpu_model=h100, generation_tokens_rate=500.0),
+        make_signals("llama", "static-0", node="n1", gpu_model=h100, generation_tokens_rate=100.0),
+        targets=(make_target_health("llm/llama-0", labels={"namespace": "llm", "pod": "llama-0", "gpu_count": "2"}),
+                 make_target_health("static-0", labels={"gpu_uuid": "GPU-static"})), time=1.0)
     infos = central_endpoint_infos(state)
     assert [(i.endpoint, i.namespace, i.pod, i.node, i.gpu_uuid) for i in infos] == [
         ("llm/llama-0", "llm", "llama-0", "n1", ""), ("static-0", "", "", "n1", "GPU-static")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -32,8 +33,9 @@ from llmobs.forecast.forecasters import (
     upper_from_residuals,
 )
 from llmobs.forecast.service import ForecastConfig, ForecastService
-from llmobs.signals.types import Attribution, Distribution, ModelEndpointSignals
+from llmobs.signals.types import Attribution
 from llmobs.state import FleetState, StateHolder
+from tests.factories import distribution, make_signals, make_state
 
 STEP = 600.0
 
@@ -161,23 +163,13 @@ def test_short_zero_and_empty_history_give_the_documented_fallback_reason() -> N
     assert check_history(np.ones(500), f, 5, 60) == ""
 
 
-def _dist() -> Distribution:
-    return Distribution(quantiles={0.5: 0.1, 0.9: 0.2, 0.99: 0.3}, mean=0.1, count=1)
-
-
-def _state(t: float, rates: dict[str, float]) -> FleetState:
-    sigs = tuple(
-        ModelEndpointSignals(
-            attribution=Attribution(model=m, endpoint="e:8000"), window_seconds=60, kv_cache_utilization=0.5,
-            kv_cache_utilization_max=0.6, kv_cache_capacity_tokens=1e5, requests_running=1, requests_waiting=0,
-            requests_waiting_by_reason={}, requests_swapped=None, request_rate=rate, prompt_tokens_rate=rate * 100,
-            generation_tokens_rate=rate * 10, preemption_rate=0, finished_rate_by_reason={}, prefix_cache_hit_ratio=0,
-            ttft=_dist(), itl=_dist(), e2e_latency=_dist(), queue_time=_dist(), prompt_length=_dist(),
-            generation_length=_dist(), lora_adapters_running=0, lora_adapters_waiting=0,
-        )
-        for m, rate in rates.items()
-    )
-    return FleetState(time=t, signals=sigs)
+def _state(t: float, rates: dict[str, float], ttft_p90: float = 0.2) -> FleetState:
+    """One endpoint per model serving `rates[model]` requests/s, with a TTFT p90 of `ttft_p90` s."""
+    return make_state(*(
+        make_signals(m, "e:8000", kv_cache_utilization=0.5, kv_cache_utilization_max=0.6, requests_running=1,
+                     request_rate=rate, prompt_tokens_rate=rate * 100, generation_tokens_rate=rate * 10,
+                     ttft=distribution(ttft_p90 / 2, ttft_p90, ttft_p90 * 2, ttft_p90 / 2, count=1))
+        for m, rate in rates.items()), time=t)
 
 
 def _feed(holder: StateHolder, start: float, minutes: int, seed: int = 0) -> float:
@@ -239,14 +231,10 @@ def test_service_falls_back_then_forecasts_and_recommends() -> None:
 
 
 def _two_endpoint_state(t: float, per_replica: float, ttft_p90: float) -> FleetState:
-    base = _state(t, {"llama": per_replica}).signals[0]
-    slow = Distribution(quantiles={0.5: ttft_p90 / 2, 0.9: ttft_p90, 0.99: ttft_p90 * 2}, mean=ttft_p90, count=1)
-    sigs = tuple(
-        ModelEndpointSignals(**{**{f: getattr(base, f) for f in base.__dataclass_fields__},
-                                "attribution": Attribution(model="llama", endpoint=ep), "ttft": slow})
-        for ep in ("a:8000", "b:8000")
-    )
-    return FleetState(time=t, signals=sigs)
+    """Two llama replicas, each serving `per_replica` requests/s with a TTFT p90 of `ttft_p90` s."""
+    (one,) = _state(t, {"llama": per_replica}, ttft_p90).signals
+    replicas = (dataclasses.replace(one, attribution=Attribution("llama", ep)) for ep in ("a:8000", "b:8000"))
+    return make_state(*replicas, time=t)
 
 
 def test_capacity_is_learned_at_the_latency_slo_when_not_configured() -> None:

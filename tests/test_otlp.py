@@ -41,7 +41,8 @@ from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
 from llmobs.sources.normalize import normalize
 from llmobs.sources.textformat import parse_text
-from llmobs.state import FleetState, StateHolder, TargetHealth
+from llmobs.state import FleetState, StateHolder
+from tests.factories import EMPTY_DISTRIBUTION, distribution, make_signals, make_state, make_target_health
 
 NOW = 1_800_000_000.0
 K8S_ENV = {"K8S_POD_NAME": "llmobs-7d9f-abcde", "K8S_NAMESPACE_NAME": "observability",
@@ -49,23 +50,23 @@ K8S_ENV = {"K8S_POD_NAME": "llmobs-7d9f-abcde", "K8S_NAMESPACE_NAME": "observabi
 
 
 def dist(p50: float, p90: float, p99: float, mean: float) -> Distribution:
-    return Distribution({0.5: p50, 0.9: p90, 0.99: p99}, mean, 100.0)
+    return distribution(p50, p90, p99, mean, count=100.0)
 
 
 def signals(model: str, endpoint: str, node: str, gpu: str, k: float) -> ModelEndpointSignals:
     """Every field set and distinct per endpoint (scaled by k) so a mix-up between series shows."""
-    return ModelEndpointSignals(
-        attribution=Attribution(model, endpoint, node, gpu), window_seconds=60.0,
+    return make_signals(
+        model, endpoint, node=node, gpu_model=gpu,
         kv_cache_utilization=0.4 * k, kv_cache_utilization_max=0.45 * k, kv_cache_capacity_tokens=200_000 * k,
         requests_running=8 * k, requests_waiting=3 * k, requests_waiting_by_reason={"capacity": 2 * k, "deferred": k},
-        requests_swapped=None, request_rate=2.5 * k, prompt_tokens_rate=1200 * k, generation_tokens_rate=300 * k,
+        request_rate=2.5 * k, prompt_tokens_rate=1200 * k, generation_tokens_rate=300 * k,
         preemption_rate=0.05 * k, finished_rate_by_reason={"stop": 2 * k, "length": 0.5 * k},
         prefix_cache_hit_ratio=0.3 * k,
         ttft=dist(0.12 * k, 0.3 * k, 0.9 * k, 0.15 * k), itl=dist(0.02 * k, 0.03 * k, 0.05 * k, 0.021 * k),
         e2e_latency=dist(2 * k, 5 * k, 9 * k, 2.5 * k), queue_time=dist(0.01 * k, 0.1 * k, 0.4 * k, 0.03 * k),
         prompt_length=dist(500 * k, 1500 * k, 3000 * k, 700 * k),
         generation_length=dist(120 * k, 400 * k, 900 * k, 180 * k),
-        lora_adapters_running=int(k), lora_adapters_waiting=0,
+        lora_adapters_running=int(k),
         totals={"prompt_tokens": 1e6 * k, "generation_tokens": 2e5 * k, "preemptions": 7 * k,
                 "ttft_slo_requests": 900 * k, "ttft_slo_good": 850 * k, "requests:stop": 800 * k,
                 "requests:length": 100 * k},
@@ -78,19 +79,21 @@ TTFT_HIST = CumulativeHistogram(bounds=(0.1, 0.5, 1.0, math.inf), cumulative=(3.
 
 
 def fleet_state() -> FleetState:
-    no_obs = Distribution({0.5: math.nan, 0.9: math.nan, 0.99: math.nan}, math.nan, 0.0)
-    quiet = dataclasses.replace(signals("qwen", "qwen-0", "", "", 1.0), ttft=no_obs)
+    quiet = dataclasses.replace(signals("qwen", "qwen-0", "", "", 1.0), ttft=EMPTY_DISTRIBUTION)
     llama0 = dataclasses.replace(signals("llama", "llama-0", "gpu-a", "H100", 1.0), histograms={"ttft": TTFT_HIST})
-    return FleetState(
+    return make_state(
+        llama0, signals("llama", "llama-1", "gpu-b", "H100", 2.0), quiet,
         time=NOW, window_seconds=60.0, cycle_duration_seconds=0.042,
-        signals=(llama0, signals("llama", "llama-1", "gpu-b", "H100", 2.0), quiet),
         targets=(
-            TargetHealth("llama-0", "http://a/metrics", True, NOW, 0.01, "", "", 0, {"timeout": 2},
-                         {"node": "gpu-a", "gpu_model": "H100"}, {"bad_line": 1}, (), NOW, 1),
-            TargetHealth("llama-1", "http://b/metrics", True, NOW, 0.02, "", "", 0, {},
-                         {"node": "gpu-b", "gpu_model": "H100"}, {}, ("vllm:prefix_cache_hits_total",), NOW, 0),
-            TargetHealth("qwen-0", "http://c/metrics", False, NOW, 3.0, "timed out", "timeout", 4, {"timeout": 4},
-                         {}, {}, (), None, 0),
+            make_target_health("llama-0", url="http://a/metrics", last_scrape_time=NOW, errors_by_kind={"timeout": 2},
+                               labels={"node": "gpu-a", "gpu_model": "H100"}, skipped_lines={"bad_line": 1},
+                               last_success_time=NOW, counter_resets=1),
+            make_target_health("llama-1", url="http://b/metrics", last_scrape_time=NOW, scrape_duration_seconds=0.02,
+                               labels={"node": "gpu-b", "gpu_model": "H100"},
+                               missing_series=("vllm:prefix_cache_hits_total",), last_success_time=NOW),
+            make_target_health("qwen-0", url="http://c/metrics", up=False, last_scrape_time=NOW,
+                               scrape_duration_seconds=3.0, last_error="timed out", last_error_kind="timeout",
+                               consecutive_failures=4, errors_by_kind={"timeout": 4}),
         ),
     )
 
@@ -435,9 +438,10 @@ class DemoWindow:
     def export(self) -> dict[str, Any]:
         s = self.tracker.signals()
         assert s is not None
-        target = TargetHealth(DEMO_REPLICA, "http://vllm-llama-0.inference.svc:8000/metrics", True, self.now, 0.01,
-                              "", "", 0, labels={"namespace": "inference", "pod": "vllm-llama-0", "node": "gpu-node-a"})
-        metrics = genai_histograms(FleetState(time=self.now, signals=(s,), targets=(target,)))
+        target = make_target_health(DEMO_REPLICA, url="http://vllm-llama-0.inference.svc:8000/metrics",
+                                    last_scrape_time=self.now,
+                                    labels={"namespace": "inference", "pod": "vllm-llama-0", "node": "gpu-node-a"})
+        metrics = genai_histograms(make_state(s, targets=(target,), time=self.now))
         for m in metrics:
             assert m.data.aggregation_temporality.name == "CUMULATIVE" and m.unit == "s"
         return {m.name: m.data.data_points[0] for m in metrics}

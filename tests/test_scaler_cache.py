@@ -12,38 +12,28 @@ import pytest
 
 from llmobs.serving.scaler.cache import ScalerError, SignalCache, answer, build_snapshot
 from llmobs.serving.scaler.metadata import parse_metadata
-from llmobs.signals.types import Attribution, Distribution, ModelEndpointSignals
-from llmobs.state import FleetState, TargetHealth
+from llmobs.signals.types import ModelEndpointSignals
+from llmobs.state import FleetState
+from tests.factories import make_signals, make_state, scraped_target
 
 NOW = 1_800_000_000.0
-EMPTY_DIST = Distribution({0.5: math.nan, 0.9: math.nan, 0.99: math.nan}, math.nan, 0.0)
 
 
-def make_signals(model: str, endpoint: str, *, waiting: float = 0.0, running: float = 0.0, kv: float = 0.0,
-                 rate: float = 0.0, node: str = "") -> ModelEndpointSignals:
-    """A `ModelEndpointSignals` with the fields the scaler reads set and the rest neutral."""
-    return ModelEndpointSignals(
-        attribution=Attribution(model, endpoint, node, ""), window_seconds=60.0, kv_cache_utilization=kv,
-        kv_cache_utilization_max=kv, kv_cache_capacity_tokens=None, requests_running=running,
-        requests_waiting=waiting, requests_waiting_by_reason={}, requests_swapped=None, request_rate=rate,
-        prompt_tokens_rate=rate * 100, generation_tokens_rate=rate * 10, preemption_rate=0.0,
-        finished_rate_by_reason={}, prefix_cache_hit_ratio=0.0, ttft=EMPTY_DIST, itl=EMPTY_DIST,
-        e2e_latency=EMPTY_DIST, queue_time=EMPTY_DIST, prompt_length=EMPTY_DIST, generation_length=EMPTY_DIST,
-        lora_adapters_running=0, lora_adapters_waiting=0)
-
-
-def health(endpoint: str, last_success: float | None, **labels: str) -> TargetHealth:
-    return TargetHealth(endpoint, f"http://{endpoint}/metrics", last_success is not None, last_success, 0.01, "", "",
-                        0, labels=labels, last_success_time=last_success)
+def load(model: str, endpoint: str, waiting: float, running: float, kv: float, rate: float,
+         node: str) -> ModelEndpointSignals:
+    """An endpoint under load, with the token rates a fixed multiple of the request rate."""
+    return make_signals(model, endpoint, node=node, requests_waiting=waiting, requests_running=running,
+                        kv_cache_utilization=kv, kv_cache_utilization_max=kv, request_rate=rate,
+                        prompt_tokens_rate=rate * 100, generation_tokens_rate=rate * 10)
 
 
 def fleet_state(time: float = NOW) -> FleetState:
-    return FleetState(time=time, signals=(
-        make_signals("llama", "llama-0", waiting=3, running=8, kv=0.9, rate=2.0, node="n1"),
-        make_signals("llama", "llama-1", waiting=1, running=4, kv=0.5, rate=1.0, node="n2"),
-        make_signals("qwen", "qwen-0", waiting=0, running=0, kv=0.0, rate=0.0, node="n3"),
-    ), targets=(health("llama-0", time, namespace="prod"), health("llama-1", time, namespace="staging"),
-                health("qwen-0", time)))
+    return make_state(
+        load("llama", "llama-0", waiting=3, running=8, kv=0.9, rate=2.0, node="n1"),
+        load("llama", "llama-1", waiting=1, running=4, kv=0.5, rate=1.0, node="n2"),
+        load("qwen", "qwen-0", waiting=0, running=0, kv=0.0, rate=0.0, node="n3"),
+        targets=(scraped_target("llama-0", time, namespace="prod"),
+                 scraped_target("llama-1", time, namespace="staging"), scraped_target("qwen-0", time)), time=time)
 
 
 class Forecasts:
@@ -133,8 +123,8 @@ def test_stale_state_is_unavailable_never_an_old_value() -> None:
 
 
 def test_endpoints_without_a_recent_scrape_drop_out_and_all_down_is_unavailable() -> None:
-    state = FleetState(time=NOW, signals=fleet_state().signals,
-                       targets=(health("llama-0", NOW - 100), health("llama-1", NOW), health("qwen-0", NOW - 100)))
+    state = make_state(*fleet_state().signals, time=NOW, targets=(
+        scraped_target("llama-0", NOW - 100), scraped_target("llama-1", NOW), scraped_target("qwen-0", NOW - 100)))
     snap = build_snapshot(state, stale_after=15, now=NOW)
     assert value(snap, model="llama") == 1.0  # llama-0's last queue (3) is 100 s old: not counted
     with pytest.raises(ScalerError) as e:
@@ -145,8 +135,8 @@ def test_endpoints_without_a_recent_scrape_drop_out_and_all_down_is_unavailable(
 
 
 def test_nan_and_negative_readings_are_never_answered() -> None:
-    state = FleetState(time=NOW, signals=(make_signals("m", "m-0", waiting=-2, kv=math.nan),),
-                       targets=(health("m-0", NOW),))
+    state = make_state(make_signals("m", "m-0", requests_waiting=-2, kv_cache_utilization=math.nan),
+                       targets=(scraped_target("m-0", NOW),), time=NOW)
     snap = build_snapshot(state, stale_after=15, now=NOW)
     assert value(snap, model="m") == 0.0
     with pytest.raises(ScalerError, match="not a finite number"):

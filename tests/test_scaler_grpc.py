@@ -36,7 +36,7 @@ from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.service import SNAPSHOT_VERSION_KEY
 from llmobs.sources.targets import StaticTargetSource
 from llmobs.state import FleetState, StateHolder
-from tests.test_scaler_cache import health, make_signals
+from tests.factories import make_signals, make_state, scraped_target
 
 KEDA_DEADLINE = 3.0
 INTERVAL = 0.3
@@ -224,8 +224,8 @@ async def test_metrics_api_json_health_and_self_metrics(live) -> None:
 
 def publish(holder: StateHolder, waiting: float, *, model: str = "m", at: float | None = None) -> None:
     t = time.time() if at is None else at
-    holder.publish(FleetState(time=t, signals=(make_signals(model, f"{model}-0", waiting=waiting),),
-                              targets=(health(f"{model}-0", t),)))
+    holder.publish(make_state(make_signals(model, f"{model}-0", requests_waiting=waiting),
+                              targets=(scraped_target(f"{model}-0", t),), time=t))
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -25,8 +25,8 @@ from llmobs.serving.scaler.proto import answers_pb2
 from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
 from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.triggers import TriggerRegistry
-from llmobs.state import FleetState, StateHolder
-from tests.test_scaler_cache import health, make_signals
+from llmobs.state import StateHolder
+from tests.factories import make_signals, make_state, scraped_target
 from tests.test_scaler_grpc import publish, scaler_config
 
 HORIZONS = ScalerConfig().horizons()
@@ -59,9 +59,10 @@ async def answers(port: int, meta: dict[str, str]) -> list[tuple[str, str]]:
 
 def two_models(holder: StateHolder) -> None:
     now = time.time()
-    holder.publish(FleetState(time=now, signals=(make_signals("m", "m-0", waiting=3, running=2, kv=0.5),
-                                                 make_signals("modèle-ü", "u-0", waiting=1)),
-                              targets=(health("m-0", now), health("u-0", now))))
+    holder.publish(make_state(make_signals("m", "m-0", requests_waiting=3, requests_running=2,
+                                           kv_cache_utilization=0.5, kv_cache_utilization_max=0.5),
+                              make_signals("modèle-ü", "u-0", requests_waiting=1),
+                              targets=(scraped_target("m-0", now), scraped_target("u-0", now)), time=now))
 
 
 async def front_end_counts(handle: ScalerHandle) -> int:
@@ -151,8 +152,8 @@ async def test_the_front_end_comes_back_on_the_same_port_when_it_dies() -> None:
 
 def test_build_table_carries_values_errors_and_when_each_stops_being_valid() -> None:
     now = time.time()
-    state = FleetState(time=now - 1, signals=(make_signals("m", "m-0", waiting=3), make_signals("m", "m-1")),
-                       targets=(health("m-0", now - 1), health("m-1", now - 5)))
+    state = make_state(make_signals("m", "m-0", requests_waiting=3), make_signals("m", "m-1"),
+                       targets=(scraped_target("m-0", now - 1), scraped_target("m-1", now - 5)), time=now - 1)
     snapshot = build_snapshot(state, stale_after=10, now=now)
     registry = TriggerRegistry(HORIZONS, lambda: {"m", "x"})  # "x": known (scaler.models) but not scraped
     for meta in ({"model": "m"}, {"model": "m", "endpoint": "m-1"}, {"model": "x"}):

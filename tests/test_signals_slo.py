@@ -16,11 +16,11 @@ from llmobs.pipeline import Pipeline
 from llmobs.serving.collector import FleetCollector
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution, ModelEndpointSignals
-from llmobs.sources.normalize import HistogramSnapshot, ModelScrape, normalize
+from llmobs.sources.normalize import HistogramSnapshot, ModelScrape
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource
-from llmobs.sources.textformat import parse_text
-from llmobs.state import FleetState, StateHolder
+from llmobs.state import StateHolder
+from tests.factories import make_state, signals_from_page
 from tests.pageserver import PageServer
 
 INF = math.inf
@@ -114,12 +114,7 @@ def test_good_never_exceeds_total_even_on_a_broken_page(buckets: list[int], coun
 
 
 def test_real_vllm_page_counts_tpot_per_request_not_per_token(fixture_page: str) -> None:
-    scrape = normalize(parse_text(fixture_page).samples, 0.0)
-    t = ModelEndpointTracker(Attribution("tiny", "e"), 60.0)
-    t.observe(scrape.models["tiny"], 0.0)
-    t.observe(scrape.models["tiny"], 5.0)
-    s = t.signals()
-    assert s is not None
+    s = signals_from_page(fixture_page)
     # vllm:request_time_per_output_token_seconds_count is 8 (requests); the per-token ITL histogram has 223
     assert s.totals["tpot_slo_requests"] == 8 == s.totals["e2e_slo_requests"] == s.totals["ttft_slo_requests"]
     assert (s.tpot_slo_threshold_seconds, s.e2e_slo_threshold_seconds, s.ttft_slo_threshold_seconds) == (0.1, 30, 1)
@@ -128,7 +123,7 @@ def test_real_vllm_page_counts_tpot_per_request_not_per_token(fixture_page: str)
 
 def _exposed(signals: ModelEndpointSignals) -> dict[str, list[float]]:
     holder = StateHolder()
-    holder.publish(FleetState(time=0.0, signals=(signals,), targets=()))
+    holder.publish(make_state(signals))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))
     return {f.name: [x.value for x in f.samples if not x.name.endswith("_created")]
