@@ -128,8 +128,8 @@ async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_f
     publish(holder, 3)
     handle = await serve_scaler(scaler_config(engine, stale_after_intervals=1e6), holder, interval_seconds=1.0)
     pids: list[int | str] = ["self"]
-    if handle._frontend is not None and handle._frontend._proc is not None:
-        pids.append(handle._frontend._proc.pid)
+    if handle.frontend is not None and handle.frontend.pid is not None:
+        pids.append(handle.frontend.pid)
     healthy = pb.GetMetricsRequest(scaledObjectRef=ref({"model": "m"}))
     latencies: list[float] = []
     peak = 0.0

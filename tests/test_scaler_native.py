@@ -67,8 +67,8 @@ def two_models(holder: StateHolder) -> None:
 
 async def front_end_counts(handle: ScalerHandle) -> int:
     await asyncio.sleep(1.2)  # the front end writes its counts every second
-    assert handle._workdir is not None
-    return sum(read_stats(handle._workdir / "stats.tsv").values())
+    assert handle.workdir is not None
+    return sum(read_stats(handle.workdir / "stats.tsv").values())
 
 
 async def test_same_answers_as_python_and_served_by_the_front_end_once_known() -> None:
@@ -100,8 +100,8 @@ async def test_a_table_python_stopped_writing_is_not_trusted_and_a_corrupt_one_i
     # A long interval: the refresher does not rewrite the table while the test replaces it.
     handle = await serve_scaler(scaler_config("native", stale_after_intervals=100), holder, interval_seconds=60)
     meta = {"model": "m", "signal": "queue_depth"}
-    assert handle._workdir is not None
-    table_path: Path = handle._workdir / "answers.pb"
+    assert handle.workdir is not None
+    table_path: Path = handle.workdir / "answers.pb"
     try:
         await answers(handle.port, meta)
         await handle.refresher.refresh_async()  # now in the table
@@ -136,9 +136,9 @@ async def test_the_front_end_comes_back_on_the_same_port_when_it_dies() -> None:
     try:
         port = handle.port
         assert (await answers(port, {"model": "m"}))[1][0] == "OK"
-        frontend = handle._frontend
-        assert frontend is not None and frontend._proc is not None
-        frontend._proc.kill()
+        frontend = handle.frontend
+        assert frontend is not None and frontend.pid is not None
+        os.kill(frontend.pid, signal.SIGKILL)
         for _ in range(100):
             if frontend.restarts == 1:  # counted once the new process listens
                 break
@@ -147,7 +147,7 @@ async def test_the_front_end_comes_back_on_the_same_port_when_it_dies() -> None:
         assert (await answers(port, {"model": "m"}))[1][0] == "OK"
     finally:
         await handle.stop()
-    assert handle._workdir is not None and not handle._workdir.exists()  # socket, table, stats removed
+    assert handle.workdir is not None and not handle.workdir.exists()  # socket, table, stats removed
 
 
 def test_build_table_carries_values_errors_and_when_each_stops_being_valid() -> None:
@@ -209,7 +209,7 @@ async def test_garbage_requests_get_an_error_and_the_front_end_keeps_serving() -
                     assert e.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT,
                                               grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.RESOURCE_EXHAUSTED
                                               ), (method, body[:8], e.value)  # the last: over 64 KiB
-        assert handle._frontend is not None and handle._frontend.restarts == 0
+        assert handle.frontend is not None and handle.frontend.restarts == 0
         assert (await answers(handle.port, {"model": "m"}))[1][0] == "OK"
     finally:
         await handle.stop()

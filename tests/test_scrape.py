@@ -3,7 +3,9 @@ keep producing signals. Targets are real loopback servers (tests/pageserver.py).
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -199,16 +201,30 @@ def test_library_use_leaves_the_process_garbage_collector_alone() -> None:
     assert gc.get_freeze_count() == 0
 
 
-def test_scrapes_start_one_host_at_a_time_in_turn() -> None:
-    from llmobs.pipeline import _round_robin_by_host
+async def test_scrapes_start_one_host_at_a_time_in_turn() -> None:
+    """Three hosts (one loopback server each) behind one scraper that admits a single scrape at a time: the
+    requests arrive one per host in turn, not all of the first host's before the second's."""
+    arrivals: list[str] = []
 
-    targets = [Target(f"http://h{h}:8000/replicas/{i}/metrics", f"{h}-{i}") for h in (1, 2) for i in range(3)]
-    targets.append(Target("https://h3/metrics", "3"))
-    order = _round_robin_by_host(targets)
-    assert sorted(order) == list(range(len(targets)))
-    assert [targets[i].name for i in order] == ["1-0", "2-0", "3", "1-1", "2-1", "1-2", "2-2"]
-    solo = [Target(f"http://pod-{i}:8000/metrics", str(i)) for i in range(4)]
-    assert _round_robin_by_host(solo) == [0, 1, 2, 3]
+    def page(name: str) -> Callable[[int], str]:
+        def answer(n: int) -> str:
+            arrivals.append(name)
+            return GOOD % n
+        return answer
+
+    layout = {"1": 3, "2": 3, "3": 1}
+    async with contextlib.AsyncExitStack() as stack:
+        servers = {h: await stack.enter_async_context(PageServer({f"{h}-{i}": page(f"{h}-{i}") for i in range(n)}))
+                   for h, n in layout.items()}
+        targets = [servers[h].target(f"{h}-{i}") for h, n in layout.items() for i in range(n)]
+        scraper = Scraper(max_concurrency=1)
+        await Pipeline(StaticTargetSource(targets), scraper, StateHolder()).run_cycle()
+        assert arrivals == ["1-0", "2-0", "3-0", "1-1", "2-1", "1-2", "2-2"]
+        arrivals.clear()  # one target per host, as with plain vLLM pods: the list order
+        solo = [servers["3"].target("3-0"), servers["1"].target("1-0"), servers["2"].target("2-0")]
+        await Pipeline(StaticTargetSource(solo), scraper, StateHolder()).run_cycle()
+        assert arrivals == ["3-0", "1-0", "2-0"]
+        await scraper.aclose()
 
 
 async def test_the_content_type_decides_how_a_page_is_read() -> None:

@@ -9,12 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmobs.sources import textformat as tf
-from llmobs.sources.textformat import ParsedPage, Sample, TextParser, parse_text
+from llmobs.sources.textformat import SHARE_PER_PAGE, ParsedPage, Sample, TextParser, parse_text, shared_series_count
 
 HERE = Path(__file__).parent
 FIXTURE = HERE / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
@@ -216,7 +215,7 @@ def test_huge_label_value() -> None:
     assert first.samples[0].labels["a"] == big
     assert first.samples[0].labels["b"] == '"' + big
     assert norm(first) == norm(second)
-    assert len(parser._series) == 1  # the huge series text is not cached, the small one is
+    assert parser.cached_series == 1  # the huge series text is not cached, the small one is
 
 
 def test_cache_is_bounded_and_results_unchanged() -> None:
@@ -224,7 +223,7 @@ def test_cache_is_bounded_and_results_unchanged() -> None:
     small = TextParser(max_cache_entries=10)
     for _ in range(3):
         page = small.parse(text)
-        assert len(small._series) <= 10
+        assert small.cached_series <= 10
         assert norm(page) == norm(parse_text(text))
     assert norm(TextParser(max_cache_entries=0).parse(text)) == norm(parse_text(text))
 
@@ -268,9 +267,10 @@ def test_fixture_warm_equals_cold_and_uses_bulk_path() -> None:
     text = read(FIXTURE)
     parser = TextParser()
     cold = parser.parse(text)
-    assert parser._parse_bulk(text.split("\n")) is not None  # the warm fast path applies to vLLM pages
-    changed = text.replace(" 0.0\n", " 1.0\n")
+    assert parser.last_path == "lines"  # a first scrape
     assert norm(parser.parse(text)) == norm(cold)
+    assert parser.last_path == "bulk"  # the warm fast path applies to vLLM pages
+    changed = text.replace(" 0.0\n", " 1.0\n")
     assert norm(parser.parse(changed)) == norm(parse_text(changed))
 
 
@@ -359,8 +359,6 @@ def test_warm_equals_cold(first: str, second: str, max_entries: int, openmetrics
     assert norm(parser.parse(second, openmetrics)) == norm(parse_text(second, openmetrics))
     assert norm(parser.parse(first, not openmetrics)) == norm(parse_text(first, not openmetrics))
     assert norm(parser.parse(first, openmetrics)) == norm(parse_text(first, openmetrics))
-    if not openmetrics:  # the line-by-line reference path agrees with whatever path parse() took
-        assert norm(parser._parse_lines(second.split("\n"))) == norm(parse_text(second))
 
 
 def test_openmetrics_page_takes_bulk_path_and_matches_cold() -> None:
@@ -368,9 +366,8 @@ def test_openmetrics_page_takes_bulk_path_and_matches_cold() -> None:
     parser = TextParser()
     cold = parser.parse(text, openmetrics=True)
     assert cold.skipped == {} and len(cold.samples) == 425
-    lines = text.split("\n")
-    assert parser._parse_bulk(lines[: lines.index("# EOF")]) is not None
     assert norm(parser.parse(text, openmetrics=True)) == norm(cold)
+    assert parser.last_path == "bulk"
     late = text + "late_sample 1\n"
     assert norm(parser.parse(late, openmetrics=True)) == norm(parse_text(late, openmetrics=True))
     assert parser.parse(late, openmetrics=True).skipped == {"after_eof": 1}
@@ -415,26 +412,23 @@ def test_fixture_next_scrapes_take_layout_path() -> None:
     parser.parse(text)
     parser.parse(text)
     changed = text.replace(" 0.0\n", " 2.5\n")
-    assert parser._parse_same_layout(changed.split("\n")) is not None
     assert norm(parser.parse(changed)) == norm(parse_text(changed))
+    assert parser.last_path == "same_layout"
     glued = changed.replace("process_open_fds 34.0", "process_open_fds34.0")
-    assert parser._parse_same_layout(glued.split("\n")) is None
     assert norm(parser.parse(glued)) == norm(parse_text(glued))
+    assert parser.last_path != "same_layout"  # a line changed shape: the layout no longer holds
     assert parser.parse(glued).skipped == {"malformed": 1}
-
-
-def _series_outcome(parse: Callable[[str], tuple[str, dict[str, str], int]], line: str) -> object:
-    try:
-        return parse(line)
-    except tf._Skip as skip:
-        return skip.reason
 
 
 @settings(max_examples=200, deadline=None)
 @given(sample_lines())
 def test_series_fast_path_agrees_with_general(line: str) -> None:
-    """The one-regex reader of simple `name{labels}` texts answers exactly like the token-by-token one."""
-    assert _series_outcome(tf._parse_series, line) == _series_outcome(tf._parse_series_general, line)
+    """A blank between a name and its `{` sends the series text to the token-by-token reader; the one-regex
+    reader of simple `name{labels}` texts must read every line exactly as that one does."""
+    head = line.split(" ", 1)[0]
+    assume("{" in head)
+    spaced = line.replace("{", " {", 1)
+    assert norm(parse_text(spaced)) == norm(parse_text(line))
 
 
 def test_warm_samples_are_ordinary_frozen_samples() -> None:
@@ -460,14 +454,12 @@ def test_lone_surrogates_and_control_characters() -> None:
 def test_parsers_of_replicas_share_series_entries_and_junk_cannot_flush_the_pool(fixture_page: str) -> None:
     """Replicas of one model write the same series texts: every target's parser ends up holding the very
     same label dicts (one copy in memory, whatever the number of targets), with identical results; a page
-    of fresh junk series adds at most _SHARE_PER_PAGE entries to the shared pool."""
-    from llmobs.sources import textformat
-
+    of fresh junk series adds at most SHARE_PER_PAGE entries to the shared pool."""
     a, b = TextParser(), TextParser()
     pa, pb = a.parse(fixture_page), b.parse(fixture_page)
     assert [(s.name, s.labels, s.value) for s in pa.samples] == [(s.name, s.labels, s.value) for s in pb.samples]
     assert all(x.labels is y.labels for x, y in zip(pa.samples, pb.samples, strict=True))
-    before = len(textformat._shared_series)
-    junk = "".join(f'junk_{i}{{a="{i}.5"}} 1\n' for i in range(textformat._SHARE_PER_PAGE * 3))
-    assert len(TextParser().parse(junk).samples) == textformat._SHARE_PER_PAGE * 3
-    assert len(textformat._shared_series) <= before + textformat._SHARE_PER_PAGE
+    before = shared_series_count()
+    junk = "".join(f'junk_{i}{{a="{i}.5"}} 1\n' for i in range(SHARE_PER_PAGE * 3))
+    assert len(TextParser().parse(junk).samples) == SHARE_PER_PAGE * 3
+    assert shared_series_count() <= before + SHARE_PER_PAGE
