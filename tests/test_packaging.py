@@ -124,6 +124,8 @@ def test_core_install_scrapes_and_exports(core_venv: Path, vllm_page: str, tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()  # the pipe is ours to close (ResourceWarning otherwise)
 
 
 @pytest.mark.parametrize(("args", "extra"), [
@@ -186,3 +188,5 @@ def test_agent_extra_alone_runs_the_node_agent(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()  # the pipe is ours to close (ResourceWarning otherwise)

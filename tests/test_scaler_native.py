@@ -231,6 +231,7 @@ def test_the_front_end_exits_when_llmobs_is_killed(tmp_path: Path) -> None:
     assert word == "listening"
     parent.kill()
     parent.wait()
+    parent.stdout.close()
     stat = Path(f"/proc/{pid}/stat")
     for _ in range(100):
         if not stat.exists() or stat.read_text().split()[2] == "Z":  # exited (a zombie until init reaps it)
