@@ -44,7 +44,7 @@ native: $(STAMP)
 	$(MAKE) -s -C exporters/scaler-frontend
 	install -m 0755 exporters/scaler-frontend/build/llmobs-scaler-frontend $(BIN)/llmobs-scaler-frontend
 
-## make bench: every benchmark; each prints its figures and, last, `ratio: X`
+## make bench: every benchmark; each prints its figures and, last, `ratio: X` (soak.py: `result: PASS|FAIL`)
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/autoscale.py [--trace FILE ...] [--cold-start 5m] [--quick]
 
-Protocol (docs/forecasting.md, "Autoscaling benchmark"), per trace:
+Protocol (docs/benchmarks/autoscale.md), per trace:
 
 1. Demand: the 1-hour per-request traces in 10 s buckets; ServeGen's 10-minute rates interpolated
    linearly to 60 s (the 10-minute means are kept). Cold start 5 min (a GPU replica loading weights).
@@ -18,7 +18,7 @@ Protocol (docs/forecasting.md, "Autoscaling benchmark"), per trace:
 5. A (out of sample): each llmobs policy's headroom is tuned on the first 40 % to reactive's
    replica-minutes there, then frozen and run on the test part; its cost deviation is printed.
    B (equal cost): each llmobs policy's headroom is set so that its replica-minutes on the test part
-   match reactive's within 2 % — the issue's comparison. The search reads only replica-minutes (the
+   match reactive's within 2 % — the headline comparison. The search reads only replica-minutes (the
    budget), never under-provisioning; forecasts stay causal.
 6. Ratio per trace = reactive under-provisioned minutes ÷ hybrid's (B). 0 ÷ 0 counts as 1.0 (nothing to
    remove); x ÷ 0 as inf. The last line is the smallest over traces.

@@ -1,4 +1,4 @@
-"""Speed of a 14-day rolling-origin backtest at 10-minute steps (issue target: < 30 s on 2 cores).
+"""Speed of a 14-day rolling-origin backtest at 10-minute steps (target: < 30 s on 2 cores).
 
 Usage: .venv/bin/python benchmarks/backtest_speed.py [--repeat 3]
 

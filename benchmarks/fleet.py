@@ -11,7 +11,7 @@ Samples: llmobs counts the samples it parsed from good scrapes; Prometheus repor
 `prometheus_tsdb_head_samples_appended_total`. CPU seconds per million samples are given for both, and
 the last line is `ratio: X` = Prometheus' CPU per sample ÷ llmobs' (higher is better for llmobs).
 
-Targets (issue 9): exporter < 1 core, < 600 MB RSS, scrape-cycle p99 < 2.5 s.
+Targets: exporter < 1 core, < 600 MB RSS, scrape-cycle p99 < 2.5 s.
 
     .venv/bin/python benchmarks/fleet.py [--endpoints 1000] [--interval 5] [--duration 300] [--sim-procs 4]
 """

@@ -1,4 +1,4 @@
-"""Wall time of one live forecast refresh in the exporter (issue target: < 200 ms, off the scrape loop).
+"""Wall time of one live forecast refresh in the exporter (target: < 200 ms, off the scrape loop).
 
 Usage: .venv/bin/python benchmarks/forecast_refresh.py [--models 4] [--refreshes 50]
 

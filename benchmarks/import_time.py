@@ -8,7 +8,7 @@ is the median wall time. `import json` is the baseline: interpreter start plus o
 
     above(x) = median(python -c x) − median(python -c "import json")
 
-The target (the library issue): `python -c "import llmobs"` under 150 ms, interpreter start included:
+The target: `python -c "import llmobs"` under 150 ms, interpreter start included:
 
     ratio = 150 ms ÷ median(python -c "import llmobs")
 

@@ -1,4 +1,4 @@
-"""NVML collection time for 8 GPUs (issue 6 target: < 50 ms per collection), against the NVML double.
+"""NVML collection time for 8 GPUs (target: < 50 ms per collection), against the NVML double.
 
 There is no GPU where this runs, so the figure cannot be a hardware measurement. What it measures, and
 what it assumes:

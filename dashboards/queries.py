@@ -42,13 +42,13 @@ DEFAULT_SUBSTITUTIONS: dict[str, str] = {
     "__range": "1h",
 }
 
-# Metric families that `llmobs demo` does not export yet, with the reason: against the demo alone, a query
+# Metric families that `llmobs demo` does not export, with the reason: against the demo alone, a query
 # reading one of them returns no series. tests/test_e2e_prometheus_dashboards.py feeds them from a
-# labelled synthetic page instead, and fails as soon as the demo exporter exports one of them, so that
-# this list shrinks as the components land. Keys are substrings of the query text.
+# labelled synthetic page instead, and fails as soon as the demo exporter exports one of them (then its
+# entry goes). Keys are substrings of the query text.
 EXPECTED_EMPTY: dict[str, str] = {
-    "llmobs_gpu_": "GPU (NVML) collector not built yet; the demo fleet has no GPUs",
-    "gpu:llmobs_gpu_": "recording rule over the GPU (NVML) series, which do not exist yet",
+    "llmobs_gpu_": "the node agent (`llmobs agent`) exports the GPU (NVML) series; the demo fleet has no GPUs",
+    "gpu:llmobs_gpu_": "recording rule over the node agent's GPU (NVML) series, which the demo has not",
 }
 
 

@@ -41,7 +41,7 @@ column writes them as OTLP does (UCUM: `s`, `By`, `1` for a ratio, `{request}` f
 
 Common labels on every model × endpoint signal: `model` (vLLM `model_name`), `endpoint` (the target's
 name, default its URL host:port), `node` and `gpu_model` (empty when unknown; filled from target
-config or, later, Kubernetes/NVML attribution). Quantile series add `quantile` ∈ {`0.5`,`0.9`,`0.99`}.
+config, Kubernetes discovery or the node agent). Quantile series add `quantile` ∈ {`0.5`,`0.9`,`0.99`}.
 Windowed signals use the signal window (`signals.window_seconds`, default 60 s).
 
 One quantity, one row: where a series is also read under another name, the row says so — its OTLP

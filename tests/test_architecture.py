@@ -22,8 +22,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "llmobs"
 
 # low → high; each entry is one layer of peer units (a unit is `llmobs.<top-level module or package>`)
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # dependency-free helpers: the version, the bounded YAML loader, extras, lazy exports, metric catalogue
-    ("llmobs", "llmobs._yaml", "llmobs._extras", "llmobs._lazy", "llmobs.metrics_catalogue", "llmobs.durations"),
+    ("llmobs._lazy",),  # lazy package exports, which the root package itself uses
+    # dependency-free helpers: the version and public API (re-exported lazily), the bounded YAML loader,
+    # extras, the metric catalogue, durations
+    ("llmobs", "llmobs._yaml", "llmobs._extras", "llmobs.metrics_catalogue", "llmobs.durations"),
     # what every command shares (one-line errors, DURATION options) and checks of the files a config names
     ("llmobs.cli_support", "llmobs.filechecks"),
     ("llmobs.metric_families",),  # catalogue rows -> prometheus_client families, for every collector
@@ -36,6 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("llmobs.feedback", "llmobs.agent", "llmobs.demo"),  # components that serve on their own ports
     ("llmobs.config",),  # the root config: embeds component config models only
     ("llmobs.runtime", "llmobs.preflight"),  # starts what a config enables; checks the files it names
+    ("llmobs.exporter",),  # the runtime as an async context manager, for programs that embed llmobs
     ("llmobs.cli",),
 )
 LAYER_OF = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
@@ -54,12 +57,31 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _facade_type_checking_blocks(tree: ast.Module) -> list[ast.If]:
+    """The root package's `if TYPE_CHECKING:` blocks: the facade's names for type checkers."""
+    return [node for node in tree.body if isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+            and node.test.id == "TYPE_CHECKING"]
+
+
 def llmobs_imports(path: Path) -> set[str]:
-    """Every llmobs module `path` imports, at the top or inside a function, relative imports resolved."""
+    """Every llmobs module `path` imports, at the top or inside a function, relative imports resolved.
+
+    One exception: the root `llmobs/__init__.py` re-exports the public API from every layer, lazily, and
+    names those objects for type checkers in `if TYPE_CHECKING:` (tests/test_public_api.py checks the two
+    agree); those imports never run, so they are not
+    the root's dependencies. (The re-exports cannot hide an upward import: code inside llmobs may not import
+    them from the root, see test_package_code_does_not_import_the_facade.)
+    """
     name = module_name(path)
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    if name == "llmobs":
+        skipped = {id(n) for block in _facade_type_checking_blocks(tree) for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -151,6 +173,27 @@ def test_no_package_cycles() -> None:
     assert _cycles(graph) == []
 
 
+def _facade_exports() -> dict[str, str]:
+    """The root package's `_EXPORTS` literal: public name -> "submodule" or "submodule:attribute"."""
+    tree = ast.parse((SRC / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("llmobs/__init__.py has no _EXPORTS")
+
+
+def test_package_code_does_not_import_the_facade() -> None:
+    """`from llmobs import X` inside llmobs would reach any layer through the lazy re-exports; code inside
+    the package imports from the module that defines X (only `__version__` lives in the root)."""
+    facade = set(_facade_exports())
+    wrong = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "llmobs" and not node.level:
+                wrong += [f"{path.relative_to(SRC)}: {a.name}" for a in node.names if a.name in facade]
+    assert not wrong, "import these from their modules:\n  " + "\n  ".join(wrong)
+
+
 def test_the_checks_see_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
@@ -184,6 +227,15 @@ def test_sources_never_import_serving_or_cli() -> None:
         assert not _hits(names, forbidden), f"{module}: {_hits(names, forbidden)}"
 
 
+READ_TWO_PAGES = f"""
+text = open({str(SRC.parents[1] / "tests" / "fixtures" / "vllm-0.32.0-cpu-metrics.txt")!r}).read()
+tracker = SignalTracker("e")
+tracker.observe(parse_page(text), 0.0)
+assert tracker.observe(parse_page(text), 1.0)
+load_config_text("{{}}")
+"""
+
+
 def _loaded_after(statement: str) -> set[str]:
     """Top-level names in sys.modules after `statement` in a fresh interpreter."""
     code = f"import json, sys\n{statement}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
@@ -192,8 +244,11 @@ def _loaded_after(statement: str) -> set[str]:
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
-@pytest.mark.parametrize("statement", ["import llmobs", "import llmobs.config",
-                                       "from llmobs.config import load_config_text; load_config_text('{}')"])
+@pytest.mark.parametrize("statement", [
+    "import llmobs", "import llmobs.config", "from llmobs.config import load_config_text; load_config_text('{}')",
+    # the whole public API, resolved, and a page read into signals: an embedding program pays for no extra
+    "from llmobs import *\n" + READ_TWO_PAGES,
+])
 def test_library_and_config_load_no_heavy_library(statement: str) -> None:
     assert _loaded_after(statement) & set(HEAVY) == set()
 

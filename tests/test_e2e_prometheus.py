@@ -1,4 +1,4 @@
-"""Item 11 of the foundation: Debian's real Prometheus scrapes the exporter (fed by the demo fleet over
+"""Debian's real Prometheus scrapes the exporter (fed by the demo fleet over
 HTTP) and PromQL returns llmobs' series with the public labels."""
 
 from __future__ import annotations

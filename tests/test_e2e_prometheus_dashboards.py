@@ -6,7 +6,7 @@ simulated users), so those panels read real series. It does not export the GPU f
 ``dashboards/queries.py`` lists them with the reason). So that the panels and rules reading them are
 still run for real — joins against the demo's own models and endpoints included — a second scrape
 target serves a *synthetic* page with those families under their documented names and labels (see
-``planned_families_page``). A separate test fails as soon as the demo exporter itself exports one of the
+``gpu_families_page``). A separate test fails as soon as the demo exporter itself exports one of the
 listed families: then its entry, and its part of the synthetic page, must go.
 """
 
@@ -93,8 +93,8 @@ def _demo_endpoints(page: str) -> list[dict[str, str]]:
     return []
 
 
-def planned_families_page(endpoints: list[dict[str, str]], now: float) -> str:
-    """SYNTHETIC series for the planned families (docs/metrics.md, last section), one GPU per demo
+def gpu_families_page(endpoints: list[dict[str, str]], now: float) -> str:
+    """SYNTHETIC series for the node agent's GPU families (docs/metrics.md), one GPU per demo
     replica, so that the panels reading them can be run. Values are made up; names and labels are not."""
     lines: list[str] = []
     for e in endpoints:
@@ -111,13 +111,13 @@ def planned_families_page(endpoints: list[dict[str, str]], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _PlannedFamilies:
-    """Loopback HTTP server answering /metrics with ``planned_families_page``."""
+class _GpuFamilies:
+    """Loopback HTTP server answering /metrics with ``gpu_families_page``."""
 
     def __init__(self, endpoints: list[dict[str, str]]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = planned_families_page(endpoints, time.time()).encode()
+                body = gpu_families_page(endpoints, time.time()).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.send_header("Content-Length", str(len(body)))
@@ -152,7 +152,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     demo = _Proc([sys.executable, "-m", "llmobs.cli", "demo", "--port", "0", "--scaler-port", "0",
                   "--feedback-port", "0", "--interval", "1",
                   "--window", "10", "--speedup", "10", "--no-tui"], cwd=ROOT)
-    prom = planned = None
+    prom = gpu_page = None
     try:
         exporter_port = None
         t0 = time.monotonic()
@@ -171,7 +171,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             endpoints = _demo_endpoints(httpx.get(f"{exporter}/metrics", timeout=5).text)
             time.sleep(0.5)
         assert endpoints, "the demo exporter never exported llmobs_endpoint_info"
-        planned = _PlannedFamilies(endpoints)
+        gpu_page = _GpuFamilies(endpoints)
 
         # The same rules as alerts/*.yaml, evaluated every second instead of every 30s, with one alert on a
         # hair trigger (any KV use, for 2s) so that it goes pending → firing on the real server. The
@@ -184,7 +184,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             rule_files.append(tmp / name)
         job = re.fullmatch(r'job="([^"]+)"', DEFAULT.exporter_selector)
         assert job, "the e2e test expects exporter_selector to be a job= matcher"
-        prom = PrometheusServer(tmp / "prom", [f"127.0.0.1:{exporter_port}", f"127.0.0.1:{planned.port}"],
+        prom = PrometheusServer(tmp / "prom", [f"127.0.0.1:{exporter_port}", f"127.0.0.1:{gpu_page.port}"],
                                 rule_files=rule_files, job=job.group(1))
         prom.start(timeout=30)
         # Every test starts from a Prometheus that has scraped both targets and evaluated the rules.
@@ -195,8 +195,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     finally:
         if prom is not None:
             prom.stop()
-        if planned is not None:
-            planned.stop()
+        if gpu_page is not None:
+            gpu_page.stop()
         demo.stop()
 
 
@@ -221,11 +221,11 @@ def test_every_panel_and_recording_rule_query_returns_series(stack):
         if pending:
             time.sleep(2)
     assert not pending, "no series for:\n" + "\n".join(
-        f"  {w}: {e}" + (f"  [planned family: {expected_empty_reason(e)}]" if expected_empty_reason(e) else "")
+        f"  {w}: {e}" + (f"  [not in the demo: {expected_empty_reason(e)}]" if expected_empty_reason(e) else "")
         for w, e in sorted(pending))
 
 
-def test_expected_empty_families_are_not_exported_by_the_demo_yet(stack):
+def test_expected_empty_families_are_not_exported_by_the_demo(stack):
     # The demo's own page, not Prometheus (which also scrapes the synthetic page).
     names = {fam.name for fam in text_string_to_metric_families(httpx.get(f"{stack.exporter}/metrics").text)}
     names |= {n + "_total" for n in names}
@@ -233,14 +233,14 @@ def test_expected_empty_families_are_not_exported_by_the_demo_yet(stack):
                     if needle.startswith("llmobs_") and any(n.startswith(needle) for n in names)}
     assert not now_exported, (
         "the demo exporter now exports these families: remove them from dashboards.queries.EXPECTED_EMPTY "
-        f"and from planned_families_page in this file: {now_exported}")
+        f"and from gpu_families_page in this file: {now_exported}")
 
 
-def test_only_planned_families_come_from_the_synthetic_page():
+def test_only_expected_empty_families_come_from_the_synthetic_page():
     endpoint = {"model": "m", "endpoint": "e", "node": "n", "gpu_model": "g", "gpu_uuid": "GPU-1"}
-    page = planned_families_page([endpoint], 0.0)
+    page = gpu_families_page([endpoint], 0.0)
     for fam in text_string_to_metric_families(page):
-        assert expected_empty_reason(fam.name) is not None, f"{fam.name} is not a planned family"
+        assert expected_empty_reason(fam.name) is not None, f"{fam.name} is not an expected-empty family"
 
 
 def test_variables_have_values(stack):

@@ -1,4 +1,4 @@
-"""The reader on a real NVIDIA GPU and driver (issue 6, item 7). Marked `hardware`: the only tests allowed
+"""The reader on a real NVIDIA GPU and driver. Marked `hardware`: the only tests allowed
 to skip in CI. Set LLMOBS_GPU_FIXTURE=path to also write what was read as JSON (a fixture to commit)."""
 
 from __future__ import annotations

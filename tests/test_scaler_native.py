@@ -239,3 +239,57 @@ def test_the_front_end_exits_when_llmobs_is_killed(tmp_path: Path) -> None:
         time.sleep(0.05)
     os.kill(int(pid), signal.SIGKILL)
     pytest.fail("the front end outlived the process that started it")
+
+
+def test_a_killed_llmobs_leaves_no_answer_table_behind_after_the_next_start(tmp_path: Path) -> None:
+    """A SIGKILLed llmobs cannot remove its native engine's folder (answer table, stats, socket); the next
+    start does, so a restarting pod's small /tmp does not fill up. A live process's folder is left alone."""
+    if locate_binary(BINARY_NAME) is None:
+        pytest.skip("the native front end is not built (make native)")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    starter = ("import asyncio, sys, tempfile\n"
+               "from llmobs.serving.scaler import ScalerConfig, serve_scaler\n"
+               "from llmobs.state import StateHolder\n"
+               "async def main():\n"
+               "    h = await serve_scaler(ScalerConfig(enabled=True, host='127.0.0.1', port=0, engine='native'),\n"
+               "                           StateHolder(), interval_seconds=0.2)\n"
+               "    print(h.port, flush=True)\n"
+               "    await asyncio.sleep(60)\n"
+               "asyncio.run(main())\n")
+    killed = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True, env=env)
+    assert killed.stdout is not None and killed.stdout.readline().strip().isdigit()
+    left = list(tmp_path.glob("llmobs-scaler-*"))
+    assert len(left) == 1 and (left[0] / "answers.pb").exists()
+    killed.kill()
+    killed.wait()
+    assert left[0].exists()  # SIGKILL: nothing could clean up
+    alive = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert alive.stdout is not None and alive.stdout.readline().strip().isdigit()
+        remaining = list(tmp_path.glob("llmobs-scaler-*"))
+        assert left[0] not in remaining and len(remaining) == 1  # the dead one's gone, the live one's own stays
+        later = subprocess.run([sys.executable, "-c", "from pathlib import Path\n"
+                                "from llmobs.serving.scaler.server import remove_orphaned_workdirs\n"
+                                f"print(remove_orphaned_workdirs(Path({str(tmp_path)!r})))"],
+                               capture_output=True, text=True, env=env, check=True)
+        assert later.stdout.strip() == "[]" and remaining[0].exists()  # a running llmobs keeps its folder
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+async def test_a_failed_start_leaves_no_folder_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KEDA's port already taken: the start fails with an error, and the native engine's folder is gone."""
+    if locate_binary(BINARY_NAME) is None:
+        pytest.skip("the native front end is not built (make native)")
+    import socket
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = ScalerConfig(enabled=True, host="127.0.0.1", port=taken.getsockname()[1], engine="native")
+        with pytest.raises(RuntimeError, match="cannot listen"):
+            await serve_scaler(config, StateHolder(), interval_seconds=0.2)
+    assert list(tmp_path.glob("llmobs-scaler-*")) == []

@@ -15,13 +15,15 @@ from typing import Any
 
 def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """`(__getattr__, __dir__)` for `package`, where `exports` maps a public name to its submodule
-    (relative to the package, e.g. `"server"`)."""
+    (relative to the package, e.g. `"server"`), or to `"submodule:attribute"` where the attribute has
+    another name there (`"METRICS": "metrics_catalogue:CATALOGUE"`)."""
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
-        if module is None:
+        target = exports.get(name)
+        if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        module, _, attribute = target.partition(":")
+        value = getattr(importlib.import_module(f"{package}.{module}"), attribute or name)
         globals_of_package = importlib.import_module(package).__dict__
         globals_of_package[name] = value  # cache: later lookups skip __getattr__
         return value

@@ -150,6 +150,8 @@ class ForecastSection(_Strict):
 
 
 class LlmobsConfig(_Strict):
+    """A whole llmobs configuration (the YAML `llmobs run --config` reads); unknown keys are errors."""
+
     targets: list[TargetConfig] = Field(default_factory=list)
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
@@ -163,6 +165,7 @@ class LlmobsConfig(_Strict):
     cost: CostConfig | None = Field(None, description="GPU $/h by gpu_model, for cost per 1k generated tokens")
 
     def build_targets(self) -> list[Target]:
+        """The static scrape targets; ConfigError when two share an endpoint name."""
         targets = [t.to_target() for t in self.targets]
         seen: set[str] = set()
         for t in targets:

@@ -61,6 +61,7 @@ class MetricSpec:
 
     @property
     def otlp_name(self) -> str | None:
+        """The OpenTelemetry metric name, None for a series llmobs does not push over OTLP."""
         return self.otlp.name if self.otlp else None
 
     @property

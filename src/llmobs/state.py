@@ -53,6 +53,12 @@ class ModelDemandPoint:
 
 @dataclass(frozen=True, slots=True)
 class FleetState:
+    """What one scrape cycle published: every model × endpoint's signals and every target's health.
+
+    Immutable, so a server thread reading it can never see it change; the pipeline publishes a new one each
+    cycle (`StateHolder.publish`).
+    """
+
     time: float
     signals: tuple[ModelEndpointSignals, ...] = ()
     targets: tuple[TargetHealth, ...] = ()
@@ -60,9 +66,11 @@ class FleetState:
     window_seconds: float = 60.0
 
     def models(self) -> list[str]:
+        """The models that have signals, sorted."""
         return sorted({s.attribution.model for s in self.signals})
 
     def for_model(self, model: str) -> list[ModelEndpointSignals]:
+        """`model`'s signals, one per endpoint serving it."""
         return [s for s in self.signals if s.attribution.model == model]
 
 

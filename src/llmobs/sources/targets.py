@@ -1,7 +1,7 @@
 """Where to scrape: the target source seam.
 
 The pipeline asks a `TargetSource` for the current targets every cycle, so a static YAML list and
-Kubernetes pod discovery (a later source) plug in the same way and targets may come and go.
+Kubernetes pod discovery (`sources/kubernetes/`) plug in the same way and targets may come and go.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Off by default: grpc.aio in the llmobs process serves KEDA's real load (a few calls per trigger per
 polling interval). Why it exists: Python's gRPC stack costs ~0.3 ms of CPU per call and shares the GIL
 with the scrape loop, so at 1,000 calls/s while scraping 1,000 targets on 2 loaded cores grpc.aio's p99
-is far above 5 ms (benchmarks/scaler.py; docs/keda-scaler.md). `exporters/scaler-frontend/frontend.cc`
+is far above 5 ms (benchmarks/scaler.py; docs/benchmarks/scaler.md). `exporters/scaler-frontend/frontend.cc`
 owns the port KEDA dials and answers GetMetricSpec, GetMetrics and IsActive from an `AnswerTable`
 (proto/answers.proto) that this module recomputes at every cache publish, for every trigger in the
 scaler's bounded `TriggerRegistry`. Anything it has no valid answer for — a trigger it has not seen, an

@@ -5,7 +5,7 @@ event loop of its own, in a thread of its own, and returns a `ScalerHandle` (bou
 metrics-api routes, stop). Why a thread: the exporter's loop also runs the scrape cycle, whose
 bookkeeping holds the loop for up to a second or two per cycle with 1,000 targets; KEDA's calls answered
 on that loop waited for all of it. On its own loop a call waits only for the GIL, which a busy thread
-hands over every few milliseconds (benchmarks/scaler.py measures both; docs/keda-scaler.md).
+hands over every few milliseconds (benchmarks/scaler.py measures both; docs/benchmarks/scaler.md).
 
 With `engine: native` (opt-in) the same servicer listens on a private unix socket behind the C++ front
 end (`frontend`), which owns KEDA's port.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -177,7 +178,9 @@ async def serve_scaler(
     stop = asyncio.Event()
     native = config.engine == "native"
     binary = find_binary(config.frontend_binary) if native else ""  # fail before anything starts
-    workdir = Path(tempfile.mkdtemp(prefix="llmobs-scaler-")) if native else None  # mode 0700
+    if native:
+        remove_orphaned_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")) if native else None  # mode 0700
     table_path = workdir / "answers.pb" if workdir else None
     table_max_age = max(3 * interval_seconds, 1.0)
     grpc_thread = _LoopThread("llmobs-scaler-grpc")
@@ -211,6 +214,42 @@ async def serve_scaler(
     if registry is not None:
         registry.register(ScalerCollector(stats, cache, triggers))
     return handle
+
+
+WORKDIR_PREFIX = "llmobs-scaler-"
+"""The native engine's private folder (answer table, stats, backend socket): `<tmp>/llmobs-scaler-<pid>-*`."""
+
+
+def remove_orphaned_workdirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the native engine's folders that a killed llmobs left behind; return what was removed.
+
+    `stop()` removes the folder, and a failed start stops what it started, but a SIGKILL or the OOM killer
+    gives llmobs no chance: its front end exits with it (PR_SET_PDEATHSIG), the folder stays. The next start
+    removes every such folder whose owner process is gone and that belongs to this user, so a restarting
+    pod's `/tmp` (the chart's is a 64 MiB emptyDir) cannot fill with tables of processes long dead.
+    """
+    removed: list[Path] = []
+    base = tmp or Path(tempfile.gettempdir())
+    for path in base.glob(f"{WORKDIR_PREFIX}*-*"):
+        pid_text = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
+        if not pid_text.isdigit() or not path.is_dir():
+            continue
+        with contextlib.suppress(OSError):
+            if path.stat().st_uid != os.getuid() or _alive(int(pid_text)):
+                continue
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process with that pid: alive, not ours to judge
+        return True
+    return True
 
 
 async def _start_frontend(binary: str, config: ScalerConfig, workdir: Path, backend: str,

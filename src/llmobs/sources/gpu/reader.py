@@ -1,6 +1,6 @@
 """Reads every GPU on the node through the NVML boundary into one immutable `GpuReading`.
 
-Rules the reader keeps (issue 6):
+Rules the reader keeps:
 - a query that answers NotSupported (or FunctionNotFound, NoPermission, InvalidArgument) is remembered
   per device and never asked again, so an unsupported field costs one call per agent lifetime;
 - GPU-lost / Unknown / ResetRequired marks that device down for this collection and skips its other
