@@ -41,9 +41,10 @@ from llmobs.sources.gpu import NvmlReader, load_catalogue
 from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes.watch import WatchStats
 from llmobs.state import StateHolder
+from tests.conftest import REPO
 from tests.factories import make_state, make_target_health, signals_from_page
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 # Labels Prometheus itself (or its Kubernetes service discovery) puts on every scraped series, which PromQL may
 # match or group by although no llmobs collector writes them.

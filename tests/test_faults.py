@@ -24,7 +24,7 @@ TIMEOUT = 1.0
 async def test_healthy_targets_stay_exact_among_dead_slow_garbage_and_restarting_ones() -> None:
     faulty, faults = build(40, slow_seconds=TIMEOUT * 3, restart_period=2.0, speedup=20.0)
     assert sorted(faults.values()).count("dead") == 4 and list(faults.values()).count("restart") == 2
-    faulty.huge_garbage = False  # 100k-line pages are tests/test_cardinality.py's; here they would only add time
+    faulty.huge_garbage = False  # 100k-line pages are tests/sources/test_cardinality.py's; here they only add time
     port, thread, servers = serve_in_thread(faulty.app())
     try:
         pipeline = Pipeline(StaticTargetSource(targets_for(faulty.fleet, faults, f"http://127.0.0.1:{port}")),

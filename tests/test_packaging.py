@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
+
 pytestmark = pytest.mark.packaging
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FIXTURE = ROOT / "tests" / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
 HEAVY = ("numpy", "pandas", "sklearn", "statsmodels", "matplotlib", "grpc", "opentelemetry")
 OPTIONAL = ("numpy", "pandas", "sklearn", "statsmodels", "matplotlib", "grpc", "google.protobuf", "opentelemetry",

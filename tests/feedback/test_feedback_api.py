@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from feedback_helpers import CHAT, Clock, event
 
 import llmobs.feedback
 from llmobs.feedback import FeedbackConfig, FeedbackStore
 from llmobs.feedback.store import StoreClosed
+from tests.conftest import REPO
+from tests.feedback.feedback_helpers import CHAT, Clock, event
 
 URL = "/v1/feedback"
 
@@ -328,7 +329,7 @@ def test_committed_openapi_document_matches_the_code() -> None:
     """Drift check: regenerate with `python -m llmobs.feedback.openapi > docs/feedback-openapi.json`."""
     from llmobs.feedback.openapi import render
 
-    committed = Path(__file__).resolve().parents[2] / "docs" / "feedback-openapi.json"
+    committed = REPO / "docs" / "feedback-openapi.json"
     assert committed.read_text(encoding="utf-8") == render()
 
 

@@ -17,15 +17,15 @@ label, invalid OpenMetrics pages).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
 
 from llmobs.sources.textformat import parse_text
+from tests.conftest import FIXTURE_PAGE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
+FIXTURE = FIXTURE_PAGE
 
 TEXT_PAGES: dict[str, str] = {
     # valid

@@ -22,6 +22,7 @@ from llmobs.forecast.capacity import (
 )
 from llmobs.forecast.cli import register
 from llmobs.forecast.errors import ForecastInputError
+from tests.conftest import FIXTURE_PAGE
 
 LLAMA3_8B = {
     "model_type": "llama", "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -214,7 +215,7 @@ def test_cli_capacity_json_and_table(tmp_path: Path) -> None:
 
 
 def test_cli_capacity_from_a_metrics_page() -> None:
-    page = Path(__file__).parent / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
+    page = FIXTURE_PAGE
     r = CliRunner().invoke(_app(), ["forecast", "capacity", "--metrics-page", str(page), "--context", "1024",
                                     "--json"])
     assert r.exit_code == 0, r.output

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from llmobs.config import ServerConfig
+from tests.conftest import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 DOCKERFILE = ROOT / "exporters" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
@@ -162,7 +163,7 @@ def test_copy_sources_survive_dockerignore() -> None:
             assert not _ignored(rel, patterns), f"COPY source {src} is excluded by .dockerignore"
             if (ROOT / rel).is_dir():
                 assert not _ignored(f"{rel}/llmobs/cli.py", patterns)
-    assert _ignored(".venv/bin/python", patterns) and _ignored("tests/test_alerts.py", patterns)
+    assert _ignored(".venv/bin/python", patterns) and _ignored("tests/artifacts/test_alerts.py", patterns)
 
 
 def test_exposed_ports_match_config_defaults() -> None:

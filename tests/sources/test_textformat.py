@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmobs.sources.textformat import SHARE_PER_PAGE, ParsedPage, Sample, TextParser, parse_text, shared_series_count
+from tests.conftest import REPO
 
-HERE = Path(__file__).parent
+HERE = REPO / "tests"
 FIXTURE = HERE / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
 CORPUS = HERE / "corpus" / "textformat"
 SAMPLE_REASONS = {"malformed", "bad_value", "bad_timestamp", "bad_labels", "duplicate", "bad_exemplar",

@@ -20,6 +20,7 @@ from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource
 from llmobs.sources.textformat import parse_text
 from llmobs.state import StateHolder
+from tests.conftest import FIXTURE_PAGE
 from tests.pageserver import PageServer
 
 HEALTHY = """\
@@ -186,9 +187,8 @@ def test_exploding_le_keeps_a_valid_coarser_histogram() -> None:
 
 def test_a_real_vllm_page_is_untouched_by_the_default_limits() -> None:
     """The defaults must never bite a real page: vLLM 0.32's page loses nothing."""
-    from pathlib import Path
 
-    text = (Path(__file__).parent / "fixtures" / "vllm-0.32.0-cpu-metrics.txt").read_text()
+    text = (FIXTURE_PAGE).read_text()
     limits = CardinalityLimits()
     samples = parse_text(text).samples
     assert len(samples) < limits.max_series_per_target

@@ -26,9 +26,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
+
+ROOT = REPO
 CHART = ROOT / "exporters" / "helm" / "llmobs"
-CRD_CHECK = Path(__file__).resolve().parent / "crd"
+CRD_CHECK = REPO / "tests" / "crd"
 CRD_INSTALL = Path(os.environ.get("LLMOBS_CRD_VALIDATORS", Path.home() / ".cache" / "llmobs" / "crd-validators"))
 RELEASE, NAMESPACE = "prod", "observability"
 KUBE_VERSION = "1.30.0"

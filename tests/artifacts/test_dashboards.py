@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import promql_parser
 import pytest
@@ -21,9 +20,10 @@ from dashboards.queries import (
     expected_empty_reason,
     substitute,
 )
+from tests.conftest import REPO
 from tests.promql_names import selected_metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 DASH_DIR = ROOT / "dashboards"
 UIDS = {"llmobs-fleet", "llmobs-model", "llmobs-gpu", "llmobs-autoscaling", "llmobs-feedback"}
 

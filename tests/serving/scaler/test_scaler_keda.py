@@ -4,7 +4,6 @@ scaler accepts — an example that KEDA or llmobs would reject is worse than non
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -13,8 +12,9 @@ import yaml
 from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.serving.scaler.metadata import parse_metadata
 from llmobs.serving.scaler.metrics_api import PATH
+from tests.conftest import REPO
 
-KEDA_DIR = Path(__file__).resolve().parents[1] / "keda"
+KEDA_DIR = REPO / "keda"
 HORIZONS = ScalerConfig().horizons()
 
 

@@ -2,7 +2,7 @@
 everything else. What a user relies on: the same answers as the Python engine (byte for byte, errors too),
 served by the front end once the trigger is known, never from a table Python stopped writing, and a front end
 that comes back on the same port when it dies. The KEDA sequence, streams, staleness and TLS run against
-both engines in tests/test_scaler_grpc.py and tests/test_scaler_tls.py."""
+both engines in tests/serving/scaler/test_scaler_grpc.py and tests/serving/scaler/test_scaler_tls.py."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.triggers import TriggerRegistry
 from llmobs.state import StateHolder
 from tests.factories import make_signals, make_state, scraped_target
-from tests.test_scaler_grpc import publish, scaler_config
+from tests.serving.scaler.test_scaler_grpc import publish, scaler_config
 
 HORIZONS = ScalerConfig().horizons()
 TRIGGERS = [  # a value, an error of each kind the table carries, selectors, non-ASCII metadata

@@ -15,9 +15,10 @@ from llmobs import __version__
 from llmobs.cli import app
 from llmobs.cli_support import DURATION, run_app
 from llmobs.durations import DurationError, parse_duration
+from tests.conftest import REPO
 from tests.tls_files import write_self_signed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 def llmobs(args: list[str]) -> int:

@@ -35,10 +35,11 @@ from llmobs.agent.server import start_agent
 from llmobs.sources.gpu import NvmlReader, load_catalogue
 from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes import KubernetesConfig, PodIndex, PodRef
+from tests.conftest import REPO
 from tests.factories import make_signals, make_state, make_target_health
 from tests.k8s.apiserver import FakeApiServer, pod
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 UID_A = "0a2b3c4d-1111-4222-8333-444455556666"
 CID = "8f2e4c1b9d7a6e5f4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291807f6e5d"
 

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import promql_parser
 import pytest
@@ -25,9 +24,10 @@ from alerts.rules import (
     recording_groups,
     render,
 )
+from tests.conftest import REPO
 from tests.promql_names import selected_metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 ALERTS_DIR = ROOT / "alerts"
 RULE_FILES = [ALERTS_DIR / RECORDING_FILE, ALERTS_DIR / ALERTS_FILE]
 UNIT_TESTS = sorted((ALERTS_DIR / "tests").glob("*.yaml"))

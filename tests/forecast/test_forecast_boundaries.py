@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-FORECAST = Path(__file__).resolve().parents[1] / "src" / "llmobs" / "forecast"
+from tests.conftest import REPO
+
+FORECAST = REPO / "src" / "llmobs" / "forecast"
 IO_IMPORTS = {"httpx", "socket", "subprocess", "requests", "urllib", "aiohttp", "importlib.resources"}
 IO_CALLS = {"open", "read_text", "read_bytes", "read_csv", "read_json", "urlopen"}
 

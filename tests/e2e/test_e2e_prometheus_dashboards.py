@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -38,9 +37,10 @@ from dashboards.queries import (
     all_variable_queries,
     expected_empty_reason,
 )
+from tests.conftest import REPO
 from tests.promserver import PrometheusServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(120)]
 
 DEADLINE_S = 40.0  # from Prometheus ready to every query answering
@@ -175,7 +175,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
         # The same rules as alerts/*.yaml, evaluated every second instead of every 30s, with one alert on a
         # hair trigger (any KV use, for 2s) so that it goes pending → firing on the real server. The
-        # thresholds themselves are proven by the promtool unit tests (tests/test_alerts.py).
+        # thresholds themselves are proven by the promtool unit tests (tests/artifacts/test_alerts.py).
         rule_files = []
         e2e_config = dataclasses.replace(DEFAULT, rule_interval="1s", kv_cache_saturated_ratio=0.0,
                                          kv_cache_saturated_for="2s")

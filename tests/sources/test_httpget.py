@@ -198,7 +198,7 @@ async def test_https_target_is_verified(tmp_path, monkeypatch, trusted: bool) ->
     server whose CA is not trusted is a `connect` failure, never read."""
     import ssl
 
-    from tests.test_scaler_tls import issue, make_ca, pem
+    from tests.serving.scaler.test_scaler_tls import issue, make_ca, pem
 
     ca = make_ca("llmobs-test-ca")
     key, cert = pem(issue(ca, "localhost", server=True))

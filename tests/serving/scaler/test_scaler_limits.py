@@ -34,7 +34,7 @@ from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.serving.scaler.server import MAX_MESSAGE_BYTES
 from llmobs.serving.scaler.triggers import TriggerRegistry
 from llmobs.state import StateHolder
-from tests.test_scaler_grpc import ENGINES, publish, ref, scaler_config
+from tests.serving.scaler.test_scaler_grpc import ENGINES, publish, ref, scaler_config
 
 HORIZONS = (60.0, 300.0, 900.0)
 

@@ -25,10 +25,11 @@ from llmobs.config import config_from_mapping
 from llmobs.runtime import serve_asgi, start_exporter
 from llmobs.sources.scrape_auth import CredentialsError, ScrapeAuth, SecretFile
 from llmobs.sources.targets import Target, default_target_name, redact_url
+from tests.conftest import FIXTURE_PAGE
 
 PASSWORD = "Pw-0f-the-vLLM-scrape-9731"
 TOKEN = "tok-of-the-vLLM-scrape-4412"
-FIXTURE = Path(__file__).parent / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
+FIXTURE = FIXTURE_PAGE
 
 
 def _vllm_page(success: float) -> str:

@@ -21,7 +21,7 @@ from llmobs.serving.scaler import ScalerTLSConfig, serve_scaler
 from llmobs.serving.scaler.proto import externalscaler_pb2 as pb
 from llmobs.serving.scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from llmobs.state import StateHolder
-from tests.test_scaler_grpc import ENGINES, publish, ref, scaler_config
+from tests.serving.scaler.test_scaler_grpc import ENGINES, publish, ref, scaler_config
 
 Pair = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
 

@@ -42,6 +42,7 @@ from llmobs.signals.types import Attribution, CumulativeHistogram, Distribution,
 from llmobs.sources.normalize import normalize
 from llmobs.sources.textformat import parse_text
 from llmobs.state import FleetState, StateHolder
+from tests.conftest import REPO
 from tests.factories import EMPTY_DISTRIBUTION, distribution, make_signals, make_state, make_target_health
 
 NOW = 1_800_000_000.0
@@ -380,9 +381,8 @@ async def test_headers_from_the_environment(grpc_receiver: tuple[str, Received],
 
 def test_docs_list_every_mapping() -> None:
     """docs/otlp.md's mapping table names every Prometheus family with its OTLP metric and unit."""
-    from pathlib import Path
 
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "otlp.md").read_text()
+    doc = (REPO / "docs" / "otlp.md").read_text()
     for prom, inst in MAPPING.items():
         suffix = "_total" if inst.kind == "counter" else ""
         assert f"| `{prom}{suffix}` | `{inst.name}` |" in doc and f"| `{inst.unit}` |" in doc, prom

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from llmobs.agent import CostConfig, EndpointUsage, cost_per_1k_generated_tokens
+from tests.conftest import REPO
 from tests.promserver import require_binary
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "gpu-and-kubernetes.md"
+DOC = REPO / "docs" / "gpu-and-kubernetes.md"
 H100 = "NVIDIA-H100-80GB-HBM3"
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.tls_files import write_self_signed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 LLMOBS = Path(sys.executable).with_name("llmobs")
 GOOD_TRACE = ROOT / "data" / "traces" / "AzureLLMInferenceTrace_conv.csv"
 
