@@ -303,6 +303,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     finally:
         w.stop_all()
         page.shutdown()
+        page.server_close()  # its listening socket (ResourceWarning: unclosed socket otherwise)
 
 
 # ---------------------------------------------------------------- handlers, one per program

@@ -185,9 +185,8 @@ async def test_bad_bodies_are_400_naming_the_field(
 
 async def test_body_over_cap_is_413(make_config, clock: Clock) -> None:
     config = make_config(max_body_bytes=4096)
-    from feedback_helpers import open_store
-
     from llmobs.feedback import TokenVerifier, create_app
+    from tests.feedback.feedback_helpers import open_store
 
     store = open_store(config, clock)
     try:
@@ -229,9 +228,8 @@ async def test_batch_over_1000_is_413_and_1000_is_fine(client: httpx.AsyncClient
 
 
 async def test_configured_smaller_batch_limit(make_config, clock: Clock) -> None:
-    from feedback_helpers import open_store
-
     from llmobs.feedback import TokenVerifier, create_app
+    from tests.feedback.feedback_helpers import open_store
 
     config = make_config(max_batch=10)
     store = open_store(config, clock)
@@ -278,9 +276,8 @@ async def test_timestamp_zero_is_skew_not_crash(client: httpx.AsyncClient) -> No
 
 async def test_unknown_model_is_accepted_but_labelled_other(make_config, clock: Clock) -> None:
     """Unknown models are stored under their real name; only the metric label collapses to `other`."""
-    from feedback_helpers import open_store
-
     from llmobs.feedback import TokenVerifier, create_app
+    from tests.feedback.feedback_helpers import open_store
 
     config = make_config(allowed_models=["llama-8b"])
     store = open_store(config, clock)
@@ -334,9 +331,8 @@ def test_committed_openapi_document_matches_the_code() -> None:
 
 
 async def test_unauthenticated_mode_uses_event_app(tmp_path: Path, clock: Clock) -> None:
-    from feedback_helpers import open_store
-
     from llmobs.feedback import create_app
+    from tests.feedback.feedback_helpers import open_store
 
     config = FeedbackConfig(allow_unauthenticated=True, db_path=tmp_path / "open.db", allowed_apps=["demo"])
     store = open_store(config, clock)

@@ -262,6 +262,7 @@ def test_a_killed_llmobs_leaves_no_answer_table_behind_after_the_next_start(tmp_
     assert len(left) == 1 and (left[0] / "answers.pb").exists()
     killed.kill()
     killed.wait()
+    killed.stdout.close()
     assert left[0].exists()  # SIGKILL: nothing could clean up
     alive = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -276,6 +277,8 @@ def test_a_killed_llmobs_leaves_no_answer_table_behind_after_the_next_start(tmp_
     finally:
         alive.kill()
         alive.wait()
+        if alive.stdout is not None:
+            alive.stdout.close()
 
 
 async def test_a_failed_start_leaves_no_folder_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
