@@ -2,7 +2,7 @@
 
 Panels read the recording rules of ``alerts/llmobs-recording-rules.yaml`` for per-model views and the raw
 ``llmobs_*`` series for per-endpoint/node views. ``scripts/generate_dashboards.py`` writes
-``dashboards/*.json``; ``tests/test_dashboards.py`` fails when they differ from what this module builds.
+``dashboards/*.json``; ``tests/artifacts/test_dashboards.py`` fails when they differ from what this module builds.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
         ...
 
 Queries are read from the committed ``dashboards/*.json`` (what users import), so the drift test in
-tests/test_dashboards.py is what ties them to the generator.
+tests/artifacts/test_dashboards.py is what ties them to the generator.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ DEFAULT_SUBSTITUTIONS: dict[str, str] = {
 }
 
 # Metric families that `llmobs demo` does not export, with the reason: against the demo alone, a query
-# reading one of them returns no series. tests/test_e2e_prometheus_dashboards.py feeds them from a
+# reading one of them returns no series. tests/e2e/test_e2e_prometheus_dashboards.py feeds them from a
 # labelled synthetic page instead, and fails as soon as the demo exporter exports one of them (then its
 # entry goes). Keys are substrings of the query text.
 EXPECTED_EMPTY: dict[str, str] = {

@@ -14,7 +14,7 @@ export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
 nvidia-smi -q >"$OUT/nvidia-smi-q.txt" 2>&1
 echo "== hardware test"
-LLMOBS_GPU_FIXTURE="$OUT/gpu-reading.json" "$PY" -m pytest -q -p no:cacheprovider -rA tests/test_gpu_hardware.py 2>&1 \
+LLMOBS_GPU_FIXTURE="$OUT/gpu-reading.json" "$PY" -m pytest -q -p no:cacheprovider -rA tests/sources/gpu/test_gpu_hardware.py 2>&1 \
   | tee "$OUT/hardware-test.txt" | tail -5
 echo "== NVML call latency"
 "$PY" scripts/nvml_call_latency.py --rounds 30 --json "$OUT/nvml-latency.json" | tee "$OUT/nvml-latency.txt"

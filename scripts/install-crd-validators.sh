@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the CRD validators that tests/test_helm_chart.py runs (tests/crd/: npm packages pinned by exact
+# Install the CRD validators that tests/artifacts/test_helm_chart.py runs (tests/crd/: npm packages pinned by exact
 # version and integrity hash in package-lock.json) into a cache folder outside the repo.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)/tests/crd"

@@ -3,7 +3,7 @@
 
 Helm reads chart files only from inside the chart directory, and a packaged chart (.tgz) cannot carry
 symlinks out of it, so the chart holds byte-for-byte copies made by this script — never by hand.
-tests/test_helm_chart.py runs `--check` and fails on any drift, so regenerating `alerts/` or `dashboards/`
+tests/artifacts/test_helm_chart.py runs `--check` and fails on any drift, so regenerating `alerts/` or `dashboards/`
 without re-syncing is caught in CI.
 
     .venv/bin/python scripts/sync_chart.py          # rewrite the chart's copies

@@ -38,6 +38,7 @@ class PageServer:
         self.requests: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     async def __aenter__(self) -> PageServer:
@@ -46,8 +47,15 @@ class PageServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Close every connection and wait until its socket is closed. A transport closed with a page still
+        in its write buffer stays open until the buffer drains, and Python 3.11's `Server.wait_closed` does
+        not wait for connections: without the abort and the wait here, a test that ends mid-answer (a big
+        page) left the accepted socket to the garbage collector after its event loop was closed (a
+        ResourceWarning: unclosed socket/transport)."""
         assert self._server is not None
         self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()  # drop what is still buffered: the scraper is gone
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -67,6 +75,7 @@ class PageServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -87,5 +96,8 @@ class PageServer:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._tasks.discard(task)
             writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()  # the socket is closed before the test (and its loop) ends
+            self._writers.discard(writer)
+            self._tasks.discard(task)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "llmobs"
+from tests.conftest import REPO
+
+SRC = REPO / "src" / "llmobs"
 
 # low → high; each entry is one layer of peer units (a unit is `llmobs.<top-level module or package>`)
 LAYERS: tuple[tuple[str, ...], ...] = (

@@ -36,16 +36,15 @@ from llmobs.serving.scaler.catalogue import SIGNALS
 from llmobs.serving.scaler.metadata import metric_name, parse_metadata
 from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
 from llmobs.serving.scaler.triggers import TriggerRegistry
-from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution, ModelEndpointSignals
 from llmobs.sources.gpu import NvmlReader, load_catalogue
 from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes.watch import WatchStats
-from llmobs.sources.normalize import normalize
-from llmobs.sources.textformat import parse_text
-from llmobs.state import FleetState, StateHolder, TargetHealth
+from llmobs.state import StateHolder
+from tests.conftest import REPO
+from tests.factories import make_state, make_target_health, signals_from_page
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 # Labels Prometheus itself (or its Kubernetes service discovery) puts on every scraped series, which PromQL may
 # match or group by although no llmobs collector writes them.
@@ -53,22 +52,18 @@ TARGET_LABELS_ADDED_BY_PROMETHEUS = frozenset({"job", "instance", "namespace", "
 
 
 def _serving_signals(fixture_page: str) -> ModelEndpointSignals:
-    tracker = ModelEndpointTracker(Attribution("tiny", "e", "node-a", "H100"), 60)
-    scrape = normalize(parse_text(fixture_page).samples, 0.0)
-    tracker.observe(scrape.models["tiny"], 0.0)
-    tracker.observe(scrape.models["tiny"], 5.0)
-    signals = tracker.signals()
-    assert signals is not None
+    signals = signals_from_page(fixture_page, attribution=Attribution("tiny", "e", "node-a", "H100"))
     # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons), so every family has a sample.
     return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0})
 
 
 def _fleet(fixture_page: str) -> FleetCollector:
-    health = TargetHealth("e", "http://e/metrics", True, 5.0, 0.1, "", "", 0, {"timeout": 1},
-                          {"node": "node-a", "gpu_model": "H100"}, {"malformed": 1}, ("ttft",), 5.0, 1,
-                          {"series_limit": 3})
+    health = make_target_health(last_scrape_time=5.0, scrape_duration_seconds=0.1, errors_by_kind={"timeout": 1},
+                                labels={"node": "node-a", "gpu_model": "H100"}, skipped_lines={"malformed": 1},
+                                missing_series=("ttft",), last_success_time=5.0, counter_resets=1,
+                                series_dropped={"series_limit": 3})
     holder = StateHolder()
-    holder.publish(FleetState(time=5.0, signals=(_serving_signals(fixture_page),), targets=(health,)))
+    holder.publish(make_state(_serving_signals(fixture_page), targets=(health,), time=5.0))
     return FleetCollector(holder)
 
 

@@ -18,7 +18,7 @@ whose first line starts with a known program. Each is classified by its program 
 - `make T`: `make -n T` (a dry run) must succeed.
 - `promtool`, `openssl`, `jq`: run for real. `cat > F <<'EOF'` writes F for the commands after it.
 - `helm install|upgrade|template|lint`: the same chart rendered (or linted) with the same values (`-f`
-  files, `--set`) by Helm's own engine (helm-python-sdk, as tests/test_helm_chart.py does), values schema
+  files, `--set`) by Helm's own engine (helm-python-sdk, as tests/artifacts/test_helm_chart.py does), values schema
   included.
 - `curl` to llmobs' own ports (9400 exporter, 9402 feedback API): run against the started server, with the
   page's body and headers; to an outside service (Grafana): allow-listed below with the reason.
@@ -64,12 +64,14 @@ SUBPROCESS_TIMEOUT_S = 120.0
 
 # Programs that cannot run here, with the reason. Their file arguments must still exist.
 NOT_RUN = {
-    "docker": "no container engine in the test environment (tests/test_dockerfile.py lints the Dockerfile)",
-    "kubectl": "no Kubernetes cluster in the test environment (tests/test_helm_chart.py renders what it would get)",
+    "docker": "no container engine in the test environment (tests/artifacts/test_dockerfile.py lints the "
+              "Dockerfile)",
+    "kubectl": "no Kubernetes cluster in the test environment (tests/artifacts/test_helm_chart.py renders what "
+               "it would get)",
 }
 # curl to a service that is not llmobs: URL prefix → reason.
 OUTSIDE_SERVICES = {"$GRAFANA_URL": "Grafana's HTTP API; no Grafana runs in the tests (the dashboards' queries "
-                                     "run against a real Prometheus in tests/test_e2e_prometheus_dashboards.py)"}
+                                     "run against a real Prometheus in tests/e2e/test_e2e_prometheus_dashboards.py)"}
 # Words that stand for something the reader supplies.
 PLACEHOLDERS = {"FILE": "data/traces/AzureLLMInferenceTrace_conv.csv", "X": "2.5"}
 # llmobs' default ports → the server kind answering there.
@@ -301,6 +303,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     finally:
         w.stop_all()
         page.shutdown()
+        page.server_close()  # its listening socket (ResourceWarning: unclosed socket otherwise)
 
 
 # ---------------------------------------------------------------- handlers, one per program

@@ -12,25 +12,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from llmobs.config import config_from_mapping
 from llmobs.serving.collector import FleetCollector
-from llmobs.signals.derive import ModelEndpointTracker
-from llmobs.signals.types import Attribution
-from llmobs.sources.normalize import normalize
-from llmobs.sources.textformat import parse_text
-from llmobs.state import FleetState, StateHolder, TargetHealth
+from llmobs.state import StateHolder
 from tests.conftest import REPO
+from tests.factories import make_state, make_target_health, signals_from_page
 
 
 def exported_families(fixture_page: str) -> set[str]:
-    tracker = ModelEndpointTracker(Attribution("tiny", "e"), 60)
-    scrape = normalize(parse_text(fixture_page).samples, 0.0)
-    tracker.observe(scrape.models["tiny"], 0.0)
-    tracker.observe(scrape.models["tiny"], 5.0)
-    signals = tracker.signals()
-    assert signals is not None
     holder = StateHolder()
-    health = TargetHealth("e", "http://e/metrics", False, 0.0, 0.1, "boom", "timeout", 1, {"timeout": 1},
-                          skipped_lines={"malformed": 1}, missing_series=("ttft",), last_success_time=1.0)
-    holder.publish(FleetState(time=0.0, signals=(signals,), targets=(health,)))
+    health = make_target_health(up=False, last_scrape_time=0.0, scrape_duration_seconds=0.1, last_error="boom",
+                                last_error_kind="timeout", consecutive_failures=1, errors_by_kind={"timeout": 1},
+                                skipped_lines={"malformed": 1}, missing_series=("ttft",), last_success_time=1.0)
+    holder.publish(make_state(signals_from_page(fixture_page), targets=(health,)))
     registry = CollectorRegistry()
     registry.register(FleetCollector(holder))
     text = generate_latest(registry).decode()

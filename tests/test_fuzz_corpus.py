@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from fuzz.checks import check_config, check_feedback, check_textformat
+from tests.conftest import REPO
 
-CORPUS = Path(__file__).parent / "corpus" / "fuzz"
+CORPUS = REPO / "tests" / "corpus" / "fuzz"
 CHECKS: dict[str, Callable[[bytes], None]] = {
     "textformat": check_textformat, "config": check_config, "feedback": check_feedback,
 }

@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
+
 pytestmark = pytest.mark.packaging
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FIXTURE = ROOT / "tests" / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
 HEAVY = ("numpy", "pandas", "sklearn", "statsmodels", "matplotlib", "grpc", "opentelemetry")
 OPTIONAL = ("numpy", "pandas", "sklearn", "statsmodels", "matplotlib", "grpc", "google.protobuf", "opentelemetry",
@@ -124,6 +126,8 @@ def test_core_install_scrapes_and_exports(core_venv: Path, vllm_page: str, tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()  # the pipe is ours to close (ResourceWarning otherwise)
 
 
 @pytest.mark.parametrize(("args", "extra"), [
@@ -186,3 +190,5 @@ def test_agent_extra_alone_runs_the_node_agent(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()  # the pipe is ours to close (ResourceWarning otherwise)

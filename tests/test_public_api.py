@@ -23,9 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llmobs
+from tests.conftest import FIXTURE_PAGE
 
 SRC = Path(llmobs.__file__).resolve().parent
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "vllm-0.32.0-cpu-metrics.txt"
+FIXTURE = FIXTURE_PAGE
 
 PUBLIC = [
     "Attribution", "ConfigError", "Distribution", "Exporter", "FleetState", "LlmobsConfig", "METRICS",
@@ -120,9 +121,6 @@ def test_every_package_says_what_it_exports(package: str) -> None:
     assert isinstance(getattr(module, "__all__", None), list), f"{package} defines no __all__"
     for name in module.__all__:
         getattr(module, name)
-    exports = getattr(module, "_EXPORTS", None)
-    if exports is not None:  # lazily exported: __all__ lists exactly the lazy names
-        assert set(module.__all__) - {"__version__"} == set(exports)
     path = Path(module.__file__).parent
     submodules = {p.stem for p in path.glob("*.py")} | {p.name for p in path.iterdir() if (p / "__init__.py").exists()}
     assert not set(module.__all__) & submodules
@@ -150,12 +148,11 @@ def test_type_checkers_see_the_lazy_exports(package: str) -> None:
     for block in _type_checking_blocks(package):
         for node in ast.walk(block):
             if isinstance(node, ast.ImportFrom):
-                static.update({a.asname or a.name: f"{node.module}:{a.name}" for a in node.names})
-    lazy = {}
-    for name, target in module._EXPORTS.items():
-        submodule, _, attribute = target.partition(":")
-        lazy[name] = f"{package}.{submodule}:{attribute or name}"
-    assert static == lazy
+                source = importlib.import_module("." * node.level + (node.module or ""), package)
+                static.update({a.asname or a.name: getattr(source, a.name) for a in node.names})
+    assert set(static) == set(module.__all__) - {"__version__"}
+    wrong = [name for name, obj in static.items() if getattr(module, name) is not obj]
+    assert not wrong, f"{package}.X at run time is not what the TYPE_CHECKING block imports: {wrong}"
 
 
 def test_py_typed_ships_with_the_package() -> None:

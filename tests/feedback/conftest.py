@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from feedback_helpers import TOKENS, Clock, open_store
 
 from llmobs.feedback import FeedbackConfig, FeedbackStore, TokenVerifier, create_app
+from tests.feedback.feedback_helpers import TOKENS, Clock, open_store
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
-"""Helpers shared by the feedback tests (a module with a unique name, so it never collides with another
-directory's conftest on sys.path)."""
+"""Helpers shared by the feedback tests: tokens, a hand-moved clock, events, a store, and a served API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from llmobs.feedback import FeedbackConfig, FeedbackStats, FeedbackStore
+import pytest
+from prometheus_client import CollectorRegistry
+
+from llmobs.feedback import FeedbackConfig, FeedbackStats, FeedbackStore, serve_feedback
 
 TOKENS = {"chat": "tok-chat", "search": ["tok-s1", "tok-s2"], "batch": "tok-batch"}
 CHAT = {"Authorization": "Bearer tok-chat"}
@@ -40,3 +43,18 @@ def open_store(config: FeedbackConfig, clock: Callable[[], float]) -> FeedbackSt
     )
     store.open()
     return store
+
+
+async def start(config: FeedbackConfig, registry: CollectorRegistry, served=None) -> tuple[asyncio.Task[None], str]:
+    bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        serve_feedback(config, registry, served, on_listening=lambda h, p: bound.set_result((h, p)))
+    )
+    host, port = await asyncio.wait_for(bound, 20)
+    return task, f"http://{host}:{port}"
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 20)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from feedback_helpers import CHAT, Clock, event
 
 import llmobs.feedback
 from llmobs.feedback import FeedbackConfig, FeedbackStore
 from llmobs.feedback.store import StoreClosed
+from tests.conftest import REPO
+from tests.feedback.feedback_helpers import CHAT, Clock, event
 
 URL = "/v1/feedback"
 
@@ -184,9 +185,8 @@ async def test_bad_bodies_are_400_naming_the_field(
 
 async def test_body_over_cap_is_413(make_config, clock: Clock) -> None:
     config = make_config(max_body_bytes=4096)
-    from feedback_helpers import open_store
-
     from llmobs.feedback import TokenVerifier, create_app
+    from tests.feedback.feedback_helpers import open_store
 
     store = open_store(config, clock)
     try:
@@ -228,9 +228,8 @@ async def test_batch_over_1000_is_413_and_1000_is_fine(client: httpx.AsyncClient
 
 
 async def test_configured_smaller_batch_limit(make_config, clock: Clock) -> None:
-    from feedback_helpers import open_store
-
     from llmobs.feedback import TokenVerifier, create_app
+    from tests.feedback.feedback_helpers import open_store
 
     config = make_config(max_batch=10)
     store = open_store(config, clock)
@@ -277,9 +276,8 @@ async def test_timestamp_zero_is_skew_not_crash(client: httpx.AsyncClient) -> No
 
 async def test_unknown_model_is_accepted_but_labelled_other(make_config, clock: Clock) -> None:
     """Unknown models are stored under their real name; only the metric label collapses to `other`."""
-    from feedback_helpers import open_store
-
     from llmobs.feedback import TokenVerifier, create_app
+    from tests.feedback.feedback_helpers import open_store
 
     config = make_config(allowed_models=["llama-8b"])
     store = open_store(config, clock)
@@ -328,14 +326,13 @@ def test_committed_openapi_document_matches_the_code() -> None:
     """Drift check: regenerate with `python -m llmobs.feedback.openapi > docs/feedback-openapi.json`."""
     from llmobs.feedback.openapi import render
 
-    committed = Path(__file__).resolve().parents[2] / "docs" / "feedback-openapi.json"
+    committed = REPO / "docs" / "feedback-openapi.json"
     assert committed.read_text(encoding="utf-8") == render()
 
 
 async def test_unauthenticated_mode_uses_event_app(tmp_path: Path, clock: Clock) -> None:
-    from feedback_helpers import open_store
-
     from llmobs.feedback import create_app
+    from tests.feedback.feedback_helpers import open_store
 
     config = FeedbackConfig(allow_unauthenticated=True, db_path=tmp_path / "open.db", allowed_apps=["demo"])
     store = open_store(config, clock)

@@ -7,9 +7,9 @@ import asyncio
 import time
 
 import httpx
-from feedback_helpers import CHAT, event
 from prometheus_client import CollectorRegistry
-from test_feedback_server import start, stop
+
+from tests.feedback.feedback_helpers import CHAT, event, start, stop
 
 SLOW = 100  # of each kind: enough to show the limits, small enough for a shared 2-core machine
 HEADER_TIMEOUT = 1.0

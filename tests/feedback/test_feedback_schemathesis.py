@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import schemathesis
-from feedback_helpers import open_store
 from hypothesis import HealthCheck, given, settings
 from schemathesis.config import SchemathesisConfig
 
 from llmobs.feedback import FeedbackConfig, TokenVerifier, create_app
+from tests.feedback.feedback_helpers import open_store
 
 # A batch over the documented `maxItems` is rejected with 413 `batch_too_large` (documented in the served
 # OpenAPI responses and docs/feedback.md: the fix is to split the batch, like an over-size body), so 413

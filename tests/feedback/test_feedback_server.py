@@ -8,25 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from feedback_helpers import CHAT, event
 from prometheus_client import CollectorRegistry
 
-from llmobs.feedback import FeedbackConfig, serve_feedback
-
-
-async def start(config: FeedbackConfig, registry: CollectorRegistry, served=None) -> tuple[asyncio.Task[None], str]:
-    bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        serve_feedback(config, registry, served, on_listening=lambda h, p: bound.set_result((h, p)))
-    )
-    host, port = await asyncio.wait_for(bound, 20)
-    return task, f"http://{host}:{port}"
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 20)
+from llmobs.feedback import serve_feedback
+from tests.feedback.feedback_helpers import CHAT, event, start, stop
 
 
 async def test_serves_records_and_unregisters_on_cancel(make_config) -> None:

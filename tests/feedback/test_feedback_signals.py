@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from feedback_helpers import Clock
 from prometheus_client import CollectorRegistry, generate_latest
 
 from llmobs.feedback import FeedbackCollector, FeedbackConfig, FeedbackStats
 from llmobs.feedback.stats import Observation
+from tests.conftest import REPO
+from tests.feedback.feedback_helpers import Clock
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -139,11 +140,10 @@ def test_health_families_always_present(config: FeedbackConfig, clock: Clock) ->
 
 def test_names_documented_in_metric_contract(config: FeedbackConfig, clock: Clock) -> None:
     """Every family the collector emits appears in docs/metrics.md (the public contract)."""
-    from pathlib import Path
 
     stats, reg = setup(config, clock, served=lambda m: 0.0)
     stats.record([ob(at=clock.now, ttft_ms=5.0)])
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    doc = (REPO / "docs" / "metrics.md").read_text()
     names = {m.name for m in reg.collect()}
     for name in names:
         exported = (

@@ -7,10 +7,10 @@ import sqlite3
 import threading
 
 import pytest
-from feedback_helpers import Clock, open_store
 
 from llmobs.feedback import FeedbackConfig, FeedbackStore
 from llmobs.feedback.models import StoredEvent
+from tests.feedback.feedback_helpers import Clock, open_store
 
 
 def stored(

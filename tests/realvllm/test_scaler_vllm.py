@@ -108,7 +108,7 @@ async def test_scaler_follows_a_real_vllm_queue(vllm_server) -> None:
             lag = received - queued[0]
             # vLLM's CPU engine keeps both cores of the test machine busy during the burst, so this process
             # is descheduled for whole scheduler slices; the bound is looser than the demo-fleet test's
-            # (one interval, tests/test_scaler_grpc.py), which isolates the scaler's own push path.
+            # (one interval, tests/serving/scaler/test_scaler_grpc.py), which isolates the scaler's own push path.
             assert 0 <= lag <= PUSH_BOUND_S, f"push arrived {lag:.3f} s after the queue was published"
             waiting, active, state = await consistent_poll(stub, handle, holder, queue)
             [s] = state.signals

@@ -1,6 +1,6 @@
 """Renders a simulated replica as a vLLM 0.32 `/metrics` page (same families, labels, bucket layout).
 
-tests/test_demo_page.py checks this against the real page captured from vLLM 0.32.0.
+tests/demo/test_demo_page.py checks this against the real page captured from vLLM 0.32.0.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """User feedback signals: authenticated, durable ingestion joined to serving metrics.
 
-Public surface (pinned by tests/test_feedback_api.py::test_public_surface): the config model, the
+Public surface (pinned by tests/feedback/test_feedback_api.py::test_public_surface): the config model, the
 entry point `llmobs run` wires in, and the pieces tests and embedders assemble by hand. The names load
 on first use (llmobs._lazy), so the root config can embed `FeedbackConfig` without importing uvicorn.
 """

@@ -418,7 +418,7 @@ def underprovision_exact_bound(
     Every cost in the relaxation is a whole number of replica-buckets, so a dynamic programme over
     (bucket, ready replicas, budget spent) finds the optimum; the dual bound is weaker by its duality
     gap, which on short, spiky traces is large. Still a bound on every real replay (never larger than
-    what a replayed policy achieves at its own cost: tests/test_replay.py checks both).
+    what a replayed policy achieves at its own cost: tests/forecast/test_replay.py checks both).
     """
     y, cold, r_max = _relaxation(demand, capacity_per_replica, step_seconds, cold_start_s)
     n = len(y)

@@ -3,7 +3,7 @@
 Why a translation of the Prometheus collector rather than a second set of getters: the OTLP numbers must be
 the Prometheus numbers (dashboards built on either agree), so each export cycle runs `FleetCollector` once
 on the current `FleetState` and re-labels its samples through `MAPPING`, a table from Prometheus family to
-OTel instrument. A family missing from the table is a test failure (tests/test_otlp.py), so a new
+OTel instrument. A family missing from the table is a test failure (tests/serving/test_otlp.py), so a new
 `llmobs_*` series cannot silently stay Prometheus-only. The table is built from the metric catalogue
 (llmobs.metrics_catalogue): each row's `otlp` column gives the OTel name and attribute renames, its unit and
 help give the instrument's unit and description.

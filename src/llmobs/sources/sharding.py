@@ -6,7 +6,7 @@ llmobs stateless — a replica needs only N and its own index, no peers, no coor
 The assignment is a pure function of (URL, N), computed with md5 (never Python's salted `hash`), so
 every replica, on any host and any Python, agrees on it: for a given N each target is scraped by exactly
 one replica (no double counting) and by at least one (no gap). `hashmod` here is bit for bit
-Prometheus' (`binary.BigEndian.Uint64(md5(s)[8:]) % N`, tests/test_sharding_prometheus.py checks it
+Prometheus' (`binary.BigEndian.Uint64(md5(s)[8:]) % N`, tests/sources/test_sharding_prometheus.py checks it
 against the real binary), so an llmobs shard and a Prometheus shard with the same N hold the same targets.
 
 The shard index comes from configuration, `LLMOBS_SHARD_INDEX`, or the ordinal of a StatefulSet pod's

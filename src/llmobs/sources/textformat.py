@@ -57,7 +57,7 @@ from functools import partial
 from itertools import compress, repeat
 from operator import attrgetter, gt, is_, is_not, itemgetter
 
-__all__ = ["ParsedPage", "Sample", "TextParser", "parse_text"]
+__all__ = ["SHARE_PER_PAGE", "ParsedPage", "Sample", "TextParser", "parse_text", "shared_series_count"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +144,15 @@ _MAX_CACHED_KEY = 4096
 _SHARED_MAX = 50_000
 # New entries one page may add to the shared pool: a vLLM page has a few hundred series per model; a page of
 # 100k fresh junk series would otherwise flush the pool on every scrape.
-_SHARE_PER_PAGE = 2_000
+SHARE_PER_PAGE = 2_000
 _shared_series: dict[str, _Entry] = {}
 _shared_comments: dict[str, tuple[str, tuple[str, str, str] | None]] = {}
+
+
+def shared_series_count() -> int:
+    """How many series texts the process-wide pool holds now (at most 50,000; a page adds at most
+    `SHARE_PER_PAGE`): what to watch when the exporter's memory grows with its number of targets."""
+    return len(_shared_series)
 
 
 def _share_series(entry: _Entry) -> None:
@@ -411,7 +417,7 @@ class TextParser:
     Results are identical warm or cold; only speed differs. Not thread-safe: one parser per target.
     """
 
-    __slots__ = ("_checks", "_comments", "_last_misses", "_layout", "_max", "_openmetrics", "_series",
+    __slots__ = ("_checks", "_comments", "_last_misses", "_last_path", "_layout", "_max", "_openmetrics", "_series",
                  "_share_budget", "_strict")
 
     def __init__(self, max_cache_entries: int = 20_000) -> None:
@@ -428,11 +434,25 @@ class TextParser:
         # comparing them to the last page's is ten times cheaper than reading them again.
         self._last_misses: tuple[tuple[str, ...], dict[str, str], dict[str, str], dict[str, int]] | None = None
         self._layout: _Layout | None = None  # the last bulk-parsed page's shape, see _parse_same_layout
-        self._share_budget = _SHARE_PER_PAGE
+        self._share_budget = SHARE_PER_PAGE
         self._openmetrics = False
         self._strict = False
         # The OpenMetrics checks of the last warm layout (ParsedPage.layout -> its checks).
         self._checks: tuple[object, _OpenMetricsChecks] | None = None
+        self._last_path = ""
+
+    @property
+    def last_path(self) -> str:
+        """Which reader parsed the last page: "same_layout", "bulk" or "lines" (see the class docstring); ""
+        before the first. Results never depend on it; it shows whether a target's pages stay on the warm paths
+        (a steady vLLM page needs the line loop only on its first scrape)."""
+        return self._last_path
+
+    @property
+    def cached_series(self) -> int:
+        """How many series texts this parser caches now (at most `max_cache_entries`; texts over 4 KiB are
+        never cached): the parser's share of the exporter's memory per target."""
+        return len(self._series)
 
     def parse(self, text: str, openmetrics: bool = False) -> ParsedPage:
         """Parse one page; never raises for any ``str`` (bad lines are counted in ``skipped``).
@@ -444,7 +464,7 @@ class TextParser:
         if len(self._comments) >= self._max:
             self._comments.clear()
         lines = text.split("\n")
-        self._share_budget = _SHARE_PER_PAGE
+        self._share_budget = SHARE_PER_PAGE
         if openmetrics != self._openmetrics:  # `# EOF` means something else now: forget the remembered pages
             self._layout = self._last_misses = None
             self._openmetrics = openmetrics
@@ -456,11 +476,11 @@ class TextParser:
         if self._series and not self._strict:  # a first scrape (empty cache) goes straight to the line loop
             body = _before_final_eof(lines) if openmetrics else lines
             if body is not None:  # an OpenMetrics page without its `# EOF` is for the line loop to judge
-                page = self._parse_same_layout(body)
+                page, self._last_path = self._parse_same_layout(body), "same_layout"
                 if page is None:
-                    page = self._parse_bulk(body)
+                    page, self._last_path = self._parse_bulk(body), "bulk"
         if page is None:
-            page = self._parse_lines(lines)
+            page, self._last_path = self._parse_lines(lines), "lines"
         if openmetrics and page.samples:
             self._check_openmetrics(page)
         return page

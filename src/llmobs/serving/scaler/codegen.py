@@ -2,7 +2,7 @@
 `proto/answers.proto` (the opt-in native front end's answer table: messages only, no service).
 
 The generated modules are committed (with grpcio-tools and protobuf pinned in pyproject) so that an
-install needs no protoc; tests/test_scaler_proto.py regenerates into a temporary folder and fails on any
+install needs no protoc; tests/serving/scaler/test_scaler_proto.py regenerates into a temporary folder and fails on any
 difference. grpc's generator writes an absolute `import externalscaler_pb2`, which only works with the
 output folder on sys.path; we rewrite it to a relative import so the modules live inside the package.
 

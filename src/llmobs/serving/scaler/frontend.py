@@ -131,6 +131,11 @@ class FrontendProcess:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The running binary's process id (a new one after each restart); None before start."""
+        return None if self._proc is None else self._proc.pid
+
     def _command(self) -> list[str]:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return [*self.argv, "--listen", f"{host}:{self.port}"]

@@ -119,6 +119,18 @@ class ScalerHandle:
     _frontend: FrontendProcess | None = None
     _workdir: Path | None = None
 
+    @property
+    def frontend(self) -> FrontendProcess | None:
+        """The native front end process (engine "native"), None for the pure-Python engine: its pid and restarts
+        are what an operator (or a test) checks to see it supervised."""
+        return self._frontend
+
+    @property
+    def workdir(self) -> Path | None:
+        """The native front end's private directory (answers.pb: the answer table Python writes; stats.tsv: the
+        front end's own answer counts; backend.sock), removed on stop; None for the pure-Python engine."""
+        return self._workdir
+
     def routes(self) -> list[Route]:
         return metrics_api_routes(self.cache, self.stats, self.config.horizons())
 

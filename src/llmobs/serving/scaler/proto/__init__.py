@@ -2,5 +2,5 @@
 
 `externalscaler.proto` is KEDA's, verbatim (package externalscaler, service ExternalScaler);
 `answers.proto` is the opt-in native front end's answer table (messages only). Regenerate with
-`python -m llmobs.serving.scaler.codegen`; tests/test_scaler_proto.py fails on any drift, and
+`python -m llmobs.serving.scaler.codegen`; tests/serving/scaler/test_scaler_proto.py fails on any drift, and
 exporters/scaler-frontend builds its C++ code from these same files."""
