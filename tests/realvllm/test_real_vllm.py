@@ -41,10 +41,24 @@ def same_or_adjacent_bucket(estimate: float, truth: float, bounds: tuple[float, 
     return abs(bisect_left(bounds, estimate) - bisect_left(bounds, truth)) <= 1
 
 
+_SCRAPERS: list[Scraper] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_scrapers():
+    """Every scraper a test opened is closed after it (its keep-alive socket to vLLM would otherwise leak:
+    warnings are errors in this suite)."""
+    yield
+    while _SCRAPERS:
+        await _SCRAPERS.pop().aclose()
+
+
 def pipeline_for(server, window: float = 3600.0) -> Pipeline:
     target = Target(server.metrics_url, "vllm-0", {"node": "test-node", "gpu_model": "cpu"})
-    return Pipeline(StaticTargetSource([target]), Scraper(timeout_seconds=10), StateHolder(),
-                    window_seconds=window, ttft_slo_seconds=0.5)
+    scraper = Scraper(timeout_seconds=10)
+    _SCRAPERS.append(scraper)
+    return Pipeline(StaticTargetSource([target]), scraper, StateHolder(), window_seconds=window,
+                    ttft_slo_seconds=0.5)
 
 
 async def _measure(vllm_server, requests: list[tuple[str, int]], concurrency: int, arrival_gap: float):
