@@ -145,10 +145,20 @@ async def test_three_exporter_replicas_split_the_demo_fleet_without_double_count
         owned = [{t.name for t in e.pipeline.source.targets()} for e in exporters]
         assert set().union(*owned) == {t.name for t in targets}
         assert sum(map(len, owned)) == len(targets)
-        for _ in range(200):
-            if all(len(e.holder.current.signals) == len(o) for e, o in zip(exporters, owned, strict=True)):
+        def served(model: str) -> float:
+            return sum(sum(fleet.replica(n).success.values()) for n in fleet.replica_names
+                       if fleet.replica(n).model == model)
+
+        # Ready: every replica has its shard's signals, its scaler has published a snapshot (it refreshes on its
+        # own cadence after the pipeline), and every model has served a request (the traces start sparse).
+        for _ in range(400):
+            if (all(len(e.holder.current.signals) == len(o) for e, o in zip(exporters, owned, strict=True))
+                    and all(e.scaler is not None and e.scaler.cache.snapshot.ready for e in exporters)
+                    and all(served(m) > 0 for m in ("llama", "coder", "solo"))):
                 break
             await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the sharded exporters never became ready")
         # The scaler on a replica that scrapes no endpoint of a model answers NOT_FOUND (HTTP 404 on the
         # metrics-api, gRPC NOT_FOUND) rather than a wrong partial 0; the owner answers. A KEDA trigger
         # must therefore not be load-balanced over shards: docs/scaling.md (use the prometheus trigger).
