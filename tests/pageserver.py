@@ -101,3 +101,41 @@ class PageServer:
                 await writer.wait_closed()  # the socket is closed before the test (and its loop) ends
             self._writers.discard(writer)
             self._tasks.discard(task)
+
+
+class FixturePageServer:
+    """The saved real vLLM 0.32.0 page on loopback from a thread, for code that is not on an event loop (a
+    subprocess llmobs, a fresh venv): `with FixturePageServer() as url:` gives the page's /metrics URL."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from tests.conftest import FIXTURE_PAGE
+
+        body = FIXTURE_PAGE.read_bytes()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", TEXT)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()  # its listening socket too (warnings are errors)
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -31,7 +31,6 @@ A command whose program is not classified here fails the test: a new kind of com
 from __future__ import annotations
 
 import glob
-import http.server
 import json
 import os
 import re
@@ -41,7 +40,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -54,6 +52,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURE_PAGE, REPO
+from tests.pageserver import FixturePageServer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -215,27 +214,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class FixturePage(http.server.ThreadingHTTPServer):
-    """A vLLM replica on loopback: answers /metrics with the real vLLM 0.32.0 page."""
-
-    def __init__(self) -> None:
-        body = FIXTURE_PAGE.read_bytes()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
 @dataclass
 class World:
     """The working folder every command runs in: the repository's top-level entries linked in, and the
@@ -277,10 +255,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         if entry.name not in {".git", ".venv"}:
             (root / entry.name).symlink_to(entry)
     (root / ".venv").symlink_to(VENV_BIN.parent)
-    page = FixturePage()
+    page = FixturePageServer()
     ports = {"run": free_port(), "feedback": free_port(), "agent": free_port(), "demo": free_port()}
     (root / "llmobs.yaml").write_text(yaml.safe_dump({
-        "targets": [{"url": f"http://127.0.0.1:{page.server_port}/metrics", "name": "llama-a-0",
+        "targets": [{"url": page.url, "name": "llama-a-0",
                      "labels": {"node": "gpu-node-a", "gpu_model": "NVIDIA-H100-80GB-HBM3"}}],
         "scrape": {"interval_seconds": 1},
         "server": {"host": "127.0.0.1", "port": ports["run"]},
@@ -302,8 +280,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield w
     finally:
         w.stop_all()
-        page.shutdown()
-        page.server_close()  # its listening socket (ResourceWarning: unclosed socket otherwise)
+        page.close()
 
 
 # ---------------------------------------------------------------- handlers, one per program

@@ -12,13 +12,11 @@ decide the dependencies); llmobs itself is reinstalled from this checkout on eve
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.pageserver import FixturePageServer
 
 pytestmark = pytest.mark.packaging
 
@@ -71,25 +70,8 @@ def _run(venv: Path, *args: str, timeout: float = 120) -> subprocess.CompletedPr
 @pytest.fixture
 def vllm_page() -> Iterator[str]:
     """A vLLM /metrics page (a real one, saved) served on loopback."""
-    body = FIXTURE.read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    with FixturePageServer() as url:
+        yield url
 
 
 def test_core_install_has_no_optional_library(core_venv: Path) -> None:

@@ -12,10 +12,8 @@ import math
 import os
 import subprocess
 import sys
-import threading
 import typing
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from hypothesis import strategies as st
 
 import llmobs
 from tests.conftest import FIXTURE_PAGE
+from tests.pageserver import FixturePageServer
 
 SRC = Path(llmobs.__file__).resolve().parent
 FIXTURE = FIXTURE_PAGE
@@ -291,25 +290,8 @@ def test_catalogue() -> None:
 
 @pytest.fixture
 def vllm_url() -> Iterator[str]:
-    body = FIXTURE.read_bytes()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    with FixturePageServer() as url:
+        yield url
 
 
 async def test_exporter_runs_for_the_block(vllm_url: str) -> None:
