@@ -36,6 +36,7 @@ from llmobs.serving.scaler.catalogue import SIGNALS
 from llmobs.serving.scaler.metadata import metric_name, parse_metadata
 from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
 from llmobs.serving.scaler.triggers import TriggerRegistry
+from llmobs.signals.coldstart import ColdStartRecorder, cold_starts
 from llmobs.signals.types import Attribution, ModelEndpointSignals
 from llmobs.sources.gpu import NvmlReader, load_catalogue
 from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
@@ -62,8 +63,12 @@ def _fleet(fixture_page: str) -> FleetCollector:
                                 labels={"node": "node-a", "gpu_model": "H100"}, skipped_lines={"malformed": 1},
                                 missing_series=("ttft",), last_success_time=5.0, counter_resets=1,
                                 series_dropped={"series_limit": 3})
+    recorder = ColdStartRecorder()
+    spans, _ = cold_starts("m", "e", first_scrape=100.0, watching_since=0.0, process_start=40.0)
+    recorder.record("m", spans, ["clock_skew"])
     holder = StateHolder()
-    holder.publish(make_state(_serving_signals(fixture_page), targets=(health,), time=5.0))
+    holder.publish(make_state(_serving_signals(fixture_page), targets=(health,), time=5.0,
+                              cold_starts=recorder.summaries()))
     return FleetCollector(holder)
 
 
@@ -124,7 +129,8 @@ def exposed(collectors: Iterable[Collector]) -> dict[str, tuple[str, str, set[fr
         registry.register(c)
     out = {}
     for fam in text_string_to_metric_families(generate_latest(registry).decode()):
-        out[fam.name] = (fam.type, fam.documentation, {frozenset(s.labels) for s in fam.samples})
+        # a histogram's bucket samples carry `le` besides the row's labels
+        out[fam.name] = (fam.type, fam.documentation, {frozenset(s.labels) - {"le"} for s in fam.samples})
     return out
 
 

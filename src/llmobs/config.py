@@ -128,7 +128,9 @@ class ForecastSection(_Strict):
     refresh_seconds: float = Field(15.0, gt=0, description="time between forecast refreshes")
     refit_seconds: float = Field(600.0, gt=0, description="time between model refits")
     step_seconds: float = Field(60.0, gt=0, description="forecast grid step")
-    horizon_seconds: float = Field(300.0, gt=0, description="forecast horizon: at least the replica cold start")
+    horizon_seconds: float | None = Field(
+        None, gt=0, description="forecast horizon; unset: each model's measured replica cold start "
+        "(p90 of llmobs_replica_cold_start_seconds), 300 s until one is measured")
     quantile: float = Field(0.9, gt=0, lt=1, description="upper quantile used for replica recommendations")
     forecaster: str = Field("auto", description="auto (backtest winner) or a forecaster name")
     capacity_per_replica: dict[str, float] = Field(default_factory=dict,

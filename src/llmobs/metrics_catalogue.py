@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-MetricType = Literal["gauge", "counter"]
+MetricType = Literal["gauge", "counter", "histogram"]
 
 SIGNAL_LABELS: tuple[str, ...] = ("model", "endpoint", "node", "gpu_model")
 """Labels of every per model × endpoint signal."""
@@ -281,6 +281,16 @@ _EXPORTER = (
     _g("llmobs_targets", "{target}", (), "Configured scrape targets.", "exporter", otlp=Otlp("llmobs.targets")),
     _g("llmobs_signal_window_seconds", "s", (), "Signal window in use.", "exporter",
        otlp=Otlp("llmobs.signal_window")),
+    MetricSpec("llmobs_replica_cold_start_seconds", "histogram", "s", ("model", "start", "stage"),
+               "Measured replica cold starts: from start to stage.", "exporter",
+               doc="one observation per replica llmobs saw start: `start` = `pod_created` (Kubernetes discovery) or "
+                   "`process_start` (the page's `process_start_time_seconds`), `stage` = `ready` (the pod's Ready "
+                   "condition) or `first_scrape` (the first good scrape); replicas already running when llmobs "
+                   "started are not counted; the forecast horizon when `forecast.horizon_seconds` is not set"),
+    _c("llmobs_replica_cold_starts_rejected_total", "{start}", ("model", "reason"),
+       "Replica starts not measured, by reason.", "exporter",
+       doc="`clock_skew` (a start after the instant it precedes, beyond 5 s), `too_long` (over 6 h), "
+           "`not_finite`"),
 )
 
 _TTFT_CLASS = "`ttft` (`above_slo`, `below_slo`)"

@@ -12,15 +12,18 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from llmobs.signals.coldstart import ColdStartRecorder, cold_starts
 from llmobs.signals.counters import DROP_IMPLAUSIBLE
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution
 from llmobs.sources.normalize import DROP_MODEL_LIMIT, DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
 from llmobs.sources.targets import Target, TargetSource
+from llmobs.sources.textformat import Sample
 from llmobs.state import FleetState, StateHolder, TargetHealth
 
 log = logging.getLogger("llmobs.pipeline")
@@ -45,6 +48,8 @@ class _TargetBook:
     trackers: dict[str, ModelEndpointTracker] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
     guard: SampleGuard | None = None
+    start_seen: tuple[float | None, float | None] | None = None  # (process start, pod created) last looked at
+    resets_seen: int = 0
 
     def health(self) -> TargetHealth:
         return TargetHealth(
@@ -110,6 +115,18 @@ class ModelBudget:
         return len(self._owners)
 
 
+PROCESS_START_SERIES = "process_start_time_seconds"
+
+
+def process_start_time(samples: Sequence[Sample]) -> float | None:
+    """The page's `process_start_time_seconds` (prometheus_client's standard process collector, which the vLLM
+    API server exports): when the replica's process started. Read only when a target comes up, not per scrape."""
+    for sample in samples:
+        if sample.name == PROCESS_START_SERIES:
+            return sample.value
+    return None
+
+
 def _round_robin_by_host(targets: list[Target]) -> list[int]:
     """Target indices in the order to start their scrapes: one per host (scheme://host:port) in turn.
 
@@ -155,6 +172,7 @@ class Pipeline:
         e2e_slo_seconds: float = 30.0,
         limits: CardinalityLimits | None = None,
         cycle_hook: CycleHook | None = None,
+        watching_since: float | None = None,
     ) -> None:
         self.source = source
         self.scraper = scraper
@@ -168,6 +186,9 @@ class Pipeline:
         self._books: dict[str, _TargetBook] = {}
         self.cycles = 0
         self.cycle_hook = cycle_hook  # process-wide settings (the GC) are the process owner's, not ours
+        # Replicas that started before this instant were not seen starting: their start is not a cold start.
+        self.watching_since = time.time() if watching_since is None else watching_since
+        self.cold_starts = ColdStartRecorder()
 
     async def run_cycle(self) -> FleetState:
         t0 = time.perf_counter()
@@ -183,6 +204,8 @@ class Pipeline:
                 if book is not None:
                     self.models.release(t.url)  # its trackers start afresh
                 self._books[t.url] = _TargetBook(t) if book is None else self._relabel(book, t)
+            elif book.target is not t:
+                book.target = t  # equal, but its pod times (not part of equality) may be newer
         self.scraper.forget(set(current))
         await self._scrape_all(targets)
         signals = []
@@ -197,6 +220,7 @@ class Pipeline:
             targets=tuple(b.health() for b in self._books.values()),
             cycle_duration_seconds=time.perf_counter() - t0,
             window_seconds=self.window_seconds,
+            cold_starts=self.cold_starts.summaries(),
         )
         self.holder.publish(state)
         self.cycles += 1
@@ -231,6 +255,7 @@ class Pipeline:
     def _record(self, book: _TargetBook, outcome: ScrapeOutcome) -> None:
         book.last_scrape_time = outcome.started
         book.duration = outcome.duration
+        was_up = book.up
         if not outcome.ok or outcome.page is None:
             self._fail(book, outcome.error_kind, outcome.error)
             return
@@ -282,6 +307,32 @@ class Pipeline:
             implausible = tracker.take_implausible()
             if implausible:
                 book.dropped[DROP_IMPLAUSIBLE] += implausible
+        resets = sum(t.resets for t in book.trackers.values())
+        if not was_up or resets != book.resets_seen:  # came up, or restarted between two scrapes
+            book.resets_seen = resets
+            self._observe_start(book, page.samples, outcome.started, scrape.models)
+
+    def _observe_start(self, book: _TargetBook, samples: Sequence[Sample], first_scrape: float,
+                       models: Iterable[str]) -> None:
+        """Record a cold start when the target's process (or pod) is one not looked at before: a target that
+        was only unreachable for a while, or whose counters merely looked reset, is the same replica."""
+        process_start = process_start_time(samples)
+        key = (process_start, book.target.created_at)
+        if key == book.start_seen or key == (None, None):
+            return
+        book.start_seen = key
+        for model in models:
+            spans, rejected = cold_starts(
+                model, book.target.name, first_scrape=first_scrape, watching_since=self.watching_since,
+                process_start=process_start, pod_created=book.target.created_at, ready_at=book.target.ready_at,
+            )
+            self.cold_starts.record(model, spans, rejected)
+            for span in spans:
+                log.info("replica %s of %s: %s -> %s took %.1fs", book.target.name, model, span.start, span.stage,
+                         span.seconds)
+            if rejected:
+                log.warning("replica %s of %s: cold start not measured (%s)", book.target.name, model,
+                            ", ".join(rejected))
 
     @staticmethod
     def _fail(book: _TargetBook, kind: str, error: str) -> None:

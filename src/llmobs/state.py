@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from llmobs.signals.coldstart import ColdStartSummary
 from llmobs.signals.types import ModelEndpointSignals
 
 
@@ -64,6 +65,7 @@ class FleetState:
     targets: tuple[TargetHealth, ...] = ()
     cycle_duration_seconds: float = 0.0
     window_seconds: float = 60.0
+    cold_starts: Mapping[str, ColdStartSummary] = field(default_factory=dict)  # by model (llmobs.signals.coldstart)
 
     def models(self) -> list[str]:
         """The models that have signals, sorted."""

@@ -33,6 +33,7 @@ from llmobs.forecast.forecasters import (
     upper_from_residuals,
 )
 from llmobs.forecast.service import ForecastConfig, ForecastService
+from llmobs.signals.coldstart import ColdStartRecorder, cold_starts
 from llmobs.signals.types import Attribution
 from llmobs.state import FleetState, StateHolder
 from tests.factories import distribution, make_signals, make_state
@@ -415,3 +416,39 @@ def test_backtest_can_pick_the_winner_by_the_band_it_feeds_to_the_policy() -> No
     assert r_p.select_by == "pinball" and r_w.select_by == "wape"
     with pytest.raises(ForecastInputError, match="select_by"):
         backtest(as_series(y, 10), (3,), [LastValue()], select_by="mape")
+
+
+def test_unconfigured_horizon_is_each_models_measured_cold_start() -> None:
+    """Without `forecast.horizon_seconds` the forecast looks one measured cold start ahead (p90, rounded up to
+    the grid): a model whose replicas take 2.5 min to serve is forecast 3 min ahead, the others at the default
+    300 s until one of theirs is measured; a configured horizon wins."""
+    holder = StateHolder(history_points=2880)
+    now = [1_700_000_000.0]
+    registry = CollectorRegistry()
+    svc = ForecastService(holder, ForecastConfig(step_seconds=60, refit_seconds=600), registry=registry,
+                          clock=lambda: now[0])
+    now[0] = _feed(holder, 1_700_000_000.0, 400)
+    recorder = ColdStartRecorder()
+    for seconds in (120.0, 150.0, 140.0):
+        spans, rejected = cold_starts("llama", "e", first_scrape=now[0], watching_since=0.0,
+                                      pod_created=now[0] - seconds)
+        recorder.record("llama", spans, rejected)
+    holder.publish(dataclasses.replace(holder.current, cold_starts=recorder.summaries()))
+    assert svc.horizon_steps("llama") == 3 and svc.horizon_steps("tiny") == 5
+    assert svc.refit_once() == ["llama"]
+    snap = svc.refresh_once()
+    assert snap["llama"].horizon_seconds == 180 and snap["tiny"].horizon_seconds == 300
+    page = generate_latest(registry).decode()
+    assert _sample(page, "llmobs_forecast_horizon_seconds", model="llama") == 180
+
+    # a slower cold start measured later moves the horizon, and the forecaster is refitted for it at once
+    spans, _ = cold_starts("llama", "e", first_scrape=now[0], watching_since=0.0, pod_created=now[0] - 590.0)
+    for _ in range(3):
+        recorder.record("llama", spans, [])
+    holder.publish(dataclasses.replace(holder.current, cold_starts=recorder.summaries()))
+    assert svc.horizon_steps("llama") == 10
+    assert svc.refit_once() == ["llama"]  # not due by time, due because the horizon moved
+    assert svc.refresh_once()["llama"].horizon_seconds == 600
+
+    configured = ForecastService(holder, ForecastConfig(step_seconds=60, horizon_seconds=120))
+    assert configured.horizon_steps("llama") == 2

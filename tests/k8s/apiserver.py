@@ -257,11 +257,13 @@ class FakeApiServer:
 def pod(name: str, namespace: str = "llm", *, ip: str = "10.0.0.1", node: str = "gpu-node-a", ready: bool = True,
         labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
         ports: list[dict[str, Any]] | None = None, gpus: int = 1, phase: str = "Running",
-        uid: str | None = None) -> dict[str, Any]:
-    """A pod in the shape the API server returns (the fields discovery reads, plus realistic neighbours)."""
+        uid: str | None = None, created: str = "2026-01-05T10:00:00Z",
+        ready_since: str = "2026-01-05T10:01:30Z") -> dict[str, Any]:
+    """A pod in the shape the API server returns (the fields discovery reads, plus realistic neighbours).
+    Every condition carries `lastTransitionTime` as the kubelet writes it; Ready's is `ready_since`."""
     meta: dict[str, Any] = {"name": name, "namespace": namespace,
                             "labels": {"app.kubernetes.io/name": "vllm", **(labels or {})},
-                            "annotations": dict(annotations or {}), "creationTimestamp": "2026-01-05T10:00:00Z"}
+                            "annotations": dict(annotations or {}), "creationTimestamp": created}
     if uid:
         meta["uid"] = uid
     return {
@@ -272,9 +274,9 @@ def pod(name: str, namespace: str = "llm", *, ip: str = "10.0.0.1", node: str = 
             "resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"nvidia.com/gpu": str(gpus)}},
         }]},
         "status": {"phase": phase, "podIP": ip, "hostIP": "192.168.1.10", "conditions": [
-            {"type": "Initialized", "status": "True"},
-            {"type": "Ready", "status": "True" if ready else "False"},
-            {"type": "ContainersReady", "status": "True" if ready else "False"},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": created},
+            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": ready_since},
+            {"type": "ContainersReady", "status": "True" if ready else "False", "lastTransitionTime": ready_since},
         ]},
     }
 

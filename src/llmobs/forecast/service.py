@@ -55,7 +55,7 @@ class ForecastConfig:
     refresh_seconds: float = 15.0
     refit_seconds: float = 600.0
     step_seconds: float = 60.0
-    horizon_seconds: float = 300.0
+    horizon_seconds: float | None = None  # None: each model's measured cold start (p90), else the default
     quantile: float = 0.9
     forecaster: str = "auto"
     capacity_per_replica: Mapping[str, float] = field(default_factory=dict)
@@ -67,11 +67,12 @@ class ForecastConfig:
     learn_min_points: int = 10
     floor_utilization: float = 0.8
     guard: GuardConfig = field(default_factory=GuardConfig)
+    default_horizon_seconds: float = 300.0  # before a model's first measured cold start
 
     def __post_init__(self) -> None:
         if self.refresh_seconds <= 0 or self.refit_seconds <= 0 or self.step_seconds <= 0:
             raise ForecastInputError("refresh, refit and step seconds must be positive")
-        if self.horizon_seconds < self.step_seconds:
+        if self.horizon_seconds is not None and self.horizon_seconds < self.step_seconds:
             raise ForecastInputError(
                 f"horizon {self.horizon_seconds}s is shorter than one step ({self.step_seconds}s)"
             )
@@ -88,8 +89,16 @@ class ForecastConfig:
 
     @property
     def horizon_steps(self) -> int:
-        """Horizon in steps of the forecast grid (rounded up: a forecast must cover the cold start)."""
-        return math.ceil(self.horizon_seconds / self.step_seconds - 1e-9)
+        """The horizon in steps before any cold start is measured (rounded up: it must cover the cold start)."""
+        return self.horizon_steps_for(None)
+
+    def horizon_steps_for(self, measured_cold_start: float | None) -> int:
+        """Horizon in steps of the forecast grid: the configured horizon, else the measured cold start, else the
+        default; rounded up, at least one step."""
+        seconds = self.horizon_seconds
+        if seconds is None:
+            seconds = measured_cold_start if measured_cold_start is not None else self.default_horizon_seconds
+        return max(1, math.ceil(seconds / self.step_seconds - 1e-9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +136,7 @@ class _ModelState:
     observations: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=2880))
     observed_at: float = -math.inf
     fallbacks: dict[str, int] = field(default_factory=dict)  # refreshes on the reactive floor alone, by reason
+    fitted_steps: int = 0  # the horizon the forecaster was fitted and backtested at
 
 
 def _clean_series(series: DemandSeries) -> DemandSeries:
@@ -169,6 +179,14 @@ class ForecastService:
         """The last refresh's forecasts by model (a copy; safe to read from any thread)."""
         return dict(self._snapshot)
 
+    def horizon_steps(self, model: str) -> int:
+        """`model`'s forecast horizon in grid steps: configured, else its measured cold start
+        (`llmobs_replica_cold_start_seconds`, p90 of the recent ones), else the default."""
+        if self.config.horizon_seconds is not None:
+            return self.config.horizon_steps_for(None)
+        summary = self.holder.current.cold_starts.get(model)
+        return self.config.horizon_steps_for(summary.horizon_seconds if summary is not None else None)
+
     def _target(self, state: _ModelState) -> Forecaster:
         if state.forecaster is not None:
             return state.forecaster
@@ -184,14 +202,15 @@ class ForecastService:
         done = []
         for model in self.holder.models_with_history():
             state = self._states.setdefault(model, _ModelState())
-            if now - state.fitted_at < self.config.refit_seconds:
-                continue
+            h = self.horizon_steps(model)
+            if now - state.fitted_at < self.config.refit_seconds and state.fitted_steps == h:
+                continue  # not due, and the measured cold start has not moved the horizon
             series = _clean_series(from_history(self.holder.history(model), self.config.step_seconds))
             y = series.request_rate.to_numpy(dtype=float)
-            if check_history(y, self._target(state), self.config.horizon_steps, self.config.step_seconds):
+            if check_history(y, self._target(state), h, self.config.step_seconds):
                 continue  # too short: the refresh reports the fallback and its reason
             try:
-                self._refit(state, series, now)
+                self._refit(state, series, now, h)
             except Exception as exc:
                 self.last_error = f"{model}: {type(exc).__name__}: {exc}"
                 state.fitted_at = now
@@ -199,10 +218,10 @@ class ForecastService:
             done.append(model)
         return done
 
-    def _refit(self, state: _ModelState, series: DemandSeries, now: float) -> None:
-        """Choose (auto) and fit the forecaster; estimate band and WAPE from a short backtest."""
+    def _refit(self, state: _ModelState, series: DemandSeries, now: float, h: int) -> None:
+        """Choose (auto) and fit the forecaster at `h` steps; estimate band and WAPE from a short backtest."""
         cfg = self.config
-        h = cfg.horizon_steps
+        state.fitted_steps = h
         t0 = time.perf_counter()
         y = series.request_rate.to_numpy(dtype=float)
         cands = _candidates() if cfg.forecaster == "auto" else [make_forecaster(cfg.forecaster), LastValue()]
@@ -236,7 +255,7 @@ class ForecastService:
         raw = from_history(points, cfg.step_seconds)
         series = _clean_series(raw)
         y = series.request_rate.to_numpy(dtype=float)
-        h = cfg.horizon_steps
+        h = self.horizon_steps(model)
         state = self._states.setdefault(model, _ModelState())
         self._update_capacity(model, state)
         reason = check_history(y, self._target(state), h, cfg.step_seconds) or state.refit_reason

@@ -17,8 +17,9 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from llmobs import __version__
-from llmobs.metric_families import family
+from llmobs.metric_families import family, histogram_family
 from llmobs.metrics_catalogue import SIGNAL_LABELS, MetricSpec, section
+from llmobs.signals.coldstart import COLD_START_BUCKETS
 from llmobs.signals.types import QUANTILES, ModelEndpointSignals
 from llmobs.state import FleetState, StateHolder
 
@@ -66,6 +67,21 @@ class FleetCollector(Collector):
         yield family("llmobs_scrape_cycle_duration_seconds", state.cycle_duration_seconds)
         yield family("llmobs_targets", len(state.targets))
         yield family("llmobs_signal_window_seconds", state.window_seconds)
+        yield from self._cold_start_metrics(state)
+
+    @staticmethod
+    def _cold_start_metrics(state: FleetState) -> Iterator[Metric]:
+        cold = histogram_family("llmobs_replica_cold_start_seconds")
+        rejected = family("llmobs_replica_cold_starts_rejected_total")
+        bounds = [f"{b:g}" for b in COLD_START_BUCKETS] + ["+Inf"]
+        for model, summary in state.cold_starts.items():
+            for h in summary.histograms:
+                counts = [*h.bucket_counts, h.count]
+                cold.add_metric([model, h.start, h.stage], list(zip(bounds, map(float, counts), strict=True)),
+                                sum_value=h.sum)
+            for reason, n in sorted(summary.rejected.items()):
+                rejected.add_metric([model, reason], float(n))
+        yield from (cold, rejected)
 
     def _target_metrics(self, state: FleetState) -> Iterator[Metric]:
         up = family("llmobs_target_up")

@@ -71,6 +71,8 @@ class Instrument:
 
 
 def _instrument(spec: MetricSpec, otlp: Otlp) -> Instrument:
+    if spec.type == "histogram":  # no catalogue histogram is pushed over OTLP (its rows have no `otlp`)
+        raise ValueError(f"{spec.name}: histogram rows are not mapped to OTLP instruments")
     return Instrument(otlp.name, spec.unit, spec.type, otlp.description or spec.help,
                       labels=dict(otlp.labels), constant=dict(otlp.constant))
 

@@ -45,6 +45,10 @@ class Target:
     name: str
     labels: dict[str, str] = field(default_factory=dict)
     auth: ScrapeAuth | None = None
+    # When the replica's pod was created and last turned Ready (Unix s; Kubernetes discovery sets them): the
+    # start of a measured cold start. Not part of equality: a readiness flap is the same target.
+    created_at: float | None = field(default=None, compare=False)
+    ready_at: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         clean, user, password = split_credentials(self.url)

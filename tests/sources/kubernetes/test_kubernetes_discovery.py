@@ -198,3 +198,19 @@ CFG = KubernetesConfig()
 def test_pod_target_table(p: dict, url: str | None) -> None:
     t = pod_target(p, {}, CFG)
     assert (t.url if t else None) == url
+
+
+def test_pod_target_carries_creation_and_ready_times_for_cold_starts() -> None:
+    """The start and Ready instants of a measured cold start come from the pod as the API server writes them."""
+    t = pod_target(pod("a", created="2026-01-05T10:00:00Z", ready_since="2026-01-05T10:02:05Z"), {}, CFG)
+    assert t is not None and t.ready_at is not None and t.created_at is not None
+    assert t.ready_at - t.created_at == 125.0
+    assert t.created_at == 1767607200.0  # UTC, whatever the machine's time zone
+
+
+@pytest.mark.parametrize("stamp", ["", "yesterday", None, 17])
+def test_an_unreadable_pod_time_leaves_the_cold_start_unmeasured_not_the_pod_unscraped(stamp: object) -> None:
+    p = pod("a")
+    p["metadata"]["creationTimestamp"] = stamp
+    t = pod_target(p, {}, CFG)
+    assert t is not None and t.created_at is None and t.url == "http://10.0.0.1:8000/metrics"

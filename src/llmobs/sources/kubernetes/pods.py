@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from llmobs.sources.kubernetes.config import KubernetesConfig
@@ -24,6 +25,26 @@ def pod_ready(pod: RawObject) -> bool:
     if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not status.get("podIP"):
         return False
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
+def timestamp(value: object) -> float | None:
+    """A Kubernetes RFC 3339 time (`2026-12-06T14:00:00Z`) as Unix seconds; None when absent or unreadable
+    (a missing start only means that cold start is not measured)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def ready_since(pod: RawObject) -> float | None:
+    """When the pod's Ready condition last turned True (its `lastTransitionTime`)."""
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return timestamp(c.get("lastTransitionTime"))
+    return None
 
 
 def metrics_port(pod: RawObject, cfg: KubernetesConfig) -> int | None:
@@ -103,4 +124,5 @@ def pod_target(pod: RawObject, nodes: Mapping[str, RawObject], cfg: KubernetesCo
     gpus = gpu_count(pod, cfg.gpu_resource)
     if gpus:
         labels["gpu_count"] = str(gpus)
-    return Target(url=f"{cfg.scheme}://{host}:{port}{path}", name=endpoint_name(namespace, name), labels=labels)
+    return Target(url=f"{cfg.scheme}://{host}:{port}{path}", name=endpoint_name(namespace, name), labels=labels,
+                  created_at=timestamp(meta.get("creationTimestamp")), ready_at=ready_since(pod))
