@@ -32,6 +32,7 @@ from llmobs.forecast.demand import DEFAULT_PROMQL
 from llmobs.forecast.service import ForecastCollector, ModelForecast
 from llmobs.metrics_catalogue import CATALOGUE, GPU_LABELS, metric
 from llmobs.serving.collector import FleetCollector
+from llmobs.serving.deletion_cost import DeletionCostCollector, DeletionCostConfig, DeletionCostWriter, PatchRefused
 from llmobs.serving.scaler.catalogue import SIGNALS
 from llmobs.serving.scaler.metadata import metric_name, parse_metadata
 from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
@@ -43,7 +44,7 @@ from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes.watch import WatchStats
 from llmobs.state import StateHolder
 from tests.conftest import REPO
-from tests.factories import make_state, make_target_health, signals_from_page
+from tests.factories import make_signals, make_state, make_target_health, scraped_target, signals_from_page
 
 ROOT = REPO
 
@@ -110,6 +111,19 @@ def _scaler() -> ScalerCollector:
     return ScalerCollector(stats, cache, triggers)  # type: ignore[arg-type]
 
 
+def _deletion_cost() -> DeletionCostCollector:
+    def patch(namespace: str, pod: str, cost: int) -> None:
+        if pod == "pod-1":
+            raise PatchRefused("forbidden", "HTTP 403")
+
+    state = make_state(make_signals("m", "ns/pod-0", requests_running=1.0), make_signals("m", "ns/pod-1"),
+                       targets=(scraped_target("ns/pod-0", 1.0, namespace="ns", pod="pod-0"),
+                                scraped_target("ns/pod-1", 1.0, namespace="ns", pod="pod-1")))
+    writer = DeletionCostWriter(lambda: state, patch, DeletionCostConfig(enabled=True))
+    writer.run_once()
+    return DeletionCostCollector(writer)
+
+
 def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
     """One of each collector llmobs registers, each with state that fills its families."""
     info = EndpointInfo("m", "e", "ns", "pod-0", "node-a", "H100", "GPU-a")
@@ -118,7 +132,7 @@ def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
         _fleet(fixture_page), _gpu(), EndpointInfoCollector(lambda: [info]),
         CostCollector(CostConfig(gpu_hourly_usd={"H100": 2.0}), lambda: [usage]),
         WatchStatsCollector(lambda: {"pods": WatchStats(1, 1, 1, 1, 1, 1)}),
-        _feedback(tmp_path), _forecast(), _scaler(),
+        _feedback(tmp_path), _forecast(), _scaler(), _deletion_cost(),
     ]
 
 

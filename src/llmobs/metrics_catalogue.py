@@ -497,6 +497,15 @@ _ATTRIBUTION = (
        doc=f"watches expired (410 Gone, answered by a relist), per {_WATCH}"),
     _c("llmobs_kubernetes_watch_errors_total", "{error}", ("watch",), "Kubernetes watch errors.", "attribution",
        doc=f"failed requests (retried with backoff), per {_WATCH}"),
+    # drain-aware scale-in (kubernetes.pod_deletion_cost, llmobs.serving.deletion_cost)
+    _g("llmobs_pod_deletion_cost", "1", ("namespace", "pod"),
+       "controller.kubernetes.io/pod-deletion-cost llmobs last wrote on the pod.", "attribution",
+       doc="1,000 per request running or waiting + 100 per 10 % of KV cache in use; the ReplicaSet deletes the "
+           "lowest first on scale-in; only with `kubernetes.pod_deletion_cost.enabled`"),
+    _c("llmobs_pod_deletion_cost_patches_total", "{patch}", ("result",),
+       "Pod-deletion-cost annotation writes, by result.", "attribution",
+       doc="`ok`, `forbidden` (RBAC: writes pause), `not_found` (pod gone), `conflict`, `invalid`, `throttled` "
+           "(429) and `error` (5xx, connection; writes pause)"),
 )
 
 

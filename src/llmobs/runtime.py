@@ -122,6 +122,19 @@ def served_requests_from(holder: StateHolder) -> Callable[[str], float]:
     return served
 
 
+def start_deletion_cost(config: LlmobsConfig, holder: StateHolder, registry: CollectorRegistry) -> Callable[[], None]:
+    """Start drain-aware scale-in (llmobs.serving.deletion_cost) on its own thread; returns its stop."""
+    from llmobs.serving.deletion_cost import DeletionCostCollector, DeletionCostWriter, kubernetes_patcher
+    from llmobs.sources.kubernetes.client import make_api_client
+
+    assert config.kubernetes is not None
+    writer = DeletionCostWriter(lambda: holder.current, kubernetes_patcher(make_api_client(config.kubernetes)),
+                                config.kubernetes.pod_deletion_cost)
+    registry.register(DeletionCostCollector(writer))
+    writer.start()
+    return writer.stop
+
+
 def required_extras(config: LlmobsConfig) -> list[str]:
     """The pip extras the components `config` enables need (the core exporter needs none)."""
     enabled = {
@@ -192,6 +205,9 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         done, _ = await asyncio.wait([listening, feedback_task], return_when=asyncio.FIRST_COMPLETED)
         if feedback_task in done:
             feedback_task.result()  # re-raise why the feedback API could not start (e.g. port in use)
+    closers: list[Callable[[], Awaitable[None] | None]] = [discovery.stop] if discovery is not None else []
+    if config.kubernetes is not None and config.kubernetes.enabled and config.kubernetes.pod_deletion_cost.enabled:
+        closers.append(start_deletion_cost(config, holder, registry))
     otlp = None
     if config.otlp is not None and config.otlp.enabled:
         from llmobs.serving.otlp import start_otlp
@@ -203,5 +219,4 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
     loop_task = asyncio.create_task(pipeline.run_forever(config.scrape.interval_seconds, stop))
     return Exporter(holder, registry, pipeline, port, server, [loop_task, server_task], stop, scaler=scaler,
                     forecast=forecast, feedback_task=feedback_task,
-                    feedback_port=listening.result() if feedback_task else None, otlp=otlp,
-                    _closers=[discovery.stop] if discovery is not None else [])
+                    feedback_port=listening.result() if feedback_task else None, otlp=otlp, _closers=closers)

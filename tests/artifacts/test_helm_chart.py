@@ -411,6 +411,17 @@ def test_rbac_is_read_only_on_pods_and_nodes(docs: list[dict[str, Any]]) -> None
     assert accounts[f"{RELEASE}-llmobs"] == one(docs, "ClusterRoleBinding", f"{RELEASE}-llmobs")["subjects"][0]["name"]
 
 
+def test_patch_on_pods_only_with_drain_aware_scale_in() -> None:
+    """The one write llmobs can make (the pod-deletion-cost annotation) is granted only when it is enabled."""
+    docs = render({"config": {"kubernetes": {"enabled": True, "pod_deletion_cost": {"enabled": True}}}})
+    assert one(docs, "ClusterRole", f"{RELEASE}-llmobs")["rules"] == [
+        {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
+    assert rendered_config(docs)["kubernetes"]["pod_deletion_cost"] == {"enabled": True}
+    off = render({"config": {"kubernetes": {"enabled": True, "pod_deletion_cost": {"enabled": False}}}})
+    assert all("patch" not in rule["verbs"] for rule in one(off, "ClusterRole", f"{RELEASE}-llmobs")["rules"])
+
+
 def test_node_agent_attribution_and_least_privilege(full_docs: list[dict[str, Any]], tmp_path: Path) -> None:
     """With pod attribution: read-only host /proc, pods-only RBAC, a config the agent's loader accepts."""
     from llmobs.agent.config import load_agent_config

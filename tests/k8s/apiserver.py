@@ -8,6 +8,11 @@ and `ERROR` carrying a `Status` with code 410 "Expired" for a resourceVersion ol
 compaction point); label selectors (equality) and `spec.nodeName` field selectors, including an object
 leaving a selector being sent as DELETED, as the real server does. Tests drive it from their thread:
 `upsert`, `delete`, `bookmark`, `expire`, `drop_watches`, `fail_next`.
+
+Pods can be read and patched one by one (`GET`/`PATCH /api/v1/namespaces/<ns>/pods/<name>`): a JSON merge
+patch (RFC 7386) or a strategic merge patch of metadata, which bumps the resourceVersion and is sent to
+watchers as MODIFIED; `refuse_patches` answers the next patches with an error status as the real server
+would (403 Forbidden without RBAC `patch`); every patch received is kept in `patches`.
 """
 
 from __future__ import annotations
@@ -71,6 +76,19 @@ def _fields_match(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
 class FakeApiServer:
     """State and control surface; `url` once started. Thread-safe: tests mutate, uvicorn's loop reads."""
 
@@ -84,6 +102,8 @@ class FakeApiServer:
         self._expire_gen = 0
         self._drop_gen = 0
         self._fail: list[int] = []
+        self._refuse: list[int] = []
+        self.patches: list[tuple[str, str, str, dict[str, Any]]] = []  # (namespace, name, content type, body)
         self._closing = False
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -142,6 +162,16 @@ class FakeApiServer:
         with self._lock:
             self._fail.extend([status] * n)
 
+    def refuse_patches(self, n: int, status: int = 403) -> None:
+        """Answer the next `n` pod patches with `status` (403: the service account may not patch pods)."""
+        with self._lock:
+            self._refuse.extend([status] * n)
+
+    def annotations(self, namespace: str, name: str) -> dict[str, str]:
+        with self._lock:
+            obj = self.objects["pods"].get(f"{namespace}/{name}") or {}
+            return dict((obj.get("metadata") or {}).get("annotations") or {})
+
     # -- HTTP ------------------------------------------------------------------------------------
 
     def _match(self, obj: dict[str, Any] | None, namespace: str, q: dict[str, str]) -> bool:
@@ -164,6 +194,37 @@ class FakeApiServer:
         if watching:
             return StreamingResponse(self._stream(resource, namespace, q), media_type="application/json")
         return JSONResponse(self._list(resource, namespace, q))
+
+    async def _pod(self, request: Request) -> Response:
+        """GET or PATCH one pod."""
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        key = f"{namespace}/{name}"
+        if request.method == "GET":
+            with self._lock:
+                obj = copy.deepcopy(self.objects["pods"].get(key))
+            if obj is None:
+                return JSONResponse(_status(404, "NotFound", f'pods "{name}" not found'), status_code=404)
+            return JSONResponse(obj)
+        content_type = request.headers.get("content-type", "").split(";")[0]
+        body = json.loads(await request.body())
+        with self._lock:
+            self.requests["patch pods"] += 1
+            self.patches.append((namespace, name, content_type, body))
+            refuse = self._refuse.pop(0) if self._refuse else None
+        if refuse is not None:
+            reason = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 429: "TooManyRequests"}
+            return JSONResponse(_status(refuse, reason.get(refuse, "InternalError"),
+                                        f'pods "{name}" is forbidden: User cannot patch resource "pods"'
+                                        if refuse == 403 else "refused by the test"), status_code=refuse)
+        if content_type not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            return JSONResponse(_status(415, "UnsupportedMediaType", f"unsupported patch type {content_type}"),
+                                status_code=415)
+        with self._lock:
+            current = self.objects["pods"].get(key)
+        if current is None:
+            return JSONResponse(_status(404, "NotFound", f'pods "{name}" not found'), status_code=404)
+        patched = _merge_patch(copy.deepcopy(current), body)
+        return JSONResponse(self.upsert("pods", patched))
 
     def _list(self, resource: str, namespace: str, q: dict[str, str]) -> dict[str, Any]:
         with self._lock:
@@ -233,6 +294,7 @@ class FakeApiServer:
         app = Starlette(routes=[
             Route("/api/v1/pods", self._handle), Route("/api/v1/nodes", self._handle),
             Route("/api/v1/namespaces/{namespace}/pods", self._handle),
+            Route("/api/v1/namespaces/{namespace}/pods/{name}", self._pod, methods=["GET", "PATCH"]),
         ])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                                      lifespan="off", access_log=False))

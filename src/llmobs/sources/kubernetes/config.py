@@ -5,6 +5,20 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+class DeletionCostConfig(BaseModel):
+    """`kubernetes.pod_deletion_cost:` — opt-in writes of the pod-deletion-cost annotation, so that scale-in
+    removes the idlest replica (llmobs.serving.deletion_cost)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="write the annotation (needs RBAC patch on pods)")
+    interval_seconds: float = Field(10.0, gt=0, description="time between passes over the pods")
+    min_patch_interval_seconds: float = Field(30.0, ge=0, description="at most one write per pod in this time")
+    max_patches_per_second: float = Field(5.0, gt=0, description="writes per second over all pods")
+    forbidden_backoff_seconds: float = Field(300.0, gt=0, description="pause after a 403 (RBAC missing)")
+    error_backoff_seconds: float = Field(30.0, gt=0, description="pause after a 429, 5xx or connection error")
+
+
 class KubernetesConfig(BaseModel):
     """Which pods are vLLM replicas, how to reach their /metrics, and how to talk to the API server.
 
@@ -36,6 +50,7 @@ class KubernetesConfig(BaseModel):
     list_page_size: int = Field(500, ge=1)
     backoff_initial_seconds: float = Field(0.5, gt=0)
     backoff_max_seconds: float = Field(30.0, gt=0)
+    pod_deletion_cost: DeletionCostConfig = Field(default_factory=DeletionCostConfig)
 
     @field_validator("scheme")
     @classmethod
