@@ -42,7 +42,14 @@ from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes.watch import WatchStats
 from llmobs.state import StateHolder
 from tests.conftest import REPO
-from tests.factories import make_state, make_target_health, signals_from_page
+from tests.factories import (
+    distribution,
+    make_door_health,
+    make_door_signals,
+    make_state,
+    make_target_health,
+    signals_from_page,
+)
 
 ROOT = REPO
 
@@ -63,7 +70,9 @@ def _fleet(fixture_page: str) -> FleetCollector:
                                 missing_series=("ttft",), last_success_time=5.0, counter_resets=1,
                                 series_dropped={"series_limit": 3})
     holder = StateHolder()
-    holder.publish(make_state(_serving_signals(fixture_page), targets=(health,), time=5.0))
+    doors = (make_door_signals("tiny", "router", pending=1.0, latency=distribution(0.1, 0.2, 0.3, 0.15)),)
+    holder.publish(make_state(_serving_signals(fixture_page), targets=(health,), time=5.0, doors=doors,
+                              door_health=(make_door_health("router", problems={"timeout": 1}),)))
     return FleetCollector(holder)
 
 

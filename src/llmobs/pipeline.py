@@ -12,15 +12,15 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from llmobs.signals.counters import DROP_IMPLAUSIBLE
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.door import DoorSignals, DoorTracker
-from llmobs.sources.door import DoorTarget, read_door
 from llmobs.signals.types import Attribution
+from llmobs.sources.door import DoorTarget, read_door
 from llmobs.sources.normalize import DROP_MODEL_LIMIT, DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
 from llmobs.sources.targets import Target, TargetSource

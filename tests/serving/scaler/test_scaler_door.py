@@ -1,0 +1,90 @@
+"""Scale from zero: a model with no replica has no vLLM page, so only its door can wake it. A door page that
+shows a request for the model makes the scaler's door signals (and so IsActive) non-zero on that same scrape;
+door series join the replica signals under one `model` label; and door data has its own staleness."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from llmobs.pipeline import Pipeline
+from llmobs.serving.collector import FleetCollector
+from llmobs.serving.scaler.cache import ScalerError, answer, build_snapshot
+from llmobs.serving.scaler.metadata import MetadataError, parse_metadata
+from llmobs.sources.door import DoorTarget
+from llmobs.sources.scrape import Scraper
+from llmobs.sources.targets import StaticTargetSource
+from llmobs.state import StateHolder
+from tests.factories import make_door_health, make_door_signals, make_signals, make_state, scraped_target
+from tests.pageserver import PageServer, Reply
+
+NOW = 1_800_000_000.0
+ROUTER_IDLE = "# TYPE vllm_router_active_workers gauge\nvllm_router_active_workers 0\n"
+ROUTER_REFUSED = ROUTER_IDLE + (
+    "# TYPE vllm_router_retries_exhausted_total counter\n"
+    'vllm_router_retries_exhausted_total{route="/v1/completions"} 1\n'
+    "# TYPE vllm_router_request_errors_total counter\n"
+    'vllm_router_request_errors_total{route="/v1/completions",error_type="no_available_workers"} 5\n')
+
+
+def active(snapshot, meta: dict[str, str], now: float) -> bool:  # type: ignore[no-untyped-def]
+    q = parse_metadata(meta)
+    return answer(snapshot, q, now) > q.activation_target
+
+
+async def test_the_first_refused_request_at_a_router_activates_a_model_with_no_replica() -> None:
+    pages = {"router": lambda n: ROUTER_IDLE if n == 1 else ROUTER_REFUSED, "junk": lambda n: Reply("<html>")}
+    async with PageServer(pages) as server:
+        doors = [DoorTarget(server.url("router"), "router", "vllm-router", "tiny"),
+                 DoorTarget(server.url("junk"), "junk", "litellm")]
+        holder = StateHolder()
+        scraper = Scraper(timeout_seconds=5)
+        pipeline = Pipeline(StaticTargetSource([]), scraper, holder, window_seconds=30, doors=doors)
+        try:
+            first = await pipeline.run_cycle()
+            second = await pipeline.run_cycle()
+        finally:
+            await scraper.aclose()
+    assert first.doors == () and second.signals == ()  # no replica anywhere
+    [door] = second.doors
+    assert (door.model, door.request_rate > 0, door.rejected_rate > 0) == ("tiny", True, True)
+    meta = {"model": "tiny", "signal": "door_request_rate", "activationTarget": "0"}
+    assert not active(build_snapshot(first, stale_after=60, known_models=["tiny"], now=first.time), meta, first.time)
+    assert active(build_snapshot(second, stale_after=60, now=second.time), meta, second.time)
+    junk = {h.door: h for h in second.door_health}["junk"]
+    assert not junk.up and junk.problems == {"parse": 2}  # an HTML page: counted, the loop goes on
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(holder))
+    text = generate_latest(registry).decode()
+    assert 'llmobs_door_request_rate{door="router",door_kind="vllm-router",model="tiny"}' in text
+    assert 'llmobs_door_up{door="junk",door_kind="litellm"} 0.0' in text
+
+
+def test_door_and_replica_signals_meet_under_one_model() -> None:
+    state = make_state(make_signals("tiny", "vllm-0", requests_waiting=2.0), targets=(scraped_target("vllm-0", NOW),),
+                       doors=(make_door_signals("tiny", "router", request_rate=3.0),
+                              make_door_signals("tiny", "litellm", "litellm", request_rate=1.0, pending=2.0)),
+                       door_health=(make_door_health("router", last_success_time=NOW),
+                                    make_door_health("litellm", "litellm", last_success_time=NOW)), time=NOW)
+    assert [d.door for d in state.doors_for_model("tiny")] == ["router", "litellm"]
+    assert state.door_models() == state.models() == ["tiny"]
+    snap = build_snapshot(state, stale_after=30, now=NOW)
+    assert answer(snap, parse_metadata({"model": "tiny", "signal": "door_request_rate"}), NOW) == 4.0
+    assert answer(snap, parse_metadata({"model": "tiny", "signal": "door_pending"}), NOW) == 2.0
+    assert answer(snap, parse_metadata({"model": "tiny", "signal": "queue_depth"}), NOW) == 2.0
+
+
+def test_a_model_no_door_has_shown_reads_zero_and_stale_doors_are_unavailable() -> None:
+    state = make_state(doors=(make_door_signals("tiny", request_rate=1.0),),
+                       door_health=(make_door_health(last_success_time=NOW - 100),), time=NOW)
+    snap = build_snapshot(state, stale_after=30, known_models=["other"], now=NOW)
+    assert answer(snap, parse_metadata({"model": "other", "signal": "door_request_rate"}), NOW) == 0.0
+    with pytest.raises(ScalerError) as e:
+        answer(snap, parse_metadata({"model": "tiny", "signal": "door_request_rate"}), NOW)
+    assert e.value.code == "UNAVAILABLE"
+
+
+def test_a_door_signal_takes_no_endpoint_selector() -> None:
+    with pytest.raises(MetadataError, match="door signal"):
+        parse_metadata({"model": "tiny", "signal": "door_pending", "endpoint": "vllm-0"})
