@@ -515,11 +515,12 @@ _DOOR = (
     _c("llmobs_door_rejected_total", "{request}", DOOR_LABELS,
        "Requests the door refused for want of a backend (reset-adjusted).", "door"),
     _g("llmobs_door_up", "1", DOOR_HEALTH_LABELS, "1 if the last scrape of the door succeeded and was read.", "door",
-       doc="1 when the last scrape of the door succeeded and its page held series of its `door_kind`"),
+       doc="1 when the last scrape of the door succeeded and was read; an idle door (LiteLLM before its first "
+           "request) is up with no per-model series"),
     _c("llmobs_door_problems_total", "{event}", (*DOOR_HEALTH_LABELS, "reason"),
        "Failed door scrapes and unusable door samples, by reason.", "door",
-       doc="failed scrapes by the scrape error kind (`timeout`, `connect`, `http_status`, ...), pages without "
-           "series of the door's kind (`unknown_page`), pages naming too many models (`model_limit`), and samples "
+       doc="failed scrapes by the scrape error kind (`timeout`, `connect`, `http_status`, ...), pages naming too "
+           "many models (`model_limit`), and samples "
            "not used (`missing_model`: no model label and no `model` on the target; `bad_value`; `bad_bucket`; "
            "`implausible`)"),
 )

@@ -342,8 +342,8 @@ class _DoorBook:
 class DoorScrapes:
     """Scrapes the configured doors each cycle beside the replicas and keeps each door's tracker.
 
-    A failure is counted by kind (the scraper's error kinds, `unknown_page` for a page without this kind's series,
-    and the readers' drop reasons) and never stops the cycle; a door whose page names more models than
+    A failure is counted by kind (the scraper's error kinds and the readers' drop reasons) and never stops the
+    cycle; a door whose page names more models than
     `max_models` is not used that cycle (`model_limit`)."""
 
     def __init__(self, doors: Sequence[DoorTarget], scraper: Scraper, window_seconds: float, max_models: int) -> None:
@@ -374,9 +374,8 @@ class DoorScrapes:
             book.problems["error"] += 1
             return []
         book.problems.update(reading.dropped)
-        if not reading.recognised:
-            book.problems["unknown_page"] += 1
-            return []
+        # A page without any of this kind's series is an idle door (LiteLLM writes its series on the first
+        # request), not a failure: it is read as no models, so the first request counts on the next page.
         if len(reading.models) > self.max_models:
             book.problems[DOOR_MODEL_LIMIT] += 1
             return []

@@ -20,6 +20,10 @@ from tests.pageserver import PageServer, Reply
 
 NOW = 1_800_000_000.0
 ROUTER_IDLE = "# TYPE vllm_router_active_workers gauge\nvllm_router_active_workers 0\n"
+LITELLM_IDLE = "# TYPE python_gc_collections_total counter\npython_gc_collections_total{generation=\"0\"} 5.0\n"
+LITELLM_ONE = LITELLM_IDLE + (
+    "# TYPE litellm_proxy_total_requests_metric_total counter\n"
+    'litellm_proxy_total_requests_metric_total{requested_model="tiny-public",status_code="500"} 1.0\n')
 ROUTER_REFUSED = ROUTER_IDLE + (
     "# TYPE vllm_router_retries_exhausted_total counter\n"
     'vllm_router_retries_exhausted_total{route="/v1/completions"} 1\n'
@@ -33,10 +37,12 @@ def active(snapshot, meta: dict[str, str], now: float) -> bool:  # type: ignore[
 
 
 async def test_the_first_refused_request_at_a_router_activates_a_model_with_no_replica() -> None:
-    pages = {"router": lambda n: ROUTER_IDLE if n == 1 else ROUTER_REFUSED, "junk": lambda n: Reply("<html>")}
+    pages = {"router": lambda n: ROUTER_IDLE if n == 1 else ROUTER_REFUSED, "junk": lambda n: Reply("<html>"),
+             "litellm": lambda n: LITELLM_IDLE if n == 1 else LITELLM_ONE}
     async with PageServer(pages) as server:
         doors = [DoorTarget(server.url("router"), "router", "vllm-router", "tiny"),
-                 DoorTarget(server.url("junk"), "junk", "litellm")]
+                 DoorTarget(server.url("junk"), "junk", "litellm"),
+                 DoorTarget(server.url("litellm"), "litellm", "litellm", model_map={"tiny-public": "tiny"})]
         holder = StateHolder()
         scraper = Scraper(timeout_seconds=5)
         pipeline = Pipeline(StaticTargetSource([]), scraper, holder, window_seconds=30, doors=doors)
@@ -46,13 +52,15 @@ async def test_the_first_refused_request_at_a_router_activates_a_model_with_no_r
         finally:
             await scraper.aclose()
     assert first.doors == () and second.signals == ()  # no replica anywhere
-    [door] = second.doors
-    assert (door.model, door.request_rate > 0, door.rejected_rate > 0) == ("tiny", True, True)
+    router, litellm = second.doors  # an idle LiteLLM (no series of its own yet) counts its first request at once
+    assert (router.model, router.request_rate > 0, router.rejected_rate > 0) == ("tiny", True, True)
+    assert (litellm.model, litellm.request_rate > 0) == ("tiny", True)
     meta = {"model": "tiny", "signal": "door_request_rate", "activationTarget": "0"}
     assert not active(build_snapshot(first, stale_after=60, known_models=["tiny"], now=first.time), meta, first.time)
     assert active(build_snapshot(second, stale_after=60, now=second.time), meta, second.time)
     junk = {h.door: h for h in second.door_health}["junk"]
     assert not junk.up and junk.problems == {"parse": 2}  # an HTML page: counted, the loop goes on
+    assert all(h.up for h in first.door_health if h.door != "junk")
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(holder))
