@@ -22,5 +22,14 @@ install_venv() {  # venv, import check, pip requirement...
   touch "$venv/.llmobs-ready"
 }
 
-install_venv "${LLMOBS_ROUTER_VENV:-$CACHE/router-venv}" "import vllm_router_rs" vllm-router
-LITELLM_LOCAL_MODEL_COST_MAP=True install_venv "${LLMOBS_LITELLM_VENV:-$CACHE/litellm-venv}" "import litellm.proxy.proxy_server, prometheus_client" 'litellm[proxy]' prometheus_client
+# Pinned: the door parsers are checked against pages captured from these versions (tests/fixtures/README.md),
+# and LiteLLM changes its start-up rules between releases. A venv of another version is reinstalled.
+ROUTER_VERSION=0.1.17
+LITELLM_VERSION=1.108.7
+install_venv "${LLMOBS_ROUTER_VENV:-$CACHE/router-venv}" \
+  "import vllm_router_rs, importlib.metadata as m; assert m.version('vllm-router') == '$ROUTER_VERSION'" \
+  "vllm-router==$ROUTER_VERSION"
+# LITELLM_LOCAL_MODEL_COST_MAP: importing the proxy would otherwise fetch a price list from the internet.
+LITELLM_LOCAL_MODEL_COST_MAP=True install_venv "${LLMOBS_LITELLM_VENV:-$CACHE/litellm-venv}" \
+  "import litellm.proxy.proxy_server, prometheus_client, importlib.metadata as m; assert m.version('litellm') == '$LITELLM_VERSION'" \
+  "litellm[proxy]==$LITELLM_VERSION" prometheus_client
