@@ -4,6 +4,8 @@ door series join the replica signals under one `model` label; and door data has 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -11,6 +13,7 @@ from llmobs.pipeline import Pipeline
 from llmobs.serving.collector import FleetCollector
 from llmobs.serving.scaler.cache import ScalerError, answer, build_snapshot
 from llmobs.serving.scaler.metadata import MetadataError, parse_metadata
+from llmobs.serving.snapshot import state_to_json
 from llmobs.sources.door import DoorTarget
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.targets import StaticTargetSource
@@ -96,3 +99,14 @@ def test_a_model_no_door_has_shown_reads_zero_and_stale_doors_are_unavailable() 
 def test_a_door_signal_takes_no_endpoint_selector() -> None:
     with pytest.raises(MetadataError, match="door signal"):
         parse_metadata({"model": "tiny", "signal": "door_pending", "endpoint": "vllm-0"})
+
+
+def test_the_json_api_shows_each_door_beside_the_replicas() -> None:
+    state = make_state(doors=(make_door_signals("tiny", "litellm", "litellm", request_rate=2.0, pending=None),),
+                       door_health=(make_door_health("litellm", "litellm", problems={"timeout": 1}),), time=NOW)
+    body = json.loads(json.dumps(state_to_json(state), allow_nan=False))
+    [door] = body["doors"]
+    assert (door["model"], door["door"], door["door_kind"], door["request_rate"], door["pending"]) == (
+        "tiny", "litellm", "litellm", 2.0, None)
+    assert body["door_targets"] == [{"door": "litellm", "door_kind": "litellm", "url": "http://litellm:29000/metrics",
+                                     "up": True, "last_success_time": 0.0, "problems": {"timeout": 1}}]
