@@ -9,7 +9,7 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from llmobs.pipeline import Pipeline
+from llmobs.pipeline import CardinalityLimits, Pipeline
 from llmobs.serving.collector import FleetCollector
 from llmobs.serving.scaler.cache import ScalerError, answer, build_snapshot
 from llmobs.serving.scaler.metadata import MetadataError, parse_metadata
@@ -110,3 +110,18 @@ def test_the_json_api_shows_each_door_beside_the_replicas() -> None:
         "tiny", "litellm", "litellm", 2.0, None)
     assert body["door_targets"] == [{"door": "litellm", "door_kind": "litellm", "url": "http://litellm:29000/metrics",
                                      "up": True, "last_success_time": 0.0, "problems": {"timeout": 1}}]
+
+
+async def test_a_door_naming_more_models_than_allowed_is_not_used_and_says_why() -> None:
+    page = "".join(f'inference_objective_request_total{{model_name="m{i}",target_model_name="m{i}"}} 1\n'
+                   for i in range(3))
+    async with PageServer({"epp": lambda n: page}) as server:
+        scraper = Scraper(timeout_seconds=5)
+        pipeline = Pipeline(StaticTargetSource([]), scraper, StateHolder(), limits=CardinalityLimits(
+            max_models_per_target=2), doors=[DoorTarget(server.url("epp"), "epp", "gie-epp")])
+        try:
+            state = await pipeline.run_cycle()
+        finally:
+            await scraper.aclose()
+    [health] = state.door_health
+    assert state.doors == () and not health.up and health.problems == {"model_limit": 1}
