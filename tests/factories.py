@@ -13,10 +13,11 @@ import math
 from typing import Any
 
 from llmobs.signals.derive import ModelEndpointTracker
+from llmobs.signals.door import DoorSignals
 from llmobs.signals.types import Attribution, Distribution, ModelEndpointSignals
 from llmobs.sources.normalize import normalize
 from llmobs.sources.textformat import parse_text
-from llmobs.state import FleetState, TargetHealth
+from llmobs.state import DoorHealth, FleetState, TargetHealth
 
 EMPTY_DISTRIBUTION = Distribution({0.5: math.nan, 0.9: math.nan, 0.99: math.nan}, math.nan, 0.0)
 """A distribution with no observation in the window: what the tracker reports for a quiet endpoint."""
@@ -79,3 +80,18 @@ def signals_from_page(page: str, model: str = "tiny", attribution: Attribution |
     signals = tracker.signals()
     assert signals is not None, "two scrapes of one page must give signals"
     return signals
+
+
+def make_door_signals(model: str = "m", door: str = "router", kind: str = "vllm-router", **fields: Any) -> DoorSignals:
+    """One model's signals at one door: a quiet door (no arrivals, nothing pending) unless `fields` say otherwise."""
+    values: dict[str, Any] = {"window_seconds": 60.0, "request_rate": 0.0, "rejected_rate": 0.0, "pending": None,
+                              "latency": None, "requests_total": 0.0, "rejected_total": 0.0}
+    values.update(fields)
+    return DoorSignals(model, door, kind, **values)
+
+
+def make_door_health(door: str = "router", kind: str = "vllm-router", **fields: Any) -> DoorHealth:
+    """A door target that answered its last scrape, unless `fields` say otherwise."""
+    values: dict[str, Any] = {"url": f"http://{door}:29000/metrics", "up": True, "last_success_time": 0.0}
+    values.update(fields)
+    return DoorHealth(door, kind, **values)

@@ -44,7 +44,16 @@ from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes.watch import WatchStats
 from llmobs.state import StateHolder
 from tests.conftest import REPO
-from tests.factories import make_signals, make_state, make_target_health, scraped_target, signals_from_page
+from tests.factories import (
+    distribution,
+    make_door_health,
+    make_door_signals,
+    make_signals,
+    make_state,
+    make_target_health,
+    scraped_target,
+    signals_from_page,
+)
 
 ROOT = REPO
 
@@ -68,7 +77,9 @@ def _fleet(fixture_page: str) -> FleetCollector:
     spans, _ = cold_starts("m", "e", first_scrape=100.0, watching_since=0.0, process_start=40.0)
     recorder.record("m", spans, ["clock_skew"])
     holder = StateHolder()
-    holder.publish(make_state(_serving_signals(fixture_page), targets=(health,), time=5.0,
+    doors = (make_door_signals("tiny", "router", pending=1.0, latency=distribution(0.1, 0.2, 0.3, 0.15)),)
+    holder.publish(make_state(_serving_signals(fixture_page), targets=(health,), time=5.0, doors=doors,
+                              door_health=(make_door_health("router", problems={"timeout": 1}),),
                               cold_starts=recorder.summaries()))
     return FleetCollector(holder)
 

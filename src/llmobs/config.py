@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -13,6 +13,7 @@ from llmobs.agent.cost import CostConfig
 from llmobs.feedback.config import FeedbackConfig
 from llmobs.serving.otlp_config import OtlpConfig
 from llmobs.serving.scaler.config import ScalerConfig
+from llmobs.sources.door import DoorTarget
 from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.scrape_auth import ScrapeAuth, SecretFile
 from llmobs.sources.targets import Target, default_target_name
@@ -74,6 +75,27 @@ class TargetConfig(_Strict):
             auth = ScrapeAuth(bearer_token_file=SecretFile(self.bearer_token_file))
         return Target(url=self.url, name=self.name or default_target_name(self.url), labels=dict(self.labels),
                       auth=auth)
+
+
+class DoorConfig(TargetConfig):
+    """`doors:` — a router or proxy in front of the replicas, scraped for per-model demand (docs/doors.md): what
+    arrives for a model with no replica shows only there."""
+
+    kind: Literal["vllm-router", "litellm", "gie-epp"] = Field(description="which door's metric names to read")
+    model: str | None = Field(default=None, description="the model a page without model labels serves (required "
+                              "for vllm-router, whose page has none)")
+    model_map: dict[str, str] = Field(default_factory=dict, description="door model name -> vLLM served name "
+                                      "(the `model` label), where they differ")
+
+    @model_validator(mode="after")
+    def _router_names_its_model(self) -> DoorConfig:
+        if self.kind == "vllm-router" and not self.model:
+            raise ValueError("a vllm-router page has no model label: give `model` (the model its workers serve)")
+        return self
+
+    def to_door(self) -> DoorTarget:
+        target = self.to_target()
+        return DoorTarget(target.url, target.name, self.kind, self.model, dict(self.model_map), target)
 
 
 class ScrapeConfig(_Strict):
@@ -158,6 +180,7 @@ class LlmobsConfig(_Strict):
     """A whole llmobs configuration (the YAML `llmobs run --config` reads); unknown keys are errors."""
 
     targets: list[TargetConfig] = Field(default_factory=list)
+    doors: list[DoorConfig] = Field(default_factory=list, description="routers/proxies scraped for per-model demand")
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -168,6 +191,15 @@ class LlmobsConfig(_Strict):
     feedback: FeedbackConfig | None = Field(None, description="user feedback API")
     otlp: OtlpConfig | None = Field(None, description="push signals over OTLP")
     cost: CostConfig | None = Field(None, description="GPU $/h by gpu_model, for cost per 1k generated tokens")
+
+    def build_doors(self) -> list[DoorTarget]:
+        """The door targets; ConfigError when two share a name."""
+        doors = [d.to_door() for d in self.doors]
+        names = [d.name for d in doors]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(f"doors: duplicate door name {name!r}; give each door a unique name")
+        return doors
 
     def build_targets(self) -> list[Target]:
         """The static scrape targets; ConfigError when two share an endpoint name."""
@@ -198,6 +230,7 @@ def config_from_mapping(data: Any) -> LlmobsConfig:
     except ValidationError as e:
         raise ConfigError(_format_validation(e)) from None
     config.build_targets()
+    config.build_doors()
     return config
 
 

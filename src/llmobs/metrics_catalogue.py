@@ -26,6 +26,9 @@ TARGET_LABELS: tuple[str, ...] = ("endpoint", "node", "gpu_model")
 GPU_LABELS: tuple[str, ...] = ("node", "gpu", "gpu_uuid", "gpu_model", "gpu_instance")
 """Labels of every per-GPU series the node agent exports."""
 ENDPOINT_INFO_LABELS: tuple[str, ...] = ("model", "endpoint", "namespace", "pod", "node", "gpu_model", "gpu_uuid")
+DOOR_LABELS: tuple[str, ...] = ("model", "door", "door_kind")
+"""Labels of every per model × door series (`model` is the replicas' name, after the door's `model_map`)."""
+DOOR_HEALTH_LABELS: tuple[str, ...] = ("door", "door_kind")
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +512,39 @@ _ATTRIBUTION = (
 )
 
 
+_DOOR = (
+    _g("llmobs_door_request_rate", "{request}/s", DOOR_LABELS,
+       "Requests/s the door answered for the model over the signal window (served or refused).", "door",
+       doc="requests/s the door (router, proxy, endpoint picker) answered for the model over the signal window, "
+           "served or refused: the demand a model at zero replicas still has", keda_signal="door_request_rate"),
+    _g("llmobs_door_rejected_rate", "{request}/s", DOOR_LABELS,
+       "Requests/s the door refused for want of a backend over the signal window.", "door",
+       doc="requests/s the door refused for want of a backend (no replica, or none answering)"),
+    _g("llmobs_door_pending_requests", "{request}", DOOR_LABELS,
+       "Requests the door holds without a backend's answer yet.", "door",
+       doc="requests the door holds right now without a backend's answer; absent where the door kind does not "
+           "export it (LiteLLM; the vLLM router under round robin)", keda_signal="door_pending"),
+    _g("llmobs_door_latency_seconds", "s", (*DOOR_LABELS, "quantile"),
+       "Door-side request latency quantiles over the signal window.", "door",
+       doc="door-side request latency over the signal window, `quantile` 0.5/0.9/0.99 (NaN with no request in "
+           "the window); absent where the door exports no latency histogram"),
+    _c("llmobs_door_requests_total", "{request}", DOOR_LABELS,
+       "Requests the door answered for the model (reset-adjusted).", "door",
+       doc="requests the door answered for the model since llmobs first saw it, carried across door restarts"),
+    _c("llmobs_door_rejected_total", "{request}", DOOR_LABELS,
+       "Requests the door refused for want of a backend (reset-adjusted).", "door"),
+    _g("llmobs_door_up", "1", DOOR_HEALTH_LABELS, "1 if the last scrape of the door succeeded and was read.", "door",
+       doc="1 when the last scrape of the door succeeded and was read; an idle door (LiteLLM before its first "
+           "request) is up with no per-model series"),
+    _c("llmobs_door_problems_total", "{event}", (*DOOR_HEALTH_LABELS, "reason"),
+       "Failed door scrapes and unusable door samples, by reason.", "door",
+       doc="failed scrapes by the scrape error kind (`timeout`, `connect`, `http_status`, ...), pages naming too "
+           "many models (`model_limit`), and samples "
+           "not used (`missing_model`: no model label and no `model` on the target; `bad_value`; `bad_bucket`; "
+           "`implausible`)"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OtlpHistogram:
     """A GenAI semantic-convention histogram sent over OTLP only (no Prometheus series; vLLM's own buckets)."""
@@ -535,7 +571,7 @@ sends."""
 
 
 CATALOGUE: tuple[MetricSpec, ...] = (
-    *_TARGET, *_SERVING, *_EXPORTER, *_FEEDBACK, *_FORECAST, *_SCALER, *_GPU, *_ATTRIBUTION)
+    *_TARGET, *_SERVING, *_EXPORTER, *_FEEDBACK, *_FORECAST, *_SCALER, *_GPU, *_ATTRIBUTION, *_DOOR)
 """Every series llmobs exports, in docs/metrics.md's order."""
 
 _BY_NAME: dict[str, MetricSpec] = {}

@@ -19,12 +19,14 @@ from typing import Protocol
 from llmobs.signals.coldstart import ColdStartRecorder, cold_starts
 from llmobs.signals.counters import DROP_IMPLAUSIBLE
 from llmobs.signals.derive import ModelEndpointTracker
+from llmobs.signals.door import DoorSignals, DoorTracker
 from llmobs.signals.types import Attribution
+from llmobs.sources.door import DoorTarget, read_door
 from llmobs.sources.normalize import DROP_MODEL_LIMIT, DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
 from llmobs.sources.targets import Target, TargetSource
 from llmobs.sources.textformat import Sample
-from llmobs.state import FleetState, StateHolder, TargetHealth
+from llmobs.state import DoorHealth, FleetState, StateHolder, TargetHealth
 
 log = logging.getLogger("llmobs.pipeline")
 
@@ -173,6 +175,7 @@ class Pipeline:
         limits: CardinalityLimits | None = None,
         cycle_hook: CycleHook | None = None,
         watching_since: float | None = None,
+        doors: Sequence[DoorTarget] = (),
     ) -> None:
         self.source = source
         self.scraper = scraper
@@ -189,6 +192,7 @@ class Pipeline:
         # Replicas that started before this instant were not seen starting: their start is not a cold start.
         self.watching_since = time.time() if watching_since is None else watching_since
         self.cold_starts = ColdStartRecorder()
+        self.doors = DoorScrapes(doors, scraper, window_seconds, self.limits.max_models_per_target)
 
     async def run_cycle(self) -> FleetState:
         t0 = time.perf_counter()
@@ -206,8 +210,8 @@ class Pipeline:
                 self._books[t.url] = _TargetBook(t) if book is None else self._relabel(book, t)
             elif book.target is not t:
                 book.target = t  # equal, but its pod times (not part of equality) may be newer
-        self.scraper.forget(set(current))
-        await self._scrape_all(targets)
+        self.scraper.forget(set(current) | self.doors.urls)
+        await asyncio.gather(self._scrape_all(targets), self.doors.scrape())
         signals = []
         for book in self._books.values():
             for tracker in book.trackers.values():
@@ -221,6 +225,8 @@ class Pipeline:
             cycle_duration_seconds=time.perf_counter() - t0,
             window_seconds=self.window_seconds,
             cold_starts=self.cold_starts.summaries(),
+            doors=self.doors.signals,
+            door_health=self.doors.health(),
         )
         self.holder.publish(state)
         self.cycles += 1
@@ -367,3 +373,70 @@ class Pipeline:
             delay = max(0.0, interval_seconds - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+# --- doors: routers and proxies in front of the replicas, scraped for per-model demand --------------------------
+
+DOOR_MODEL_LIMIT = "model_limit"
+
+
+@dataclass(slots=True)
+class _DoorBook:
+    target: DoorTarget
+    tracker: DoorTracker
+    up: bool = False
+    last_success_time: float | None = None
+    problems: Counter[str] = field(default_factory=Counter)
+
+
+class DoorScrapes:
+    """Scrapes the configured doors each cycle beside the replicas and keeps each door's tracker.
+
+    A failure is counted by kind (the scraper's error kinds and the readers' drop reasons) and never stops the
+    cycle; a door whose page names more models than
+    `max_models` is not used that cycle (`model_limit`)."""
+
+    def __init__(self, doors: Sequence[DoorTarget], scraper: Scraper, window_seconds: float, max_models: int) -> None:
+        self.scraper = scraper
+        self.max_models = max_models
+        self._books = [_DoorBook(d, DoorTracker(d, window_seconds)) for d in doors]
+        self.urls = {d.url for d in doors}
+        self.signals: tuple[DoorSignals, ...] = ()
+
+    async def scrape(self) -> None:
+        if not self._books:
+            return
+        outcomes = await asyncio.gather(*(self.scraper.scrape(b.target.scrape_target()) for b in self._books))
+        signals: list[DoorSignals] = []
+        for book, outcome in zip(self._books, outcomes, strict=True):
+            signals += self._record(book, outcome)
+        self.signals = tuple(signals)
+
+    def _record(self, book: _DoorBook, outcome: ScrapeOutcome) -> list[DoorSignals]:
+        book.up = False
+        if not outcome.ok or outcome.page is None:
+            book.problems[outcome.error_kind or "error"] += 1
+            return []
+        try:
+            reading = read_door(book.target.kind, outcome.page.samples, book.target.model)
+        except Exception as e:  # a parser bug on a hostile page must not stop the cycle
+            log.warning("door %s: page not read: %r", book.target.name, e)
+            book.problems["error"] += 1
+            return []
+        book.problems.update(reading.dropped)
+        # A page without any of this kind's series is an idle door (LiteLLM writes its series on the first
+        # request), not a failure: it is read as no models, so the first request counts on the next page.
+        if len(reading.models) > self.max_models:
+            book.problems[DOOR_MODEL_LIMIT] += 1
+            return []
+        book.up = True
+        book.last_success_time = outcome.started
+        before = book.tracker.implausible
+        signals = book.tracker.observe(reading, outcome.started)
+        if book.tracker.implausible > before:
+            book.problems[DROP_IMPLAUSIBLE] += book.tracker.implausible - before
+        return signals
+
+    def health(self) -> tuple[DoorHealth, ...]:
+        return tuple(DoorHealth(b.target.name, b.target.kind, b.target.url, b.up, b.last_success_time,
+                                dict(b.problems)) for b in self._books)

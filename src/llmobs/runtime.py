@@ -174,6 +174,7 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
                                  max_models=config.signals.max_models,
                                  max_models_per_target=config.scrape.max_models_per_target),
         cycle_hook=cycle_hook,
+        doors=config.build_doors(),
     )
     stop = asyncio.Event()
     forecast = None

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from llmobs.signals.coldstart import ColdStartSummary
+from llmobs.signals.door import DoorSignals
 from llmobs.signals.types import ModelEndpointSignals
 
 
@@ -36,6 +37,18 @@ class TargetHealth:
     last_success_time: float | None = None
     counter_resets: int = 0
     series_dropped: dict[str, int] = field(default_factory=dict)  # by reason: the cardinality guard's drops
+
+
+@dataclass(frozen=True, slots=True)
+class DoorHealth:
+    """Health of one door target (a router or proxy scraped for per-model demand): `llmobs_door_*`."""
+
+    door: str
+    kind: str
+    url: str
+    up: bool
+    last_success_time: float | None
+    problems: dict[str, int] = field(default_factory=dict)  # failed scrapes by kind, unusable samples by reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,8 @@ class FleetState:
     cycle_duration_seconds: float = 0.0
     window_seconds: float = 60.0
     cold_starts: Mapping[str, ColdStartSummary] = field(default_factory=dict)  # by model (llmobs.signals.coldstart)
+    doors: tuple[DoorSignals, ...] = ()  # per model x door: demand where requests enter, replica or not
+    door_health: tuple[DoorHealth, ...] = ()
 
     def models(self) -> list[str]:
         """The models that have signals, sorted."""
@@ -74,6 +89,15 @@ class FleetState:
     def for_model(self, model: str) -> list[ModelEndpointSignals]:
         """`model`'s signals, one per endpoint serving it."""
         return [s for s in self.signals if s.attribution.model == model]
+
+    def doors_for_model(self, model: str) -> list[DoorSignals]:
+        """`model`'s door signals, one per door it arrives at; `model` is the replicas' name (after each door's
+        model map), so this is the door side of the same model `for_model` gives the replica side of."""
+        return [d for d in self.doors if d.model == model]
+
+    def door_models(self) -> list[str]:
+        """The models any door has signals for, sorted (a model at zero replicas is here and not in `models`)."""
+        return sorted({d.model for d in self.doors})
 
 
 def summarize_model(state: FleetState, model: str) -> ModelDemandPoint:

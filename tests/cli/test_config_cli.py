@@ -24,10 +24,25 @@ def test_minimal_config_and_defaults() -> None:
     ({"scrape": {"interval_seconds": -1}}, "scrape.interval_seconds"),
     ({"targets": [{"url": "http://a/m"}, {"url": "http://a/m"}]}, "duplicate endpoint name"),
     (["not", "a", "mapping"], "top level must be a mapping"),
+    ({"doors": [{"url": "http://r/metrics", "kind": "nginx"}]}, "doors.0.kind"),
+    ({"doors": [{"url": "http://r/metrics", "kind": "vllm-router"}]}, "vllm-router page has no model label"),
+    ({"doors": [{"url": "http://r/metrics", "kind": "litellm"}, {"url": "http://r/metrics", "kind": "litellm"}]},
+     "duplicate door name"),
 ])
 def test_bad_config_names_the_problem(data, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         config_from_mapping(data)
+
+
+def test_doors_config_builds_door_targets_with_their_model_names() -> None:
+    cfg = config_from_mapping({"doors": [
+        {"url": "http://router:29000/metrics", "kind": "vllm-router", "model": "llama"},
+        {"url": "http://litellm:4000/metrics/", "name": "proxy", "kind": "litellm", "model_map": {"public": "llama"},
+         "bearer_token_file": "/run/secrets/litellm"}]})
+    router, proxy = cfg.build_doors()
+    assert (router.name, router.kind, router.model) == ("router:29000", "vllm-router", "llama")
+    assert proxy.replica_model("public") == "llama" and proxy.replica_model("other") == "other"
+    assert proxy.scrape_target().auth is not None  # scraped with the proxy's key
 
 
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ class FleetCollector(Collector):
         yield from self._self_metrics(state)
         yield from self._target_metrics(state)
         yield from self._signal_metrics(state.signals)
+        yield from _door_metrics(state)
 
     def _self_metrics(self, state: FleetState) -> Iterator[Metric]:
         info = family("llmobs_build_info")
@@ -145,3 +146,28 @@ class FleetCollector(Collector):
                 if spec.signal_field in s.totals:
                     total.add_metric(_label_values(s), s.totals[spec.signal_field])
             yield total
+
+
+def _door_metrics(state: FleetState) -> Iterator[Metric]:
+    """`llmobs_door_*`: per model × door demand, and each door's health."""
+    rate, rejected, pending = (family("llmobs_door_request_rate"), family("llmobs_door_rejected_rate"),
+                               family("llmobs_door_pending_requests"))
+    latency, total, rejected_total = (family("llmobs_door_latency_seconds"), family("llmobs_door_requests_total"),
+                                      family("llmobs_door_rejected_total"))
+    for d in state.doors:
+        lv = [d.model, d.door, d.kind]
+        rate.add_metric(lv, d.request_rate)
+        rejected.add_metric(lv, d.rejected_rate)
+        if d.pending is not None:
+            pending.add_metric(lv, d.pending)
+        if d.latency is not None:
+            for q in QUANTILES:
+                latency.add_metric([*lv, _quantile_label(q)], d.latency.quantiles.get(q, math.nan))
+        total.add_metric(lv, d.requests_total)
+        rejected_total.add_metric(lv, d.rejected_total)
+    up, problems = family("llmobs_door_up"), family("llmobs_door_problems_total")
+    for h in state.door_health:
+        up.add_metric([h.door, h.kind], 1.0 if h.up else 0.0)
+        for reason, n in sorted(h.problems.items()):
+            problems.add_metric([h.door, h.kind, reason], n)
+    yield from (rate, rejected, pending, latency, total, rejected_total, up, problems)

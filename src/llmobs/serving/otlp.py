@@ -77,13 +77,14 @@ def _instrument(spec: MetricSpec, otlp: Otlp) -> Instrument:
                       labels=dict(otlp.labels), constant=dict(otlp.constant))
 
 
-_EXPORTED = (*section("target"), *section("serving"), *section("exporter"))
+_EXPORTED = (*section("target"), *section("serving"), *section("exporter"), *section("door"))
 """The catalogue rows FleetCollector renders."""
 
 MAPPING: dict[str, Instrument] = {s.family_name: _instrument(s, s.otlp) for s in _EXPORTED if s.otlp is not None}
 """Prometheus family name → OTel instrument, from the metric catalogue's `otlp` column."""
 SKIPPED: frozenset[str] = frozenset(s.family_name for s in _EXPORTED if s.otlp is None)
-"""Families not exported as metrics: the build version is the resource's `service.version`."""
+"""Families not exported as metrics: the build version is the resource's `service.version`; the door series
+(`llmobs_door_*`) have no OTLP names yet."""
 
 # Resource attributes read from the environment (set by the Helm chart through the downward API).
 K8S_ENV: dict[str, str] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from llmobs.signals.door import DoorSignals
 from llmobs.signals.types import Distribution, ModelEndpointSignals
 from llmobs.state import FleetState
 
@@ -51,6 +52,15 @@ def signal_to_json(s: ModelEndpointSignals) -> dict[str, Any]:
     }
 
 
+def door_to_json(d: DoorSignals) -> dict[str, Any]:
+    return {
+        "model": d.model, "door": d.door, "door_kind": d.kind, "window_seconds": _num(d.window_seconds),
+        "request_rate": _num(d.request_rate), "rejected_rate": _num(d.rejected_rate), "pending": _num(d.pending),
+        "latency_seconds": None if d.latency is None else _dist(d.latency),
+        "requests_total": _num(d.requests_total), "rejected_total": _num(d.rejected_total),
+    }
+
+
 def state_to_json(state: FleetState) -> dict[str, Any]:
     return {
         "time": state.time,
@@ -69,4 +79,8 @@ def state_to_json(state: FleetState) -> dict[str, Any]:
             for h in state.targets
         ],
         "signals": [signal_to_json(s) for s in state.signals],
+        "doors": [door_to_json(d) for d in state.doors],
+        "door_targets": [{"door": h.door, "door_kind": h.kind, "url": h.url, "up": h.up,
+                          "last_success_time": h.last_success_time, "problems": h.problems}
+                         for h in state.door_health],
     }

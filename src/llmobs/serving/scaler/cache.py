@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from llmobs.serving.scaler.catalogue import AGGREGATES, ENDPOINT_SIGNALS, SIGNALS
+from llmobs.serving.scaler.catalogue import AGGREGATES, DOOR_SIGNALS, ENDPOINT_SIGNALS, SIGNALS
 from llmobs.serving.scaler.metadata import ScalerQuery
 from llmobs.serving.scaler.provider import ForecastProvider
+from llmobs.signals.door import DoorSignals
 from llmobs.signals.types import ModelEndpointSignals
 from llmobs.state import FleetState
 
@@ -45,6 +46,16 @@ def _endpoint_reader(name: str) -> Callable[[ModelEndpointSignals], float]:
 
 _INDEX = {name: i for i, name in enumerate(ENDPOINT_SIGNALS)}
 _READERS = {name: _endpoint_reader(name) for name in ENDPOINT_SIGNALS}
+
+
+def _door_reader(name: str) -> Callable[[DoorSignals], float]:
+    read = SIGNALS[name].read_door
+    if read is None:
+        raise RuntimeError(f"door signal {name!r} has no door reader in the scaler catalogue")
+    return read
+
+
+_DOOR_READERS = {name: _door_reader(name) for name in DOOR_SIGNALS}
 
 
 class ScalerError(Exception):
@@ -75,6 +86,7 @@ class ModelEntry:
     fresh_until: float
     forecasts: dict[float, tuple[float, float]] = field(default_factory=dict)
     desired_replicas: int | None = None
+    door_fresh_until: float | None = None  # None: no door has shown the model (its door signals read 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +168,20 @@ def build_snapshot(
         values = tuple(_clean(_READERS[n](s)) for n in ENDPOINT_SIGNALS)
         rows_by_model.setdefault(a.model, []).append(
             EndpointRow(a.endpoint, a.node, namespace, values, last_ok + stale_after))
+    doors_by_model = _door_rows(state, stale_after)
+    for model in doors_by_model:
+        rows_by_model.setdefault(model, [])
     horizons = tuple(horizons)
     models: dict[str, ModelEntry] = {}
     for model, rows in rows_by_model.items():
         live = [r for r in rows if r.fresh_until >= now]
         totals = {(sig, how): aggregate((r.values[i] for r in live), how)
                   for sig, i in _INDEX.items() for how in AGGREGATES}
+        door_rows = doors_by_model.get(model, [])
+        live_doors = [values for values, fresh in door_rows if fresh >= now]
+        totals.update({(sig, how): aggregate((v[i] for v in live_doors), how)
+                       for i, sig in enumerate(DOOR_SIGNALS) for how in AGGREGATES})
+        door_fresh_until = max((fresh for _, fresh in door_rows), default=None)
         fresh_until = max((r.fresh_until for r in rows), default=math.inf)
         forecasts: dict[float, tuple[float, float]] = {}
         desired: int | None = None
@@ -171,9 +191,21 @@ def build_snapshot(
                 if f is not None and len(f) == 2 and all(math.isfinite(x) for x in f):
                     forecasts[horizon] = (max(0.0, float(f[0])), max(0.0, float(f[1])))
             desired = _replicas(_safe_call(forecast.desired_replicas, model))
-        models[model] = ModelEntry(model, tuple(rows), totals, fresh_until, forecasts, desired)
-    ready = bool(state.targets or state.signals)
+        models[model] = ModelEntry(model, tuple(rows), totals, fresh_until, forecasts, desired, door_fresh_until)
+    ready = bool(state.targets or state.signals or state.door_health)
     return Snapshot(state.time, now, stale_after, ready, models)
+
+
+def _door_rows(state: FleetState, stale_after: float) -> dict[str, list[tuple[tuple[float, ...], float]]]:
+    """Per model, each door's values of the door signals (DOOR_SIGNALS order) and until when they are fresh."""
+    last_ok = {h.door: h.last_success_time for h in state.door_health}
+    out: dict[str, list[tuple[tuple[float, ...], float]]] = {}
+    for d in state.doors:
+        seen = last_ok.get(d.door)
+        fresh_until = (state.time if seen is None else seen) + stale_after
+        values = tuple(_clean(_DOOR_READERS[n](d)) for n in DOOR_SIGNALS)
+        out.setdefault(d.model, []).append((values, fresh_until))
+    return out
 
 
 def answer(snapshot: Snapshot, q: ScalerQuery, now: float) -> float:
@@ -196,6 +228,11 @@ def answer(snapshot: Snapshot, q: ScalerQuery, now: float) -> float:
         if entry.desired_replicas is None:
             raise ScalerError("UNAVAILABLE", f"no replica recommendation for model {q.model!r} yet")
         value = float(entry.desired_replicas)
+    elif SIGNALS[q.signal].source == "door":
+        if entry.door_fresh_until is not None and now > entry.door_fresh_until:
+            raise ScalerError("UNAVAILABLE", f"no successful scrape of any door of {q.model!r} for "
+                                             f"{snapshot.stale_after:g} s")
+        value = entry.totals[(q.signal, q.aggregate)]
     elif not q.has_selectors:
         if now > entry.fresh_until:
             raise ScalerError("UNAVAILABLE", f"no successful scrape of any endpoint of {q.model!r} for "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmobs.signals.door import DoorSignals
 from llmobs.signals.types import ModelEndpointSignals
 
 AGGREGATES: tuple[str, ...] = ("sum", "mean", "max")
@@ -20,12 +21,13 @@ class SignalSpec:
     """One servable signal: where its value comes from and how it is meant to be used."""
 
     name: str
-    source: str  # "endpoint" (live signals, aggregated) or "forecast" (model-level, from the provider)
+    source: str  # "endpoint" (live signals, aggregated), "forecast" (model-level, from the provider) or "door"
     default_aggregate: str
     default_target: float
     metric_type: str  # the KEDA trigger metricType the value is shaped for
     description: str
     read: Callable[[ModelEndpointSignals], float] | None = None
+    read_door: Callable[[DoorSignals], float] | None = None  # a door signal's value at one door
 
 
 SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
@@ -41,6 +43,14 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
                "prompt tokens/s over the signal window", lambda s: s.prompt_tokens_rate),
     SignalSpec("generation_tokens_rate", "endpoint", "sum", 2000.0, "AverageValue",
                "generated tokens/s over the signal window", lambda s: s.generation_tokens_rate),
+    # Door signals: read where requests enter (a router or proxy), so they exist for a model with no replica,
+    # whose queue_depth is 0 for want of a page. IsActive on one of them is what takes a model from 0 to 1.
+    SignalSpec("door_request_rate", "door", "sum", 10.0, "AverageValue",
+               "requests/s arriving at the doors for the model, served or refused (llmobs_door_request_rate)",
+               read_door=lambda d: d.request_rate),
+    SignalSpec("door_pending", "door", "sum", 4.0, "AverageValue",
+               "requests the doors hold for the model without a backend's answer (llmobs_door_pending_requests)",
+               read_door=lambda d: d.pending or 0.0),
     SignalSpec("forecast_request_rate", "forecast", "sum", 10.0, "AverageValue",
                "forecast requests/s `horizon` seconds ahead (upper bound unless bound=point)"),
     SignalSpec("desired_replicas", "forecast", "sum", 1.0, "AverageValue",
@@ -48,3 +58,4 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
 )}
 
 ENDPOINT_SIGNALS: tuple[str, ...] = tuple(n for n, s in SIGNALS.items() if s.source == "endpoint")
+DOOR_SIGNALS: tuple[str, ...] = tuple(n for n, s in SIGNALS.items() if s.source == "door")

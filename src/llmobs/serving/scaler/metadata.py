@@ -176,6 +176,10 @@ def parse_items(items: tuple[tuple[str, str], ...], horizons: tuple[float, ...])
             bound = meta.get("bound", "upper").strip()
             if bound not in ("upper", "point"):
                 raise MetadataError("bound", f"{bound!r} is not 'upper' or 'point'")
+    if spec.source == "door":  # summed over the doors the model arrives at: no replica to select
+        for key in ("endpoint", "node", "namespace"):
+            if key in meta:
+                raise MetadataError(key, f"does not apply to the door signal {signal!r} (doors are not endpoints)")
     for key in ("horizon", "bound"):
         if key in meta and signal != "forecast_request_rate":
             raise MetadataError(key, "only applies to signal forecast_request_rate")
