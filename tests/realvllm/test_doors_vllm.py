@@ -164,12 +164,22 @@ async def test_a_request_at_the_router_scales_a_model_from_zero(fleet: Fleet) ->
             replica_s = await asyncio.to_thread(fleet.start_replica)  # the stand-in scales 0 -> 1
             first, first_token, attempts = await asyncio.wait_for(requests, 480)
             stream.cancel()
+        for _ in range(int(10 / INTERVAL) + 2):  # the replica's first good scrape may follow the first token
+            if MODEL_NAME in llmobs.holder.current.cold_starts:
+                break
+            await asyncio.sleep(INTERVAL)
         state = llmobs.holder.current
+        # llmobs watched the replica start: one cold start, from its process start to its first good scrape,
+        # no longer than the stand-in's start-and-register time plus the scrapes that noticed it
+        [cold] = [h for h in state.cold_starts[MODEL_NAME].histograms if h.start == "process_start"]
+        assert cold.count == 1 and 0 < cold.sum <= replica_s + 2 * INTERVAL + 2, (cold, replica_s)
+        assert state.cold_starts[MODEL_NAME].horizon_seconds == cold.sum
         [door] = [d for d in state.doors_for_model(MODEL_NAME) if d.door == "router"]
         assert door.rejected_total >= 1
         print(f"\nscale from zero (vllm-router {INTERVAL:g} s scrapes): first request -> first token "
               f"{first_token - first:.1f} s ({attempts} attempts, {len(refused_at)} refused); refusal -> push "
-              f"{push_lag * 1000:.0f} ms; vLLM start + router registration {replica_s:.1f} s")
+              f"{push_lag * 1000:.0f} ms; vLLM start + router registration {replica_s:.1f} s; measured cold start "
+              f"(process start -> first scrape) {cold.sum:.1f} s")
     finally:
         await llmobs.close()
 
