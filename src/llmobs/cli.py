@@ -37,6 +37,7 @@ from llmobs.cli_support import (
 )
 from llmobs.config import (
     ConfigError,
+    DoorConfig,
     ForecastSection,
     LlmobsConfig,
     ScrapeConfig,
@@ -213,6 +214,7 @@ def demo(
         fleet_server, fleet_task, bound_fleet = await serve_asgi(create_fleet_app(fleet), host, fleet_port)
         targets = fleet.targets(f"http://{host}:{bound_fleet}")
         cfg = LlmobsConfig(
+            doors=[DoorConfig(url=f"http://{host}:{bound_fleet}/door/metrics", name="litellm", kind="litellm")],
             scrape=ScrapeConfig(interval_seconds=interval), signals=SignalsConfig(window_seconds=window),
             server=ServerConfig(host=host, port=port),
             # Demo-scale forecast: 10 s steps, 1 min horizon (a real deployment uses its cold start).

@@ -49,6 +49,7 @@ class _ModelStream:
         self.cursor = 0
         self.loop_offset = 0.0
         self.next_replica = 0
+        self.dispatched = 0  # requests that arrived for this model: what a proxy in front would count
 
     def dispatch(self, now: float) -> None:
         trace = self.deployment.trace
@@ -63,6 +64,7 @@ class _ModelStream:
             replica.submit(self.start + t / self.deployment.speedup,
                            int(trace.prompt_tokens[self.cursor]), int(trace.output_tokens[self.cursor]))
             self.cursor += 1
+            self.dispatched += 1
             if self.cursor == n:
                 self.cursor = 0
                 self.loop_offset += trace.duration + 1.0
@@ -94,6 +96,19 @@ class SimulatedFleet:
         replica.advance(now)
         return render_replica(replica)
 
+    def door_page(self, now: float | None = None) -> str:
+        """What a LiteLLM proxy in front of the fleet would show: every request that arrived, per model (the
+        names LiteLLM's open-source Prometheus callback writes; docs/doors.md)."""
+        now = time.time() if now is None else now
+        name = "litellm_proxy_total_requests_metric_total"
+        lines = [f"# HELP {name} Total number of requests made to the proxy server", f"# TYPE {name} counter"]
+        for stream in self.streams:
+            stream.dispatch(now)
+            model = stream.deployment.model
+            lines.append(f'{name}{{requested_model="{model}",route="/v1/chat/completions",status_code="200"}} '
+                         f"{float(stream.dispatched)!r}")
+        return "\n".join(lines) + "\n"
+
     def targets(self, base_url: str) -> list[Target]:
         """Scrape targets for this fleet served at base_url, with node and GPU attribution."""
         out = []
@@ -124,7 +139,11 @@ def create_fleet_app(fleet: SimulatedFleet) -> Starlette:
         fleet.replica(name).restart(time.time())
         return PlainTextResponse("restarted\n")
 
+    async def door(request: Request) -> Response:
+        return Response(fleet.door_page(), headers={"Content-Type": CONTENT_TYPE})
+
     return Starlette(routes=[
+        Route("/door/metrics", door),
         Route("/replicas/{name}/metrics", metrics),
         Route("/replicas/{name}/restart", restart, methods=["POST"]),
     ])

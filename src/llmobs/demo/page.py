@@ -92,6 +92,8 @@ def render_replica(r: SimulatedReplica) -> str:
                 r.h_decode)
     w.histogram("vllm:request_num_preemptions", "Histogram of the number of times a request was preempted.",
                 r.h_preempt)
+    w.family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.")
+    w.lines.append(f"process_start_time_seconds {_fmt(r.process_start)}")
     w.family("vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig")
     w.lines.append(
         f'vllm:cache_config_info{{block_size="{s.block_size}",cache_dtype="auto",enable_prefix_caching="True",'

@@ -62,6 +62,9 @@ class SimulatedReplica:
         self.running: list[_Request] = []
         self.used_blocks = 0
         self._created = start
+        # The demo's replicas were serving before the demo began (llmobs did not watch them start): only a
+        # restart is a start llmobs sees, as `process_start_time_seconds` on the page.
+        self.process_start = start - 3600.0
         self._reset_metrics()
 
     def _reset_metrics(self) -> None:
@@ -87,6 +90,7 @@ class SimulatedReplica:
         """Simulate a vLLM restart: in-flight work is lost and every counter starts again at zero."""
         self.clock = now
         self._created = now
+        self.process_start = now
         self.waiting.clear()
         self.running.clear()
         self.used_blocks = 0
