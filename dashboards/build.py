@@ -187,6 +187,20 @@ def autoscaling(c: Config) -> Board:
                  description="Rolling backtest at the horizon; NaN (a gap) while the forecast falls back."))
     b.table("Forecaster in use", Q(f"llmobs_forecast_info{{{sm}}}"),
             description="forecaster and fallback reason per model (empty reason: no fallback).")
+    (b.timeseries("Demand at the door vs served",
+                  Q(f"sum by ({m}) (llmobs_door_request_rate{{{sm}}})", f"{legend} at the door"),
+                  Q(f"model:llmobs_request_rate:sum{{{sm}}}", f"{legend} served"),
+                  Q(f"sum by ({m}) (llmobs_door_rejected_rate{{{sm}}})", f"{legend} refused at the door"),
+                  unit="reqps",
+                  description="Requests arriving at the router or proxy (doors:) against requests the replicas "
+                              "finished; a model at zero replicas shows demand only here (docs/doors.md).")
+     .timeseries("Cold starts (mean, to first good scrape)",
+                 Q(f"sum by ({m}, start) (llmobs_replica_cold_start_seconds_sum{{stage=\"first_scrape\",{sm}}}) "
+                   f"/ sum by ({m}, start) (llmobs_replica_cold_start_seconds_count{{stage=\"first_scrape\",{sm}}})",
+                   f"{legend} from {{{{start}}}}"),
+                 unit="s",
+                 description="Measured replica cold starts (pod creation or process start to the first good "
+                             "scrape); the forecast horizon when forecast.horizon_seconds is not set."))
     b.row("Replicas")
     (b.timeseries("Replicas: desired vs up",
                   Q(f"llmobs_desired_replicas{{{sm}}}", f"{legend} desired"),

@@ -191,6 +191,9 @@ def test_rows_are_well_formed() -> None:
         assert len(set(s.labels)) == len(s.labels), s.name
     with pytest.raises(KeyError):
         metric("llmobs_no_such_series")
+    with pytest.raises(KeyError):
+        metric("llmobs_requests_waiting_count")  # only a histogram's rows have _count series
+    assert metric("llmobs_replica_cold_start_seconds_bucket").name == "llmobs_replica_cold_start_seconds"
 
 
 def test_signal_fields_and_scaler_signals_name_the_same_quantity(fixture_page: str) -> None:
@@ -254,7 +257,7 @@ def labels_of(name: str) -> set[str]:
         return set()
     if ":" in name:
         return available(promql_parser.parse(RULES[name]))
-    return set(metric(name).labels)
+    return set(metric(name).labels) | ({"le"} if name.endswith("_bucket") else set())
 
 
 def available(node: object) -> set[str]:

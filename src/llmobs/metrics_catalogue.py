@@ -582,8 +582,15 @@ del _spec
 
 def metric(name: str) -> MetricSpec:
     """The row of `name`, as PromQL selects it or as its family is named (`llmobs_requests_total` or
-    `llmobs_requests`); KeyError for a name llmobs does not export."""
-    return _BY_NAME[name]
+    `llmobs_requests`; a histogram's `_bucket`, `_sum` and `_count` series too); KeyError for a name llmobs
+    does not export."""
+    spec = _BY_NAME.get(name)
+    if spec is None:
+        base, _, suffix = name.rpartition("_")
+        spec = _BY_NAME.get(base) if suffix in ("bucket", "sum", "count") else None
+        if spec is None or spec.type != "histogram":
+            raise KeyError(name)
+    return spec
 
 
 def section(key: str) -> tuple[MetricSpec, ...]:

@@ -171,6 +171,11 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             endpoints = _demo_endpoints(httpx.get(f"{exporter}/metrics", timeout=5).text)
             time.sleep(0.5)
         assert endpoints, "the demo exporter never exported llmobs_endpoint_info"
+        # A replica restarts: a start llmobs watches, so the cold-start panel has a measurement to show.
+        fleet = re.search(r"at (http://127\.0\.0\.1:\d+)/replicas/", "".join(demo.lines))
+        assert fleet, f"llmobs demo did not print its fleet URL:\n{demo.output()}"
+        restart = endpoints[0]["endpoint"]
+        httpx.post(f"{fleet.group(1)}/replicas/{restart}/restart", timeout=5).raise_for_status()
         gpu_page = _GpuFamilies(endpoints)
 
         # The same rules as alerts/*.yaml, evaluated every second instead of every 30s, with one alert on a
