@@ -108,6 +108,18 @@ def model_detail(c: Config) -> Board:
                  Q(f"llmobs_requests_waiting{{{s}}}", f"{ep} waiting"), w=12)
      .timeseries("Waiting by reason", Q(f"llmobs_requests_waiting_by_reason{{{s}}}", f"{ep} {{{{reason}}}}"),
                  w=12))
+    b.row("Saturation")
+    (b.timeseries("Saturation by resource", Q(f"llmobs_saturation_ratio{{{s}}}", f"{ep} {{{{resource}}}}"),
+                  Q(f"llmobs_bottleneck{{{s}}} * on ({c.model_label}, {e}) group_left ()\n"
+                    f"llmobs_saturation_binding_ratio{{{s}}}", f"{ep} binding: {{{{resource}}}}"),
+                  unit="percentunit", min_=0, max_=1, w=12,
+                  description=("Window-average use of each vLLM scheduler limit: kv (KV-cache blocks), prefill "
+                               "(tokens per engine step against max_num_batched_tokens), batch (running requests "
+                               "against max_num_seqs). The binding series names the resource that binds; a "
+                               "missing ratio is unknown (llmobs_saturation_unknown says why)."))
+     .timeseries("Spare capacity", Q(f"llmobs_spare_capacity_tokens_rate{{{s}}}", ep), unit="short", w=12,
+                 description=("Tokens/s each endpoint could add at the current prompt/output mix before its "
+                              "binding resource is full: throughput × (1 − r) ÷ r.")))
     b.row("Throughput and caching")
     (b.timeseries("Finished requests/s by reason",
                   Q(f"sum by (reason) (llmobs_finished_requests_rate{{{s}}})", "{{reason}}"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
+from operator import attrgetter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,7 +39,7 @@ from llmobs.serving.scaler.metadata import metric_name, parse_metadata
 from llmobs.serving.scaler.stats import ScalerCollector, ScalerStats
 from llmobs.serving.scaler.triggers import TriggerRegistry
 from llmobs.signals.coldstart import ColdStartRecorder, cold_starts
-from llmobs.signals.types import Attribution, ModelEndpointSignals
+from llmobs.signals.types import Attribution, ModelEndpointSignals, Saturation
 from llmobs.sources.gpu import NvmlReader, load_catalogue
 from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from llmobs.sources.kubernetes.watch import WatchStats
@@ -64,8 +65,11 @@ TARGET_LABELS_ADDED_BY_PROMETHEUS = frozenset({"job", "instance", "namespace", "
 
 def _serving_signals(fixture_page: str) -> ModelEndpointSignals:
     signals = signals_from_page(fixture_page, attribution=Attribution("tiny", "e", "node-a", "H100"))
-    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons), so every family has a sample.
-    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0})
+    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons, the scheduler limits the saturation
+    # needs), so every family has a sample.
+    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0},
+                               saturation=Saturation({"kv": 0.9, "prefill": 0.2, "batch": 0.5}, "kv", 1200.0,
+                                                     ("example_reason",)))
 
 
 def _fleet(fixture_page: str) -> FleetCollector:
@@ -213,7 +217,7 @@ def test_signal_fields_and_scaler_signals_name_the_same_quantity(fixture_page: s
         signal = SIGNALS[s.keda_signal]
         if signal.read is not None:
             assert signal.source == "endpoint" and s.signal_field, s.name
-            assert signal.read(signals) == getattr(signals, s.signal_field), s.name
+            assert signal.read(signals) == attrgetter(s.signal_field)(signals), s.name
     served = {s.keda_signal for s in CATALOGUE if s.keda_signal}
     assert served == set(SIGNALS), f"scaler signals without a catalogue row: {set(SIGNALS) - served}"
 

@@ -16,7 +16,7 @@ from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.sources.door import DoorTarget
 from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.scrape_auth import ScrapeAuth, SecretFile
-from llmobs.sources.targets import Target, default_target_name
+from llmobs.sources.targets import SchedulerLimits, Target, default_target_name
 
 if TYPE_CHECKING:
     from llmobs.forecast.service import ForecastConfig
@@ -44,6 +44,11 @@ class TargetConfig(_Strict):
     basic_auth: BasicAuthConfig | None = Field(default=None, description="HTTP basic auth, password from a file")
     bearer_token_file: str | None = Field(default=None, description="file holding a bearer token (re-read "
                                           "when it changes); sent as `Authorization: Bearer <token>`")
+    max_num_seqs: int | None = Field(default=None, ge=1, description="the replica's vLLM `--max-num-seqs`, for "
+                                     "the batch saturation ratio (vLLM does not publish it; unknown without it)")
+    max_num_batched_tokens: int | None = Field(default=None, ge=1, description="the replica's vLLM "
+                                               "`--max-num-batched-tokens` (the chunked-prefill budget per engine "
+                                               "step), for the prefill saturation ratio; unknown without it")
 
     @model_validator(mode="after")
     def _one_kind_of_credentials(self) -> TargetConfig:
@@ -74,7 +79,7 @@ class TargetConfig(_Strict):
         elif self.bearer_token_file is not None:
             auth = ScrapeAuth(bearer_token_file=SecretFile(self.bearer_token_file))
         return Target(url=self.url, name=self.name or default_target_name(self.url), labels=dict(self.labels),
-                      auth=auth)
+                      auth=auth, scheduler=SchedulerLimits(self.max_num_seqs, self.max_num_batched_tokens))
 
 
 class DoorConfig(TargetConfig):

@@ -85,6 +85,9 @@ def _c(name: str, unit: str, labels: tuple[str, ...], help: str, section: str, *
 
 _Q = (*SIGNAL_LABELS, "quantile")
 _R = (*SIGNAL_LABELS, "reason")
+_RES = (*SIGNAL_LABELS, "resource")
+_SAT = ("`vllm:kv_cache_usage_perc`, `vllm:num_requests_running`, `vllm:iteration_tokens_total` and the target's "
+        "scheduler limits")
 _INPUT = (("gen_ai.token.type", "input"),)
 _OUTPUT = (("gen_ai.token.type", "output"),)
 _KV = "`vllm:kv_cache_usage_perc` ← `vllm:gpu_cache_usage_perc`"
@@ -274,6 +277,40 @@ _SERVING = (
        doc="the bucket bound `llmobs_e2e_slo_good_total` is counted at: `signals.e2e_slo_seconds` snapped to "
            "the nearest finite bound on this endpoint's page",
        vllm_series=_E2E, signal_field="e2e_slo_threshold_seconds", otlp=Otlp("llmobs.e2e_slo.threshold")),
+    # Saturation: which scheduler limit binds (llmobs.signals.saturation; docs/configuration.md, "Saturation").
+    _g("llmobs_saturation_ratio", "1", _RES, "Window-average use of a vLLM scheduler limit (0-1), by resource.",
+       "serving",
+       doc="window-average use of each scheduler limit, 0–1, by `resource`: `kv` (mean KV-cache usage), `batch` "
+           "(mean running requests ÷ the target's `max_num_seqs`), `prefill` (share of scrapes with a request "
+           "running × mean tokens per engine step ÷ the target's `max_num_batched_tokens`, capped at 1); a "
+           "resource whose inputs are missing has no series (`llmobs_saturation_unknown` says why)",
+       vllm_series=_SAT, signal_field="saturation.ratios",
+       otlp=Otlp("llmobs.saturation.ratio", labels=(("resource", "llmobs.resource"),))),
+    _g("llmobs_saturation_binding_ratio", "1", SIGNAL_LABELS,
+       "The largest saturation ratio, when all three are known (0-1).", "serving",
+       doc="the largest of the three `llmobs_saturation_ratio`s, only when all three are known (else absent): "
+           "how close the endpoint is to the limit that binds it", vllm_series=_SAT,
+       signal_field="saturation.binding_ratio", keda_signal="saturation",
+       otlp=Otlp("llmobs.saturation.binding_ratio")),
+    _g("llmobs_bottleneck", "1", _RES, "1 on the resource that binds: kv, prefill, batch, none or unknown.",
+       "serving",
+       doc="1 on the `resource` that binds over the window: `kv`, `prefill` or `batch` (the largest ratio), "
+           "`none` (every ratio under 0.5) or `unknown` (a ratio is unknown: no resource is named as fact)",
+       vllm_series=_SAT, signal_field="saturation.bottleneck",
+       otlp=Otlp("llmobs.bottleneck", labels=(("resource", "llmobs.resource"),))),
+    _g("llmobs_spare_capacity_tokens_rate", "{token}/s", SIGNAL_LABELS,
+       "Tokens/s the endpoint could add before its binding resource is full (linear extrapolation).", "serving",
+       doc="tokens/s (prompt + generated) the endpoint could add at the current mix before its binding resource "
+           "is full: T × (1 − r) ÷ r for throughput T and binding ratio r; 0 at r = 1, absent when r = 0 or the "
+           "bottleneck is unknown", vllm_series=_SAT, signal_field="saturation.spare_tokens_per_second",
+       otlp=Otlp("llmobs.spare_capacity.token.rate")),
+    _g("llmobs_saturation_unknown", "1", _R, "1 per reason a saturation ratio is unknown.", "serving",
+       doc="1 per `reason` a saturation ratio cannot be computed: `max_num_seqs_unknown`, "
+           "`max_num_batched_tokens_unknown` (set them on the target), `no_iteration_tokens`, "
+           "`no_kv_cache_usage`, `no_requests_running` (the page lacks the series), `iteration_tokens_implausible`, "
+           "`no_engine_steps` (requests ran but no engine step emitted a token in the window)",
+       vllm_series=_SAT, signal_field="saturation.unknown",
+       otlp=Otlp("llmobs.saturation.unknown", labels=(("reason", "llmobs.saturation_unknown_reason"),))),
 )
 
 _EXPORTER = (

@@ -20,7 +20,7 @@ from llmobs.signals.coldstart import ColdStartRecorder, cold_starts
 from llmobs.signals.counters import DROP_IMPLAUSIBLE
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.door import DoorSignals, DoorTracker
-from llmobs.signals.types import Attribution
+from llmobs.signals.types import Attribution, ModelEndpointSignals
 from llmobs.sources.door import DoorTarget, read_door
 from llmobs.sources.normalize import DROP_MODEL_LIMIT, DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
@@ -52,6 +52,7 @@ class _TargetBook:
     guard: SampleGuard | None = None
     start_seen: tuple[float | None, float | None] | None = None  # (process start, pod created) last looked at
     resets_seen: int = 0
+    saturation_unknown_logged: frozenset[str] = frozenset()
 
     def health(self) -> TargetHealth:
         return TargetHealth(
@@ -218,6 +219,7 @@ class Pipeline:
                 s = tracker.signals()
                 if s is not None:
                     signals.append(s)
+                    self._log_unknown_saturation(book, s)
         state = FleetState(
             time=time.time(),
             signals=tuple(signals),
@@ -307,7 +309,7 @@ class Pipeline:
             if tracker is None:
                 tracker = book.trackers[model] = ModelEndpointTracker(
                     Attribution(model, t.name, t.node, t.gpu_model), self.window_seconds, self.ttft_slo_seconds,
-                    self.tpot_slo_seconds, self.e2e_slo_seconds,
+                    self.tpot_slo_seconds, self.e2e_slo_seconds, t.scheduler,
                 )
             tracker.observe(model_scrape, outcome.started)
             implausible = tracker.take_implausible()
@@ -339,6 +341,17 @@ class Pipeline:
             if rejected:
                 log.warning("replica %s of %s: cold start not measured (%s)", book.target.name, model,
                             ", ".join(rejected))
+
+    @staticmethod
+    def _log_unknown_saturation(book: _TargetBook, s: ModelEndpointSignals) -> None:
+        """Say once per target and reason why a bottleneck cannot be named (llmobs_saturation_unknown has it
+        per cycle)."""
+        reasons = frozenset(s.saturation.unknown if s.saturation is not None else ())
+        new = reasons - book.saturation_unknown_logged
+        if new:
+            log.info("target %s: bottleneck unknown for model %s: %s", book.target.name, s.attribution.model,
+                     ", ".join(sorted(new)))
+            book.saturation_unknown_logged = book.saturation_unknown_logged | new
 
     @staticmethod
     def _fail(book: _TargetBook, kind: str, error: str) -> None:

@@ -18,11 +18,22 @@ def test_minimal_config_and_defaults() -> None:
     assert cfg.scrape.interval_seconds == 5.0 and cfg.signals.window_seconds == 60.0
 
 
+def test_a_targets_scheduler_limits_reach_its_saturation_ratios() -> None:
+    cfg = config_from_mapping({"targets": [
+        {"url": "http://a/metrics", "max_num_seqs": 256, "max_num_batched_tokens": 8192},
+        {"url": "http://b/metrics"}]})
+    configured, bare = cfg.build_targets()
+    assert (configured.scheduler.max_num_seqs, configured.scheduler.max_num_batched_tokens) == (256, 8192)
+    assert (bare.scheduler.max_num_seqs, bare.scheduler.max_num_batched_tokens) == (None, None)
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"targets": [{"url": "ftp://x"}]}, "targets.0.url"),
     ({"targets": [{"url": "http://a/metrics", "bogus": 1}]}, "targets.0.bogus"),
     ({"scrape": {"interval_seconds": -1}}, "scrape.interval_seconds"),
     ({"targets": [{"url": "http://a/m"}, {"url": "http://a/m"}]}, "duplicate endpoint name"),
+    ({"targets": [{"url": "http://a/m", "max_num_seqs": 0}]}, "targets.0.max_num_seqs"),
+    ({"targets": [{"url": "http://a/m", "max_num_batched_tokens": "lots"}]}, "targets.0.max_num_batched_tokens"),
     (["not", "a", "mapping"], "top level must be a mapping"),
     ({"doors": [{"url": "http://r/metrics", "kind": "nginx"}]}, "doors.0.kind"),
     ({"doors": [{"url": "http://r/metrics", "kind": "vllm-router"}]}, "vllm-router page has no model label"),

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from llmobs.demo.page import render_replica
 from llmobs.demo.replica import ReplicaSpec, SimulatedReplica
 from llmobs.demo.trace import RequestTrace, default_traces_dir, load_request_trace
-from llmobs.sources.targets import Target
+from llmobs.sources.targets import SchedulerLimits, Target
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -121,7 +121,8 @@ class SimulatedFleet:
                 name = f"{d.model}-{i}"
                 # A stable made-up GPU UUID per replica, so GPU panels can join on it as with NVML's.
                 labels["gpu_uuid"] = f"GPU-{uuid.uuid5(uuid.NAMESPACE_URL, 'llmobs-demo/' + name)}"
-                out.append(Target(url=f"{base_url}/replicas/{name}/metrics", name=name, labels=labels))
+                out.append(Target(url=f"{base_url}/replicas/{name}/metrics", name=name, labels=labels,
+                                  scheduler=SchedulerLimits(d.spec.max_num_seqs, d.spec.max_num_batched_tokens)))
         return out
 
 

@@ -90,6 +90,7 @@ def render_replica(r: SimulatedReplica) -> str:
                 r.h_prefill)
     w.histogram("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.",
                 r.h_decode)
+    w.histogram("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", r.h_iteration)
     w.histogram("vllm:request_num_preemptions", "Histogram of the number of times a request was preempted.",
                 r.h_preempt)
     w.family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.")

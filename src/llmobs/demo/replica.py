@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from llmobs.demo.histogram import (
+    ITERATION_TOKENS_BUCKETS,
     ITL_BUCKETS,
     PREEMPTION_BUCKETS,
     REQUEST_TIME_BUCKETS,
@@ -32,6 +33,7 @@ class ReplicaSpec:
     kv_blocks: int = 2048
     block_size: int = 16
     max_num_seqs: int = 64
+    max_num_batched_tokens: int = 8192  # vLLM's chunked-prefill budget per engine step (its GPU default)
     max_model_len: int = 8192
     prefill_tokens_per_second: float = 12_000.0
     base_itl_seconds: float = 0.018
@@ -85,6 +87,7 @@ class SimulatedReplica:
         self.h_prompt = SimHistogram(lengths, c)
         self.h_generation = SimHistogram(lengths, c)
         self.h_preempt = SimHistogram(PREEMPTION_BUCKETS, c)
+        self.h_iteration = SimHistogram(ITERATION_TOKENS_BUCKETS, c)
 
     def restart(self, now: float) -> None:
         """Simulate a vLLM restart: in-flight work is lost and every counter starts again at zero."""
@@ -143,6 +146,7 @@ class SimulatedReplica:
         itl = s.base_itl_seconds + s.itl_per_running_seconds * len(self.running)
         end = t + dt
         finished: list[_Request] = []
+        step_tokens = 0  # as vLLM's iteration_tokens: whole prompts at their first token, plus generated tokens
         for r in self.running:
             start = max(t, r.prefill_done)
             if start >= end:
@@ -150,14 +154,19 @@ class SimulatedReplica:
             if r.first_token < 0:
                 r.first_token = start
                 self.h_ttft.observe(start - r.arrival)
+                step_tokens += r.prompt
             before = int(r.generated)
             r.generated = min(r.output, r.generated + (end - start) / itl)
             new_tokens = int(r.generated) - before
+            step_tokens += new_tokens
             self.generation_tokens += new_tokens
             self.used_blocks += math.ceil((r.prompt + int(r.generated) + 1) / s.block_size) - math.ceil(
                 (r.prompt + before + 1) / s.block_size)
             if r.generated >= r.output:
                 finished.append(r)
+        if step_tokens:  # the tick's engine steps (one per ITL), each observed with the tick's mean tokens
+            steps = dt / itl
+            self.h_iteration.observe(step_tokens / steps, steps)
         for r in finished:
             self._finish(r, end, itl)
         while self.used_blocks > s.kv_blocks and self.running:

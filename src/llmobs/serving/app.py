@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from llmobs.serving.exposition import metrics_route
 from llmobs.serving.snapshot import state_to_json
+from llmobs.signals.types import ModelEndpointSignals
 from llmobs.state import StateHolder
 
 
@@ -25,6 +26,20 @@ def _fmt(v: float | None, unit: str = "", scale: float = 1.0, digits: int = 2) -
     if v is None or not math.isfinite(v):
         return "–"
     return f"{v * scale:.{digits}f}{unit}"
+
+
+def _bottleneck_cell(s: ModelEndpointSignals) -> str:
+    """The binding resource and its ratio (`kv 87 %`), or `unknown` with why in the tooltip; `–` when the tracker
+    did not compute it."""
+    sat = s.saturation
+    if sat is None:
+        return "<td>–</td>"
+    if sat.bottleneck == "unknown":
+        why = ", ".join(sat.unknown)
+        return f"<td title='{html.escape(why, quote=True)}'>unknown</td>"
+    ratios = ", ".join(f"{r} {v * 100:.0f} %" for r, v in sorted(sat.ratios.items()))
+    return (f"<td title='{html.escape(ratios, quote=True)}'>{html.escape(sat.bottleneck)} "
+            f"{_fmt(sat.binding_ratio, ' %', 100, 0)}</td>")
 
 
 def render_status_page(holder: StateHolder) -> str:
@@ -50,7 +65,7 @@ def render_status_page(holder: StateHolder) -> str:
             f"<td>{_fmt(s.ttft.quantiles.get(0.99), ' s', 1, 3)}</td>"
             f"<td>{_fmt(s.itl.quantiles.get(0.5), ' ms', 1000, 1)}</td>"
             f"<td>{_fmt(s.e2e_latency.quantiles.get(0.99), ' s', 1, 2)}</td>"
-            f"<td>{_fmt(s.prefix_cache_hit_ratio, ' %', 100, 1)}</td></tr>"
+            f"<td>{_fmt(s.prefix_cache_hit_ratio, ' %', 100, 1)}</td>{_bottleneck_cell(s)}</tr>"
         )
     age = time.time() - state.time
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>llmobs</title>
@@ -67,7 +82,8 @@ cycle {_fmt(state.cycle_duration_seconds, ' ms', 1000, 0)} ·
 <th>missing vLLM series</th></tr>{''.join(rows_t)}</table>
 <h2>Signals</h2>
 <table id="signals"><tr><th>model</th><th>endpoint</th><th>node</th><th>KV cache</th><th>running</th><th>waiting</th>
-<th>req/s</th><th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th><th>E2E p99</th><th>prefix hit</th></tr>
+<th>req/s</th><th>TTFT p50</th><th>TTFT p99</th><th>ITL p50</th><th>E2E p99</th><th>prefix hit</th>
+<th>bottleneck</th></tr>
 {''.join(rows_s)}</table></body></html>"""
 
 

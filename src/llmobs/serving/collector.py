@@ -25,7 +25,8 @@ from llmobs.state import FleetState, StateHolder
 
 _SERVING = section("serving")
 # Per model × endpoint gauges read straight off a ModelEndpointSignals field.
-_GAUGES: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "gauge" and s.labels == SIGNAL_LABELS)
+_GAUGES: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "gauge" and s.labels == SIGNAL_LABELS
+                                        and not (s.signal_field or "").startswith("saturation."))
 # Window quantiles of a Distribution field.
 _DISTRIBUTIONS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.labels == (*SIGNAL_LABELS, "quantile"))
 # Reset-adjusted counters: `signal_field` is the key in ModelEndpointSignals.totals.
@@ -146,6 +147,32 @@ class FleetCollector(Collector):
                 if spec.signal_field in s.totals:
                     total.add_metric(_label_values(s), s.totals[spec.signal_field])
             yield total
+        yield from _saturation_metrics(signals)
+
+
+def _saturation_metrics(signals: tuple[ModelEndpointSignals, ...]) -> Iterator[Metric]:
+    """The saturation families (llmobs.signals.saturation): a ratio per known resource, the binding ratio and
+    spare capacity only when known, 1 on the bottleneck, 1 per reason a ratio is unknown."""
+    ratio = family("llmobs_saturation_ratio")
+    binding = family("llmobs_saturation_binding_ratio")
+    bottleneck = family("llmobs_bottleneck")
+    spare = family("llmobs_spare_capacity_tokens_rate")
+    unknown = family("llmobs_saturation_unknown")
+    for s in signals:
+        sat = s.saturation
+        if sat is None:
+            continue
+        lv = _label_values(s)
+        for resource, v in sorted(sat.ratios.items()):
+            ratio.add_metric([*lv, resource], v)
+        if not math.isnan(sat.binding_ratio):
+            binding.add_metric(lv, sat.binding_ratio)
+        bottleneck.add_metric([*lv, sat.bottleneck], 1.0)
+        if sat.spare_tokens_per_second is not None:
+            spare.add_metric(lv, sat.spare_tokens_per_second)
+        for reason in sat.unknown:
+            unknown.add_metric([*lv, reason], 1.0)
+    yield from (ratio, binding, bottleneck, spare, unknown)
 
 
 def _door_metrics(state: FleetState) -> Iterator[Metric]:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from llmobs.signals.door import DoorSignals
-from llmobs.signals.types import Distribution, ModelEndpointSignals
+from llmobs.signals.types import Distribution, ModelEndpointSignals, Saturation
 from llmobs.state import FleetState
 
 
@@ -49,7 +49,16 @@ def signal_to_json(s: ModelEndpointSignals) -> dict[str, Any]:
         "lora_adapters_running": s.lora_adapters_running,
         "lora_adapters_waiting": s.lora_adapters_waiting,
         "totals": {k: _num(v) for k, v in s.totals.items()},
+        "saturation": _saturation(s.saturation),
     }
+
+
+def _saturation(sat: Saturation | None) -> dict[str, Any] | None:
+    if sat is None:
+        return None
+    return {"bottleneck": sat.bottleneck, "ratios": {k: _num(v) for k, v in sat.ratios.items()},
+            "binding_ratio": _num(sat.binding_ratio), "spare_tokens_per_second": _num(sat.spare_tokens_per_second),
+            "unknown": list(sat.unknown)}
 
 
 def door_to_json(d: DoorSignals) -> dict[str, Any]:

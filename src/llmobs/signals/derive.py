@@ -21,8 +21,10 @@ from llmobs.signals.counters import (
     repair_histogram,
 )
 from llmobs.signals.histogram import histogram_quantiles
+from llmobs.signals.saturation import IterationTokens, saturation
 from llmobs.signals.types import QUANTILES, Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
 from llmobs.sources.normalize import ModelScrape
+from llmobs.sources.targets import SchedulerLimits
 
 DISTRIBUTIONS = ("ttft", "itl", "e2e_latency", "queue_time", "prompt_length", "generation_length")
 COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemptions",
@@ -33,13 +35,15 @@ COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemption
 _ANY_FINITE = (-sys.float_info.max, sys.float_info.max)
 _GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), **dict.fromkeys(
     ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason"), (0.0, 1e12))}
+SATURATION_HISTOGRAMS = ("iteration_tokens",)
+"""Histograms the saturation ratios read (llmobs.signals.saturation): tokens per engine step."""
 SLO_HISTOGRAMS: dict[str, str] = {"ttft": "ttft", "tpot": "tpot", "e2e": "e2e_latency"}
 """Latency SLO → the canonical vLLM histogram its good/total counts come from. Each holds one observation
 per request (TPOT is vLLM's per-request `request_time_per_output_token_seconds`, not the per-token ITL
 histogram), so good ÷ total is a share of requests."""
 
 
-TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
+TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *SLO_HISTOGRAMS.values(), *SATURATION_HISTOGRAMS))
 """The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. The alias
 table knows more (request-shape histograms kept canonical-only); adjusting them would cost every scrape of
 every endpoint for nothing, so they are passed over."""
@@ -59,6 +63,7 @@ class WindowPoint:
     counters: dict[str, dict[str, float]]
     histograms: dict[str, AdjustedHistogram]
     kv_cache_usage: float
+    requests_running: float = math.nan  # the saturation's batch ratio and busy share average it over the window
 
 
 def _nan_distribution() -> Distribution:
@@ -91,8 +96,10 @@ class ModelEndpointTracker:
     """Window of reset-adjusted scrapes of one model on one endpoint."""
 
     def __init__(self, attribution: Attribution, window_seconds: float, ttft_slo_seconds: float = 1.0,
-                 tpot_slo_seconds: float = 0.1, e2e_slo_seconds: float = 30.0):
+                 tpot_slo_seconds: float = 0.1, e2e_slo_seconds: float = 30.0,
+                 scheduler: SchedulerLimits | None = None):
         self.attribution = attribution
+        self.scheduler = scheduler or SchedulerLimits()  # the saturation ratios' limits, where configured
         self.window_seconds = window_seconds
         # SLO (a SLO_HISTOGRAMS key) → the configured threshold, before snapping to a bucket bound.
         self.slo_seconds = {"ttft": ttft_slo_seconds, "tpot": tpot_slo_seconds, "e2e": e2e_slo_seconds}
@@ -195,7 +202,8 @@ class ModelEndpointTracker:
         capacity = scrape.kv_capacity_tokens
         self._kv_capacity = capacity if capacity is not None and 0 < capacity <= 1e15 else None
         self._implausible += capacity is not None and self._kv_capacity is None
-        self._points.append(WindowPoint(time, counters, histograms, self._gauge("kv_cache_usage")))
+        self._points.append(WindowPoint(time, counters, histograms, self._gauge("kv_cache_usage"),
+                                        self._gauge("requests_running")))
         self._latest = scrape
         while len(self._points) > 2 and self._points[1].time <= time - self.window_seconds:
             self._points.popleft()
@@ -263,7 +271,21 @@ class ModelEndpointTracker:
             ttft_slo_threshold_seconds=_bound(last, slo_bounds, "ttft"),
             tpot_slo_threshold_seconds=_bound(last, slo_bounds, "tpot"),
             e2e_slo_threshold_seconds=_bound(last, slo_bounds, "e2e"),
+            saturation=saturation(
+                kv_usage=[p.kv_cache_usage for p in self._points],
+                running=[p.requests_running for p in self._points],
+                iteration_tokens=self._iteration_tokens(last), limits=self.scheduler,
+                tokens_rate=(rate("prompt_tokens") + rate("generation_tokens")
+                             if {"prompt_tokens", "generation_tokens"} <= last.counters.keys() else math.nan)),
         )
+
+    def _iteration_tokens(self, last: WindowPoint) -> IterationTokens | None:
+        """The window's delta of `vllm:iteration_tokens_total` (steps, tokens); None without the histogram."""
+        latest = last.histograms.get("iteration_tokens")
+        first = self._first_with_histogram("iteration_tokens")
+        if latest is None or first is None:
+            return None
+        return IterationTokens(steps=latest.count - first.count, tokens=latest.sum - first.sum)
 
     def _since_start(self, last: WindowPoint) -> dict[str, CumulativeHistogram]:
         """Each histogram's observations since its baseline scrape (see CumulativeHistogram)."""

@@ -14,6 +14,7 @@ import math
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.types import Attribution, ModelEndpointSignals
 from llmobs.sources.page import Page
+from llmobs.sources.targets import SchedulerLimits
 
 
 class SignalTracker:
@@ -27,7 +28,7 @@ class SignalTracker:
     """
 
     def __init__(self, endpoint: str = "", *, window_seconds: float = 60.0, ttft_slo_seconds: float = 1.0,
-                 node: str = "", gpu_model: str = "") -> None:
+                 node: str = "", gpu_model: str = "", scheduler: SchedulerLimits | None = None) -> None:
         if not (math.isfinite(window_seconds) and window_seconds > 0):
             raise ValueError(f"window_seconds must be a positive number, not {window_seconds!r}")
         if not (math.isfinite(ttft_slo_seconds) and ttft_slo_seconds > 0):
@@ -35,6 +36,7 @@ class SignalTracker:
         self.endpoint = endpoint
         self.node = node
         self.gpu_model = gpu_model
+        self.scheduler = scheduler  # vLLM's max_num_seqs / max_num_batched_tokens, for the saturation ratios
         self.window_seconds = window_seconds
         self.ttft_slo_seconds = ttft_slo_seconds
         self.implausible_samples = 0
@@ -70,7 +72,8 @@ class SignalTracker:
             if tracker is None:
                 attribution = Attribution(model, self.endpoint, self.node, self.gpu_model)
                 tracker = self._trackers[model] = ModelEndpointTracker(attribution, self.window_seconds,
-                                                                       self.ttft_slo_seconds)
+                                                                       self.ttft_slo_seconds,
+                                                                       scheduler=self.scheduler)
             tracker.observe(page.models[model], now)
             self.implausible_samples += tracker.take_implausible()
             signals = tracker.signals()

@@ -6,6 +6,7 @@ under it: the pipeline builds a new one each cycle and swaps a reference.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
@@ -89,8 +90,39 @@ class ModelEndpointSignals:
     ttft_slo_threshold_seconds: float | None = None
     tpot_slo_threshold_seconds: float | None = None
     e2e_slo_threshold_seconds: float | None = None
+    # Which scheduler limit binds (llmobs.signals.saturation); None where the tracker did not compute it.
+    saturation: Saturation | None = None
 
     @property
     def kv_cache_headroom(self) -> float:
         """Fraction of the KV cache still free (1 - utilization), clamped to [0, 1]."""
         return min(1.0, max(0.0, 1.0 - self.kv_cache_utilization))
+
+
+# --- saturation: which scheduler resource binds (signals.saturation computes it) -------------------------------
+
+SATURATION_RESOURCES: tuple[str, ...] = ("kv", "prefill", "batch")
+"""The resources whose use llmobs compares with their limit, in the order a tie is named."""
+
+
+@dataclass(frozen=True, slots=True)
+class Saturation:
+    """How close one endpoint's model is to each scheduler limit over the window, and which one binds.
+
+    `ratios` holds the resources whose ratio could be computed (0–1); a resource missing there is unknown,
+    and `unknown` says why (one reason per missing input, e.g. `max_num_seqs_unknown`). `bottleneck` is a
+    resource name, `none` (every ratio below the binding floor: nothing is near a limit) or `unknown` (some
+    ratio is unknown, so naming the largest known one could be wrong).
+    """
+
+    ratios: dict[str, float]
+    bottleneck: str
+    spare_tokens_per_second: float | None
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def binding_ratio(self) -> float:
+        """The largest ratio when every ratio is known (the KEDA `saturation` signal), else NaN."""
+        if self.bottleneck == "unknown" or not self.ratios:
+            return math.nan
+        return max(self.ratios.values())

@@ -34,6 +34,16 @@ def redact_url(url: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SchedulerLimits:
+    """The vLLM scheduler limits of a target, where configured (`max_num_seqs`, `max_num_batched_tokens` in the
+    target's config). vLLM's /metrics does not publish them; without them the batch and prefill saturation
+    ratios are unknown rather than guessed (llmobs.signals.saturation)."""
+
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One vLLM replica. `name` becomes the `endpoint` label; `labels` may carry `node`, `gpu_model`.
 
@@ -49,6 +59,7 @@ class Target:
     # start of a measured cold start. Not part of equality: a readiness flap is the same target.
     created_at: float | None = field(default=None, compare=False)
     ready_at: float | None = field(default=None, compare=False)
+    scheduler: SchedulerLimits = SchedulerLimits()
 
     def __post_init__(self) -> None:
         clean, user, password = split_credentials(self.url)

@@ -214,3 +214,26 @@ def test_an_unreadable_pod_time_leaves_the_cold_start_unmeasured_not_the_pod_uns
     p["metadata"]["creationTimestamp"] = stamp
     t = pod_target(p, {}, CFG)
     assert t is not None and t.created_at is None and t.url == "http://10.0.0.1:8000/metrics"
+
+
+def _with_command(*, command: list[str] | None = None, args: list[str] | None = None) -> dict:
+    p = pod("a")
+    container = p["spec"]["containers"][0]
+    if command is not None:
+        container["command"] = command
+    if args is not None:
+        container["args"] = args
+    return p
+
+
+@pytest.mark.parametrize(("p", "limits"), [
+    (_with_command(args=["--model", "m", "--max-num-seqs", "64", "--max-num-batched-tokens=4096"]), (64, 4096)),
+    (_with_command(command=["sh", "-c", "vllm serve m --max_num_seqs 32 --port 8000"]), (32, None)),
+    (_with_command(args=["--max-num-seqs", "lots", "--max-num-batched-tokens=0"]), (None, None)),  # not guessed
+    (_with_command(args=["--max-num-seqs"]), (None, None)),  # a flag without its value
+    (pod("a"), (None, None)),  # the image's defaults: unknown
+])
+def test_pod_target_reads_scheduler_limits_from_the_vllm_command_line(p: dict, limits: tuple) -> None:
+    t = pod_target(p, {}, CFG)
+    assert t is not None
+    assert (t.scheduler.max_num_seqs, t.scheduler.max_num_batched_tokens) == limits

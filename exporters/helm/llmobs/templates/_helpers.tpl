@@ -115,6 +115,7 @@ kv_utilization: Value
 request_rate: AverageValue
 prompt_tokens_rate: AverageValue
 generation_tokens_rate: AverageValue
+saturation: Value
 door_request_rate: AverageValue
 door_pending: AverageValue
 forecast_request_rate: AverageValue

@@ -116,7 +116,9 @@ def aggregate(values: Iterable[float], how: str) -> float:
         return math.fsum(vals)
     if how == "mean":
         return math.fsum(vals) / len(vals)
-    return max(vals)
+    # max() is order-dependent around NaN (max([nan, 1]) is nan, max([1, nan]) is 1): an unknown reading makes
+    # the maximum unknown, as it does the sum and the mean
+    return math.nan if any(map(math.isnan, vals)) else max(vals)
 
 
 def _clean(value: float) -> float:

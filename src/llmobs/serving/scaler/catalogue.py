@@ -7,6 +7,7 @@ endpoints by default, which KEDA `metricType` fits it, and the target used when 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,9 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
                "prompt tokens/s over the signal window", lambda s: s.prompt_tokens_rate),
     SignalSpec("generation_tokens_rate", "endpoint", "sum", 2000.0, "AverageValue",
                "generated tokens/s over the signal window", lambda s: s.generation_tokens_rate),
+    SignalSpec("saturation", "endpoint", "max", 0.8, "Value",
+               "use of the scheduler limit that binds, 0–1 (llmobs_saturation_binding_ratio; NaN, so UNAVAILABLE, "
+               "while a ratio is unknown)", lambda s: s.saturation.binding_ratio if s.saturation else math.nan),
     # Door signals: read where requests enter (a router or proxy), so they exist for a model with no replica,
     # whose queue_depth is 0 for want of a page. IsActive on one of them is what takes a model from 0 to 1.
     SignalSpec("door_request_rate", "door", "sum", 10.0, "AverageValue",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmobs.sources.kubernetes.config import KubernetesConfig
-from llmobs.sources.targets import Target
+from llmobs.sources.targets import SchedulerLimits, Target
 
 RawObject = Mapping[str, Any]
 
@@ -80,6 +80,30 @@ def gpu_count(pod: RawObject, resource: str) -> int:
     return total
 
 
+_LIMIT_FLAGS = {"max-num-seqs": "max_num_seqs", "max-num-batched-tokens": "max_num_batched_tokens"}
+
+
+def scheduler_limits(pod: RawObject) -> SchedulerLimits:
+    """`--max-num-seqs` and `--max-num-batched-tokens` from the pod's container command lines, for the saturation
+    ratios (vLLM does not publish them). Both `--flag N` and `--flag=N`, dashes or underscores, also inside a
+    `sh -c` string; a value set another way (a `--config` file, an environment variable) or not a positive
+    integer stays unknown rather than guessed."""
+    found: dict[str, int] = {}
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        words = [w for part in (*(container.get("command") or ()), *(container.get("args") or ()))
+                 for w in str(part).split()]
+        for i, word in enumerate(words):
+            flag, eq, value = word.removeprefix("--").replace("_", "-").partition("=")
+            key = _LIMIT_FLAGS.get(flag) if word.startswith("--") else None
+            if key is None or key in found:
+                continue
+            if not eq:
+                value = words[i + 1] if i + 1 < len(words) else ""
+            if value.isdigit() and int(value) > 0:
+                found[key] = int(value)
+    return SchedulerLimits(found.get("max_num_seqs"), found.get("max_num_batched_tokens"))
+
+
 def node_attributes(node: RawObject | None, cfg: KubernetesConfig) -> dict[str, str]:
     """GPU product/memory (gpu-feature-discovery labels) and zone of a node; {} for an unknown node."""
     if not node:
@@ -125,4 +149,5 @@ def pod_target(pod: RawObject, nodes: Mapping[str, RawObject], cfg: KubernetesCo
     if gpus:
         labels["gpu_count"] = str(gpus)
     return Target(url=f"{cfg.scheme}://{host}:{port}{path}", name=endpoint_name(namespace, name), labels=labels,
-                  created_at=timestamp(meta.get("creationTimestamp")), ready_at=ready_since(pod))
+                  created_at=timestamp(meta.get("creationTimestamp")), ready_at=ready_since(pod),
+                  scheduler=scheduler_limits(pod))
