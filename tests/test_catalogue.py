@@ -53,8 +53,9 @@ TARGET_LABELS_ADDED_BY_PROMETHEUS = frozenset({"job", "instance", "namespace", "
 
 def _serving_signals(fixture_page: str) -> ModelEndpointSignals:
     signals = signals_from_page(fixture_page, attribution=Attribution("tiny", "e", "node-a", "H100"))
-    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons), so every family has a sample.
-    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0})
+    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons, LoRA), so every family has a sample.
+    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0},
+                               lora_adapters_max=4)
 
 
 def _fleet(fixture_page: str) -> FleetCollector:

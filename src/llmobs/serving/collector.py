@@ -28,6 +28,12 @@ _GAUGES: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "gauge"
 # Window quantiles of a Distribution field.
 _DISTRIBUTIONS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.labels == (*SIGNAL_LABELS, "quantile"))
 # Reset-adjusted counters: `signal_field` is the key in ModelEndpointSignals.totals.
+# Per model × endpoint gauges with one more label, read off a `dict[label value, float]` field (the
+# families the loop in `_signal_metrics` fills by hand are left out).
+_BY_LABEL: tuple[MetricSpec, ...] = tuple(
+    s for s in _SERVING if s.type == "gauge" and len(s.labels) == len(SIGNAL_LABELS) + 1
+    and s.labels[:-1] == SIGNAL_LABELS and s.labels[-1] != "quantile"
+    and s.name not in ("llmobs_requests_waiting_by_reason", "llmobs_finished_requests_rate"))
 _TOTALS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "counter" and s.labels == SIGNAL_LABELS)
 
 
@@ -107,6 +113,8 @@ class FleetCollector(Collector):
             quantiles, get = family(spec), _field_getter(spec)
             for s in signals:
                 d = get(s)
+                if d is None:  # a histogram only some vLLM releases expose, absent from this page
+                    continue
                 for q in QUANTILES:
                     quantiles.add_metric([*_label_values(s), _quantile_label(q)], d.quantiles.get(q, math.nan))
             yield quantiles
@@ -123,6 +131,12 @@ class FleetCollector(Collector):
                 if key.startswith("requests:"):
                     requests_total.add_metric([*lv, key.partition(":")[2]], v)
         yield from (waiting, finished, requests_total)
+        for spec in _BY_LABEL:
+            by_label, get = family(spec), attrgetter(spec.signal_field)
+            for s in signals:
+                for value, v in sorted(get(s).items()):
+                    by_label.add_metric([*_label_values(s), value], v)
+            yield by_label
         for spec in _TOTALS:
             total = family(spec)
             for s in signals:

@@ -31,15 +31,18 @@ COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemption
 # fraction (outside [0, 1] the page is wrong, and clamping would invent a reading); any other gauge must be
 # finite. A value outside its range (NaN included) is dropped and counted.
 _ANY_FINITE = (-sys.float_info.max, sys.float_info.max)
-_GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), **dict.fromkeys(
+# engine_sleep_state is 0/1 per engine, and a share of engines once combined.
+_GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), "engine_sleep_state": (0.0, 1.0), **dict.fromkeys(
     ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason"), (0.0, 1e12))}
+OPTIONAL_DISTRIBUTIONS = ("prefill_time", "decode_time", "inference_time", "iteration_tokens")
+"""Histograms only some vLLM releases expose: their Distribution is None, not NaN, when the page lacks them."""
 SLO_HISTOGRAMS: dict[str, str] = {"ttft": "ttft", "tpot": "tpot", "e2e": "e2e_latency"}
 """Latency SLO → the canonical vLLM histogram its good/total counts come from. Each holds one observation
 per request (TPOT is vLLM's per-request `request_time_per_output_token_seconds`, not the per-token ITL
 histogram), so good ÷ total is a share of requests."""
 
 
-TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
+TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *OPTIONAL_DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
 """The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. The alias
 table knows more (request-shape histograms kept canonical-only); adjusting them would cost every scrape of
 every endpoint for nothing, so they are passed over."""
@@ -108,6 +111,10 @@ class ModelEndpointTracker:
         self._kv_capacity: float | None = None
         # Samples not believed since the last `take_implausible()` (llmobs_series_dropped_total{reason}).
         self._implausible = 0
+        # The engines' mean `awake` on the last page that had it, and how often it changed between pages:
+        # a flapping sleep state shows as a climbing counter rather than as whichever value a scrape caught.
+        self._last_awake: float | None = None
+        self._sleep_transitions = 0
 
     @property
     def resets(self) -> int:
@@ -192,6 +199,10 @@ class ModelEndpointTracker:
             if canonical not in self._hist_baselines or self._hist_baselines[canonical][1].bounds != h.bounds:
                 self._hist_baselines[canonical] = (time, histograms[canonical])
         self._gauges = self._plausible_gauges(scrape)
+        awake = self._gauges.get("engine_sleep_state", {}).get("awake")
+        if awake is not None:
+            self._sleep_transitions += self._last_awake is not None and awake != self._last_awake
+            self._last_awake = awake
         capacity = scrape.kv_capacity_tokens
         self._kv_capacity = capacity if capacity is not None and 0 < capacity <= 1e15 else None
         self._implausible += capacity is not None and self._kv_capacity is None
@@ -230,6 +241,8 @@ class ModelEndpointTracker:
             latest_h = last.histograms.get(name)
             dists[name] = (_distribution(self._first_with_histogram(name), latest_h)
                            if latest_h is not None else _nan_distribution())
+        optional = {name: (_distribution(self._first_with_histogram(name), last.histograms[name])
+                           if name in last.histograms else None) for name in OPTIONAL_DISTRIBUTIONS}
         kv_values = [p.kv_cache_usage for p in self._points if not math.isnan(p.kv_cache_usage)]
         swapped = self._gauge("requests_swapped")
         slo_bounds = self._slo_bounds(last)
@@ -258,12 +271,56 @@ class ModelEndpointTracker:
             generation_length=dists["generation_length"],
             lora_adapters_running=scrape.lora_running,
             lora_adapters_waiting=scrape.lora_waiting,
+            lora_adapters_max=scrape.lora_max,
             totals=self._totals(last, slo_bounds),
             histograms=self._since_start(last),
             ttft_slo_threshold_seconds=_bound(last, slo_bounds, "ttft"),
             tpot_slo_threshold_seconds=_bound(last, slo_bounds, "tpot"),
             e2e_slo_threshold_seconds=_bound(last, slo_bounds, "e2e"),
+            prefill_time=optional["prefill_time"],
+            decode_time=optional["decode_time"],
+            inference_time=optional["inference_time"],
+            iteration_tokens=optional["iteration_tokens"],
+            iteration_tokens_mean=None if optional["iteration_tokens"] is None else optional["iteration_tokens"].mean,
+            engine_sleeping=self._engine_sleeping(),
+            prompt_tokens_by_source_rate=self._rates_by(first, last, "prompt_tokens_by_source"),
+            prompt_tokens_cached_rate=self._optional_rate(first, last, "prompt_tokens_cached"),
+            prompt_tokens_cached_ratio=self._optional_ratio(first, last, "prompt_tokens_cached", "prompt_tokens"),
+            prompt_tokens_cached_by_source_rate=self._rates_by(first, last, "prompt_tokens_cached_by_source"),
+            external_prefix_cache_hit_ratio=self._optional_ratio(
+                first, last, "external_prefix_cache_hits", "external_prefix_cache_queries"),
+            estimated_flops_per_gpu_rate=self._optional_rate(first, last, "estimated_flops_per_gpu"),
+            estimated_read_bytes_per_gpu_rate=self._optional_rate(first, last, "estimated_read_bytes_per_gpu"),
+            estimated_write_bytes_per_gpu_rate=self._optional_rate(first, last, "estimated_write_bytes_per_gpu"),
+            admission_rejections_rate=self._rates_by(first, last, "admission_rejections"),
         )
+
+    def _optional_rate(self, first: WindowPoint, last: WindowPoint, canonical: str) -> float | None:
+        """Per-second increase of a counter over the window; None when the latest page lacks it."""
+        if not last.counters.get(canonical):
+            return None
+        return sum(self._counter_delta(canonical, first, last).values()) / (last.time - first.time)
+
+    def _rates_by(self, first: WindowPoint, last: WindowPoint, canonical: str) -> dict[str, float]:
+        """Per-second increase of each value of a counter's `by` label; empty when the page lacks the counter."""
+        elapsed = last.time - first.time
+        return {sub: v / elapsed for sub, v in self._counter_delta(canonical, first, last).items()}
+
+    def _optional_ratio(self, first: WindowPoint, last: WindowPoint, part: str, whole: str) -> float | None:
+        """`part` ÷ `whole` increase over the window, capped at 1 (a broken page must not make a share above 1);
+        NaN when `whole` did not grow, None when the latest page lacks either counter."""
+        if not last.counters.get(part) or not last.counters.get(whole):
+            return None
+        den = sum(self._counter_delta(whole, first, last).values())
+        num = sum(self._counter_delta(part, first, last).values())
+        return min(1.0, num / den) if den > 0 else math.nan
+
+    def _engine_sleeping(self) -> float | None:
+        """Share of the endpoint's engines asleep: 1 - the engines' mean `awake` (vLLM sets awake 0 at sleep
+        level 1 or 2). None when the page has no `awake` value (a release without the family, or a value out
+        of [0, 1], which the gauge check dropped and counted)."""
+        awake = self._gauges.get("engine_sleep_state", {}).get("awake")
+        return None if awake is None else 1.0 - awake
 
     def _since_start(self, last: WindowPoint) -> dict[str, CumulativeHistogram]:
         """Each histogram's observations since its baseline scrape (see CumulativeHistogram)."""
@@ -300,6 +357,8 @@ class ModelEndpointTracker:
             values = last.counters.get(canonical)
             if values:
                 totals[canonical] = sum(values.values())
+        if self._last_awake is not None:
+            totals["engine_sleep_transitions"] = float(self._sleep_transitions)
         for slo, i in slo_bounds.items():
             h = last.histograms[SLO_HISTOGRAMS[slo]]
             totals[f"{slo}_slo_requests"] = h.count

@@ -89,6 +89,24 @@ class ModelEndpointSignals:
     ttft_slo_threshold_seconds: float | None = None
     tpot_slo_threshold_seconds: float | None = None
     e2e_slo_threshold_seconds: float | None = None
+    # Signals of vLLM families not every release or configuration exposes. None (so no exported series) when
+    # the page lacks the family; NaN when it has it but the window saw no traffic to divide by.
+    prefill_time: Distribution | None = None
+    decode_time: Distribution | None = None
+    inference_time: Distribution | None = None
+    iteration_tokens: Distribution | None = None  # tokens scheduled per engine step
+    iteration_tokens_mean: float | None = None
+    engine_sleeping: float | None = None  # share of the endpoint's engines asleep (0–1)
+    prompt_tokens_by_source_rate: dict[str, float] = field(default_factory=dict)
+    prompt_tokens_cached_rate: float | None = None
+    prompt_tokens_cached_ratio: float | None = None  # cached ÷ all prompt tokens over the window (0–1)
+    prompt_tokens_cached_by_source_rate: dict[str, float] = field(default_factory=dict)
+    external_prefix_cache_hit_ratio: float | None = None
+    estimated_flops_per_gpu_rate: float | None = None
+    estimated_read_bytes_per_gpu_rate: float | None = None
+    estimated_write_bytes_per_gpu_rate: float | None = None
+    admission_rejections_rate: dict[str, float] = field(default_factory=dict)
+    lora_adapters_max: int | None = None  # adapter slots (vLLM's --max-loras)
 
     @property
     def kv_cache_headroom(self) -> float:

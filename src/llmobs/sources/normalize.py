@@ -43,6 +43,7 @@ class ModelScrape:
     kv_capacity_tokens: float | None = None
     lora_running: int = 0
     lora_waiting: int = 0
+    lora_max: int | None = None  # the `max_lora` label (--max-loras); None without LoRA or the label
 
     def gauge(self, canonical: str, default: float = math.nan) -> float:
         values = self.gauges.get(canonical)
@@ -170,8 +171,9 @@ def _bucket_bound(le_raw: str | None, le_admitted: set[str], budget: LabelValueB
     return None if math.isnan(le) else le
 
 
-def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int]:
-    """`vllm:lora_requests_info`: the value is a timestamp; adapters are comma-joined label values.
+def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int, int | None]:
+    """`vllm:lora_requests_info`: the value is a timestamp; adapters are comma-joined label values, and
+    `max_lora` the adapter slots (None when absent or not a non-negative integer: never a guessed number).
 
     vLLM emits one series per state change; the newest (largest timestamp value) is the current one.
     """
@@ -180,13 +182,15 @@ def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int]:
         if newest is None or s.value > newest.value:
             newest = s
     if newest is None:
-        return 0, 0
+        return 0, 0, None
+    raw_max = newest.labels.get("max_lora", "").strip()
+    lora_max = int(raw_max) if raw_max.isdecimal() else None
 
     def count(label: str) -> int:
         raw = newest.labels.get(label, "")
         return len({a.strip() for a in raw.split(",") if a.strip()})
 
-    return count("running_lora_adapters"), count("waiting_lora_adapters")
+    return count("running_lora_adapters"), count("waiting_lora_adapters"), lora_max
 
 
 def _cache_capacity(samples: Iterable[Sample]) -> float | None:
@@ -243,7 +247,8 @@ def _finish(models: dict[str, ModelScrape], info: dict[tuple[str, str], list[Sam
         if c == "cache_config":
             models[model].kv_capacity_tokens = _cache_capacity(rows)
         elif c == "lora_requests":
-            models[model].lora_running, models[model].lora_waiting = _lora_counts(rows)
+            ms = models[model]
+            ms.lora_running, ms.lora_waiting, ms.lora_max = _lora_counts(rows)
 
     # cache_config_info carries no model_name label in vLLM: attach it to the endpoint's models.
     unlabelled = models.pop("", None)
@@ -253,6 +258,8 @@ def _finish(models: dict[str, ModelScrape], info: dict[tuple[str, str], list[Sam
                 ms.kv_capacity_tokens = unlabelled.kv_capacity_tokens
             if not ms.lora_running and not ms.lora_waiting:
                 ms.lora_running, ms.lora_waiting = unlabelled.lora_running, unlabelled.lora_waiting
+            if ms.lora_max is None:
+                ms.lora_max = unlabelled.lora_max
         if not models and (unlabelled.gauges or unlabelled.counters or unlabelled.histograms):
             models[""] = unlabelled
 
