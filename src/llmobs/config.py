@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -43,6 +43,9 @@ class TargetConfig(_Strict):
     basic_auth: BasicAuthConfig | None = Field(default=None, description="HTTP basic auth, password from a file")
     bearer_token_file: str | None = Field(default=None, description="file holding a bearer token (re-read "
                                           "when it changes); sent as `Authorization: Bearer <token>`")
+    role: Literal["prefill", "decode", "mixed"] | None = Field(
+        default=None, description="prefill/decode disaggregation role (the `role` label of the KV-transfer series); "
+        "default `mixed`, or the discovered pod's `llmobs.io/role` label. A page that contradicts it is counted")
 
     @model_validator(mode="after")
     def _one_kind_of_credentials(self) -> TargetConfig:
@@ -72,8 +75,8 @@ class TargetConfig(_Strict):
             auth = ScrapeAuth(username=self.basic_auth.username, password_file=password_file)
         elif self.bearer_token_file is not None:
             auth = ScrapeAuth(bearer_token_file=SecretFile(self.bearer_token_file))
-        return Target(url=self.url, name=self.name or default_target_name(self.url), labels=dict(self.labels),
-                      auth=auth)
+        labels = dict(self.labels) if self.role is None else {**self.labels, "role": self.role}
+        return Target(url=self.url, name=self.name or default_target_name(self.url), labels=labels, auth=auth)
 
 
 class ScrapeConfig(_Strict):

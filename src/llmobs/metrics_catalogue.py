@@ -84,6 +84,9 @@ _Q = (*SIGNAL_LABELS, "quantile")
 _R = (*SIGNAL_LABELS, "reason")
 _S = (*SIGNAL_LABELS, "source")
 _T = (*SIGNAL_LABELS, "tier")
+_P = (*SIGNAL_LABELS, "position")
+ROLE_LABELS: tuple[str, ...] = (*SIGNAL_LABELS, "role")
+"""Labels of the prefill/decode disaggregation series: the signal labels and the endpoint's `role`."""
 _INPUT = (("gen_ai.token.type", "input"),)
 _OUTPUT = (("gen_ai.token.type", "output"),)
 _KV = "`vllm:kv_cache_usage_perc` ← `vllm:gpu_cache_usage_perc`"
@@ -275,6 +278,47 @@ _SERVING = (
                       "`max_num_queued_tokens`)", vllm_series="`vllm:admission_rejections_total`",
        signal_field="admission_rejections_rate",
        otlp=Otlp("llmobs.admission_rejections.rate", labels=(("reason", "llmobs.rejection_reason"),))),
+    _g("llmobs_kv_block_lifetime_seconds", "s", _Q, "KV-cache block lifetime quantiles over the window.",
+       "serving", doc="time a KV-cache block lived, allocation to free (vLLM `--kv-cache-metrics`); absent "
+                      "without the histogram", vllm_series="`vllm:kv_block_lifetime_seconds`",
+       signal_field="kv_block_lifetime", otlp=Otlp("llmobs.kv_block.lifetime")),
+    _g("llmobs_kv_block_idle_before_evict_seconds", "s", _Q,
+       "Idle time of evicted KV-cache blocks before eviction, quantiles over the window.", "serving",
+       doc="time an evicted KV-cache block sat unused before it was evicted (vLLM `--kv-cache-metrics`); "
+           "absent without the histogram", vllm_series="`vllm:kv_block_idle_before_evict_seconds`",
+       signal_field="kv_block_idle_before_evict", otlp=Otlp("llmobs.kv_block.idle_before_evict")),
+    _g("llmobs_spec_decode_acceptance_ratio", "1", SIGNAL_LABELS,
+       "Speculative decoding: accepted ÷ proposed draft tokens over the window.", "serving",
+       doc="accepted ÷ proposed draft tokens over the window (0–1; NaN with no draft); absent without "
+           "speculative decoding", vllm_series="`vllm:spec_decode_num_accepted_tokens_total`, "
+                                              "`vllm:spec_decode_num_draft_tokens_total`",
+       signal_field="spec_decode_acceptance_ratio", otlp=Otlp("llmobs.spec_decode.acceptance_ratio")),
+    _g("llmobs_spec_decode_mean_acceptance_length", "{token}", SIGNAL_LABELS,
+       "Speculative decoding: tokens per verification step (1 + accepted per draft).", "serving",
+       doc="mean tokens a speculative step yields over the window: 1 + accepted tokens per draft (NaN with no "
+           "draft)", vllm_series="`vllm:spec_decode_num_accepted_tokens_total`, `vllm:spec_decode_num_drafts_total`",
+       signal_field="spec_decode_mean_acceptance_length", otlp=Otlp("llmobs.spec_decode.mean_acceptance_length")),
+    _g("llmobs_spec_decode_acceptance_by_position", "1", _P,
+       "Speculative decoding: share of drafts whose token at `position` was accepted.", "serving",
+       doc="share of drafts whose token at draft `position` (0 = first) was accepted, over the window",
+       vllm_series="`vllm:spec_decode_num_accepted_tokens_per_pos_total`, `vllm:spec_decode_num_drafts_total`",
+       signal_field="spec_decode_acceptance_by_position",
+       otlp=Otlp("llmobs.spec_decode.acceptance_by_position", labels=(("position", "llmobs.draft_position"),))),
+    # Prefill/decode disaggregation: the only series with a `role` label (prefill | decode | mixed, from the
+    # target's config or pod label; "unknown" while the page contradicts it).
+    _g("llmobs_kv_transfer_time_seconds", "s", (*ROLE_LABELS, "quantile"),
+       "KV-connector (NIXL) transfer time quantiles over the window.", "serving",
+       doc="time of a KV transfer between prefill and decode instances (NIXL connector); absent without it",
+       vllm_series="`vllm:nixl_xfer_time_seconds`", signal_field="kv_transfer_time",
+       otlp=Otlp("llmobs.kv_transfer.time", labels=(("role", "llmobs.disaggregation_role"),))),
+    _g("llmobs_kv_transfer_bytes_rate", "By/s", ROLE_LABELS, "KV-connector (NIXL) bytes transferred per second.",
+       "serving", doc="KV bytes moved per second between prefill and decode instances (NIXL connector)",
+       vllm_series="`vllm:nixl_bytes_transferred`", signal_field="kv_transfer_bytes_rate",
+       otlp=Otlp("llmobs.kv_transfer.bytes.rate", labels=(("role", "llmobs.disaggregation_role"),))),
+    _g("llmobs_kv_transfer_failed_rate", "{transfer}/s", ROLE_LABELS,
+       "KV-connector (NIXL) failed transfers per second.", "serving",
+       vllm_series="`vllm:nixl_num_failed_transfers_total`", signal_field="kv_transfer_failed_rate",
+       otlp=Otlp("llmobs.kv_transfer.failed.rate", labels=(("role", "llmobs.disaggregation_role"),))),
     _c("llmobs_requests_total", "{request}", _R, "Finished requests by reason, reset-adjusted.", "serving",
        doc="finished requests, reset-adjusted across vLLM restarts", vllm_series=_SUCCESS,
        signal_field="requests:<reason>",
@@ -296,6 +340,13 @@ _SERVING = (
            "not seen. A climbing count is a flapping sleep state (sleep mode toggled by an orchestrator)",
        vllm_series="`vllm:engine_sleep_state{sleep_state=\"awake\"}`", signal_field="engine_sleep_transitions",
        otlp=Otlp("llmobs.engine.sleep_transitions")),
+    _c("llmobs_disaggregation_role_conflicts_total", "{scrape}", SIGNAL_LABELS,
+       "Scrapes whose page contradicted the target's configured disaggregation role.", "serving",
+       doc="scrapes whose page contradicted the configured `role` (a prefill node receiving KV, a decode node "
+           "doing its own prefill, or a role that is not prefill/decode/mixed); present only for a target given "
+           "a role. While contradicted, the `role` label of the KV-transfer series reads `unknown`",
+       vllm_series="`vllm:prompt_tokens_by_source_total`, `vllm:nixl_xfer_time_seconds`",
+       signal_field="disaggregation_role_conflicts", otlp=Otlp("llmobs.disaggregation.role_conflicts")),
     _c("llmobs_ttft_slo_requests_total", "{request}", SIGNAL_LABELS,
        "Requests with a TTFT observation (reset-adjusted).", "serving",
        doc="requests with a TTFT observation — the burn-rate alerts' denominator",

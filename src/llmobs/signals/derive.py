@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import repeat
 from operator import sub as _minus
+from typing import Any
 
 from llmobs.signals.counters import (
     MAX_PLAUSIBLE_COUNT,
@@ -20,8 +21,15 @@ from llmobs.signals.counters import (
     ResetAdjuster,
     repair_histogram,
 )
-from llmobs.signals.histogram import histogram_quantiles
-from llmobs.signals.types import QUANTILES, Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
+from llmobs.signals.types import (
+    QUANTILES,
+    Attribution,
+    CumulativeHistogram,
+    Distribution,
+    ModelEndpointSignals,
+    WindowHistogram,
+    window_distribution,
+)
 from llmobs.sources.normalize import ModelScrape
 
 DISTRIBUTIONS = ("ttft", "itl", "e2e_latency", "queue_time", "prompt_length", "generation_length")
@@ -34,18 +42,24 @@ _ANY_FINITE = (-sys.float_info.max, sys.float_info.max)
 # engine_sleep_state is 0/1 per engine, and a share of engines once combined.
 _GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), "engine_sleep_state": (0.0, 1.0), **dict.fromkeys(
     ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason"), (0.0, 1e12))}
-OPTIONAL_DISTRIBUTIONS = ("prefill_time", "decode_time", "inference_time", "iteration_tokens")
-"""Histograms only some vLLM releases expose: their Distribution is None, not NaN, when the page lacks them."""
+OPTIONAL_DISTRIBUTIONS = ("prefill_time", "decode_time", "inference_time", "iteration_tokens", "kv_block_lifetime",
+                          "kv_block_idle_before_evict", "kv_transfer_time")
+"""Histograms only some vLLM releases or configurations expose: their Distribution is None, not NaN, when the
+page lacks them (and then they cost nothing: each is one dict lookup per cycle)."""
+ROLES = ("prefill", "decode", "mixed")
+"""Prefill/decode disaggregation roles a target may be given (config `role:` or the discovery pod label)."""
 SLO_HISTOGRAMS: dict[str, str] = {"ttft": "ttft", "tpot": "tpot", "e2e": "e2e_latency"}
 """Latency SLO → the canonical vLLM histogram its good/total counts come from. Each holds one observation
 per request (TPOT is vLLM's per-request `request_time_per_output_token_seconds`, not the per-token ITL
 histogram), so good ÷ total is a share of requests."""
 
 
-TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *OPTIONAL_DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
-"""The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. The alias
-table knows more (request-shape histograms kept canonical-only); adjusting them would cost every scrape of
-every endpoint for nothing, so they are passed over."""
+SINCE_START_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
+"""The histograms kept since their first scrape (`ModelEndpointSignals.histograms`, what the OTLP export reads
+from): the optional families are windowed only, so they add no per-cycle copy."""
+TRACKED_HISTOGRAMS = SINCE_START_HISTOGRAMS | {*OPTIONAL_DISTRIBUTIONS, "kv_transfer_bytes"}
+"""The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. Any other
+histogram on a page is passed over: adjusting it would cost every scrape of every endpoint for nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +82,7 @@ def _nan_distribution() -> Distribution:
     return Distribution({q: math.nan for q in QUANTILES}, math.nan, 0.0)
 
 
-def _distribution(first: AdjustedHistogram | None, last: AdjustedHistogram) -> Distribution:
-    if first is None or first.bounds != last.bounds:
-        return _nan_distribution()
-    delta = list(map(_minus, last.cumulative, first.cumulative))  # same bounds, so same lengths
-    count = last.count - first.count
-    total = last.sum - first.sum
-    quantiles = dict(zip(QUANTILES, histogram_quantiles(QUANTILES, last.bounds, delta), strict=True))
-    mean = total / count if count > 0 and math.isfinite(total) else math.nan
-    return Distribution(quantiles, mean, max(count, 0.0))
+_distribution = window_distribution
 
 
 def _nearest_bound_index(bounds: tuple[float, ...], threshold: float) -> int | None:
@@ -94,7 +100,7 @@ class ModelEndpointTracker:
     """Window of reset-adjusted scrapes of one model on one endpoint."""
 
     def __init__(self, attribution: Attribution, window_seconds: float, ttft_slo_seconds: float = 1.0,
-                 tpot_slo_seconds: float = 0.1, e2e_slo_seconds: float = 30.0):
+                 tpot_slo_seconds: float = 0.1, e2e_slo_seconds: float = 30.0, role: str = "mixed"):
         self.attribution = attribution
         self.window_seconds = window_seconds
         # SLO (a SLO_HISTOGRAMS key) → the configured threshold, before snapping to a bucket bound.
@@ -115,6 +121,12 @@ class ModelEndpointTracker:
         # a flapping sleep state shows as a climbing counter rather than as whichever value a scrape caught.
         self._last_awake: float | None = None
         self._sleep_transitions = 0
+        # Prefill/decode disaggregation: the role the target was given, checked against each page (see
+        # `_check_role`). A role that is not one of ROLES is never believed.
+        self.role = role
+        self._role_conflicts = 0
+        self._role_contradicted = role not in ROLES
+        self._role_conflict_started = False
 
     @property
     def resets(self) -> int:
@@ -196,13 +208,16 @@ class ModelEndpointTracker:
                 result = (cumulative, h.count, h.sum)
             cumulative, count, total = result
             histograms[canonical] = AdjustedHistogram(h.bounds, cumulative, count, total)
-            if canonical not in self._hist_baselines or self._hist_baselines[canonical][1].bounds != h.bounds:
+            if canonical in SINCE_START_HISTOGRAMS and (canonical not in self._hist_baselines
+                                                        or self._hist_baselines[canonical][1].bounds != h.bounds):
                 self._hist_baselines[canonical] = (time, histograms[canonical])
         self._gauges = self._plausible_gauges(scrape)
         awake = self._gauges.get("engine_sleep_state", {}).get("awake")
         if awake is not None:
             self._sleep_transitions += self._last_awake is not None and awake != self._last_awake
             self._last_awake = awake
+        if self.role != "mixed" and self._points:
+            self._check_role(self._points[-1], counters, histograms)
         capacity = scrape.kv_capacity_tokens
         self._kv_capacity = capacity if capacity is not None and 0 < capacity <= 1e15 else None
         self._implausible += capacity is not None and self._kv_capacity is None
@@ -210,6 +225,38 @@ class ModelEndpointTracker:
         self._latest = scrape
         while len(self._points) > 2 and self._points[1].time <= time - self.window_seconds:
             self._points.popleft()
+
+    def _check_role(self, previous: WindowPoint, counters: dict[str, dict[str, float]],
+                    histograms: dict[str, AdjustedHistogram]) -> None:
+        """Compare the configured disaggregation role with what the page shows between two scrapes.
+
+        A node that received prompt KV from another instance (vLLM's `external_kv_transfer` prompt tokens, or
+        KV-connector transfers, which the decode side initiates) is acting as a decode node; one that computed
+        prompt tokens itself and received none is doing its own prefill. So `prefill` + KV received, or
+        `decode` + local prefill and nothing received, contradicts the configuration: counted (each such
+        scrape), and the series' `role` reads "unknown" until a page agrees again. No traffic: no verdict."""
+        before = previous.counters.get("prompt_tokens_by_source", {})
+        now = counters.get("prompt_tokens_by_source", {})
+        received = now.get("external_kv_transfer", 0.0) > before.get("external_kv_transfer", 0.0)
+        local = now.get("local_compute", 0.0) > before.get("local_compute", 0.0)
+        transfers, earlier = histograms.get("kv_transfer_time"), previous.histograms.get("kv_transfer_time")
+        if transfers is not None and earlier is not None and transfers.count > earlier.count:
+            received = True
+        if self.role not in ROLES:
+            contradicted = True
+        elif received or local:
+            contradicted = (self.role == "prefill" and received) or (self.role == "decode" and not received)
+        else:
+            return
+        self._role_conflicts += contradicted
+        self._role_conflict_started |= contradicted and not self._role_contradicted
+        self._role_contradicted = contradicted
+
+    def take_role_conflict_started(self) -> bool:
+        """Whether a page contradicted the configured role after agreeing with it (or from the start) since
+        the last call: the caller logs it once per episode, the counter counts every scrape."""
+        started, self._role_conflict_started = self._role_conflict_started, False
+        return started
 
     def _counter_delta(self, canonical: str, first: WindowPoint, last: WindowPoint) -> dict[str, float]:
         a = first.counters.get(canonical, {})
@@ -241,8 +288,9 @@ class ModelEndpointTracker:
             latest_h = last.histograms.get(name)
             dists[name] = (_distribution(self._first_with_histogram(name), latest_h)
                            if latest_h is not None else _nan_distribution())
-        optional = {name: (_distribution(self._first_with_histogram(name), last.histograms[name])
-                           if name in last.histograms else None) for name in OPTIONAL_DISTRIBUTIONS}
+        hists = last.histograms
+        windows = {name: WindowHistogram(self._first_with_histogram(name), hists[name])
+                   for name in OPTIONAL_DISTRIBUTIONS if name in hists}
         kv_values = [p.kv_cache_usage for p in self._points if not math.isnan(p.kv_cache_usage)]
         swapped = self._gauge("requests_swapped")
         slo_bounds = self._slo_bounds(last)
@@ -277,11 +325,7 @@ class ModelEndpointTracker:
             ttft_slo_threshold_seconds=_bound(last, slo_bounds, "ttft"),
             tpot_slo_threshold_seconds=_bound(last, slo_bounds, "tpot"),
             e2e_slo_threshold_seconds=_bound(last, slo_bounds, "e2e"),
-            prefill_time=optional["prefill_time"],
-            decode_time=optional["decode_time"],
-            inference_time=optional["inference_time"],
-            iteration_tokens=optional["iteration_tokens"],
-            iteration_tokens_mean=None if optional["iteration_tokens"] is None else optional["iteration_tokens"].mean,
+            windows=windows,
             engine_sleeping=self._engine_sleeping(),
             prompt_tokens_by_source_rate=self._rates_by(first, last, "prompt_tokens_by_source"),
             prompt_tokens_cached_rate=self._optional_rate(first, last, "prompt_tokens_cached"),
@@ -293,7 +337,41 @@ class ModelEndpointTracker:
             estimated_read_bytes_per_gpu_rate=self._optional_rate(first, last, "estimated_read_bytes_per_gpu"),
             estimated_write_bytes_per_gpu_rate=self._optional_rate(first, last, "estimated_write_bytes_per_gpu"),
             admission_rejections_rate=self._rates_by(first, last, "admission_rejections"),
+            **(self._spec_decode(first, last) if "spec_decode_drafts" in last.counters else {}),
+            **(self._disaggregation(first, last) if self.role != "mixed" or "kv_transfer_bytes" in hists
+               or "kv_transfer_failed" in last.counters else {}),
         )
+
+    def _spec_decode(self, first: WindowPoint, last: WindowPoint) -> dict[str, Any]:
+        """Speculative-decoding acceptance over the window (vLLM's SpecDecodingProm counters). Shares are
+        capped at 1 (a broken page must not report more accepted than proposed); NaN with no draft."""
+        drafts = sum(self._counter_delta("spec_decode_drafts", first, last).values())
+        proposed = sum(self._counter_delta("spec_decode_draft_tokens", first, last).values())
+        accepted = sum(self._counter_delta("spec_decode_accepted_tokens", first, last).values())
+        has_tokens = "spec_decode_draft_tokens" in last.counters and "spec_decode_accepted_tokens" in last.counters
+        per_position = self._counter_delta("spec_decode_accepted_tokens_per_pos", first, last)
+        return {
+            "spec_decode_acceptance_ratio": (min(1.0, accepted / proposed) if proposed > 0 else math.nan)
+            if has_tokens else None,
+            "spec_decode_mean_acceptance_length": (1.0 + accepted / drafts if drafts > 0 else math.nan)
+            if "spec_decode_accepted_tokens" in last.counters else None,
+            "spec_decode_acceptance_by_position": {
+                pos: min(1.0, n / drafts) if drafts > 0 else math.nan for pos, n in per_position.items()},
+        }
+
+    def _disaggregation(self, first: WindowPoint, last: WindowPoint) -> dict[str, Any]:
+        """KV-connector transfer rates and the `role` label they carry (see `_check_role`)."""
+        elapsed = last.time - first.time
+        sent, start = last.histograms.get("kv_transfer_bytes"), first.histograms.get("kv_transfer_bytes")
+        bytes_rate = None
+        if sent is not None:
+            bytes_rate = (sent.sum - start.sum) / elapsed if start is not None and start.bounds == sent.bounds \
+                else math.nan
+        return {
+            "kv_transfer_bytes_rate": bytes_rate,
+            "kv_transfer_failed_rate": self._optional_rate(first, last, "kv_transfer_failed"),
+            "disaggregation_role": "unknown" if self._role_contradicted else self.role,
+        }
 
     def _optional_rate(self, first: WindowPoint, last: WindowPoint, canonical: str) -> float | None:
         """Per-second increase of a counter over the window; None when the latest page lacks it."""
@@ -326,6 +404,8 @@ class ModelEndpointTracker:
         """Each histogram's observations since its baseline scrape (see CumulativeHistogram)."""
         out: dict[str, CumulativeHistogram] = {}
         for canonical, h in last.histograms.items():
+            if canonical not in SINCE_START_HISTOGRAMS:
+                continue
             start, base = self._hist_baselines[canonical]
             cumulative = tuple(map(max, repeat(0.0), map(_minus, h.cumulative, base.cumulative)))  # same bounds
             out[canonical] = CumulativeHistogram(h.bounds, cumulative, max(0.0, h.count - base.count),
@@ -359,6 +439,8 @@ class ModelEndpointTracker:
                 totals[canonical] = sum(values.values())
         if self._last_awake is not None:
             totals["engine_sleep_transitions"] = float(self._sleep_transitions)
+        if self.role != "mixed":
+            totals["disaggregation_role_conflicts"] = float(self._role_conflicts)
         for slo, i in slo_bounds.items():
             h = last.histograms[SLO_HISTOGRAMS[slo]]
             totals[f"{slo}_slo_requests"] = h.count

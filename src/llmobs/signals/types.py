@@ -6,7 +6,12 @@ under it: the pipeline builds a new one each cycle and swaps a reference.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from operator import sub as _minus
+from typing import Protocol
+
+from llmobs.signals.histogram import histogram_quantiles
 
 QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
 """Quantiles llmobs exports for every latency and length distribution."""
@@ -52,6 +57,43 @@ class CumulativeHistogram:
     start_time: float
 
 
+class HistogramPoint(Protocol):
+    """A histogram as the tracker holds it at one scrape (reset-adjusted, cumulative in `le`)."""
+
+    @property
+    def bounds(self) -> tuple[float, ...]: ...
+    @property
+    def cumulative(self) -> tuple[float, ...]: ...
+    @property
+    def count(self) -> float: ...
+    @property
+    def sum(self) -> float: ...
+
+
+def window_distribution(first: HistogramPoint | None, last: HistogramPoint) -> Distribution:
+    """Quantiles and mean of the observations between two scrapes of a histogram, as PromQL's
+    `histogram_quantile` over `increase()`; NaN without an earlier scrape of the same bucket layout."""
+    if first is None or first.bounds != last.bounds:
+        return Distribution(dict.fromkeys(QUANTILES, math.nan), math.nan, 0.0)
+    delta = list(map(_minus, last.cumulative, first.cumulative))  # same bounds, so same lengths
+    count = last.count - first.count
+    total = last.sum - first.sum
+    quantiles = dict(zip(QUANTILES, histogram_quantiles(QUANTILES, last.bounds, delta), strict=True))
+    mean = total / count if count > 0 and math.isfinite(total) else math.nan
+    return Distribution(quantiles, mean, max(count, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class WindowHistogram:
+    """A histogram's first and last scrape in the signal window, turned into a Distribution when read."""
+
+    first: HistogramPoint | None
+    last: HistogramPoint
+
+    def distribution(self) -> Distribution:
+        return window_distribution(self.first, self.last)
+
+
 @dataclass(frozen=True, slots=True)
 class ModelEndpointSignals:
     """Everything llmobs derives for one model served on one endpoint, over one window."""
@@ -91,11 +133,10 @@ class ModelEndpointSignals:
     e2e_slo_threshold_seconds: float | None = None
     # Signals of vLLM families not every release or configuration exposes. None (so no exported series) when
     # the page lacks the family; NaN when it has it but the window saw no traffic to divide by.
-    prefill_time: Distribution | None = None
-    decode_time: Distribution | None = None
-    inference_time: Distribution | None = None
-    iteration_tokens: Distribution | None = None  # tokens scheduled per engine step
-    iteration_tokens_mean: float | None = None
+    # The windows of such histograms (prefill_time, decode_time, inference_time, iteration_tokens,
+    # kv_block_lifetime, kv_block_idle_before_evict, kv_transfer_time): their quantiles are computed when read
+    # (the properties below), not on every cycle for every endpoint.
+    windows: dict[str, WindowHistogram] = field(default_factory=dict)
     engine_sleeping: float | None = None  # share of the endpoint's engines asleep (0–1)
     prompt_tokens_by_source_rate: dict[str, float] = field(default_factory=dict)
     prompt_tokens_cached_rate: float | None = None
@@ -107,6 +148,61 @@ class ModelEndpointSignals:
     estimated_write_bytes_per_gpu_rate: float | None = None
     admission_rejections_rate: dict[str, float] = field(default_factory=dict)
     lora_adapters_max: int | None = None  # adapter slots (vLLM's --max-loras)
+    # Speculative decoding (present only with a speculative config): accepted ÷ proposed draft tokens, the mean
+    # tokens a verification step yields (1 + accepted per draft), and the share of drafts accepted at each
+    # draft position ("0" is the first proposed token).
+    spec_decode_acceptance_ratio: float | None = None
+    spec_decode_mean_acceptance_length: float | None = None
+    spec_decode_acceptance_by_position: dict[str, float] = field(default_factory=dict)
+    # Prefill/decode disaggregation (KV-connector transfers; NIXL). `disaggregation_role` is the `role` label of
+    # these series: the configured role (prefill | decode | mixed), or "unknown" while the page contradicts it.
+    kv_transfer_bytes_rate: float | None = None
+    kv_transfer_failed_rate: float | None = None
+    disaggregation_role: str = "mixed"
+
+    def _window_distribution(self, canonical: str) -> Distribution | None:
+        window = self.windows.get(canonical)
+        return None if window is None else window.distribution()
+
+    @property
+    def prefill_time(self) -> Distribution | None:
+        """Time requests spent in the PREFILL phase over the window."""
+        return self._window_distribution("prefill_time")
+
+    @property
+    def decode_time(self) -> Distribution | None:
+        """Time requests spent in the DECODE phase over the window."""
+        return self._window_distribution("decode_time")
+
+    @property
+    def inference_time(self) -> Distribution | None:
+        """Time requests spent RUNNING (prefill + decode) over the window."""
+        return self._window_distribution("inference_time")
+
+    @property
+    def iteration_tokens(self) -> Distribution | None:
+        """Tokens scheduled per engine step over the window."""
+        return self._window_distribution("iteration_tokens")
+
+    @property
+    def iteration_tokens_mean(self) -> float | None:
+        d = self._window_distribution("iteration_tokens")
+        return None if d is None else d.mean
+
+    @property
+    def kv_block_lifetime(self) -> Distribution | None:
+        """How long KV-cache blocks lived, allocation to free, over the window (vLLM --kv-cache-metrics)."""
+        return self._window_distribution("kv_block_lifetime")
+
+    @property
+    def kv_block_idle_before_evict(self) -> Distribution | None:
+        """How long evicted KV-cache blocks sat unused before eviction, over the window."""
+        return self._window_distribution("kv_block_idle_before_evict")
+
+    @property
+    def kv_transfer_time(self) -> Distribution | None:
+        """KV-connector (NIXL) transfer time over the window."""
+        return self._window_distribution("kv_transfer_time")
 
     @property
     def kv_cache_headroom(self) -> float:

@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import add as _plus
 from operator import eq
 from typing import Protocol
 
@@ -301,6 +302,11 @@ class _ModelPlan:
     # canonical -> (bounds, per-bound indices, sum indices or None, count indices or None)
     histograms: dict[str, tuple[tuple[float, ...], tuple[tuple[int, ...], ...], tuple[int, ...] | None,
                                 tuple[int, ...] | None]] = field(default_factory=dict)
+    # The usual histogram (one engine): its buckets are consecutive lines of the page, one sample per bound,
+    # so they are one slice of the values. canonical -> (bounds, first index, n zeros, sum and count indices).
+    # Added to n zeros in C, they are the same `0.0 + value` the general path computes.
+    runs: dict[str, tuple[tuple[float, ...], int, tuple[float, ...], tuple[int, ...] | None,
+                          tuple[int, ...] | None]] = field(default_factory=dict)
     info: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
@@ -334,6 +340,11 @@ class _Plan:
                 ms.gauges[c] = {sub: _add(values, idxs) for sub, idxs in subs.items()}
             for c, subs in mp.counters.items():
                 ms.counters[c] = {sub: _add(values, idxs) for sub, idxs in subs.items()}
+            for c, (bounds, start, zeros, sum_idxs, count_idxs) in mp.runs.items():
+                cumulative = tuple(map(_plus, zeros, values[start:start + len(zeros)]))
+                ms.histograms[c] = HistogramSnapshot(
+                    bounds, cumulative, math.nan if sum_idxs is None else _add(values, sum_idxs),
+                    cumulative[-1] if count_idxs is None else _add(values, count_idxs))
             for c, (bounds, per_bound, sum_idxs, count_idxs) in mp.histograms.items():
                 cumulative = tuple([_add(values, idxs) for idxs in per_bound])
                 ms.histograms[c] = HistogramSnapshot(
@@ -426,9 +437,14 @@ def _compile(samples: list[Sample], values: list[float], table: AliasTable, guar
         bounds = _shared_bounds(tuple(sorted(per_le)))
         if not math.isinf(bounds[-1]):
             continue  # a histogram without its +Inf bucket is not usable for quantiles
-        plans[model].histograms[c] = (bounds, tuple(tuple(per_le[b]) for b in bounds),
-                                      tuple(sums[key]) if key in sums else None,
-                                      tuple(counts[key]) if key in counts else None)
+        per_bound = tuple(tuple(per_le[b]) for b in bounds)
+        sum_idxs = tuple(sums[key]) if key in sums else None
+        count_idxs = tuple(counts[key]) if key in counts else None
+        first = per_bound[0][0]
+        if all(len(idxs) == 1 and idxs[0] == first + k for k, idxs in enumerate(per_bound)):
+            plans[model].runs[c] = (bounds, first, (0.0,) * len(bounds), sum_idxs, count_idxs)
+        else:
+            plans[model].histograms[c] = (bounds, per_bound, sum_idxs, count_idxs)
     for (model, c), idxs in info.items():
         plans[model].info[c] = tuple(idxs)
     return _Plan(table, chosen, plans, dict(dropped), reusable=not refused)
