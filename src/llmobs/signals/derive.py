@@ -125,8 +125,7 @@ class ModelEndpointTracker:
         # `_check_role`). A role that is not one of ROLES is never believed.
         self.role = role
         self._role_conflicts = 0
-        self._role_contradicted = role not in ROLES
-        self._role_conflict_started = False
+        self._role_contradicted = self._role_conflict_started = role not in ROLES
 
     @property
     def resets(self) -> int:

@@ -198,3 +198,10 @@ CFG = KubernetesConfig()
 def test_pod_target_table(p: dict, url: str | None) -> None:
     t = pod_target(p, {}, CFG)
     assert (t.url if t else None) == url
+
+
+def test_a_pod_role_label_becomes_the_target_role() -> None:
+    t = pod_target(pod("a", labels={"llmobs.io/role": "decode"}), {}, CFG)
+    assert t is not None and t.labels["role"] == "decode"
+    t = pod_target(pod("b"), {}, CFG)
+    assert t is not None and "role" not in t.labels
