@@ -22,10 +22,15 @@ from llmobs.signals.counters import (
     repair_histogram,
 )
 from llmobs.signals.types import (
+    BOUNDS,
+    COUNT,
+    CUMULATIVE,
     QUANTILES,
+    SUM,
     Attribution,
     CumulativeHistogram,
     Distribution,
+    HistogramPoint,
     ModelEndpointSignals,
     WindowHistogram,
     window_distribution,
@@ -62,12 +67,11 @@ TRACKED_HISTOGRAMS = SINCE_START_HISTOGRAMS | {*OPTIONAL_DISTRIBUTIONS, "kv_tran
 histogram on a page is passed over: adjusting it would cost every scrape of every endpoint for nothing."""
 
 
-@dataclass(frozen=True, slots=True)
-class AdjustedHistogram:
-    bounds: tuple[float, ...]
-    cumulative: tuple[float, ...]
-    count: float
-    sum: float
+AdjustedHistogram = HistogramPoint
+"""A histogram at one scrape, reset-adjusted: the plain tuple (bounds, cumulative, count, sum) with the BOUNDS,
+CUMULATIVE, COUNT and SUM indices of llmobs.signals.types. Not a class: a window holds one per histogram per
+scrape of every endpoint for a minute, and the garbage collector stops scanning a tuple of floats after its
+first pass, while it keeps scanning every instance of a class (a large share of the exporter's GC time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +196,7 @@ class ModelEndpointTracker:
             if cumulative is None:  # not a histogram a server can report: keep the last point's, counted
                 self._implausible += 1
                 previous = self._points[-1].histograms.get(canonical) if self._points else None
-                if previous is not None and previous.bounds == h.bounds:
+                if previous is not None and previous[BOUNDS] == h.bounds:
                     histograms[canonical] = previous
                 continue
             self._implausible += repaired
@@ -206,9 +210,9 @@ class ModelEndpointTracker:
                     p.histograms.pop(canonical, None)
                 result = (cumulative, h.count, h.sum)
             cumulative, count, total = result
-            histograms[canonical] = AdjustedHistogram(h.bounds, cumulative, count, total)
+            histograms[canonical] = (h.bounds, cumulative, count, total)
             if canonical in SINCE_START_HISTOGRAMS and (canonical not in self._hist_baselines
-                                                        or self._hist_baselines[canonical][1].bounds != h.bounds):
+                                                        or self._hist_baselines[canonical][1][BOUNDS] != h.bounds):
                 self._hist_baselines[canonical] = (time, histograms[canonical])
         self._gauges = self._plausible_gauges(scrape)
         awake = self._gauges.get("engine_sleep_state", {}).get("awake")
@@ -239,7 +243,7 @@ class ModelEndpointTracker:
         received = now.get("external_kv_transfer", 0.0) > before.get("external_kv_transfer", 0.0)
         local = now.get("local_compute", 0.0) > before.get("local_compute", 0.0)
         transfers, earlier = histograms.get("kv_transfer_time"), previous.histograms.get("kv_transfer_time")
-        if transfers is not None and earlier is not None and transfers.count > earlier.count:
+        if transfers is not None and earlier is not None and transfers[COUNT] > earlier[COUNT]:
             received = True
         if self.role not in ROLES:
             contradicted = True
@@ -364,7 +368,7 @@ class ModelEndpointTracker:
         sent, start = last.histograms.get("kv_transfer_bytes"), first.histograms.get("kv_transfer_bytes")
         bytes_rate = None
         if sent is not None:
-            bytes_rate = (sent.sum - start.sum) / elapsed if start is not None and start.bounds == sent.bounds \
+            bytes_rate = (sent[SUM] - start[SUM]) / elapsed if start is not None and start[BOUNDS] == sent[BOUNDS] \
                 else math.nan
         return {
             "kv_transfer_bytes_rate": bytes_rate,
@@ -402,13 +406,12 @@ class ModelEndpointTracker:
     def _since_start(self, last: WindowPoint) -> dict[str, CumulativeHistogram]:
         """Each histogram's observations since its baseline scrape (see CumulativeHistogram)."""
         out: dict[str, CumulativeHistogram] = {}
-        for canonical, h in last.histograms.items():
+        for canonical, (bounds, cumulative, count, total) in last.histograms.items():
             if canonical not in SINCE_START_HISTOGRAMS:
                 continue
-            start, base = self._hist_baselines[canonical]
-            cumulative = tuple(map(max, repeat(0.0), map(_minus, h.cumulative, base.cumulative)))  # same bounds
-            out[canonical] = CumulativeHistogram(h.bounds, cumulative, max(0.0, h.count - base.count),
-                                                 h.sum - base.sum, start)
+            start, (_, base_cumulative, base_count, base_sum) = self._hist_baselines[canonical]
+            since = tuple(map(max, repeat(0.0), map(_minus, cumulative, base_cumulative)))  # same bounds
+            out[canonical] = CumulativeHistogram(bounds, since, max(0.0, count - base_count), total - base_sum, start)
         return out
 
     def _slo_bounds(self, last: WindowPoint) -> dict[str, int]:
@@ -422,8 +425,9 @@ class ModelEndpointTracker:
             if h is None:
                 continue
             snapped = self._slo_snapped.get(slo)
-            if snapped is None or snapped[0] != h.bounds:
-                snapped = self._slo_snapped[slo] = (h.bounds, _nearest_bound_index(h.bounds, self.slo_seconds[slo]))
+            bounds = h[BOUNDS]
+            if snapped is None or snapped[0] != bounds:
+                snapped = self._slo_snapped[slo] = (bounds, _nearest_bound_index(bounds, self.slo_seconds[slo]))
             if snapped[1] is not None:
                 out[slo] = snapped[1]
         return out
@@ -442,12 +446,12 @@ class ModelEndpointTracker:
             totals["disaggregation_role_conflicts"] = float(self._role_conflicts)
         for slo, i in slo_bounds.items():
             h = last.histograms[SLO_HISTOGRAMS[slo]]
-            totals[f"{slo}_slo_requests"] = h.count
-            totals[f"{slo}_slo_good"] = h.cumulative[i]  # ≤ count: the adjusted buckets are capped at it
+            totals[f"{slo}_slo_requests"] = h[COUNT]
+            totals[f"{slo}_slo_good"] = h[CUMULATIVE][i]  # ≤ count: the adjusted buckets are capped at it
         return totals
 
 
 def _bound(last: WindowPoint, slo_bounds: dict[str, int], slo: str) -> float | None:
     """The bucket bound `slo`'s good count is taken at (its threshold as counted), None without one."""
     i = slo_bounds.get(slo)
-    return None if i is None else last.histograms[SLO_HISTOGRAMS[slo]].bounds[i]
+    return None if i is None else last.histograms[SLO_HISTOGRAMS[slo]][BOUNDS][i]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from operator import sub as _minus
-from typing import Protocol
+from typing import Final
 
 from llmobs.signals.histogram import histogram_quantiles
 
@@ -57,28 +57,25 @@ class CumulativeHistogram:
     start_time: float
 
 
-class HistogramPoint(Protocol):
-    """A histogram as the tracker holds it at one scrape (reset-adjusted, cumulative in `le`)."""
-
-    @property
-    def bounds(self) -> tuple[float, ...]: ...
-    @property
-    def cumulative(self) -> tuple[float, ...]: ...
-    @property
-    def count(self) -> float: ...
-    @property
-    def sum(self) -> float: ...
+HistogramPoint = tuple[tuple[float, ...], tuple[float, ...], float, float]
+"""A histogram as the signal tracker holds it at one scrape, reset-adjusted: (bounds, cumulative, count, sum),
+indexed by BOUNDS, CUMULATIVE, COUNT and SUM (a plain tuple: see llmobs.signals.derive.AdjustedHistogram)."""
+BOUNDS: Final = 0
+CUMULATIVE: Final = 1
+COUNT: Final = 2
+SUM: Final = 3
 
 
 def window_distribution(first: HistogramPoint | None, last: HistogramPoint) -> Distribution:
     """Quantiles and mean of the observations between two scrapes of a histogram, as PromQL's
     `histogram_quantile` over `increase()`; NaN without an earlier scrape of the same bucket layout."""
-    if first is None or first.bounds != last.bounds:
+    bounds, cumulative, count, total = last
+    if first is None or first[BOUNDS] != bounds:
         return Distribution(dict.fromkeys(QUANTILES, math.nan), math.nan, 0.0)
-    delta = list(map(_minus, last.cumulative, first.cumulative))  # same bounds, so same lengths
-    count = last.count - first.count
-    total = last.sum - first.sum
-    quantiles = dict(zip(QUANTILES, histogram_quantiles(QUANTILES, last.bounds, delta), strict=True))
+    delta = list(map(_minus, cumulative, first[CUMULATIVE]))  # same bounds, so same lengths
+    count -= first[COUNT]
+    total -= first[SUM]
+    quantiles = dict(zip(QUANTILES, histogram_quantiles(QUANTILES, bounds, delta), strict=True))
     mean = total / count if count > 0 and math.isfinite(total) else math.nan
     return Distribution(quantiles, mean, max(count, 0.0))
 
