@@ -11,8 +11,6 @@ import math
 import sys
 from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
-from operator import sub as _minus
 from typing import Any
 
 from llmobs.signals.counters import (
@@ -28,10 +26,10 @@ from llmobs.signals.types import (
     QUANTILES,
     SUM,
     Attribution,
-    CumulativeHistogram,
     Distribution,
     HistogramPoint,
     ModelEndpointSignals,
+    SinceStartHistograms,
     WindowHistogram,
     window_distribution,
 )
@@ -213,7 +211,8 @@ class ModelEndpointTracker:
             histograms[canonical] = (h.bounds, cumulative, count, total)
             if canonical in SINCE_START_HISTOGRAMS and (canonical not in self._hist_baselines
                                                         or self._hist_baselines[canonical][1][BOUNDS] != h.bounds):
-                self._hist_baselines[canonical] = (time, histograms[canonical])
+                # a new dict, not an update: the signals already handed out keep the baselines they were given
+                self._hist_baselines = {**self._hist_baselines, canonical: (time, histograms[canonical])}
         self._gauges = self._plausible_gauges(scrape)
         awake = self._gauges.get("engine_sleep_state", {}).get("awake")
         if awake is not None:
@@ -403,16 +402,10 @@ class ModelEndpointTracker:
         awake = self._gauges.get("engine_sleep_state", {}).get("awake")
         return None if awake is None else 1.0 - awake
 
-    def _since_start(self, last: WindowPoint) -> dict[str, CumulativeHistogram]:
-        """Each histogram's observations since its baseline scrape (see CumulativeHistogram)."""
-        out: dict[str, CumulativeHistogram] = {}
-        for canonical, (bounds, cumulative, count, total) in last.histograms.items():
-            if canonical not in SINCE_START_HISTOGRAMS:
-                continue
-            start, (_, base_cumulative, base_count, base_sum) = self._hist_baselines[canonical]
-            since = tuple(map(max, repeat(0.0), map(_minus, cumulative, base_cumulative)))  # same bounds
-            out[canonical] = CumulativeHistogram(bounds, since, max(0.0, count - base_count), total - base_sum, start)
-        return out
+    def _since_start(self, last: WindowPoint) -> SinceStartHistograms:
+        """Each histogram's observations since its baseline scrape (see CumulativeHistogram), computed when read."""
+        latest = {c: h for c, h in last.histograms.items() if c in SINCE_START_HISTOGRAMS}
+        return SinceStartHistograms(latest, self._hist_baselines)
 
     def _slo_bounds(self, last: WindowPoint) -> dict[str, int]:
         """SLO → index of the bucket bound its threshold is counted at, for each SLO whose histogram the

@@ -7,7 +7,9 @@ under it: the pipeline builds a new one each cycle and swaps a reference.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import sub as _minus
 from typing import Final
 
@@ -91,6 +93,33 @@ class WindowHistogram:
         return window_distribution(self.first, self.last)
 
 
+class SinceStartHistograms(Mapping[str, CumulativeHistogram]):
+    """`ModelEndpointSignals.histograms` as the signal tracker builds it: each histogram's observations since
+    its baseline scrape, computed when read. Only the OTLP export reads them (three per endpoint per push),
+    so building them all on every cycle for every endpoint would be wasted work.
+
+    `latest` and `baselines` must not change afterwards (the tracker hands over its own copies)."""
+
+    __slots__ = ("_baselines", "_latest")
+
+    def __init__(self, latest: Mapping[str, HistogramPoint],
+                 baselines: Mapping[str, tuple[float, HistogramPoint]]) -> None:
+        self._latest = latest
+        self._baselines = baselines
+
+    def __getitem__(self, canonical: str) -> CumulativeHistogram:
+        bounds, cumulative, count, total = self._latest[canonical]
+        start, (_, base_cumulative, base_count, base_sum) = self._baselines[canonical]
+        since = tuple(map(max, repeat(0.0), map(_minus, cumulative, base_cumulative)))  # same bounds
+        return CumulativeHistogram(bounds, since, max(0.0, count - base_count), total - base_sum, start)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._latest)
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+
 @dataclass(frozen=True, slots=True)
 class ModelEndpointSignals:
     """Everything llmobs derives for one model served on one endpoint, over one window."""
@@ -121,8 +150,9 @@ class ModelEndpointSignals:
     # Reset-adjusted monotonic totals: safe to rate() in Prometheus across vLLM restarts.
     totals: dict[str, float] = field(default_factory=dict)
     # Every vLLM histogram of the endpoint (by canonical name: ttft, itl, tpot, e2e_latency, ...) since llmobs
-    # started its series; exported over OTLP as histograms, not on /metrics.
-    histograms: dict[str, CumulativeHistogram] = field(default_factory=dict)
+    # started its series; exported over OTLP as histograms, not on /metrics. (The tracker hands over a
+    # SinceStartHistograms, which computes each one when read.)
+    histograms: Mapping[str, CumulativeHistogram] = field(default_factory=dict)
     # The bucket bound each latency SLO's good count is taken at: the configured threshold snapped to the
     # page's nearest bound (so what "good" means is visible); None when the page lacks the histogram.
     ttft_slo_threshold_seconds: float | None = None
