@@ -90,6 +90,7 @@ class WindowHistogram:
     last: HistogramPoint
 
     def distribution(self) -> Distribution:
+        """Quantiles and mean of the window's observations (see window_distribution)."""
         return window_distribution(self.first, self.last)
 
 
@@ -213,6 +214,7 @@ class ModelEndpointSignals:
 
     @property
     def iteration_tokens_mean(self) -> float | None:
+        """Mean tokens scheduled per engine step over the window (NaN with no step)."""
         d = self._window_distribution("iteration_tokens")
         return None if d is None else d.mean
 
