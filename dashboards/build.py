@@ -128,6 +128,7 @@ def model_detail(c: Config) -> Board:
                  Q(f"llmobs_generation_tokens_rate{{{s}}}", f"{ep} generation"), w=8)
      .timeseries("Prefix cache hit ratio", Q(f"llmobs_prefix_cache_hit_ratio{{{s}}}", ep),
                  unit="percentunit", min_=0, max_=1, w=8))
+    _phases_and_engine(b, s, ep)
     b.row("Latency SLOs")
     for slo in latency_slos(c):
         b.timeseries(f"{slo.key.upper()} SLO misses by window",
@@ -146,6 +147,52 @@ def model_detail(c: Config) -> Board:
      .timeseries("LoRA adapters", Q(f"llmobs_lora_adapters_running{{{s}}}", f"{ep} running"),
                  Q(f"llmobs_lora_adapters_waiting{{{s}}}", f"{ep} waiting")))
     return b
+
+
+def _phases_and_engine(b: Board, s: str, ep: str) -> None:
+    """The vLLM families only some releases or configurations expose (no series, so an empty panel, where the
+    page lacks them): where a request's time goes, where its prompt tokens come from, and the engine's state."""
+    b.row("Request phases and prompt sources")
+    (b.timeseries("Prefill vs decode time",
+                  Q(f'llmobs_prefill_time_seconds{{{s}, quantile=~"0.5|0.99"}}', f"{ep} prefill p{{{{quantile}}}}"),
+                  Q(f'llmobs_decode_time_seconds{{{s}, quantile=~"0.5|0.99"}}', f"{ep} decode p{{{{quantile}}}}"),
+                  unit="s", w=8,
+                  description="Per request: time in the PREFILL phase (scheduled to first token) and in the "
+                              "DECODE phase (first to last token). Queue time is in 'Queue time' above.")
+     .timeseries("Prompt tokens/s by source",
+                 Q(f"sum by (source) (llmobs_prompt_tokens_by_source_rate{{{s}}})", "{{source}}"),
+                 stack=True, w=8,
+                 description="local_compute: prefilled here; local_cache_hit: this replica's prefix cache; "
+                             "external_kv_transfer: KV received through a connector (LMCache, NIXL).")
+     .timeseries("Cached prompt tokens",
+                 Q(f"llmobs_prompt_tokens_cached_ratio{{{s}}}", f"{ep} share cached"),
+                 Q(f"llmobs_external_prefix_cache_hit_ratio{{{s}}}", f"{ep} external hit ratio"),
+                 unit="percentunit", min_=0, max_=1, w=8,
+                 description="Share of prompt tokens served from any cache tier, and the KV connector's "
+                             "(external) prefix-cache hit ratio. Tiers: llmobs_prompt_tokens_cached_by_tier_rate."))
+    b.row("Engine state, speculative decoding and disaggregation")
+    (b.timeseries("Engines asleep",
+                  Q(f"llmobs_engine_sleeping{{{s}}}", f"{ep} asleep"),
+                  Q(f"increase(llmobs_engine_sleep_transitions_total{{{s}}}[1h])", f"{ep} changes (1h)"),
+                  w=6, description="Share of the endpoint's engines in sleep mode (0-1), and how often that "
+                                   "changed between scrapes in the last hour: a climbing count is a flapping "
+                                   "sleep state.")
+     .timeseries("Speculative decoding acceptance",
+                 Q(f"llmobs_spec_decode_acceptance_ratio{{{s}}}", f"{ep} accepted ÷ proposed"),
+                 Q(f"llmobs_spec_decode_acceptance_by_position{{{s}}}", f"{ep} position {{{{position}}}}"),
+                 unit="percentunit", min_=0, max_=1, w=6,
+                 description="Draft tokens accepted ÷ proposed, and the share of drafts accepted at each draft "
+                             "position. Mean tokens per step: llmobs_spec_decode_mean_acceptance_length.")
+     .timeseries("KV transfer time (disaggregation)",
+                 Q(f'llmobs_kv_transfer_time_seconds{{{s}, quantile=~"0.5|0.99"}}',
+                   f"{ep} ({{{{role}}}}) p{{{{quantile}}}}"),
+                 unit="s", w=6, description="Time of a KV transfer between prefill and decode instances (NIXL "
+                                            "connector), by the endpoint's role.")
+     .timeseries("Role conflicts and failed transfers",
+                 Q(f"increase(llmobs_disaggregation_role_conflicts_total{{{s}}}[1h])", f"{ep} role conflicts (1h)"),
+                 Q(f"llmobs_kv_transfer_failed_rate{{{s}}}", f"{ep} ({{{{role}}}}) failed transfers/s"),
+                 w=6, description="Scrapes in the last hour whose page contradicted the configured role (its "
+                                  "`role` label reads 'unknown' then), and failed KV transfers per second."))
 
 
 def gpu_node(c: Config) -> Board:

@@ -65,11 +65,19 @@ TARGET_LABELS_ADDED_BY_PROMETHEUS = frozenset({"job", "instance", "namespace", "
 
 def _serving_signals(fixture_page: str) -> ModelEndpointSignals:
     signals = signals_from_page(fixture_page, attribution=Attribution("tiny", "e", "node-a", "H100"))
-    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons, the scheduler limits the saturation
-    # needs), so every family has a sample.
-    return dataclasses.replace(signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0},
-                               saturation=Saturation({"kv": 0.9, "prefill": 0.2, "batch": 0.5}, "kv", 1200.0,
-                                                     ("example_reason",)))
+    # What the CPU vLLM page lacks (a V0 engine's swap queue, waiting reasons, LoRA, speculative decoding, KV
+    # residency metrics, a KV connector, a disaggregation role, the scheduler limits the saturation needs), so
+    # every family has a sample.
+    window = signals.windows["prefill_time"]
+    return dataclasses.replace(
+        signals, requests_swapped=1.0, requests_waiting_by_reason={"capacity": 1.0}, lora_adapters_max=4,
+        spec_decode_acceptance_ratio=0.7, spec_decode_mean_acceptance_length=2.4,
+        spec_decode_acceptance_by_position={"0": 0.8, "1": 0.6}, kv_transfer_bytes_rate=1e9,
+        kv_transfer_failed_rate=0.0, disaggregation_role="decode",
+        windows={**signals.windows, "kv_block_lifetime": window, "kv_block_idle_before_evict": window,
+                 "kv_transfer_time": window},
+        totals={**signals.totals, "disaggregation_role_conflicts": 0.0},
+        saturation=Saturation({"kv": 0.9, "prefill": 0.2, "batch": 0.5}, "kv", 1200.0, ("example_reason",)))
 
 
 def _fleet(fixture_page: str) -> FleetCollector:
@@ -204,7 +212,8 @@ def test_signal_fields_and_scaler_signals_name_the_same_quantity(fixture_page: s
     """A row's `signal_field` is a ModelEndpointSignals field and its `keda_signal` a scaler signal reading the
     same value, so `llmobs_requests_waiting` and KEDA's `queue_depth` cannot drift apart."""
     signals = _serving_signals(fixture_page)
-    fields = set(ModelEndpointSignals.__dataclass_fields__) | {"kv_cache_headroom"}
+    fields = set(ModelEndpointSignals.__dataclass_fields__) | {
+        name for name, value in vars(ModelEndpointSignals).items() if isinstance(value, property)}
     for s in CATALOGUE:
         if s.signal_field and s.type == "gauge":
             assert s.signal_field.split(".")[0] in fields, s.name

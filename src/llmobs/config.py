@@ -49,6 +49,9 @@ class TargetConfig(_Strict):
     max_num_batched_tokens: int | None = Field(default=None, ge=1, description="the replica's vLLM "
                                                "`--max-num-batched-tokens` (the chunked-prefill budget per engine "
                                                "step), for the prefill saturation ratio; unknown without it")
+    role: Literal["prefill", "decode", "mixed"] | None = Field(
+        default=None, description="prefill/decode disaggregation role (the `role` label of the KV-transfer series); "
+        "default `mixed`, or the discovered pod's `llmobs.io/role` label. A page that contradicts it is counted")
 
     @model_validator(mode="after")
     def _one_kind_of_credentials(self) -> TargetConfig:
@@ -78,8 +81,9 @@ class TargetConfig(_Strict):
             auth = ScrapeAuth(username=self.basic_auth.username, password_file=password_file)
         elif self.bearer_token_file is not None:
             auth = ScrapeAuth(bearer_token_file=SecretFile(self.bearer_token_file))
-        return Target(url=self.url, name=self.name or default_target_name(self.url), labels=dict(self.labels),
-                      auth=auth, scheduler=SchedulerLimits(self.max_num_seqs, self.max_num_batched_tokens))
+        labels = dict(self.labels) if self.role is None else {**self.labels, "role": self.role}
+        return Target(url=self.url, name=self.name or default_target_name(self.url), labels=labels, auth=auth,
+                      scheduler=SchedulerLimits(self.max_num_seqs, self.max_num_batched_tokens))
 
 
 class DoorConfig(TargetConfig):

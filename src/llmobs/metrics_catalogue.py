@@ -88,6 +88,11 @@ _R = (*SIGNAL_LABELS, "reason")
 _RES = (*SIGNAL_LABELS, "resource")
 _SAT = ("`vllm:kv_cache_usage_perc`, `vllm:num_requests_running`, `vllm:iteration_tokens_total` and the target's "
         "scheduler limits")
+_S = (*SIGNAL_LABELS, "source")
+_T = (*SIGNAL_LABELS, "tier")
+_P = (*SIGNAL_LABELS, "position")
+ROLE_LABELS: tuple[str, ...] = (*SIGNAL_LABELS, "role")
+"""Labels of the prefill/decode disaggregation series: the signal labels and the endpoint's `role`."""
 _INPUT = (("gen_ai.token.type", "input"),)
 _OUTPUT = (("gen_ai.token.type", "output"),)
 _KV = "`vllm:kv_cache_usage_perc` ← `vllm:gpu_cache_usage_perc`"
@@ -211,6 +216,115 @@ _SERVING = (
     _g("llmobs_lora_adapters_waiting", "{adapter}", SIGNAL_LABELS, "LoRA adapters with waiting requests.",
        "serving", vllm_series="`vllm:lora_requests_info`", signal_field="lora_adapters_waiting",
        otlp=Otlp("llmobs.lora_adapters.waiting")),
+    _g("llmobs_lora_adapters_max", "{adapter}", SIGNAL_LABELS, "LoRA adapter slots (vLLM's --max-loras).",
+       "serving", doc="LoRA adapters vLLM can hold at once (the `max_lora` label); absent without LoRA",
+       vllm_series="`vllm:lora_requests_info`", signal_field="lora_adapters_max",
+       otlp=Otlp("llmobs.lora_adapters.max")),
+    # Families only some vLLM releases or configurations expose: no series where the page lacks them.
+    _g("llmobs_prefill_time_seconds", "s", _Q, "Per-request prefill phase time quantiles over the window.",
+       "serving", doc="time a request spent in the PREFILL phase; absent where the page lacks the histogram",
+       vllm_series="`vllm:request_prefill_time_seconds`", signal_field="prefill_time",
+       otlp=Otlp("llmobs.request.prefill_time")),
+    _g("llmobs_decode_time_seconds", "s", _Q, "Per-request decode phase time quantiles over the window.",
+       "serving", doc="time a request spent in the DECODE phase; absent where the page lacks the histogram",
+       vllm_series="`vllm:request_decode_time_seconds`", signal_field="decode_time",
+       otlp=Otlp("llmobs.request.decode_time")),
+    _g("llmobs_inference_time_seconds", "s", _Q, "Per-request running (prefill + decode) time quantiles.",
+       "serving", doc="time a request spent RUNNING (prefill + decode) over the window; absent where the page "
+                      "lacks the histogram", vllm_series="`vllm:request_inference_time_seconds`",
+       signal_field="inference_time", otlp=Otlp("llmobs.request.inference_time")),
+    _g("llmobs_iteration_tokens", "{token}", _Q, "Tokens scheduled per engine step, quantiles over the window.",
+       "serving", doc="prompt + generation tokens scheduled per engine step (the batch size in tokens)",
+       vllm_series="`vllm:iteration_tokens_total`", signal_field="iteration_tokens",
+       otlp=Otlp("llmobs.engine.iteration_tokens")),
+    _g("llmobs_iteration_tokens_mean", "{token}", SIGNAL_LABELS, "Mean tokens scheduled per engine step.",
+       "serving", doc="mean prompt + generation tokens per engine step over the window (NaN with no step)",
+       vllm_series="`vllm:iteration_tokens_total`", signal_field="iteration_tokens_mean",
+       otlp=Otlp("llmobs.engine.iteration_tokens.mean")),
+    _g("llmobs_engine_sleeping", "1", SIGNAL_LABELS, "Share of the endpoint's vLLM engines asleep (0-1).",
+       "serving", doc="share of the endpoint's engines asleep (sleep mode level 1 or 2): 1 - the engines' mean "
+                      "`awake`; a value outside 0–1 is dropped and counted in `llmobs_series_dropped_total`",
+       vllm_series="`vllm:engine_sleep_state{sleep_state=\"awake\"}`", signal_field="engine_sleeping",
+       otlp=Otlp("llmobs.engine.sleeping")),
+    _g("llmobs_prompt_tokens_by_source_rate", "{token}/s", _S, "Prompt tokens per second by source.", "serving",
+       doc="prompt tokens/s by `source`: `local_compute`, `local_cache_hit`, `external_kv_transfer`",
+       vllm_series="`vllm:prompt_tokens_by_source_total`", signal_field="prompt_tokens_by_source_rate",
+       otlp=Otlp("llmobs.prompt_tokens.by_source.rate", labels=(("source", "llmobs.token_source"),))),
+    _g("llmobs_prompt_tokens_cached_rate", "{token}/s", SIGNAL_LABELS, "Cached prompt tokens per second.",
+       "serving", doc="prompt tokens/s served from a cache (local + external)",
+       vllm_series="`vllm:prompt_tokens_cached_total`", signal_field="prompt_tokens_cached_rate",
+       otlp=Otlp("llmobs.prompt_tokens.cached.rate")),
+    _g("llmobs_prompt_tokens_cached_ratio", "1", SIGNAL_LABELS, "Share of prompt tokens served from a cache.",
+       "serving", doc="cached ÷ all prompt tokens over the window (0–1; NaN with no prompt tokens)",
+       vllm_series="`vllm:prompt_tokens_cached_total`, `vllm:prompt_tokens_total`",
+       signal_field="prompt_tokens_cached_ratio", otlp=Otlp("llmobs.prompt_tokens.cached.ratio")),
+    _g("llmobs_prompt_tokens_cached_by_tier_rate", "{token}/s", _T, "Cached prompt tokens per second by tier.",
+       "serving", doc="cached prompt tokens/s by the cache `tier` that supplied them: `device`, `host`, `disk`, "
+                      "`p2p`, `external_unspecified` (vLLM's `source` label)",
+       vllm_series="`vllm:prompt_tokens_cached_by_source_total`", signal_field="prompt_tokens_cached_by_source_rate",
+       otlp=Otlp("llmobs.prompt_tokens.cached.by_tier.rate", labels=(("tier", "llmobs.cache_tier"),))),
+    _g("llmobs_external_prefix_cache_hit_ratio", "1", SIGNAL_LABELS,
+       "KV-connector (external) prefix-cache hit ratio over the window (tokens).", "serving",
+       doc="external (KV connector: LMCache, NIXL, ...) prefix-cache hits ÷ queries over the window",
+       vllm_series="`vllm:external_prefix_cache_{hits,queries}_total`", signal_field="external_prefix_cache_hit_ratio",
+       otlp=Otlp("llmobs.external_prefix_cache.hit_ratio")),
+    _g("llmobs_estimated_flops_per_gpu_rate", "{flop}/s", SIGNAL_LABELS, "vLLM's estimated FLOP/s per GPU.",
+       "serving", doc="vLLM's own estimate of floating point operations per second per GPU (the MFU numerator)",
+       vllm_series="`vllm:estimated_flops_per_gpu_total`", signal_field="estimated_flops_per_gpu_rate",
+       otlp=Otlp("llmobs.estimated.flops_per_gpu.rate")),
+    _g("llmobs_estimated_read_bytes_per_gpu_rate", "By/s", SIGNAL_LABELS, "vLLM's estimated memory read B/s per GPU.",
+       "serving", vllm_series="`vllm:estimated_read_bytes_per_gpu_total`",
+       signal_field="estimated_read_bytes_per_gpu_rate", otlp=Otlp("llmobs.estimated.read_bytes_per_gpu.rate")),
+    _g("llmobs_estimated_write_bytes_per_gpu_rate", "By/s", SIGNAL_LABELS,
+       "vLLM's estimated memory write B/s per GPU.", "serving",
+       vllm_series="`vllm:estimated_write_bytes_per_gpu_total`", signal_field="estimated_write_bytes_per_gpu_rate",
+       otlp=Otlp("llmobs.estimated.write_bytes_per_gpu.rate")),
+    _g("llmobs_admission_rejections_rate", "{request}/s", _R, "Requests rejected by a queue limit per second.",
+       "serving", doc="admission attempts rejected per second by `reason` (`max_num_queued_reqs`, "
+                      "`max_num_queued_tokens`)", vllm_series="`vllm:admission_rejections_total`",
+       signal_field="admission_rejections_rate",
+       otlp=Otlp("llmobs.admission_rejections.rate", labels=(("reason", "llmobs.rejection_reason"),))),
+    _g("llmobs_kv_block_lifetime_seconds", "s", _Q, "KV-cache block lifetime quantiles over the window.",
+       "serving", doc="time a KV-cache block lived, allocation to free (vLLM `--kv-cache-metrics`); absent "
+                      "without the histogram", vllm_series="`vllm:kv_block_lifetime_seconds`",
+       signal_field="kv_block_lifetime", otlp=Otlp("llmobs.kv_block.lifetime")),
+    _g("llmobs_kv_block_idle_before_evict_seconds", "s", _Q,
+       "Idle time of evicted KV-cache blocks before eviction, quantiles over the window.", "serving",
+       doc="time an evicted KV-cache block sat unused before it was evicted (vLLM `--kv-cache-metrics`); "
+           "absent without the histogram", vllm_series="`vllm:kv_block_idle_before_evict_seconds`",
+       signal_field="kv_block_idle_before_evict", otlp=Otlp("llmobs.kv_block.idle_before_evict")),
+    _g("llmobs_spec_decode_acceptance_ratio", "1", SIGNAL_LABELS,
+       "Speculative decoding: accepted ÷ proposed draft tokens over the window.", "serving",
+       doc="accepted ÷ proposed draft tokens over the window (0–1; NaN with no draft); absent without "
+           "speculative decoding", vllm_series="`vllm:spec_decode_num_accepted_tokens_total`, "
+                                              "`vllm:spec_decode_num_draft_tokens_total`",
+       signal_field="spec_decode_acceptance_ratio", otlp=Otlp("llmobs.spec_decode.acceptance_ratio")),
+    _g("llmobs_spec_decode_mean_acceptance_length", "{token}", SIGNAL_LABELS,
+       "Speculative decoding: tokens per verification step (1 + accepted per draft).", "serving",
+       doc="mean tokens a speculative step yields over the window: 1 + accepted tokens per draft (NaN with no "
+           "draft)", vllm_series="`vllm:spec_decode_num_accepted_tokens_total`, `vllm:spec_decode_num_drafts_total`",
+       signal_field="spec_decode_mean_acceptance_length", otlp=Otlp("llmobs.spec_decode.mean_acceptance_length")),
+    _g("llmobs_spec_decode_acceptance_by_position", "1", _P,
+       "Speculative decoding: share of drafts whose token at `position` was accepted.", "serving",
+       doc="share of drafts whose token at draft `position` (0 = first) was accepted, over the window",
+       vllm_series="`vllm:spec_decode_num_accepted_tokens_per_pos_total`, `vllm:spec_decode_num_drafts_total`",
+       signal_field="spec_decode_acceptance_by_position",
+       otlp=Otlp("llmobs.spec_decode.acceptance_by_position", labels=(("position", "llmobs.draft_position"),))),
+    # Prefill/decode disaggregation: the only series with a `role` label (prefill | decode | mixed, from the
+    # target's config or pod label; "unknown" while the page contradicts it).
+    _g("llmobs_kv_transfer_time_seconds", "s", (*ROLE_LABELS, "quantile"),
+       "KV-connector (NIXL) transfer time quantiles over the window.", "serving",
+       doc="time of a KV transfer between prefill and decode instances (NIXL connector); absent without it",
+       vllm_series="`vllm:nixl_xfer_time_seconds`", signal_field="kv_transfer_time",
+       otlp=Otlp("llmobs.kv_transfer.time", labels=(("role", "llmobs.disaggregation_role"),))),
+    _g("llmobs_kv_transfer_bytes_rate", "By/s", ROLE_LABELS, "KV-connector (NIXL) bytes transferred per second.",
+       "serving", doc="KV bytes moved per second between prefill and decode instances (NIXL connector)",
+       vllm_series="`vllm:nixl_bytes_transferred`", signal_field="kv_transfer_bytes_rate",
+       otlp=Otlp("llmobs.kv_transfer.bytes.rate", labels=(("role", "llmobs.disaggregation_role"),))),
+    _g("llmobs_kv_transfer_failed_rate", "{transfer}/s", ROLE_LABELS,
+       "KV-connector (NIXL) failed transfers per second.", "serving",
+       vllm_series="`vllm:nixl_num_failed_transfers_total`", signal_field="kv_transfer_failed_rate",
+       otlp=Otlp("llmobs.kv_transfer.failed.rate", labels=(("role", "llmobs.disaggregation_role"),))),
     _c("llmobs_requests_total", "{request}", _R, "Finished requests by reason, reset-adjusted.", "serving",
        doc="finished requests, reset-adjusted across vLLM restarts", vllm_series=_SUCCESS,
        signal_field="requests:<reason>",
@@ -225,6 +339,20 @@ _SERVING = (
        otlp=Otlp("llmobs.tokens", constant=_OUTPUT, description="Tokens, reset-adjusted.")),
     _c("llmobs_preemptions_total", "{preemption}", SIGNAL_LABELS, "Preemptions, reset-adjusted.", "serving",
        vllm_series="`vllm:num_preemptions_total`", signal_field="preemptions", otlp=Otlp("llmobs.preemptions")),
+    _c("llmobs_engine_sleep_transitions_total", "{transition}", SIGNAL_LABELS,
+       "Changes of the endpoint's awake share seen between scrapes.", "serving",
+       doc="times the engines' awake share (`llmobs_engine_sleeping`) changed from one scrape to the next, "
+           "counted since llmobs started tracking the endpoint; a sleep and wake within one scrape interval is "
+           "not seen. A climbing count is a flapping sleep state (sleep mode toggled by an orchestrator)",
+       vllm_series="`vllm:engine_sleep_state{sleep_state=\"awake\"}`", signal_field="engine_sleep_transitions",
+       otlp=Otlp("llmobs.engine.sleep_transitions")),
+    _c("llmobs_disaggregation_role_conflicts_total", "{scrape}", SIGNAL_LABELS,
+       "Scrapes whose page contradicted the target's configured disaggregation role.", "serving",
+       doc="scrapes whose page contradicted the configured `role` (a prefill node receiving KV, a decode node "
+           "doing its own prefill, or a role that is not prefill/decode/mixed); present only for a target given "
+           "a role. While contradicted, the `role` label of the KV-transfer series reads `unknown`",
+       vllm_series="`vllm:prompt_tokens_by_source_total`, `vllm:nixl_xfer_time_seconds`",
+       signal_field="disaggregation_role_conflicts", otlp=Otlp("llmobs.disaggregation.role_conflicts")),
     _c("llmobs_ttft_slo_requests_total", "{request}", SIGNAL_LABELS,
        "Requests with a TTFT observation (reset-adjusted).", "serving",
        doc="requests with a TTFT observation — the burn-rate alerts' denominator",

@@ -309,9 +309,13 @@ class Pipeline:
             if tracker is None:
                 tracker = book.trackers[model] = ModelEndpointTracker(
                     Attribution(model, t.name, t.node, t.gpu_model), self.window_seconds, self.ttft_slo_seconds,
-                    self.tpot_slo_seconds, self.e2e_slo_seconds, t.scheduler,
+                    self.tpot_slo_seconds, self.e2e_slo_seconds, t.scheduler, role=t.labels.get("role", "mixed"),
                 )
             tracker.observe(model_scrape, outcome.started)
+            if tracker.take_role_conflict_started():
+                log.warning("target %s (%s): its page contradicts the configured disaggregation role %r; its "
+                            "role label reads \"unknown\" until it agrees (llmobs_disaggregation_role_conflicts_total)",
+                            t.name, model, tracker.role)
             implausible = tracker.take_implausible()
             if implausible:
                 book.dropped[DROP_IMPLAUSIBLE] += implausible

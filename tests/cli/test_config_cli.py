@@ -27,7 +27,15 @@ def test_a_targets_scheduler_limits_reach_its_saturation_ratios() -> None:
     assert (bare.scheduler.max_num_seqs, bare.scheduler.max_num_batched_tokens) == (None, None)
 
 
+def test_a_target_role_becomes_its_role_label() -> None:
+    cfg = config_from_mapping({"targets": [{"url": "http://p:8000/metrics", "role": "prefill"},
+                                           {"url": "http://m:8000/metrics"}]})
+    prefill, mixed = cfg.build_targets()
+    assert prefill.labels["role"] == "prefill" and "role" not in mixed.labels  # unset: the tracker's `mixed`
+
+
 @pytest.mark.parametrize(("data", "message"), [
+    ({"targets": [{"url": "http://a/metrics", "role": "prefil"}]}, "targets.0.role"),
     ({"targets": [{"url": "ftp://x"}]}, "targets.0.url"),
     ({"targets": [{"url": "http://a/metrics", "bogus": 1}]}, "targets.0.bogus"),
     ({"scrape": {"interval_seconds": -1}}, "scrape.interval_seconds"),

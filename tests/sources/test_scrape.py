@@ -248,3 +248,21 @@ async def test_the_content_type_decides_how_a_page_is_read() -> None:
     assert [(s.name, s.timestamp_ms) for s in text.page.samples] == [("g", 1700000000.0), ("late", None)]
     assert text.page.skipped == {}
     assert not cut.ok and cut.error_kind == "parse" and "missing_eof" in cut.error
+
+
+async def test_a_contradicted_role_is_logged_once_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    """A target configured as a prefill node whose page shows it receiving prompt KV from another instance."""
+    def page(n: int) -> str:
+        by_source = 'vllm:prompt_tokens_by_source_total{engine="0",model_name="m",source="%s"} %d\n'
+        return GOOD % n + by_source % ("local_compute", n) + by_source % ("external_kv_transfer", 100 * n)
+
+    async with PageServer({"p": page}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("p", {"role": "prefill"})]), Scraper(), StateHolder())
+        with caplog.at_level("WARNING", logger="llmobs.pipeline"):
+            for _ in range(4):
+                state = await pipeline.run_cycle()
+        await pipeline.scraper.aclose()
+    logged = [r.getMessage() for r in caplog.records if "disaggregation role" in r.getMessage()]
+    assert len(logged) == 1 and "'prefill'" in logged[0]
+    [signals] = state.signals
+    assert signals.disaggregation_role == "unknown" and signals.totals["disaggregation_role_conflicts"] == 3.0

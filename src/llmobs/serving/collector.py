@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from llmobs import __version__
 from llmobs.metric_families import family, histogram_family
-from llmobs.metrics_catalogue import SIGNAL_LABELS, MetricSpec, section
+from llmobs.metrics_catalogue import ROLE_LABELS, SIGNAL_LABELS, MetricSpec, section
 from llmobs.signals.coldstart import COLD_START_BUCKETS
 from llmobs.signals.types import QUANTILES, ModelEndpointSignals
 from llmobs.state import FleetState, StateHolder
@@ -30,6 +30,16 @@ _GAUGES: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "gauge"
 # Window quantiles of a Distribution field.
 _DISTRIBUTIONS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.labels == (*SIGNAL_LABELS, "quantile"))
 # Reset-adjusted counters: `signal_field` is the key in ModelEndpointSignals.totals.
+# Per model × endpoint gauges with one more label, read off a `dict[label value, float]` field (the
+# families the loop in `_signal_metrics` fills by hand are left out).
+_BY_LABEL: tuple[MetricSpec, ...] = tuple(
+    s for s in _SERVING if s.type == "gauge" and len(s.labels) == len(SIGNAL_LABELS) + 1
+    and s.labels[:-1] == SIGNAL_LABELS and s.labels[-1] not in ("quantile", "role")
+    and s.name not in ("llmobs_requests_waiting_by_reason", "llmobs_finished_requests_rate")
+    and not (s.signal_field or "").startswith("saturation."))  # _saturation_metrics renders those
+# Prefill/decode disaggregation series: the signal labels plus `role` (ModelEndpointSignals.disaggregation_role).
+_ROLE_GAUGES: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "gauge" and s.labels == ROLE_LABELS)
+_ROLE_DISTRIBUTIONS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.labels == (*ROLE_LABELS, "quantile"))
 _TOTALS: tuple[MetricSpec, ...] = tuple(s for s in _SERVING if s.type == "counter" and s.labels == SIGNAL_LABELS)
 
 
@@ -125,6 +135,8 @@ class FleetCollector(Collector):
             quantiles, get = family(spec), _field_getter(spec)
             for s in signals:
                 d = get(s)
+                if d is None:  # a histogram only some vLLM releases expose, absent from this page
+                    continue
                 for q in QUANTILES:
                     quantiles.add_metric([*_label_values(s), _quantile_label(q)], d.quantiles.get(q, math.nan))
             yield quantiles
@@ -141,6 +153,13 @@ class FleetCollector(Collector):
                 if key.startswith("requests:"):
                     requests_total.add_metric([*lv, key.partition(":")[2]], v)
         yield from (waiting, finished, requests_total)
+        for spec in _BY_LABEL:
+            by_label, get = family(spec), _field_getter(spec)
+            for s in signals:
+                for value, v in sorted(get(s).items()):
+                    by_label.add_metric([*_label_values(s), value], v)
+            yield by_label
+        yield from _role_metrics(signals)
         for spec in _TOTALS:
             total = family(spec)
             for s in signals:
@@ -198,3 +217,23 @@ def _door_metrics(state: FleetState) -> Iterator[Metric]:
         for reason, n in sorted(h.problems.items()):
             problems.add_metric([h.door, h.kind, reason], n)
     yield from (rate, rejected, pending, latency, total, rejected_total, up, problems)
+
+
+def _role_metrics(signals: tuple[ModelEndpointSignals, ...]) -> Iterator[Metric]:
+    """The disaggregation series, labelled with the endpoint's `role`; absent where the page lacks the family."""
+    for spec in _ROLE_GAUGES:
+        gauge, get = family(spec), _field_getter(spec)
+        for s in signals:
+            value = get(s)
+            if value is not None:
+                gauge.add_metric([*_label_values(s), s.disaggregation_role], float(value))
+        yield gauge
+    for spec in _ROLE_DISTRIBUTIONS:
+        quantiles, get = family(spec), _field_getter(spec)
+        for s in signals:
+            d = get(s)
+            if d is not None:
+                for q in QUANTILES:
+                    quantiles.add_metric([*_label_values(s), s.disaggregation_role, _quantile_label(q)],
+                                         d.quantiles.get(q, math.nan))
+        yield quantiles

@@ -11,8 +11,7 @@ import math
 import sys
 from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
-from operator import sub as _minus
+from typing import Any
 
 from llmobs.signals.counters import (
     MAX_PLAUSIBLE_COUNT,
@@ -20,9 +19,21 @@ from llmobs.signals.counters import (
     ResetAdjuster,
     repair_histogram,
 )
-from llmobs.signals.histogram import histogram_quantiles
 from llmobs.signals.saturation import IterationTokens, saturation
-from llmobs.signals.types import QUANTILES, Attribution, CumulativeHistogram, Distribution, ModelEndpointSignals
+from llmobs.signals.types import (
+    BOUNDS,
+    COUNT,
+    CUMULATIVE,
+    QUANTILES,
+    SUM,
+    Attribution,
+    Distribution,
+    HistogramPoint,
+    ModelEndpointSignals,
+    SinceStartHistograms,
+    WindowHistogram,
+    window_distribution,
+)
 from llmobs.sources.normalize import ModelScrape
 from llmobs.sources.targets import SchedulerLimits
 
@@ -33,28 +44,37 @@ COUNTERS = ("request_success", "prompt_tokens", "generation_tokens", "preemption
 # fraction (outside [0, 1] the page is wrong, and clamping would invent a reading); any other gauge must be
 # finite. A value outside its range (NaN included) is dropped and counted.
 _ANY_FINITE = (-sys.float_info.max, sys.float_info.max)
-_GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), **dict.fromkeys(
+# engine_sleep_state is 0/1 per engine, and a share of engines once combined.
+_GAUGE_RANGES = {"kv_cache_usage": (0.0, 1.0), "engine_sleep_state": (0.0, 1.0), **dict.fromkeys(
     ("requests_running", "requests_waiting", "requests_swapped", "requests_waiting_by_reason"), (0.0, 1e12))}
 SATURATION_HISTOGRAMS = ("iteration_tokens",)
 """Histograms the saturation ratios read (llmobs.signals.saturation): tokens per engine step."""
+OPTIONAL_DISTRIBUTIONS = ("prefill_time", "decode_time", "inference_time", "iteration_tokens", "kv_block_lifetime",
+                          "kv_block_idle_before_evict", "kv_transfer_time")
+"""Histograms only some vLLM releases or configurations expose: their Distribution is None, not NaN, when the
+page lacks them (and then they cost nothing: each is one dict lookup per cycle)."""
+ROLES = ("prefill", "decode", "mixed")
+"""Prefill/decode disaggregation roles a target may be given (config `role:` or the discovery pod label)."""
 SLO_HISTOGRAMS: dict[str, str] = {"ttft": "ttft", "tpot": "tpot", "e2e": "e2e_latency"}
 """Latency SLO → the canonical vLLM histogram its good/total counts come from. Each holds one observation
 per request (TPOT is vLLM's per-request `request_time_per_output_token_seconds`, not the per-token ITL
 histogram), so good ÷ total is a share of requests."""
 
 
-TRACKED_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *SLO_HISTOGRAMS.values(), *SATURATION_HISTOGRAMS))
-"""The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. The alias
-table knows more (request-shape histograms kept canonical-only); adjusting them would cost every scrape of
-every endpoint for nothing, so they are passed over."""
+SINCE_START_HISTOGRAMS = frozenset((*DISTRIBUTIONS, *SLO_HISTOGRAMS.values()))
+"""The histograms kept since their first scrape (`ModelEndpointSignals.histograms`, what the OTLP export reads
+from): the optional families are windowed only, so they add no per-cycle copy."""
+TRACKED_HISTOGRAMS = SINCE_START_HISTOGRAMS | {*OPTIONAL_DISTRIBUTIONS, *SATURATION_HISTOGRAMS,
+                                               "kv_transfer_bytes"}
+"""The histograms a tracker reset-adjusts and windows: those a signal or the OTLP histograms read. Any other
+histogram on a page is passed over: adjusting it would cost every scrape of every endpoint for nothing."""
 
 
-@dataclass(frozen=True, slots=True)
-class AdjustedHistogram:
-    bounds: tuple[float, ...]
-    cumulative: tuple[float, ...]
-    count: float
-    sum: float
+AdjustedHistogram = HistogramPoint
+"""A histogram at one scrape, reset-adjusted: the plain tuple (bounds, cumulative, count, sum) with the BOUNDS,
+CUMULATIVE, COUNT and SUM indices of llmobs.signals.types. Not a class: a window holds one per histogram per
+scrape of every endpoint for a minute, and the garbage collector stops scanning a tuple of floats after its
+first pass, while it keeps scanning every instance of a class (a large share of the exporter's GC time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +90,7 @@ def _nan_distribution() -> Distribution:
     return Distribution({q: math.nan for q in QUANTILES}, math.nan, 0.0)
 
 
-def _distribution(first: AdjustedHistogram | None, last: AdjustedHistogram) -> Distribution:
-    if first is None or first.bounds != last.bounds:
-        return _nan_distribution()
-    delta = list(map(_minus, last.cumulative, first.cumulative))  # same bounds, so same lengths
-    count = last.count - first.count
-    total = last.sum - first.sum
-    quantiles = dict(zip(QUANTILES, histogram_quantiles(QUANTILES, last.bounds, delta), strict=True))
-    mean = total / count if count > 0 and math.isfinite(total) else math.nan
-    return Distribution(quantiles, mean, max(count, 0.0))
+_distribution = window_distribution
 
 
 def _nearest_bound_index(bounds: tuple[float, ...], threshold: float) -> int | None:
@@ -97,7 +109,7 @@ class ModelEndpointTracker:
 
     def __init__(self, attribution: Attribution, window_seconds: float, ttft_slo_seconds: float = 1.0,
                  tpot_slo_seconds: float = 0.1, e2e_slo_seconds: float = 30.0,
-                 scheduler: SchedulerLimits | None = None):
+                 scheduler: SchedulerLimits | None = None, role: str = "mixed"):
         self.attribution = attribution
         self.scheduler = scheduler or SchedulerLimits()  # the saturation ratios' limits, where configured
         self.window_seconds = window_seconds
@@ -115,6 +127,15 @@ class ModelEndpointTracker:
         self._kv_capacity: float | None = None
         # Samples not believed since the last `take_implausible()` (llmobs_series_dropped_total{reason}).
         self._implausible = 0
+        # The engines' mean `awake` on the last page that had it, and how often it changed between pages:
+        # a flapping sleep state shows as a climbing counter rather than as whichever value a scrape caught.
+        self._last_awake: float | None = None
+        self._sleep_transitions = 0
+        # Prefill/decode disaggregation: the role the target was given, checked against each page (see
+        # `_check_role`). A role that is not one of ROLES is never believed.
+        self.role = role
+        self._role_conflicts = 0
+        self._role_contradicted = self._role_conflict_started = role not in ROLES
 
     @property
     def resets(self) -> int:
@@ -181,7 +202,7 @@ class ModelEndpointTracker:
             if cumulative is None:  # not a histogram a server can report: keep the last point's, counted
                 self._implausible += 1
                 previous = self._points[-1].histograms.get(canonical) if self._points else None
-                if previous is not None and previous.bounds == h.bounds:
+                if previous is not None and previous[BOUNDS] == h.bounds:
                     histograms[canonical] = previous
                 continue
             self._implausible += repaired
@@ -195,10 +216,18 @@ class ModelEndpointTracker:
                     p.histograms.pop(canonical, None)
                 result = (cumulative, h.count, h.sum)
             cumulative, count, total = result
-            histograms[canonical] = AdjustedHistogram(h.bounds, cumulative, count, total)
-            if canonical not in self._hist_baselines or self._hist_baselines[canonical][1].bounds != h.bounds:
-                self._hist_baselines[canonical] = (time, histograms[canonical])
+            histograms[canonical] = (h.bounds, cumulative, count, total)
+            if canonical in SINCE_START_HISTOGRAMS and (canonical not in self._hist_baselines
+                                                        or self._hist_baselines[canonical][1][BOUNDS] != h.bounds):
+                # a new dict, not an update: the signals already handed out keep the baselines they were given
+                self._hist_baselines = {**self._hist_baselines, canonical: (time, histograms[canonical])}
         self._gauges = self._plausible_gauges(scrape)
+        awake = self._gauges.get("engine_sleep_state", {}).get("awake")
+        if awake is not None:
+            self._sleep_transitions += self._last_awake is not None and awake != self._last_awake
+            self._last_awake = awake
+        if self.role != "mixed" and self._points:
+            self._check_role(self._points[-1], counters, histograms)
         capacity = scrape.kv_capacity_tokens
         self._kv_capacity = capacity if capacity is not None and 0 < capacity <= 1e15 else None
         self._implausible += capacity is not None and self._kv_capacity is None
@@ -207,6 +236,38 @@ class ModelEndpointTracker:
         self._latest = scrape
         while len(self._points) > 2 and self._points[1].time <= time - self.window_seconds:
             self._points.popleft()
+
+    def _check_role(self, previous: WindowPoint, counters: dict[str, dict[str, float]],
+                    histograms: dict[str, AdjustedHistogram]) -> None:
+        """Compare the configured disaggregation role with what the page shows between two scrapes.
+
+        A node that received prompt KV from another instance (vLLM's `external_kv_transfer` prompt tokens, or
+        KV-connector transfers, which the decode side initiates) is acting as a decode node; one that computed
+        prompt tokens itself and received none is doing its own prefill. So `prefill` + KV received, or
+        `decode` + local prefill and nothing received, contradicts the configuration: counted (each such
+        scrape), and the series' `role` reads "unknown" until a page agrees again. No traffic: no verdict."""
+        before = previous.counters.get("prompt_tokens_by_source", {})
+        now = counters.get("prompt_tokens_by_source", {})
+        received = now.get("external_kv_transfer", 0.0) > before.get("external_kv_transfer", 0.0)
+        local = now.get("local_compute", 0.0) > before.get("local_compute", 0.0)
+        transfers, earlier = histograms.get("kv_transfer_time"), previous.histograms.get("kv_transfer_time")
+        if transfers is not None and earlier is not None and transfers[COUNT] > earlier[COUNT]:
+            received = True
+        if self.role not in ROLES:
+            contradicted = True
+        elif received or local:
+            contradicted = (self.role == "prefill" and received) or (self.role == "decode" and not received)
+        else:
+            return
+        self._role_conflicts += contradicted
+        self._role_conflict_started |= contradicted and not self._role_contradicted
+        self._role_contradicted = contradicted
+
+    def take_role_conflict_started(self) -> bool:
+        """Whether a page contradicted the configured role after agreeing with it (or from the start) since
+        the last call: the caller logs it once per episode, the counter counts every scrape."""
+        started, self._role_conflict_started = self._role_conflict_started, False
+        return started
 
     def _counter_delta(self, canonical: str, first: WindowPoint, last: WindowPoint) -> dict[str, float]:
         a = first.counters.get(canonical, {})
@@ -238,6 +299,9 @@ class ModelEndpointTracker:
             latest_h = last.histograms.get(name)
             dists[name] = (_distribution(self._first_with_histogram(name), latest_h)
                            if latest_h is not None else _nan_distribution())
+        hists = last.histograms
+        windows = {name: WindowHistogram(self._first_with_histogram(name), hists[name])
+                   for name in OPTIONAL_DISTRIBUTIONS if name in hists}
         kv_values = [p.kv_cache_usage for p in self._points if not math.isnan(p.kv_cache_usage)]
         swapped = self._gauge("requests_swapped")
         slo_bounds = self._slo_bounds(last)
@@ -266,6 +330,7 @@ class ModelEndpointTracker:
             generation_length=dists["generation_length"],
             lora_adapters_running=scrape.lora_running,
             lora_adapters_waiting=scrape.lora_waiting,
+            lora_adapters_max=scrape.lora_max,
             totals=self._totals(last, slo_bounds),
             histograms=self._since_start(last),
             ttft_slo_threshold_seconds=_bound(last, slo_bounds, "ttft"),
@@ -277,6 +342,21 @@ class ModelEndpointTracker:
                 iteration_tokens=self._iteration_tokens(last), limits=self.scheduler,
                 tokens_rate=(rate("prompt_tokens") + rate("generation_tokens")
                              if {"prompt_tokens", "generation_tokens"} <= last.counters.keys() else math.nan)),
+            windows=windows,
+            engine_sleeping=self._engine_sleeping(),
+            prompt_tokens_by_source_rate=self._rates_by(first, last, "prompt_tokens_by_source"),
+            prompt_tokens_cached_rate=self._optional_rate(first, last, "prompt_tokens_cached"),
+            prompt_tokens_cached_ratio=self._optional_ratio(first, last, "prompt_tokens_cached", "prompt_tokens"),
+            prompt_tokens_cached_by_source_rate=self._rates_by(first, last, "prompt_tokens_cached_by_source"),
+            external_prefix_cache_hit_ratio=self._optional_ratio(
+                first, last, "external_prefix_cache_hits", "external_prefix_cache_queries"),
+            estimated_flops_per_gpu_rate=self._optional_rate(first, last, "estimated_flops_per_gpu"),
+            estimated_read_bytes_per_gpu_rate=self._optional_rate(first, last, "estimated_read_bytes_per_gpu"),
+            estimated_write_bytes_per_gpu_rate=self._optional_rate(first, last, "estimated_write_bytes_per_gpu"),
+            admission_rejections_rate=self._rates_by(first, last, "admission_rejections"),
+            **(self._spec_decode(first, last) if "spec_decode_drafts" in last.counters else {}),
+            **(self._disaggregation(first, last) if self.role != "mixed" or "kv_transfer_bytes" in hists
+               or "kv_transfer_failed" in last.counters else {}),
         )
 
     def _iteration_tokens(self, last: WindowPoint) -> IterationTokens | None:
@@ -285,17 +365,70 @@ class ModelEndpointTracker:
         first = self._first_with_histogram("iteration_tokens")
         if latest is None or first is None:
             return None
-        return IterationTokens(steps=latest.count - first.count, tokens=latest.sum - first.sum)
+        return IterationTokens(steps=latest[COUNT] - first[COUNT], tokens=latest[SUM] - first[SUM])
 
-    def _since_start(self, last: WindowPoint) -> dict[str, CumulativeHistogram]:
-        """Each histogram's observations since its baseline scrape (see CumulativeHistogram)."""
-        out: dict[str, CumulativeHistogram] = {}
-        for canonical, h in last.histograms.items():
-            start, base = self._hist_baselines[canonical]
-            cumulative = tuple(map(max, repeat(0.0), map(_minus, h.cumulative, base.cumulative)))  # same bounds
-            out[canonical] = CumulativeHistogram(h.bounds, cumulative, max(0.0, h.count - base.count),
-                                                 h.sum - base.sum, start)
-        return out
+    def _spec_decode(self, first: WindowPoint, last: WindowPoint) -> dict[str, Any]:
+        """Speculative-decoding acceptance over the window (vLLM's SpecDecodingProm counters). Shares are
+        capped at 1 (a broken page must not report more accepted than proposed); NaN with no draft."""
+        drafts = sum(self._counter_delta("spec_decode_drafts", first, last).values())
+        proposed = sum(self._counter_delta("spec_decode_draft_tokens", first, last).values())
+        accepted = sum(self._counter_delta("spec_decode_accepted_tokens", first, last).values())
+        has_tokens = "spec_decode_draft_tokens" in last.counters and "spec_decode_accepted_tokens" in last.counters
+        per_position = self._counter_delta("spec_decode_accepted_tokens_per_pos", first, last)
+        return {
+            "spec_decode_acceptance_ratio": (min(1.0, accepted / proposed) if proposed > 0 else math.nan)
+            if has_tokens else None,
+            "spec_decode_mean_acceptance_length": (1.0 + accepted / drafts if drafts > 0 else math.nan)
+            if "spec_decode_accepted_tokens" in last.counters else None,
+            "spec_decode_acceptance_by_position": {
+                pos: min(1.0, n / drafts) if drafts > 0 else math.nan for pos, n in per_position.items()},
+        }
+
+    def _disaggregation(self, first: WindowPoint, last: WindowPoint) -> dict[str, Any]:
+        """KV-connector transfer rates and the `role` label they carry (see `_check_role`)."""
+        elapsed = last.time - first.time
+        sent, start = last.histograms.get("kv_transfer_bytes"), first.histograms.get("kv_transfer_bytes")
+        bytes_rate = None
+        if sent is not None:
+            bytes_rate = (sent[SUM] - start[SUM]) / elapsed if start is not None and start[BOUNDS] == sent[BOUNDS] \
+                else math.nan
+        return {
+            "kv_transfer_bytes_rate": bytes_rate,
+            "kv_transfer_failed_rate": self._optional_rate(first, last, "kv_transfer_failed"),
+            "disaggregation_role": "unknown" if self._role_contradicted else self.role,
+        }
+
+    def _optional_rate(self, first: WindowPoint, last: WindowPoint, canonical: str) -> float | None:
+        """Per-second increase of a counter over the window; None when the latest page lacks it."""
+        if not last.counters.get(canonical):
+            return None
+        return sum(self._counter_delta(canonical, first, last).values()) / (last.time - first.time)
+
+    def _rates_by(self, first: WindowPoint, last: WindowPoint, canonical: str) -> dict[str, float]:
+        """Per-second increase of each value of a counter's `by` label; empty when the page lacks the counter."""
+        elapsed = last.time - first.time
+        return {sub: v / elapsed for sub, v in self._counter_delta(canonical, first, last).items()}
+
+    def _optional_ratio(self, first: WindowPoint, last: WindowPoint, part: str, whole: str) -> float | None:
+        """`part` ÷ `whole` increase over the window, capped at 1 (a broken page must not make a share above 1);
+        NaN when `whole` did not grow, None when the latest page lacks either counter."""
+        if not last.counters.get(part) or not last.counters.get(whole):
+            return None
+        den = sum(self._counter_delta(whole, first, last).values())
+        num = sum(self._counter_delta(part, first, last).values())
+        return min(1.0, num / den) if den > 0 else math.nan
+
+    def _engine_sleeping(self) -> float | None:
+        """Share of the endpoint's engines asleep: 1 - the engines' mean `awake` (vLLM sets awake 0 at sleep
+        level 1 or 2). None when the page has no `awake` value (a release without the family, or a value out
+        of [0, 1], which the gauge check dropped and counted)."""
+        awake = self._gauges.get("engine_sleep_state", {}).get("awake")
+        return None if awake is None else 1.0 - awake
+
+    def _since_start(self, last: WindowPoint) -> SinceStartHistograms:
+        """Each histogram's observations since its baseline scrape (see CumulativeHistogram), computed when read."""
+        latest = {c: h for c, h in last.histograms.items() if c in SINCE_START_HISTOGRAMS}
+        return SinceStartHistograms(latest, self._hist_baselines)
 
     def _slo_bounds(self, last: WindowPoint) -> dict[str, int]:
         """SLO → index of the bucket bound its threshold is counted at, for each SLO whose histogram the
@@ -308,8 +441,9 @@ class ModelEndpointTracker:
             if h is None:
                 continue
             snapped = self._slo_snapped.get(slo)
-            if snapped is None or snapped[0] != h.bounds:
-                snapped = self._slo_snapped[slo] = (h.bounds, _nearest_bound_index(h.bounds, self.slo_seconds[slo]))
+            bounds = h[BOUNDS]
+            if snapped is None or snapped[0] != bounds:
+                snapped = self._slo_snapped[slo] = (bounds, _nearest_bound_index(bounds, self.slo_seconds[slo]))
             if snapped[1] is not None:
                 out[slo] = snapped[1]
         return out
@@ -322,14 +456,18 @@ class ModelEndpointTracker:
             values = last.counters.get(canonical)
             if values:
                 totals[canonical] = sum(values.values())
+        if self._last_awake is not None:
+            totals["engine_sleep_transitions"] = float(self._sleep_transitions)
+        if self.role != "mixed":
+            totals["disaggregation_role_conflicts"] = float(self._role_conflicts)
         for slo, i in slo_bounds.items():
             h = last.histograms[SLO_HISTOGRAMS[slo]]
-            totals[f"{slo}_slo_requests"] = h.count
-            totals[f"{slo}_slo_good"] = h.cumulative[i]  # ≤ count: the adjusted buckets are capped at it
+            totals[f"{slo}_slo_requests"] = h[COUNT]
+            totals[f"{slo}_slo_good"] = h[CUMULATIVE][i]  # ≤ count: the adjusted buckets are capped at it
         return totals
 
 
 def _bound(last: WindowPoint, slo_bounds: dict[str, int], slo: str) -> float | None:
     """The bucket bound `slo`'s good count is taken at (its threshold as counted), None without one."""
     i = slo_bounds.get(slo)
-    return None if i is None else last.histograms[SLO_HISTOGRAMS[slo]].bounds[i]
+    return None if i is None else last.histograms[SLO_HISTOGRAMS[slo]][BOUNDS][i]

@@ -7,6 +7,7 @@ Matching PromQL matters: an SRE comparing llmobs' p99 with a Grafana panel built
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 
 
@@ -56,9 +57,14 @@ def histogram_quantiles(qs: Sequence[float], bounds: Sequence[float], cumulative
     if len(bounds) < 2 or not math.isinf(bounds[-1]) or not cumulative[-1] > 0 or any(map(math.isnan, qs)):
         return [histogram_quantile(q, bounds, cumulative) for q in qs]
     counts = list(cumulative)
-    for i in range(1, len(counts)):
-        if counts[i] < counts[i - 1]:
-            counts[i] = counts[i - 1]
+    s = sum(counts)
+    # The usual case, sound ordered buckets, is checked in C (sorted() of an ordered list is one pass) and then
+    # searched by bisection; NaN (s != s) or disorder takes PromQL's repair and the linear scan.
+    ordered = s == s and sorted(counts) == counts
+    if not ordered:
+        for i in range(1, len(counts)):
+            if counts[i] < counts[i - 1]:
+                counts[i] = counts[i - 1]
     total = cumulative[-1]
     last = len(counts) - 1
     out = []
@@ -70,9 +76,12 @@ def histogram_quantiles(qs: Sequence[float], bounds: Sequence[float], cumulative
             out.append(math.inf)
             continue
         rank = q * total
-        index = 0
-        while index < last and counts[index] < rank:
-            index += 1
+        if ordered:  # the first bucket whose count reaches the rank, as the scan below finds it
+            index = min(bisect_left(counts, rank), last)
+        else:
+            index = 0
+            while index < last and counts[index] < rank:
+                index += 1
         if index == len(bounds) - 1:
             out.append(bounds[-2])
             continue

@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import add as _plus
 from operator import eq
 from typing import Protocol
 
@@ -43,6 +44,7 @@ class ModelScrape:
     kv_capacity_tokens: float | None = None
     lora_running: int = 0
     lora_waiting: int = 0
+    lora_max: int | None = None  # the `max_lora` label (--max-loras); None without LoRA or the label
 
     def gauge(self, canonical: str, default: float = math.nan) -> float:
         values = self.gauges.get(canonical)
@@ -170,8 +172,9 @@ def _bucket_bound(le_raw: str | None, le_admitted: set[str], budget: LabelValueB
     return None if math.isnan(le) else le
 
 
-def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int]:
-    """`vllm:lora_requests_info`: the value is a timestamp; adapters are comma-joined label values.
+def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int, int | None]:
+    """`vllm:lora_requests_info`: the value is a timestamp; adapters are comma-joined label values, and
+    `max_lora` the adapter slots (None when absent or not a non-negative integer: never a guessed number).
 
     vLLM emits one series per state change; the newest (largest timestamp value) is the current one.
     """
@@ -180,13 +183,15 @@ def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int]:
         if newest is None or s.value > newest.value:
             newest = s
     if newest is None:
-        return 0, 0
+        return 0, 0, None
+    raw_max = newest.labels.get("max_lora", "").strip()
+    lora_max = int(raw_max) if raw_max.isdecimal() else None
 
     def count(label: str) -> int:
         raw = newest.labels.get(label, "")
         return len({a.strip() for a in raw.split(",") if a.strip()})
 
-    return count("running_lora_adapters"), count("waiting_lora_adapters")
+    return count("running_lora_adapters"), count("waiting_lora_adapters"), lora_max
 
 
 def _cache_capacity(samples: Iterable[Sample]) -> float | None:
@@ -243,7 +248,8 @@ def _finish(models: dict[str, ModelScrape], info: dict[tuple[str, str], list[Sam
         if c == "cache_config":
             models[model].kv_capacity_tokens = _cache_capacity(rows)
         elif c == "lora_requests":
-            models[model].lora_running, models[model].lora_waiting = _lora_counts(rows)
+            ms = models[model]
+            ms.lora_running, ms.lora_waiting, ms.lora_max = _lora_counts(rows)
 
     # cache_config_info carries no model_name label in vLLM: attach it to the endpoint's models.
     unlabelled = models.pop("", None)
@@ -253,6 +259,8 @@ def _finish(models: dict[str, ModelScrape], info: dict[tuple[str, str], list[Sam
                 ms.kv_capacity_tokens = unlabelled.kv_capacity_tokens
             if not ms.lora_running and not ms.lora_waiting:
                 ms.lora_running, ms.lora_waiting = unlabelled.lora_running, unlabelled.lora_waiting
+            if ms.lora_max is None:
+                ms.lora_max = unlabelled.lora_max
         if not models and (unlabelled.gauges or unlabelled.counters or unlabelled.histograms):
             models[""] = unlabelled
 
@@ -294,6 +302,11 @@ class _ModelPlan:
     # canonical -> (bounds, per-bound indices, sum indices or None, count indices or None)
     histograms: dict[str, tuple[tuple[float, ...], tuple[tuple[int, ...], ...], tuple[int, ...] | None,
                                 tuple[int, ...] | None]] = field(default_factory=dict)
+    # The usual histogram (one engine): its buckets are consecutive lines of the page, one sample per bound,
+    # so they are one slice of the values. canonical -> (bounds, first index, n zeros, sum and count indices).
+    # Added to n zeros in C, they are the same `0.0 + value` the general path computes.
+    runs: dict[str, tuple[tuple[float, ...], int, tuple[float, ...], tuple[int, ...] | None,
+                          tuple[int, ...] | None]] = field(default_factory=dict)
     info: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
@@ -327,6 +340,11 @@ class _Plan:
                 ms.gauges[c] = {sub: _add(values, idxs) for sub, idxs in subs.items()}
             for c, subs in mp.counters.items():
                 ms.counters[c] = {sub: _add(values, idxs) for sub, idxs in subs.items()}
+            for c, (bounds, start, zeros, sum_idxs, count_idxs) in mp.runs.items():
+                cumulative = tuple(map(_plus, zeros, values[start:start + len(zeros)]))
+                ms.histograms[c] = HistogramSnapshot(
+                    bounds, cumulative, math.nan if sum_idxs is None else _add(values, sum_idxs),
+                    cumulative[-1] if count_idxs is None else _add(values, count_idxs))
             for c, (bounds, per_bound, sum_idxs, count_idxs) in mp.histograms.items():
                 cumulative = tuple([_add(values, idxs) for idxs in per_bound])
                 ms.histograms[c] = HistogramSnapshot(
@@ -419,9 +437,14 @@ def _compile(samples: list[Sample], values: list[float], table: AliasTable, guar
         bounds = _shared_bounds(tuple(sorted(per_le)))
         if not math.isinf(bounds[-1]):
             continue  # a histogram without its +Inf bucket is not usable for quantiles
-        plans[model].histograms[c] = (bounds, tuple(tuple(per_le[b]) for b in bounds),
-                                      tuple(sums[key]) if key in sums else None,
-                                      tuple(counts[key]) if key in counts else None)
+        per_bound = tuple(tuple(per_le[b]) for b in bounds)
+        sum_idxs = tuple(sums[key]) if key in sums else None
+        count_idxs = tuple(counts[key]) if key in counts else None
+        first = per_bound[0][0]
+        if all(len(idxs) == 1 and idxs[0] == first + k for k, idxs in enumerate(per_bound)):
+            plans[model].runs[c] = (bounds, first, (0.0,) * len(bounds), sum_idxs, count_idxs)
+        else:
+            plans[model].histograms[c] = (bounds, per_bound, sum_idxs, count_idxs)
     for (model, c), idxs in info.items():
         plans[model].info[c] = tuple(idxs)
     return _Plan(table, chosen, plans, dict(dropped), reusable=not refused)

@@ -237,3 +237,10 @@ def test_pod_target_reads_scheduler_limits_from_the_vllm_command_line(p: dict, l
     t = pod_target(p, {}, CFG)
     assert t is not None
     assert (t.scheduler.max_num_seqs, t.scheduler.max_num_batched_tokens) == limits
+
+
+def test_a_pod_role_label_becomes_the_target_role() -> None:
+    t = pod_target(pod("a", labels={"llmobs.io/role": "decode"}), {}, CFG)
+    assert t is not None and t.labels["role"] == "decode"
+    t = pod_target(pod("b"), {}, CFG)
+    assert t is not None and "role" not in t.labels

@@ -37,6 +37,7 @@ class KubernetesConfig(BaseModel):
     metrics_path: str = "/metrics"
     scheme: str = "http"
     model_label: str = "llmobs.io/model"
+    role_label: str = "llmobs.io/role"  # prefill | decode | mixed: the pod's disaggregation role
     watch_nodes: bool = True
     gpu_product_label: str = "nvidia.com/gpu.product"
     gpu_memory_label: str = "nvidia.com/gpu.memory"

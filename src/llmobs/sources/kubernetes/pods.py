@@ -124,7 +124,7 @@ def pod_target(pod: RawObject, nodes: Mapping[str, RawObject], cfg: KubernetesCo
 
     Labels: `node`, `gpu_model` (these two reach every signal), `namespace`, `pod`, `pod_uid`, `zone`,
     `gpu_memory_mib`, `gpu_count`, and `model` when the pod names its model in a label or annotation
-    (otherwise the scraped `model_name` is the model)."""
+    (otherwise the scraped `model_name` is the model), and `role` from the pod's disaggregation-role label."""
     if not pod_ready(pod):
         return None
     port = metrics_port(pod, cfg)
@@ -145,6 +145,9 @@ def pod_target(pod: RawObject, nodes: Mapping[str, RawObject], cfg: KubernetesCo
              or (meta.get("annotations") or {}).get(cfg.model_label))
     if model:
         labels["model"] = model
+    role = (meta.get("labels") or {}).get(cfg.role_label)
+    if role:
+        labels["role"] = role  # checked against the page by the signal tracker, never trusted blindly
     gpus = gpu_count(pod, cfg.gpu_resource)
     if gpus:
         labels["gpu_count"] = str(gpus)
