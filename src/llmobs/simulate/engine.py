@@ -35,8 +35,8 @@ max_num_seqs, as vLLM requires, the decode tokens always fit either way).
 
 from __future__ import annotations
 
-import math
 import heapq
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -122,6 +122,7 @@ class ReplicaEngine:
         self.finished: list[SimRequest] = []
         self.stats = ReplicaStats(start, config.max_model_len)
         self.steps = 0
+        self.next_change = start  # before this instant the number of requests in the replica cannot fall
         # decoding requests, advanced together
         self._decode_count = 0
         self._decoding = 0
@@ -144,15 +145,58 @@ class ReplicaEngine:
     def submit(self, request: SimRequest) -> None:
         request.replica = self.replica_id
         self.waiting.append(request)
+        self.next_change = self.clock
 
     def advance(self, until: float) -> None:
         """Run steps back to back until the clock is at or past `until`; idle time jumps."""
         while self.clock < until:
             if not self.running and not self.waiting:
                 self.clock = until
-                return
+                break
             if not self._decode_run(until):
                 self._step()
+        self.next_change = self.clock
+
+    def settle(self, until: float) -> None:
+        """Make `outstanding` true at `until` while doing as little as possible: a run of decode steps that
+        finishes nothing before `until` is left for later (taking it later in one piece or in two gives the
+        same steps and times), so a router can look at every replica at every arrival cheaply."""
+        if self.next_change > until:
+            return
+        while self.clock < until:
+            if not self.running and not self.waiting:
+                break
+            ahead = self._decode_run_end()
+            if ahead is not None:
+                if ahead > until:
+                    self.next_change = ahead
+                    return
+                self._decode_run(math.inf)
+            elif not self._decode_run(until):
+                self._step()
+        self.next_change = self.clock
+
+    def _decode_run_end(self) -> float | None:
+        """When the decode run that would start now ends (first finish or blocks running low); None when
+        the next step is not part of such a run."""
+        n = self._decoding
+        if not n or self.prefilling:
+            return None
+        cfg = self.config
+        if self._admissible(cfg.max_num_batched_tokens - n, self.free_blocks - n):
+            return None
+        self._drop_stale()
+        k = min(cfg.block_size * (self.free_blocks // n), self._finishes[0][0] - self._decode_count)
+        if k < 2:
+            return None
+        p = self.profile
+        first = p.fixed_s + p.decode_seq_s * n + p.kv_token_s * (self._offset_sum + n * self._decode_count)
+        return self.clock + k * first + p.kv_token_s * n * k * (k - 1) / 2
+
+    def _drop_stale(self) -> None:
+        heap = self._finishes
+        while heap and not (heap[0][2].decoding and heap[0][2].done_at == heap[0][0]):
+            heapq.heappop(heap)  # entries of requests preempted since
 
     def drain(self) -> None:
         """Run until every submitted request has finished."""
@@ -190,6 +234,8 @@ class ReplicaEngine:
         """New blocks the decoding requests need over the next k steps (a block is needed by a request whose
         computed tokens fill whole blocks)."""
         bs = self.config.block_size
+        if k == 1:
+            return self._at_position[-self._decode_count % bs]
         full, rest = divmod(k, bs)
         d = self._decode_count
         at = self._at_position
@@ -222,10 +268,8 @@ class ReplicaEngine:
         cfg = self.config
         if self._admissible(cfg.max_num_batched_tokens - n, self.free_blocks - n):
             return False
-        heap = self._finishes
-        while heap and not (heap[0][2].decoding and heap[0][2].done_at == heap[0][0]):
-            heapq.heappop(heap)  # stale entries of preempted requests
-        k = min(cfg.block_size * (self.free_blocks // n), heap[0][0] - self._decode_count)
+        self._drop_stale()
+        k = min(cfg.block_size * (self.free_blocks // n), self._finishes[0][0] - self._decode_count)
         if k < 2:
             return False
         p = self.profile

@@ -87,7 +87,7 @@ Controller = Callable[[ControlView], int | None]
 
 
 class _Replica:
-    __slots__ = ("added_at", "engine", "ended_at", "ready_at", "signals", "tracker")
+    __slots__ = ("added_at", "ended_at", "engine", "ready_at", "signals", "tracker")
 
     def __init__(self, engine: ReplicaEngine, added_at: float, ready_at: float, tracker: SignalTracker) -> None:
         self.engine = engine
@@ -198,12 +198,17 @@ class FleetSimulator:
             chosen.engine.advance(now)
         else:
             best = None
+            fewest = 0
             for replica in ready:
-                replica.engine.advance(now)
-                if best is None or replica.engine.outstanding < best.engine.outstanding:
-                    best = replica
+                engine = replica.engine
+                if engine.next_change <= now:
+                    engine.settle(now)
+                load = len(engine.running) + len(engine.waiting)
+                if best is None or load < fewest:
+                    best, fewest = replica, load
             assert best is not None
             chosen = best
+            chosen.engine.advance(now)
         chosen.engine.submit(request)
 
     def run(self) -> SimulationResult:
@@ -291,3 +296,22 @@ class FleetSimulator:
 def simulate(workload: Workload, config: FleetConfig, controller: Controller | None = None) -> SimulationResult:
     """Serve `workload` with the fleet `config` describes, scaled by `controller` (fixed size when None)."""
     return FleetSimulator(workload, config, controller).run()
+
+
+def check_slo(config: FleetConfig, ttft_s: float, tpot_s: float) -> None:
+    """Refuse an SLO that no policy can meet on this hardware, whatever the number of replicas: a TPOT below
+    one decode step of a lone request, or a TTFT below the prefill of a one-token prompt on an idle replica."""
+    for name, value in (("TTFT", ttft_s), ("TPOT", tpot_s)):
+        if not (math.isfinite(value) and value > 0):
+            raise SimulationInputError(f"{name} SLO must be a positive number of seconds, not {value!r}")
+    p = config.profile
+    fastest_token = p.step_seconds(0, 1, 1)
+    if tpot_s < fastest_token:
+        raise SimulationInputError(
+            f"TPOT SLO {tpot_s * 1000:g} ms is below one decode step of a lone request on profile {p.name} "
+            f"({fastest_token * 1000:.2f} ms): no number of replicas can meet it")
+    fastest_first = p.step_seconds(1, 0, 0)
+    if ttft_s < fastest_first:
+        raise SimulationInputError(
+            f"TTFT SLO {ttft_s * 1000:g} ms is below the shortest possible prefill on profile {p.name} "
+            f"({fastest_first * 1000:.2f} ms): no number of replicas can meet it")
