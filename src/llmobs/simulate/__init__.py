@@ -8,7 +8,15 @@ per-request TTFT/TPOT/E2E, SLO attainment and GPU-hours (`results`).
 
 from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
 from llmobs.simulate.errors import SimulationInputError
-from llmobs.simulate.fleet import Controller, ControlView, FleetConfig, FleetSimulator, check_slo, simulate
+from llmobs.simulate.fleet import (
+    Controller,
+    ControlView,
+    FleetConfig,
+    FleetSimulator,
+    check_slo,
+    replica_page,
+    simulate,
+)
 from llmobs.simulate.profile import StepProfile, load_profile, parse_profile
 from llmobs.simulate.results import SimulationResult
 from llmobs.simulate.workload import Workload, load_workload
@@ -29,5 +37,6 @@ __all__ = [
     "load_profile",
     "load_workload",
     "parse_profile",
+    "replica_page",
     "simulate",
 ]

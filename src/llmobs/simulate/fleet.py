@@ -98,6 +98,13 @@ class _Replica:
         self.signals: ModelEndpointSignals | None = None
 
 
+def replica_page(engine: ReplicaEngine, model: str) -> str:
+    """The replica's vLLM 0.32 `/metrics` page now, as the demo fleet renders its replicas."""
+    return render_page(model, engine.created, running=len(engine.running), waiting=len(engine.waiting),
+                       kv_usage=engine.kv_usage, block_size=engine.config.block_size,
+                       kv_blocks=engine.config.kv_blocks, r=engine.stats)
+
+
 class FleetSimulator:
     """Runs a workload through a fleet; `run()` returns one `SimulationResult`."""
 
@@ -163,13 +170,8 @@ class FleetSimulator:
         for replica in self.live:
             if replica.ready_at > now:
                 continue
-            engine = replica.engine
-            engine.advance(now)
-            text = render_page(self.config.model, engine.created, running=len(engine.running),
-                               waiting=len(engine.waiting), kv_usage=engine.kv_usage,
-                               block_size=engine.config.block_size, kv_blocks=engine.config.kv_blocks,
-                               r=engine.stats)
-            out = replica.tracker.observe(parse_page(text), now)
+            replica.engine.advance(now)
+            out = replica.tracker.observe(parse_page(replica_page(replica.engine, self.config.model)), now)
             if out:
                 replica.signals = out[0]
 
@@ -247,7 +249,7 @@ class FleetSimulator:
         end = arrival[-1] if n else 0.0
         horizon = end + cfg.tail_s
         now = end
-        while any(r.engine.outstanding for r in self.live) and min(next_scrape, next_sync) <= horizon:
+        while (self.pending or any(r.engine.outstanding for r in self.live)) and min(next_scrape, next_sync) <= horizon:
             if next_scrape <= next_sync:
                 now = next_scrape
                 self._scrape(now)

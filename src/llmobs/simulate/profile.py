@@ -8,6 +8,7 @@ published figure or from `scripts/calibrate_profile.py` fitted on a real run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,6 +84,9 @@ def parse_profile(text: str, where: str = "profile") -> StepProfile:
     numbers: dict[str, float] = {}
     for key in _COEFFICIENTS:
         value = raw.get(key, 0.0)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-5` (no dot) as text
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SimulationInputError(f"{where}: {key} must be a number of seconds, not {value!r}")
         numbers[key] = float(value)

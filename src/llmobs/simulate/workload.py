@@ -67,11 +67,12 @@ class Workload:
 
 
 def _check_lengths(values: np.ndarray, what: str, source: str, minimum: int) -> None:
-    bad = ~np.isfinite(values) | (values < minimum) | (values > MAX_TOKENS)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values < minimum) | (values > MAX_TOKENS) | (values != np.floor(values))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise SimulationInputError(
-            f"{source}: request {i} has {what} length {values[i]!r}; lengths must be whole tokens in "
+            f"{source}: request {i} has {what} length {float(values[i]):g}; lengths must be whole tokens in "
             f"[{minimum}, {MAX_TOKENS:,}]")
 
 
