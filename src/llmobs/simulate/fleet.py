@@ -119,6 +119,9 @@ class FleetSimulator:
         self.scrapes = 0
         self._next_id = 0
         self._rr = 0
+        self._ready: list[_Replica] = []  # live replicas ready at `_ready_until`'s last check
+        self._ready_until = -math.inf  # the ready list holds until this instant (the next replica's ready_at)
+        self._ready_since = math.inf
 
     # --- replicas
     def _add(self, now: float, ready_at: float) -> None:
@@ -130,6 +133,7 @@ class FleetSimulator:
         self._next_id += 1
         replica = _Replica(engine, now, ready_at, tracker)
         self.live.append(replica)
+        self._ready_until = -math.inf
         for r in self.pending:
             engine.submit(r)
         self.pending.clear()
@@ -138,6 +142,7 @@ class FleetSimulator:
         starting = [r for r in self.live if r.ready_at > now]
         victim = starting[-1] if starting else self.live[-1]
         self.live.remove(victim)
+        self._ready_until = -math.inf
         engine = victim.engine
         if victim.ready_at > now:  # never served: what waits there goes to the replicas left (or the router)
             queued = list(engine.waiting)
@@ -185,8 +190,16 @@ class FleetSimulator:
             self._scale_to(desired, now)
 
     # --- routing
+    def _ready_at(self, now: float) -> list[_Replica]:
+        """Live replicas ready at `now`, recomputed only when the fleet changed or a replica became ready."""
+        if now >= self._ready_until or now < self._ready_since:
+            self._ready = [r for r in self.live if r.ready_at <= now]
+            self._ready_since = now
+            self._ready_until = min((r.ready_at for r in self.live if r.ready_at > now), default=math.inf)
+        return self._ready
+
     def _route(self, request: SimRequest, now: float) -> None:
-        ready = [r for r in self.live if r.ready_at <= now]
+        ready = self._ready_at(now)
         if not ready:
             if not self.live:
                 self.pending.append(request)
