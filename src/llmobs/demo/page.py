@@ -21,10 +21,15 @@ class PageWriter:
     def __init__(self, base: dict[str, str]) -> None:
         self.base = base
         self.lines: list[str] = []
+        self._label_text: dict[tuple[tuple[str, str], ...], str] = {}  # a page repeats few label sets
 
     def _labels(self, extra: dict[str, str] | None) -> str:
-        merged = {**self.base, **extra} if extra else self.base
-        return ",".join(f'{k}="{merged[k]}"' for k in sorted(merged))
+        key = tuple(extra.items()) if extra else ()
+        text = self._label_text.get(key)
+        if text is None:
+            merged = {**self.base, **extra} if extra else self.base
+            text = self._label_text[key] = ",".join(f'{k}="{merged[k]}"' for k in sorted(merged))
+        return text
 
     def family(self, name: str, kind: str, help_text: str) -> None:
         self.lines.append(f"# HELP {name} {help_text}")

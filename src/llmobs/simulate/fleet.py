@@ -14,7 +14,8 @@ What is modelled, and the choices made where a real cluster could differ:
   The initial replicas are ready at time 0.
 * Observation: at every scrape instant (`scrape_interval_s`) each ready replica renders its vLLM 0.32
   `/metrics` page, which goes through llmobs' own path (`parse_page` → `SignalTracker`); the controller
-  reads only those signals, never the simulator's state. Starting replicas have no page yet.
+  reads only those signals, never the simulator's state. Starting replicas have no page yet. A fixed fleet
+  (no controller) renders no pages: nobody would read them.
 * Requests vLLM would refuse (prompt ≥ max_model_len) are rejected at arrival; outputs that would run
   past max_model_len stop there (finish reason "length").
 """
@@ -171,6 +172,8 @@ class FleetSimulator:
 
     # --- observation and control
     def _scrape(self, now: float) -> None:
+        if self.controller is None:
+            return  # nobody reads the pages of a fixed fleet: rendering them would only cost time
         self.scrapes += 1
         for replica in self.live:
             if replica.ready_at > now:
