@@ -3,7 +3,8 @@
 Requests come from traces (`workload`), each replica schedules them as vLLM V1 does (`engine`), step time
 comes from a GPU profile (`profile`), and at every scrape instant each replica renders a real vLLM page that
 llmobs' own parse → signals path reads, so a controller sees what llmobs would see (`fleet`). The outcome is
-per-request TTFT/TPOT/E2E, SLO attainment and GPU-hours (`results`).
+per-request TTFT/TPOT/E2E, SLO attainment and GPU-hours (`results`). Needs the `forecast` extra (numpy,
+pandas), as the trace readers and the capacity arithmetic it reuses do.
 """
 
 from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
