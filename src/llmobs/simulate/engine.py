@@ -36,8 +36,8 @@ max_num_seqs, as vLLM requires, the decode tokens always fit either way).
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
 import math
+from bisect import bisect_left
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
