@@ -1,6 +1,7 @@
 """One vLLM replica, step by step on virtual time: the V1 scheduler's rules at request granularity.
 
-The rules, as vLLM V1's `Scheduler.schedule()` (vllm/v1/core/sched/scheduler.py) applies them:
+The rules, as vLLM V1's `Scheduler.schedule()` (vllm/v1/core/sched/scheduler.py, read in vLLM 0.32.0)
+applies them:
 
 * one token budget per step (`max_num_batched_tokens`); running requests are served first, each taking what
   it still needs (1 token when decoding, the rest of its prompt when prefilling), capped by the budget left —
@@ -48,12 +49,14 @@ from llmobs.simulate.stats import ReplicaStats
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """The vLLM engine settings the scheduler obeys (defaults: vLLM V1's for an online server on an
-    H100-class GPU: 256 sequences, 8192 batched tokens, 16-token blocks)."""
+    """The vLLM engine settings the scheduler obeys. Defaults: vLLM 0.32's for `vllm serve` on a GPU of
+    ≥ 70 GiB that is not an A100 (H100, H200): 1024 sequences, 8192 batched tokens
+    (`EngineArgs._set_default_max_num_seqs_and_batched_tokens_args` in vllm/engine/arg_utils.py), 16-token
+    blocks."""
 
     kv_blocks: int
     block_size: int = 16
-    max_num_seqs: int = 256
+    max_num_seqs: int = 1024
     max_num_batched_tokens: int = 8192
     max_model_len: int = 32768
     prefix_caching: bool = True
