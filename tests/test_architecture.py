@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("llmobs.forecast",),  # demand forecasting over the state and traces
     ("llmobs.serving",),  # exporter HTTP, /metrics, KEDA scaler, OTLP, serve_asgi
     ("llmobs.feedback", "llmobs.agent", "llmobs.demo"),  # components that serve on their own ports
+    ("llmobs.simulate",),  # request-level fleet simulation: renders demo pages, reads them with signals
     ("llmobs.config",),  # the root config: embeds component config models only
     ("llmobs.runtime", "llmobs.preflight"),  # starts what a config enables; checks the files it names
     ("llmobs.exporter",),  # the runtime as an async context manager, for programs that embed llmobs

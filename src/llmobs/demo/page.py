@@ -5,6 +5,8 @@ tests/demo/test_demo_page.py checks this against the real page captured from vLL
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from llmobs.demo.histogram import SimHistogram
 from llmobs.demo.replica import SimulatedReplica
 
@@ -19,10 +21,15 @@ class PageWriter:
     def __init__(self, base: dict[str, str]) -> None:
         self.base = base
         self.lines: list[str] = []
+        self._label_text: dict[tuple[tuple[str, str], ...], str] = {}  # a page repeats few label sets
 
     def _labels(self, extra: dict[str, str] | None) -> str:
-        merged = {**self.base, **extra} if extra else self.base
-        return ",".join(f'{k}="{merged[k]}"' for k in sorted(merged))
+        key = tuple(extra.items()) if extra else ()
+        text = self._label_text.get(key)
+        if text is None:
+            merged = {**self.base, **extra} if extra else self.base
+            text = self._label_text[key] = ",".join(f'{k}="{merged[k]}"' for k in sorted(merged))
+        return text
 
     def family(self, name: str, kind: str, help_text: str) -> None:
         self.lines.append(f"# HELP {name} {help_text}")
@@ -56,16 +63,44 @@ class PageWriter:
         self.sample(f"{name}_created", h.created)
 
 
+class PageStats(Protocol):
+    """The counters and histograms a page shows: the demo replica's, or the request-level simulator's."""
+
+    prompt_tokens: float
+    generation_tokens: float
+    preemptions: float
+    prefix_queries: float
+    prefix_hits: float
+    success: dict[str, float]
+    h_ttft: SimHistogram
+    h_itl: SimHistogram
+    h_tpot: SimHistogram
+    h_e2e: SimHistogram
+    h_queue: SimHistogram
+    h_inference: SimHistogram
+    h_prefill: SimHistogram
+    h_decode: SimHistogram
+    h_prompt: SimHistogram
+    h_generation: SimHistogram
+    h_preempt: SimHistogram
+
+
 def render_replica(r: SimulatedReplica) -> str:
     s = r.spec
-    w = PageWriter({"engine": "0", "model_name": r.model})
-    created = r._created
-    w.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", len(r.running))
-    w.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", len(r.waiting))
+    return render_page(r.model, r._created, running=len(r.running), waiting=len(r.waiting), kv_usage=r.kv_usage,
+                       block_size=s.block_size, kv_blocks=s.kv_blocks, r=r)
+
+
+def render_page(model: str, created: float, *, running: int, waiting: int, kv_usage: float, block_size: int,
+                kv_blocks: int, r: PageStats) -> str:
+    """One vLLM 0.32 page from a replica's state (gauges) and its counters and histograms (`r`)."""
+    w = PageWriter({"engine": "0", "model_name": model})
+    w.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", running)
+    w.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting)
     w.family("vllm:num_requests_waiting_by_reason", "gauge", "Number of waiting requests by reason.")
-    w.sample("vllm:num_requests_waiting_by_reason", len(r.waiting), {"reason": "capacity"})
+    w.sample("vllm:num_requests_waiting_by_reason", waiting, {"reason": "capacity"})
     w.sample("vllm:num_requests_waiting_by_reason", 0.0, {"reason": "deferred"})
-    w.gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", min(r.kv_usage, 1.0))
+    w.gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", min(kv_usage, 1.0))
     w.counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
               r.prefix_queries, created)
     w.counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
@@ -97,8 +132,8 @@ def render_replica(r: SimulatedReplica) -> str:
     w.lines.append(f"process_start_time_seconds {_fmt(r.process_start)}")
     w.family("vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig")
     w.lines.append(
-        f'vllm:cache_config_info{{block_size="{s.block_size}",cache_dtype="auto",enable_prefix_caching="True",'
-        f'engine="0",gpu_memory_utilization="0.9",num_gpu_blocks="{s.kv_blocks}"}} 1.0'
+        f'vllm:cache_config_info{{block_size="{block_size}",cache_dtype="auto",enable_prefix_caching="True",'
+        f'engine="0",gpu_memory_utilization="0.9",num_gpu_blocks="{kv_blocks}"}} 1.0'
     )
     w.lines.append("")
     return "\n".join(w.lines)

@@ -1,0 +1,335 @@
+"""A fleet of simulated vLLM replicas on virtual time, whose size a controller changes.
+
+What is modelled, and the choices made where a real cluster could differ:
+
+* Routing: each request goes, at its arrival, to the ready replica with the fewest requests in it
+  (running + waiting; ties to the oldest replica) — the load-aware choice of the vLLM production-stack and
+  llm-d routers — or round robin over ready replicas (`routing="round_robin"`, the production-stack
+  router's `--routing-logic roundrobin`). With no ready replica, a request goes to the starting replica that
+  will be ready first and waits there; with no replica at all, it waits in the router until one is added.
+* Scaling: at every sync instant (`sync_interval_s`, the HPA sync period) the controller sees what the
+  scrapes saw and returns the replica count it wants (None: no change). New replicas serve after
+  `cold_start_s`; a removed replica is a starting one first (newest first), else the newest ready one,
+  which gets no new requests and drains: it finishes what it holds, and its GPU time runs until then.
+  The initial replicas are ready at time 0.
+* Observation: at every scrape instant (`scrape_interval_s`) each ready replica renders its vLLM 0.32
+  `/metrics` page, which goes through llmobs' own path (`parse_page` → `SignalTracker`); the controller
+  reads only those signals, never the simulator's state. Starting replicas have no page yet. A fixed fleet
+  (no controller) renders no pages: nobody would read them.
+* Requests vLLM would refuse (prompt ≥ max_model_len) are rejected at arrival; outputs that would run
+  past max_model_len stop there (finish reason "length").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmobs.demo.page import render_page
+from llmobs.signals.tracker import SignalTracker
+from llmobs.signals.types import ModelEndpointSignals
+from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
+from llmobs.simulate.errors import SimulationInputError
+from llmobs.simulate.profile import StepProfile
+from llmobs.simulate.results import SimulationResult
+from llmobs.simulate.workload import Workload
+from llmobs.sources.page import parse_page
+
+ROUTING = ("least_loaded", "round_robin")
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """The fleet's engines and how it is run, scraped and scaled."""
+
+    engine: EngineConfig
+    profile: StepProfile
+    model: str = "model"
+    initial_replicas: int = 1
+    max_replicas: int = 1000
+    cold_start_s: float = 120.0
+    scrape_interval_s: float = 15.0
+    sync_interval_s: float = 15.0
+    routing: str = "least_loaded"
+    signal_window_s: float = 60.0
+    ttft_slo_s: float = 1.0
+    tail_s: float = 3600.0  # how long after the last arrival the run may go on to finish queued work
+
+    def __post_init__(self) -> None:
+        if self.routing not in ROUTING:
+            raise SimulationInputError(f"routing {self.routing!r}: use one of {', '.join(ROUTING)}")
+        if not 0 <= self.initial_replicas <= self.max_replicas:
+            raise SimulationInputError(f"initial_replicas {self.initial_replicas} must be in [0, max_replicas]")
+        for key in ("cold_start_s", "tail_s"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise SimulationInputError(f"{key} must be ≥ 0 seconds, not {value!r}")
+        for key in ("scrape_interval_s", "sync_interval_s", "signal_window_s", "ttft_slo_s"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise SimulationInputError(f"{key} must be > 0 seconds, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlView:
+    """What a controller sees at a sync instant: replica counts and the latest scraped signals of each
+    ready replica (llmobs' `ModelEndpointSignals`, derived from the rendered pages)."""
+
+    now: float
+    ready: int
+    starting: int
+    signals: tuple[ModelEndpointSignals, ...]
+
+
+Controller = Callable[[ControlView], int | None]
+
+
+class _Replica:
+    __slots__ = ("added_at", "ended_at", "engine", "ready_at", "signals", "tracker")
+
+    def __init__(self, engine: ReplicaEngine, added_at: float, ready_at: float, tracker: SignalTracker) -> None:
+        self.engine = engine
+        self.added_at = added_at
+        self.ready_at = ready_at
+        self.ended_at = -1.0
+        self.tracker = tracker
+        self.signals: ModelEndpointSignals | None = None
+
+
+def replica_page(engine: ReplicaEngine, model: str) -> str:
+    """The replica's vLLM 0.32 `/metrics` page now, as the demo fleet renders its replicas."""
+    return render_page(model, engine.created, running=len(engine.running), waiting=len(engine.waiting),
+                       kv_usage=engine.kv_usage, block_size=engine.config.block_size,
+                       kv_blocks=engine.config.kv_blocks, r=engine.stats)
+
+
+class FleetSimulator:
+    """Runs a workload through a fleet; `run()` returns one `SimulationResult`."""
+
+    def __init__(self, workload: Workload, config: FleetConfig, controller: Controller | None = None) -> None:
+        self.workload = workload
+        self.config = config
+        self.controller = controller
+        self.live: list[_Replica] = []  # ready or starting, in the order they were added
+        self.retired: list[_Replica] = []
+        self.pending: list[SimRequest] = []
+        self.timeline: list[tuple[float, int, int]] = []
+        self.scrapes = 0
+        self._next_id = 0
+        self._rr = 0
+        self._ready: list[_Replica] = []  # live replicas ready at `_ready_until`'s last check
+        self._ready_until = -math.inf  # the ready list holds until this instant (the next replica's ready_at)
+        self._ready_since = math.inf
+
+    # --- replicas
+    def _add(self, now: float, ready_at: float) -> None:
+        cfg = self.config
+        engine = ReplicaEngine(cfg.engine, cfg.profile, start=ready_at, replica_id=self._next_id,
+                               hash_block_tokens=self.workload.hash_block_tokens)
+        tracker = SignalTracker(f"replica-{self._next_id}", window_seconds=cfg.signal_window_s,
+                                ttft_slo_seconds=cfg.ttft_slo_s)
+        self._next_id += 1
+        replica = _Replica(engine, now, ready_at, tracker)
+        self.live.append(replica)
+        self._ready_until = -math.inf
+        for r in self.pending:
+            engine.submit(r)
+        self.pending.clear()
+
+    def _remove(self, now: float) -> None:
+        starting = [r for r in self.live if r.ready_at > now]
+        victim = starting[-1] if starting else self.live[-1]
+        self.live.remove(victim)
+        self._ready_until = -math.inf
+        engine = victim.engine
+        if victim.ready_at > now:  # never served: what waits there goes to the replicas left (or the router)
+            queued = list(engine.waiting)
+            engine.waiting.clear()
+            for request in queued:
+                self._route(request, now)
+            victim.ended_at = now
+        else:
+            engine.drain()  # gets no new requests from now on: finishing what it holds is all that is left
+            victim.ended_at = max(now, engine.clock)
+        self.retired.append(victim)
+
+    def _counts(self, now: float) -> tuple[int, int]:
+        ready = sum(1 for r in self.live if r.ready_at <= now)
+        return ready, len(self.live) - ready
+
+    def _scale_to(self, desired: int, now: float) -> None:
+        desired = max(0, min(int(desired), self.config.max_replicas))
+        changed = desired != len(self.live)
+        while len(self.live) < desired:
+            self._add(now, now + self.config.cold_start_s)
+        while len(self.live) > desired:
+            self._remove(now)
+        if changed:
+            self.timeline.append((now, *self._counts(now)))
+
+    # --- observation and control
+    def _scrape(self, now: float) -> None:
+        if self.controller is None:
+            return  # nobody reads the pages of a fixed fleet: rendering them would only cost time
+        self.scrapes += 1
+        for replica in self.live:
+            if replica.ready_at > now:
+                continue
+            replica.engine.advance(now)
+            out = replica.tracker.observe(parse_page(replica_page(replica.engine, self.config.model)), now)
+            if out:
+                replica.signals = out[0]
+
+    def _sync(self, now: float) -> None:
+        if self.controller is None:
+            return
+        ready, starting = self._counts(now)
+        signals = tuple(r.signals for r in self.live if r.ready_at <= now and r.signals is not None)
+        desired = self.controller(ControlView(now, ready, starting, signals))
+        if desired is not None:
+            self._scale_to(desired, now)
+
+    # --- routing
+    def _ready_at(self, now: float) -> list[_Replica]:
+        """Live replicas ready at `now`, recomputed only when the fleet changed or a replica became ready."""
+        if now >= self._ready_until or now < self._ready_since:
+            self._ready = [r for r in self.live if r.ready_at <= now]
+            self._ready_since = now
+            self._ready_until = min((r.ready_at for r in self.live if r.ready_at > now), default=math.inf)
+        return self._ready
+
+    def _route(self, request: SimRequest, now: float) -> None:
+        ready = self._ready_at(now)
+        if not ready:
+            if not self.live:
+                self.pending.append(request)
+                return
+            first = min(self.live, key=lambda r: r.ready_at)
+            first.engine.submit(request)
+            return
+        if self.config.routing == "round_robin":
+            self._rr = (self._rr + 1) % len(ready)
+            chosen = ready[self._rr]
+            chosen.engine.advance(now)
+        else:
+            best = None
+            fewest = 0
+            for replica in ready:
+                engine = replica.engine
+                if engine.next_change <= now:
+                    engine.settle(now)
+                load = len(engine.running) + len(engine.waiting)
+                if best is None or load < fewest:
+                    best, fewest = replica, load
+            assert best is not None
+            chosen = best
+            chosen.engine.advance(now)
+        chosen.engine.submit(request)
+
+    def run(self) -> SimulationResult:
+        cfg, w = self.config, self.workload
+        for _ in range(cfg.initial_replicas):
+            self._add(0.0, 0.0)
+        self.timeline.append((0.0, *self._counts(0.0)))
+        n = len(w)
+        requests: list[SimRequest | None] = [None] * n
+        rejected = np.zeros(n, dtype=bool)
+        limit = cfg.engine.max_model_len
+        arrival = w.arrival.tolist()
+        prompt = w.prompt.tolist()
+        output = w.output.tolist()
+        hashes = w.hashes
+        next_scrape = cfg.scrape_interval_s
+        next_sync = cfg.sync_interval_s
+        for i in range(n):
+            t = arrival[i]
+            while next_scrape <= t or next_sync <= t:
+                if next_scrape <= next_sync:
+                    self._scrape(next_scrape)
+                    next_scrape += cfg.scrape_interval_s
+                else:
+                    self._sync(next_sync)
+                    next_sync += cfg.sync_interval_s
+            p = prompt[i]
+            if p >= limit:
+                rejected[i] = True
+                continue
+            o = output[i]
+            truncated = p + o > limit
+            req = SimRequest(i, t, p, limit - p if truncated else o, hashes[i] if hashes else (), truncated)
+            requests[i] = req
+            self._route(req, t)
+        end = arrival[-1] if n else 0.0
+        horizon = end + cfg.tail_s
+        now = end
+        while (self.pending or any(r.engine.outstanding for r in self.live)) and min(next_scrape, next_sync) <= horizon:
+            if next_scrape <= next_sync:
+                now = next_scrape
+                self._scrape(now)
+                next_scrape += cfg.scrape_interval_s
+            else:
+                now = next_sync
+                self._sync(now)
+                next_sync += cfg.sync_interval_s
+        for replica in self.live:
+            replica.engine.advance(now)
+            end = max(end, replica.engine.clock if replica.engine.steps else now)
+        gpu_seconds = 0.0
+        for replica in self.live:
+            gpu_seconds += max(0.0, end - replica.added_at)
+        for replica in self.retired:
+            gpu_seconds += max(0.0, replica.ended_at - replica.added_at)
+        gpu_seconds *= cfg.profile.gpus_per_replica
+        return self._result(requests, rejected, gpu_seconds, end)
+
+    def _result(self, requests: list[SimRequest | None], rejected: np.ndarray, gpu_seconds: float,
+                end: float) -> SimulationResult:
+        w = self.workload
+        n = len(w)
+        first = np.full(n, -1.0)
+        finish = np.full(n, -1.0)
+        output = w.output.astype(np.int64).copy()
+        preempt = np.zeros(n, dtype=np.int64)
+        replica = np.full(n, -1, dtype=np.int64)
+        for req in requests:
+            if req is None:
+                continue
+            first[req.index] = req.first_token
+            finish[req.index] = req.finish
+            output[req.index] = req.output
+            preempt[req.index] = req.preemptions
+            replica[req.index] = req.replica
+        steps = sum(r.engine.steps for r in (*self.live, *self.retired))
+        notes = list(w.notes)
+        if rejected.any():
+            notes.append(f"{int(rejected.sum())} requests rejected: prompt ≥ max_model_len "
+                         f"{self.config.engine.max_model_len}")
+        return SimulationResult(w.arrival, first, finish, w.prompt, output, preempt, replica, rejected,
+                                gpu_seconds, end, steps, tuple(self.timeline), tuple(notes))
+
+
+def simulate(workload: Workload, config: FleetConfig, controller: Controller | None = None) -> SimulationResult:
+    """Serve `workload` with the fleet `config` describes, scaled by `controller` (fixed size when None)."""
+    return FleetSimulator(workload, config, controller).run()
+
+
+def check_slo(config: FleetConfig, ttft_s: float, tpot_s: float) -> None:
+    """Refuse an SLO that no policy can meet on this hardware, whatever the number of replicas: a TPOT below
+    one decode step of a lone request, or a TTFT below the prefill of a one-token prompt on an idle replica."""
+    for name, value in (("TTFT", ttft_s), ("TPOT", tpot_s)):
+        if not (math.isfinite(value) and value > 0):
+            raise SimulationInputError(f"{name} SLO must be a positive number of seconds, not {value!r}")
+    p = config.profile
+    fastest_token = p.step_seconds(0, 1, 1)
+    if tpot_s < fastest_token:
+        raise SimulationInputError(
+            f"TPOT SLO {tpot_s * 1000:g} ms is below one decode step of a lone request on profile {p.name} "
+            f"({fastest_token * 1000:.2f} ms): no number of replicas can meet it")
+    fastest_first = p.step_seconds(1, 0, 0)
+    if ttft_s < fastest_first:
+        raise SimulationInputError(
+            f"TTFT SLO {ttft_s * 1000:g} ms is below the shortest possible prefill on profile {p.name} "
+            f"({fastest_first * 1000:.2f} ms): no number of replicas can meet it")

@@ -1,0 +1,115 @@
+"""How long one vLLM engine step takes: a linear profile whose coefficients are data, with their source.
+
+Why linear in these four terms: a step reads the weights once (fixed), runs the dense layers over every
+scheduled token (prompt tokens and one token per decoding sequence) and reads the KV of every context token
+the attention looks at. That is the roofline shape of a transformer step; the coefficients come from a
+published figure or from `scripts/calibrate_profile.py` fitted on a real run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from llmobs._yaml import YamlError, load_yaml_text
+from llmobs.forecast.capacity import Capacity, estimate_capacity, lookup_gpu
+from llmobs.forecast.errors import ForecastInputError
+from llmobs.simulate.errors import SimulationInputError
+
+BUNDLED = ("llama-3.1-8b-h100",)
+_COEFFICIENTS = ("fixed_s", "prefill_token_s", "decode_seq_s", "kv_token_s")
+
+
+@dataclass(frozen=True, slots=True)
+class StepProfile:
+    """Step time = fixed_s + prefill_token_s·prefill + decode_seq_s·decoding + kv_token_s·context tokens."""
+
+    name: str
+    fixed_s: float
+    prefill_token_s: float
+    decode_seq_s: float
+    kv_token_s: float = 0.0
+    gpu: str = ""
+    gpus_per_replica: int = 1
+    source: str = ""
+    model_config: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in _COEFFICIENTS:
+            value = getattr(self, key)
+            if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value < 60):
+                raise SimulationInputError(f"profile {self.name}: {key} {value!r} must be seconds in [0, 60)")
+        if self.fixed_s + self.prefill_token_s + self.decode_seq_s <= 0:
+            raise SimulationInputError(f"profile {self.name}: a step must take time (all coefficients are 0)")
+        if self.gpus_per_replica < 1:
+            raise SimulationInputError(f"profile {self.name}: gpus_per_replica must be ≥ 1")
+
+    def step_seconds(self, prefill_tokens: int, decoding: int, context_tokens: int) -> float:
+        """Duration of one step with this many prompt tokens, decoding sequences and KV tokens read."""
+        return (self.fixed_s + self.prefill_token_s * prefill_tokens + self.decode_seq_s * decoding
+                + self.kv_token_s * context_tokens)
+
+    def capacity(self, *, context_tokens: int, gpu_memory_utilization: float = 0.9,
+                 block_size: int = 16) -> Capacity:
+        """KV blocks of one replica as `llmobs forecast capacity` computes them from the profile's model
+        config and GPU (the same arithmetic, not a second estimate)."""
+        if not self.model_config or not self.gpu:
+            raise SimulationInputError(f"profile {self.name}: needs model_config and gpu to size the KV cache")
+        try:
+            gpu = lookup_gpu(self.gpu)
+            return estimate_capacity(self.model_config, gpu_memory_gib=gpu.memory_gib,
+                                     context_tokens=context_tokens, gpu_memory_utilization=gpu_memory_utilization,
+                                     tensor_parallel_size=self.gpus_per_replica, block_size=block_size,
+                                     gpu_name=gpu.name, usd_per_hour=gpu.usd_per_hour)
+        except ForecastInputError as exc:
+            raise SimulationInputError(f"profile {self.name}: {exc}") from None
+
+
+def parse_profile(text: str, where: str = "profile") -> StepProfile:
+    """A profile from YAML text; every problem is one `SimulationInputError` naming `where`."""
+    try:
+        raw = load_yaml_text(text, where)
+    except YamlError as exc:
+        raise SimulationInputError(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise SimulationInputError(f"{where}: expected a mapping with {', '.join(_COEFFICIENTS)}")
+    missing = [k for k in ("fixed_s", "prefill_token_s", "decode_seq_s") if k not in raw]
+    if missing:
+        raise SimulationInputError(f"{where}: missing {', '.join(missing)}")
+    numbers: dict[str, float] = {}
+    for key in _COEFFICIENTS:
+        value = raw.get(key, 0.0)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-5` (no dot) as text
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SimulationInputError(f"{where}: {key} must be a number of seconds, not {value!r}")
+        numbers[key] = float(value)
+    model_config = raw.get("model_config") or {}
+    if not isinstance(model_config, dict):
+        raise SimulationInputError(f"{where}: model_config must be a mapping (config.json fields)")
+    gpus = raw.get("gpus_per_replica", 1)
+    if isinstance(gpus, bool) or not isinstance(gpus, int):
+        raise SimulationInputError(f"{where}: gpus_per_replica must be an integer")
+    return StepProfile(name=str(raw.get("name", where)), gpu=str(raw.get("gpu", "")), gpus_per_replica=gpus,
+                       source=str(raw.get("source", "")), model_config=model_config, **numbers)
+
+
+def load_profile(name_or_path: str | Path) -> StepProfile:
+    """A bundled profile by name (`BUNDLED`) or a YAML file."""
+    if str(name_or_path) in BUNDLED:
+        text = resources.files("llmobs.simulate").joinpath(f"profiles/{name_or_path}.yaml").read_text()
+        return parse_profile(text, f"profile {name_or_path}")
+    path = Path(name_or_path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        known = ", ".join(BUNDLED)
+        raise SimulationInputError(f"cannot read profile {path}: {getattr(exc, 'strerror', None) or exc} "
+                                   f"(bundled profiles: {known})") from None
+    return parse_profile(text, f"profile {path}")

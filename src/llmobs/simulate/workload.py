@@ -1,0 +1,171 @@
+"""The requests a simulation serves: arrival time, prompt and output tokens, and prefix-block hashes.
+
+Per-request traces (Azure 2023, Mooncake FAST'25) carry their own lengths and are read through
+`llmobs.sources.traces`, the one place that knows their columns. ServeGen files only hold 600 s rate
+windows with mean lengths, so requests are drawn from them: Poisson arrivals at each window's rate and
+lengths from an exponential distribution with the window's mean (the maximum-entropy choice when only a
+mean is known), rounded up to ≥ 1 token, from a seeded generator. Windows with rate 0 are gaps in
+ServeGen's data (see data/traces/README.md), not idle time: they produce no requests, and the notes say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llmobs.simulate.errors import SimulationInputError
+from llmobs.sources.traces import TraceFormatError, check_sorted, numeric_column, request_rows, require_columns
+
+MAX_TOKENS = 10_000_000  # a prompt or output longer than this is a broken row, not a long request
+MOONCAKE_BLOCK_TOKENS = 512  # Mooncake's hash_ids name 512-token prefix blocks
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Requests sorted by arrival (seconds from the first). `hashes[i]` are request i's prefix-block ids,
+    each covering `hash_block_tokens` tokens (empty when the trace has none)."""
+
+    source: str
+    arrival: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+    hashes: tuple[tuple[int, ...], ...] = ()
+    hash_block_tokens: int = MOONCAKE_BLOCK_TOKENS
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        n = len(self.arrival)
+        if not (len(self.prompt) == len(self.output) == n) or (self.hashes and len(self.hashes) != n):
+            raise SimulationInputError(f"{self.source}: arrival, prompt, output (and hashes) differ in length")
+        _check_lengths(self.prompt, "prompt", self.source, minimum=1)
+        _check_lengths(self.output, "output", self.source, minimum=1)
+        if n and (not np.isfinite(self.arrival).all() or (np.diff(self.arrival) < 0).any()):
+            raise SimulationInputError(f"{self.source}: arrival times must be finite and sorted")
+
+    def __len__(self) -> int:
+        return len(self.arrival)
+
+    def compressed(self, factor: float) -> Workload:
+        """The same requests `factor` times faster (rate × factor): a bigger load from the same trace."""
+        if not (np.isfinite(factor) and factor > 0):
+            raise SimulationInputError(f"time compression factor must be > 0, not {factor!r}")
+        return Workload(self.source, self.arrival / factor, self.prompt, self.output, self.hashes,
+                        self.hash_block_tokens, (*self.notes, f"arrivals compressed ×{factor:g}"))
+
+    def repeated(self, times: int) -> Workload:
+        """The trace played `times` times back to back (for longer benchmark runs)."""
+        if times < 1:
+            raise SimulationInputError(f"repeat count must be ≥ 1, not {times}")
+        span = float(self.arrival[-1]) + 1.0 if len(self) else 0.0
+        arrival = np.concatenate([self.arrival + k * span for k in range(times)])
+        hashes = self.hashes * times if self.hashes else ()
+        return Workload(self.source, arrival, np.tile(self.prompt, times), np.tile(self.output, times), hashes,
+                        self.hash_block_tokens, (*self.notes, f"trace repeated ×{times}"))
+
+
+def _check_lengths(values: np.ndarray, what: str, source: str, minimum: int) -> None:
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values < minimum) | (values > MAX_TOKENS) | (values != np.floor(values))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SimulationInputError(
+            f"{source}: request {i} has {what} length {float(values[i]):g}; lengths must be whole tokens in "
+            f"[{minimum}, {MAX_TOKENS:,}]")
+
+
+def _lengths(values: np.ndarray, what: str, source: str) -> np.ndarray:
+    _check_lengths(values, what, source, minimum=1)
+    return values.astype(np.int64)
+
+
+def _hash_ids(df: pd.DataFrame, path: str) -> tuple[tuple[int, ...], ...]:
+    out = []
+    for row, cell in enumerate(df["hash_ids"].fillna("").astype(str)):
+        try:
+            out.append(tuple(int(x) for x in cell.split()))
+        except ValueError:
+            raise SimulationInputError(f"{path}: hash_ids row {row + 2} is not space-separated integers: "
+                                       f"{cell[:40]!r}") from None
+    return tuple(out)
+
+
+def load_workload(path: str | Path, *, seed: int = 0, start_s: float = 0.0, duration_s: float | None = None,
+                  rate_scale: float = 1.0) -> Workload:
+    """Requests from a trace file (format detected from its header, as `llmobs forecast` does).
+
+    `start_s`, `duration_s` and `rate_scale` select and scale the ServeGen windows to draw from (its 14 days
+    at ~800 req/s would be a billion requests); on per-request traces they cut the time range.
+    """
+    p = Path(path)
+    name = str(p)
+    try:
+        df = pd.read_csv(p)
+    except FileNotFoundError:
+        raise SimulationInputError(f"trace file {name} not found") from None
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SimulationInputError(f"{name}: not a readable CSV ({exc})") from None
+    if df.empty:
+        raise SimulationInputError(f"{name}: no data rows")
+    try:
+        rows = request_rows(df, name, p.name)
+        if rows is not None:
+            keep = rows.seconds >= start_s
+            if duration_s is not None:
+                keep &= rows.seconds < start_s + duration_s
+            hashes = _hash_ids(df, name) if "hash_ids" in df.columns else ()
+            hashes = tuple(h for h, k in zip(hashes, keep, strict=True) if k) if hashes else ()
+            arrival = rows.seconds[keep] - start_s
+            return Workload(rows.source, arrival, _lengths(rows.prompt[keep], "prompt", name),
+                            _lengths(rows.output[keep], "output", name), hashes)
+        if "window_start_s" in df.columns:
+            return _draw_from_windows(df, name, p.name, seed, start_s, duration_s, rate_scale)
+    except TraceFormatError as exc:
+        raise SimulationInputError(f"{exc}; the simulator needs each request's prompt and output lengths") from None
+    raise SimulationInputError(
+        f"{name}: unknown trace format (columns: {', '.join(map(str, df.columns))}); expected Azure "
+        "(TIMESTAMP, ContextTokens, GeneratedTokens), Mooncake (timestamp_ms, input_length, output_length) "
+        "or ServeGen (window_start_s, total_rate_rps, mean_input_tokens_est, mean_output_tokens_est)")
+
+
+def _draw_from_windows(df: pd.DataFrame, name: str, short: str, seed: int, start_s: float,
+                       duration_s: float | None, rate_scale: float) -> Workload:
+    require_columns(df, ("window_start_s", "total_rate_rps", "mean_input_tokens_est", "mean_output_tokens_est"),
+                    name)
+    if not (np.isfinite(rate_scale) and rate_scale > 0):
+        raise SimulationInputError(f"rate scale must be > 0, not {rate_scale!r}")
+    start = numeric_column(df, "window_start_s", name)
+    check_sorted(start, "window_start_s", name)
+    rate = numeric_column(df, "total_rate_rps", name)
+    mean_in = numeric_column(df, "mean_input_tokens_est", name)
+    mean_out = numeric_column(df, "mean_output_tokens_est", name)
+    width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
+    end = start_s + duration_s if duration_s is not None else float(start[-1]) + width
+    rng = np.random.default_rng(seed)
+    arrivals, prompts, outputs = [], [], []
+    gaps = 0
+    for w0, r, mi, mo in zip(start, rate, mean_in, mean_out, strict=True):
+        lo, hi = max(w0, start_s), min(w0 + width, end)
+        if hi <= lo:
+            continue
+        if not (np.isfinite(r) and r > 0):
+            gaps += 1
+            continue
+        for mean, what in ((mi, "mean_input_tokens_est"), (mo, "mean_output_tokens_est")):
+            if not (np.isfinite(mean) and 0 < mean <= MAX_TOKENS):
+                raise SimulationInputError(f"{name}: window at {w0:g}s has {what} {mean!r}; need a positive mean")
+        n = int(rng.poisson(r * rate_scale * (hi - lo)))
+        arrivals.append(np.sort(rng.uniform(lo, hi, n)))  # a Poisson process, given its count, is uniform
+        prompts.append(np.ceil(rng.exponential(mi, n)).clip(1, MAX_TOKENS))
+        outputs.append(np.ceil(rng.exponential(mo, n)).clip(1, MAX_TOKENS))
+    if not arrivals:
+        raise SimulationInputError(f"{name}: no windows with traffic between {start_s:g}s and {end:g}s")
+    notes = [f"ServeGen windows: Poisson arrivals at rate × {rate_scale:g}, exponential lengths around each "
+             f"window's means, seed {seed}"]
+    if gaps:
+        notes.append(f"{gaps} windows with rate 0 are data gaps: no requests drawn there")
+    arrival = np.concatenate(arrivals) - start_s
+    return Workload(f"servegen:{short}", arrival, np.concatenate(prompts).astype(np.int64),
+                    np.concatenate(outputs).astype(np.int64), notes=tuple(notes))

@@ -1,0 +1,127 @@
+"""The replica scheduler on hand-checkable cases: with a profile where every step takes 1 s (or a known
+time per token), the step at which each request gets its tokens can be counted on paper."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmobs.simulate import EngineConfig, ReplicaEngine, SimRequest, SimulationInputError, StepProfile
+
+ONE_SECOND_STEPS = StepProfile("unit", fixed_s=1.0, prefill_token_s=0.0, decode_seq_s=0.0)
+
+
+def engine(kv_blocks: int = 1000, profile: StepProfile = ONE_SECOND_STEPS, **settings: int) -> ReplicaEngine:
+    settings.setdefault("max_model_len", 64)
+    return ReplicaEngine(EngineConfig(kv_blocks=kv_blocks, **settings), profile, start=0.0, hash_block_tokens=16)
+
+
+def test_the_batch_holds_at_most_max_num_seqs() -> None:
+    e = engine(max_num_seqs=2)
+    for i in range(3):
+        e.submit(SimRequest(i, 0.0, prompt=4, output=3))
+    e.advance(0.5)  # one step
+    assert (len(e.running), len(e.waiting)) == (2, 1)
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_of_the_token_budget() -> None:
+    e = engine(max_num_batched_tokens=8, max_num_seqs=4)
+    r = SimRequest(0, 0.0, prompt=20, output=2)
+    e.submit(r)
+    e.drain()
+    # 8 + 8 + 4 prompt tokens over three 1 s steps, the first token at the end of the third, one decode step
+    assert (r.first_token, r.finish) == (3.0, 4.0)
+
+
+def test_decoding_requests_take_their_token_before_a_new_prompt() -> None:
+    e = engine(max_num_batched_tokens=8, max_num_seqs=4)
+    first = SimRequest(0, 0.0, prompt=8, output=5)
+    e.submit(first)
+    e.advance(1.0)  # step 1: the whole 8-token budget prefills `first`
+    second = SimRequest(1, 1.0, prompt=8, output=2)
+    e.submit(second)
+    e.drain()
+    # step 2: `first` decodes (1 token), `second` gets the 7 left; step 3 finishes its prompt
+    assert second.first_token == 3.0
+    assert first.finish == 5.0  # tokens at the ends of steps 1 to 5: decoding never stalled
+
+
+def test_when_kv_runs_out_the_newest_request_is_preempted_and_recomputed() -> None:
+    # 6 blocks of 4 tokens; each request grows to 8 + 8 = 16 tokens = 4 blocks, two need 8 blocks
+    e = engine(kv_blocks=6, block_size=4, max_model_len=24)
+    old, new = SimRequest(0, 0.0, 8, 8), SimRequest(1, 0.0, 8, 8)
+    e.submit(old)
+    e.submit(new)
+    e.drain()
+    assert (old.preemptions, new.preemptions) == (0, 1)
+    assert e.stats.preemptions == 1
+    assert old.finish < new.finish and new.finish > 0
+    assert e.free_blocks == 6  # every block came back
+
+
+def test_a_request_that_cannot_get_its_first_blocks_waits_behind_the_head() -> None:
+    e = engine(kv_blocks=4, block_size=4, max_model_len=16)
+    big, small, tiny = SimRequest(0, 0.0, 12, 4), SimRequest(1, 0.0, 5, 1), SimRequest(2, 0.0, 2, 1)
+    for r in (big, small, tiny):
+        e.submit(r)
+    e.advance(0.5)
+    # `big` holds 3 of the 4 blocks; `small` needs 2, and FCFS lets nobody pass it (not even `tiny`)
+    assert [r.index for r in e.running] == [0]
+    e.drain()
+    assert big.finish == 4.0  # prefilled in step 1, decoded in steps 2-4
+    assert small.first_scheduled == tiny.first_scheduled == 4.0
+
+
+def test_prefix_cache_hits_skip_the_cached_part_of_the_prompt() -> None:
+    per_token = StepProfile("per-token", fixed_s=0.0, prefill_token_s=0.01, decode_seq_s=0.001)
+    e = engine(profile=per_token)
+    a = SimRequest(0, 0.0, prompt=48, output=1, hashes=(1, 2, 3))
+    e.submit(a)
+    e.drain()
+    b = SimRequest(1, e.clock, prompt=48, output=1, hashes=(1, 2, 9))
+    e.submit(b)
+    e.drain()
+    assert e.stats.prefix_hits == 32  # blocks 1 and 2 (16 tokens each) were cached
+    assert e.stats.prefix_queries == 96
+    assert b.first_token - b.arrival == pytest.approx(16 * 0.01)  # only the third block is prefilled
+    assert a.first_token - a.arrival == pytest.approx(48 * 0.01)
+
+
+def test_the_whole_prompt_cached_still_runs_its_last_token() -> None:
+    e = engine(profile=StepProfile("p", fixed_s=0.0, prefill_token_s=0.01, decode_seq_s=0.001))
+    for i in range(2):
+        r = SimRequest(i, e.clock, prompt=32, output=1, hashes=(7, 8))
+        e.submit(r)
+        e.drain()
+    assert e.stats.prefix_hits == 16  # 31 tokens could be reused, but only whole blocks: 16
+
+
+def test_many_decode_steps_taken_at_once_give_the_same_times_as_one_by_one() -> None:
+    profile = StepProfile("kv", fixed_s=0.005, prefill_token_s=1e-5, decode_seq_s=1e-4, kv_token_s=1e-7)
+
+    def run(step_by_step: bool) -> list[float]:
+        e = engine(kv_blocks=400, profile=profile, max_model_len=512)
+        reqs = [SimRequest(i, 0.0, 50 + 10 * i, 30 + 17 * i) for i in range(6)]
+        for r in reqs:
+            e.submit(r)
+        if step_by_step:
+            t = 0.0
+            while e.running or e.waiting:
+                t += 0.001  # an instant every millisecond: runs of steps are cut into single steps
+                e.advance(t)
+        else:
+            e.drain()
+        return [r.finish for r in reqs]
+
+    assert run(True) == pytest.approx(run(False), rel=1e-9)
+
+
+def test_a_kv_cache_smaller_than_one_request_is_refused() -> None:
+    with pytest.raises(SimulationInputError, match="cannot hold one request"):
+        EngineConfig(kv_blocks=10, block_size=16, max_model_len=4096)
+
+
+def test_settings_vllm_refuses_are_refused() -> None:
+    with pytest.raises(SimulationInputError, match="max_num_batched_tokens"):
+        EngineConfig(kv_blocks=1000, max_num_seqs=512, max_num_batched_tokens=256, max_model_len=256)
+    with pytest.raises(SimulationInputError, match="max_num_seqs"):
+        EngineConfig(kv_blocks=1000, max_num_seqs=0)
