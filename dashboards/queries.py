@@ -49,6 +49,10 @@ DEFAULT_SUBSTITUTIONS: dict[str, str] = {
 EXPECTED_EMPTY: dict[str, str] = {
     "llmobs_gpu_": "the node agent (`llmobs agent`) exports the GPU (NVML) series; the demo fleet has no GPUs",
     "gpu:llmobs_gpu_": "recording rule over the node agent's GPU (NVML) series, which the demo has not",
+    "llmobs_spec_decode_": "speculative decoding: the demo's replicas run no draft model",
+    "llmobs_kv_transfer_": "prefill/decode disaggregation (KV connector, NIXL): the demo's replicas are `mixed`",
+    "llmobs_disaggregation_role_conflicts_total": "counted only for targets given a prefill or decode role; the "
+                                                  "demo's replicas are `mixed`",
 }
 
 

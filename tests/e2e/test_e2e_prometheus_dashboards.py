@@ -95,7 +95,8 @@ def _demo_endpoints(page: str) -> list[dict[str, str]]:
 
 def gpu_families_page(endpoints: list[dict[str, str]], now: float) -> str:
     """SYNTHETIC series for the node agent's GPU families (docs/metrics.md), one GPU per demo
-    replica, so that the panels reading them can be run. Values are made up; names and labels are not."""
+    replica, and for the serving families of features the demo does not run (dashboards.queries.EXPECTED_EMPTY),
+    so that the panels reading them can be run. Values are made up; names and labels are not."""
     lines: list[str] = []
     for e in endpoints:
         gpu = (f'node="{e["node"]}",gpu_uuid="{e["gpu_uuid"]}",gpu_model="{e["gpu_model"]}"')
@@ -107,6 +108,17 @@ def gpu_families_page(endpoints: list[dict[str, str]], now: float) -> str:
             f'llmobs_gpu_xid_errors_total{{{gpu},xid="13"}} 0',
             f'llmobs_gpu_ecc_errors_total{{{gpu},type="corrected"}} 0',
             f'llmobs_gpu_ecc_errors_total{{{gpu},type="uncorrected"}} 0',
+        ]
+        # ... and for the serving families of features the demo's replicas do not run (speculative decoding,
+        # prefill/decode disaggregation): the same labels as the exporter writes them
+        serving = f'model="{e["model"]}",endpoint="{e["endpoint"]}",node="{e["node"]}",gpu_model="{e["gpu_model"]}"'
+        lines += [
+            f"llmobs_spec_decode_acceptance_ratio{{{serving}}} 0.7",
+            f'llmobs_spec_decode_acceptance_by_position{{{serving},position="0"}} 0.8',
+            f'llmobs_kv_transfer_time_seconds{{{serving},role="decode",quantile="0.5"}} 0.02',
+            f'llmobs_kv_transfer_time_seconds{{{serving},role="decode",quantile="0.99"}} 0.08',
+            f'llmobs_kv_transfer_failed_rate{{{serving},role="decode"}} 0',
+            f"llmobs_disaggregation_role_conflicts_total{{{serving}}} 0",
         ]
     return "\n".join(lines) + "\n"
 
@@ -232,7 +244,9 @@ def test_every_panel_and_recording_rule_query_returns_series(stack):
 
 def test_expected_empty_families_are_not_exported_by_the_demo(stack):
     # The demo's own page, not Prometheus (which also scrapes the synthetic page).
-    names = {fam.name for fam in text_string_to_metric_families(httpx.get(f"{stack.exporter}/metrics").text)}
+    # (a family with no sample, only its HELP and TYPE lines, is not exported data)
+    names = {fam.name for fam in text_string_to_metric_families(httpx.get(f"{stack.exporter}/metrics").text)
+             if fam.samples}
     names |= {n + "_total" for n in names}
     now_exported = {needle: reason for needle, reason in EXPECTED_EMPTY.items()
                     if needle.startswith("llmobs_") and any(n.startswith(needle) for n in names)}

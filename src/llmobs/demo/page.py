@@ -88,12 +88,15 @@ class PageStats(Protocol):
 def render_replica(r: SimulatedReplica) -> str:
     s = r.spec
     return render_page(r.model, r._created, running=len(r.running), waiting=len(r.waiting), kv_usage=r.kv_usage,
-                       block_size=s.block_size, kv_blocks=s.kv_blocks, r=r)
+                       block_size=s.block_size, kv_blocks=s.kv_blocks, r=r, iteration_tokens=r.h_iteration,
+                       process_start=r.process_start)
 
 
 def render_page(model: str, created: float, *, running: int, waiting: int, kv_usage: float, block_size: int,
-                kv_blocks: int, r: PageStats) -> str:
-    """One vLLM 0.32 page from a replica's state (gauges) and its counters and histograms (`r`)."""
+                kv_blocks: int, r: PageStats, iteration_tokens: SimHistogram | None = None,
+                process_start: float | None = None) -> str:
+    """One vLLM 0.32 page from a replica's state (gauges) and its counters and histograms (`r`); tokens per engine
+    step and the process start where the caller keeps them."""
     w = PageWriter({"engine": "0", "model_name": model})
     w.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", running)
     w.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting)
@@ -107,6 +110,21 @@ def render_page(model: str, created: float, *, running: int, waiting: int, kv_us
               r.prefix_hits, created)
     w.counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", r.preemptions, created)
     w.counter("vllm:prompt_tokens", "Number of prefill tokens processed.", r.prompt_tokens, created)
+    # As vLLM 0.32 splits them: computed here, or read from the local prefix cache (no KV connector here).
+    cached = min(r.prefix_hits, r.prompt_tokens)
+    w.counter("vllm:prompt_tokens_by_source", "Number of prompt tokens by source.",
+              {"local_compute": r.prompt_tokens - cached, "local_cache_hit": cached, "external_kv_transfer": 0.0},
+              created, by="source")
+    w.counter("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + external).", cached, created)
+    w.counter("vllm:external_prefix_cache_queries", "External prefix cache queries from KV connector "
+              "cross-instance cache sharing, in terms of number of queried tokens.", 0.0, created)
+    w.counter("vllm:external_prefix_cache_hits", "External prefix cache hits from KV connector cross-instance "
+              "cache sharing, in terms of number of cached tokens.", 0.0, created)
+    w.family("vllm:engine_sleep_state", "gauge", "Engine sleep state; awake = 0 means engine is sleeping; "
+             "awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means "
+             "sleep level 2.")
+    for state, value in (("awake", 1.0), ("weights_offloaded", 0.0), ("discard_all", 0.0)):
+        w.sample("vllm:engine_sleep_state", value, {"sleep_state": state})
     w.counter("vllm:generation_tokens", "Number of generation tokens processed.", r.generation_tokens, created)
     w.counter("vllm:request_success", "Count of successfully processed requests.", r.success, created,
               by="finished_reason")
@@ -125,11 +143,13 @@ def render_page(model: str, created: float, *, running: int, waiting: int, kv_us
                 r.h_prefill)
     w.histogram("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.",
                 r.h_decode)
-    w.histogram("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", r.h_iteration)
+    if iteration_tokens is not None:
+        w.histogram("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", iteration_tokens)
     w.histogram("vllm:request_num_preemptions", "Histogram of the number of times a request was preempted.",
                 r.h_preempt)
-    w.family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.")
-    w.lines.append(f"process_start_time_seconds {_fmt(r.process_start)}")
+    if process_start is not None:
+        w.family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.")
+        w.lines.append(f"process_start_time_seconds {_fmt(process_start)}")
     w.family("vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig")
     w.lines.append(
         f'vllm:cache_config_info{{block_size="{block_size}",cache_dtype="auto",enable_prefix_caching="True",'
