@@ -149,7 +149,8 @@ class ReportingHook:
     def after_cycle(self, cycles: int) -> None:
         if self.holder is not None:
             state = self.holder.current
-            self.report({"cycle": cycles, "published": state.time, "duration": state.cycle_duration_seconds})
+            self.report({"cycle": cycles, "published": state.time, "duration": state.cycle_duration_seconds,
+                         "up": sum(h.up for h in state.targets), "targets": len(state.targets)})
         self.inner.after_cycle(cycles)
 
     def stop(self) -> None:
@@ -204,6 +205,7 @@ class ExporterFeed:
 
     process: subprocess.Popen
     cycles: list[tuple[int, float, float]] = field(default_factory=list)  # (cycle, published, duration)
+    down: list[int] = field(default_factory=list)  # per cycle: targets whose scrape failed (timeouts, mostly)
     snapshots: list[tuple[float, float]] = field(default_factory=list)  # (published, state_time)
     scaler_port: int = 0
     ready: threading.Event = field(default_factory=threading.Event)
@@ -220,6 +222,7 @@ class ExporterFeed:
                 continue
             if "cycle" in obj:
                 self.cycles.append((obj["cycle"], obj["published"], obj["duration"]))
+                self.down.append(obj["targets"] - obj["up"])
             elif "snapshot" in obj:
                 self.snapshots.append((obj["snapshot"], obj["state_time"]))
             elif "scaler_port" in obj:
@@ -299,12 +302,15 @@ def trigger_metadata(port: int, model: str) -> dict[str, str]:
 
 
 def machine_line(load0: float, feed: ExporterFeed, cpu: float, wall: float, first_cycle: int) -> list[str]:
-    durations = [d for n, _, d in feed.cycles if n > first_cycle]
+    measured = [i for i, (n, _, _) in enumerate(feed.cycles) if n > first_cycle]
+    durations = [feed.cycles[i][2] for i in measured]
+    down = [feed.down[i] for i in measured]
     return [f"machine: {os.cpu_count()} CPUs, load average {load0:.1f} → {os.getloadavg()[0]:.1f} "
             "(other work on the machine shows here)",
             f"llmobs exporter: CPU {cpu / wall:.3f} cores over {wall:.0f} s (target < 1), scrape cycles "
             f"{len(durations)}: p50 {percentile(durations, 0.5):.3f} s, p99 {percentile(durations, 0.99):.3f} s, "
-            f"max {max(durations, default=float('nan')):.3f} s"]
+            f"max {max(durations, default=float('nan')):.3f} s; failed scrapes per cycle: mean "
+            f"{sum(down) / max(1, len(down)):.1f}, max {max(down, default=0)}"]
 
 
 async def simulated(args: argparse.Namespace, work: Path, env: dict[str, str], children: list) -> list[float]:
@@ -340,6 +346,8 @@ async def simulated(args: argparse.Namespace, work: Path, env: dict[str, str], c
             stages: dict[str, list[float]] = {"scrape wait": [], "rest of the cycle": [], "scaler refresher": [],
                                               "gRPC stream": []}
             first_cycle = feed.cycles[-1][0]
+            sims = children[:args.sim_procs]
+            sim0 = sum(cpu_seconds(c.pid) for c in sims)
             load0, cpu0, t0 = os.getloadavg()[0], cpu_seconds(feed.process.pid), time.monotonic()
             for _ in range(args.events):
                 await asyncio.sleep(rng.uniform(0.2, 0.2 + args.interval))  # a random phase of the cycle
@@ -363,12 +371,14 @@ async def simulated(args: argparse.Namespace, work: Path, env: dict[str, str], c
                     raise SystemExit("the stream never went back to inactive")
                 disappear.append(false_at - cleared_at)
             cpu, wall = cpu_seconds(feed.process.pid) - cpu0, time.monotonic() - t0
+            sim_cpu = sum(cpu_seconds(c.pid) for c in sims) - sim0
         finally:
             await stream.close()
     print(f"run: {len(urls) - 1} simulated replicas + the probe in {args.sim_procs} processes, scrape interval "
           f"{args.interval:g} s, {args.events} events")
     for line in machine_line(load0, feed, cpu, wall, first_cycle):
         print(line)
+    print(f"simulator: {sim_cpu / wall:.3f} cores in {args.sim_procs} processes (the same machine's)")
     print(f"queue appears → stream true: {summary(appear)}" + (f", {missed} never delivered" if missed else ""))
     for name, values in stages.items():
         print(f"  {name}: p50 {percentile(values, 0.5) * 1e3:.0f} ms, p99 {percentile(values, 0.99) * 1e3:.0f} ms")
@@ -475,13 +485,15 @@ def main() -> None:
         latencies = asyncio.run(mode(args, work, env, children))
         print(f"ratio: {TARGET_P99_S / percentile(latencies, 0.99):.3f}")
     finally:
-        for c in reversed(children):
+        for c in reversed(children):  # the exporter first, so that it stops before what it scrapes
             if c.poll() is None:
                 if c.stdin is not None:
                     with contextlib.suppress(OSError):
                         c.stdin.write("stop\n")
                         c.stdin.flush()
-                else:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        c.wait(timeout=30)
+                if c.poll() is None:
                     c.send_signal(signal.SIGTERM)
         for c in children:
             with contextlib.suppress(subprocess.TimeoutExpired):
