@@ -424,15 +424,15 @@ async def real_vllm(args: argparse.Namespace, work: Path, env: dict[str, str], c
                     sent_at = time.time()
                     burst = asyncio.gather(*(one_request(http, server.base_url, prompt, args.max_tokens, stream=False)
                                              for _ in range(args.burst)))
-                    true_at = await stream.until(True, timeout=60)
+                    true_at = await stream.until(True, timeout=10 + 5 * args.interval)
                     await burst
                     first_wait = next((t for t, v in waiting_seen if t >= sent_at and v > 0), None)
                     if true_at is None:
-                        missed += 1
-                    else:
-                        from_send.append(true_at - sent_at)
-                        if first_wait is not None:
-                            from_wait.append(true_at - first_wait)
+                        missed += 1  # the queue came and went between two scrapes (or was never scraped)
+                        continue
+                    from_send.append(true_at - sent_at)
+                    if first_wait is not None:
+                        from_wait.append(true_at - first_wait)
                     if await stream.until(False, timeout=60) is None:
                         raise SystemExit("the stream never went back to inactive")
                 cpu, wall = cpu_seconds(feed.process.pid) - cpu0, time.monotonic() - t0
@@ -463,7 +463,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7, help="for the random pauses between events")
     ap.add_argument("--real-vllm", action="store_true", help="one real vLLM replica instead of the simulated fleet")
     ap.add_argument("--burst", type=int, default=4, help="--real-vllm: requests per burst (all but one wait)")
-    ap.add_argument("--max-tokens", type=int, default=128, help="--real-vllm: tokens generated per request")
+    ap.add_argument("--max-tokens", type=int, default=512, help="--real-vllm: tokens generated per request")
     ap.add_argument("--serve", nargs=4, type=int, metavar=("PORT", "REPLICAS", "SEED", "PROBE"), help=argparse.SUPPRESS)
     ap.add_argument("--exporter", metavar="URLS", help=argparse.SUPPRESS)
     args = ap.parse_args()
