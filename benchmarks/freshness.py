@@ -229,13 +229,13 @@ class ExporterFeed:
                 self.scaler_port = obj["scaler_port"]
                 self.ready.set()
 
-    def stage_marks(self, seen_at: float) -> tuple[float, float] | None:
-        """(state published, snapshot published) for the first cycle published after `seen_at`."""
-        published = next((p for _, p, _ in list(self.cycles) if p >= seen_at), None)
+    def stage_marks(self, seen_at: float) -> tuple[int, float, float] | None:
+        """(cycle, state published, snapshot published) for the first cycle published after `seen_at`."""
+        cycle, published = next(((n, p) for n, p, _ in list(self.cycles) if p >= seen_at), (0, None))
         if published is None:
             return None
         snap = next((s for s, st in list(self.snapshots) if st >= published), None)
-        return (published, snap) if snap is not None else None
+        return (cycle, published, snap) if snap is not None else None
 
 
 class Stream:
@@ -343,6 +343,7 @@ async def simulated(args: argparse.Namespace, work: Path, env: dict[str, str], c
             rng = random.Random(args.seed)
             timeout = 30 + 10 * args.interval
             appear, disappear, missed = [], [], 0
+            refresher_by_cycle: list[tuple[float, int]] = []
             stages: dict[str, list[float]] = {"scrape wait": [], "rest of the cycle": [], "scaler refresher": [],
                                               "gRPC stream": []}
             first_cycle = feed.cycles[-1][0]
@@ -360,7 +361,8 @@ async def simulated(args: argparse.Namespace, work: Path, env: dict[str, str], c
                     seen_at = (await http.get(f"{control}/probe/seen")).json()["seen_at"]
                     marks = feed.stage_marks(seen_at) if seen_at is not None else None
                     if marks is not None:
-                        published, snapshot = marks
+                        cycle, published, snapshot = marks
+                        refresher_by_cycle.append((snapshot - published, cycle))
                         for name, value in zip(stages, (seen_at - set_at, published - seen_at, snapshot - published,
                                                         true_at - snapshot), strict=True):
                             stages[name].append(value)
@@ -382,6 +384,8 @@ async def simulated(args: argparse.Namespace, work: Path, env: dict[str, str], c
     print(f"queue appears → stream true: {summary(appear)}" + (f", {missed} never delivered" if missed else ""))
     for name, values in stages.items():
         print(f"  {name}: p50 {percentile(values, 0.5) * 1e3:.0f} ms, p99 {percentile(values, 0.99) * 1e3:.0f} ms")
+    worst = ", ".join(f"{d * 1e3:.0f} ms (cycle {n})" for d, n in sorted(refresher_by_cycle, reverse=True)[:3])
+    print(f"  slowest scaler refresher stages: {worst} (GcPolicy collects after cycles 2, 14, 26, …)")
     print(f"queue cleared → stream false: {summary(disappear)}")
     return appear + [float("inf")] * missed
 
