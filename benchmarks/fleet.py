@@ -32,8 +32,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from llmobs.demo.fleet import SimulatedFleet
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -59,11 +63,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 # ---------------------------------------------------------------- child: one simulator slice
-def serve_slice(port: int, replicas: int, seed: int) -> None:
-    """Serve `replicas` simulated vLLM replicas (two models, conv and code traces) on 127.0.0.1:port."""
-    import uvicorn
-
-    from llmobs.demo.fleet import ModelDeployment, SimulatedFleet, create_fleet_app
+def slice_fleet(replicas: int, seed: int) -> SimulatedFleet:
+    """`replicas` simulated vLLM replicas of two models (`llama-<seed>` on the conv trace, `coder-<seed>` on the
+    code trace), every replica kept busy; benchmarks/freshness.py serves the same slices."""
+    from llmobs.demo.fleet import ModelDeployment, SimulatedFleet
     from llmobs.demo.replica import ReplicaSpec
     from llmobs.demo.trace import default_traces_dir, load_request_trace
 
@@ -72,12 +75,21 @@ def serve_slice(port: int, replicas: int, seed: int) -> None:
     code = load_request_trace(traces / "AzureLLMInferenceTrace_code.csv")
     half = replicas // 2
     # The Azure traces carry a few requests/s in total: scale them to keep every replica busy.
-    fleet = SimulatedFleet([
+    return SimulatedFleet([
         ModelDeployment(f"llama-{seed}", conv, replicas=half, speedup=max(1.0, half / 4),
                         spec=ReplicaSpec(kv_blocks=1024, max_num_seqs=48, tick_seconds=0.5)),
         ModelDeployment(f"coder-{seed}", code, replicas=replicas - half, speedup=max(1.0, (replicas - half) / 4),
                         spec=ReplicaSpec(kv_blocks=1024, max_num_seqs=48, tick_seconds=0.5)),
     ])
+
+
+def serve_slice(port: int, replicas: int, seed: int) -> None:
+    """Serve `replicas` simulated vLLM replicas (two models, conv and code traces) on 127.0.0.1:port."""
+    import uvicorn
+
+    from llmobs.demo.fleet import create_fleet_app
+
+    fleet = slice_fleet(replicas, seed)
     (Path(os.environ["FLEET_TARGETS_DIR"]) / f"{port}.json").write_text(
         json.dumps([t.url for t in fleet.targets(f"http://127.0.0.1:{port}")]))
     uvicorn.run(create_fleet_app(fleet), host="127.0.0.1", port=port, log_level="warning", access_log=False,

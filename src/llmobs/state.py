@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from llmobs.signals.coldstart import ColdStartSummary
@@ -127,6 +127,7 @@ class StateHolder:
         self._current = FleetState(time=time.time())
         self._history: dict[str, deque[ModelDemandPoint]] = {}
         self._history_points = history_points
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def current(self) -> FleetState:
@@ -138,6 +139,25 @@ class StateHolder:
             self._current = state
             for p, model in zip(points, state.models(), strict=True):
                 self._history.setdefault(model, deque(maxlen=self._history_points)).append(p)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def on_publish(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener()` after every publish, in the publishing thread; returns the call that stops it.
+
+        Why: a reader that must act on a new state at once (the KEDA scaler pushing a queue that just
+        appeared) wakes on it instead of polling. The listener must be quick and must not raise (schedule
+        the work, e.g. `loop.call_soon_threadsafe`): it runs inside the scrape loop."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
 
     def history(self, model: str) -> list[ModelDemandPoint]:
         with self._lock:
