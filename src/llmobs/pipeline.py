@@ -152,7 +152,7 @@ def _round_robin_by_host(targets: list[Target]) -> list[int]:
 
 class CycleHook(Protocol):
     """Something the owner of the process runs around the scrape loop (`llmobs run` passes
-    `llmobs.serving.gc.GcPolicy`): `start` before the first cycle, `after_cycle` in the idle time after
+    `llmobs.serving.gc.GcPolicy`): `start` before the first cycle, `after_cycle` at the end of the idle time after
     each, `stop` when the loop ends."""
 
     def start(self) -> None: ...
@@ -385,11 +385,14 @@ class Pipeline:
                 await self.run_cycle()
             except Exception:  # keep serving the last good state; the error is visible in the log
                 log.exception("scrape cycle failed")
-            if self.cycle_hook is not None:
-                self.cycle_hook.after_cycle(self.cycles)
             delay = max(0.0, interval_seconds - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+            if self.cycle_hook is not None and not stop.is_set():
+                # At the end of the idle time, not right after the publish: the state's readers (the scaler's
+                # push to KEDA, measured by benchmarks/freshness.py) build from it first, and a collection then
+                # delays the next scrape's start instead of the news of this one.
+                self.cycle_hook.after_cycle(self.cycles)
 
 
 # --- doors: routers and proxies in front of the replicas, scraped for per-model demand --------------------------

@@ -3,8 +3,10 @@ keep producing signals. Targets are real loopback servers (tests/pageserver.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import Callable
 
 import pytest
@@ -168,6 +170,39 @@ def test_gc_policy_freezes_between_cycles_and_restores_the_collector() -> None:
     finally:
         policy.stop()
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+async def test_the_cycle_hook_runs_at_the_end_of_the_idle_time_not_on_the_publish() -> None:
+    """A full collection can take a second at 1,000 targets: run right after a publish it delayed the state's
+    readers (the scaler's push to KEDA); at the end of the idle time it only delays the next scrape's start."""
+    events: list[tuple[str, float]] = []
+
+    class Hook:
+        def start(self) -> None:
+            pass
+
+        def after_cycle(self, cycles: int) -> None:
+            events.append(("hook", time.monotonic()))
+
+        def stop(self) -> None:
+            pass
+
+    holder = StateHolder()
+    holder.on_publish(lambda: events.append(("publish", time.monotonic())))
+    stop = asyncio.Event()
+    async with PageServer({"good": lambda n: GOOD % n}) as server:
+        pipeline = Pipeline(StaticTargetSource([server.target("good")]), Scraper(), holder, cycle_hook=Hook())
+        task = asyncio.create_task(pipeline.run_forever(0.3, stop))
+        while sum(kind == "hook" for kind, _ in events) < 2:
+            await asyncio.sleep(0.02)
+        stop.set()
+        await task
+        await pipeline.scraper.aclose()
+    kinds = [kind for kind, _ in events]
+    assert kinds[:4] == ["publish", "hook", "publish", "hook"]
+    first_publish, first_hook, second_publish = events[0][1], events[1][1], events[2][1]
+    assert first_hook - first_publish > 0.2  # after the idle wait
+    assert second_publish - first_hook < 0.2  # and just before the next cycle
 
 
 def test_library_use_leaves_the_process_garbage_collector_alone() -> None:
