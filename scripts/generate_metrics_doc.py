@@ -93,6 +93,13 @@ has `llmobs_gpu_up 0` and no other series. How each per-GPU field is read from N
 """, GPU_LABELS),
     Section("attribution", "Kubernetes attribution, cost and discovery health (exported by `llmobs agent` and "
                            "the central exporter; see docs/gpu-and-kubernetes.md)", ""),
+    Section("chain", "The scaling chain (central exporter with `kubernetes.watch_autoscalers: true`; see "
+                     "docs/keda-scaler.md)", """\
+What the autoscaler did with llmobs' recommendation (`llmobs_desired_replicas`): the HPA's desired and
+current replicas, the model's pods Ready or not, and KEDA's ScaledObject conditions, joined per model
+through the ScaledObject triggers that name a `model` (types `external`/`external-push`) and the HPA KEDA
+names in `status.hpaName`. Read from HPA and ScaledObject watches; absent without them.
+"""),
 )
 
 
