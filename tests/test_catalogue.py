@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from dashboards.queries import all_dashboard_queries, all_variable_queries
 from llmobs.agent.attribution import EndpointInfo, ProcessOnGpu
+from llmobs.agent.chain import AutoscalerChainCollector
 from llmobs.agent.collectors import CostCollector, EndpointInfoCollector, GpuCollector, WatchStatsCollector
 from llmobs.agent.cost import CostConfig, EndpointUsage
 from llmobs.feedback import FeedbackCollector, FeedbackConfig, FeedbackStats
@@ -110,6 +111,18 @@ def _scaler() -> ScalerCollector:
     return ScalerCollector(stats, cache, triggers)  # type: ignore[arg-type]
 
 
+def _chain() -> AutoscalerChainCollector:
+    from llmobs.sources.kubernetes.autoscalers import model_chains, pod_counts
+    from tests.k8s.apiserver import hpa, pod, scaled_object
+
+    chains = model_chains([scaled_object("m", fallback="True", failures=1), scaled_object("x", models=("typo",))],
+                          [hpa("keda-hpa-m", desired=2, current=1, last_scale="2026-01-05T10:10:00Z")])
+    pods = [pod("m-0", labels={"llmobs.io/model": "m"}), pod("m-1", labels={"llmobs.io/model": "m"}, ready=False)]
+    watch = SimpleNamespace(chains=lambda: chains, keda_missing=False)
+    discovery = SimpleNamespace(autoscalers=watch, pod_counts=lambda: pod_counts(pods, "llmobs.io/model"))
+    return AutoscalerChainCollector(discovery, lambda: {"m"})  # type: ignore[arg-type]
+
+
 def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
     """One of each collector llmobs registers, each with state that fills its families."""
     info = EndpointInfo("m", "e", "ns", "pod-0", "node-a", "H100", "GPU-a")
@@ -118,7 +131,7 @@ def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
         _fleet(fixture_page), _gpu(), EndpointInfoCollector(lambda: [info]),
         CostCollector(CostConfig(gpu_hourly_usd={"H100": 2.0}), lambda: [usage]),
         WatchStatsCollector(lambda: {"pods": WatchStats(1, 1, 1, 1, 1, 1)}),
-        _feedback(tmp_path), _forecast(), _scaler(),
+        _feedback(tmp_path), _forecast(), _scaler(), _chain(),
     ]
 
 
