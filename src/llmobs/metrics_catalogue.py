@@ -472,7 +472,8 @@ _GPU = (
     _g("llmobs_nvml_collection_duration_seconds", "s", (), "Wall time of the last NVML collection.", "gpu"),
 )
 
-_WATCH = "`watch` (`pods/<ns>`, `pods`, `nodes`, `pods@<node>`) of the discovery caches"
+_WATCH = ("`watch` (`pods/<ns>`, `pods`, `nodes`, `pods@<node>`, and with `watch_autoscalers` `hpas/<ns>`, "
+          "`scaledobjects/<ns>`) of the discovery caches")
 _ATTRIBUTION = (
     _g("llmobs_endpoint_info", "1", ENDPOINT_INFO_LABELS, "1 per GPU an endpoint serves a model on.", "attribution",
        doc="1 per GPU an endpoint serves a model on. The agent emits one row per (vLLM pod, GPU it holds memory on) "
