@@ -236,13 +236,27 @@ def _selectors(node: object) -> list[promql_parser.VectorSelector]:
     return found
 
 
+def histogram_part(name: str) -> tuple[str, str]:
+    """(`llmobs_x_seconds`, `bucket`) for a histogram's `_bucket`/`_count`/`_sum` series; (name, "") otherwise."""
+    for part in ("bucket", "count", "sum"):
+        base = name.removesuffix(f"_{part}")
+        if base != name:
+            try:
+                if metric(base).type == "histogram":
+                    return base, part
+            except KeyError:
+                pass
+    return name, ""
+
+
 def labels_of(name: str) -> set[str]:
     """What a selected series may carry: a catalogue row's labels, or everything its rule's inputs carry."""
     if name == "up":
         return set()
     if ":" in name:
         return available(promql_parser.parse(RULES[name]))
-    return set(metric(name).labels)
+    base, part = histogram_part(name)
+    return set(metric(base).labels) | ({"le"} if part == "bucket" else set())
 
 
 def available(node: object) -> set[str]:
@@ -261,7 +275,7 @@ def unknown_names_and_labels(expr: str) -> list[str]:
                 return
             if ":" not in name and name != "up":
                 try:
-                    metric(name)
+                    metric(histogram_part(name)[0])
                 except KeyError:
                     problems.append(f"{name} is not in the catalogue")
                     return

@@ -157,3 +157,19 @@ def test_missing_keda_crd_is_flagged_and_discovery_keeps_working(api: FakeApiSer
         assert not watch.keda_missing
     finally:
         src.stop()
+
+
+def test_cluster_wide_watch_reads_every_namespace(api: FakeApiServer) -> None:
+    api.upsert("scaledobjects", scaled_object("llama", namespace="team-a"))
+    api.upsert("scaledobjects", scaled_object("qwen", namespace="team-b", models=("qwen",), hpa_name=None))
+    api.upsert("horizontalpodautoscalers", hpa("keda-hpa-llama", namespace="team-a", desired=2))
+    api.upsert("horizontalpodautoscalers", hpa("keda-hpa-qwen", namespace="team-b", desired=5))
+    src = start_source(api, namespaces=[])
+    try:
+        watch = src.autoscalers
+        assert watch is not None
+        wait_until(lambda: [(c.model, c.hpa.desired if c.hpa else None) for c in watch.chains()]
+                   == [("llama", 2), ("qwen", 5)])
+        assert api.requests["list scaledobjects"] == 1 and api.requests["list horizontalpodautoscalers"] == 1
+    finally:
+        src.stop()
