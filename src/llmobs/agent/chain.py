@@ -48,7 +48,6 @@ class AutoscalerChainCollector(Collector):
             if n.not_ready_since is not None:
                 since.add_metric([model], n.not_ready_since)
         yield from (replicas, ready, since)
-        watch.keda_missing  # noqa: B018 (logs once when the KEDA CRD is absent)
         known = self.known_models() | set(counts)
         desired, current, last = (family("llmobs_hpa_desired_replicas"), family("llmobs_hpa_current_replicas"),
                                   family("llmobs_hpa_last_scale_timestamp_seconds"))

@@ -148,8 +148,8 @@ def test_missing_keda_crd_is_flagged_and_discovery_keeps_working(api: FakeApiSer
         assert watch is not None
         wait_until(lambda: watch.keda_missing)
         assert [t.name for t in src.targets()] == ["llm/a"]  # pod discovery unaffected
-        assert "KEDA ScaledObjects are not served" in caplog.text
         assert watch.chains() == []
+        assert "KEDA ScaledObjects are not served" in caplog.text
         assert src.stats()["scaledobjects/llm"].errors >= 1
         api.keda_installed = True  # KEDA installed later: picked up by the retry
         api.upsert("scaledobjects", scaled_object("llama"))

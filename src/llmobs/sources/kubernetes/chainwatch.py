@@ -66,14 +66,15 @@ class AutoscalerWatch:
     @property
     def keda_missing(self) -> bool:
         """True while the API server answers 404 for ScaledObjects (the KEDA CRD is not installed)."""
-        missing = any(not w.synced and w.last_error.startswith("HTTP 404") for w in self.scaledobject_watchers)
-        if missing and not self._warned_missing:
+        return any(not w.synced and w.last_error.startswith("HTTP 404") for w in self.scaledobject_watchers)
+
+    def chains(self) -> list[ModelChain]:
+        """Every (model, ScaledObject) link with its HPA. Says once in the log when KEDA is absent, so a chain
+        view without ScaledObjects is explained where an operator looks first."""
+        if not self._warned_missing and self.keda_missing:
             self._warned_missing = True
             log.warning("KEDA ScaledObjects are not served (HTTP 404: CRD keda.sh/v1alpha1 not installed); "
                         "watching HPAs only, retrying ScaledObjects with backoff")
-        return missing
-
-    def chains(self) -> list[ModelChain]:
         scaledobjects = [o for w in self.scaledobject_watchers for o in w.snapshot()]
         hpas = [o for w in self.hpa_watchers for o in w.snapshot()]
         return model_chains(scaledobjects, hpas)
