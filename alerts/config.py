@@ -126,6 +126,18 @@ class Config:
     forecast_wape_threshold: float = 0.5
     forecast_wape_for: str = "1h"
 
+    # --- the scaling chain (exporter with `kubernetes.watch_autoscalers: true`) ----------------------------
+    # A scale-up is given twice the measured cold start (p90 of pod created → Ready over the window), or
+    # twice the default while none was measured.
+    cold_start_quantile: float = 0.9
+    cold_start_default_seconds: float = 300.0
+    autoscaler_inert_for: str = "10m"
+    scale_up_not_ready_for: str = "2m"
+    queue_not_draining_window: str = "10m"  # the queue's rise is measured over it
+    queue_not_draining_for: str = "5m"
+    scale_up_lookback: str = "1h"  # a scale-up this recent counts as "after scale-up"
+    scaler_fallback_for: str = "2m"
+
     # --- dashboards ----------------------------------------------------------------------------------
     dashboard_uid_prefix: str = "llmobs-"
     dashboard_tags: tuple[str, ...] = ("llmobs", "vllm")

@@ -204,6 +204,7 @@ def recording_groups(c: Config = DEFAULT) -> list[Group]:
         Rule(record="method_code:llmobs_scaler_requests:rate5m",
              expr=f"sum by ({c.by('method', 'code')}) (rate(llmobs_scaler_requests_total[5m]))"),
     ]
+    autoscaling += chain_recording_rules(c)
 
     return [
         Group("llmobs.serving.rules", serving),
@@ -394,6 +395,7 @@ def alert_groups(c: Config = DEFAULT) -> list[Group]:
                f"above {num(c.forecast_wape_threshold * 100)}%: predictive scaling is unreliable.",
                for_=c.forecast_wape_for),
     ]
+    autoscaling += chain_alerts(c)
 
     return [
         Group("llmobs.serving", serving),
@@ -401,6 +403,77 @@ def alert_groups(c: Config = DEFAULT) -> list[Group]:
         Group("llmobs.gpu", gpu_rules),
         Group("llmobs.feedback", feedback),
         Group("llmobs.autoscaling", autoscaling),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the scaling chain: did the autoscaler act on the recommendation?
+# ---------------------------------------------------------------------------------------------------
+
+COLD_START_P90 = "model:llmobs_replica_cold_start_seconds:p90"
+SCALE_UP_BUDGET = "model:llmobs_scale_up_budget_seconds:twice_cold_start"
+
+
+def chain_recording_rules(c: Config) -> list[Rule]:
+    m = c.by_model
+    q = num(c.cold_start_quantile)
+    return [
+        # Over every cold start the exporter measured (cold starts are rare: a window would forget a model that
+        # scaled last week): to Ready where Kubernetes tells it, else to the first good scrape. `>= 0` drops
+        # the NaN histogram_quantile gives a model with no cold start.
+        Rule(record=COLD_START_P90,
+             expr=(f"(\n  histogram_quantile({q}, sum by ({m}, le) (llmobs_replica_cold_start_seconds_bucket"
+                   f'{{stage="ready"}}))\n  or on ({m})\n  histogram_quantile({q}, sum by ({m}, le) '
+                   f'(llmobs_replica_cold_start_seconds_bucket{{stage="first_scrape"}}))\n)\n>= 0')),
+        # Twice the measured cold start; twice the default for a model with pods or an HPA but no measurement.
+        Rule(record=SCALE_UP_BUDGET,
+             expr=(f"2 * (\n  {COLD_START_P90}\n  or on ({m})\n"
+                   f"  (0 * group by ({m}) (llmobs_replicas or llmobs_hpa_desired_replicas)"
+                   f" + {num(c.cold_start_default_seconds)})\n)")),
+    ]
+
+
+def chain_alerts(c: Config) -> list[Rule]:
+    m = c.by_model
+    model = f"{{{{ $labels.{c.model_label} }}}}"
+    hpa_current = f"max by ({m}) (llmobs_hpa_current_replicas)"
+    hpa_desired = f"max by ({m}) (llmobs_hpa_desired_replicas)"
+    last_scale = f"max by ({m}) (llmobs_hpa_last_scale_timestamp_seconds)"
+    waiting = "model:llmobs_requests_waiting:sum"
+    not_moving = (f"(\n    time() - {last_scale} > on ({m}) {SCALE_UP_BUDGET}\n    or on ({m})\n"
+                  f"    ({hpa_current} unless on ({m}) {last_scale})\n  )")
+    inert = (f'label_replace(\n  (max by ({m}) (llmobs_desired_replicas) > on ({m}) {hpa_current})\n'
+             f'  and on ({m})\n  {not_moving},\n  "reason", "hpa_not_moving", "", ""\n)\nor\n'
+             f'label_replace(\n  max by ({m}, scaledobject) (llmobs_scaledobject_unknown_model) == 1,\n'
+             f'  "reason", "unknown_model", "", ""\n)')
+    return [
+        _alert(c, "LlmobsAutoscalerInert", inert, "warning", "The autoscaler is not acting on demand.",
+               f"{model} ({{{{ $labels.reason }}}}): llmobs recommends more replicas than the HPA runs and the "
+               "HPA has not scaled for longer than two cold starts (or never), or a ScaledObject "
+               "({{ $labels.scaledobject }}) triggers on a model llmobs does not see, so its HPA never moves.",
+               for_=c.autoscaler_inert_for),
+        _alert(c, "LlmobsScaleUpNotReady",
+               f"time() - llmobs_replicas_not_ready_since_timestamp_seconds\n> on ({m})\n{SCALE_UP_BUDGET}",
+               "warning", "New replicas are not becoming Ready.",
+               f"A pod of {model} has not been Ready for {{{{ $value | humanizeDuration }}}}, longer than twice "
+               "the measured cold start: the scale-up is not adding capacity.",
+               for_=c.scale_up_not_ready_for),
+        _alert(c, "LlmobsQueueNotDraining",
+               (f"{waiting} > 0\nand on ({m})\nderiv({waiting}[{c.queue_not_draining_window}]) > 0\n"
+                f"and on ({m})\n(max by ({m}) (llmobs_replicas_ready) >= on ({m}) {hpa_desired})\n"
+                f"and on ({m})\n({hpa_desired} > on ({m}) max by ({m}) "
+                f"(min_over_time(llmobs_hpa_desired_replicas[{c.scale_up_lookback}])))"),
+               "warning", "The queue keeps growing after the scale-up completed.",
+               f"{model} scaled up within {c.scale_up_lookback} and every replica the HPA asked for is Ready, yet "
+               f"{{{{ $value }}}} requests wait and the queue is still growing over {c.queue_not_draining_window}: "
+               "the new capacity is not taking load or is not enough.",
+               for_=c.queue_not_draining_for),
+        _alert(c, "LlmobsScalerFallbackActive",
+               'llmobs_scaledobject_condition{condition="Fallback", status="True"} == 1', "warning",
+               "KEDA is scaling on its fallback replica count.",
+               "ScaledObject {{ $labels.scaledobject }} (model " + model + ") has Fallback=True: its trigger "
+               "failed KEDA's failureThreshold times in a row and the workload runs the fixed fallback replicas.",
+               for_=c.scaler_fallback_for),
     ]
 
 

@@ -267,6 +267,22 @@ def autoscaling(c: Config) -> Board:
      .timeseries("Reactive signals",
                  Q(f"model:llmobs_kv_cache_utilization_ratio:max{{{sm}}}", f"{legend} KV max"),
                  Q(f"model:llmobs_requests_waiting:sum{{{sm}}}", f"{legend} waiting")))
+    # The scaling chain (kubernetes.watch_autoscalers): did the autoscaler act on the recommendation?
+    b.row("Scaling chain")
+    (b.timeseries("Replicas along the chain: llmobs → HPA → Ready",
+                  Q(f"max by ({m}) (llmobs_desired_replicas{{{sm}}})", f"{legend} llmobs desired"),
+                  Q(f"max by ({m}) (llmobs_hpa_desired_replicas{{{sm}}})", f"{legend} HPA desired"),
+                  Q(f"max by ({m}) (llmobs_hpa_current_replicas{{{sm}}})", f"{legend} HPA current"),
+                  Q(f"max by ({m}) (llmobs_replicas_ready{{{sm}}})", f"{legend} Ready"),
+                  Q(f"max by ({m}) (llmobs_replicas{{{sm}}})", f"{legend} pods"),
+                  description="Each step should follow the one before within a cold start; a flat step "
+                              "under a rising one is where the chain stopped.")
+     .timeseries("Since the HPA last scaled",
+                 Q(f"time() - max by ({m}) (llmobs_hpa_last_scale_timestamp_seconds{{{sm}}})", legend),
+                 unit="s"))
+    b.table("ScaledObject conditions (True)",
+            Q(f'llmobs_scaledobject_condition{{{sm}, status="True"}} == 1'),
+            description="KEDA's Ready / Active / Fallback / Paused conditions currently True, per model.")
     b.row("Scaler")
     (b.timeseries("Scaler data age", Q(f"time() - llmobs_scaler_last_update_timestamp_seconds{{{sm}}}",
                                        legend), unit="s")

@@ -53,6 +53,9 @@ EXPECTED_EMPTY: dict[str, str] = {
     "llmobs_kv_transfer_": "prefill/decode disaggregation (KV connector, NIXL): the demo's replicas are `mixed`",
     "llmobs_disaggregation_role_conflicts_total": "counted only for targets given a prefill or decode role; the "
                                                   "demo's replicas are `mixed`",
+    "llmobs_hpa_": "the scaling chain is read from Kubernetes HPAs (kubernetes.watch_autoscalers); the demo has none",
+    "llmobs_scaledobject_": "the scaling chain is read from KEDA ScaledObjects; the demo has none",
+    "llmobs_replicas": "pods per model come from Kubernetes discovery; the demo's replicas are not pods",
 }
 
 

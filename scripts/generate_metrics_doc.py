@@ -100,6 +100,13 @@ endpoint picker. `model` is the replicas' name (after the door's `model_map`), s
 `on (model)`; a model scaled to zero has door series and no serving series. `door` is the door's name and
 `door_kind` its kind.
 """, DOOR_LABELS),
+    Section("chain", "The scaling chain (central exporter with `kubernetes.watch_autoscalers: true`; see "
+                     "docs/keda-scaler.md)", """\
+What the autoscaler did with llmobs' recommendation (`llmobs_desired_replicas`): the HPA's desired and
+current replicas, the model's pods Ready or not, and KEDA's ScaledObject conditions, joined per model
+through the ScaledObject triggers that name a `model` (types `external`/`external-push`) and the HPA KEDA
+names in `status.hpaName`. Read from HPA and ScaledObject watches; absent without them.
+"""),
 )
 
 

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from dashboards.queries import all_dashboard_queries, all_variable_queries
 from llmobs.agent.attribution import EndpointInfo, ProcessOnGpu
+from llmobs.agent.chain import AutoscalerChainCollector
 from llmobs.agent.collectors import CostCollector, EndpointInfoCollector, GpuCollector, WatchStatsCollector
 from llmobs.agent.cost import CostConfig, EndpointUsage
 from llmobs.feedback import FeedbackCollector, FeedbackConfig, FeedbackStats
@@ -147,6 +148,18 @@ def _deletion_cost() -> DeletionCostCollector:
     return DeletionCostCollector(writer)
 
 
+def _chain() -> AutoscalerChainCollector:
+    from llmobs.sources.kubernetes.autoscalers import model_chains, pod_counts
+    from tests.k8s.apiserver import hpa, pod, scaled_object
+
+    chains = model_chains([scaled_object("m", fallback="True", failures=1), scaled_object("x", models=("typo",))],
+                          [hpa("keda-hpa-m", desired=2, current=1, last_scale="2026-01-05T10:10:00Z")])
+    pods = [pod("m-0", labels={"llmobs.io/model": "m"}), pod("m-1", labels={"llmobs.io/model": "m"}, ready=False)]
+    watch = SimpleNamespace(chains=lambda: chains, keda_missing=False)
+    discovery = SimpleNamespace(autoscalers=watch, pod_counts=lambda: pod_counts(pods, "llmobs.io/model"))
+    return AutoscalerChainCollector(discovery, lambda: {"m"})  # type: ignore[arg-type]
+
+
 def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
     """One of each collector llmobs registers, each with state that fills its families."""
     info = EndpointInfo("m", "e", "ns", "pod-0", "node-a", "H100", "GPU-a")
@@ -155,7 +168,7 @@ def every_collector(fixture_page: str, tmp_path: Path) -> list[Collector]:
         _fleet(fixture_page), _gpu(), EndpointInfoCollector(lambda: [info]),
         CostCollector(CostConfig(gpu_hourly_usd={"H100": 2.0}), lambda: [usage]),
         WatchStatsCollector(lambda: {"pods": WatchStats(1, 1, 1, 1, 1, 1)}),
-        _feedback(tmp_path), _forecast(), _scaler(), _deletion_cost(),
+        _feedback(tmp_path), _forecast(), _scaler(), _deletion_cost(), _chain(),
     ]
 
 
@@ -264,13 +277,27 @@ def _selectors(node: object) -> list[promql_parser.VectorSelector]:
     return found
 
 
+def histogram_part(name: str) -> tuple[str, str]:
+    """(`llmobs_x_seconds`, `bucket`) for a histogram's `_bucket`/`_count`/`_sum` series; (name, "") otherwise."""
+    for part in ("bucket", "count", "sum"):
+        base = name.removesuffix(f"_{part}")
+        if base != name:
+            try:
+                if metric(base).type == "histogram":
+                    return base, part
+            except KeyError:
+                pass
+    return name, ""
+
+
 def labels_of(name: str) -> set[str]:
     """What a selected series may carry: a catalogue row's labels, or everything its rule's inputs carry."""
     if name == "up":
         return set()
     if ":" in name:
         return available(promql_parser.parse(RULES[name]))
-    return set(metric(name).labels) | ({"le"} if name.endswith("_bucket") else set())
+    base, part = histogram_part(name)
+    return set(metric(base).labels) | ({"le"} if part == "bucket" else set())
 
 
 def available(node: object) -> set[str]:
@@ -289,7 +316,7 @@ def unknown_names_and_labels(expr: str) -> list[str]:
                 return
             if ":" not in name and name != "up":
                 try:
-                    metric(name)
+                    metric(histogram_part(name)[0])
                 except KeyError:
                     problems.append(f"{name} is not in the catalogue")
                     return

@@ -640,7 +640,8 @@ _GPU = (
     _g("llmobs_nvml_collection_duration_seconds", "s", (), "Wall time of the last NVML collection.", "gpu"),
 )
 
-_WATCH = "`watch` (`pods/<ns>`, `pods`, `nodes`, `pods@<node>`) of the discovery caches"
+_WATCH = ("`watch` (`pods/<ns>`, `pods`, `nodes`, `pods@<node>`, and with `watch_autoscalers` `hpas/<ns>`, "
+          "`scaledobjects/<ns>`) of the discovery caches")
 _ATTRIBUTION = (
     _g("llmobs_endpoint_info", "1", ENDPOINT_INFO_LABELS, "1 per GPU an endpoint serves a model on.", "attribution",
        doc="1 per GPU an endpoint serves a model on. The agent emits one row per (vLLM pod, GPU it holds memory on) "
@@ -709,6 +710,42 @@ _DOOR = (
            "`implausible`)"),
 )
 
+# The scaling chain: what the autoscaler did with the recommendation (llmobs.sources.kubernetes.autoscalers).
+_SO = ("model", "scaledobject")
+_CHAIN = (
+    _g("llmobs_hpa_desired_replicas", "{replica}", (*_SO, "hpa"),
+       "The HPA's status.desiredReplicas for a model's ScaledObject.", "chain",
+       doc="`status.desiredReplicas` of the HPA KEDA created for the ScaledObject (`namespace/name`) whose "
+           "llmobs trigger names the model; absent while that HPA does not exist or has not computed it"),
+    _g("llmobs_hpa_current_replicas", "{replica}", (*_SO, "hpa"),
+       "The HPA's status.currentReplicas for a model's ScaledObject.", "chain"),
+    _g("llmobs_hpa_last_scale_timestamp_seconds", "s", (*_SO, "hpa"),
+       "Unix time the HPA last changed the replica count (status.lastScaleTime).", "chain",
+       doc="`status.lastScaleTime`; absent while the HPA never scaled"),
+    _g("llmobs_hpa_condition", "1", (*_SO, "hpa", "condition", "status"),
+       "1 for the HPA condition's current status, 0 for the others.", "chain",
+       doc="`condition` = `AbleToScale`, `ScalingActive`, `ScalingLimited` (as the HPA controller writes them); "
+           "`status` = `True`, `False`, `Unknown`, one series each"),
+    _g("llmobs_scaledobject_condition", "1", (*_SO, "condition", "status"),
+       "1 for the ScaledObject condition's current status, 0 for the others.", "chain",
+       doc="`condition` = `Ready`, `Active`, `Fallback`, `Paused` (as KEDA writes them); `status` = `True`, "
+           "`False`, `Unknown`, one series each"),
+    _g("llmobs_scaledobject_failing_triggers", "{trigger}", _SO,
+       "Triggers KEDA's status.health reports as not Happy.", "chain"),
+    _g("llmobs_scaledobject_unknown_model", "1", _SO,
+       "1 per ScaledObject trigger naming a model llmobs does not see.", "chain",
+       doc="the trigger's `metadata.model` matches no model llmobs scrapes or discovers: the scaler answers "
+           "for a model with no data, so the HPA never moves (a typo or label mismatch)"),
+    _g("llmobs_replicas", "{replica}", ("model",), "Pods of the model, Ready or not.", "chain",
+       doc="discovered pods (label selector) that name the model in `kubernetes.model_label`, Ready or not, "
+           "not terminating"),
+    _g("llmobs_replicas_ready", "{replica}", ("model",), "Pods of the model that are Ready.", "chain"),
+    _g("llmobs_replicas_not_ready_since_timestamp_seconds", "s", ("model",),
+       "Unix time the longest non-Ready pod of the model last changed readiness.", "chain",
+       doc="the earliest Ready-condition `lastTransitionTime` among the model's non-Ready pods (their "
+           "creation time when absent); absent while every pod is Ready"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class OtlpHistogram:
@@ -736,7 +773,8 @@ sends."""
 
 
 CATALOGUE: tuple[MetricSpec, ...] = (
-    *_TARGET, *_SERVING, *_EXPORTER, *_FEEDBACK, *_FORECAST, *_SCALER, *_GPU, *_ATTRIBUTION, *_DOOR)
+    *_TARGET, *_SERVING, *_EXPORTER, *_FEEDBACK, *_FORECAST, *_SCALER, *_GPU, *_ATTRIBUTION, *_DOOR,
+    *_CHAIN)
 """Every series llmobs exports, in docs/metrics.md's order."""
 
 _BY_NAME: dict[str, MetricSpec] = {}

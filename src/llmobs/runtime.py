@@ -159,7 +159,8 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
     if config.sharding is not None and config.sharding.shards > 1:
         shards = config.sharding.shards
         source = ShardedTargetSource(source, shards, resolve_shard_index(config.sharding.shard_index, shards))
-    register_central_collectors(registry, lambda: holder.current, config.cost, discovery)
+    register_central_collectors(registry, lambda: holder.current, config.cost, discovery,
+                                holder.models_with_history)
     scraper = Scraper(
         timeout_seconds=config.scrape.timeout_seconds,
         max_concurrency=config.scrape.max_concurrency,

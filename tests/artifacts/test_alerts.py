@@ -24,6 +24,7 @@ from alerts.rules import (
     recording_groups,
     render,
 )
+from llmobs.metrics_catalogue import CATALOGUE
 from tests.conftest import REPO
 from tests.promql_names import selected_metrics
 
@@ -82,6 +83,8 @@ REQUIRED_ALERTS = {
     "LlmobsVLLMSeriesMissing", "LlmobsExporterDown", "LlmobsScrapeCycleSlow", "LlmobsGPUXidCritical",
     "LlmobsGPUXidErrors", "LlmobsGPUUncorrectableECC", "LlmobsGPUThrottling", "LlmobsGPUMemoryNearFull",
     "LlmobsNegativeFeedbackSpike", "LlmobsScalerStale", "LlmobsForecastErrorHigh",
+    # the scaling chain
+    "LlmobsAutoscalerInert", "LlmobsScaleUpNotReady", "LlmobsQueueNotDraining", "LlmobsScalerFallbackActive",
 }
 
 
@@ -133,7 +136,10 @@ def documented_metrics() -> set[str]:
 
 
 def test_rules_query_only_documented_metrics_or_recording_rules():
-    known = documented_metrics() | {name for name, _ in all_recording_rule_exprs()} | {"up"}
+    documented = documented_metrics()
+    histogram_series = {f"{spec.name}_{part}" for spec in CATALOGUE if spec.type == "histogram"
+                        and spec.name in documented for part in ("bucket", "count", "sum")}
+    known = documented | histogram_series | {name for name, _ in all_recording_rule_exprs()} | {"up"}
     for where, expr in all_recording_rule_exprs() + all_alert_exprs():
         unknown = selected_metrics(expr) - known
         assert not unknown, f"{where} queries {unknown}, not in docs/metrics.md"

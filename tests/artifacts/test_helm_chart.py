@@ -422,6 +422,18 @@ def test_patch_on_pods_only_with_drain_aware_scale_in() -> None:
     assert all("patch" not in rule["verbs"] for rule in one(off, "ClusterRole", f"{RELEASE}-llmobs")["rules"])
 
 
+def test_autoscaler_watch_adds_read_only_rbac_on_hpas_and_scaledobjects_only_when_on() -> None:
+    on = render({"config": {"kubernetes": {"enabled": True, "watch_autoscalers": True}}})
+    assert one(on, "ClusterRole", f"{RELEASE}-llmobs")["rules"] == [
+        {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": ["get", "list", "watch"]}]
+    assert rendered_config(on)["kubernetes"]["watch_autoscalers"] is True
+    for values in ({"config": {"kubernetes": {"enabled": False, "watch_autoscalers": True}}}, None):
+        rules = one(render(values), "ClusterRole", f"{RELEASE}-llmobs")["rules"]
+        assert [r["apiGroups"] for r in rules] == [[""]]
+
+
 def test_node_agent_attribution_and_least_privilege(full_docs: list[dict[str, Any]], tmp_path: Path) -> None:
     """With pod attribution: read-only host /proc, pods-only RBAC, a config the agent's loader accepts."""
     from llmobs.agent.config import load_agent_config

@@ -120,6 +120,21 @@ def gpu_families_page(endpoints: list[dict[str, str]], now: float) -> str:
             f'llmobs_kv_transfer_failed_rate{{{serving},role="decode"}} 0',
             f"llmobs_disaggregation_role_conflicts_total{{{serving}}} 0",
         ]
+    # ... and for the scaling chain (HPAs, ScaledObjects and pods from Kubernetes), one chain per demo model
+    for model in sorted({e["model"] for e in endpoints}):
+        so = f'model="{model}",scaledobject="{model}"'
+        hpa = f'{so},hpa="keda-hpa-{model}"'
+        lines += [
+            f"llmobs_hpa_desired_replicas{{{hpa}}} 2",
+            f"llmobs_hpa_current_replicas{{{hpa}}} 2",
+            f"llmobs_hpa_last_scale_timestamp_seconds{{{hpa}}} {now - 600:.0f}",
+            f'llmobs_hpa_condition{{{hpa},condition="ScalingActive",status="True"}} 1',
+            f'llmobs_scaledobject_condition{{{so},condition="Ready",status="True"}} 1',
+            f"llmobs_scaledobject_failing_triggers{{{so}}} 0",
+            f"llmobs_scaledobject_unknown_model{{{so}}} 0",
+            f'llmobs_replicas{{model="{model}"}} 2',
+            f'llmobs_replicas_ready{{model="{model}"}} 2',
+        ]
     return "\n".join(lines) + "\n"
 
 

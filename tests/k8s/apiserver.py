@@ -1,5 +1,5 @@
-"""A stand-in Kubernetes API server (pods and nodes, list + watch) for testing discovery with the real
-`kubernetes` client over HTTP.
+"""A stand-in Kubernetes API server (pods, nodes, autoscaling/v2 HorizontalPodAutoscalers and KEDA
+keda.sh/v1alpha1 ScaledObjects; list + watch) for testing discovery with the real `kubernetes` client over HTTP.
 
 It speaks the wire format of the real API server: `PodList`/`NodeList` bodies with
 `metadata.resourceVersion` and `limit`/`continue` paging; `?watch=true` answers a chunked stream of
@@ -13,6 +13,8 @@ Pods can be read and patched one by one (`GET`/`PATCH /api/v1/namespaces/<ns>/po
 patch (RFC 7386) or a strategic merge patch of metadata, which bumps the resourceVersion and is sent to
 watchers as MODIFIED; `refuse_patches` answers the next patches with an error status as the real server
 would (403 Forbidden without RBAC `patch`); every patch received is kept in `patches`.
+
+`keda_installed = False` answers ScaledObject requests 404 NotFound, as an API server without KEDA's CRD does.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-KINDS = {"pods": "Pod", "nodes": "Node"}
+KINDS = {"pods": "Pod", "nodes": "Node", "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+         "scaledobjects": "ScaledObject"}
+API_VERSIONS = {"pods": "v1", "nodes": "v1", "horizontalpodautoscalers": "autoscaling/v2",
+                "scaledobjects": "keda.sh/v1alpha1"}
 
 
 @dataclass
@@ -95,7 +100,8 @@ class FakeApiServer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.rv = 100
-        self.objects: dict[str, dict[str, dict[str, Any]]] = {"pods": {}, "nodes": {}}
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in KINDS}
+        self.keda_installed = True
         self.log: list[_Entry] = []
         self.compacted_rv = 0
         self.requests: Counter[str] = Counter()   # "list pods", "watch nodes", ...
@@ -123,7 +129,7 @@ class FakeApiServer:
             meta["resourceVersion"] = str(self.rv)
             meta.setdefault("uid", f"uid-{meta.get('namespace', '')}-{meta['name']}")
             obj.setdefault("kind", KINDS[resource])
-            obj.setdefault("apiVersion", "v1")
+            obj.setdefault("apiVersion", API_VERSIONS[resource])
             key = self._key(obj)
             old = self.objects[resource].get(key)
             self.objects[resource][key] = obj
@@ -142,7 +148,8 @@ class FakeApiServer:
         """Unrelated writes advanced the resourceVersion; open watches get a BOOKMARK carrying it."""
         with self._lock:
             self.rv += 5
-            obj = {"kind": KINDS[resource], "apiVersion": "v1", "metadata": {"resourceVersion": str(self.rv)}}
+            obj = {"kind": KINDS[resource], "apiVersion": API_VERSIONS[resource],
+                   "metadata": {"resourceVersion": str(self.rv)}}
             self.log.append(_Entry(self.rv, resource, "BOOKMARK", obj, None))
             return self.rv
 
@@ -191,6 +198,9 @@ class FakeApiServer:
             fail = self._fail.pop(0) if self._fail else None
         if fail is not None:
             return JSONResponse(_status(fail, "InternalError", "injected failure"), status_code=fail)
+        if resource == "scaledobjects" and not self.keda_installed:
+            return JSONResponse(_status(404, "NotFound", "the server could not find the requested resource"),
+                                status_code=404)
         if watching:
             return StreamingResponse(self._stream(resource, namespace, q), media_type="application/json")
         return JSONResponse(self._list(resource, namespace, q))
@@ -243,7 +253,8 @@ class FakeApiServer:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if offset + limit < len(items):
             meta["continue"] = f"{offset + limit}:{rv}"
-        return {"kind": f"{KINDS[resource]}List", "apiVersion": "v1", "metadata": meta, "items": page}
+        return {"kind": f"{KINDS[resource]}List", "apiVersion": API_VERSIONS[resource], "metadata": meta,
+                "items": page}
 
     async def _stream(self, resource: str, namespace: str, q: dict[str, str]) -> AsyncIterator[bytes]:
         pos = int(q.get("resourceVersion") or 0)
@@ -295,6 +306,10 @@ class FakeApiServer:
             Route("/api/v1/pods", self._handle), Route("/api/v1/nodes", self._handle),
             Route("/api/v1/namespaces/{namespace}/pods", self._handle),
             Route("/api/v1/namespaces/{namespace}/pods/{name}", self._pod, methods=["GET", "PATCH"]),
+            Route("/apis/autoscaling/v2/horizontalpodautoscalers", self._handle),
+            Route("/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers", self._handle),
+            Route("/apis/keda.sh/v1alpha1/scaledobjects", self._handle),
+            Route("/apis/keda.sh/v1alpha1/namespaces/{namespace}/scaledobjects", self._handle),
         ])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                                      lifespan="off", access_log=False))
@@ -349,3 +364,81 @@ def node(name: str, product: str = "NVIDIA-H100-80GB-HBM3", memory_mib: str = "8
         "kubernetes.io/hostname": name, "nvidia.com/gpu.product": product, "nvidia.com/gpu.memory": memory_mib,
         "nvidia.com/gpu.count": "8", "topology.kubernetes.io/zone": zone}},
         "status": {"capacity": {"nvidia.com/gpu": "8"}}}
+
+
+def hpa(name: str, namespace: str = "llm", *, target: str = "vllm", desired: int = 1, current: int = 1,
+        last_scale: str | None = None, min_replicas: int = 1, max_replicas: int = 8,
+        able_to_scale: str = "True", scaling_active: str = "True", limited: str = "False") -> dict[str, Any]:
+    """An autoscaling/v2 HorizontalPodAutoscaler as the HPA controller writes its status for an external
+    metric (KEDA's): `currentReplicas`, `desiredReplicas`, `lastScaleTime` (omitted until it first scaled),
+    `currentMetrics` and the AbleToScale / ScalingActive / ScalingLimited conditions with their reasons."""
+    status: dict[str, Any] = {
+        "currentReplicas": current, "desiredReplicas": desired,
+        "currentMetrics": [{"type": "External", "external": {
+            "metric": {"name": "s0-llmobs-queue-depth-llama", "selector": {"matchLabels": {
+                "scaledobject.keda.sh/name": name.removeprefix("keda-hpa-")}}},
+            "current": {"averageValue": "2500m"}}}],
+        "conditions": [
+            {"type": "AbleToScale", "status": able_to_scale, "lastTransitionTime": "2026-01-05T10:00:00Z",
+             "reason": "ReadyForNewScale" if able_to_scale == "True" else "FailedGetScale",
+             "message": "recommended size matches current size"},
+            {"type": "ScalingActive", "status": scaling_active, "lastTransitionTime": "2026-01-05T10:00:00Z",
+             "reason": "ValidMetricFound" if scaling_active == "True" else "FailedGetExternalMetric",
+             "message": "the HPA was able to successfully calculate a replica count from external metric"},
+            {"type": "ScalingLimited", "status": limited, "lastTransitionTime": "2026-01-05T10:00:00Z",
+             "reason": "DesiredWithinRange" if limited == "False" else "TooManyReplicas",
+             "message": "the desired count is within the acceptable range"},
+        ],
+    }
+    if last_scale is not None:
+        status["lastScaleTime"] = last_scale
+    return {"metadata": {"name": name, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "keda-operator",
+                                    "scaledobject.keda.sh/name": name.removeprefix("keda-hpa-")}},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                     "minReplicas": min_replicas, "maxReplicas": max_replicas,
+                     "metrics": [{"type": "External", "external": {
+                         "metric": {"name": "s0-llmobs-queue-depth-llama"},
+                         "target": {"type": "AverageValue", "averageValue": "4"}}}]},
+            "status": status}
+
+
+def scaled_object(name: str, namespace: str = "llm", *, models: tuple[str, ...] = ("llama",),
+                  target: str = "vllm", ready: str = "True", active: str = "True", fallback: str = "False",
+                  paused: str = "False", hpa_name: str | None = "", failures: int = 0) -> dict[str, Any]:
+    """A keda.sh/v1alpha1 ScaledObject with llmobs external triggers (`metadata.model`) and the status KEDA's
+    operator writes: `hpaName`, `externalMetricNames`, `health` (numberOfFailures, Happy/Failing) and the
+    Ready / Active / Fallback / Paused conditions with KEDA's reasons and messages. `hpa_name=None` leaves
+    `status.hpaName` out (KEDA then names the HPA `keda-hpa-<name>`)."""
+    metric_names = [f"s{i}-llmobs-queue-depth-{m}" for i, m in enumerate(models)]
+    status: dict[str, Any] = {
+        "scaleTargetKind": "apps/v1.Deployment",
+        "scaleTargetGVKR": {"group": "apps", "version": "v1", "kind": "Deployment", "resource": "deployments"},
+        "originalReplicaCount": 1, "lastActiveTime": "2026-01-05T10:05:00Z",
+        "externalMetricNames": metric_names,
+        "health": {n: {"numberOfFailures": failures, "status": "Failing" if failures else "Happy"}
+                   for n in metric_names},
+        "conditions": [
+            {"type": "Ready", "status": ready,
+             "reason": "ScaledObjectReady" if ready == "True" else "ScaledObjectCheckFailed",
+             "message": "ScaledObject is defined correctly and is ready for scaling"},
+            {"type": "Active", "status": active,
+             "reason": "ScalerActive" if active == "True" else "ScalerNotActive",
+             "message": "Scaling is performed because triggers are active"},
+            {"type": "Fallback", "status": fallback,
+             "reason": "FallbackExists" if fallback == "True" else "NoFallbackFound",
+             "message": "At least one trigger is falling back on this scaled object" if fallback == "True"
+             else "No fallbacks are active on this scaled object"},
+            {"type": "Paused", "status": paused, "reason": "ScaledObjectUnpaused",
+             "message": "pause annotation removed for ScaledObject"},
+        ],
+    }
+    if hpa_name is not None:
+        status["hpaName"] = hpa_name or f"keda-hpa-{name}"
+    return {"metadata": {"name": name, "namespace": namespace},
+            "spec": {"scaleTargetRef": {"name": target}, "minReplicaCount": 1, "maxReplicaCount": 8,
+                     "fallback": {"failureThreshold": 3, "replicas": 4},
+                     "triggers": [{"type": "external", "metadata": {
+                         "scalerAddress": "llmobs-scaler.llmobs.svc:9401", "model": m, "signal": "queue_depth",
+                         "target": "4"}} for m in models]},
+            "status": status}

@@ -9,7 +9,8 @@ from llmobs._lazy import lazy_exports
 _EXPORTS = {
     "make_api_client": "client", "KubernetesConfig": "config", "PodIndex": "podindex", "PodRef": "podindex",
     "endpoint_name": "pods", "pod_ready": "pods", "pod_target": "pods", "KubernetesTargetSource": "source",
-    "ResourceWatcher": "watch", "WatchStats": "watch",
+    "ResourceWatcher": "watch", "WatchStats": "watch", "AutoscalerWatch": "chainwatch", "ModelChain": "autoscalers",
+    "model_chains": "autoscalers", "pod_counts": "autoscalers",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

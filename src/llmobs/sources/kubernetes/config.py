@@ -43,6 +43,9 @@ class KubernetesConfig(BaseModel):
     gpu_memory_label: str = "nvidia.com/gpu.memory"
     zone_label: str = "topology.kubernetes.io/zone"
     gpu_resource: str = "nvidia.com/gpu"
+    # The scaling chain: HPAs and KEDA ScaledObjects (read-only) joined to the models they scale.
+    watch_autoscalers: bool = Field(False, description="watch HPAs and KEDA ScaledObjects in `namespaces` "
+                                    "(needs get/list/watch on both; the Helm chart grants it)")
     # API access: in-cluster service account when running in a pod, else kubeconfig, else `api_host`.
     kubeconfig: str | None = None
     context: str | None = None

@@ -13,6 +13,8 @@ from typing import Any
 
 from kubernetes import client
 
+from llmobs.sources.kubernetes.autoscalers import PodCount, pod_counts
+from llmobs.sources.kubernetes.chainwatch import AutoscalerWatch
 from llmobs.sources.kubernetes.client import make_api_client
 from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.kubernetes.pods import pod_target
@@ -46,6 +48,7 @@ class KubernetesTargetSource:
             self.pod_watchers = [ResourceWatcher("pods", core.list_pod_for_all_namespaces,
                                                  label_selector=cfg.label_selector, **common)]
         self.node_watcher = ResourceWatcher("nodes", core.list_node, **common) if cfg.watch_nodes else None
+        self.autoscalers = AutoscalerWatch(cfg, self.api_client) if cfg.watch_autoscalers else None
 
     def _bump(self) -> None:
         with self._lock:
@@ -58,17 +61,29 @@ class KubernetesTargetSource:
     def start(self) -> None:
         for w in self.watchers:
             w.start()
+        if self.autoscalers is not None:
+            self.autoscalers.start()
 
     def stop(self) -> None:
         for w in self.watchers:
             w.stop()
+        if self.autoscalers is not None:
+            self.autoscalers.stop()
 
     def wait_synced(self, timeout: float) -> bool:
-        """True once every watcher has listed once (call after start() to avoid an empty first cycle)."""
+        """True once every pod/node watcher has listed once (call after start() to avoid an empty first
+        cycle). The autoscaler watches are not waited for: a missing KEDA CRD must not delay discovery."""
         return all(w.wait_synced(timeout) for w in self.watchers)
 
     def stats(self) -> dict[str, WatchStats]:
-        return {w.name: w.stats for w in self.watchers}
+        stats = {w.name: w.stats for w in self.watchers}
+        if self.autoscalers is not None:
+            stats.update(self.autoscalers.stats())
+        return stats
+
+    def pod_counts(self) -> dict[str, PodCount]:
+        """Pods per model that name their model, Ready or not (targets() keeps only the Ready ones)."""
+        return pod_counts((p for w in self.pod_watchers for p in w.snapshot()), self.cfg.model_label)
 
     def targets(self) -> Sequence[Target]:
         with self._lock:
