@@ -1,6 +1,7 @@
 """The joules-per-generated-token PromQL that docs/gpu-and-kubernetes.md gives, evaluated by the real promtool
-on series shaped like the agent's and the exporter's: a driver reload (the energy counter starting again)
-does not bend the figure, and a model whose GPUs lack the counter gets no figure rather than 0 J."""
+on the series the agent exports (rendered by its collectors from the in-memory NVML) and the exporter's token
+rates: a driver reload (the energy counter starting again) does not bend the figure, and a model whose GPUs
+lack the counter gets no figure rather than 0 J."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
+from llmobs.agent import EndpointInfo, EndpointInfoCollector, GpuCollector
+from llmobs.sources.gpu import NvmlReader
+from llmobs.sources.gpu.fake import FakeGpu, FakeNvml
 from tests.conftest import REPO
 from tests.promserver import require_binary
 
@@ -26,13 +31,25 @@ def documented_energy_query() -> str:
 def test_documented_energy_per_token_promql(tmp_path: Path) -> None:
     promtool = require_binary("promtool")
 
-    def info(model: str, pod: str, gpu: str) -> str:
-        return (f'llmobs_endpoint_info{{model="{model}",endpoint="llm/{pod}",namespace="llm",pod="{pod}",'
-                f'node="n1",gpu_model="{H100}",gpu_uuid="{gpu}",job="agent"}}')
+    gpus = [FakeGpu(uuid, energy_mj=None if uuid == "GPU-3" else 1) for uuid in ("GPU-1", "GPU-2", "GPU-3", "GPU-4")]
+    reader = NvmlReader(lambda: FakeNvml(gpus))
+    reading = reader.collect()
+    rows = [EndpointInfo(model, f"llm/{pod}", "llm", pod, "n1", H100, uuid)
+            for model, pod, uuid in [("llama", "a", "GPU-1"), ("llama", "a", "GPU-2"), ("llama", "b", "GPU-4"),
+                                     ("mistral", "c", "GPU-3")]]
+    registry = CollectorRegistry()
+    registry.register(GpuCollector("n1", reader.catalogue, lambda: (reading, ())))
+    registry.register(EndpointInfoCollector(lambda: rows))
+    exported = [line.rsplit(" ", 1)[0] for line in generate_latest(registry).decode().splitlines()]
+
+    def agent_series(name: str, uuid: str) -> str:
+        (series,) = [x for x in exported if x.startswith(name + "{") and f'gpu_uuid="{uuid}"' in x]
+        return series[:-1] + ',job="agent"}'
 
     def energy(gpu: str) -> str:
-        return (f'llmobs_gpu_energy_joules_total{{node="n1",gpu="0",gpu_uuid="{gpu}",gpu_model="NVIDIA H100",'
-                f'gpu_instance="",job="agent"}}')
+        return agent_series("llmobs_gpu_energy_joules_total", gpu)
+
+    assert not any(x.startswith("llmobs_gpu_energy_joules_total{") and "GPU-3" in x for x in exported)
 
     def rate(model: str, pod: str) -> str:
         return f'llmobs_generation_tokens_rate{{model="{model}",endpoint="llm/{pod}",node="n1",gpu_model="{H100}"}}'
@@ -43,9 +60,7 @@ def test_documented_energy_per_token_promql(tmp_path: Path) -> None:
     test = {"evaluation_interval": "1m", "tests": [{
         "interval": "1m",
         "input_series": [
-            *({"series": info(m, p, g), "values": "1x8"}
-              for m, p, g in [("llama", "a", "GPU-1"), ("llama", "a", "GPU-2"), ("llama", "b", "GPU-4"),
-                              ("mistral", "c", "GPU-3")]),
+            *({"series": agent_series("llmobs_endpoint_info", r.gpu_uuid), "values": "1x8"} for r in rows),
             {"series": energy("GPU-1"), "values": "0+18000x8"},
             {"series": energy("GPU-2"), "values": "100000 118000 136000 18000 36000 54000 72000 90000 108000"},
             {"series": energy("GPU-4"), "values": "5000+18000x8"},
