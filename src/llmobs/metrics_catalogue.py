@@ -602,6 +602,10 @@ _GPU = (
          "without NVML's v2 memory call"),
     _gpu("llmobs_gpu_memory_total_bytes", "By", "Framebuffer memory installed (or assigned to the MIG instance)."),
     _gpu("llmobs_gpu_power_watts", "W", "Power draw of the board.", "board power draw"),
+    _gpu("llmobs_gpu_energy_joules_total", "J", "Energy the board consumed since the driver loaded.",
+         "energy the board consumed since the driver loaded (NVML's total energy counter; Volta and newer, absent "
+         "where NVML answers NotSupported; starts again at 0 when the driver reloads). Joules per generated token: "
+         "see docs/gpu-and-kubernetes.md", type="counter"),
     _gpu("llmobs_gpu_power_limit_watts", "W", "Enforced power limit.", "enforced board power limit"),
     _gpu("llmobs_gpu_temperature_celsius", "Cel", "GPU core temperature.", "core temperature"),
     _gpu("llmobs_gpu_sm_clock_hertz", "Hz", "Current SM clock.", "current SM clock"),

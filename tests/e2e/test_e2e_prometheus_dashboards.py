@@ -108,6 +108,7 @@ def gpu_families_page(endpoints: list[dict[str, str]], now: float) -> str:
             f'llmobs_gpu_xid_errors_total{{{gpu},xid="13"}} 0',
             f'llmobs_gpu_ecc_errors_total{{{gpu},type="corrected"}} 0',
             f'llmobs_gpu_ecc_errors_total{{{gpu},type="uncorrected"}} 0',
+            f"llmobs_gpu_energy_joules_total{{{gpu}}} {300 * now:.3f}",  # a board drawing 300 W
         ]
         # ... and for the serving families of features the demo's replicas do not run (speculative decoding,
         # prefill/decode disaggregation): the same labels as the exporter writes them

@@ -6,11 +6,13 @@ from __future__ import annotations
 import ctypes.util
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from llmobs.sources.gpu import NvmlReader
+from llmobs.sources.gpu.types import GpuReading
 
 pytestmark = [
     pytest.mark.hardware,
@@ -48,3 +50,25 @@ def test_reads_every_gpu_with_plausible_values() -> None:
             "samples": [[s.metric, s.device.uuid, dict(s.labels), s.value] for s in r.samples],
             "unsupported": dict(r.unsupported), "duration_seconds": r.duration_seconds,
         }, indent=1))
+
+
+def test_energy_counter_rises_with_the_boards_draw() -> None:
+    """NVML's energy counter (Volta and newer): over 2 s it rises by no more than the power limit allows, and
+    its average matches the board's power reading's scale (an idle board still draws tens of watts)."""
+    reader = NvmlReader(rediscover_seconds=3600)
+    first = reader.collect()
+    started = time.monotonic()
+    time.sleep(2.0)
+    second = reader.collect()
+    elapsed = time.monotonic() - started
+    reader.close()
+
+    def energy(r: GpuReading) -> dict[str, float]:
+        return {s.device.uuid: s.value for s in r.samples if s.metric == "llmobs_gpu_energy_joules_total"}
+
+    limits = {s.device.uuid: s.value for s in second.samples if s.metric == "llmobs_gpu_power_limit_watts"}
+    before, after = energy(first), energy(second)
+    assert before.keys() == after.keys() and before, "every whole GPU here is Volta or newer"
+    for uuid, joules in after.items():
+        watts = (joules - before[uuid]) / elapsed
+        assert 0 < watts <= limits[uuid] * 1.2, (uuid, watts)

@@ -39,6 +39,7 @@ class FakeGpu:
     memory_v2: bool = True                # False: a driver without nvmlDeviceGetMemoryInfo_v2
     power_mw: int = 350_000
     power_limit_mw: int = 700_000
+    energy_mj: int | None = 3_600_000_000  # since driver load; None: NotSupported (pre-Volta)
     temperature: int = 61
     sm_clock_mhz: int = 1980
     mem_clock_mhz: int = 2619
@@ -187,6 +188,13 @@ class FakeNvml:
         self._enter("nvmlDeviceGetPowerUsage", h)
         self._whole_gpu_only(h)
         return h.gpu.power_mw
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h: _Handle) -> int:
+        self._enter("nvmlDeviceGetTotalEnergyConsumption", h)
+        self._whole_gpu_only(h)
+        if h.gpu.energy_mj is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return h.gpu.energy_mj
 
     def nvmlDeviceGetEnforcedPowerLimit(self, h: _Handle) -> int:
         self._enter("nvmlDeviceGetEnforcedPowerLimit", h)
