@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,12 +25,15 @@ from llmobs.pipeline import CardinalityLimits, CycleHook, Pipeline
 from llmobs.serving.app import create_app
 from llmobs.serving.asgi import serve_asgi
 from llmobs.serving.collector import FleetCollector
+from llmobs.serving.statuspage import SignalHistory, StatusPage, StatusSources
+from llmobs.serving.statuspage.view import FeedbackView
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.sharding import ShardedTargetSource, resolve_shard_index
 from llmobs.sources.targets import CombinedTargetSource, StaticTargetSource, TargetSource
 from llmobs.state import StateHolder
 
 if TYPE_CHECKING:
+    from llmobs.feedback.stats import FeedbackStats
     from llmobs.forecast.service import ForecastService
     from llmobs.serving.otlp import OtlpHandle
     from llmobs.serving.scaler.server import ScalerHandle
@@ -122,6 +126,34 @@ def served_requests_from(holder: StateHolder) -> Callable[[str], float]:
     return served
 
 
+def build_status_page(holder: StateHolder, forecast: ForecastService | None, scaler: ScalerHandle | None,
+                      feedback_stats: list[FeedbackStats] | None, history: SignalHistory | None = None) -> StatusPage:
+    """The status page with every source this process runs: forecast, KEDA answers, feedback (`feedback_stats`
+    holds the feedback API's counters once it has made them; None when the API is off)."""
+    sources = StatusSources()
+    history = history if history is not None else SignalHistory()
+    if forecast is not None or scaler is not None:
+        from llmobs.serving.statuspage.sources import forecast_extras, trigger_answers
+    if forecast is not None:
+        sources.forecasts = forecast.snapshot
+        history.model_extras = forecast_extras(forecast.snapshot)
+    if scaler is not None:
+        sources.triggers = trigger_answers(scaler.cache, scaler.triggers)
+    if feedback_stats is not None:
+        made = feedback_stats
+        sources.feedback = lambda: feedback_views(made[0]) if made else {}
+    return StatusPage(holder, sources, history)
+
+
+def feedback_views(stats: FeedbackStats) -> dict[str, FeedbackView]:
+    """Negative feedback per model over the feedback API's window, split by client TTFT against the SLO."""
+    out = {}
+    for model, w in stats.window(time.time()).items():
+        above, below = w.by_ttft["above_slo"], w.by_ttft["below_slo"]
+        out[model] = FeedbackView(w.total, w.negative, (above[0], above[1]), (below[0], below[1]))
+    return out
+
+
 def required_extras(config: LlmobsConfig) -> list[str]:
     """The pip extras the components `config` enables need (the core exporter needs none)."""
     enabled = {
@@ -134,7 +166,7 @@ def required_extras(config: LlmobsConfig) -> list[str]:
 
 
 async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None, *,
-                         cycle_hook: CycleHook | None = None) -> Exporter:
+                         cycle_hook: CycleHook | None = None, status_history: SignalHistory | None = None) -> Exporter:
     for feature in required_extras(config):  # fail before binding anything, naming the extra
         require(feature)
     holder = StateHolder()
@@ -178,6 +210,7 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
                                     forecast=ForecastAdapter(forecast) if forecast else None, registry=registry)
         extra_routes = scaler.routes()
     feedback_task = None
+    feedback_stats: list[FeedbackStats] = []  # the feedback API's counters, once it has made them
     if config.feedback is not None and config.feedback.enabled:
         from llmobs.feedback import serve_feedback
 
@@ -188,7 +221,8 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
                 listening.set_result(port)
 
         feedback_task = asyncio.create_task(serve_feedback(
-            config.feedback, registry, served_requests_from(holder), on_listening=announce_port))
+            config.feedback, registry, served_requests_from(holder), on_listening=announce_port,
+            on_stats=feedback_stats.append))
         done, _ = await asyncio.wait([listening, feedback_task], return_when=asyncio.FIRST_COMPLETED)
         if feedback_task in done:
             feedback_task.result()  # re-raise why the feedback API could not start (e.g. port in use)
@@ -197,8 +231,10 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         from llmobs.serving.otlp import start_otlp
 
         otlp = start_otlp(config.otlp, holder)
+    status_page = build_status_page(holder, forecast, scaler, feedback_stats if feedback_task else None,
+                                    status_history)
     app = create_app(holder, registry, max_state_age_seconds=max(30.0, 10 * config.scrape.interval_seconds),
-                     extra_routes=extra_routes)
+                     extra_routes=extra_routes, status_page=status_page)
     server, server_task, port = await serve_asgi(app, config.server.host, config.server.port)
     loop_task = asyncio.create_task(pipeline.run_forever(config.scrape.interval_seconds, stop))
     return Exporter(holder, registry, pipeline, port, server, [loop_task, server_task], stop, scaler=scaler,

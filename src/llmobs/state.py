@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from llmobs.signals.coldstart import ColdStartSummary
@@ -103,6 +103,7 @@ class StateHolder:
         self._current = FleetState(time=time.time())
         self._history: dict[str, deque[ModelDemandPoint]] = {}
         self._history_points = history_points
+        self._listeners: list[Callable[[FleetState], None]] = []
 
     @property
     def current(self) -> FleetState:
@@ -114,6 +115,13 @@ class StateHolder:
             self._current = state
             for p, model in zip(points, state.models(), strict=True):
                 self._history.setdefault(model, deque(maxlen=self._history_points)).append(p)
+        for listener in self._listeners:
+            listener(state)
+
+    def add_listener(self, listener: Callable[[FleetState], None]) -> None:
+        """Call `listener(state)` after each publish, on the publishing thread: it must be cheap and never block
+        (the status page's history appends a few floats per endpoint)."""
+        self._listeners.append(listener)
 
     def history(self, model: str) -> list[ModelDemandPoint]:
         with self._lock:
