@@ -166,7 +166,7 @@ def build_view(state: FleetState, history: SignalHistory, sources: StatusSources
             model=a.model, endpoint=a.endpoint, node=a.node, gpu_model=a.gpu_model,
             kv=s.kv_cache_utilization, waiting=s.requests_waiting, running=s.requests_running,
             ttft_p90=_q90(s.ttft.quantiles), tpot_p90=_q90(s.itl.quantiles),
-            history=history.endpoint(a.model, a.endpoint),
+            history=history.endpoint_overview(a.model, a.endpoint),
             bottleneck=sources.bottleneck_of(s) if sources.bottleneck_of is not None else None,
             gpu=sources.gpu_of(a) if sources.gpu_of is not None else None))
     targets = sorted(state.targets, key=lambda t: (t.up, t.endpoint))
