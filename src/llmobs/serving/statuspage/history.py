@@ -207,11 +207,14 @@ class SignalHistory:
             return Series(*ring.ordered())
 
     def endpoint_overview(self, model: str, endpoint: str) -> Series | None:
-        """`endpoint`'s history in about `overview_points` buckets, each the max of its points (sparklines)."""
+        """`endpoint`'s history in about `overview_points` values (sparklines): the points themselves while
+        there are no more than that, then buckets, each the max of its points."""
         with self._lock:
             ring = self._endpoints.get((model, endpoint))
-            if ring is None or ring.overview is None:
+            if ring is None:
                 return None
+            if ring.overview is None or ring.size <= self.overview_points:
+                return Series(*ring.ordered())
             return Series(*ring.overview.ordered())
 
     def model(self, model: str) -> Series | None:
