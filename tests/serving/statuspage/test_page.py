@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
 import httpx
+from prometheus_client import CollectorRegistry
 
 from llmobs.serving.app import create_app
 from llmobs.serving.scaler.cache import SignalCache, build_snapshot
