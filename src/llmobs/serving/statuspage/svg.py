@@ -75,9 +75,10 @@ class Line:
 
 def line_chart(times: Sequence[float], lines: Sequence[Line], *, band: tuple[Sequence[float], Sequence[float]] | None
                = None, markers: Sequence[float] = (), width: int = 560, height: int = 150, max_points: int = 120,
-               unit: str = "", title: str = "") -> str:
+               unit: str = "", title: str = "", span_labels: tuple[str, str] | None = None) -> str:
     """A time chart of `lines` over `times` (oldest first), an optional shaded band (lower, upper) and vertical
-    markers at the given times (cold starts). Shared y axis from 0; 'no data' when nothing is finite."""
+    markers at the given times (cold starts). Shared y axis from 0; 'no data' when nothing is finite. The x axis
+    is labelled '−N min … now' unless `span_labels` gives its two ends (a replay's start and end)."""
     pad_l, pad_b, pad_t = 44, 16, 6
     w, h = width - pad_l - 4, height - pad_b - pad_t
     thinned = [thin(ln.values, max_points) for ln in lines]
@@ -98,8 +99,9 @@ def line_chart(times: Sequence[float], lines: Sequence[Line], *, band: tuple[Seq
              f"<text class='tick' x='{pad_l - 4}' y='{pad_t + h}'>0</text>"]
     t0, t1 = times[0], times[-1]
     minutes = (t1 - t0) / 60
-    parts.append(f"<text class='tick start' x='{pad_l}' y='{height - 2}'>−{minutes:.0f} min</text>"
-                 f"<text class='tick' x='{pad_l + w}' y='{height - 2}'>now</text>")
+    first, last = span_labels if span_labels is not None else (f"−{minutes:.0f} min", "now")
+    parts.append(f"<text class='tick start' x='{pad_l}' y='{height - 2}'>{esc(first)}</text>"
+                 f"<text class='tick' x='{pad_l + w}' y='{height - 2}'>{esc(last)}</text>")
     if band_t is not None:
         lower, upper = band_t
         up = _points(upper, pad_l, dx, pad_t, h, 0.0, hi)
