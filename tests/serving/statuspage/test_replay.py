@@ -46,4 +46,4 @@ def test_simulate_html_writes_every_policy_side_by_side(tmp_path: Path, capsys: 
     assert parsed.scripts == 0 and parsed.fetching == [], "nothing to run, nothing to fetch"
     policy = re.search(r"http-equiv='Content-Security-Policy' content=\"([^\"]*)\"", page)
     assert policy is not None and html.unescape(policy.group(1)).startswith("default-src 'none';")
-    assert "under-provisioned" in capsys.readouterr().out, "the terminal summary is still printed"
+    assert "underprovisioned_minutes" in capsys.readouterr().out, "the terminal summary is still printed"
