@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from llmobs.serving.app import create_app
 from llmobs.serving.scaler.cache import SignalCache, build_snapshot
 from llmobs.serving.scaler.triggers import TriggerRegistry
-from llmobs.serving.statuspage import FRAGMENT_PATH, StatusPage
+from llmobs.serving.statuspage import FRAGMENT_PATH, SignalHistory, StatusPage
 from llmobs.serving.statuspage.sources import trigger_answers
 from llmobs.state import StateHolder
 from tests.factories import make_signals, make_state, scraped_target
@@ -27,6 +27,14 @@ async def test_page_and_fragment_are_served_with_a_policy_that_allows_only_this_
     assert whole.headers["x-content-type-options"] == "nosniff"
     assert "<main id='live'>" in whole.text and "e1" in whole.text
     assert fragment.text.startswith("<p class='meta'>") and "<html" not in fragment.text
+
+
+def test_the_page_records_into_the_history_it_was_given() -> None:
+    holder = StateHolder()
+    history = SignalHistory(spacing_seconds=1.0)
+    StatusPage(holder, history=history)
+    holder.publish(make_state(make_signals("m", "e1"), time=1.0))
+    assert history.endpoint("m", "e1") is not None and history.model("m") is not None
 
 
 def test_one_render_per_published_state() -> None:

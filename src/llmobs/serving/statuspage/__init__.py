@@ -35,8 +35,8 @@ class StatusPage:
     def __init__(self, holder: StateHolder, sources: StatusSources | None = None,
                  history: SignalHistory | None = None) -> None:
         self.holder = holder
-        self.sources = sources or StatusSources()
-        self.history = history or SignalHistory()
+        self.sources = sources if sources is not None else StatusSources()
+        self.history = history if history is not None else SignalHistory()  # an empty history is falsy
         holder.add_listener(self.history.record)
         self._lock = threading.Lock()
         self._cached: tuple[FleetState, str, str] | None = None  # (state, page, fragment)
