@@ -36,7 +36,9 @@ from llmobs.sources.targets import StaticTargetSource, Target
 
 REPO = Path(__file__).resolve().parent.parent
 IMG = REPO / "docs" / "img"
-SHOTS = {"status-1280.png": (1280, 1800), "status-phone.png": (390, 1600), "simulate.png": (1280, 1000)}
+# status-page.png is the README's picture (the top of the page); the others are docs/status-page.md's.
+SHOTS = {"status-page.png": (1280, 800), "status-1280.png": (1280, 1800), "status-phone.png": (390, 1600),
+         "simulate.png": (1280, 1000)}
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1"]
 
@@ -75,7 +77,7 @@ async def live_page(seconds: float, out_dir: Path, workdir: Path) -> None:
     try:
         await asyncio.sleep(seconds)
         url = f"http://127.0.0.1:{exporter.port}/"
-        for name in ("status-1280.png", "status-phone.png"):
+        for name in ("status-page.png", "status-1280.png", "status-phone.png"):
             await asyncio.to_thread(shoot, url, out_dir / name, SHOTS[name], workdir / name)
     finally:
         stop.set()
