@@ -14,8 +14,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -263,6 +264,13 @@ def demo(
         asyncio.run(main(workdir))
 
 
+def write_replay_html(path: Path, title: str, results: Sequence[Any], notes: Sequence[str]) -> None:
+    """`llmobs forecast simulate --html`: the status page's charts for a replay (imported only when asked)."""
+    from llmobs.serving.statuspage.replay import write_replay_html as write
+
+    write(path, title, results, notes)
+
+
 def _register_subcommands() -> None:
     """Commands owned by other stages (forecasting, the GPU node agent, feedback) add themselves here."""
     from llmobs.agent.cli import register as register_agent
@@ -271,7 +279,7 @@ def _register_subcommands() -> None:
 
     register_agent(app)
     register_feedback(app)
-    register_forecast(app)
+    register_forecast(app, html_writer=write_replay_html)
 
 
 _register_subcommands()

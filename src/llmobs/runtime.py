@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,12 +25,17 @@ from llmobs.pipeline import CardinalityLimits, CycleHook, Pipeline
 from llmobs.serving.app import create_app
 from llmobs.serving.asgi import serve_asgi
 from llmobs.serving.collector import FleetCollector
+from llmobs.serving.statuspage import SignalHistory, StatusPage, StatusSources
+from llmobs.serving.statuspage.history import ModelExtras
+from llmobs.serving.statuspage.scaling import ChainReading, bottleneck_label, scaling_extras
+from llmobs.serving.statuspage.view import FeedbackView
 from llmobs.sources.scrape import Scraper
 from llmobs.sources.sharding import ShardedTargetSource, resolve_shard_index
 from llmobs.sources.targets import CombinedTargetSource, StaticTargetSource, TargetSource
 from llmobs.state import StateHolder
 
 if TYPE_CHECKING:
+    from llmobs.feedback.stats import FeedbackStats
     from llmobs.forecast.service import ForecastService
     from llmobs.serving.otlp import OtlpHandle
     from llmobs.serving.scaler.server import ScalerHandle
@@ -135,6 +141,41 @@ def start_deletion_cost(config: LlmobsConfig, holder: StateHolder, registry: Col
     return writer.stop
 
 
+def build_status_page(holder: StateHolder, forecast: ForecastService | None, scaler: ScalerHandle | None,
+                      feedback_stats: list[FeedbackStats] | None, history: SignalHistory | None = None,
+                      discovery: KubernetesTargetSource | None = None) -> StatusPage:
+    """The status page with every source this process runs: forecast, KEDA answers, feedback (`feedback_stats`
+    holds the feedback API's counters once it has made them; None when the API is off), the doors, the
+    bottleneck, and the HPAs and pods when discovery watches them."""
+    sources = StatusSources(bottleneck_of=bottleneck_label)
+    history = history if history is not None else SignalHistory()
+    if forecast is not None or scaler is not None:
+        from llmobs.serving.statuspage.sources import forecast_extras, trigger_answers
+    base: Callable[[str], ModelExtras] = lambda model: ModelExtras()  # noqa: E731
+    if forecast is not None:
+        sources.forecasts = forecast.snapshot
+        base = forecast_extras(forecast.snapshot)
+    watch = discovery.autoscalers if discovery is not None else None
+    chain = ChainReading(chains=watch.chains if watch is not None else None,
+                         pod_counts=discovery.pod_counts if watch is not None and discovery is not None else None)
+    history.model_extras = scaling_extras(lambda: holder.current, base, chain)
+    if scaler is not None:
+        sources.triggers = trigger_answers(scaler.cache, scaler.triggers)
+    if feedback_stats is not None:
+        made = feedback_stats
+        sources.feedback = lambda: feedback_views(made[0]) if made else {}
+    return StatusPage(holder, sources, history)
+
+
+def feedback_views(stats: FeedbackStats) -> dict[str, FeedbackView]:
+    """Negative feedback per model over the feedback API's window, split by client TTFT against the SLO."""
+    out = {}
+    for model, w in stats.window(time.time()).items():
+        above, below = w.by_ttft["above_slo"], w.by_ttft["below_slo"]
+        out[model] = FeedbackView(w.total, w.negative, (above[0], above[1]), (below[0], below[1]))
+    return out
+
+
 def required_extras(config: LlmobsConfig) -> list[str]:
     """The pip extras the components `config` enables need (the core exporter needs none)."""
     enabled = {
@@ -147,7 +188,7 @@ def required_extras(config: LlmobsConfig) -> list[str]:
 
 
 async def start_exporter(config: LlmobsConfig, source: TargetSource | None = None, *,
-                         cycle_hook: CycleHook | None = None) -> Exporter:
+                         cycle_hook: CycleHook | None = None, status_history: SignalHistory | None = None) -> Exporter:
     for feature in required_extras(config):  # fail before binding anything, naming the extra
         require(feature)
     holder = StateHolder()
@@ -193,6 +234,7 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
                                     forecast=ForecastAdapter(forecast) if forecast else None, registry=registry)
         extra_routes = scaler.routes()
     feedback_task = None
+    feedback_stats: list[FeedbackStats] = []  # the feedback API's counters, once it has made them
     if config.feedback is not None and config.feedback.enabled:
         from llmobs.feedback import serve_feedback
 
@@ -203,7 +245,8 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
                 listening.set_result(port)
 
         feedback_task = asyncio.create_task(serve_feedback(
-            config.feedback, registry, served_requests_from(holder), on_listening=announce_port))
+            config.feedback, registry, served_requests_from(holder), on_listening=announce_port,
+            on_stats=feedback_stats.append))
         done, _ = await asyncio.wait([listening, feedback_task], return_when=asyncio.FIRST_COMPLETED)
         if feedback_task in done:
             feedback_task.result()  # re-raise why the feedback API could not start (e.g. port in use)
@@ -215,8 +258,10 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         from llmobs.serving.otlp import start_otlp
 
         otlp = start_otlp(config.otlp, holder)
+    status_page = build_status_page(holder, forecast, scaler, feedback_stats if feedback_task else None,
+                                    status_history, discovery)
     app = create_app(holder, registry, max_state_age_seconds=max(30.0, 10 * config.scrape.interval_seconds),
-                     extra_routes=extra_routes)
+                     extra_routes=extra_routes, status_page=status_page)
     server, server_task, port = await serve_asgi(app, config.server.host, config.server.port)
     loop_task = asyncio.create_task(pipeline.run_forever(config.scrape.interval_seconds, stop))
     return Exporter(holder, registry, pipeline, port, server, [loop_task, server_task], stop, scaler=scaler,

@@ -159,6 +159,11 @@ class StateHolder:
 
         return remove
 
+    def add_listener(self, listener: Callable[[FleetState], None]) -> Callable[[], None]:
+        """Call `listener(state)` with each published state, on the publishing thread (see `on_publish`: it must
+        be cheap and never block; the status page's history appends a few floats per endpoint)."""
+        return self.on_publish(lambda: listener(self._current))
+
     def history(self, model: str) -> list[ModelDemandPoint]:
         with self._lock:
             return list(self._history.get(model, ()))

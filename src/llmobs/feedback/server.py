@@ -80,6 +80,7 @@ async def serve_feedback(
     *,
     metrics_on_api: bool = False,
     on_listening: Callable[[str, int], None] | None = None,
+    on_stats: Callable[[FeedbackStats], None] | None = None,
 ) -> None:
     """Serve the feedback API on config.host:config.port until cancelled.
 
@@ -88,9 +89,12 @@ async def serve_feedback(
     from this loop and from the scrape thread, so it must be thread-safe); None leaves coverage out.
     `config.enabled` is the caller's decision: this serves whenever called. `metrics_on_api` also
     serves `registry` at `/metrics` on the feedback port (standalone mode). `on_listening(host, port)`
-    is called once the socket is bound (port 0 → real port).
+    is called once the socket is bound (port 0 → real port). `on_stats(stats)` hands the live counters to a
+    reader (the exporter's status page) before anything is served.
     """
     stats = FeedbackStats(config)
+    if on_stats is not None:
+        on_stats(stats)
     store = FeedbackStore(
         config.db_path,
         stats,

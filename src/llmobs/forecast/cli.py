@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -210,6 +211,8 @@ def simulate(
     max_replicas: Annotated[int, typer.Option()] = 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     plot: Annotated[Path | None, typer.Option(help="write a PNG of demand vs ready capacity")] = None,
+    html: Annotated[Path | None, typer.Option(
+        help="write every policy's replay (this one first) side by side as one self-contained HTML file")] = None,
 ) -> None:
     """Replay a trace against an autoscaling policy; report under-provisioned and replica minutes."""
     require("forecast")
@@ -230,8 +233,10 @@ def simulate(
     series = read_trace(trace, step_s, finer="linear")
     hpa = HpaConfig(polling_interval_s=polling_interval, min_replicas=min_replicas, max_replicas=max_replicas)
     cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=cold_start, hpa=hpa)
+    if html is not None and _html_writer is None:
+        raise ForecastInputError("--html needs the llmobs CLI's page writer (run it as `llmobs forecast simulate`)")
     upper, need = None, 1
-    if policy != "reactive":
+    if policy != "reactive" or html is not None:
         h = math.ceil(cfg.cold_start_s / series.step_seconds - 1e-9) + 1
         model = make_forecaster(forecaster)
         _, upper = forecast_path(series, model, h)
@@ -240,6 +245,12 @@ def simulate(
                     min_history=need)
     if plot is not None:
         _plot_replay([result], plot)
+    if html is not None and _html_writer is not None:
+        others = [replay(series, p, cfg, utilization=utilization, forecast_upper=upper, forecaster_name=forecaster,
+                         min_history=need) for p in POLICIES if p != policy]
+        _html_writer(html, f"llmobs forecast simulate · {trace.name}", [result, *others], [
+            f"cold start {cfg.cold_start_s:g} s", f"{capacity_per_replica:g} req/s per replica",
+            f"step {series.step_seconds:g} s", f"utilization {utilization:g}", f"forecaster {forecaster}"])
     d = result.to_dict()
     d.update(trace=str(trace), step_seconds=series.step_seconds, cold_start_seconds=cfg.cold_start_s,
              capacity_per_replica=capacity_per_replica, mean_demand=float(np.nanmean(result.demand)))
@@ -263,8 +274,17 @@ def _moved(old: str) -> Any:
     return moved
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `forecast` group (backtest, simulate, capacity) to the main `llmobs` app."""
+# `simulate --html` draws with the status page's chart code, which lives in the serving layer above this one:
+# the CLI hands the writer in through `register` (path, title, replay results, notes).
+HtmlWriter = Callable[[Path, str, Sequence[Any], Sequence[str]], None]
+_html_writer: HtmlWriter | None = None
+
+
+def register(app: typer.Typer, html_writer: HtmlWriter | None = None) -> None:
+    """Add the `forecast` group (backtest, simulate, capacity) to the main `llmobs` app; `html_writer` writes
+    `simulate --html`."""
+    global _html_writer
+    _html_writer = html_writer
     forecast_app = typer.Typer(
         no_args_is_help=True,
         help="Demand forecasting on traces: backtests, autoscaling replays, KV-cache capacity.",
