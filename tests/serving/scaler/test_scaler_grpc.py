@@ -202,6 +202,9 @@ async def test_metrics_api_json_health_and_self_metrics(live) -> None:
         missing = await client.get(f"{base}/api/v1/scaler/metrics", params={"model": "mistral"})
         assert bad.status_code == 400 and "'signal'" in bad.json()["error"]
         assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+        # a metrics-api query is remembered as a trigger (the status page shows its answer), a bad one is not
+        assert [(t.query.model, t.query.signal) for t in handle.triggers.items()] == [
+            ("llama-3.1-8b-instruct", "requests_running")]
         async with channel_to(handle) as channel:
             await keda_poll(pb_grpc.ExternalScalerStub(channel), {"model": "qwen2.5-coder-7b"})
             checker = health_pb2_grpc.HealthStub(channel)
@@ -217,8 +220,9 @@ async def test_metrics_api_json_health_and_self_metrics(live) -> None:
     updated = {s.labels["model"]: s.value for s in families["llmobs_scaler_last_update_timestamp_seconds"].samples}
     assert set(updated) == {"llama-3.1-8b-instruct", "qwen2.5-coder-7b"}
     assert all(time.time() - v < 30 for v in updated.values())
-    # The one gRPC trigger polled above is remembered; the metrics-api's unknown model "mistral" is not.
-    assert families["llmobs_scaler_triggers"].samples[0].value == 1
+    # The gRPC trigger polled above and the metrics-api's good query are remembered; its unknown model "mistral"
+    # and its bad signal are not.
+    assert families["llmobs_scaler_triggers"].samples[0].value == 2
     assert families["llmobs_scaler_trigger_evictions"].samples[0].value == 0
 
 

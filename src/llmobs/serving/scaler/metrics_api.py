@@ -18,14 +18,18 @@ from starlette.routing import Route
 from llmobs.serving.scaler.cache import ScalerError, SignalCache, answer
 from llmobs.serving.scaler.metadata import MetadataError, parse_metadata
 from llmobs.serving.scaler.stats import ScalerStats
+from llmobs.serving.scaler.triggers import TriggerRegistry
 
 HTTP_STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "UNAVAILABLE": 503}
 PATH = "/api/v1/scaler/metrics"
 
 
 def metrics_api_routes(cache: SignalCache, stats: ScalerStats | None = None,
-                       horizons: tuple[float, ...] = (60.0, 300.0, 900.0)) -> list[Route]:
-    """Routes to pass to `create_app(..., extra_routes=...)`."""
+                       horizons: tuple[float, ...] = (60.0, 300.0, 900.0),
+                       triggers: TriggerRegistry | None = None) -> list[Route]:
+    """Routes to pass to `create_app(..., extra_routes=...)`. With `triggers`, a query is remembered there as a
+    gRPC trigger is (bounded, known models only), so the status page shows what KEDA's metrics-api scaler was
+    last answered too."""
 
     async def scaler_metrics(request: Request) -> Response:
         try:
@@ -33,7 +37,7 @@ def metrics_api_routes(cache: SignalCache, stats: ScalerStats | None = None,
             for key in params:
                 if len(params.getlist(key)) > 1:
                     raise MetadataError(key, "given more than once")
-            q = parse_metadata(dict(params), horizons)
+            q = triggers.lookup(dict(params)).query if triggers is not None else parse_metadata(dict(params), horizons)
             snapshot = cache.snapshot
             value = answer(snapshot, q, time.time())
         except MetadataError as e:

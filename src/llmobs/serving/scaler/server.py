@@ -132,7 +132,7 @@ class ScalerHandle:
         return self._workdir
 
     def routes(self) -> list[Route]:
-        return metrics_api_routes(self.cache, self.stats, self.config.horizons())
+        return metrics_api_routes(self.cache, self.stats, self.config.horizons(), self.triggers)
 
     async def stop(self, grace: float = 1.0) -> None:
         if self._stop.is_set():
