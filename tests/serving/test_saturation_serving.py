@@ -9,11 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmobs.serving.app import render_status_page
 from llmobs.serving.collector import FleetCollector
 from llmobs.serving.scaler.cache import ScalerError, answer, build_snapshot
 from llmobs.serving.scaler.metadata import parse_metadata
 from llmobs.serving.snapshot import state_to_json
+from llmobs.serving.statuspage import StatusPage, StatusSources
+from llmobs.serving.statuspage.scaling import bottleneck_label
 from llmobs.signals.types import ModelEndpointSignals, Saturation
 from llmobs.state import StateHolder
 from tests.factories import make_signals, make_state, scraped_target
@@ -108,8 +109,8 @@ def test_status_page_names_the_bottleneck_or_says_unknown_with_why() -> None:
     holder = StateHolder()
     holder.publish(make_state(endpoint("busy", KV_BOUND), endpoint("blind", UNKNOWN),
                               endpoint("old", None, model="<b>m</b>"), time=NOW))
-    page = render_status_page(holder)
+    page, _ = StatusPage(holder, StatusSources(bottleneck_of=bottleneck_label)).render()
     assert "<th>bottleneck</th>" in page
-    assert "<td title='batch 50 %, kv 92 %, prefill 10 %'>kv 92 %</td>" in page
-    assert "<td title='max_num_seqs_unknown, max_num_batched_tokens_unknown'>unknown</td>" in page
+    assert "<td class='bottleneck'>kv 92 %</td>" in page
+    assert "<td class='bottleneck'>unknown: max_num_seqs_unknown, max_num_batched_tokens_unknown</td>" in page
     assert "&lt;b&gt;m&lt;/b&gt;" in page and "<b>m</b>" not in page

@@ -47,5 +47,6 @@ def test_bottleneck_label_names_the_limit_or_says_why_not() -> None:
     assert bottleneck_label(make_signals()) is None
     assert bottleneck_label(with_sat(Saturation({"kv": 0.87, "prefill": 0.1, "batch": 0.2}, "kv", 10.0))) == "kv 87 %"
     unknown = Saturation({"kv": 0.5}, "unknown", None, ("max_num_seqs_unknown",))
-    assert math.isnan(unknown.binding_ratio) and bottleneck_label(with_sat(unknown)) == "unknown"
+    assert math.isnan(unknown.binding_ratio)
+    assert bottleneck_label(with_sat(unknown)) == "unknown: max_num_seqs_unknown"  # says what to configure
     assert bottleneck_label(with_sat(Saturation({"kv": 0.1, "prefill": 0.1, "batch": 0.2}, "none", 9.0))) == "none"

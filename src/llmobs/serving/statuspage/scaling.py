@@ -44,11 +44,14 @@ class ChainReading:
 
 
 def bottleneck_label(s: ModelEndpointSignals) -> str | None:
-    """`kv 87 %` for the limit that binds, `unknown` or `none` as the saturation says; None when not computed."""
+    """`kv 87 %` for the limit that binds, `none`, or `unknown: <why>` (the inputs it lacks, e.g.
+    `max_num_seqs_unknown`: what to configure); None when not computed."""
     sat = s.saturation
     if sat is None:
         return None
-    if sat.bottleneck in ("unknown", "none") or not math.isfinite(sat.binding_ratio):
+    if sat.bottleneck == "unknown":
+        return "unknown: " + ", ".join(sat.unknown) if sat.unknown else "unknown"
+    if sat.bottleneck == "none" or not math.isfinite(sat.binding_ratio):
         return sat.bottleneck
     return f"{sat.bottleneck} {sat.binding_ratio * 100:.0f} %"
 
