@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -442,3 +442,12 @@ def scaled_object(name: str, namespace: str = "llm", *, models: tuple[str, ...] 
                          "scalerAddress": "llmobs-scaler.llmobs.svc:9401", "model": m, "signal": "queue_depth",
                          "target": "4"}} for m in models]},
             "status": status}
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll `cond` until it holds (watch events arrive asynchronously); AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)

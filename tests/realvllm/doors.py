@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.realvllm.harness import free_port
+from tests.realvllm.harness import free_port, stop_process_group
 
 CACHE = Path.home() / ".cache" / "llmobs"
 ROUTER_VENV = Path(os.environ.get("LLMOBS_ROUTER_VENV", CACHE / "router-venv"))
@@ -59,16 +58,8 @@ class _Process:
         raise RuntimeError(f"{url} not ready in {timeout:.0f}s; log tail:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process_group(self.process, grace=20)
         self.process = None
 
     def log_tail(self, lines: int = 30) -> str:

@@ -3,29 +3,11 @@ real `kubernetes` client: objects shaped as the HPA controller and KEDA's operat
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-
 import pytest
 
 from llmobs.sources.kubernetes import KubernetesConfig, KubernetesTargetSource, model_chains, pod_counts
 from llmobs.sources.kubernetes.autoscalers import Condition, scaledobject_view, trigger_models
-from tests.k8s.apiserver import FakeApiServer, hpa, pod, scaled_object
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApiServer]:
-    server = FakeApiServer().start()
-    yield server
-    server.stop()
+from tests.k8s.apiserver import FakeApiServer, hpa, pod, scaled_object, wait_until
 
 
 def start_source(api: FakeApiServer, **kw: object) -> KubernetesTargetSource:

@@ -5,28 +5,12 @@ change, readiness, node labels, and 1,000 pods from the watch stream without a r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client
 
 from llmobs.sources.kubernetes import KubernetesConfig, KubernetesTargetSource, PodIndex, pod_target
-from tests.k8s.apiserver import FakeApiServer, node, pod
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApiServer]:
-    server = FakeApiServer().start()
-    yield server
-    server.stop()
+from tests.k8s.apiserver import FakeApiServer, node, pod, wait_until
 
 
 def make_source(api: FakeApiServer, **kw: object) -> KubernetesTargetSource:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,13 +21,6 @@ from llmobs.runtime import serve_asgi, start_exporter
 from llmobs.sources.kubernetes import KubernetesConfig, KubernetesTargetSource
 from tests.conftest import FIXTURE_PAGE
 from tests.k8s.apiserver import FakeApiServer, node, pod
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApiServer]:
-    server = FakeApiServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
