@@ -196,13 +196,16 @@ class FakeApiServer:
         with self._lock:
             self.requests[f"{'watch' if watching else 'list'} {resource}"] += 1
             fail = self._fail.pop(0) if self._fail else None
+            # a watch belongs to the server's state when it arrived: `drop_watches`/`expire` after that end it,
+            # even if its stream has not started yet (tests count requests, then act)
+            gens = (self._expire_gen, self._drop_gen)
         if fail is not None:
             return JSONResponse(_status(fail, "InternalError", "injected failure"), status_code=fail)
         if resource == "scaledobjects" and not self.keda_installed:
             return JSONResponse(_status(404, "NotFound", "the server could not find the requested resource"),
                                 status_code=404)
         if watching:
-            return StreamingResponse(self._stream(resource, namespace, q), media_type="application/json")
+            return StreamingResponse(self._stream(resource, namespace, q, gens), media_type="application/json")
         return JSONResponse(self._list(resource, namespace, q))
 
     async def _pod(self, request: Request) -> Response:
@@ -256,12 +259,13 @@ class FakeApiServer:
         return {"kind": f"{KINDS[resource]}List", "apiVersion": API_VERSIONS[resource], "metadata": meta,
                 "items": page}
 
-    async def _stream(self, resource: str, namespace: str, q: dict[str, str]) -> AsyncIterator[bytes]:
+    async def _stream(self, resource: str, namespace: str, q: dict[str, str],
+                      gens: tuple[int, int]) -> AsyncIterator[bytes]:
         pos = int(q.get("resourceVersion") or 0)
         deadline = time.monotonic() + float(q.get("timeoutSeconds") or 1800)
         bookmarks = q.get("allowWatchBookmarks", "").lower() in ("true", "1")
         with self._lock:
-            expire_gen, drop_gen = self._expire_gen, self._drop_gen
+            expire_gen, drop_gen = gens
             too_old = pos < self.compacted_rv
         if too_old:
             yield self._line("ERROR", _status(410, "Expired", f"too old resource version: {pos}"))

@@ -105,6 +105,7 @@ def test_reconnects_with_backoff_after_server_errors(api: FakeApiServer) -> None
     src = make_source(api, watch_nodes=False)
     try:
         (w,) = src.pod_watchers
+        wait_until(lambda: api.requests["watch pods"] >= 1)  # the watch is open: the drop below ends it
         api.fail_next(3, status=503)
         api.drop_watches()
         api.upsert("pods", pod("b", ip="10.0.0.2"))
