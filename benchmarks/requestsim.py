@@ -31,9 +31,9 @@ TRACE = Path(__file__).resolve().parents[1] / "data" / "traces" / "AzureLLMInfer
 def controller(view: ControlView) -> int | None:
     """Keep ~32 requests in each ready replica (running + waiting, as scraped); never below 4; scale in
     only when half the fleet would do. Exercises the paths, it is not one of the compared policies."""
-    if not view.signals:
+    if not view.loads:
         return None
-    load = sum(s.requests_running + s.requests_waiting for s in view.signals)
+    load = sum(r.concurrency for r in view.loads)
     want = max(4, math.ceil(load / 32))
     current = view.ready + view.starting
     return want if want > current or want < 0.5 * current else None

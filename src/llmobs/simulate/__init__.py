@@ -7,11 +7,10 @@ per-request TTFT/TPOT/E2E, SLO attainment and GPU-hours (`results`). Needs the `
 pandas), as the trace readers and the capacity arithmetic it reuses do.
 """
 
+from llmobs.simulate.control import Controller, ControlView, ReplicaLoad
 from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import (
-    Controller,
-    ControlView,
     FleetConfig,
     FleetSimulator,
     check_slo,
@@ -29,6 +28,7 @@ __all__ = [
     "FleetConfig",
     "FleetSimulator",
     "ReplicaEngine",
+    "ReplicaLoad",
     "SimRequest",
     "SimulationInputError",
     "SimulationResult",

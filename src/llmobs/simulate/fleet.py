@@ -23,7 +23,6 @@ What is modelled, and the choices made where a real cluster could differ:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ import numpy as np
 from llmobs.demo.page import render_page
 from llmobs.signals.tracker import SignalTracker
 from llmobs.signals.types import ModelEndpointSignals
+from llmobs.simulate.control import Controller, ControlView, ReplicaLoad
 from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.profile import StepProfile
@@ -73,20 +73,6 @@ class FleetConfig:
                 raise SimulationInputError(f"{key} must be > 0 seconds, not {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class ControlView:
-    """What a controller sees at a sync instant: replica counts and the latest scraped signals of each
-    ready replica (llmobs' `ModelEndpointSignals`, derived from the rendered pages)."""
-
-    now: float
-    ready: int
-    starting: int
-    signals: tuple[ModelEndpointSignals, ...]
-
-
-Controller = Callable[[ControlView], int | None]
-
-
 class _Replica:
     __slots__ = ("added_at", "ended_at", "engine", "ready_at", "signals", "tracker")
 
@@ -123,6 +109,7 @@ class FleetSimulator:
         self._ready: list[_Replica] = []  # live replicas ready at `_ready_until`'s last check
         self._ready_until = -math.inf  # the ready list holds until this instant (the next replica's ready_at)
         self._ready_since = math.inf
+        self._prompt_cumsum = np.concatenate(([0.0], np.cumsum(workload.prompt, dtype=float)))
 
     # --- replicas
     def _add(self, now: float, ready_at: float) -> None:
@@ -183,12 +170,21 @@ class FleetSimulator:
             if out:
                 replica.signals = out[0]
 
+    def _door(self, now: float) -> tuple[float, float]:
+        """Arrivals per second and their prompt tokens per second at the router over the signal window."""
+        window = self.config.signal_window_s
+        lo, hi = np.searchsorted(self.workload.arrival, (max(0.0, now - window), now), side="right")
+        span = min(window, now) or window
+        return (hi - lo) / span, float(self._prompt_cumsum[hi] - self._prompt_cumsum[lo]) / span
+
     def _sync(self, now: float) -> None:
         if self.controller is None:
             return
         ready, starting = self._counts(now)
         signals = tuple(r.signals for r in self.live if r.ready_at <= now and r.signals is not None)
-        desired = self.controller(ControlView(now, ready, starting, signals))
+        door_rate, door_prompt = self._door(now)
+        loads = tuple(ReplicaLoad.from_signals(s) for s in signals)
+        desired = self.controller(ControlView(now, ready, starting, loads, door_rate, door_prompt, signals))
         if desired is not None:
             self._scale_to(desired, now)
 
