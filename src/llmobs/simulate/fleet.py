@@ -303,8 +303,10 @@ class FleetSimulator:
         if rejected.any():
             notes.append(f"{int(rejected.sum())} requests rejected: prompt ≥ max_model_len "
                          f"{self.config.engine.max_model_len}")
+        spans = tuple((r.added_at, r.ended_at) for r in self.retired) + tuple((r.added_at, end) for r in self.live)
         return SimulationResult(w.arrival, first, finish, w.prompt, output, preempt, replica, rejected,
-                                gpu_seconds, end, steps, tuple(self.timeline), tuple(notes))
+                                gpu_seconds, end, steps, tuple(self.timeline), tuple(notes), spans,
+                                self.config.profile.gpus_per_replica)
 
 
 def simulate(workload: Workload, config: FleetConfig, controller: Controller | None = None) -> SimulationResult:

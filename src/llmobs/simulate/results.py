@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class PartMeasures:
+    """What one part of a run (a time range) gave, as users judge a scaling policy: the share of the requests
+    arriving in it that met the SLO, and the GPU time spent in it to get that.
+
+    `requests`: arrivals in the part; `met`: those that finished with TTFT and TPOT within the SLO (rejected
+    and unfinished requests are missed); `gpu_hours`: GPU time of every replica (starting, ready or
+    draining) overlapping the part; `scale_events`: replica-count changes decided in the part."""
+
+    start: float
+    end: float
+    requests: int
+    met: int
+    gpu_hours: float
+    scale_events: int
+
+    @property
+    def attainment(self) -> float:
+        return self.met / self.requests if self.requests else math.nan
+
+    @property
+    def goodput_per_gpu_hour(self) -> float:
+        """Requests that met the SLO per GPU-hour spent in the part."""
+        return self.met / self.gpu_hours if self.gpu_hours > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -14,6 +41,8 @@ class SimulationResult:
 
     `rejected`: prompts vLLM would refuse (≥ max_model_len tokens); they count as missed in attainment.
     `gpu_seconds`: every replica from the decision that added it to the end of its drain (or of the run).
+    `replica_spans`: those (added, ended) intervals, one per replica, so the GPU time of any part of the run
+    can be told apart; `gpus_per_replica` turns replica time into GPU time.
     """
 
     arrival: np.ndarray
@@ -29,6 +58,8 @@ class SimulationResult:
     steps: int
     replica_timeline: tuple[tuple[float, int, int], ...] = ()  # (time, ready, starting) after each change
     notes: tuple[str, ...] = field(default_factory=tuple)
+    replica_spans: tuple[tuple[float, float], ...] = ()
+    gpus_per_replica: int = 1
 
     def __len__(self) -> int:
         return len(self.arrival)
@@ -74,3 +105,18 @@ class SimulationResult:
     def goodput_per_gpu_hour(self, ttft_s: float, tpot_s: float) -> float:
         """Requests that met both SLOs per GPU-hour spent."""
         return float(self.met(ttft_s, tpot_s).sum()) / self.gpu_hours if self.gpu_seconds > 0 else 0.0
+
+    def gpu_seconds_between(self, start: float, end: float = math.inf) -> float:
+        """GPU-seconds of every replica span overlapping [start, end): a part's share of `gpu_seconds`."""
+        if not self.replica_spans and self.gpu_seconds > 0:
+            raise ValueError("this result has no replica spans: the GPU time of a part cannot be told apart")
+        total = sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.replica_spans)
+        return total * self.gpus_per_replica
+
+    def part(self, start: float, end: float, ttft_s: float, tpot_s: float) -> PartMeasures:
+        """The measures of the requests arriving in [start, end) and of the GPU time spent in it (`end` =
+        inf: to the end of the run, the drain after the last arrival included)."""
+        inside = (self.arrival >= start) & (self.arrival < end)
+        changes = sum(1 for t, *_ in self.replica_timeline[1:] if start <= t < end)
+        return PartMeasures(start, end, int(inside.sum()), int((self.met(ttft_s, tpot_s) & inside).sum()),
+                            self.gpu_seconds_between(start, end) / 3600.0, changes)
