@@ -1,187 +1,519 @@
-"""Predictive/hybrid autoscaling vs reactive KEDA+HPA, replayed on real traces at equal replica-minutes.
+"""Autoscaling policies compared as users judge them: SLO attainment against the GPU-hours it cost.
 
-Usage: .venv/bin/python benchmarks/autoscale.py [--trace FILE ...] [--cold-start 5m] [--quick]
+Usage: PYTHONPATH=src .venv/bin/python benchmarks/autoscale.py [--trace FILE ...] [--quick] [--plot-dir DIR]
+       [--jobs 2] [--load 4] [--ttft 1] [--tpot 0.1]
 
 Protocol (docs/benchmarks/autoscale.md), per trace:
 
-1. Demand: the 1-hour per-request traces in 10 s buckets; ServeGen's 10-minute rates interpolated
-   linearly to 60 s (the 10-minute means are kept). Cold start 5 min (a GPU replica loading weights).
-2. Capacity per replica = mean request rate of the first 40 % ÷ 8 (a fleet of ~8–10 replicas).
-3. The forecaster is the backtest winner on the first 40 % only: the lowest pinball loss of its q0.9
-   band (what the policy consumes) at the cold-start horizon, among last value, moving averages over
-   1 min, the cold start and twice the cold start, ARIMA and llmobs GBM; its forecasts are causal
-   (rolling origin, refitted on the past only) over the whole trace. The band's quantile q (for the
-   selection and the policy alike) = 1 − the share of the first 40 % that reactive leaves
-   under-provisioned, clipped to [0.9, 0.99] (`matched_tail_quantile`).
-4. Reactive = KEDA + HPA on the observed 1-minute rate at target utilization 0.8; its replica-minutes
-   on the test part (last 60 %) are the budget.
-5. A (out of sample): each llmobs policy's headroom is tuned on the first 40 % to reactive's
-   replica-minutes there, then frozen and run on the test part; its cost deviation is printed.
-   B (equal cost): each llmobs policy's headroom is set so that its replica-minutes on the test part
-   match reactive's within 2 % — the headline comparison. The search reads only replica-minutes (the
-   budget), never under-provisioning; forecasts stay causal. Hybrid's headroom tunes only its forecast
-   part and is searched in (0.1, 1.0]: its reactive floor stays at 0.8, so where the forecast adds
-   replicas above the floor even at 1.0, hybrid costs more than reactive and the line says so.
-6. Ratio per trace = reactive under-provisioned minutes ÷ hybrid's (B). 0 ÷ 0 counts as 1.0 (nothing to
-   remove); x ÷ 0 as inf. The last line is the smallest over traces.
-7. Ceiling per trace: a lower bound on the under-provisioned minutes of any policy, clairvoyant
-   included, within reactive's test replica-minutes + 2 % (`underprovision_lower_bound`), so the
-   largest ratio any policy could show on that trace.
-8. Diagnostics, never used for any choice above: the best constant fleet within the same budget, picked
-   knowing the test part (where forecasting has nothing to place, this is what the optimum looks like);
-   and the ratio each other candidate forecaster's band would have given at equal cost (how much of
-   the trace ratio is the luck of one selection on a few dozen short buckets).
+1. Fleet: Llama-3.1-8B on one H100 per replica (the bundled `llama-3.1-8b-h100` step profile; KV blocks as
+   `llmobs forecast capacity` computes them; vLLM's defaults, max_model_len 32,768), the profile's default
+   SLO TTFT ≤ 1 s and TPOT ≤ 100 ms, cold start 120 s, scraped and synced every 15 s, the HPA's defaults,
+   maxReplicaCount = twice the replicas the training part's busiest minute needs at capacity.
+2. Parts: training = the first 40 % of the trace's time span, test = the last 60 %.
+3. Capacity: requests/s one replica serves at ≥ 99 % of the attainable (6.) in a load test at the training
+   part's length mix — its first 2,000 requests on Poisson arrivals, as `vllm bench serve --request-rate`
+   sends them — bisected by the policies' `profile_capacity`.
+4. Load: the arrival rate is multiplied so that the training part's mean rate is LOAD (4) × capacity (a
+   fleet of a few to ~10 replicas), on the trace's own time axis: k whole copies of the trace, each shifted
+   by its own offset in [0, 60 s) (wrapped at the end), plus one seeded thinned copy for the fraction.
+   Every copy replays the recorded arrivals, so bursts and trends stay; copies get their own prefix-block
+   ids (other users, other prompts). Rate-window files (ServeGen) are drawn at the scaled rate.
+5. Runs: every policy gets one simulation of the whole trace per knob of its own grid (policies are causal:
+   one run gives both parts). The fleet starts with the replicas the first 5 minutes need at capacity.
+   Traces of a week or more go through the fluid simulator (`llmobs.simulate.fluid`), same protocol.
+6. Measures on a part: attainment = share of the requests arriving in it with TTFT ≤ 1 s and TPOT ≤ 100 ms
+   (rejected and unfinished ones missed); GPU-hours of every replica (starting, ready, draining) over the
+   part; goodput (requests within the SLO) per GPU-hour; scale events. Target: 99 % of the attainable =
+   0.99 × the share of the part's requests that meet the SLO served alone on an idle replica (1.0 unless
+   prompts are too long to prefill within the TTFT or to fit max_model_len, as some of Mooncake's).
+7. Per policy: the frontier (test attainment vs GPU-hours over its grid); the fewest test GPU-hours at the
+   target; out of sample: the knob cheapest at the target on the training part, frozen, and what it got on
+   the test part. The clairvoyant bound (it reads the future) is printed beside them.
+8. Per trace ratio = the fewest GPU-hours at the target of the best policy users run today (a–e: every
+   policy but llmobs and the bound) ÷ llmobs'. No a–e policy reaches the target → that trace has no ratio
+   (inf, skipped, said so); llmobs cannot → 0. `long-trace ratio: Y` = the smallest over traces of a week
+   or more; the last line, `ratio: X`, the smallest over all traces.
+
+--quick (CI smoke size): the first 20 minutes of each per-request trace, LOAD 2, 2 knobs per policy.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from llmobs.forecast.backtest import backtest
-from llmobs.forecast.demand import DEFAULT_TRACE_DIR, DemandSeries, parse_duration, read_trace
-from llmobs.forecast.forecasters import Arima, LastValue, LlmobsModel, MovingAverage, make_forecaster
-from llmobs.forecast.replay import (
-    ReplayConfig,
-    forecast_path,
-    matched_tail_quantile,
-    replay,
-    tune_utilization,
-    underprovision_exact_bound,
-    underprovision_lower_bound,
+from llmobs.forecast.replay import HpaConfig
+from llmobs.simulate import (
+    EngineConfig,
+    FleetConfig,
+    SimulationInputError,
+    StepProfile,
+    Workload,
+    check_slo,
+    load_profile,
+    load_workload,
+    simulate,
 )
+from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec
+from llmobs.simulate.results import PartMeasures, SimulationResult
 
-REACTIVE_UTILIZATION = 0.8
+REPO = Path(__file__).resolve().parents[1]
+TRACE_DIR = REPO / "data" / "traces"
+PLOT_DIR = REPO / "docs" / "benchmarks" / "img"
+PROFILE = "llama-3.1-8b-h100"
+MAX_MODEL_LEN = 32_768  # as benchmarks/requestsim.py and the fluid model's fitted table
+TTFT_S, TPOT_S = 1.0, 0.1
+COLD_START_S = 120.0
 SPLIT = 0.4
-FLEET_DIVISOR = 8
-Q_MIN, Q_MAX = 0.9, 0.99  # band quantile range (`matched_tail_quantile`)
-BOUNDS = (0.1, 20.0)  # headroom search range: > 1 scales down an upper band that bursts inflate
+LOAD = 4.0  # training part's mean rate ÷ capacity_rps
+TARGET = 0.99
+LONG_TRACE_S = 7 * 86_400.0
+SHIFT_S = 60.0  # each copy of a trace starts at its own offset in [0, SHIFT_S)
+CAPACITY_SAMPLE = 2000
+PROBE_REQUESTS = 20_000  # a rate-window file's thin draw, for its length mix and attainable share
+MAX_REPLICA_FACTOR = 2.0  # maxReplicaCount = this × the replicas the training part's busiest minute needs
+MIN_MAX_REPLICAS = 10
+START_WINDOW_S = 300.0  # the initial fleet serves this much of the start at capacity
+LLMOBS = "llmobs"
+QUICK_LOAD = 2.0
+QUICK_SPAN_S = 1200.0
+QUICK_KNOBS = 2
 
 
-def load(path: Path) -> DemandSeries:
-    """Demand at the benchmark's step for this trace (see the protocol)."""
-    if "servegen" in path.name:
-        return read_trace(path).resample(60, "linear")
-    return read_trace(path, 10)
+@dataclass(frozen=True)
+class Trace:
+    """One prepared trace: the scaled workload every policy is run on, and what the protocol derived."""
+
+    name: str
+    path: Path
+    mode: str  # "request" (request-level simulator) or "fluid"
+    workload: Workload
+    split_s: float
+    span_s: float
+    capacity_rps: float
+    multiplier: float
+    initial_replicas: int
+    max_replicas: int
+    attainable_test: float
+    attainable_train: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def long(self) -> bool:
+        return self.span_s >= LONG_TRACE_S
+
+    def target(self, part: str) -> float:
+        return TARGET * (self.attainable_test if part == "test" else self.attainable_train)
 
 
-def wape(actual: np.ndarray, point: np.ndarray) -> float:
-    """Σ|y − ŷ| / Σ|y| over known actuals."""
-    ok = ~np.isnan(actual)
-    return float(np.abs(actual[ok] - point[ok]).sum() / np.abs(actual[ok]).sum())
+@dataclass(frozen=True)
+class Outcome:
+    """What one (trace, policy, knob) run gave on both parts."""
+
+    trace: int
+    policy: str
+    knob: float
+    train: PartMeasures
+    test: PartMeasures
+    requests: int
+    seconds: float
 
 
-def ratio(reactive: float, ours: float) -> float:
-    """Reduction factor of under-provisioned minutes; see the protocol for the zero cases."""
-    if ours == 0:
-        return 1.0 if reactive == 0 else math.inf
-    return reactive / ours
+@dataclass
+class Settings:
+    ttft_s: float = TTFT_S
+    tpot_s: float = TPOT_S
+    quick: bool = False
+    load: float = LOAD
+    hpa: HpaConfig = field(default_factory=HpaConfig)
 
 
-def best_constant_fleet(demand: np.ndarray, capacity: float, step: float, replica_minutes: float) -> tuple[int, float]:
-    """(replicas, under-provisioned minutes) of the largest constant fleet within `replica_minutes`."""
-    y = np.nan_to_num(demand)
-    replicas = math.floor(replica_minutes * 60.0 / (step * len(y)) + 1e-9)
-    return replicas, float(np.sum(y > replicas * capacity + 1e-9)) * step / 60.0
+# --- the fleet -------------------------------------------------------------------------------------------
+
+def engine_for(profile: StepProfile) -> EngineConfig:
+    capacity = profile.capacity(context_tokens=MAX_MODEL_LEN)
+    return EngineConfig(kv_blocks=capacity.num_blocks, block_size=capacity.block_size, max_model_len=MAX_MODEL_LEN)
 
 
-def run_trace(path: Path, cold_start_s: float, quick: bool) -> float:
-    """Print one trace's figures; return its ratio."""
+def fleet_config(profile: StepProfile, initial: int, ttft_s: float, max_replicas: int = 1000) -> FleetConfig:
+    return FleetConfig(engine_for(profile), profile, model="llama-3.1-8b", initial_replicas=initial,
+                       max_replicas=max_replicas, cold_start_s=COLD_START_S, ttft_slo_s=ttft_s)
+
+
+# --- load scaling ----------------------------------------------------------------------------------------
+
+def head(w: Workload, until_s: float) -> Workload:
+    """The requests arriving before `until_s`."""
+    n = int(np.searchsorted(w.arrival, until_s, side="left"))
+    return Workload(w.source, w.arrival[:n], w.prompt[:n], w.output[:n], w.hashes[:n] if w.hashes else (),
+                    w.hash_block_tokens, w.notes)
+
+
+def multiply_rate(w: Workload, factor: float, span_s: float, seed: int = 0) -> Workload:
+    """The trace's arrival rate × `factor` on the same time axis: whole copies, each shifted by a seeded
+    offset in [0, SHIFT_S) and wrapped at `span_s`, plus one copy thinned to the fraction left."""
+    rng = np.random.default_rng(seed)
+    whole, fraction = int(factor), factor - int(factor)
+    top = 1 + max((max(h) for h in w.hashes if h), default=0) if w.hashes else 0
+    arrivals, prompts, outputs, hashes = [], [], [], []
+    for copy in range(whole + (fraction > 0)):
+        keep = np.ones(len(w), dtype=bool) if copy < whole else rng.random(len(w)) < fraction
+        shift = 0.0 if copy == 0 else float(rng.uniform(0.0, SHIFT_S))
+        arrivals.append((w.arrival[keep] + shift) % span_s)
+        prompts.append(w.prompt[keep])
+        outputs.append(w.output[keep])
+        if w.hashes:
+            hashes += [tuple(x + copy * top for x in h) for h, k in zip(w.hashes, keep, strict=True) if k]
+    arrival = np.concatenate(arrivals)
+    order = np.argsort(arrival, kind="stable")
+    return Workload(w.source, arrival[order], np.concatenate(prompts)[order], np.concatenate(outputs)[order],
+                    tuple(hashes[i] for i in order) if hashes else (), w.hash_block_tokens,
+                    (*w.notes, f"arrival rate ×{factor:.3g} (shifted copies of the trace)"))
+
+
+def alone_attainment(w: Workload, config: FleetConfig, split_s: float, ttft_s: float,
+                     tpot_s: float) -> tuple[float, float]:
+    """(training, test) share of the requests that meet the SLO served alone on an idle replica: the most any
+    fleet can attain (a prompt too long to prefill within the TTFT misses whatever the fleet size)."""
+    isolated = Workload(w.source, np.arange(len(w)) * 1000.0, w.prompt, w.output, w.hashes, w.hash_block_tokens)
+    met = simulate(isolated, replace(config, initial_replicas=1)).met(ttft_s, tpot_s)
+    train = w.arrival < split_s
+    return float(met[train].mean()) if train.any() else 1.0, float(met[~train].mean()) if (~train).any() else 1.0
+
+
+# --- preparing a trace -----------------------------------------------------------------------------------
+
+def capacity_of(training: Workload, config: FleetConfig, settings: Settings) -> float:
+    """Requests/s one replica serves at ≥ 99 % of the attainable, in a load test at the training part's length
+    mix: its first CAPACITY_SAMPLE requests on Poisson arrivals (as `vllm bench serve --request-rate` sends
+    them), bisected by the policies' `profile_capacity`. The target is relative to what the same requests
+    attain alone, so a trace with prompts too long for the TTFT still has a capacity."""
+    from llmobs.simulate.policies import profile_capacity
+
+    n = min(CAPACITY_SAMPLE, len(training))
+    gaps = np.random.default_rng(1).exponential(1.0, n)
+    sample = Workload(training.source, np.cumsum(gaps) - gaps[0], training.prompt[:n], training.output[:n],
+                      training.hashes[:n] if training.hashes else (), training.hash_block_tokens)
+    ceiling = alone_attainment(sample, config, math.inf, settings.ttft_s, settings.tpot_s)[0]
+    return float(profile_capacity(sample, config, settings.ttft_s, settings.tpot_s, attainment=TARGET * ceiling))
+
+
+def prepare(path: Path, profile: StepProfile, settings: Settings, seed: int = 0) -> Trace:
+    """Read, size and scale one trace (protocol steps 1–3, 6)."""
+    base = fleet_config(profile, 1, settings.ttft_s)
+    windows = _is_windows(path)
+    probe_scale = PROBE_REQUESTS / _expected_requests(path) if windows else 1.0
+    probe = load_workload(path, seed=seed, rate_scale=probe_scale) if windows else load_workload(path)
+    span = _span(path, probe)
+    long = span >= LONG_TRACE_S
+    if settings.quick and not long:
+        span = min(span, QUICK_SPAN_S)
+    split = SPLIT * span
+    load = settings.load
+    if windows:
+        # windows hold rates, not requests: size from a thin draw of the training part, then draw at scale
+        sample = head(probe, split)
+        base_rate = len(sample) / split / probe_scale
+        attain_train, attain_test = alone_attainment(probe, base, split, settings.ttft_s, settings.tpot_s)
+        capacity = capacity_of(sample, base, settings)
+        multiplier = load * capacity / base_rate
+        if long:
+            workload, mode = sample, "fluid"
+        else:
+            workload, mode = load_workload(path, seed=seed, duration_s=span, rate_scale=multiplier), "request"
+    else:
+        raw = head(probe, span)
+        train = head(raw, split)
+        attain_train, attain_test = alone_attainment(raw, base, split, settings.ttft_s, settings.tpot_s)
+        capacity = capacity_of(train, base, settings)
+        multiplier = load * capacity / (len(train) / split)
+        workload, mode = multiply_rate(raw, multiplier, span, seed), "request"
+    scaled = multiplier / probe_scale if windows else 1.0  # the probe's requests stand for this many
+    start_rate = float(np.searchsorted(workload.arrival, START_WINDOW_S)) / START_WINDOW_S
+    initial = max(1, math.ceil(start_rate * (scaled if mode == "fluid" else 1.0) / capacity))
+    train_arrival = workload.arrival[workload.arrival < split]
+    busiest = np.bincount((train_arrival // 60).astype(np.int64)).max() / 60.0 * (scaled if mode == "fluid" else 1.0)
+    most = max(MIN_MAX_REPLICAS, math.ceil(MAX_REPLICA_FACTOR * busiest / capacity))
+    return Trace(path.stem, path, mode, workload, split, span, capacity, multiplier, initial, most, attain_test,
+                 attain_train, workload.notes)
+
+
+def _expected_requests(path: Path) -> float:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, usecols=["window_start_s", "total_rate_rps"])
+    except (OSError, ValueError) as exc:
+        raise SimulationInputError(f"{path}: {exc}") from None
+    start = pd.to_numeric(df["window_start_s"], errors="coerce").to_numpy(dtype=float)
+    rate = pd.to_numeric(df["total_rate_rps"], errors="coerce").to_numpy(dtype=float)
+    width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
+    total = float(np.nansum(np.clip(rate, 0, None))) * width
+    if not total > 0:
+        raise SimulationInputError(f"{path}: no window with traffic (total_rate_rps is 0 or missing everywhere)")
+    return total
+
+
+def _is_windows(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return "window_start_s" in f.readline()
+
+
+def _span(path: Path, w: Workload) -> float:
+    if _is_windows(path):
+        import pandas as pd
+
+        start = pd.read_csv(path, usecols=["window_start_s"])["window_start_s"].to_numpy(dtype=float)
+        width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
+        return float(start[-1] - start[0]) + width
+    return float(w.arrival[-1]) if len(w) else 0.0
+
+
+# --- one run (in a worker) -------------------------------------------------------------------------------
+
+_TRACES: list[Trace] = []
+_SETTINGS = Settings()
+
+
+def _init(traces: list[Trace], settings: Settings) -> None:
+    global _TRACES, _SETTINGS  # noqa: PLW0603 — a pool worker's read-only copy of what every job needs
+    _TRACES, _SETTINGS = traces, settings
+
+
+def context_for(trace: Trace, spec: PolicySpec, settings: Settings) -> PolicyContext:
+    config = fleet_config(load_profile(PROFILE), trace.initial_replicas, settings.ttft_s, trace.max_replicas)
+    hpa = replace(settings.hpa, max_replicas=trace.max_replicas)
+    return PolicyContext(config, settings.ttft_s, settings.tpot_s, trace.capacity_rps, hpa,
+                         training=head(trace.workload, trace.split_s),
+                         future=trace.workload if spec.clairvoyant else None)
+
+
+def run_one(job: tuple[int, str, float]) -> Outcome:
+    """Simulate one trace under one policy at one knob; both parts' measures."""
+    index, key, knob = job
+    trace, settings = _TRACES[index], _SETTINGS
+    spec = POLICIES[key]
+    context = context_for(trace, spec, settings)
     t0 = time.perf_counter()
-    d = load(path)
-    n, step = len(d), d.step_seconds
-    split = int(n * SPLIT)
-    cap = float(np.nanmean(d.request_rate.to_numpy()[:split])) / FLEET_DIVISOR
-    cfg = ReplayConfig(capacity_per_replica=cap, cold_start_s=cold_start_s)
-    horizon = math.ceil(cold_start_s / step) + 1  # replicas asked now serve from t + cold start + 1 step
-    cold = horizon - 1  # the cold start in steps
-    windows = sorted({6, cold, 2 * cold} - {0, 1})  # 1 min, the cold start, twice it (1 = last value)
-    candidates = [LastValue(), *(MovingAverage(w) for w in windows), Arima(3)]
-    candidates += [] if quick else [LlmobsModel()]
-    warm = max(5, split // 4)
-    tune_run = replay(d.slice(0, split), "reactive", cfg, utilization=REACTIVE_UTILIZATION, score_from=warm)
-    tune_budget = tune_run.replica_minutes
-    # The band's quantile = 1 − the share of the first 40 % that reactive leaves short, in [0.9, 0.99].
-    q = matched_tail_quantile(tune_run, Q_MIN, Q_MAX)
-    bt = backtest(d.slice(0, split), (horizon,), candidates, select_by="pinball", quantile=q)
-    chosen = bt.best
-    point, upper = forecast_path(d, make_forecaster(chosen), horizon, quantile=q)
-    lv_point, _ = forecast_path(d, LastValue(), horizon)
-    y = d.request_rate.to_numpy()
-    actual = np.full(n, np.nan)
-    actual[: n - horizon] = y[horizon:]
-    test = slice(split, n)
-    print(f"== {path.name}: {n} steps of {step:g}s, cold start {cold_start_s:g}s (horizon {horizon} steps), "
-          f"capacity/replica {cap:.3g} req/s, test = last {n - split} steps")
-    ranks = ", ".join(f"{s.forecaster} {s.pinball_scaled:.4g}"
-                      for s in sorted(bt.scores, key=lambda s: s.pinball_scaled))
-    print(f"   band quantile q = {q:.3f} (reactive short {tune_run.underprovisioned_minutes:.2f} of "
-          f"{tune_run.minutes:.1f} min on the first 40 %); first-40 % pinball (scaled): {ranks}")
-    print(f"   forecaster (lowest pinball on first 40 %): {chosen}; test-part WAPE at horizon: "
-          f"{wape(actual[test], point[test]):.3f} vs last value {wape(actual[test], lv_point[test]):.3f}")
-    base = replay(d, "reactive", cfg, utilization=REACTIVE_UTILIZATION, score_from=split)
-    print(f"   reactive  u={REACTIVE_UTILIZATION:.3f}: under-provisioned {base.underprovisioned_minutes:7.2f} min, "
-          f"{base.replica_minutes:9.1f} replica-min, {base.scale_events} scale events")
-    out = math.nan
-    for policy in ("predictive", "hybrid"):
-        u_a = tune_utilization(d, policy, cfg, tune_budget, forecast_upper=upper, score_from=warm, score_to=split,
-                               bounds=BOUNDS)
-        a = replay(d, policy, cfg, utilization=u_a, forecast_upper=upper, score_from=split)
-        u_b = tune_utilization(d, policy, cfg, base.replica_minutes, forecast_upper=upper, score_from=split,
-                               bounds=BOUNDS)
-        b = replay(d, policy, cfg, utilization=u_b, forecast_upper=upper, score_from=split)
-        for tag, u, r in (("A", u_a, a), ("B", u_b, b)):
-            dev = 100 * (r.replica_minutes / base.replica_minutes - 1)
-            flag = "" if abs(dev) <= 2 else "  (cost not within 2 %)"
-            print(f"   {policy:<10}{tag} u={u:.3f}: under-provisioned {r.underprovisioned_minutes:7.2f} min, "
-                  f"{r.replica_minutes:9.1f} replica-min ({dev:+.1f} %), {r.scale_events} scale events, "
-                  f"reduction {ratio(base.underprovisioned_minutes, r.underprovisioned_minutes):.2f}×{flag}")
-        if policy == "hybrid":
-            out = ratio(base.underprovisioned_minutes, b.underprovisioned_minutes)
-            why = ", ".join(f"{k} {v}" for k, v in b.fallbacks.to_dict().items() if v) or "none"
-            print(f"   hybrid    B on its reactive floor alone (data-quality guard) in {sum(b.fallbacks.values())} "
-                  f"of {b.fallbacks.decisions} decisions: {why}")
-    budget = 1.02 * base.replica_minutes
-    exact = underprovision_exact_bound(y[split:], cap, step, cold_start_s, budget)
-    bound, how = (exact, "exact") if exact is not None else (
-        underprovision_lower_bound(y[split:], cap, step, cold_start_s, budget), "dual")
-    print(f"   ceiling ({how}): any policy, even a clairvoyant one, within reactive's replica-minutes + 2 % is "
-          f"under-provisioned ≥ {bound:.3g} min → ratio ≤ {ratio(base.underprovisioned_minutes, bound):.2f}")
-    flat, flat_under = best_constant_fleet(y[split:], cap, step, budget)
-    print(f"   diagnostic: the best constant fleet within that budget, chosen in hindsight ({flat} replicas) is "
-          f"under-provisioned {flat_under:.3g} min → ratio {ratio(base.underprovisioned_minutes, flat_under):.2f}")
-    others = []
-    for f in candidates:
-        if f.name == chosen:
+    result = _simulate(trace, context, spec.build(knob, context))
+    seconds = time.perf_counter() - t0
+    ttft, tpot = settings.ttft_s, settings.tpot_s
+    return Outcome(index, key, knob, result.part(0.0, trace.split_s, ttft, tpot),
+                   result.part(trace.split_s, math.inf, ttft, tpot), len(result), seconds)
+
+
+def _simulate(trace: Trace, context: PolicyContext, controller: Callable[..., int | None]) -> SimulationResult:
+    if trace.mode == "request":
+        return simulate(trace.workload, context.fleet, controller)
+    from llmobs.simulate import fluid  # type: ignore[attr-defined]
+
+    return fluid.simulate_fluid(trace.workload, context.fleet, controller, None, context.ttft_slo_s,
+                                context.tpot_slo_s)
+
+
+# --- reading the runs ------------------------------------------------------------------------------------
+
+def frontier(points: Sequence[Outcome]) -> list[Outcome]:
+    """The runs no other run beats on both test attainment and test GPU-hours, cheapest first."""
+    best: list[Outcome] = []
+    for o in sorted(points, key=lambda o: (o.test.gpu_hours, -o.test.attainment)):
+        if not best or o.test.attainment > best[-1].test.attainment:
+            best.append(o)
+    return best
+
+
+def cheapest_at(points: Sequence[Outcome], part: str, target: float) -> Outcome | None:
+    ok = [o for o in points if getattr(o, part).attainment >= target]
+    return min(ok, key=lambda o: getattr(o, part).gpu_hours) if ok else None
+
+
+def out_of_sample(points: Sequence[Outcome], trace: Trace) -> tuple[Outcome, bool]:
+    """The knob a user would freeze after the training part: the cheapest reaching the target there, or,
+    when none does, the one with the highest training attainment (False: the target was not reached)."""
+    chosen = cheapest_at(points, "train", trace.target("train"))
+    if chosen is not None:
+        return chosen, True
+    return max(points, key=lambda o: (o.train.attainment, -o.train.gpu_hours)), False
+
+
+def trace_ratio(fewest: dict[str, float | None]) -> float:
+    """Best a–e policy's fewest GPU-hours at the target ÷ llmobs'; inf when no a–e policy reaches it, 0 when
+    llmobs cannot."""
+    rivals = [v for k, v in fewest.items() if k != LLMOBS and not POLICIES[k].clairvoyant and v is not None]
+    if not rivals:
+        return math.inf
+    ours = fewest.get(LLMOBS)
+    return 0.0 if ours is None else min(rivals) / ours
+
+
+def report_trace(trace: Trace, runs: list[Outcome]) -> float:
+    """Print one trace's tables; return its ratio."""
+    target = trace.target("test")
+    print(f"== {trace.name}: {trace.span_s / 3600:.1f} h, {trace.mode}-level, {len(trace.workload):,} requests"
+          f"{'' if trace.mode == 'request' else ' (a thin draw: the fluid model runs on rates)'}; "
+          f"capacity {trace.capacity_rps:.3g} req/s per replica; arrival rate ×{trace.multiplier:.3g}; "
+          f"{trace.initial_replicas} replicas at start, at most {trace.max_replicas}; split at {trace.split_s / 3600:.2f} h")
+    print(f"   target: test attainment ≥ {target:.4f} (99 % of the {trace.attainable_test:.4f} attainable: "
+          f"requests served alone on an idle replica that meet the SLO)")
+    fewest: dict[str, float | None] = {}
+    print(f"   {'policy':<15} {'fewest GPU-h at target (knob)':<30} {'out of sample: knob':<22} "
+          f"{'test att':>8} {'GPU-h':>7} {'goodput/GPU-h':>13} {'events':>6}")
+    for key, spec in POLICIES.items():
+        points = [o for o in runs if o.policy == key]
+        if not points:
             continue
-        _, up = forecast_path(d, f, horizon, quantile=q)
-        u = tune_utilization(d, "hybrid", cfg, base.replica_minutes, forecast_upper=up, score_from=split,
-                             bounds=BOUNDS)
-        r = replay(d, "hybrid", cfg, utilization=u, forecast_upper=up, score_from=split)
-        others.append(f"{f.name} {ratio(base.underprovisioned_minutes, r.underprovisioned_minutes):.2f}")
-    print(f"   diagnostic: hybrid's ratio at equal cost had another candidate been selected: {', '.join(others)}")
-    print(f"   trace ratio (hybrid, B): {out:.2f}   [{time.perf_counter() - t0:.1f}s]")
+        best = cheapest_at(points, "test", target)
+        fewest[key] = best.test.gpu_hours if best else None
+        chosen, reached = out_of_sample(points, trace)
+        where = f"{best.test.gpu_hours:.2f} ({best.knob:g})" if best else "cannot reach at any knob"
+        flag = "" if reached else " (!)"
+        print(f"   {key + (' [bound]' if spec.clairvoyant else ''):<15} {where:<30} "
+              f"{f'{chosen.knob:g}{flag}':<22} {chosen.test.attainment:8.4f} {chosen.test.gpu_hours:7.2f} "
+              f"{chosen.test.goodput_per_gpu_hour:13.0f} {chosen.test.scale_events:6d}")
+    if any(not out_of_sample([o for o in runs if o.policy == k], trace)[1] for k in fewest):
+        print("   (!) no knob reached the target on the training part: the one with the highest training "
+              "attainment was frozen")
+    print("   frontier (test GPU-h → attainment, cheapest first):")
+    for key in fewest:
+        pts = frontier([o for o in runs if o.policy == key])
+        print(f"     {key:<15} " + "  ".join(f"{o.test.gpu_hours:.2f}→{o.test.attainment:.4f}" for o in pts))
+    r = trace_ratio(fewest)
+    why = ("no a–e policy reaches the target: no ratio for this trace" if math.isinf(r) else
+           "llmobs cannot reach the target" if r == 0 else "")
+    print(f"   trace ratio (best a–e ÷ llmobs, fewest GPU-h at target): {r:.3f}{'  — ' + why if why else ''}")
+    return r
+
+
+def plot(trace: Trace, runs: list[Outcome], out_dir: Path) -> Path:
+    """Attainment vs GPU-hours on the test part, one line per policy over its knob grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for key, spec in POLICIES.items():
+        pts = sorted((o for o in runs if o.policy == key), key=lambda o: o.knob)
+        if not pts:
+            continue
+        ax.plot([o.test.gpu_hours for o in pts], [o.test.attainment for o in pts], marker="o", markersize=3,
+                linestyle="--" if spec.clairvoyant else "-", linewidth=2.2 if key == LLMOBS else 1.2,
+                label=spec.label)
+    ax.axhline(trace.target("test"), color="grey", linewidth=0.8, linestyle=":", label="target")
+    lows = [o.test.attainment for o in runs]
+    ax.set_ylim(max(0.0, min(min(lows), trace.target("test")) - 0.02), 1.002)
+    ax.set_xlabel("GPU-hours on the test part (last 60 %)")
+    ax.set_ylabel("SLO attainment (TTFT ≤ 1 s, TPOT ≤ 100 ms)")
+    ax.set_title(f"{trace.name}: each policy over its knob grid")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"autoscale-{trace.name}.png"
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
     return out
 
 
+# --- main ------------------------------------------------------------------------------------------------
+
+def grid_of(spec: PolicySpec, trace: Trace, settings: Settings) -> tuple[float, ...]:
+    grid = tuple(spec.grid(context_for(trace, spec, settings)))
+    if settings.quick and len(grid) > QUICK_KNOBS:
+        grid = tuple(grid[round(i * (len(grid) - 1) / (QUICK_KNOBS - 1))] for i in range(QUICK_KNOBS))
+    return grid
+
+
+def run_all(traces: list[Trace], settings: Settings, jobs: int) -> list[Outcome]:
+    work = [(i, key, knob) for i, t in enumerate(traces) for key, spec in POLICIES.items()
+            for knob in grid_of(spec, t, settings)]
+    work.sort(key=lambda j: -len(traces[j[0]].workload))  # the longest runs first: the two workers end together
+    if jobs <= 1:
+        _init(traces, settings)
+        return [run_one(j) for j in work]
+    with multiprocessing.get_context("fork").Pool(jobs, initializer=_init, initargs=(traces, settings)) as pool:
+        return list(pool.imap_unordered(run_one, work, chunksize=1))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run every trace given (default: all four in data/traces) and print `ratio: X` last."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trace", action="append", type=Path, help="trace file (repeatable)")
-    ap.add_argument("--cold-start", default="5m")
-    ap.add_argument("--quick", action="store_true", help="skip the GBM candidate (faster)")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--trace", action="append", type=Path, help="trace file (repeatable; default: data/traces/*.csv)")
+    ap.add_argument("--quick", action="store_true", help="CI smoke size: 20 minutes per trace, LOAD 2, 2 knobs per policy")
+    ap.add_argument("--plot-dir", type=Path, default=PLOT_DIR, help="where autoscale-<trace>.png go")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
+    ap.add_argument("--ttft", type=float, default=TTFT_S, help="TTFT SLO, seconds (default 1)")
+    ap.add_argument("--tpot", type=float, default=TPOT_S, help="TPOT SLO, seconds (default 0.1)")
+    ap.add_argument("--load", type=float, help=f"training part's mean rate ÷ one replica's capacity (default "
+                    f"{LOAD:g}; {QUICK_LOAD:g} with --quick)")
     args = ap.parse_args(argv)
-    traces = args.trace or sorted(DEFAULT_TRACE_DIR.glob("*.csv"))
-    cold = parse_duration(args.cold_start)
-    ratios = [run_trace(p, cold, args.quick) for p in traces]
-    print(f"per-trace ratios: {', '.join(f'{r:.2f}' for r in ratios)} (target ≥ 2.0 on every trace)")
-    print(f"ratio: {min(ratios):.2f}")
+    t0 = time.perf_counter()
+    load = args.load if args.load is not None else QUICK_LOAD if args.quick else LOAD
+    if not (math.isfinite(load) and load > 0):
+        print(f"autoscale: --load must be > 0, not {load!r}", file=sys.stderr)
+        return 2
+    settings = Settings(args.ttft, args.tpot, args.quick, load)
+    profile = load_profile(PROFILE)
+    paths = args.trace or sorted(TRACE_DIR.glob("*.csv"))
+    try:
+        check_slo(fleet_config(profile, 1, settings.ttft_s), settings.ttft_s, settings.tpot_s)
+    except SimulationInputError as exc:
+        print(f"autoscale: {exc}", file=sys.stderr)
+        return 2
+    traces = []
+    for path in paths:
+        try:
+            traces.append(prepare(path, profile, settings))
+        except SimulationInputError as exc:
+            print(f"autoscale: skipping {path.name}: {exc}", file=sys.stderr)
+    if not traces:
+        print("autoscale: no trace left to run", file=sys.stderr)
+        return 2
+    print(f"profile {profile.name} (1 GPU per replica), SLO TTFT ≤ {settings.ttft_s:g} s and TPOT ≤ "
+          f"{settings.tpot_s * 1000:g} ms, cold start {COLD_START_S:g} s, HPA defaults "
+          f"(tolerance {settings.hpa.tolerance:g}, scale-down stabilization {settings.hpa.scale_down_stabilization_s:g} s)"
+          f"; {len(POLICIES)} policies; {args.jobs} worker(s)")
+    runnable = [t for t in traces if t.mode == "request" or _fluid_available()]
+    for t in traces:
+        if t not in runnable:
+            print(f"== {t.name}: skipped — a trace of a week or more needs llmobs.simulate.fluid, not installed")
+    runs = run_all(runnable, settings, args.jobs)
+    ratios: dict[str, float] = {}
+    for i, t in enumerate(runnable):
+        mine = [o for o in runs if o.trace == i]
+        ratios[t.name] = report_trace(t, mine)
+        print(f"   plot: {plot(t, mine, args.plot_dir)}")
+    req = [o for o in runs if runnable[o.trace].mode == "request"]
+    sim_requests, sim_seconds = sum(o.requests for o in req), sum(o.seconds for o in req)
+    if sim_seconds > 0:
+        print(f"request-level simulator: {sim_requests:,} requests in {len(req)} runs, {sim_seconds:.1f} s of "
+              f"worker time = {sim_requests / sim_seconds:,.0f} simulated requests/s per worker")
+    long = [r for t in runnable if t.long and not math.isinf(r := ratios[t.name])]
+    print(f"long-trace ratio: {min(long):.3f}" if long else
+          "long-trace ratio: none (no trace of a week or more has a ratio)")
+    finite = {k: v for k, v in ratios.items() if not math.isinf(v)}
+    skipped = sorted(set(ratios) - set(finite))
+    if skipped:
+        print(f"traces without a ratio (no a–e policy reaches the target): {', '.join(skipped)}")
+    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    print(f"ratio: {min(finite.values()):.3f}" if finite else "ratio: inf (no trace has an a–e policy at the target)")
     return 0
+
+
+def _fluid_available() -> bool:
+    try:
+        from llmobs.simulate import fluid  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

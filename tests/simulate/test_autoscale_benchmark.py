@@ -1,0 +1,70 @@
+"""benchmarks/autoscale.py at smoke size: every policy of the registry is swept on a trace and reported with
+its frontier, its cheapest knob at the target and its out-of-sample run, the plot is written, and bad input
+ends in one line instead of a traceback."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.autoscale import main
+from llmobs.simulate.policies import POLICIES
+
+
+def azure_trace(path: Path, minutes: float = 8.0, seed: int = 0) -> Path:
+    """An Azure-format trace whose rate doubles halfway: something for the policies to scale on."""
+    rng = np.random.default_rng(seed)
+    span = minutes * 60.0
+    rate = lambda t: 2.0 if t < span / 2 else 4.0  # noqa: E731 — requests/s before and after the step
+    t, times = 0.0, []
+    while t < span:
+        t += rng.exponential(1.0 / rate(t))
+        times.append(t)
+    n = len(times)
+    stamps = pd.Timestamp("2023-11-16 18:00:00") + pd.to_timedelta(times, unit="s")
+    pd.DataFrame({"TIMESTAMP": stamps.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                  "ContextTokens": rng.integers(2000, 6000, n),
+                  "GeneratedTokens": rng.integers(50, 300, n)}).to_csv(path, index=False)
+    return path
+
+
+def test_every_policy_is_swept_and_reported_with_a_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = azure_trace(tmp_path / "step.csv")
+    args = ["--quick", "--jobs", "1", "--load", "1", "--trace", str(trace), "--plot-dir", str(tmp_path / "img")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = [line.split() for line in lines if line.startswith("   ") and line.split()[0] in POLICIES]
+    assert {row[0] for row in table} == set(POLICIES)  # one summary row per policy
+    frontier = [line.split() for line in lines if line.startswith("     ") and line.split()[0] in POLICIES]
+    for row in frontier:  # cheapest first, and each point dearer than the last buys more attainment
+        points = [tuple(map(float, p.split("→"))) for p in row[1:]]
+        assert points == sorted(points) and all(b[1] > a[1] for a, b in zip(points, points[1:], strict=False))
+    assert "target: test attainment ≥ 0.9900" in out
+    assert (tmp_path / "img" / "autoscale-step.png").stat().st_size > 10_000
+    assert lines[-1].startswith("ratio: ")
+    x = float(lines[-1].split()[1])
+    assert x == 0 or x > 0 and not math.isnan(x)
+    assert any(line.startswith("request-level simulator:") and "simulated requests/s" in line for line in lines)
+
+
+def test_a_trace_without_lengths_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = tmp_path / "bare.csv"
+    bare.write_text("TIMESTAMP\n2023-11-16 18:00:00.0\n2023-11-16 18:00:01.0\n")
+    assert main(["--quick", "--jobs", "1", "--trace", str(bare), "--plot-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("autoscale: skipping bare.csv:") and "ContextTokens" in err[0]
+    assert err[-1] == "autoscale: no trace left to run" and len(err) == 2
+
+
+def test_an_slo_no_fleet_can_meet_is_refused_before_any_run(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    trace = azure_trace(tmp_path / "step.csv", minutes=2)
+    assert main(["--quick", "--trace", str(trace), "--tpot", "0.001", "--plot-dir", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "TPOT SLO 1 ms" in captured.err
