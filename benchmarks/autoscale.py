@@ -285,7 +285,7 @@ _SETTINGS = Settings()
 
 
 def _init(traces: list[Trace], settings: Settings) -> None:
-    global _TRACES, _SETTINGS  # noqa: PLW0603 — a pool worker's read-only copy of what every job needs
+    global _TRACES, _SETTINGS  # a pool worker's read-only copy of what every job needs
     _TRACES, _SETTINGS = traces, settings
 
 
@@ -361,7 +361,8 @@ def report_trace(trace: Trace, runs: list[Outcome]) -> float:
     print(f"== {trace.name}: {trace.span_s / 3600:.1f} h, {trace.mode}-level, {len(trace.workload):,} requests"
           f"{'' if trace.mode == 'request' else ' (a thin draw: the fluid model runs on rates)'}; "
           f"capacity {trace.capacity_rps:.3g} req/s per replica; arrival rate ×{trace.multiplier:.3g}; "
-          f"{trace.initial_replicas} replicas at start, at most {trace.max_replicas}; split at {trace.split_s / 3600:.2f} h")
+          f"{trace.initial_replicas} replicas at start, at most {trace.max_replicas}; "
+          f"split at {trace.split_s / 3600:.2f} h")
     print(f"   target: test attainment ≥ {target:.4f} (99 % of the {trace.attainable_test:.4f} attainable: "
           f"requests served alone on an idle replica that meet the SLO)")
     fewest: dict[str, float | None] = {}
@@ -447,7 +448,8 @@ def run_all(traces: list[Trace], settings: Settings, jobs: int) -> list[Outcome]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--trace", action="append", type=Path, help="trace file (repeatable; default: data/traces/*.csv)")
-    ap.add_argument("--quick", action="store_true", help="CI smoke size: 20 minutes per trace, LOAD 2, 2 knobs per policy")
+    ap.add_argument("--quick", action="store_true",
+                    help="CI smoke size: 20 minutes per trace, LOAD 2, 2 knobs per policy")
     ap.add_argument("--plot-dir", type=Path, default=PLOT_DIR, help="where autoscale-<trace>.png go")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
     ap.add_argument("--ttft", type=float, default=TTFT_S, help="TTFT SLO, seconds (default 1)")
@@ -479,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"profile {profile.name} (1 GPU per replica), SLO TTFT ≤ {settings.ttft_s:g} s and TPOT ≤ "
           f"{settings.tpot_s * 1000:g} ms, cold start {COLD_START_S:g} s, HPA defaults "
-          f"(tolerance {settings.hpa.tolerance:g}, scale-down stabilization {settings.hpa.scale_down_stabilization_s:g} s)"
-          f"; {len(POLICIES)} policies; {args.jobs} worker(s)")
+          f"(tolerance {settings.hpa.tolerance:g}, scale-down stabilization "
+          f"{settings.hpa.scale_down_stabilization_s:g} s); {len(POLICIES)} policies; {args.jobs} worker(s)")
     runnable = [t for t in traces if t.mode == "request" or _fluid_available()]
     for t in traces:
         if t not in runnable:

@@ -4,7 +4,7 @@ ends in one line instead of a traceback."""
 
 from __future__ import annotations
 
-import math
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +43,11 @@ def test_every_policy_is_swept_and_reported_with_a_plot(tmp_path: Path, capsys: 
     frontier = [line.split() for line in lines if line.startswith("     ") and line.split()[0] in POLICIES]
     for row in frontier:  # cheapest first, and each point dearer than the last buys more attainment
         points = [tuple(map(float, p.split("→"))) for p in row[1:]]
-        assert points == sorted(points) and all(b[1] > a[1] for a, b in zip(points, points[1:], strict=False))
+        assert points == sorted(points) and all(b[1] > a[1] for a, b in pairwise(points))
     assert "target: test attainment ≥ 0.9900" in out
     assert (tmp_path / "img" / "autoscale-step.png").stat().st_size > 10_000
     assert lines[-1].startswith("ratio: ")
-    x = float(lines[-1].split()[1])
-    assert x == 0 or x > 0 and not math.isnan(x)
+    assert float(lines[-1].split()[1]) >= 0  # a number (inf when no a–e policy reaches the target), never NaN
     assert any(line.startswith("request-level simulator:") and "simulated requests/s" in line for line in lines)
 
 
