@@ -45,9 +45,10 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ from llmobs.simulate import (
     simulate,
 )
 from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec
-from llmobs.simulate.results import PartMeasures, SimulationResult
+from llmobs.simulate.results import PartMeasures
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE_DIR = REPO / "data" / "traces"
@@ -208,74 +209,76 @@ def capacity_of(training: Workload, config: FleetConfig, settings: Settings) -> 
 
 
 def prepare(path: Path, profile: StepProfile, settings: Settings, seed: int = 0) -> Trace:
-    """Read, size and scale one trace (protocol steps 1–3, 6)."""
+    """Read, size and scale one trace (protocol steps 1–4, 6)."""
     base = fleet_config(profile, 1, settings.ttft_s)
-    windows = _is_windows(path)
-    probe_scale = PROBE_REQUESTS / _expected_requests(path) if windows else 1.0
-    probe = load_workload(path, seed=seed, rate_scale=probe_scale) if windows else load_workload(path)
-    span = _span(path, probe)
+    if _is_windows(path):
+        return _prepare_windows(path, base, settings, seed)
+    raw = load_workload(path)
+    span = float(raw.arrival[-1]) if len(raw) else 0.0
+    if settings.quick:
+        span = min(span, QUICK_SPAN_S)
+    raw = head(raw, span)
+    split = SPLIT * span
+    train = head(raw, split)
+    if len(train) < 2 or not split > 0:
+        raise SimulationInputError(f"{path}: too few requests to split into a training and a test part")
+    attain_train, attain_test = alone_attainment(raw, base, split, settings.ttft_s, settings.tpot_s)
+    capacity = capacity_of(train, base, settings)
+    multiplier = settings.load * capacity / (len(train) / split)
+    workload = multiply_rate(raw, multiplier, span, seed)
+    start_rate = float(np.searchsorted(workload.arrival, START_WINDOW_S)) / START_WINDOW_S
+    minutes = np.bincount((workload.arrival[workload.arrival < split] // 60).astype(np.int64))
+    return Trace(path.stem, path, "request", workload, split, span, capacity, multiplier,
+                 _replicas(start_rate, capacity, 1), _replicas(minutes.max() / 60.0, capacity, MAX_REPLICA_FACTOR),
+                 attain_test, attain_train, workload.notes)
+
+
+def _prepare_windows(path: Path, base: FleetConfig, settings: Settings, seed: int) -> Trace:
+    """A rate-window file: sized from a thin draw (its length mix, what is attainable) and the window table
+    (its rates); drawn at scale for the request-level simulator, or handed to the fluid one when ≥ a week."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, usecols=["window_start_s", "total_rate_rps"]).apply(pd.to_numeric, errors="coerce")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise SimulationInputError(f"{path}: not a rate-window table ({exc})") from None
+    start = table["window_start_s"].to_numpy(dtype=float)
+    rate = np.nan_to_num(table["total_rate_rps"].to_numpy(dtype=float)).clip(0, None)
+    width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
+    span = float(start[-1] - start[0]) + width if len(start) else 0.0
+    total = float(rate.sum()) * width
+    if not total > 0:
+        raise SimulationInputError(f"{path}: no window with traffic (total_rate_rps is 0 or missing everywhere)")
     long = span >= LONG_TRACE_S
     if settings.quick and not long:
         span = min(span, QUICK_SPAN_S)
     split = SPLIT * span
-    load = settings.load
-    if windows:
-        # windows hold rates, not requests: size from a thin draw of the training part, then draw at scale
-        sample = head(probe, split)
-        base_rate = len(sample) / split / probe_scale
-        attain_train, attain_test = alone_attainment(probe, base, split, settings.ttft_s, settings.tpot_s)
-        capacity = capacity_of(sample, base, settings)
-        multiplier = load * capacity / base_rate
-        if long:
-            workload, mode = sample, "fluid"
-        else:
-            workload, mode = load_workload(path, seed=seed, duration_s=span, rate_scale=multiplier), "request"
+    probe = load_workload(path, seed=seed, rate_scale=PROBE_REQUESTS / total, duration_s=span)
+    train_windows = (start - start[0] < split) & (rate > 0)  # rate 0 is a gap in the data, not idle time
+    base_rate = float(rate[train_windows].mean())
+    attain_train, attain_test = alone_attainment(probe, base, split, settings.ttft_s, settings.tpot_s)
+    capacity = capacity_of(head(probe, split), base, settings)
+    multiplier = settings.load * capacity / base_rate
+    first_rate = float(rate[rate > 0][0]) * multiplier
+    most = _replicas(float(rate[train_windows].max()) * multiplier, capacity, MAX_REPLICA_FACTOR)
+    if long:
+        workload, mode = probe, "fluid"  # the policies read the length mix off it; the fluid run reads the rates
     else:
-        raw = head(probe, span)
-        train = head(raw, split)
-        attain_train, attain_test = alone_attainment(raw, base, split, settings.ttft_s, settings.tpot_s)
-        capacity = capacity_of(train, base, settings)
-        multiplier = load * capacity / (len(train) / split)
-        workload, mode = multiply_rate(raw, multiplier, span, seed), "request"
-    scaled = multiplier / probe_scale if windows else 1.0  # the probe's requests stand for this many
-    start_rate = float(np.searchsorted(workload.arrival, START_WINDOW_S)) / START_WINDOW_S
-    initial = max(1, math.ceil(start_rate * (scaled if mode == "fluid" else 1.0) / capacity))
-    train_arrival = workload.arrival[workload.arrival < split]
-    busiest = np.bincount((train_arrival // 60).astype(np.int64)).max() / 60.0 * (scaled if mode == "fluid" else 1.0)
-    most = max(MIN_MAX_REPLICAS, math.ceil(MAX_REPLICA_FACTOR * busiest / capacity))
-    return Trace(path.stem, path, mode, workload, split, span, capacity, multiplier, initial, most, attain_test,
-                 attain_train, workload.notes)
+        workload, mode = load_workload(path, seed=seed, duration_s=span, rate_scale=multiplier), "request"
+    return Trace(path.stem, path, mode, workload, split, span, capacity, multiplier, _replicas(first_rate, capacity, 1),
+                 most, attain_test, attain_train, workload.notes)
 
 
-def _expected_requests(path: Path) -> float:
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, usecols=["window_start_s", "total_rate_rps"])
-    except (OSError, ValueError) as exc:
-        raise SimulationInputError(f"{path}: {exc}") from None
-    start = pd.to_numeric(df["window_start_s"], errors="coerce").to_numpy(dtype=float)
-    rate = pd.to_numeric(df["total_rate_rps"], errors="coerce").to_numpy(dtype=float)
-    width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
-    total = float(np.nansum(np.clip(rate, 0, None))) * width
-    if not total > 0:
-        raise SimulationInputError(f"{path}: no window with traffic (total_rate_rps is 0 or missing everywhere)")
-    return total
+def _replicas(rate: float, capacity: float, factor: float) -> int:
+    return max(1, math.ceil(factor * rate / capacity))
 
 
 def _is_windows(path: Path) -> bool:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        return "window_start_s" in f.readline()
-
-
-def _span(path: Path, w: Workload) -> float:
-    if _is_windows(path):
-        import pandas as pd
-
-        start = pd.read_csv(path, usecols=["window_start_s"])["window_start_s"].to_numpy(dtype=float)
-        width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
-        return float(start[-1] - start[0]) + width
-    return float(w.arrival[-1]) if len(w) else 0.0
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return "window_start_s" in f.readline()
+    except OSError:
+        return False  # load_workload says what is wrong with it
 
 
 # --- one run (in a worker) -------------------------------------------------------------------------------
@@ -303,21 +306,31 @@ def run_one(job: tuple[int, str, float]) -> Outcome:
     trace, settings = _TRACES[index], _SETTINGS
     spec = POLICIES[key]
     context = context_for(trace, spec, settings)
-    t0 = time.perf_counter()
-    result = _simulate(trace, context, spec.build(knob, context))
-    seconds = time.perf_counter() - t0
     ttft, tpot = settings.ttft_s, settings.tpot_s
-    return Outcome(index, key, knob, result.part(0.0, trace.split_s, ttft, tpot),
-                   result.part(trace.split_s, math.inf, ttft, tpot), len(result), seconds)
-
-
-def _simulate(trace: Trace, context: PolicyContext, controller: Callable[..., int | None]) -> SimulationResult:
+    t0 = time.perf_counter()
     if trace.mode == "request":
-        return simulate(trace.workload, context.fleet, controller)
-    from llmobs.simulate import fluid  # type: ignore[attr-defined]
+        result = simulate(trace.workload, context.fleet, spec.build(knob, context))
+        seconds = time.perf_counter() - t0
+        return Outcome(index, key, knob, result.part(0.0, trace.split_s, ttft, tpot),
+                       result.part(trace.split_s, math.inf, ttft, tpot), len(result), seconds)
+    from llmobs.simulate import fluid
 
-    return fluid.simulate_fluid(trace.workload, context.fleet, controller, None, context.ttft_slo_s,
-                                context.tpot_slo_s)
+    demand = fluid.load_rate_windows(trace.path, rate_scale=trace.multiplier)
+    run = fluid.simulate_fluid(demand, context.fleet, spec.build(knob, context))
+    seconds = time.perf_counter() - t0
+    return Outcome(index, key, knob, fluid_part(run, 0.0, trace.split_s, ttft, tpot),
+                   fluid_part(run, trace.split_s, math.inf, ttft, tpot), round(run.requests), seconds)
+
+
+def fluid_part(run: Any, start: float, end: float, ttft_s: float, tpot_s: float) -> PartMeasures:
+    """A fluid run's measures of [start, end), as `SimulationResult.part` gives them (expected requests, by
+    the sync step they arrive in)."""
+    mid = run.step_start + run.step_s / 2
+    inside = (mid >= start) & (mid < end)
+    changes = sum(1 for t, *_ in run.replica_timeline[1:] if start <= t < end)
+    return PartMeasures(start, end, round(float(run.arrivals[inside].sum())),
+                        round(float(run.met(ttft_s, tpot_s)[inside].sum())),
+                        run.gpu_seconds_between(start, end) / 3600.0, changes)
 
 
 # --- reading the runs ------------------------------------------------------------------------------------
@@ -434,15 +447,27 @@ def grid_of(spec: PolicySpec, trace: Trace, settings: Settings) -> tuple[float, 
     return grid
 
 
-def run_all(traces: list[Trace], settings: Settings, jobs: int) -> list[Outcome]:
+def guarded_run(job: tuple[int, str, float]) -> Outcome | str:
+    """`run_one`, or one line saying why that run could not be made (the others go on)."""
+    try:
+        return run_one(job)
+    except (SimulationInputError, ValueError) as exc:
+        index, key, knob = job
+        return f"{_TRACES[index].name}: {key} at knob {knob:g} failed: {exc}"
+
+
+def run_all(traces: list[Trace], settings: Settings, jobs: int) -> tuple[list[Outcome], list[str]]:
     work = [(i, key, knob) for i, t in enumerate(traces) for key, spec in POLICIES.items()
             for knob in grid_of(spec, t, settings)]
-    work.sort(key=lambda j: -len(traces[j[0]].workload))  # the longest runs first: the two workers end together
+    # the longest runs first, so the two workers end together
+    work.sort(key=lambda j: -math.inf if traces[j[0]].mode == "fluid" else -len(traces[j[0]].workload))
     if jobs <= 1:
         _init(traces, settings)
-        return [run_one(j) for j in work]
-    with multiprocessing.get_context("fork").Pool(jobs, initializer=_init, initargs=(traces, settings)) as pool:
-        return list(pool.imap_unordered(run_one, work, chunksize=1))
+        done = [guarded_run(j) for j in work]
+    else:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=_init, initargs=(traces, settings)) as pool:
+            done = list(pool.imap_unordered(guarded_run, work, chunksize=1))
+    return [o for o in done if isinstance(o, Outcome)], [o for o in done if isinstance(o, str)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -487,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     for t in traces:
         if t not in runnable:
             print(f"== {t.name}: skipped — a trace of a week or more needs llmobs.simulate.fluid, not installed")
-    runs = run_all(runnable, settings, args.jobs)
+    runs, failures = run_all(runnable, settings, args.jobs)
+    for line in failures:
+        print(f"autoscale: {line}", file=sys.stderr)
     ratios: dict[str, float] = {}
     for i, t in enumerate(runnable):
         mine = [o for o in runs if o.trace == i]
@@ -512,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fluid_available() -> bool:
     try:
-        from llmobs.simulate import fluid  # type: ignore[attr-defined]  # noqa: F401
+        from llmobs.simulate import fluid  # noqa: F401
     except ImportError:
         return False
     return True
