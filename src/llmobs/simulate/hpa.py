@@ -76,6 +76,7 @@ class HorizontalPodAutoscaler:
         self.behavior = behavior
         self._proposals: deque[tuple[float, int]] = deque()
         self._events: deque[tuple[float, int]] = deque()  # (time, replicas added (+) or removed (−))
+        self._steady: tuple[float, int] | None = None  # (first sync, count then): see _decide_with_behavior
 
     def decide(self, now: float, current: int, proposal: int) -> int:
         """The replica count the HPA sets at `now` when `current` pods exist and the metric proposes `proposal`."""
@@ -96,13 +97,20 @@ class HorizontalPodAutoscaler:
         return self.decide(now, current, hpa_proposal(metric, target, current, self.config.tolerance))
 
     def _decide_with_behavior(self, now: float, current: int, proposal: int, b: HpaBehavior) -> int:
+        """The HPA existed before the run with the fleet at its first count: that count stands as a proposal
+        of the first sync for the scale-up window (a fresh HPA would scale up at once, one that has watched
+        a steady fleet waits its window)."""
         hpa = self.config
         proposal = max(hpa.min_replicas, min(hpa.max_replicas, proposal))
         self._proposals.append((now, proposal))
         keep = max(b.scale_up_stabilization_s, b.scale_down_stabilization_s)
         while self._proposals and self._proposals[0][0] < now - keep:
             self._proposals.popleft()
+        if self._steady is None:
+            self._steady = (now, current)
         up = min(p for t, p in self._proposals if t >= now - b.scale_up_stabilization_s)
+        if b.scale_up_stabilization_s > 0 and self._steady[0] > now - b.scale_up_stabilization_s:
+            up = min(up, self._steady[1])
         down = max(p for t, p in self._proposals if t >= now - b.scale_down_stabilization_s)
         desired = min(max(current, up), down)
         longest = max((p.period_s for p in (*b.scale_up, *b.scale_down)), default=15.0)
