@@ -35,15 +35,20 @@ def profile_capacity(workload: Workload, fleet_config: FleetConfig, ttft: float,
     """Requests per second ONE replica serves with ≥ `attainment` of requests meeting TTFT ≤ `ttft` and
     TPOT ≤ `tpot`, at `workload`'s length mix and burstiness (its arrivals compressed in time).
 
-    Uses the first `sample_requests` requests (a fixed fleet of one replica, no controller, so no pages are
-    rendered) and bisects the rate in log space to within ~1 %. Raises `SimulationInputError` when even a
+    Uses the first `sample_requests` requests vLLM would admit (a prompt ≥ max_model_len is refused at any
+    rate: not a matter of capacity) on a fixed fleet of one replica (no controller, so no pages are
+    rendered), and bisects the rate in log space to within ~1 %. Raises `SimulationInputError` when even a
     trickle misses the SLO (the SLO is out of this hardware's reach for this mix)."""
     if len(workload) < 2:
         raise SimulationInputError("profiling capacity needs a workload of at least 2 requests")
-    n = min(len(workload), sample_requests)
-    arrival = workload.arrival[:n] - workload.arrival[0]
-    sample = Workload(workload.source, arrival, workload.prompt[:n], workload.output[:n],
-                      workload.hashes[:n] if workload.hashes else (), workload.hash_block_tokens)
+    admitted = np.flatnonzero(workload.prompt < fleet_config.engine.max_model_len)[:sample_requests]
+    n = len(admitted)
+    if n < 2:
+        raise SimulationInputError("profiling capacity needs at least 2 requests shorter than max_model_len")
+    arrival = workload.arrival[admitted] - workload.arrival[admitted[0]]
+    hashes = tuple(workload.hashes[i] for i in admitted) if workload.hashes else ()
+    sample = Workload(workload.source, arrival, workload.prompt[admitted], workload.output[admitted], hashes,
+                      workload.hash_block_tokens)
     span = float(arrival[-1])
     if not span > 0:
         raise SimulationInputError("profiling capacity needs requests spread over time (all arrive at once)")
