@@ -1,7 +1,7 @@
 """Autoscaling policies compared as users judge them: SLO attainment against the GPU-hours it cost.
 
 Usage: PYTHONPATH=src .venv/bin/python benchmarks/autoscale.py [--trace FILE ...] [--quick] [--plot-dir DIR]
-       [--jobs 2] [--load 4] [--ttft 1] [--tpot 0.1]
+       [--jobs 2] [--load 3] [--ttft 1] [--tpot 0.1]
 
 Protocol (docs/benchmarks/autoscale.md), per trace:
 
@@ -13,13 +13,13 @@ Protocol (docs/benchmarks/autoscale.md), per trace:
 3. Capacity: requests/s one replica serves at ≥ 99 % of the attainable (6.) in a load test at the training
    part's length mix — its first 2,000 requests on Poisson arrivals, as `vllm bench serve --request-rate`
    sends them — bisected by the policies' `profile_capacity`.
-4. Load: the arrival rate is multiplied so that the training part's mean rate is LOAD (4) × capacity (a
+4. Load: the arrival rate is multiplied so that the training part's mean rate is LOAD (3) × capacity (a
    fleet of a few to ~10 replicas), on the trace's own time axis: k whole copies of the trace, each shifted
    by its own offset in [0, 60 s) (wrapped at the end), plus one seeded thinned copy for the fraction.
    Every copy replays the recorded arrivals, so bursts and trends stay; copies get their own prefix-block
    ids (other users, other prompts). Rate-window files (ServeGen) are drawn at the scaled rate.
 5. Runs: every policy gets one simulation of the whole trace per knob of its own grid (policies are causal:
-   one run gives both parts). The fleet starts with the replicas the first 5 minutes need at capacity.
+   one run gives both parts). The fleet starts with 1.5 × the replicas the first 5 minutes need at capacity.
    Traces of a week or more go through the fluid simulator (`llmobs.simulate.fluid`), same protocol.
 6. Measures on a part: attainment = share of the requests arriving in it with TTFT ≤ 1 s and TPOT ≤ 100 ms
    (rejected and unfinished ones missed); GPU-hours of every replica (starting, ready, draining) over the
@@ -75,7 +75,7 @@ MAX_MODEL_LEN = 32_768  # as benchmarks/requestsim.py and the fluid model's fitt
 TTFT_S, TPOT_S = 1.0, 0.1
 COLD_START_S = 120.0
 SPLIT = 0.4
-LOAD = 4.0  # training part's mean rate ÷ capacity_rps
+LOAD = 3.0  # training part's mean rate ÷ capacity_rps
 TARGET = 0.99
 LONG_TRACE_S = 7 * 86_400.0
 SHIFT_S = 60.0  # each copy of a trace starts at its own offset in [0, SHIFT_S)
@@ -83,7 +83,8 @@ CAPACITY_SAMPLE = 2000
 PROBE_REQUESTS = 20_000  # a rate-window file's thin draw, for its length mix and attainable share
 MAX_REPLICA_FACTOR = 2.0  # maxReplicaCount = this × the replicas the training part's busiest minute needs
 MIN_MAX_REPLICAS = 10
-START_WINDOW_S = 300.0  # the initial fleet serves this much of the start at capacity
+START_WINDOW_S = 300.0  # the initial fleet is sized for this much of the start
+START_HEADROOM = 1.5  # … at this many times the replicas its mean rate needs at capacity
 LLMOBS = "llmobs"
 QUICK_LOAD = 2.0
 QUICK_SPAN_S = 1200.0
@@ -195,15 +196,18 @@ def alone_attainment(w: Workload, config: FleetConfig, split_s: float, ttft_s: f
 
 def capacity_of(training: Workload, config: FleetConfig, settings: Settings) -> float:
     """Requests/s one replica serves at ≥ 99 % of the attainable, in a load test at the training part's length
-    mix: its first CAPACITY_SAMPLE requests on Poisson arrivals (as `vllm bench serve --request-rate` sends
+    mix: its first CAPACITY_SAMPLE requests vLLM admits, on Poisson arrivals (as `vllm bench serve --request-rate` sends
     them), bisected by the policies' `profile_capacity`. The target is relative to what the same requests
     attain alone, so a trace with prompts too long for the TTFT still has a capacity."""
     from llmobs.simulate.policies import profile_capacity
 
-    n = min(CAPACITY_SAMPLE, len(training))
-    gaps = np.random.default_rng(1).exponential(1.0, n)
-    sample = Workload(training.source, np.cumsum(gaps) - gaps[0], training.prompt[:n], training.output[:n],
-                      training.hashes[:n] if training.hashes else (), training.hash_block_tokens)
+    admitted = np.flatnonzero(training.prompt < config.engine.max_model_len)[:CAPACITY_SAMPLE]  # as it does
+    if len(admitted) < 2:
+        raise SimulationInputError(f"{training.source}: too few requests vLLM would admit to profile capacity")
+    gaps = np.random.default_rng(1).exponential(1.0, len(admitted))
+    sample = Workload(training.source, np.cumsum(gaps) - gaps[0], training.prompt[admitted],
+                      training.output[admitted], tuple(training.hashes[i] for i in admitted) if training.hashes
+                      else (), training.hash_block_tokens)
     ceiling = alone_attainment(sample, config, math.inf, settings.ttft_s, settings.tpot_s)[0]
     return float(profile_capacity(sample, config, settings.ttft_s, settings.tpot_s, attainment=TARGET * ceiling))
 
@@ -229,8 +233,9 @@ def prepare(path: Path, profile: StepProfile, settings: Settings, seed: int = 0)
     start_rate = float(np.searchsorted(workload.arrival, START_WINDOW_S)) / START_WINDOW_S
     minutes = np.bincount((workload.arrival[workload.arrival < split] // 60).astype(np.int64))
     return Trace(path.stem, path, "request", workload, split, span, capacity, multiplier,
-                 _replicas(start_rate, capacity, 1), _replicas(minutes.max() / 60.0, capacity, MAX_REPLICA_FACTOR),
-                 attain_test, attain_train, workload.notes)
+                 _replicas(start_rate, capacity, START_HEADROOM),
+                 _replicas(minutes.max() / 60.0, capacity, MAX_REPLICA_FACTOR), attain_test, attain_train,
+                 workload.notes)
 
 
 def _prepare_windows(path: Path, base: FleetConfig, settings: Settings, seed: int) -> Trace:
@@ -265,8 +270,8 @@ def _prepare_windows(path: Path, base: FleetConfig, settings: Settings, seed: in
         workload, mode = probe, "fluid"  # the policies read the length mix off it; the fluid run reads the rates
     else:
         workload, mode = load_workload(path, seed=seed, duration_s=span, rate_scale=multiplier), "request"
-    return Trace(path.stem, path, mode, workload, split, span, capacity, multiplier, _replicas(first_rate, capacity, 1),
-                 most, attain_test, attain_train, workload.notes)
+    return Trace(path.stem, path, mode, workload, split, span, capacity, multiplier,
+                 _replicas(first_rate, capacity, START_HEADROOM), most, attain_test, attain_train, workload.notes)
 
 
 def _replicas(rate: float, capacity: float, factor: float) -> int:
