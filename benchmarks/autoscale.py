@@ -300,9 +300,37 @@ def _init(traces: list[Trace], settings: Settings) -> None:
 def context_for(trace: Trace, spec: PolicySpec, settings: Settings) -> PolicyContext:
     config = fleet_config(load_profile(PROFILE), trace.initial_replicas, settings.ttft_s, trace.max_replicas)
     hpa = replace(settings.hpa, max_replicas=trace.max_replicas)
-    return PolicyContext(config, settings.ttft_s, settings.tpot_s, trace.capacity_rps, hpa,
-                         training=head(trace.workload, trace.split_s),
-                         future=trace.workload if spec.clairvoyant else None)
+    capacity, future = trace.capacity_rps, trace.workload if spec.clairvoyant else None
+    if spec.clairvoyant and trace.mode == "fluid":
+        future, weight = rate_future(trace)
+        capacity /= weight
+    return PolicyContext(config, settings.ttft_s, settings.tpot_s, capacity, hpa,
+                         training=head(trace.workload, trace.split_s), future=future)
+
+
+def rate_future(trace: Trace, per_bucket: int = 20, bucket_s: float = 15.0) -> tuple[Workload, float]:
+    """The future of a rate-window trace for the clairvoyant bound, which counts the GPU work arriving per
+    15 s: `per_bucket` pseudo-requests per bucket at the window's mean lengths, each standing for `weight`
+    requests (the fluid run's own demand, gaps filled as it fills them). The bound's arithmetic is linear in
+    the capacity it is given, so capacity ÷ weight per pseudo-request plans exactly what the real count
+    needs (lengths at their means: the work of a request is linear in each length but for a KV term that
+    is negligible at ServeGen's short outputs)."""
+    from llmobs.simulate import fluid
+
+    w = fluid.fill_gaps(fluid.load_rate_windows(trace.path, rate_scale=trace.multiplier))
+    edges = np.append(w.start, w.start[-1] + w.width_s)
+    t = np.arange(0.0, float(edges[-1]), bucket_s)
+    window = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(w) - 1)
+    expected = w.rate[window] * bucket_s
+    weight = max(1.0, float(expected.mean()) / per_bucket)
+    whole = np.diff(np.floor(np.concatenate(([0.0], np.cumsum(expected / weight)))))  # keeps the total exact
+    count = whole.astype(np.int64)
+    bucket = np.repeat(np.arange(len(t)), count)
+    rank = np.arange(len(bucket)) - np.repeat(np.cumsum(count) - count, count)  # 0, 1, … within its bucket
+    arrival = t[bucket] + rank / np.repeat(count, count) * bucket_s  # spread evenly over the bucket
+    prompt = np.ceil(w.mean_prompt[window][bucket]).clip(1).astype(np.int64)
+    output = np.ceil(w.mean_output[window][bucket]).clip(1).astype(np.int64)
+    return Workload(w.source, arrival, prompt, output), weight
 
 
 def run_one(job: tuple[int, str, float]) -> Outcome:
@@ -523,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios: dict[str, float] = {}
     for i, t in enumerate(runnable):
         mine = [o for o in runs if o.trace == i]
+        if not mine:
+            print(f"== {t.name}: no run finished (see the lines above)")
+            continue
         ratios[t.name] = report_trace(t, mine)
         print(f"   plot: {plot(t, mine, args.plot_dir)}")
     req = [o for o in runs if runnable[o.trace].mode == "request"]
