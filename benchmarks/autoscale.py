@@ -127,7 +127,7 @@ class Outcome:
     train: PartMeasures
     test: PartMeasures
     requests: int
-    seconds: float
+    seconds: float  # CPU seconds of the simulation (a shared machine's wall time would say more about the others)
 
 
 @dataclass
@@ -340,17 +340,17 @@ def run_one(job: tuple[int, str, float]) -> Outcome:
     spec = POLICIES[key]
     context = context_for(trace, spec, settings)
     ttft, tpot = settings.ttft_s, settings.tpot_s
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     if trace.mode == "request":
         result = simulate(trace.workload, context.fleet, spec.build(knob, context))
-        seconds = time.perf_counter() - t0
+        seconds = time.process_time() - t0
         return Outcome(index, key, knob, result.part(0.0, trace.split_s, ttft, tpot),
                        result.part(trace.split_s, math.inf, ttft, tpot), len(result), seconds)
     from llmobs.simulate import fluid
 
     demand = fluid.load_rate_windows(trace.path, rate_scale=trace.multiplier)
     run = fluid.simulate_fluid(demand, context.fleet, spec.build(knob, context))
-    seconds = time.perf_counter() - t0
+    seconds = time.process_time() - t0
     return Outcome(index, key, knob, fluid_part(run, 0.0, trace.split_s, ttft, tpot),
                    fluid_part(run, trace.split_s, math.inf, ttft, tpot), round(run.requests), seconds)
 
@@ -559,8 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     req = [o for o in runs if runnable[o.trace].mode == "request"]
     sim_requests, sim_seconds = sum(o.requests for o in req), sum(o.seconds for o in req)
     if sim_seconds > 0:
-        print(f"request-level simulator: {sim_requests:,} requests in {len(req)} runs, {sim_seconds:.1f} s of "
-              f"worker time = {sim_requests / sim_seconds:,.0f} simulated requests/s per worker")
+        print(f"request-level simulator: {sim_requests:,} requests in {len(req)} runs, {sim_seconds:.1f} CPU-s "
+              f"= {sim_requests / sim_seconds:,.0f} simulated requests/s per core")
+    fluid_runs = [o for o in runs if runnable[o.trace].mode == "fluid"]
+    if fluid_runs:
+        print(f"fluid simulator: {len(fluid_runs)} runs, {sum(o.seconds for o in fluid_runs):.1f} CPU-s")
+    cpu = sum(o.seconds for o in runs)
+    print(f"all runs: {cpu:.1f} CPU-s (≈ {cpu / max(1, args.jobs):.0f} s on {args.jobs} free core(s))")
     long = [r for t in runnable if t.long and not math.isinf(r := ratios[t.name])]
     print(f"long-trace ratio: {min(long):.3f}" if long else
           "long-trace ratio: none (no trace of a week or more has a ratio)")
