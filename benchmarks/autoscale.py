@@ -441,28 +441,38 @@ def report_trace(trace: Trace, runs: list[Outcome]) -> float:
 
 
 def plot(trace: Trace, runs: list[Outcome], out_dir: Path) -> Path:
-    """Attainment vs GPU-hours on the test part, one line per policy over its knob grid."""
+    """Attainment vs GPU-hours on the test part, one line per policy over its knob grid (in knob order). The
+    attainment axis is a logit scale, so 90 %, 99 % and 99.9 % are as far apart as the choice between them
+    matters to users; values are clipped to [0.1 %, 99.99 %] to stay on it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    low, high = 1e-3, 1 - 1e-4
+    fig, ax = plt.subplots(figsize=(10, 5))
     for key, spec in POLICIES.items():
         pts = sorted((o for o in runs if o.policy == key), key=lambda o: o.knob)
         if not pts:
             continue
-        ax.plot([o.test.gpu_hours for o in pts], [o.test.attainment for o in pts], marker="o", markersize=3,
-                linestyle="--" if spec.clairvoyant else "-", linewidth=2.2 if key == LLMOBS else 1.2,
-                label=spec.label)
-    ax.axhline(trace.target("test"), color="grey", linewidth=0.8, linestyle=":", label="target")
-    lows = [o.test.attainment for o in runs]
-    ax.set_ylim(max(0.0, min(min(lows), trace.target("test")) - 0.02), 1.002)
-    ax.set_xlabel("GPU-hours on the test part (last 60 %)")
-    ax.set_ylabel("SLO attainment (TTFT ≤ 1 s, TPOT ≤ 100 ms)")
-    ax.set_title(f"{trace.name}: each policy over its knob grid")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+        ax.plot([o.test.gpu_hours for o in pts], [min(high, max(low, o.test.attainment)) for o in pts],
+                marker="o", markersize=3, linestyle="--" if spec.clairvoyant else "-",
+                linewidth=2.4 if key == LLMOBS else 1.2, label=spec.label)
+    target = trace.target("test")
+    ax.axhline(target, color="grey", linewidth=0.8, linestyle=":", label=f"target {target:.2%}")
+    ax.set_yscale("logit")
+    floor = min(0.5, max(low, min([o.test.attainment for o in runs] + [target]) * 0.9))
+    ax.set_ylim(floor, 1 - 5e-5)  # a little room above the clipped 99.99 %
+    ticks = [t for t in (0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999) if t >= floor]
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{100 * t:g} %" for t in ticks]))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("GPU-hours on the test part (last 60 % of the trace)")
+    ax.set_ylabel("SLO attainment: TTFT ≤ 1 s and TPOT ≤ 100 ms (logit scale)")
+    ax.set_title(f"{trace.name}: each policy over its knob grid ({trace.mode}-level)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"autoscale-{trace.name}.png"
     fig.tight_layout()
