@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.autoscale import main
+from benchmarks.autoscale import Trace, main, rate_future
+from llmobs.simulate import Workload
 from llmobs.simulate.policies import POLICIES
 
 
@@ -67,3 +68,20 @@ def test_an_slo_no_fleet_can_meet_is_refused_before_any_run(tmp_path: Path,
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and "TPOT SLO 1 ms" in captured.err
+
+
+def test_the_bound_sees_a_rate_window_traces_requests_at_their_rate(tmp_path: Path) -> None:
+    """On a long trace (fluid mode) the clairvoyant bound is handed pseudo-requests standing for `weight`
+    requests each: together they carry the windows' requests (a gap filled as the fluid run fills it)."""
+    path = tmp_path / "windows.csv"
+    pd.DataFrame({"window_start_s": [0, 600, 1200], "total_rate_rps": [10.0, 0.0, 30.0],
+                  "mean_input_tokens_est": [100.4, 0.0, 300.0], "mean_output_tokens_est": [20.0, 0.0, 40.0]}
+                 ).to_csv(path, index=False)
+    w = Workload("x", np.array([0.0, 1.0]), np.array([100, 100]), np.array([20, 20]))
+    trace = Trace("windows", path, "fluid", w, 720.0, 1800.0, 5.0, 2.0, 1, 10, 1.0, 1.0)
+    future, weight = rate_future(trace)
+    assert len(future) * weight == pytest.approx((10 + 20 + 30) * 600 * 2.0, abs=weight)  # the gap as 20 req/s
+    first, third = (future.arrival < 600).sum(), (future.arrival >= 1200).sum()
+    assert third == pytest.approx(3 * first, rel=0.01)
+    assert set(future.prompt[future.arrival < 600]) == {101} and set(future.output[future.arrival >= 1200]) == {40}
+    assert (np.diff(future.arrival) >= 0).all() and future.arrival[-1] < 1800
