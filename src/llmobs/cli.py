@@ -273,7 +273,7 @@ def write_replay_html(path: Path, title: str, results: Sequence[Any], notes: Seq
 
 def run_request_level(run: Any) -> None:
     """`llmobs forecast simulate --level request`: the request-level simulator (imported only when asked)."""
-    from llmobs.simulate.whatif_cli import run_request_level as run_it
+    from llmobs.simulate.whatif.cli import run_request_level as run_it
 
     run_it(run)
 

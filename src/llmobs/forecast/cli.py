@@ -331,7 +331,7 @@ def simulate(
                     "--compress": None if compress == 1.0 else compress}
     given = [name for name, value in request_only.items() if value is not None]
     if given:
-        raise ForecastInputError(f"{', '.join(given)} only apply to the request level: add --level request")
+        raise ForecastInputError(f"{', '.join(given)}: request-level options, add --level request")
     if trace is None:
         raise ForecastInputError("give --trace FILE (Prometheus history needs --level request)")
     policy = policy or "reactive"

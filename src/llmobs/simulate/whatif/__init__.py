@@ -1,5 +1,6 @@
 """What each autoscaling policy would have done on a user's own traffic: the request-level mode of
-`llmobs forecast simulate`, as a library (the command only parses options and prints).
+`llmobs forecast simulate`, as a library (`whatif.cli` only parses options and prints). A package of its own
+because it uses the policies, which build on the simulator's modules: the simulator never imports it.
 
 The traffic is a trace file (Azure, Mooncake, ServeGen: `load_workload`) or a model's history in Prometheus
 (`PrometheusRangeReader`): request rate and token rates per window, from which requests are drawn as from
@@ -61,9 +62,8 @@ def traffic_from_trace(path: str, *, start_s: float = 0.0, duration_s: float | N
 
     Rate-window files (ServeGen) are sized before anything is drawn: their 14 days at ~800 req/s would be a
     billion requests."""
-    series = read_trace(path)
-    if series.source.startswith("servegen"):
-        _refuse_long(_expected_requests(series, start_s, duration_s), f"{path} from {start_s:g}s")
+    if _holds_rate_windows(path):
+        _refuse_long(_expected_requests(read_trace(path), start_s, duration_s), f"{path} from {start_s:g}s")
     workload = load_workload(path, seed=seed, start_s=start_s, duration_s=duration_s)
     _refuse_long(len(workload), f"{path} from {start_s:g}s")
     if not len(workload):
@@ -72,6 +72,15 @@ def traffic_from_trace(path: str, *, start_s: float = 0.0, duration_s: float | N
     if compress != 1.0:
         workload = workload.compressed(compress)
     return Traffic(workload, workload.notes)
+
+
+def _holds_rate_windows(path: str) -> bool:
+    """A ServeGen-style file (rate windows, not requests), told by its header; an unreadable file is left
+    to `load_workload` to describe."""
+    try:
+        return "window_start_s" in pd.read_csv(path, nrows=0).columns
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
 
 
 def _expected_requests(series: DemandSeries, start_s: float, duration_s: float | None) -> float:
@@ -298,7 +307,7 @@ def _check_knob(spec: PolicySpec, value: float, context: PolicyContext) -> None:
     low, high = min(grid), max(grid)
     if not math.isfinite(value) or value < 0 or (low > 0 and value <= 0) or value > 10 * high:
         raise SimulationInputError(
-            f"{spec.key}'s knob ({spec.knob}) {value:g} is out of range: its grid here is "
+            f"{spec.key}: {spec.knob} = {value:g} is out of range; its comparison grid here is "
             f"{', '.join(f'{g:g}' for g in grid)} (from {'> 0' if low > 0 else '0'} to {10 * high:g} allowed)")
 
 

@@ -1,8 +1,8 @@
 """`llmobs forecast simulate --level request`: options in, one table (or JSON) out.
 
 The forecast command parses the options and hands them here (`RequestLevelRun`): this layer holds the
-simulator, the one below it does not. The work is `llmobs.simulate.whatif`'s; this module picks the
-traffic source, runs one policy or all of them, and prints. Bad input is one `error: …` line, exit 2.
+simulator, the one below it does not. The work is this package's (`llmobs.simulate.whatif`); this module
+picks the traffic source, runs one policy or all of them, and prints. Bad input is one `error: …` line, exit 2.
 """
 
 from __future__ import annotations
