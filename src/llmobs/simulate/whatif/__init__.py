@@ -271,7 +271,7 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
     if initial_replicas is None:
         first_minute = int(np.searchsorted(workload.arrival, FIRST_MINUTE_S, side="right"))
         initial_replicas = max(fleet.hpa.min_replicas, math.ceil(first_minute / FIRST_MINUTE_S / capacity_rps))
-        notes.append(f"{initial_replicas} replicas at the start: the first minute's traffic at the capacity")
+        notes.append("replicas at the start: enough for the first minute's traffic at the capacity")
     elif not 0 <= initial_replicas <= fleet.hpa.max_replicas:
         raise SimulationInputError(f"--initial-replicas {initial_replicas} must be in [0, --max-replicas]")
     config = replace(fleet.config, initial_replicas=initial_replicas)

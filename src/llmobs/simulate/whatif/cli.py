@@ -88,21 +88,32 @@ def _json(outcome: Outcome) -> dict[str, Any]:
     return d
 
 
+def _fleet_line(setup: Setup) -> str:
+    h = _header(setup)
+    return (f"fleet: profile {h['profile']}, cold start {h['cold_start_seconds']:g} s, {h['initial_replicas']} "
+            f"replicas at the start, {h['capacity_per_replica_rps']:.2f} req/s per replica; SLO: TTFT ≤ "
+            f"{h['ttft_slo_seconds']:g} s and TPOT ≤ {h['tpot_slo_seconds'] * 1000:g} ms")
+
+
+def _short_knob(knob: str) -> str:
+    """`threshold (requests/s per replica)` → `threshold`: the unit is in --list-policies."""
+    return knob.split(" (")[0]
+
+
 def _print_compare(setup: Setup, outcomes: list[Outcome]) -> None:
     h = _header(setup)
-    t = Table(title=f"{h['source']}: {h['requests']:,} requests over {h['span_seconds'] / 60:,.1f} min, "
-                    f"profile {h['profile']}, SLO TTFT ≤ {h['ttft_slo_seconds']:g} s and TPOT ≤ "
-                    f"{h['tpot_slo_seconds'] * 1000:g} ms, cold start {h['cold_start_seconds']:g} s",
+    t = Table(title=f"{h['source']}: {h['requests']:,} requests over {h['span_seconds'] / 60:,.1f} min",
               title_justify="left")
     for col in ("policy", "knob", "attainment", "GPU-hours", "goodput/GPU-h", "scale events", "peak replicas",
                 "TTFT p90 s"):
         t.add_column(col, justify="left" if col in ("policy", "knob") else "right", no_wrap=col == "policy")
     for o in outcomes:
         m = o.measures()
-        t.add_row(f"{o.spec.key}{' (bound)' if o.spec.clairvoyant else ''}", f"{o.spec.knob} = {o.knob:g}",
+        t.add_row(f"{o.spec.key}{' (bound)' if o.spec.clairvoyant else ''}", f"{_short_knob(o.spec.knob)} = {o.knob:g}",
                   _fmt(m["attainment"]), _fmt(m["gpu_hours"], 2), _fmt(m["goodput_per_gpu_hour"], 0),
                   str(m["scale_events"]), str(m["peak_replicas"]), _fmt(m["ttft_p90_s"], 2))
     console.print(t)
+    console.print(_fleet_line(setup), highlight=False)
     _print_notes(setup)
 
 
