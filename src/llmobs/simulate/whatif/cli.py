@@ -82,6 +82,22 @@ def _header(setup: Setup) -> dict[str, Any]:
             "capacity_per_replica_rps": setup.context.capacity_rps}
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: a measure without a value (no request got a first token) is null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _dumps(d: dict[str, Any]) -> str:
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return _finite(v)
+
+    return json.dumps(clean(d), indent=2)
+
+
 def _json(outcome: Outcome) -> dict[str, Any]:
     d: dict[str, Any] = outcome.measures()
     d["replica_timeline"] = [list(row) for row in outcome.result.replica_timeline]
@@ -160,13 +176,12 @@ def run_request_level(run: RequestLevelRun) -> None:
     if run.compare:
         outcomes = compare(setup)
         if run.as_json:
-            print(json.dumps({**_header(setup), "notes": list(setup.notes), "policies": [_json(o) for o in outcomes]},
-                             indent=2, default=float))
+            print(_dumps({**_header(setup), "notes": list(setup.notes), "policies": [_json(o) for o in outcomes]}))
         else:
             _print_compare(setup, outcomes)
         return
     outcome = run_policy(setup, key, run.knob)
     if run.as_json:
-        print(json.dumps({**_header(setup), "notes": list(setup.notes), **_json(outcome)}, indent=2, default=float))
+        print(_dumps({**_header(setup), "notes": list(setup.notes), **_json(outcome)}))
     else:
         _print_one(setup, outcome)
