@@ -301,14 +301,15 @@ def run_policy(setup: Setup, key: str, knob: float | None = None) -> Outcome:
 
 
 def _check_knob(spec: PolicySpec, value: float, context: PolicyContext) -> None:
-    """A knob far outside what the policy's own comparison grid sweeps is a typo, not a setting: refuse
-    it (≤ 0 where the grid is positive, or above 10 × its top)."""
+    """A knob far outside what the policy's own comparison grid sweeps is a typo, not a setting: it must be
+    > 0 and at most 10 × the grid's top (2 × for a grid of shares and fractions, ≤ 1.25)."""
     grid = spec.grid(context)
-    low, high = min(grid), max(grid)
-    if not math.isfinite(value) or value < 0 or (low > 0 and value <= 0) or value > 10 * high:
+    top = max(grid)
+    high = top * (2 if top <= 1.25 else 10)
+    if not (math.isfinite(value) and 0 < value <= high):
         raise SimulationInputError(
-            f"{spec.key}: {spec.knob} = {value:g} is out of range; its comparison grid here is "
-            f"{', '.join(f'{g:g}' for g in grid)} (from {'> 0' if low > 0 else '0'} to {10 * high:g} allowed)")
+            f"{spec.key}: {spec.knob} = {value:g} is out of range (0, {high:g}]; its comparison grid here is "
+            f"{', '.join(f'{g:g}' for g in grid)}")
 
 
 def compare(setup: Setup) -> list[Outcome]:
