@@ -8,16 +8,24 @@ ServeGen's windows (Poisson arrivals, exponential lengths around each window's m
 then runs on the same requests and the same fleet (one profile, one cold start, one HPA), so the rows of a
 comparison differ only in the policy.
 
+Traffic of more than `REQUEST_LEVEL_LIMIT` requests runs in the fluid mode (`llmobs.simulate.fluid`: the same
+fleet and controllers on rate windows, each replica a model fitted from the request-level simulator), where
+this build has it; otherwise it is refused with its size.
+
 Choices a user should know, stated in the result's notes: policies that learn (a forecaster, a profiled
-capacity) learn from the first `TRAIN_FRACTION` of the traffic and are scored on all of it, as the others
-are; the fleet starts with enough replicas for the first minute's traffic at the profiled capacity, as a
-fleet that has been running would.
+capacity) learn from the first `TRAIN_FRACTION` of the traffic (in the fluid mode, from at most
+`TRAINING_SAMPLE` requests drawn from its first windows) and are scored on all of it, as the others are; the
+fleet starts with enough replicas for the first minute's traffic at the profiled capacity, as a fleet that
+has been running would.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,25 +43,74 @@ from llmobs.simulate.workload import Workload, draw_from_rate_windows, load_work
 DEFAULT_PROFILE = "llama-3.1-8b-h100"
 MAX_MODEL_LEN = 32_768  # vLLM's context for the bundled Llama 3.1 8B profile, as the benchmarks run it
 REQUEST_LEVEL_LIMIT = 2_000_000
-"""Most requests one request-level run takes: ~40 s per policy at the simulator's ~50k requests/s."""
+"""Most requests one request-level run takes (minutes per policy); more go to the fluid mode."""
 TRAIN_FRACTION = 0.4
+TRAINING_SAMPLE = 500_000  # most requests drawn for the policies to learn from in the fluid mode
 PROMQL = {"llmobs": DEFAULT_PROMQL, "vllm": VLLM_PROMQL}
 FIRST_MINUTE_S = 60.0
 
 
 @dataclass(frozen=True)
 class Traffic:
-    """The requests to serve, where they came from, and what was assumed to get them."""
+    """The requests to serve, where they came from, and what was assumed to get them.
 
-    workload: Workload
+    `workload`: every request (None when the traffic is only rate windows too long to draw); `training`: what
+    policies may learn from; `fluid_demand`: what the fluid mode serves (a `Workload` or the fluid mode's
+    `RateWindows`), None for a request-level run."""
+
+    workload: Workload | None
+    training: Workload
+    requests: float
+    span_s: float
+    first_minute_rate: float
     notes: tuple[str, ...] = ()
+    fluid_demand: Any = None
+
+    @property
+    def source(self) -> str:
+        return self.training.source if self.workload is None else self.workload.source
+
+    @property
+    def fluid(self) -> bool:
+        return self.fluid_demand is not None
 
 
-def _refuse_long(count: float, where: str) -> None:
-    if count > REQUEST_LEVEL_LIMIT:
+def fluid_mode() -> ModuleType | None:
+    """`llmobs.simulate.fluid`, the long-trace mode, where this build has it."""
+    try:
+        return importlib.import_module("llmobs.simulate.fluid")
+    except ModuleNotFoundError:
+        return None
+
+
+def _needs_fluid(count: float, where: str) -> bool:
+    """True when `count` requests are too many for the request level and the fluid mode can take them."""
+    if count <= REQUEST_LEVEL_LIMIT:
+        return False
+    if fluid_mode() is None:
         raise SimulationInputError(
             f"{where} holds ~{count:,.0f} requests; the request-level mode simulates at most "
             f"{REQUEST_LEVEL_LIMIT:,} per run: pick a part with --start/--duration (or use --level replay)")
+    return True
+
+
+FLUID_NOTE = (f"more than {REQUEST_LEVEL_LIMIT:,} requests: fluid mode (each replica a model fitted from the "
+              "request-level simulator, on rate windows); no per-request percentiles")
+
+
+def _of_workload(workload: Workload, notes: tuple[str, ...], fluid: bool) -> Traffic:
+    span = float(workload.arrival[-1]) if len(workload) else 0.0
+    first = int(np.searchsorted(workload.arrival, FIRST_MINUTE_S, side="right"))
+    return Traffic(workload, first_part(workload, TRAIN_FRACTION), float(len(workload)), span,
+                   first / FIRST_MINUTE_S, (*notes, FLUID_NOTE) if fluid else notes, workload if fluid else None)
+
+
+def _of_windows(windows: Any, training: Workload, notes: tuple[str, ...]) -> Traffic:
+    """Fluid-mode traffic from rate windows; `training` is drawn from their first windows."""
+    span = float(windows.end[-1])
+    return Traffic(None, training, float(windows.requests), span, float(windows.rate[0]),
+                   (*notes, *windows.notes, FLUID_NOTE,
+                    f"policies learn from {len(training):,} requests drawn from the first windows"), windows)
 
 
 def traffic_from_trace(path: str, *, start_s: float = 0.0, duration_s: float | None = None, seed: int = 0,
@@ -62,16 +119,48 @@ def traffic_from_trace(path: str, *, start_s: float = 0.0, duration_s: float | N
 
     Rate-window files (ServeGen) are sized before anything is drawn: their 14 days at ~800 req/s would be a
     billion requests."""
-    if _holds_rate_windows(path):
-        _refuse_long(_expected_requests(read_trace(path), start_s, duration_s), f"{path} from {start_s:g}s")
+    where = f"{path} from {start_s:g}s"
+    if _holds_rate_windows(path) and _needs_fluid(_expected_requests(read_trace(path), start_s, duration_s), where):
+        fluid = fluid_mode()
+        assert fluid is not None
+        windows = _compressed(fluid.load_rate_windows(path, start_s=start_s, duration_s=duration_s), compress)
+        frame = pd.DataFrame({"window_start_s": windows.start, "total_rate_rps": windows.rate,
+                              "mean_input_tokens_est": windows.mean_prompt,
+                              "mean_output_tokens_est": windows.mean_output})
+        return _of_windows(windows, _training_sample(frame, windows.source, seed), ())
     workload = load_workload(path, seed=seed, start_s=start_s, duration_s=duration_s)
-    _refuse_long(len(workload), f"{path} from {start_s:g}s")
     if not len(workload):
         raise SimulationInputError(f"{path}: no requests between {start_s:g}s and "
                                    f"{'the end' if duration_s is None else f'{start_s + duration_s:g}s'}")
+    fluid_run = _needs_fluid(len(workload), where)
     if compress != 1.0:
         workload = workload.compressed(compress)
-    return Traffic(workload, workload.notes)
+    return _of_workload(workload, workload.notes, fluid_run)
+
+
+def _compressed(windows: Any, factor: float) -> Any:
+    """Rate windows played `factor` times faster: the same requests in 1/factor of the time."""
+    if factor == 1.0:
+        return windows
+    return replace(windows, start=windows.start / factor, rate=windows.rate * factor,
+                   width_s=windows.width_s / factor, notes=(*windows.notes, f"arrivals compressed ×{factor:g}"))
+
+
+def _training_sample(windows: pd.DataFrame, source: str, seed: int) -> Workload:
+    """Requests drawn from the leading windows of the first `TRAIN_FRACTION` of the span, at most about
+    `TRAINING_SAMPLE` of them (and at least one window's worth)."""
+    start = windows["window_start_s"].to_numpy(dtype=float)
+    rate = np.nan_to_num(windows["total_rate_rps"].to_numpy(dtype=float))
+    width = np.diff(start, append=start[-1] + (start[1] - start[0] if len(start) > 1 else 600.0))
+    expected = np.cumsum(rate * width)
+    cut = start[0] + (start[-1] + width[-1] - start[0]) * TRAIN_FRACTION
+    keep = (start < cut) & (np.concatenate(([0.0], expected[:-1])) < TRAINING_SAMPLE)
+    keep[0] = True
+    busy = keep & (rate > 0)
+    if not busy.any():
+        busy = rate > 0
+        busy[np.argmax(busy) + 1:] = False
+    return draw_from_rate_windows(windows[keep | busy].reset_index(drop=True), source, seed=seed)
 
 
 def _holds_rate_windows(path: str) -> bool:
@@ -101,7 +190,7 @@ def traffic_from_prometheus(series: DemandSeries, *, seed: int = 0, compress: fl
     `mean_output_tokens`. Windows without request-rate data are gaps: no requests are drawn there."""
     frame = series.frame
     rate = frame["request_rate"].to_numpy(dtype=float)
-    _refuse_long(float(np.nansum(rate)) * series.step_seconds, f"{series.source} history")
+    fluid_run = _needs_fluid(float(np.nansum(rate)) * series.step_seconds, f"{series.source} history")
     notes = [f"{series.source} history: {len(rate)} windows of {series.step_seconds:g}s; Poisson arrivals at "
              f"each window's request rate, exponential lengths around its mean prompt and output tokens, "
              f"seed {seed}", *series.notes]
@@ -136,11 +225,22 @@ def traffic_from_prometheus(series: DemandSeries, *, seed: int = 0, compress: fl
     windows = pd.DataFrame({"window_start_s": np.arange(len(rate)) * series.step_seconds,
                             "total_rate_rps": rate, "mean_input_tokens_est": means["prompt"],
                             "mean_output_tokens_est": means["output"]})
+    if fluid_run:
+        fluid = fluid_mode()
+        assert fluid is not None
+        gap = ~np.isfinite(rate)
+        rate_windows = fluid.RateWindows(
+            series.source, windows["window_start_s"].to_numpy(dtype=float), np.nan_to_num(rate),
+            np.nan_to_num(means["prompt"], nan=1.0), np.nan_to_num(means["output"], nan=1.0),
+            series.step_seconds, gap=gap)
+        training = _training_sample(windows, series.source, seed)
+        training = training.compressed(compress) if compress != 1.0 else training
+        return _of_windows(_compressed(rate_windows, compress), training, tuple(notes))
     workload = draw_from_rate_windows(windows, series.source, seed=seed)
     if compress != 1.0:
         workload = workload.compressed(compress)
         notes.append(f"arrivals compressed ×{compress:g}")
-    return Traffic(workload, tuple(notes))
+    return _of_workload(workload, tuple(notes), False)
 
 
 def read_prometheus(url: str, model: str, *, history_s: float, step_s: float, promql: str,
@@ -204,11 +304,12 @@ def policy_spec(key: str) -> PolicySpec:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One policy's run and the measures the comparison is made of."""
+    """One policy's run and the measures the comparison is made of. `result` is a `SimulationResult`, or the
+    fluid mode's result (same measures, no per-request percentiles)."""
 
     spec: PolicySpec
     knob: float
-    result: SimulationResult
+    result: SimulationResult | Any
     ttft_slo_s: float
     tpot_slo_s: float
 
@@ -223,26 +324,33 @@ class Outcome:
 
     def measures(self) -> dict[str, float | int | str | bool]:
         r = self.result
-        ttft, tpot = r.ttft, r.tpot
-        finite = bool(np.isfinite(ttft).any())
-        return {
+        out: dict[str, float | int | str | bool] = {
             "policy": self.spec.key,
             "label": self.spec.label,
             "knob": self.spec.knob,
             "knob_value": self.knob,
             "bound": self.spec.clairvoyant,
-            "requests": len(r),
-            "attainment": r.attainment(self.ttft_slo_s, self.tpot_slo_s),
-            "gpu_hours": r.gpu_hours,
-            "goodput_per_gpu_hour": r.goodput_per_gpu_hour(self.ttft_slo_s, self.tpot_slo_s),
+            "mode": "request" if isinstance(r, SimulationResult) else "fluid",
+            "requests": len(r) if isinstance(r, SimulationResult) else float(r.requests),
+            "attainment": float(r.attainment(self.ttft_slo_s, self.tpot_slo_s)),
+            "gpu_hours": float(r.gpu_hours),
+            "goodput_per_gpu_hour": float(r.goodput_per_gpu_hour(self.ttft_slo_s, self.tpot_slo_s)),
             "scale_events": self.scale_events,
             "peak_replicas": self.peak_replicas,
-            "ttft_p50_s": float(np.nanpercentile(ttft, 50)) if finite else math.nan,
-            "ttft_p90_s": float(np.nanpercentile(ttft, 90)) if finite else math.nan,
-            "tpot_p50_s": float(np.nanpercentile(tpot, 50)) if np.isfinite(tpot).any() else math.nan,
-            "unfinished": r.unfinished,
-            "rejected": int(r.rejected.sum()),
+            "ttft_p50_s": math.nan,
+            "ttft_p90_s": math.nan,
+            "tpot_p50_s": math.nan,
         }
+        if isinstance(r, SimulationResult):
+            ttft, tpot = r.ttft, r.tpot
+            if np.isfinite(ttft).any():
+                out["ttft_p50_s"] = float(np.nanpercentile(ttft, 50))
+                out["ttft_p90_s"] = float(np.nanpercentile(ttft, 90))
+            if np.isfinite(tpot).any():
+                out["tpot_p50_s"] = float(np.nanpercentile(tpot, 50))
+            out["unfinished"] = r.unfinished
+            out["rejected"] = int(r.rejected.sum())
+        return out
 
 
 @dataclass(frozen=True)
@@ -259,24 +367,24 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
             initial_replicas: int | None = None) -> Setup:
     """The policies' shared context; `capacity_rps` (requests/s one replica serves within the SLO) is
     profiled on the training part of the traffic when not given."""
-    workload = traffic.workload
-    training = first_part(workload, TRAIN_FRACTION)
+    training = traffic.training
     notes = list(traffic.notes)
     if capacity_rps is None:
-        capacity_rps = profiled_capacity(training if len(training) else workload, fleet)
+        capacity_rps = profiled_capacity(training if len(training) >= 2 else traffic.workload or training, fleet)
         notes.append(f"capacity {capacity_rps:.2f} req/s per replica, profiled at the SLOs on the first "
                      f"{TRAIN_FRACTION:.0%} of the traffic")
     elif not (math.isfinite(capacity_rps) and capacity_rps > 0):
         raise SimulationInputError(f"--capacity-per-replica must be a positive request rate, not {capacity_rps!r}")
     if initial_replicas is None:
-        first_minute = int(np.searchsorted(workload.arrival, FIRST_MINUTE_S, side="right"))
-        initial_replicas = max(fleet.hpa.min_replicas, math.ceil(first_minute / FIRST_MINUTE_S / capacity_rps))
+        initial_replicas = max(fleet.hpa.min_replicas, math.ceil(traffic.first_minute_rate / capacity_rps - 1e-9))
+        initial_replicas = min(initial_replicas, fleet.hpa.max_replicas)
         notes.append("replicas at the start: enough for the first minute's traffic at the capacity")
     elif not 0 <= initial_replicas <= fleet.hpa.max_replicas:
         raise SimulationInputError(f"--initial-replicas {initial_replicas} must be in [0, --max-replicas]")
     config = replace(fleet.config, initial_replicas=initial_replicas)
     notes.append(f"policies that learn saw the first {TRAIN_FRACTION:.0%} of the traffic; all are scored on all of it")
-    context = PolicyContext(config, fleet.ttft_slo_s, fleet.tpot_slo_s, capacity_rps, fleet.hpa, training, workload)
+    context = PolicyContext(config, fleet.ttft_slo_s, fleet.tpot_slo_s, capacity_rps, fleet.hpa, training,
+                            traffic.workload)
     return Setup(traffic, Fleet(config, fleet.ttft_slo_s, fleet.tpot_slo_s, fleet.hpa), context, tuple(notes))
 
 
@@ -295,8 +403,21 @@ def run_policy(setup: Setup, key: str, knob: float | None = None) -> Outcome:
     spec = policy_spec(key)
     value = spec.default(setup.context) if knob is None else knob
     _check_knob(spec, value, setup.context)
-    controller = spec.build(value, setup.context)
-    result = simulate(setup.traffic.workload, setup.fleet.config, controller)
+    try:
+        controller = spec.build(value, setup.context)
+    except ValueError as exc:  # a policy that cannot run on this traffic says why (the clairvoyant bound
+        # needs every request); SimulationInputError is a ValueError and keeps its own message
+        if isinstance(exc, SimulationInputError):
+            raise
+        raise SimulationInputError(f"{spec.key}: {exc}") from None
+    traffic = setup.traffic
+    if traffic.fluid:
+        fluid = fluid_mode()
+        assert fluid is not None
+        result: SimulationResult | Any = fluid.simulate_fluid(traffic.fluid_demand, setup.fleet.config, controller)
+    else:
+        assert traffic.workload is not None
+        result = simulate(traffic.workload, setup.fleet.config, controller)
     return Outcome(spec, value, result, setup.fleet.ttft_slo_s, setup.fleet.tpot_slo_s)
 
 
@@ -312,11 +433,19 @@ def _check_knob(spec: PolicySpec, value: float, context: PolicyContext) -> None:
             f"{', '.join(f'{g:g}' for g in grid)}")
 
 
-def compare(setup: Setup) -> list[Outcome]:
-    """Every policy at its default knob, in registry order."""
-    return [run_policy(setup, key) for key in POLICIES]
+def compare(setup: Setup) -> tuple[list[Outcome], list[str]]:
+    """Every policy at its default knob, in registry order, and why any could not run on this traffic
+    (the clairvoyant bound needs every request, which the fluid mode on rate windows does not have)."""
+    outcomes: list[Outcome] = []
+    skipped: list[str] = []
+    for key in POLICIES:
+        if POLICIES[key].clairvoyant and setup.traffic.workload is None:
+            skipped.append(f"{key}: needs every request, and this traffic is only rate windows")
+            continue
+        outcomes.append(run_policy(setup, key))
+    return outcomes, skipped
 
 
-__all__ = ["DEFAULT_PROFILE", "REQUEST_LEVEL_LIMIT", "TRAIN_FRACTION", "Fleet", "Outcome",
-           "Setup", "Traffic", "build_fleet", "compare", "prepare", "read_prometheus", "run_policy",
+__all__ = ["DEFAULT_PROFILE", "REQUEST_LEVEL_LIMIT", "TRAIN_FRACTION", "Fleet", "Outcome", "Setup", "Traffic",
+           "build_fleet", "compare", "fluid_mode", "prepare", "read_prometheus", "run_policy",
            "traffic_from_prometheus", "traffic_from_trace"]

@@ -11,6 +11,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -73,10 +74,12 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _header(setup: Setup) -> dict[str, Any]:
     f = setup.fleet
-    w = setup.traffic.workload
-    span = float(w.arrival[-1]) if len(w) else 0.0
-    return {"source": w.source, "requests": len(w), "span_seconds": span,
-            "mean_rate_rps": len(w) / span if span > 0 else math.nan, "profile": f.config.profile.name,
+    traffic = setup.traffic
+    span = traffic.span_s
+    requests = int(traffic.requests) if traffic.workload is not None else round(traffic.requests)
+    return {"source": traffic.source, "mode": "fluid" if traffic.fluid else "request", "requests": requests,
+            "span_seconds": span, "mean_rate_rps": traffic.requests / span if span > 0 else math.nan,
+            "profile": f.config.profile.name,
             "ttft_slo_seconds": f.ttft_slo_s, "tpot_slo_seconds": f.tpot_slo_s,
             "cold_start_seconds": f.config.cold_start_s, "initial_replicas": f.config.initial_replicas,
             "capacity_per_replica_rps": setup.context.capacity_rps}
@@ -116,9 +119,10 @@ def _short_knob(knob: str) -> str:
     return knob.split(" (")[0]
 
 
-def _print_compare(setup: Setup, outcomes: list[Outcome]) -> None:
+def _print_compare(setup: Setup, outcomes: list[Outcome], notes: list[str]) -> None:
     h = _header(setup)
-    t = Table(title=f"{h['source']}: {h['requests']:,} requests over {h['span_seconds'] / 60:,.1f} min",
+    mode = " (fluid mode)" if setup.traffic.fluid else ""
+    t = Table(title=f"{h['source']}: {h['requests']:,} requests over {h['span_seconds'] / 60:,.1f} min{mode}",
               title_justify="left")
     for col in ("policy", "knob", "attainment", "GPU-hours", "goodput/GPU-h", "scale events", "peak replicas",
                 "TTFT p90 s"):
@@ -130,7 +134,7 @@ def _print_compare(setup: Setup, outcomes: list[Outcome]) -> None:
                   str(m["scale_events"]), str(m["peak_replicas"]), _fmt(m["ttft_p90_s"], 2))
     console.print(t)
     console.print(_fleet_line(setup), highlight=False)
-    _print_notes(setup)
+    _print_notes(notes)
 
 
 def _print_one(setup: Setup, outcome: Outcome) -> None:
@@ -143,11 +147,11 @@ def _print_one(setup: Setup, outcome: Outcome) -> None:
             t.add_row(key, _fmt(value))
     t.add_row("source of the rules", outcome.spec.source)
     console.print(t)
-    _print_notes(setup)
+    _print_notes(setup.notes)
 
 
-def _print_notes(setup: Setup) -> None:
-    for note in setup.notes:
+def _print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
         console.print(f"note: {note}", highlight=False)
 
 
@@ -174,11 +178,12 @@ def run_request_level(run: RequestLevelRun) -> None:
         raise SimulationInputError("--compare runs every policy at its default knob: leave --knob out")
     setup = _setup(run)
     if run.compare:
-        outcomes = compare(setup)
+        outcomes, skipped = compare(setup)
+        notes = [*setup.notes, *(f"skipped {why}" for why in skipped)]
         if run.as_json:
-            print(_dumps({**_header(setup), "notes": list(setup.notes), "policies": [_json(o) for o in outcomes]}))
+            print(_dumps({**_header(setup), "notes": notes, "policies": [_json(o) for o in outcomes]}))
         else:
-            _print_compare(setup, outcomes)
+            _print_compare(setup, outcomes, notes)
         return
     outcome = run_policy(setup, key, run.knob)
     if run.as_json:
