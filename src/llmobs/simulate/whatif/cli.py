@@ -129,7 +129,8 @@ def _print_compare(setup: Setup, outcomes: list[Outcome], notes: list[str]) -> N
         t.add_column(col, justify="left" if col in ("policy", "knob") else "right", no_wrap=col == "policy")
     for o in outcomes:
         m = o.measures()
-        t.add_row(f"{o.spec.key}{' (bound)' if o.spec.clairvoyant else ''}", f"{_short_knob(o.spec.knob)} = {o.knob:g}",
+        name = f"{o.spec.key}{' (bound)' if o.spec.clairvoyant else ''}"
+        t.add_row(name, f"{_short_knob(o.spec.knob)} = {o.knob:.4g}",
                   _fmt(m["attainment"]), _fmt(m["gpu_hours"], 2), _fmt(m["goodput_per_gpu_hour"], 0),
                   str(m["scale_events"]), str(m["peak_replicas"]), _fmt(m["ttft_p90_s"], 2))
     console.print(t)
