@@ -16,6 +16,7 @@ import pytest
 
 from llmobs.cli import app
 from llmobs.cli_support import run_app
+from llmobs.forecast.cli import REQUEST_POLICIES
 from llmobs.forecast.demand import DEFAULT_TRACE_DIR
 from llmobs.simulate import check_slo, load_profile, simulate
 from llmobs.simulate.policies import POLICIES
@@ -97,11 +98,15 @@ def test_compare_runs_every_policy_at_its_default_on_the_same_traffic(tmp_path: 
     assert all(key in out for key in POLICIES)
 
 
-def test_list_policies_names_every_policy_and_its_knob(cli: Run) -> None:
+def test_list_policies_and_help_name_every_policy(cli: Run, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli("--list-policies")
     assert code == 0
     for spec in POLICIES.values():
         assert spec.key in out and spec.knob.split()[0] in out
+    assert run_app(app, ["forecast", "simulate", "--help"]) == 0
+    assert set(POLICIES) <= set(REQUEST_POLICIES)  # what --help lists is the registry
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert " | ".join(REQUEST_POLICIES) in help_text.replace("│ ", "").replace(" │", "")
 
 
 # --- Prometheus history --------------------------------------------------------------------------------

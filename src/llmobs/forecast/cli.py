@@ -229,7 +229,15 @@ class RequestLevelRun:
 RequestLevelRunner = Callable[[RequestLevelRun], None]
 _request_level: RequestLevelRunner | None = None
 
-_REQUEST = "request level: "
+_PANEL = "Request level (--level request)"
+
+
+def _request_option(*declarations: str, **settings: Any) -> Any:
+    """An option of the request level, shown in its own --help panel."""
+    return typer.Option(*declarations, rich_help_panel=_PANEL, **settings)
+REQUEST_POLICIES = ("keda-rate", "keda-waiting", "aibrix-kpa", "llmd-wva", "dynamo-planner", "llmobs", "clairvoyant")
+"""The request-level policies' keys, for --help (`llmobs.simulate.policies.POLICIES` is the registry; a test
+keeps the two in step)."""
 
 
 @one_line_errors(ForecastInputError)
@@ -243,8 +251,8 @@ def simulate(
         help="requests/s one replica serves within its SLO (measure it, or see `llmobs forecast capacity`); at "
              "--level request the default is profiled from the profile and the SLOs")] = None,
     policy: Annotated[str | None, typer.Option(
-        help="replay: reactive | predictive | hybrid (default reactive); request: one of the policies "
-             "`--level request --list-policies` prints (default keda-rate)")] = None,
+        help="replay: reactive | predictive | hybrid (default reactive); request: "
+             f"{' | '.join(REQUEST_POLICIES)} (default keda-rate; --list-policies says what each is)")] = None,
     cold_start: Annotated[float | None, typer.Option(
         parser=DURATION, metavar="DURATION", show_default="5m replay, 2m request",
         help=f"time from scale-up to ready {DURATION_HELP}")] = None,
@@ -263,44 +271,45 @@ def simulate(
     plot: Annotated[Path | None, typer.Option(help="write a PNG of demand vs ready capacity")] = None,
     html: Annotated[Path | None, typer.Option(
         help="write every policy's replay (this one first) side by side as one self-contained HTML file")] = None,
-    prometheus: Annotated[str | None, typer.Option(
-        metavar="URL", help=_REQUEST + "read the demand from this Prometheus (query_range) instead of a trace")] = None,
-    model: Annotated[str | None, typer.Option(help=_REQUEST + "the model whose history --prometheus reads")] = None,
-    history: Annotated[float, typer.Option(parser=DURATION, metavar="DURATION", show_default="1h",
-                                           help=_REQUEST + "how far back --prometheus reads, up to now")] = 3600.0,
-    promql: Annotated[str, typer.Option(
-        help=_REQUEST + "series --prometheus reads: llmobs (llmobs_request_rate, ...) or vllm (rate of "
+    prometheus: Annotated[str | None, _request_option(
+        metavar="URL", help="read the demand from this Prometheus (query_range) instead of a trace")] = None,
+    model: Annotated[str | None, _request_option(help="the model whose history --prometheus reads")] = None,
+    history: Annotated[float, _request_option(
+        parser=DURATION, metavar="DURATION", show_default="1h", help="how far back --prometheus reads, up to now")
+    ] = 3600.0,
+    promql: Annotated[str, _request_option(
+        help="series --prometheus reads: llmobs (llmobs_request_rate, ...) or vllm (rate of "
              "vllm:request_success_total, ...)")] = "llmobs",
-    start: Annotated[float | None, typer.Option(parser=DURATION, metavar="DURATION",
-                                                help=_REQUEST + "skip this much of the trace")] = None,
-    duration: Annotated[float | None, typer.Option(
-        parser=DURATION, metavar="DURATION", help=_REQUEST + "simulate this much of the trace (default: all)")] = None,
-    knob: Annotated[float | None, typer.Option(
-        help=_REQUEST + "the policy's knob (--list-policies names it; default: what its documentation suggests)")
+    start: Annotated[float | None, _request_option(
+        parser=DURATION, metavar="DURATION", help="skip this much of the trace")] = None,
+    duration: Annotated[float | None, _request_option(
+        parser=DURATION, metavar="DURATION", help="simulate this much of the trace (default: all)")] = None,
+    knob: Annotated[float | None, _request_option(
+        help="the policy's knob (--list-policies names it; default: what its documentation suggests)")
     ] = None,
-    compare: Annotated[bool, typer.Option(
-        "--compare", help=_REQUEST + "run every policy at its default knob; one table")] = False,
-    list_policies: Annotated[bool, typer.Option(
-        "--list-policies", help=_REQUEST + "print the policies, their knobs and sources, and exit")] = False,
-    profile: Annotated[str | None, typer.Option(
+    compare: Annotated[bool, _request_option(
+        "--compare", help="run every policy at its default knob; one table")] = False,
+    list_policies: Annotated[bool, _request_option(
+        "--list-policies", help="print the policies, their knobs and sources, and exit")] = False,
+    profile: Annotated[str | None, _request_option(
         metavar="NAME|FILE", show_default="llama-3.1-8b-h100",
-        help=_REQUEST + "step-time profile of one replica: a bundled name or a YAML file")] = None,
-    ttft_slo: Annotated[float | None, typer.Option(
-        parser=DURATION, metavar="DURATION", show_default="1s", help=_REQUEST + "time-to-first-token SLO")] = None,
-    tpot_slo: Annotated[float | None, typer.Option(
+        help="step-time profile of one replica: a bundled name or a YAML file")] = None,
+    ttft_slo: Annotated[float | None, _request_option(
+        parser=DURATION, metavar="DURATION", show_default="1s", help="time-to-first-token SLO")] = None,
+    tpot_slo: Annotated[float | None, _request_option(
         parser=DURATION, metavar="DURATION", show_default="100ms",
-        help=_REQUEST + "time-per-output-token SLO")] = None,
-    compress: Annotated[float, typer.Option(
-        help=_REQUEST + "play the requests this many times faster (a bigger load from the same trace)")] = 1.0,
-    initial_replicas: Annotated[int | None, typer.Option(
-        help=_REQUEST + "replicas ready at the start (default: enough for the first minute at the capacity)")
+        help="time-per-output-token SLO")] = None,
+    compress: Annotated[float, _request_option(
+        help="play the requests this many times faster (a bigger load from the same trace)")] = 1.0,
+    initial_replicas: Annotated[int | None, _request_option(
+        help="replicas ready at the start (default: enough for the first minute at the capacity)")
     ] = None,
-    mean_prompt_tokens: Annotated[float | None, typer.Option(
-        help=_REQUEST + "mean prompt length for --prometheus when it has no prompt-token series")] = None,
-    mean_output_tokens: Annotated[float | None, typer.Option(
-        help=_REQUEST + "mean output length for --prometheus when it has no generation-token series")] = None,
-    seed: Annotated[int, typer.Option(
-        help=_REQUEST + "seed of the requests drawn from rate windows (ServeGen, Prometheus)")] = 0,
+    mean_prompt_tokens: Annotated[float | None, _request_option(
+        help="mean prompt length for --prometheus when it has no prompt-token series")] = None,
+    mean_output_tokens: Annotated[float | None, _request_option(
+        help="mean output length for --prometheus when it has no generation-token series")] = None,
+    seed: Annotated[int, _request_option(
+        help="seed of the requests drawn from rate windows (ServeGen, Prometheus)")] = 0,
 ) -> None:
     """Replay a trace against an autoscaling policy; report under-provisioned and replica minutes.
 
