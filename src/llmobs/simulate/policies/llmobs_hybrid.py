@@ -1,0 +1,121 @@
+"""llmobs' own policy: a reactive floor that never moves, plus token-aware capacity, saturation and a
+forecast over the cold start, through the same KEDA + HPA path as every KEDA policy.
+
+The proposal handed to the HPA is the largest of:
+
+* the reactive floor — exactly what KEDA on the request rate at 0.8 × the profiled capacity proposes
+  (`keda-rate` at its default), whatever the knob: llmobs is never less provisioned than today's
+  reactive scaling would be asked to be;
+* capacity — the GPU work arriving per second (the door's arrival rate × the work of a request of the
+  observed prompt length and generated output length, `capacity.request_work_s`), forecast one cold start
+  ahead by the last minutes' trend (rises only, at most doubling), divided by what one replica does at the
+  profiled capacity × `headroom`. Counting tokens rather than requests is what lets it follow a shift to
+  longer prompts that a request-rate threshold misses;
+* saturation — when the replicas queue (waiting per ready replica above 1) or run out of KV (any above
+  90 %), the ready replicas plus enough to absorb the queue at a replica's concurrency at capacity.
+
+Bad input falls back to the floor alone: no replica scraped while some are ready, or a non-finite value
+in any load the capacity or saturation parts read. The knob is `headroom`, the share of profiled capacity
+the capacity part plans with (≤ 1: spare room for bursts); it never touches the floor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from llmobs.forecast.replay import REACTIVE_UTILIZATION
+from llmobs.simulate.control import Controller, ControlView
+from llmobs.simulate.hpa import HorizontalPodAutoscaler, hpa_proposal
+from llmobs.simulate.policies.base import PolicyContext, PolicySpec
+from llmobs.simulate.policies.capacity import concurrency_at_capacity, reference_lengths, request_work_s
+
+TREND_WINDOW_S = 300.0
+MAX_TREND_GAIN = 2.0
+WAITING_PER_REPLICA = 1.0
+KV_SATURATED = 0.9
+HEADROOMS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+class LlmobsPolicy:
+    def __init__(self, headroom: float, context: PolicyContext) -> None:
+        if not (math.isfinite(headroom) and 0 < headroom <= 1.5):
+            raise ValueError(f"headroom must be in (0, 1.5], not {headroom!r}")
+        self.headroom = headroom
+        self.context = context
+        self.hpa = HorizontalPodAutoscaler(context.hpa)
+        self.floor_target = REACTIVE_UTILIZATION * context.capacity_rps
+        self.ref_prompt, self.ref_output = reference_lengths(context)
+        self.replica_work = context.capacity_rps * float(
+            request_work_s(self.ref_prompt, self.ref_output, context.fleet.profile))
+        self.replica_concurrency = concurrency_at_capacity(context)
+        self._work: deque[tuple[float, float]] = deque()
+        self.fallbacks = 0
+
+    def floor(self, view: ControlView) -> int:
+        return hpa_proposal(view.door_rate, self.floor_target, view.current, self.context.hpa.tolerance)
+
+    def _usable(self, view: ControlView) -> bool:
+        if view.ready > 0 and not view.loads:
+            return False
+        if not _finite(view.door_rate, view.door_prompt_tokens_rate) or view.door_rate < 0:
+            return False
+        return all(_finite(x.running, x.waiting, x.kv_usage, x.request_rate, x.generation_tokens_rate)
+                   for x in view.loads)
+
+    def _output_length(self, view: ControlView) -> float:
+        finished = sum(x.request_rate for x in view.loads)
+        generated = sum(x.generation_tokens_rate for x in view.loads)
+        return generated / finished if finished > 0 and generated > 0 else self.ref_output
+
+    def _forecast(self, now: float, work: float) -> float:
+        """Work arriving one cold start from now: the recent least-squares trend, rises only, capped."""
+        self._work.append((now, work))
+        while self._work and self._work[0][0] < now - TREND_WINDOW_S:
+            self._work.popleft()
+        if len(self._work) < 4:
+            return work
+        n = len(self._work)
+        mean_t = sum(t for t, _ in self._work) / n
+        mean_w = sum(w for _, w in self._work) / n
+        var = sum((t - mean_t) ** 2 for t, _ in self._work)
+        slope = sum((t - mean_t) * (w - mean_w) for t, w in self._work) / var if var > 0 else 0.0
+        ahead = work + max(0.0, slope) * self.context.fleet.cold_start_s
+        return min(ahead, MAX_TREND_GAIN * max(work, mean_w))
+
+    def proposal(self, view: ControlView) -> int:
+        floor = self.floor(view)
+        if not self._usable(view):
+            self.fallbacks += 1
+            return floor
+        prompt = view.door_prompt_tokens_rate / view.door_rate if view.door_rate > 0 else self.ref_prompt
+        work = view.door_rate * float(request_work_s(prompt, self._output_length(view), self.context.fleet.profile))
+        capacity = math.ceil(self._forecast(view.now, work) / (self.replica_work * self.headroom) - 1e-9)
+        saturation = 0
+        if view.loads:
+            waiting = sum(x.waiting for x in view.loads)
+            if waiting > WAITING_PER_REPLICA * len(view.loads) or max(x.kv_usage for x in view.loads) > KV_SATURATED:
+                saturation = view.ready + max(1, math.ceil(waiting / self.replica_concurrency))
+        return max(floor, capacity, saturation)
+
+    def __call__(self, view: ControlView) -> int | None:
+        return self.hpa.decide(view.now, view.current, self.proposal(view))
+
+
+def build(headroom: float, context: PolicyContext) -> Controller:
+    return LlmobsPolicy(headroom, context)
+
+
+SPEC = PolicySpec(
+    key="llmobs",
+    label="llmobs (reactive floor + token-aware capacity + saturation + trend)",
+    knob="headroom (share of profiled capacity the capacity part plans with; the floor stays at 0.8)",
+    source="this project: llmobs.forecast.replay (hybrid floor), docs/autoscaling-policies.md",
+    grid=lambda c: HEADROOMS,
+    default=lambda c: 0.8,
+    build=build,
+)
