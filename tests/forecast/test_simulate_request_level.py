@@ -19,7 +19,7 @@ from llmobs.cli_support import run_app
 from llmobs.forecast.cli import REQUEST_POLICIES
 from llmobs.forecast.demand import DEFAULT_TRACE_DIR
 from llmobs.simulate import check_slo, load_profile, simulate
-from llmobs.simulate.policies import POLICIES
+from llmobs.simulate.policies import POLICIES, profile_capacity
 from llmobs.simulate.whatif import build_fleet, prepare, traffic_from_trace
 
 BUNDLED_PROFILE = Path(__file__).resolve().parents[2] / "src" / "llmobs" / "simulate" / "profiles"
@@ -70,6 +70,16 @@ def test_keda_on_a_real_trace_slice_reports_what_its_run_did(tmp_path: Path, cli
     assert d["peak_replicas"] == max(ready + starting for _, ready, starting in timeline)
 
 
+def test_capacity_is_profiled_on_the_training_part_when_not_given(tmp_path: Path, cli: Run) -> None:
+    trace = str(_azure_rows(tmp_path))
+    d = _json(*cli("--trace", trace, "--json"))
+    setup = prepare(traffic_from_trace(trace), build_fleet(), capacity_rps=None)
+    expected = profile_capacity(setup.context.training, setup.fleet.config, 1.0, 0.1)
+    assert d["capacity_per_replica_rps"] == pytest.approx(expected) and expected > 0
+    assert d["knob_value"] == pytest.approx(POLICIES["keda-rate"].default(setup.context))
+    assert any("profiled at the SLOs" in note for note in d["notes"])
+
+
 def test_a_lower_threshold_buys_attainment_with_gpu_hours(tmp_path: Path, cli: Run) -> None:
     trace = str(_azure_rows(tmp_path))
     common = ("--trace", trace, "--capacity-per-replica", "2", "--compress", "4", "--json")
@@ -104,7 +114,7 @@ def test_list_policies_and_help_name_every_policy(cli: Run, capsys: pytest.Captu
     for spec in POLICIES.values():
         assert spec.key in out and spec.knob.split()[0] in out
     assert run_app(app, ["forecast", "simulate", "--help"]) == 0
-    assert set(POLICIES) <= set(REQUEST_POLICIES)  # what --help lists is the registry
+    assert tuple(POLICIES) == REQUEST_POLICIES  # what --help lists is the registry
     help_text = " ".join(capsys.readouterr().out.split())
     assert " | ".join(REQUEST_POLICIES) in help_text.replace("│ ", "").replace(" │", "")
 

@@ -35,7 +35,7 @@ from llmobs.forecast.replay import HpaConfig
 from llmobs.simulate.engine import EngineConfig
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import FleetConfig, check_slo, simulate
-from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec
+from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec, profile_capacity
 from llmobs.simulate.profile import load_profile
 from llmobs.simulate.results import SimulationResult
 from llmobs.simulate.workload import Workload, draw_from_rate_windows, load_workload
@@ -390,12 +390,7 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
 
 def profiled_capacity(workload: Workload, fleet: Fleet) -> float:
     """Requests/s one replica serves within the SLOs on this length mix (what a load test would tell)."""
-    from llmobs.simulate import policies
-
-    profile_capacity = getattr(policies, "profile_capacity", None)
-    if profile_capacity is None:
-        raise SimulationInputError("give --capacity-per-replica RPS (this build cannot profile it)")
-    return float(profile_capacity(workload, fleet.config, fleet.ttft_slo_s, fleet.tpot_slo_s))
+    return profile_capacity(workload, fleet.config, fleet.ttft_slo_s, fleet.tpot_slo_s)
 
 
 def run_policy(setup: Setup, key: str, knob: float | None = None) -> Outcome:
