@@ -227,7 +227,18 @@ class RequestLevelRun:
 
 
 RequestLevelRunner = Callable[[RequestLevelRun], None]
-_request_level: RequestLevelRunner | None = None
+# `simulate --html` draws with the status page's chart code, which lives in the serving layer above this one:
+# the CLI hands the writer in through `register` (path, title, replay results, notes).
+HtmlWriter = Callable[[Path, str, Sequence[Any], Sequence[str]], None]
+
+
+@dataclass(frozen=True)
+class SimulateHooks:
+    """What the layers above hand `simulate` through `register`. Each registered app's command carries its
+    own (as its click context's `obj`), so registering the group on another app changes nothing here."""
+
+    html_writer: HtmlWriter | None = None
+    request_level: RequestLevelRunner | None = None
 
 _PANEL = "Request level (--level request)"
 
@@ -242,6 +253,7 @@ keeps the two in step)."""
 
 @one_line_errors(ForecastInputError)
 def simulate(
+    ctx: typer.Context,
     trace: Annotated[Path | None, typer.Option(
         help="trace CSV (formats in data/traces/README.md); at --level request, or --prometheus")] = None,
     level: Annotated[str, typer.Option(
@@ -317,13 +329,14 @@ def simulate(
     replicas scaled by a real autoscaler's rules (KEDA, AIBrix, llm-d, Dynamo, llmobs): SLO attainment,
     GPU-hours and goodput per GPU-hour; --compare runs them all."""
     require("forecast")
+    hooks = ctx.obj if isinstance(ctx.obj, SimulateHooks) else SimulateHooks()
     if level == "request" or list_policies:
-        if _request_level is None:
+        if hooks.request_level is None:
             raise ForecastInputError("--level request needs the request-level simulator (run it as "
                                      "`llmobs forecast simulate`)")
         if plot is not None or html is not None:
             raise ForecastInputError("--plot and --html draw the replay; --level request prints a table (or --json)")
-        _request_level(RequestLevelRun(
+        hooks.request_level(RequestLevelRun(
             trace=trace, prometheus=prometheus, model=model, history_s=history, promql=promql, step_s=step,
             start_s=start or 0.0, duration_s=duration, policy="list" if list_policies else policy, knob=knob,
             compare=compare, profile=profile, ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo, compress=compress,
@@ -363,7 +376,7 @@ def simulate(
     series = read_trace(trace, step_s, finer="linear")
     hpa = HpaConfig(polling_interval_s=polling_interval, min_replicas=min_replicas, max_replicas=max_replicas)
     cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=cold_start, hpa=hpa)
-    if html is not None and _html_writer is None:
+    if html is not None and hooks.html_writer is None:
         raise ForecastInputError("--html needs the llmobs CLI's page writer (run it as `llmobs forecast simulate`)")
     upper, need = None, 1
     if policy != "reactive" or html is not None:
@@ -375,10 +388,10 @@ def simulate(
                     min_history=need)
     if plot is not None:
         _plot_replay([result], plot)
-    if html is not None and _html_writer is not None:
+    if html is not None and hooks.html_writer is not None:
         others = [replay(series, p, cfg, utilization=utilization, forecast_upper=upper, forecaster_name=forecaster,
                          min_history=need) for p in POLICIES if p != policy]
-        _html_writer(html, f"llmobs forecast simulate · {trace.name}", [result, *others], [
+        hooks.html_writer(html, f"llmobs forecast simulate · {trace.name}", [result, *others], [
             f"cold start {cfg.cold_start_s:g} s", f"{capacity_per_replica:g} req/s per replica",
             f"step {series.step_seconds:g} s", f"utilization {utilization:g}", f"forecaster {forecaster}"])
     d = result.to_dict()
@@ -404,19 +417,10 @@ def _moved(old: str) -> Any:
     return moved
 
 
-# `simulate --html` draws with the status page's chart code, which lives in the serving layer above this one:
-# the CLI hands the writer in through `register` (path, title, replay results, notes).
-HtmlWriter = Callable[[Path, str, Sequence[Any], Sequence[str]], None]
-_html_writer: HtmlWriter | None = None
-
-
 def register(app: typer.Typer, html_writer: HtmlWriter | None = None,
              request_level: RequestLevelRunner | None = None) -> None:
     """Add the `forecast` group (backtest, simulate, capacity) to the main `llmobs` app; `html_writer` writes
     `simulate --html`, `request_level` runs `simulate --level request`."""
-    global _html_writer, _request_level
-    _html_writer = html_writer
-    _request_level = request_level
     forecast_app = typer.Typer(
         no_args_is_help=True,
         help="Demand forecasting on traces: backtests, autoscaling replays, KV-cache capacity.",
@@ -424,7 +428,8 @@ def register(app: typer.Typer, html_writer: HtmlWriter | None = None,
     forecast_app.command("backtest", epilog=example(
         "llmobs forecast backtest --trace data/traces/servegen_m-small_rate_10min.csv --step 10m --horizon 30m",
     ))(backtest_cmd)
-    forecast_app.command("simulate", epilog=example(
+    hooks = SimulateHooks(html_writer, request_level)
+    forecast_app.command("simulate", context_settings={"obj": hooks}, epilog=example(
         "llmobs forecast simulate --trace data/traces/AzureLLMInferenceTrace_conv.csv --policy hybrid "
         "--capacity-per-replica 2.5 --cold-start 5m",
         "llmobs forecast simulate --level request --trace data/traces/AzureLLMInferenceTrace_conv.csv --compare",
