@@ -77,7 +77,7 @@ def test_capacity_is_profiled_on_the_training_part_when_not_given(tmp_path: Path
     expected = profile_capacity(setup.context.training, setup.fleet.config, 1.0, 0.1)
     assert d["capacity_per_replica_rps"] == pytest.approx(expected) and expected > 0
     assert d["knob_value"] == pytest.approx(POLICIES["keda-rate"].default(setup.context))
-    assert any("profiled at the SLOs" in note for note in d["notes"])
+    assert any("profiled on one simulated replica" in note for note in d["notes"])
 
 
 def test_a_lower_threshold_buys_attainment_with_gpu_hours(tmp_path: Path, cli: Run) -> None:

@@ -101,8 +101,10 @@ FLUID_NOTE = (f"more than {REQUEST_LEVEL_LIMIT:,} requests: fluid mode (each rep
 def _of_workload(workload: Workload, notes: tuple[str, ...], fluid: bool) -> Traffic:
     span = float(workload.arrival[-1]) if len(workload) else 0.0
     first = int(np.searchsorted(workload.arrival, FIRST_MINUTE_S, side="right"))
+    learn = f"policies that learn saw the first {TRAIN_FRACTION:.0%} of the traffic; all are scored on all of it"
     return Traffic(workload, first_part(workload, TRAIN_FRACTION), float(len(workload)), span,
-                   first / FIRST_MINUTE_S, (*notes, FLUID_NOTE) if fluid else notes, workload if fluid else None)
+                   first / FIRST_MINUTE_S, (*notes, *((FLUID_NOTE,) if fluid else ()), learn),
+                   workload if fluid else None)
 
 
 def _of_windows(windows: Any, training: Workload, notes: tuple[str, ...]) -> Traffic:
@@ -110,7 +112,8 @@ def _of_windows(windows: Any, training: Workload, notes: tuple[str, ...]) -> Tra
     span = float(windows.end[-1])
     return Traffic(None, training, float(windows.requests), span, float(windows.rate[0]),
                    (*notes, *windows.notes, FLUID_NOTE,
-                    f"policies learn from {len(training):,} requests drawn from the first windows"), windows)
+                    f"policies that learn saw {len(training):,} requests drawn from the first windows; all are "
+                    "scored on all the traffic"), windows)
 
 
 def traffic_from_trace(path: str, *, start_s: float = 0.0, duration_s: float | None = None, seed: int = 0,
@@ -330,7 +333,6 @@ class Outcome:
             "knob": self.spec.knob,
             "knob_value": self.knob,
             "bound": self.spec.clairvoyant,
-            "mode": "request" if isinstance(r, SimulationResult) else "fluid",
             "requests": len(r) if isinstance(r, SimulationResult) else float(r.requests),
             "attainment": float(r.attainment(self.ttft_slo_s, self.tpot_slo_s)),
             "gpu_hours": float(r.gpu_hours),
@@ -371,8 +373,8 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
     notes = list(traffic.notes)
     if capacity_rps is None:
         capacity_rps = profiled_capacity(training if len(training) >= 2 else traffic.workload or training, fleet)
-        notes.append(f"capacity {capacity_rps:.2f} req/s per replica, profiled at the SLOs on the first "
-                     f"{TRAIN_FRACTION:.0%} of the traffic")
+        notes.append(f"capacity {capacity_rps:.2f} req/s per replica, profiled on one simulated replica at the "
+                     "SLOs with the requests policies learn from")
     elif not (math.isfinite(capacity_rps) and capacity_rps > 0):
         raise SimulationInputError(f"--capacity-per-replica must be a positive request rate, not {capacity_rps!r}")
     if initial_replicas is None:
@@ -382,7 +384,6 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
     elif not 0 <= initial_replicas <= fleet.hpa.max_replicas:
         raise SimulationInputError(f"--initial-replicas {initial_replicas} must be in [0, --max-replicas]")
     config = replace(fleet.config, initial_replicas=initial_replicas)
-    notes.append(f"policies that learn saw the first {TRAIN_FRACTION:.0%} of the traffic; all are scored on all of it")
     context = PolicyContext(config, fleet.ttft_slo_s, fleet.tpot_slo_s, capacity_rps, fleet.hpa, training,
                             traffic.workload)
     return Setup(traffic, Fleet(config, fleet.ttft_slo_s, fleet.tpot_slo_s, fleet.hpa), context, tuple(notes))

@@ -69,6 +69,8 @@ def _setup(run: RequestLevelRun) -> Setup:
 def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return "—" if not math.isfinite(value) else f"{value:,.{digits}f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return str(value)
 
 
@@ -144,7 +146,7 @@ def _print_one(setup: Setup, outcome: Outcome) -> None:
     for key, value in h.items():
         t.add_row(key, _fmt(value, 2))
     for key, value in outcome.measures().items():
-        if key not in ("requests", "label"):
+        if key not in ("requests", "label") and not (setup.traffic.fluid and key.endswith("_s")):
             t.add_row(key, _fmt(value))
     t.add_row("source of the rules", outcome.spec.source)
     console.print(t)
