@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmobs.forecast.demand import DEFAULT_PROMQL, VLLM_PROMQL, DemandSeries, PrometheusRangeReader, read_trace
+from llmobs.forecast.demand import COLUMNS, DEFAULT_PROMQL, VLLM_PROMQL, DemandSeries, PrometheusRangeReader, read_trace
 from llmobs.forecast.replay import HpaConfig
 from llmobs.simulate.engine import EngineConfig
 from llmobs.simulate.errors import SimulationInputError
@@ -46,7 +46,8 @@ REQUEST_LEVEL_LIMIT = 2_000_000
 """Most requests one request-level run takes (minutes per policy); more go to the fluid mode."""
 TRAIN_FRACTION = 0.4
 TRAINING_SAMPLE = 500_000  # most requests drawn for the policies to learn from in the fluid mode
-PROMQL = {"llmobs": DEFAULT_PROMQL, "vllm": VLLM_PROMQL}
+PROMQL = {name: {column: queries[column] for column in COLUMNS}  # the rates; the KV query is not needed here
+          for name, queries in (("llmobs", DEFAULT_PROMQL), ("vllm", VLLM_PROMQL))}
 FIRST_MINUTE_S = 60.0
 
 
