@@ -122,17 +122,22 @@ def test_list_policies_and_help_name_every_policy(cli: Run, capsys: pytest.Captu
 # --- Prometheus history --------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _prometheus(rate: float, prompt: float | None, output: float | None) -> Iterator[str]:
+def _prometheus(rate: float, prompt: float | None, output: float | None,
+                queries: list[str] | None = None) -> Iterator[str]:
     """A stand-in Prometheus query_range API on loopback: constant request rate and token rates (None: the
-    series is absent, as on a Prometheus that scrapes no token counter)."""
-    answers = {"request_rate": rate, "prompt_tokens_rate": None if prompt is None else rate * prompt,
-               "generation_tokens_rate": None if output is None else rate * output}
+    series is absent, as on a Prometheus that scrapes no token counter), for llmobs' series or vLLM's; the
+    queries it answered are appended to `queries`."""
+    tokens = {"prompt_tokens": None if prompt is None else rate * prompt,
+              "generation_tokens": None if output is None else rate * output}
+    answers = {"request_rate": rate, "request_success_total": rate, **tokens}
+    seen = queries if queries is not None else []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             q = parse_qs(urlparse(self.path).query)
             query, start, end = q["query"][0], float(q["start"][0]), float(q["end"][0])
             step = float(q["step"][0].rstrip("s"))
+            seen.append(query)
             value = next((v for k, v in answers.items() if k in query), None)
             result = [] if value is None else [{"metric": {}, "values": [
                 [t, str(value)] for t in np.arange(start, end + step / 2, step).tolist()]}]
@@ -161,10 +166,22 @@ def test_prometheus_history_becomes_requests_at_its_rate_and_lengths(cli: Run) -
     with _prometheus(rate=4.0, prompt=300.0, output=60.0) as url:
         d = _json(*cli("--prometheus", url, "--model", "m", "--history", "30m", "--step", "1m",
                        "--capacity-per-replica", "3", "--json"))
-    expected = 4.0 * 30 * 60  # 30 windows of 60 s at 4 req/s: Poisson, so within 5 sigma
+    expected = 4.0 * 31 * 60  # the range's 31 points are 31 windows of 60 s at 4 req/s: Poisson, within 5 sigma
     assert abs(d["requests"] - expected) < 5 * expected ** 0.5
     assert d["source"] == "prometheus" and any("Poisson" in n for n in d["notes"])
     assert 0 <= d["attainment"] <= 1 and d["gpu_hours"] > 0
+
+
+def test_prometheus_history_of_vllms_own_counters(cli: Run) -> None:
+    queries: list[str] = []
+    with _prometheus(rate=3.0, prompt=200.0, output=50.0, queries=queries) as url:
+        d = _json(*cli("--prometheus", url, "--model", "llama", "--promql", "vllm", "--history", "20m",
+                       "--capacity-per-replica", "3", "--json"))
+    assert sorted(queries) == sorted([
+        'sum(rate(vllm:request_success_total{model_name="llama"}[1m]))',
+        'sum(rate(vllm:prompt_tokens_total{model_name="llama"}[1m]))',
+        'sum(rate(vllm:generation_tokens_total{model_name="llama"}[1m]))'])
+    assert abs(d["requests"] - 3.0 * 21 * 60) < 5 * (3.0 * 21 * 60) ** 0.5
 
 
 def test_prometheus_without_token_series_needs_the_mean_lengths(cli: Run) -> None:
