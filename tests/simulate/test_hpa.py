@@ -71,3 +71,10 @@ def test_a_pods_policy_counts_what_was_added_within_its_period() -> None:
     for t in range(15, 150, 15):
         assert hpa.decide(float(t), current, 50) == 11, t  # ten pods already added in this 150 s
     assert hpa.decide(150.0, current, 50) == 21
+
+
+def test_the_fleet_it_watched_before_the_run_is_not_dropped_at_the_first_sync() -> None:
+    hpa = HorizontalPodAutoscaler(HpaConfig(scale_down_stabilization_s=300.0))
+    assert hpa.scale_on(15.0, 4, metric=0.0, target=1.0) == 4  # nothing scraped yet: the metric reads 0
+    assert hpa.scale_on(300.0, 4, metric=0.0, target=1.0) == 4
+    assert hpa.scale_on(315.0, 4, metric=0.0, target=1.0) == 1

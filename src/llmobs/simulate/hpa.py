@@ -11,6 +11,11 @@ from one external metric with an `AverageValue` target; the HPA then decides. Th
   300 s (`scale_down_stabilization_s`), never raises it;
 * min/max replicas. (KEDA's activation 0 ↔ 1 is not modelled: every policy here keeps ≥ min_replicas.)
 
+The HPA is taken to have watched the fleet steady at its initial count before the run: that count counts
+as a proposal of the first sync for the stabilization windows, so a metric that reads 0 before the first
+replica is scraped does not empty the fleet at once (`llmobs.forecast.replay` starts its fleet at what the
+first demand needs instead).
+
 A ScaledObject or HPA may set its own `behavior` (autoscaling/v2 `HorizontalPodAutoscalerBehavior`); the
 llm-d WVA Helm chart does. `HpaBehavior` models it as the HPA controller applies it
 (`stabilizeRecommendationWithBehaviors` and `convertDesiredReplicasWithBehaviorRate` in
@@ -76,17 +81,24 @@ class HorizontalPodAutoscaler:
         self.behavior = behavior
         self._proposals: deque[tuple[float, int]] = deque()
         self._events: deque[tuple[float, int]] = deque()  # (time, replicas added (+) or removed (−))
-        self._steady: tuple[float, int] | None = None  # (first sync, count then): see _decide_with_behavior
+        # The HPA existed before the run, watching the fleet steady at its first count: that count stands as
+        # a proposal for the windows that reach back past the first sync (a fresh HPA would act at once).
+        self._steady: tuple[float, int] | None = None
 
     def decide(self, now: float, current: int, proposal: int) -> int:
         """The replica count the HPA sets at `now` when `current` pods exist and the metric proposes `proposal`."""
         if self.behavior is not None:
             return self._decide_with_behavior(now, current, proposal, self.behavior)
         hpa = self.config
+        if self._steady is None:
+            self._steady = (now, current)
         self._proposals.append((now, proposal))
         while self._proposals and self._proposals[0][0] < now - hpa.scale_down_stabilization_s:
             self._proposals.popleft()
-        desired = min(current, max(p for _, p in self._proposals)) if proposal < current else proposal
+        highest = max(p for _, p in self._proposals)
+        if self._steady[0] > now - hpa.scale_down_stabilization_s:
+            highest = max(highest, self._steady[1])
+        desired = min(current, highest) if proposal < current else proposal
         periods = max(1.0, hpa.polling_interval_s / 15.0)
         up_limit = max(current * (1 + hpa.scale_up_percent / 100.0), current + hpa.scale_up_pods)
         desired = min(desired, math.floor(current + (up_limit - current) * periods))
@@ -97,9 +109,6 @@ class HorizontalPodAutoscaler:
         return self.decide(now, current, hpa_proposal(metric, target, current, self.config.tolerance))
 
     def _decide_with_behavior(self, now: float, current: int, proposal: int, b: HpaBehavior) -> int:
-        """The HPA existed before the run with the fleet at its first count: that count stands as a proposal
-        of the first sync for the scale-up window (a fresh HPA would scale up at once, one that has watched
-        a steady fleet waits its window)."""
         hpa = self.config
         proposal = max(hpa.min_replicas, min(hpa.max_replicas, proposal))
         self._proposals.append((now, proposal))
@@ -112,6 +121,8 @@ class HorizontalPodAutoscaler:
         if b.scale_up_stabilization_s > 0 and self._steady[0] > now - b.scale_up_stabilization_s:
             up = min(up, self._steady[1])
         down = max(p for t, p in self._proposals if t >= now - b.scale_down_stabilization_s)
+        if b.scale_down_stabilization_s > 0 and self._steady[0] > now - b.scale_down_stabilization_s:
+            down = max(down, self._steady[1])
         desired = min(max(current, up), down)
         longest = max((p.period_s for p in (*b.scale_up, *b.scale_down)), default=15.0)
         while self._events and self._events[0][0] <= now - longest:

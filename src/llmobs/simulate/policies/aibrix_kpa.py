@@ -126,7 +126,7 @@ SPEC = PolicySpec(
     knob="target concurrency per pod (running + waiting)",
     source="vllm-project/aibrix pkg/controller/podautoscaler/algorithm/kpa.go, context/context.go, "
            "metrics/client.go, podautoscaler_controller.go (stabilizeRecommendation)",
-    grid=lambda c: tuple(round(concurrency_at_capacity(c) * s, 2) for s in SHARES),
-    default=lambda c: round(concurrency_at_capacity(c) * 0.8, 2),
+    grid=lambda c: tuple(float(f"{concurrency_at_capacity(c) * s:.3g}") for s in SHARES),
+    default=lambda c: float(f"{concurrency_at_capacity(c) * 0.8:.3g}"),
     build=build,
 )

@@ -131,3 +131,13 @@ def concurrency_at_capacity(context: PolicyContext) -> float:
     if math.isfinite(value) and value > 0:
         return value
     return max(1.0, context.capacity_rps * output * context.tpot_slo_s)
+
+
+def kv_usage_at_capacity(context: PolicyContext) -> float:
+    """The KV-cache share (0–1) one replica fills at the profiled capacity: its concurrency there × the mean
+    tokens a request holds (its prompt and half its output), over the cache's tokens. What a KV threshold
+    is expressed against, as a rate threshold is against the profiled rate."""
+    prompt, output = reference_lengths(context)
+    engine = context.fleet.engine
+    tokens = concurrency_at_capacity(context) * (prompt + output / 2)
+    return min(1.0, tokens / (engine.kv_blocks * engine.block_size))

@@ -4,8 +4,9 @@ Not a policy anyone can run — a reference for how few GPU-hours the SLO needs 
 cold start. At each sync it wants, for every minute of the next cold start + sync interval, enough
 replicas for the GPU work arriving in that minute (each request's `capacity.request_work_s`, at its own
 lengths) at `margin` × a replica's work at the profiled capacity; it asks for the most any of those
-minutes need, so a replica is added in time for the first minute that needs it and kept until no minute
-within reach needs it. It sets replicas directly (no HPA: the HPA's delays are part of what is compared).
+minutes — and the minute just past, whose requests are still decoding — need, so a replica is added in
+time for the first minute that needs it and kept until no minute within reach needs it. It sets replicas
+directly (no HPA: the HPA's delays are part of what is compared).
 
 `context.future` must be the workload being simulated, on the simulator's clock.
 """
@@ -22,7 +23,7 @@ from llmobs.simulate.policies.capacity import reference_lengths, request_work_s
 
 BUCKET_S = 15.0
 DEMAND_WINDOW_S = 60.0
-MARGINS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1)
+MARGINS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5)
 
 
 def replicas_needed_per_bucket(context: PolicyContext, margin: float) -> np.ndarray:
@@ -52,7 +53,7 @@ def build(margin: float, context: PolicyContext) -> Controller:
     low, high = context.hpa.min_replicas, context.hpa.max_replicas
 
     def control(view: ControlView) -> int | None:
-        first = int(view.now // BUCKET_S)
+        first = int((view.now - DEMAND_WINDOW_S) // BUCKET_S)  # the last minute's requests are still running
         last = int((view.now + reach) // BUCKET_S)
         ahead = need[max(0, first): max(0, last + 1)]
         wanted = int(ahead.max()) if ahead.size else 0

@@ -23,7 +23,8 @@ in llm-d/llm-d-workload-variant-autoscaler:
 * the chart's HPA (charts/workload-variant-autoscaler/values.yaml `hpa:`, templates/hpa.yaml): target
   AverageValue 1, min 1, scale-up and scale-down stabilization 240 s, each limited to 10 pods per 150 s.
 
-The knob is `kvSpareTrigger`, the threshold WVA's documentation explains first. Simplified: one variant
+The knob is `kvSpareTrigger`, the threshold WVA's documentation explains first; its sweep is expressed
+against the KV share a replica fills at its profiled capacity (see `kv_spare_triggers`). Simplified: one variant
 (no cost ordering, no GPU limiter); the engine runs on the first sync at or after each 30 s mark.
 """
 
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from llmobs.simulate.control import Controller, ControlView, ReplicaLoad
 from llmobs.simulate.hpa import HorizontalPodAutoscaler, HpaBehavior, ScalingPolicy
 from llmobs.simulate.policies.base import PolicyContext, PolicySpec
+from llmobs.simulate.policies.capacity import kv_usage_at_capacity
 
 ENGINE_INTERVAL_S = 30.0
 PEAK_WINDOW_S = 60.0
@@ -43,7 +45,18 @@ MIN_NON_SATURATED_FOR_SCALE_DOWN = 2
 CHART_HPA = HpaBehavior(
     scale_up_stabilization_s=240.0, scale_down_stabilization_s=240.0,
     scale_up=(ScalingPolicy("Pods", 10, 150.0),), scale_down=(ScalingPolicy("Pods", 10, 150.0),))
-KV_SPARE_TRIGGERS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+SHARES = (1.2, 1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2)  # scale up past this share of the KV filled at capacity
+
+
+def kv_spare_triggers(context: PolicyContext) -> tuple[float, ...]:
+    """The sweep: triggers that start a scale-up once the average KV usage passes 1.2 … 0.2 × what a
+    replica fills at its profiled capacity (KV usage depends on the GPU's memory, so a fixed list of
+    triggers would never fire on a large cache), plus the documented 0.10; each within (0, threshold)."""
+    config = SaturationConfig()
+    at_capacity = min(0.6, max(0.05, kv_usage_at_capacity(context)))  # keep the sweep's values distinct
+    top = config.kv_cache_threshold
+    values = {round(min(top - 0.01, max(0.01, top - share * at_capacity)), 3) for share in SHARES}
+    return tuple(sorted(values | {config.kv_spare_trigger}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +166,7 @@ SPEC = PolicySpec(
     knob="kvSpareTrigger (average spare KV fraction that triggers +1 replica)",
     source="llm-d/llm-d-workload-variant-autoscaler internal/saturation/analyzer.go, "
            "deploy/configmap-saturation-scaling.yaml, charts/workload-variant-autoscaler/values.yaml (hpa)",
-    grid=lambda c: KV_SPARE_TRIGGERS,
+    grid=kv_spare_triggers,
     default=lambda c: SaturationConfig().kv_spare_trigger,
     build=build,
 )
