@@ -13,7 +13,7 @@ What is modelled, and the choices made where a real cluster could differ:
   which gets no new requests and drains: it finishes what it holds, and its GPU time runs until then.
   The initial replicas are ready at time 0.
 * Observation: at every scrape instant (`scrape_interval_s`) each ready replica renders its vLLM 0.32
-  `/metrics` page, which goes through llmobs' own path (`parse_page` → `SignalTracker`); the controller
+  `/metrics` page, which goes through llmobs' own path (the exporter's warm parser and `normalize` → `SignalTracker`); the controller
   reads only those signals, never the simulator's state. Starting replicas have no page yet. A fixed fleet
   (no controller) renders no pages: nobody would read them.
 * Requests vLLM would refuse (prompt ≥ max_model_len) are rejected at arrival; outputs that would run
@@ -36,9 +36,12 @@ from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.profile import StepProfile
 from llmobs.simulate.results import SimulationResult
 from llmobs.simulate.workload import Workload
-from llmobs.sources.page import parse_page
+from llmobs.sources.normalize import LabelValueBudget, SampleGuard, normalize
+from llmobs.sources.page import Page
+from llmobs.sources.textformat import TextParser
 
 ROUTING = ("least_loaded", "round_robin")
+MAX_LABEL_VALUES = 512  # the exporter's default `scrape.max_label_values`
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +76,27 @@ class FleetConfig:
                 raise SimulationInputError(f"{key} must be > 0 seconds, not {value!r}")
 
 
+class PageReader:
+    """Reads one replica's successive pages the way llmobs' exporter reads one scrape target's: a warm
+    `TextParser` (the page repeats its series every scrape) and a `SampleGuard` that keeps the page layout's
+    routing, then `normalize`. `parse_page` runs the same parser and normalizer cold; the pages read the same
+    either way (the parser's warm paths are property-tested against its line-by-line reference)."""
+
+    __slots__ = ("guard", "parser")
+
+    def __init__(self, owner: str) -> None:
+        self.parser = TextParser()
+        self.guard = SampleGuard(owner, LabelValueBudget(MAX_LABEL_VALUES))
+
+    def read(self, text: str) -> Page:
+        parsed = self.parser.parse(text)
+        scrape = normalize(parsed.samples, 0.0, guard=self.guard, layout=parsed.layout)
+        return Page(models=scrape.models, skipped=dict(parsed.skipped), missing=scrape.missing,
+                    samples=len(parsed.samples))
+
+
 class _Replica:
-    __slots__ = ("added_at", "ended_at", "engine", "ready_at", "signals", "tracker")
+    __slots__ = ("added_at", "ended_at", "engine", "reader", "ready_at", "signals", "tracker")
 
     def __init__(self, engine: ReplicaEngine, added_at: float, ready_at: float, tracker: SignalTracker) -> None:
         self.engine = engine
@@ -82,6 +104,7 @@ class _Replica:
         self.ready_at = ready_at
         self.ended_at = -1.0
         self.tracker = tracker
+        self.reader = PageReader(tracker.endpoint)
         self.signals: ModelEndpointSignals | None = None
 
 
@@ -166,7 +189,7 @@ class FleetSimulator:
             if replica.ready_at > now:
                 continue
             replica.engine.advance(now)
-            out = replica.tracker.observe(parse_page(replica_page(replica.engine, self.config.model)), now)
+            out = replica.tracker.observe(replica.reader.read(replica_page(replica.engine, self.config.model)), now)
             if out:
                 replica.signals = out[0]
 
