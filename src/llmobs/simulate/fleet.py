@@ -35,6 +35,7 @@ from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.profile import StepProfile
 from llmobs.simulate.results import SimulationResult
+from llmobs.simulate.stats import PageTemplate
 from llmobs.simulate.workload import Workload
 from llmobs.sources.normalize import LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.page import Page
@@ -133,6 +134,7 @@ class FleetSimulator:
         self._ready_until = -math.inf  # the ready list holds until this instant (the next replica's ready_at)
         self._ready_since = math.inf
         self._prompt_cumsum = np.concatenate(([0.0], np.cumsum(workload.prompt, dtype=float)))
+        self._page: PageTemplate | None = None  # built at the first scrape (a fixed fleet renders no page)
 
     # --- replicas
     def _add(self, now: float, ready_at: float) -> None:
@@ -185,11 +187,18 @@ class FleetSimulator:
         if self.controller is None:
             return  # nobody reads the pages of a fixed fleet: rendering them would only cost time
         self.scrapes += 1
+        page = self._page
+        if page is None:
+            e = self.config.engine
+            page = self._page = PageTemplate(self.config.model, e.block_size, e.kv_blocks, e.max_model_len)
         for replica in self.live:
             if replica.ready_at > now:
                 continue
-            replica.engine.advance(now)
-            out = replica.tracker.observe(replica.reader.read(replica_page(replica.engine, self.config.model)), now)
+            engine = replica.engine
+            engine.advance(now)
+            text = page.render(len(engine.running), len(engine.waiting), engine.kv_usage, engine.created,
+                               engine.stats)  # = replica_page(engine, model), rendered from a template
+            out = replica.tracker.observe(replica.reader.read(text), now)
             if out:
                 replica.signals = out[0]
 
