@@ -13,9 +13,9 @@ What is modelled, and the choices made where a real cluster could differ:
   which gets no new requests and drains: it finishes what it holds, and its GPU time runs until then.
   The initial replicas are ready at time 0.
 * Observation: at every scrape instant (`scrape_interval_s`) each ready replica renders its vLLM 0.32
-  `/metrics` page, which goes through llmobs' own path (the exporter's warm parser and `normalize` → `SignalTracker`); the controller
-  reads only those signals, never the simulator's state. Starting replicas have no page yet. A fixed fleet
-  (no controller) renders no pages: nobody would read them.
+  `/metrics` page, which goes through llmobs' own path (the exporter's warm `TextParser` and `normalize`,
+  then `SignalTracker`); the controller reads only those signals, never the simulator's state. Starting
+  replicas have no page yet. A fixed fleet (no controller) renders no pages: nobody would read them.
 * Requests vLLM would refuse (prompt ≥ max_model_len) are rejected at arrival; outputs that would run
   past max_model_len stop there (finish reason "length").
 """
