@@ -113,6 +113,15 @@ def test_a_removed_replica_drains_what_it_holds_and_costs_until_then() -> None:
     assert result.gpu_seconds == pytest.approx(result.end_time + max(15.0, last_on_1), rel=1e-9)
 
 
+def test_a_fixed_fleet_stops_costing_soon_after_its_last_request_finishes() -> None:
+    w = workload(300, rate=20.0)
+    result = simulate(w, FleetConfig(ENGINE, PROFILE, initial_replicas=2, tail_s=3600.0))
+    assert result.finished.all()
+    last = result.finish.max()
+    assert last <= result.end_time <= last + 15.0  # the next tick after the drain, not the 3600 s horizon
+    assert result.gpu_seconds == pytest.approx(2 * result.end_time)
+
+
 def test_round_robin_alternates_and_least_loaded_avoids_the_busy_replica() -> None:
     w = Workload("rr", np.array([0.0, 0.1, 0.2, 0.3]), np.array([100, 100, 100, 100]), np.array([5, 5, 5, 5]))
     rr = simulate(w, FleetConfig(ENGINE, PROFILE, initial_replicas=2, routing="round_robin"))

@@ -302,6 +302,9 @@ class FleetSimulator:
                 now = next_sync
                 self._sync(now)
                 next_sync += cfg.sync_interval_s
+            if self.controller is None:  # no scrape advances a fixed fleet: do it here, or it idles to the horizon
+                for replica in self.live:
+                    replica.engine.advance(now)
         for replica in self.live:
             replica.engine.advance(now)
             end = max(end, replica.engine.clock if replica.engine.steps else now)
