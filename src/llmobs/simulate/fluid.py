@@ -5,35 +5,41 @@ ServeGen's 14 days are ~1.4 billion requests at full rate, too many to simulate 
 the fleet's dynamics (controller, cold starts, scale-in drains, GPU time) and replaces per-request serving by
 a fitted table:
 
-* **The replica model** (`FluidModel`): one simulated replica (`simulate()` with a fixed fleet of 1, the same
-  engine, profile and scrape path) is run at a grid of Poisson rates and length mixes — exponential prompt
-  and output lengths around a mean, as `workload` draws ServeGen's windows. For each mix the table holds the
-  replica's capacity (requests/s with the queue never empty) and, at each utilization (rate ÷ capacity), the
-  SLO attainment over a grid of (TTFT, TPOT) bounds and what a scaler would read off llmobs' signals
+* **The replica model** (`FluidModel`): the request-level simulator (`simulate()` with a fixed fleet of one
+  replica, and of four to capture how least-loaded routing pools the replicas' queues) is run at a grid of
+  Poisson rates and length mixes — exponential prompt and output lengths around a mean, as `workload` draws
+  ServeGen's windows. For each mix the table holds a replica's capacity (requests/s with its queue never
+  empty) and, at each utilization (rate ÷ capacity), the SLO attainment over a grid of (TTFT, TPOT) bounds,
+  the mean number of requests in a replica (Little's law) and what a scaler reads off llmobs' signals
   (running, waiting, KV usage, finished rate, token rates, TTFT p90), averaged over the steady part of the
-  run. Values between grid points are interpolated linearly (in log length, log SLO and utilization);
-  outside the grid they are clamped to its edge.
-* **The fleet** (`simulate_fluid`): steps at the sync interval. Demand is spread evenly over the ready
-  replicas (a replica ready for part of a step counts for that part). What they cannot serve waits in a
-  backlog served first-come first-served at the fleet's capacity: a request that arrives while the backlog is
-  longer than `ttft_s` of capacity misses its TTFT SLO (it would wait longer than the SLO for its first
-  token); one that arrives into a shorter backlog is served as at full utilization. The backlog is what makes
-  a cold start or an under-provisioned fleet cost attainment. Scaling follows `fleet`: new replicas serve
-  `cold_start_s` after the decision, a removal takes a starting replica first (newest first), else the newest
-  ready one, which keeps costing GPU time while it drains (the fitted drain time at its load). The controller
-  gets a `ControlView` per sync built from the model (no `signals`; `door_rate` is the demand over the signal
-  window).
+  run. Values between grid points are interpolated linearly (in log length, log fleet size, log SLO and
+  utilization); outside the grid they are clamped to its edge. `scripts/fit_fluid_model.py` regenerates the
+  committed table.
+* **The fleet** (`simulate_fluid`): demand (arrivals per `resolution_s`, 1 s by default) is spread evenly over
+  the ready replicas (one ready for part of a step counts for that part). The requests in the fleet are a
+  fluid: they grow with arrivals and shrink at the throughput the table gives for that many requests in a
+  replica (the steady state at utilization u holds L(u) requests and serves u × capacity; above L(u_max) a
+  replica serves at capacity and the rest waits — the backlog). A request is served as the steady state at
+  the utilization whose L(u) matches the requests in its replica; one arriving while the backlog ahead of it
+  is longer than `ttft_s` of capacity misses its TTFT SLO. This is what makes a burst, a cold start or an
+  under-provisioned fleet cost attainment. The controller runs at each sync (`sync_interval_s`) on a
+  `ControlView` built from the model (the table's observables at the current utilization, the backlog added
+  to `waiting`; no `signals`; `door_rate` is the demand over the signal window). Scaling follows `fleet`:
+  new replicas serve `cold_start_s` after the decision; a removal takes a starting replica first (newest
+  first), else the newest ready one, which takes its share of the requests in the fleet and costs GPU time
+  until it has served them.
 
-What the fluid model ignores, stated: the shape of the length distributions beyond their means (it assumes
-exponential lengths; a trace's real spread, e.g. Mooncake's heavy prompts, is only seen through its
-per-window means); prefix-cache hits (the table is fitted without shared prefixes); burstiness inside a step
-beyond Poisson (the per-step rate is exact, the arrivals within it are taken as Poisson); the routing's
-imbalance (load is split evenly, as least-loaded routing nearly achieves); the time a replica's signals take
-to follow a load change (the table's steady-state values are shown at once, while `SignalTracker` averages a
-60 s window); preemption storms and per-request queue order beyond the FCFS backlog; and requests still
-in the backlog when the run ends count as served late (missed), as the request-level run reports them
-unfinished. Rejections (prompt ≥ max_model_len) are kept: counted exactly for windows built from a per-request
-workload, from the exponential tail for ServeGen's means.
+What the fluid model ignores, stated: the shape of the length distributions beyond their means (the table
+assumes exponential lengths; a trace's real spread reaches it only through per-step means); prefix-cache
+hits (the table is fitted without shared prefixes); burstiness finer than `resolution_s` and, within a
+step, anything beyond Poisson (a burst's requests are added to the fluid at once, but the table's attainment
+at the resulting load is a steady state's, not that of a replica flooded with fresh prefills); the
+composition of the requests in a replica (prefilling vs decoding); imbalance between replicas (the load is
+split evenly; least-loaded routing is close to that, round robin is not); the lag of the signals (the table's
+steady-state values are shown at once, while `SignalTracker` averages a 60 s window); and preemptions beyond
+their steady-state share. Rejections (prompt ≥ max_model_len) are kept: counted exactly in windows built from
+a per-request workload, from the exponential tail for ServeGen's means. ServeGen windows with rate 0 are gaps
+in its data, not idle time: `fill_gaps` interpolates them from their neighbours (and the notes say how many).
 """
 
 from __future__ import annotations
@@ -53,7 +59,6 @@ from llmobs.simulate.control import Controller, ControlView, ReplicaLoad
 from llmobs.simulate.engine import EngineConfig
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import FleetConfig, simulate
-from llmobs.simulate.profile import StepProfile
 from llmobs.simulate.workload import MAX_TOKENS, Workload
 from llmobs.sources.traces import TraceFormatError, check_sorted, numeric_column, require_columns
 
@@ -62,18 +67,22 @@ REFIT_COMMAND = "PYTHONPATH=src python scripts/fit_fluid_model.py"
 
 # The fitting grid: mean prompt and output tokens (log-spaced over what the bundled traces hold), utilization,
 # and the SLO bounds attainment is tabulated at.
-PROMPT_MEANS = (64.0, 256.0, 1024.0, 4096.0, 16384.0)
-OUTPUT_MEANS = (8.0, 32.0, 128.0, 512.0)
-UTILIZATIONS = (0.05, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95)
+PROMPT_MEANS = (64.0, 256.0, 1024.0, 2048.0, 4096.0, 16384.0)
+OUTPUT_MEANS = (8.0, 32.0, 128.0, 256.0, 512.0)
+UTILIZATIONS = (0.05, 0.2, 0.4, 0.55, 0.7, 0.8, 0.85, 0.9, 0.95)
+# Fleet sizes fitted: least-loaded routing pools the replicas' queues, so a fleet of 4 at a given
+# utilization queues far less than one replica does; beyond the largest size the pooling gain is held.
+FLEET_SIZES = (1, 4)
 TTFT_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 TPOT_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
-OBSERVABLES = ("running", "waiting", "kv_usage", "request_rate", "prompt_tokens_rate", "generation_tokens_rate",
-               "ttft_p90_s", "drain_s")
+SIGNALS = ("running", "waiting", "kv_usage", "request_rate", "prompt_tokens_rate", "generation_tokens_rate",
+           "ttft_p90_s")
+OBSERVABLES = (*SIGNALS, "concurrency", "drain_s")
 # Requests per grid point: about FIT_SPAN_S of virtual time (a steady middle long enough for several syncs'
 # signal windows), within FIT_REQUESTS (enough for the attainment's tail at 95 % utilization) and MAX_FIT_REQUESTS.
-FIT_SPAN_S = 300.0
+FIT_SPAN_S = 200.0
 FIT_REQUESTS = 3000
-MAX_FIT_REQUESTS = 60_000
+MAX_FIT_REQUESTS = 20_000
 CAPACITY_REQUESTS = 2000
 
 
@@ -107,7 +116,8 @@ class RateWindows:
             object.__setattr__(self, "reject_share", np.full(n, np.nan))
         for name in ("rate", "mean_prompt", "mean_output", "gap", "reject_share"):
             if len(getattr(self, name)) != n:
-                raise SimulationInputError(f"{self.source}: {name} has {len(getattr(self, name))} values for {n} windows")
+                raise SimulationInputError(
+                    f"{self.source}: {name} has {len(getattr(self, name))} values for {n} windows")
         if not (math.isfinite(self.width_s) and self.width_s > 0):
             raise SimulationInputError(f"{self.source}: window width must be > 0 seconds, not {self.width_s!r}")
         if not np.isfinite(self.start).all() or (np.diff(self.start) <= 0).any():
@@ -118,7 +128,7 @@ class RateWindows:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise SimulationInputError(
-                    f"{self.source}: window {i} (at {self.start[i]:g} s) has {name} {values[i]!r}; it must be a "
+                    f"{self.source}: window {i} (at {self.start[i]:g} s) has {name} {float(values[i])!r}; it must be a "
                     "finite number ≥ 0")
         busy = (self.rate > 0) & ~self.gap
         for name in ("mean_prompt", "mean_output"):
@@ -127,7 +137,7 @@ class RateWindows:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise SimulationInputError(
-                    f"{self.source}: window {i} (at {self.start[i]:g} s) has traffic but {name} {values[i]!r}; "
+                    f"{self.source}: window {i} (at {self.start[i]:g} s) has traffic but {name} {float(values[i])!r}; "
                     f"need a mean in [1, {MAX_TOKENS:,}] tokens")
 
     def __len__(self) -> int:
@@ -198,7 +208,7 @@ def load_rate_windows(path: str | Path, *, start_s: float = 0.0, duration_s: flo
         bad = keep & (np.isnan(values) | (values < 0))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise SimulationInputError(f"{name}: row {i + 2} has {what} {values[i]!r}; it must be a number ≥ 0")
+            raise SimulationInputError(f"{name}: row {i + 2} has {what} {float(values[i])!r}; it must be a number ≥ 0")
     gap = rate[keep] == 0
     return RateWindows(f"servegen:{Path(name).name}", start[keep] - start_s, rate[keep] * rate_scale,
                        mean_in[keep], mean_out[keep], width, gap=gap,
@@ -261,14 +271,15 @@ class FluidModel:
     fitted for, so a table is never used for another."""
 
     key: dict[str, Any]
+    fleet_sizes: np.ndarray
     prompt_means: np.ndarray
     output_means: np.ndarray
     utilizations: np.ndarray
     ttft_grid: np.ndarray
     tpot_grid: np.ndarray
     capacity_rps: np.ndarray  # [prompt, output]
-    attainment_table: np.ndarray  # [prompt, output, utilization, ttft, tpot], among admitted requests
-    observables: dict[str, np.ndarray]  # name -> [prompt, output, utilization]
+    attainment_table: np.ndarray  # [fleet size, prompt, output, utilization, ttft, tpot], admitted requests
+    observables: dict[str, np.ndarray]  # name -> [fleet size, prompt, output, utilization], per replica
 
     @property
     def max_utilization(self) -> float:
@@ -285,27 +296,37 @@ class FluidModel:
         log throughput)."""
         log_cap = _interpolate(np.log(self.capacity_rps), self._mix_axes(),
                                self._mix(np.asarray(mean_prompt, float), np.asarray(mean_output, float)))
-        return np.exp(log_cap)
+        out: np.ndarray = np.exp(log_cap)
+        return out
+
+    def _size(self, replicas: np.ndarray | float) -> np.ndarray:
+        out: np.ndarray = np.log(np.maximum(np.asarray(replicas, float), 1.0))
+        return out
 
     def attainment(self, utilization: np.ndarray | float, mean_prompt: np.ndarray | float,
-                   mean_output: np.ndarray | float, ttft_s: float, tpot_s: float) -> np.ndarray:
-        """Share of admitted requests meeting both SLOs on a replica at this utilization and mix."""
+                   mean_output: np.ndarray | float, ttft_s: float, tpot_s: float,
+                   replicas: np.ndarray | float = 1.0) -> np.ndarray:
+        """Share of admitted requests meeting both SLOs in a fleet of `replicas` at this utilization and mix."""
         u = np.asarray(utilization, float)
         mix = self._mix(np.asarray(mean_prompt, float), np.asarray(mean_output, float))
         slo = [np.full(np.shape(u), math.log(ttft_s)), np.full(np.shape(u), math.log(tpot_s))]
-        axes = [*self._mix_axes(), self.utilizations, np.log(self.ttft_grid), np.log(self.tpot_grid)]
-        return np.clip(_interpolate(self.attainment_table, axes, [*mix, u, *slo]), 0.0, 1.0)
+        axes = [np.log(self.fleet_sizes), *self._mix_axes(), self.utilizations, np.log(self.ttft_grid),
+                np.log(self.tpot_grid)]
+        out: np.ndarray = np.clip(_interpolate(self.attainment_table, axes, [self._size(replicas), *mix, u, *slo]),
+                                  0.0, 1.0)
+        return out
 
     def observe(self, name: str, utilization: np.ndarray | float, mean_prompt: np.ndarray | float,
-                mean_output: np.ndarray | float) -> np.ndarray:
-        """A steady-state observable (`OBSERVABLES`) at this utilization and mix."""
-        axes = [*self._mix_axes(), self.utilizations]
+                mean_output: np.ndarray | float, replicas: np.ndarray | float = 1.0) -> np.ndarray:
+        """A steady-state observable (`OBSERVABLES`, per replica) at this utilization, mix and fleet size."""
+        axes = [np.log(self.fleet_sizes), *self._mix_axes(), self.utilizations]
         mix = self._mix(np.asarray(mean_prompt, float), np.asarray(mean_output, float))
-        return _interpolate(self.observables[name], axes, [*mix, np.asarray(utilization, float)])
+        return _interpolate(self.observables[name], axes,
+                            [self._size(replicas), *mix, np.asarray(utilization, float)])
 
     # --- persistence
     def to_json(self) -> str:
-        data = {"key": self.key, "prompt_means": self.prompt_means.tolist(),
+        data = {"key": self.key, "fleet_sizes": self.fleet_sizes.tolist(), "prompt_means": self.prompt_means.tolist(),
                 "output_means": self.output_means.tolist(), "utilizations": self.utilizations.tolist(),
                 "ttft_grid": self.ttft_grid.tolist(), "tpot_grid": self.tpot_grid.tolist(),
                 "capacity_rps": np.round(self.capacity_rps, 6).tolist(),
@@ -317,7 +338,8 @@ class FluidModel:
     def from_json(cls, text: str) -> FluidModel:
         try:
             raw = json.loads(text)
-            return cls(raw["key"], np.array(raw["prompt_means"]), np.array(raw["output_means"]),
+            return cls(raw["key"], np.array(raw["fleet_sizes"]), np.array(raw["prompt_means"]),
+                       np.array(raw["output_means"]),
                        np.array(raw["utilizations"]), np.array(raw["ttft_grid"]), np.array(raw["tpot_grid"]),
                        np.array(raw["capacity_rps"]), np.array(raw["attainment"]),
                        {k: np.array(v) for k, v in raw["observables"].items()})
@@ -369,8 +391,9 @@ def _exponential_lengths(rng: np.random.Generator, mean: float, n: int) -> np.nd
     return np.ceil(rng.exponential(mean, n)).clip(1, MAX_TOKENS).astype(np.int64)
 
 
-def _one_replica(config: FleetConfig) -> FleetConfig:
-    return FleetConfig(config.engine, config.profile, model=config.model, initial_replicas=1, max_replicas=1,
+def _fixed_fleet(config: FleetConfig, replicas: int = 1) -> FleetConfig:
+    return FleetConfig(config.engine, config.profile, model=config.model, initial_replicas=replicas,
+                       max_replicas=replicas,
                        cold_start_s=0.0, scrape_interval_s=config.scrape_interval_s,
                        sync_interval_s=config.sync_interval_s, signal_window_s=config.signal_window_s,
                        ttft_slo_s=config.ttft_slo_s, tail_s=config.tail_s)
@@ -383,10 +406,10 @@ def fit_capacity(config: FleetConfig, mean_prompt: float, mean_output: float, *,
     rng = np.random.default_rng(seed)
     w = Workload("capacity", np.zeros(requests), _exponential_lengths(rng, mean_prompt, requests),
                  _exponential_lengths(rng, mean_output, requests))
-    result = simulate(w, _one_replica(config))
+    result = simulate(w, _fixed_fleet(config))
     done = np.sort(result.finish[result.finished])
     lo, hi = done[len(done) // 10], done[(9 * len(done)) // 10]
-    return (9 * len(done) // 10 - len(done) // 10) / (hi - lo)
+    return float(9 * len(done) // 10 - len(done) // 10) / float(hi - lo)
 
 
 def fit_requests(rate: float) -> int:
@@ -394,12 +417,14 @@ def fit_requests(rate: float) -> int:
 
 
 def fit_point(config: FleetConfig, mean_prompt: float, mean_output: float, rate: float, *, seed: int = 0,
-              requests: int | None = None, ttft_grid: Sequence[float] = TTFT_GRID,
+              replicas: int = 1, requests: int | None = None, ttft_grid: Sequence[float] = TTFT_GRID,
               tpot_grid: Sequence[float] = TPOT_GRID) -> tuple[np.ndarray, dict[str, float]]:
-    """One replica at Poisson `rate` with exponential lengths: attainment over the SLO grid (among admitted
-    requests arriving in the steady middle, 20–90 % of the run) and the mean of what llmobs' signals show at
-    the syncs in that span (the run goes through the fleet's scrape path)."""
+    """A fixed fleet of `replicas` (one, as a rule) at Poisson `rate` per replica with exponential lengths:
+    attainment over the SLO grid (among admitted requests arriving in the steady middle, 20–90 % of the run)
+    and the per-replica mean of what llmobs' signals show at the syncs in that span (the run goes through the
+    fleet's scrape path)."""
     rng = np.random.default_rng(seed)
+    rate *= replicas
     requests = fit_requests(rate) if requests is None else requests
     arrival = np.cumsum(rng.exponential(1.0 / rate, requests))
     arrival -= arrival[0]
@@ -413,7 +438,7 @@ def fit_point(config: FleetConfig, mean_prompt: float, mean_output: float, rate:
         if lo <= view.now <= hi:
             loads.extend(view.loads)
 
-    result = simulate(w, _one_replica(config), record)
+    result = simulate(w, _fixed_fleet(config, replicas), record)
     steady = (arrival >= lo) & (arrival <= hi) & ~result.rejected
     ttft, tpot = result.ttft[steady], result.tpot[steady]
     finished = result.finished[steady]
@@ -421,34 +446,44 @@ def fit_point(config: FleetConfig, mean_prompt: float, mean_output: float, rate:
         att = np.array([[float((finished & (ttft <= t) & (tpot <= p)).mean()) for p in tpot_grid]
                         for t in ttft_grid])
     observed: dict[str, float] = {}
-    for name in OBSERVABLES[:-1]:
+    for name in SIGNALS:
         values = np.array([getattr(load, name) for load in loads], dtype=float)
         observed[name] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+    # Little's law over the steady span: requests in the replica (running + waiting) on average
+    observed["concurrency"] = (float(steady.sum()) / (hi - lo) * float(np.nanmean(result.e2e[steady]))
+                               / replicas)
     observed["drain_s"] = max(0.0, float(np.nanmax(result.finish)) - float(arrival[-1]))
     return att, observed
 
 
+def point_seed(i: int, j: int, k: int) -> int:
+    """The seed of grid point (prompt i, output j, utilization k): a refit of one point repeats its draw."""
+    return (i * 100 + j) * 100 + k
+
+
 def fit_fluid_model(config: FleetConfig, *, prompt_means: Sequence[float] = PROMPT_MEANS,
                     output_means: Sequence[float] = OUTPUT_MEANS, utilizations: Sequence[float] = UTILIZATIONS,
-                    progress: bool = False) -> FluidModel:
+                    fleet_sizes: Sequence[int] = FLEET_SIZES, progress: bool = False) -> FluidModel:
     """Fit the table for `config`'s engine and profile (minutes for the default grid)."""
     shape = (len(prompt_means), len(output_means))
     capacity = np.zeros(shape)
-    att = np.zeros((*shape, len(utilizations), len(TTFT_GRID), len(TPOT_GRID)))
-    obs = {name: np.zeros((*shape, len(utilizations))) for name in OBSERVABLES}
+    att = np.zeros((len(fleet_sizes), *shape, len(utilizations), len(TTFT_GRID), len(TPOT_GRID)))
+    obs = {name: np.zeros((len(fleet_sizes), *shape, len(utilizations))) for name in OBSERVABLES}
     for i, mp in enumerate(prompt_means):
         for j, mo in enumerate(output_means):
             capacity[i, j] = fit_capacity(config, mp, mo, seed=i * 100 + j)
-            for k, u in enumerate(utilizations):
-                att[i, j, k], observed = fit_point(config, mp, mo, u * capacity[i, j],
-                                                   seed=(i * 100 + j) * 100 + k)
-                for name, value in observed.items():
-                    obs[name][i, j, k] = value
-            if progress:
-                print(f"prompt {mp:g} output {mo:g}: capacity {capacity[i, j]:.3f} req/s; attainment(1 s, 50 ms) "
-                      f"by utilization {np.round(att[i, j, :, TTFT_GRID.index(1.0), TPOT_GRID.index(0.05)], 3)}",
-                      flush=True)
-    return FluidModel(model_key(config), np.array(prompt_means, float), np.array(output_means, float),
+            for f, n in enumerate(fleet_sizes):
+                for k, u in enumerate(utilizations):
+                    att[f, i, j, k], observed = fit_point(config, mp, mo, u * capacity[i, j],
+                                                          seed=point_seed(i, j, k), replicas=n)
+                    for name, value in observed.items():
+                        obs[name][f, i, j, k] = value
+                if progress:
+                    print(f"{n} × prompt {mp:g} output {mo:g}: capacity {capacity[i, j]:.3f} req/s per replica; "
+                          "attainment(1 s, 50 ms) by utilization "
+                          f"{np.round(att[f, i, j, :, TTFT_GRID.index(1.0), TPOT_GRID.index(0.05)], 3)}", flush=True)
+    return FluidModel(model_key(config), np.array(fleet_sizes, float), np.array(prompt_means, float),
+                      np.array(output_means, float),
                       np.array(utilizations, float), np.array(TTFT_GRID), np.array(TPOT_GRID), capacity, att, obs)
 
 
@@ -460,7 +495,8 @@ def _reject_share(windows: RateWindows, max_model_len: int) -> np.ndarray:
     exponential X around the window's mean prompt."""
     with np.errstate(divide="ignore", over="ignore"):
         tail = np.exp(-(max_model_len - 1) / np.maximum(windows.mean_prompt, 1e-9))
-    return np.where(np.isnan(windows.reject_share), tail, windows.reject_share)
+    share: np.ndarray = np.where(np.isnan(windows.reject_share), tail, windows.reject_share)
+    return share
 
 
 class _Cumulative:
@@ -477,7 +513,8 @@ class _Cumulative:
         self.rejected = np.concatenate(([0.0], np.cumsum(count * _reject_share(windows, max_model_len))))
 
     def at(self, series: np.ndarray, t: np.ndarray | float) -> np.ndarray:
-        return np.interp(t, self.edges, series)
+        out: np.ndarray = np.asarray(np.interp(t, self.edges, series))
+        return out
 
 
 @dataclass
@@ -499,10 +536,11 @@ class FluidResult:
     step_start: np.ndarray
     arrivals: np.ndarray
     admitted: np.ndarray
-    backlog: np.ndarray
-    rate: np.ndarray
+    wait_start: np.ndarray
+    wait_end: np.ndarray
     capacity: np.ndarray
     utilization: np.ndarray
+    fleet_size: np.ndarray
     mean_prompt: np.ndarray
     mean_output: np.ndarray
     replicas: tuple[tuple[float, float], ...]  # (added_at, ended_at) of every replica
@@ -525,35 +563,22 @@ class FluidResult:
         return keep
 
     def met(self, ttft_s: float, tpot_s: float) -> np.ndarray:
-        """Expected requests per step that finish within both SLOs.
-
-        Within a step the backlog moves linearly, B(s) = max(0, B0 + (rate − capacity)·s): arrivals while
-        B(s) > capacity·ttft_s would wait longer than the TTFT SLO and miss; those arriving into a shorter
-        backlog are served as at full utilization; the rest as at the step's utilization."""
+        """Expected requests per step that finish within both SLOs: those arriving while the queue beyond a
+        saturated replica's would make them wait longer than `ttft_s` miss (the wait moves linearly over
+        the step); the others meet the SLOs as a replica in steady state at the step's utilization does."""
         for name, value in (("TTFT", ttft_s), ("TPOT", tpot_s)):
             if not (math.isfinite(value) and value > 0):
                 raise SimulationInputError(f"{name} SLO must be a positive number of seconds, not {value!r}")
-        dt = self.step_s
-        cap, lam, b0 = self.capacity, self.rate, self.backlog
-        drift = lam - cap
-
-        def share_above(level: np.ndarray) -> np.ndarray:
-            """Share of the step during which B(s) > level."""
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rising = np.clip(1.0 - np.maximum(0.0, (level - b0) / drift) / dt, 0.0, 1.0)
-                falling = np.clip((b0 - level) / -drift / dt, 0.0, 1.0)
-            flat = (b0 > level).astype(float)
-            return np.where(drift > 0, rising, np.where(drift < 0, falling, flat))
-
-        late = np.where(cap > 0, share_above(cap * ttft_s), 1.0)
-        queued = np.where(cap > 0, share_above(np.zeros_like(b0)), 1.0)
-        queued = np.clip(queued - late, 0.0, 1.0)
-        free = np.clip(1.0 - late - queued, 0.0, 1.0)
-        m = self.model
-        u_max = m.max_utilization
-        at_load = m.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s)
-        at_full = m.attainment(np.full_like(self.utilization, u_max), self.mean_prompt, self.mean_output, ttft_s, tpot_s)
-        met: np.ndarray = self.admitted * (free * at_load + queued * at_full)
+        w0, w1 = self.wait_start, self.wait_end
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ramp = np.clip((w1 - ttft_s) / (w1 - w0), 0.0, 1.0)  # share of the step with wait > ttft_s
+            ramp = np.where(w0 > ttft_s, np.clip((w0 - ttft_s) / (w0 - w1), 0.0, 1.0), ramp)
+        late = np.where(np.isinf(w0) | np.isinf(w1), 1.0,
+                        np.where((w0 > ttft_s) & (w1 > ttft_s), 1.0,
+                                 np.where((w0 <= ttft_s) & (w1 <= ttft_s), 0.0, ramp)))
+        served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
+                                       self.fleet_size)
+        met: np.ndarray = self.admitted * (1.0 - late) * served
         return met
 
     def attainment(self, ttft_s: float, tpot_s: float, start_s: float | None = None,
@@ -593,11 +618,11 @@ class FluidFleet:
     """Runs rate windows through a fleet of fitted replicas; `run()` returns one `FluidResult`."""
 
     def __init__(self, windows: RateWindows, config: FleetConfig, model: FluidModel,
-                 controller: Controller | None = None, *, resolution_s: float = 1.0,
-                 memory_s: float = 60.0) -> None:
+                 controller: Controller | None = None, *, resolution_s: float = 1.0) -> None:
+        if not (math.isfinite(resolution_s) and resolution_s > 0):
+            raise SimulationInputError(f"resolution must be > 0 seconds, not {resolution_s!r}")
         self.windows = fill_gaps(windows)
         self.resolution_s = max(resolution_s, windows.width_s)
-        self.memory_s = memory_s
         self.config = config
         self.model = model
         self.controller = controller
@@ -608,20 +633,21 @@ class FluidFleet:
         self._cum = _Cumulative(self.windows, config.engine.max_model_len)
         self._utilization = 0.0
         self._mix = (1.0, 1.0)
+        self._full = 0.0
 
     def _counts(self, now: float) -> tuple[int, int]:
         ready = sum(1 for r in self.live if r.ready_at <= now)
         return ready, len(self.live) - ready
 
     def _drain_s(self, now: float) -> float:
-        """How long a ready replica removed now keeps running: its share of the backlog at its capacity, then
-        the fitted drain of what it holds at the current load."""
+        """How long a ready replica removed now keeps running: it takes its share of the requests in the fleet
+        with it and serves them at its capacity."""
         ready = max(1, self._counts(now)[0])
         mp, mo = self._mix
         capacity = float(self.model.capacity(mp, mo))
         share = self.backlog / ready
         self.backlog -= share
-        return share / capacity + float(self.model.observe("drain_s", self._utilization, mp, mo))
+        return max(share / capacity, float(self.model.observe("drain_s", self._utilization, mp, mo)))
 
     def _scale_to(self, desired: int, now: float) -> None:
         desired = max(0, min(int(desired), self.config.max_replicas))
@@ -653,17 +679,32 @@ class FluidFleet:
             u, m = self._utilization, self.model
             capacity = float(m.capacity(mp, mo)) * ready
             per_replica = served_rate / ready
-            wait = self.backlog / capacity if capacity > 0 else 0.0
+            excess = max(0.0, self.backlog / ready - self._full)  # queued beyond a saturated replica's batch
+            wait = excess * ready / capacity if capacity > 0 else 0.0
             load = ReplicaLoad(
-                running=float(m.observe("running", u, mp, mo)),
-                waiting=float(m.observe("waiting", u, mp, mo)) + self.backlog / ready,
-                kv_usage=float(np.clip(m.observe("kv_usage", u, mp, mo), 0.0, 1.0)),
+                running=float(m.observe("running", u, mp, mo, ready)),
+                waiting=float(m.observe("waiting", u, mp, mo, ready)) + excess,
+                kv_usage=float(np.clip(m.observe("kv_usage", u, mp, mo, ready), 0.0, 1.0)),
                 request_rate=per_replica, prompt_tokens_rate=per_replica * mp,
                 generation_tokens_rate=per_replica * mo,
-                ttft_p90_s=float(m.observe("ttft_p90_s", u, mp, mo)) + wait)
+                ttft_p90_s=float(m.observe("ttft_p90_s", u, mp, mo, ready)) + wait)
             loads = (load,) * ready
         door_rate, door_prompt = self._door(now)
         return ControlView(now, ready, starting, loads, door_rate, door_prompt)
+
+    def _curve(self, mean_prompt: float, mean_output: float, replicas: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """A replica's throughput as a function of the requests in it at this mix: capacity, and the knots
+        (concurrency, requests/s) where the steady state at each fitted utilization u has concurrency L(u) and
+        throughput u × capacity; above L(u_max) the replica serves at capacity and the rest waits."""
+        m = self.model
+        mu = float(m.capacity(mean_prompt, mean_output))
+        u = m.utilizations
+        level = np.maximum.accumulate(m.observe("concurrency", u, np.full_like(u, mean_prompt),
+                                                np.full_like(u, mean_output), max(1.0, replicas)))
+        level = level + np.arange(len(level)) * 1e-9  # strictly increasing for the inverse
+        knots = np.concatenate(([0.0], level, [level[-1] * 1.05 + 1e-6]))
+        rates = np.concatenate(([0.0], u * mu, [mu]))
+        return mu, knots, rates
 
     def run(self) -> FluidResult:
         cfg, m, c = self.config, self.model, self._cum
@@ -688,54 +729,68 @@ class FluidFleet:
         for series in (mix_prompt, mix_output):  # a step without arrivals keeps the last mix
             ok = np.isfinite(series) & (count > 0)
             series[:] = pd.Series(np.where(ok, series, np.nan)).ffill().bfill().fillna(1.0).to_numpy()
-        mu = m.capacity(mix_prompt, mix_output)
-        backlog = np.zeros(len(t0))
-        capacity = np.zeros(len(t0))
-        smoothed = np.zeros(len(t0))
-        keep = math.exp(-h / self.memory_s) if self.memory_s > 0 else 0.0
-        u_bar = 0.0
+        n = len(t0)
+        utilization = np.zeros(n)
+        wait_start = np.zeros(n)
+        wait_end = np.zeros(n)
+        capacity = np.zeros(n)
+        u_grid = m.utilizations
         u_max = m.max_utilization
+        held = 0.0  # requests in the fleet (running + waiting), at the router too when no replica is ready
+        sizes = np.ones(n)
         for k in range(steps):
-            end = (k + 1) * dt
+            fleet = float(max(1, self._counts(k * dt)[0]))
+            mu, knots, rates = self._curve(float(mix_prompt[k]), float(mix_output[k]), fleet)
+            inflow = knots + h * rates  # Q_new + h·X(Q_new) at each knot: increasing, so invertible
+            full = knots[-2]  # L(u_max): above it the replica is saturated and the rest waits
             served = 0.0
             for j in range(k * substeps, (k + 1) * substeps):
                 sub_end = t0[j] + h
                 ready = sum(min(1.0, max(0.0, (sub_end - r.ready_at) / h)) for r in self.live)
-                cap = ready * float(mu[k])
-                capacity[j] = cap
-                backlog[j] = self.backlog
-                offered = self.backlog + admitted[j]
-                done = min(offered, cap * h)
-                served += done
-                self.backlog = offered - done
-                u = min(admitted[j] / h / cap, u_max) if cap > 0 else u_max
-                u_bar = keep * u_bar + (1.0 - keep) * u
-                smoothed[j] = u_bar
-            self._utilization = u_bar
+                capacity[j] = ready * mu
+                sizes[j] = fleet
+                start = held
+                if ready > 0:
+                    # implicit Euler on dQ/dt = arrivals − X(Q), per replica (stable at any step size)
+                    target = (held + admitted[j]) / ready
+                    q = (float(np.interp(target, inflow, knots)) if target <= inflow[-1]
+                         else knots[-1] + (target - inflow[-1]))
+                    held = q * ready
+                    per = 0.5 * (start / ready + q)
+                    utilization[j] = float(np.interp(min(per, full), knots[1:-1], u_grid))
+                    wait_start[j] = max(0.0, start / ready - full) / mu
+                    wait_end[j] = max(0.0, q - full) / mu
+                else:
+                    held += admitted[j]
+                    utilization[j] = u_max
+                    wait_start[j] = wait_end[j] = math.inf
+                served += start + admitted[j] - held
+            self._utilization = float(utilization[(k + 1) * substeps - 1])
             self._mix = (float(mix_prompt[k]), float(mix_output[k]))
+            self.backlog = held
+            self._full = full
             if self.controller is not None:
-                desired = self.controller(self._view(end, served / dt))
+                desired = self.controller(self._view((k + 1) * dt, served / dt))
                 if desired is not None:
-                    self._scale_to(desired, end)
+                    self._scale_to(desired, (k + 1) * dt)
+                    held = self.backlog
         end_time = float(edges[-1])
-        ready_capacity = sum(1 for r in self.live if r.ready_at <= end_time) * float(mu[-1])
+        self.backlog = held
+        ready_capacity = sum(1 for r in self.live if r.ready_at <= end_time) * float(
+            self.model.capacity(*self._mix))
         if self.live:
             tail = self.backlog / ready_capacity if ready_capacity > 0 else cfg.tail_s
-            tail += float(m.observe("drain_s", self._utilization, *self._mix))
             end_time += min(tail, cfg.tail_s)
         notes = list(self.windows.notes)
-        if self.backlog > 0.5:
-            notes.append(f"{self.backlog:,.0f} requests still queued when the demand ended (counted as missed)")
         replicas = tuple((r.added_at, r.ended_at) for r in self.retired) + tuple(
             (r.added_at, end_time) for r in self.live)
-        return FluidResult(m, h, t0, arrivals, admitted, backlog, admitted / h, capacity, smoothed,
+        return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, capacity, utilization, sizes,
                            np.repeat(mix_prompt, substeps), np.repeat(mix_output, substeps), replicas,
                            cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes))
 
 
 def simulate_fluid(demand: RateWindows | Workload, config: FleetConfig, controller: Controller | None = None,
-                   model: FluidModel | None = None, *, resolution_s: float = 1.0,
-                   memory_s: float = 60.0) -> FluidResult:
+                   model: FluidModel | None = None, *, resolution_s: float = 1.0) -> FluidResult:
     """Serve `demand` (rate windows, or a per-request workload aggregated into sync-interval windows) with the
     fleet `config` describes, scaled by `controller` (fixed size when None), each replica behaving as `model`
     (the committed table for the bundled profile when None)."""
@@ -744,4 +799,4 @@ def simulate_fluid(demand: RateWindows | Workload, config: FleetConfig, controll
         raise SimulationInputError("the fluid model was fitted for another engine or profile than this fleet's")
     if isinstance(demand, Workload):
         demand = RateWindows.from_workload(demand, resolution_s, config.engine.max_model_len)
-    return FluidFleet(demand, config, model, controller, resolution_s=resolution_s, memory_s=memory_s).run()
+    return FluidFleet(demand, config, model, controller, resolution_s=resolution_s).run()

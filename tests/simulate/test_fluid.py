@@ -1,0 +1,168 @@
+"""The long-trace (fluid) mode: it agrees with the request-level simulator on real 1-hour traces, its committed
+table is what the simulator gives, cold starts and under-provisioning cost attainment, and bad rate windows
+are refused or flagged."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmobs.simulate import ControlView, SimulationInputError, Workload, load_workload, simulate
+from llmobs.simulate.fluid import (
+    OUTPUT_MEANS,
+    PROMPT_MEANS,
+    UTILIZATIONS,
+    RateWindows,
+    bundled_fleet_config,
+    fit_capacity,
+    fit_point,
+    load_fluid_model,
+    load_rate_windows,
+    point_seed,
+    simulate_fluid,
+)
+from llmobs.simulate.policies import keda_rate
+from llmobs.simulate.policies.base import PolicyContext
+
+TRACES = Path(__file__).resolve().parents[2] / "data" / "traces"
+CONFIG = bundled_fleet_config()
+MODEL = load_fluid_model(CONFIG)
+
+# (trace, time compression, replicas of the fixed fleet): each compressed to a load of a few replicas
+AGREEMENT_CASES = (
+    ("AzureLLMInferenceTrace_conv.csv", 8.0, 4),
+    ("AzureLLMInferenceTrace_code.csv", 10.0, 4),
+    ("mooncake_fast25_conversation.csv", 1.0, 5),
+)
+SLOS = ((1.0, 0.05), (2.0, 0.1))
+
+
+def _controller(name: str, threshold_rps: float):  # type: ignore[no-untyped-def]
+    if name == "fixed":
+        return None
+    return keda_rate.build(threshold_rps, PolicyContext(CONFIG, 1.0, 0.05, threshold_rps))
+
+
+@pytest.mark.parametrize("controller", ["fixed", "keda-rate"])
+@pytest.mark.parametrize(("trace", "compress", "replicas"), AGREEMENT_CASES)
+def test_fluid_attainment_agrees_with_the_request_level_simulator(trace: str, compress: float, replicas: int,
+                                                                  controller: str) -> None:
+    workload = load_workload(TRACES / trace).compressed(compress)
+    threshold = 0.7 * float(MODEL.capacity(workload.prompt.mean(), workload.output.mean()))
+    config = dataclasses.replace(CONFIG, initial_replicas=replicas if controller == "fixed" else 2,
+                                 max_replicas=64)
+    requests = simulate(workload, config, _controller(controller, threshold))
+    fluid = simulate_fluid(workload, config, _controller(controller, threshold), MODEL)
+    for ttft, tpot in SLOS:
+        assert abs(fluid.attainment(ttft, tpot) - requests.attainment(ttft, tpot)) <= 0.02, (ttft, tpot)
+    assert fluid.gpu_hours == pytest.approx(requests.gpu_hours, rel=0.1)
+    assert fluid.requests == pytest.approx(len(workload))
+
+
+@pytest.mark.parametrize(("i", "j", "k"), [(2, 4, 2), (3, 1, 5)])
+def test_the_committed_table_is_what_the_simulator_gives(i: int, j: int, k: int) -> None:
+    """A refit of a few grid points (same seeds) reproduces the committed table: regenerate it with
+    scripts/fit_fluid_model.py after any change to the engine, the profile or the fit."""
+    mp, mo, u = PROMPT_MEANS[i], OUTPUT_MEANS[j], UTILIZATIONS[k]
+    capacity = fit_capacity(CONFIG, mp, mo, seed=i * 100 + j)
+    assert capacity == pytest.approx(float(MODEL.capacity(mp, mo)), rel=1e-5)
+    attainment, observed = fit_point(CONFIG, mp, mo, u * capacity, seed=point_seed(i, j, k))
+    for (t_index, ttft), (p_index, tpot) in (((3, 1.0), (3, 0.05)), ((1, 0.2), (1, 0.02))):
+        assert MODEL.ttft_grid[t_index] == ttft and MODEL.tpot_grid[p_index] == tpot
+        assert attainment[t_index, p_index] == pytest.approx(float(MODEL.attainment(u, mp, mo, ttft, tpot)), abs=1e-4)
+    for name in ("running", "concurrency", "kv_usage"):
+        assert observed[name] == pytest.approx(float(MODEL.observe(name, u, mp, mo)), rel=1e-4, abs=1e-5)
+
+
+def _windows(rate: list[float], width: float = 60.0, prompt: float = 1000.0, output: float = 200.0) -> RateWindows:
+    n = len(rate)
+    return RateWindows("test", np.arange(n) * width, np.array(rate, dtype=float), np.full(n, prompt),
+                       np.full(n, output), width)
+
+
+def test_under_provisioning_and_cold_starts_cost_attainment_through_the_backlog() -> None:
+    capacity = float(MODEL.capacity(1000.0, 200.0))
+    steady = _windows([2 * 0.5 * capacity] * 20)  # half of two replicas' capacity
+    two = dataclasses.replace(CONFIG, initial_replicas=2)
+    assert simulate_fluid(steady, two, model=MODEL).attainment(1.0, 0.05) > 0.95
+    one = dataclasses.replace(CONFIG, initial_replicas=1)  # the same demand on one replica: 100 % + queue
+    assert simulate_fluid(steady, one, model=MODEL).attainment(1.0, 0.05) < 0.5
+
+    def scale_to_two(view: ControlView) -> int:
+        return 2
+
+    # from zero replicas: nothing serves until the first sync's replicas are ready (15 s + 120 s)
+    cold = simulate_fluid(steady, dataclasses.replace(CONFIG, initial_replicas=0), scale_to_two, MODEL)
+    assert cold.attainment(1.0, 0.05, end_s=135.0) == 0.0
+    assert cold.attainment(1.0, 0.05, start_s=600.0) > 0.95
+    assert cold.scale_events == 1 and cold.replica_timeline[-1] == (15.0, 0, 2)
+    assert cold.gpu_hours == pytest.approx(2 * (cold.end_time - 15.0) / 3600)
+
+
+def test_a_controller_sees_the_fleet_through_the_same_view_as_in_request_level_mode() -> None:
+    views: list[ControlView] = []
+    capacity = float(MODEL.capacity(1000.0, 200.0))
+    windows = _windows([capacity] * 5 + [3 * capacity] * 5)
+    simulate_fluid(windows, dataclasses.replace(CONFIG, initial_replicas=2), views.append, MODEL)
+    assert [v.now for v in views[:3]] == [15.0, 30.0, 45.0]
+    calm, busy = views[10], views[-1]
+    assert calm.door_rate == pytest.approx(capacity) and busy.door_rate == pytest.approx(3 * capacity)
+    assert len(calm.loads) == 2 and not calm.signals
+    assert calm.loads[0].request_rate == pytest.approx(capacity / 2, rel=0.05)
+    assert busy.loads[0].waiting > calm.loads[0].waiting and busy.loads[0].kv_usage > calm.loads[0].kv_usage
+    assert busy.loads[0].ttft_p90_s > calm.loads[0].ttft_p90_s
+
+
+def test_windows_from_a_workload_keep_its_requests_lengths_and_refusals() -> None:
+    w = Workload("w", np.array([0.1, 0.5, 1.2, 3.9]), np.array([10, 30, 40000, 5]), np.array([1, 3, 5, 7]))
+    windows = RateWindows.from_workload(w, 1.0, max_model_len=32768)
+    assert windows.rate.tolist() == [2.0, 1.0, 0.0, 1.0]
+    assert windows.mean_prompt[:2].tolist() == [20.0, 40000.0] and windows.mean_output[0] == 2.0
+    assert windows.reject_share.tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert not windows.gap.any()  # a window without requests in a per-request trace is idle time
+
+
+def test_servegen_two_weeks_run_in_seconds_with_gaps_filled(tmp_path: Path) -> None:
+    windows = load_rate_windows(TRACES / "servegen_m-small_rate_10min.csv")
+    assert len(windows) == 2016 and int(windows.gap.sum()) == 37
+    config = dataclasses.replace(CONFIG, initial_replicas=4, max_replicas=64)
+    capacity = float(MODEL.capacity(130.0, 25.0))
+    result = simulate_fluid(windows, config, _controller("keda-rate", 0.7 * capacity), MODEL)
+    assert result.requests == pytest.approx(1.4e9, rel=0.1)
+    assert 0.0 < result.attainment(1.0, 0.05) <= 1.0
+    assert result.gpu_hours_between(0, 86400) < result.gpu_hours
+    assert result.scale_events > 10
+    assert any("37 gap windows" in note for note in result.notes)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("600,nan,20,1,130,25,0.3", "total_rate_rps nan"),
+    ("600,-5,20,1,130,25,0.3", "total_rate_rps -5"),
+    ("600,800,20,1,-130,25,0.3", "mean_input_tokens_est -130"),
+])
+def test_bad_servegen_rows_are_refused_with_the_row(tmp_path: Path, row: str, message: str) -> None:
+    path = tmp_path / "servegen.csv"
+    path.write_text("window_start_s,total_rate_rps,active_clients,requests_per_min,mean_input_tokens_est,"
+                    f"mean_output_tokens_est,token_rate_coverage\n0,800,20,1,130,25,0.3\n{row}\n")
+    with pytest.raises(SimulationInputError, match=message):
+        load_rate_windows(path)
+
+
+def test_bad_windows_are_refused() -> None:
+    with pytest.raises(SimulationInputError, match="rate nan"):
+        _windows([1.0, math.nan])
+    with pytest.raises(SimulationInputError, match="rate -1"):
+        _windows([1.0, -1.0])
+    with pytest.raises(SimulationInputError, match="mean_prompt 0"):
+        _windows([1.0], prompt=0.0)
+    gaps = RateWindows("g", np.arange(3) * 600.0, np.zeros(3), np.zeros(3), np.zeros(3), 600.0,
+                       gap=np.ones(3, dtype=bool))
+    with pytest.raises(SimulationInputError, match="every window is a gap"):
+        simulate_fluid(gaps, CONFIG, model=MODEL)
+    with pytest.raises(SimulationInputError, match="another engine"):
+        simulate_fluid(_windows([1.0]), dataclasses.replace(CONFIG, engine=dataclasses.replace(
+            CONFIG.engine, max_num_seqs=256)), model=MODEL)
