@@ -163,13 +163,17 @@ class RateWindows:
         n = int(workload.arrival[-1] // width_s) + 1
         index = (workload.arrival // width_s).astype(np.int64)
         count = np.bincount(index, minlength=n).astype(float)
-        prompt = np.bincount(index, weights=workload.prompt.astype(float), minlength=n)
-        output = np.bincount(index, weights=workload.output.astype(float), minlength=n)
-        rejected = np.bincount(index, weights=(workload.prompt >= max_model_len).astype(float), minlength=n)
+        refused = workload.prompt >= max_model_len
+        served = np.bincount(index, weights=(~refused).astype(float), minlength=n)
+        # mean lengths of the requests vLLM serves (of all of them where it refuses every one)
+        prompt = np.bincount(index, weights=np.where(refused, 0, workload.prompt).astype(float), minlength=n)
+        output = np.bincount(index, weights=np.where(refused, 0, workload.output).astype(float), minlength=n)
+        prompt_all = np.bincount(index, weights=workload.prompt.astype(float), minlength=n)
+        output_all = np.bincount(index, weights=workload.output.astype(float), minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_prompt = np.where(count > 0, prompt / count, 0.0)
-            mean_output = np.where(count > 0, output / count, 0.0)
-            share = np.where(count > 0, rejected / count, 0.0)
+            mean_prompt = np.where(served > 0, prompt / served, np.where(count > 0, prompt_all / count, 0.0))
+            mean_output = np.where(served > 0, output / served, np.where(count > 0, output_all / count, 0.0))
+            share = np.where(count > 0, 1.0 - served / count, 0.0)
         return cls(workload.source, np.arange(n) * width_s, count / width_s, mean_prompt, mean_output, width_s,
                    reject_share=share, notes=(*workload.notes, f"aggregated into {width_s:g} s windows"))
 
@@ -500,21 +504,55 @@ def _reject_share(windows: RateWindows, max_model_len: int) -> np.ndarray:
 
 
 class _Cumulative:
-    """Integrals of the windows' demand from time 0, exact for piecewise-constant windows."""
+    """Integrals of the windows' demand from time 0, exact for piecewise-constant windows: requests, refused
+    requests, and the prompt and output tokens of the admitted ones."""
 
     def __init__(self, windows: RateWindows, max_model_len: int) -> None:
         edges = np.append(windows.start, windows.end[-1])
         dt = np.diff(edges)
         count = windows.rate * dt
+        share = _reject_share(windows, max_model_len)
+        admitted = count * (1.0 - share)
         self.edges = edges
         self.requests = np.concatenate(([0.0], np.cumsum(count)))
-        self.prompt = np.concatenate(([0.0], np.cumsum(count * windows.mean_prompt)))
-        self.output = np.concatenate(([0.0], np.cumsum(count * windows.mean_output)))
-        self.rejected = np.concatenate(([0.0], np.cumsum(count * _reject_share(windows, max_model_len))))
+        self.prompt = np.concatenate(([0.0], np.cumsum(admitted * windows.mean_prompt)))
+        self.output = np.concatenate(([0.0], np.cumsum(admitted * windows.mean_output)))
+        self.rejected = np.concatenate(([0.0], np.cumsum(count * share)))
 
     def at(self, series: np.ndarray, t: np.ndarray | float) -> np.ndarray:
         out: np.ndarray = np.asarray(np.interp(t, self.edges, series))
         return out
+
+
+@dataclass(frozen=True)
+class PrefillState:
+    """A burst's prompts, per replica and step: `pending` prompt tokens not yet prefilled at the step's start,
+    `burst` the prompt tokens arriving in the step, the decode step time at the step's load, and how a
+    flooded replica prefills (`rate` tokens/s, `budget` tokens per step of `full_step_s`)."""
+
+    pending: np.ndarray
+    burst: np.ndarray
+    decode_step_s: np.ndarray
+    rate: float
+    budget: int
+    full_step_s: float
+
+    def share_met(self, ttft_s: float, tpot_s: float, mean_output: np.ndarray) -> np.ndarray:
+        """Share of each step's arrivals that a burst of prompts leaves within both SLOs.
+
+        The step's arrivals are taken as one burst (finer than the step, the timing is unknown): the one at
+        position x ∈ [0, 1] waits (pending + x·burst) ÷ rate for its first token (FCFS), then decodes while the
+        (1 − x)·burst prompt tokens behind it are prefilled, one full-budget step of `full_step_s` per
+        `budget` tokens. Its TPOT is within `tpot_s` when those full steps, spread over its output tokens,
+        keep the mean step time under it."""
+        burst = np.maximum(self.burst, 1e-9)
+        x_ttft = np.clip((ttft_s * self.rate - self.pending) / burst, 0.0, 1.0)
+        gaps = np.maximum(mean_output - 1.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tolerated = np.clip((tpot_s - self.decode_step_s) / (self.full_step_s - self.decode_step_s), 0.0, 1.0)
+        x_tpot = np.clip(1.0 - tolerated * gaps * self.budget / burst, 0.0, 1.0)
+        share: np.ndarray = np.where(np.isinf(self.pending), 0.0, np.clip(x_ttft - x_tpot, 0.0, 1.0))
+        return share
 
 
 @dataclass
@@ -538,6 +576,7 @@ class FluidResult:
     admitted: np.ndarray
     wait_start: np.ndarray
     wait_end: np.ndarray
+    prefill: PrefillState
     capacity: np.ndarray
     utilization: np.ndarray
     fleet_size: np.ndarray
@@ -578,7 +617,8 @@ class FluidResult:
                                  np.where((w0 <= ttft_s) & (w1 <= ttft_s), 0.0, ramp)))
         served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
                                        self.fleet_size)
-        met: np.ndarray = self.admitted * (1.0 - late) * served
+        burst = self.prefill.share_met(ttft_s, tpot_s, self.mean_output)
+        met: np.ndarray = self.admitted * (1.0 - late) * burst * served
         return met
 
     def attainment(self, ttft_s: float, tpot_s: float, start_s: float | None = None,
@@ -722,14 +762,23 @@ class FluidFleet:
         arrivals = np.diff(c.at(c.requests, edges))
         admitted = np.maximum(arrivals - np.diff(c.at(c.rejected, edges)), 0.0)
         sync_edges = np.arange(steps + 1) * dt
-        count = np.diff(c.at(c.requests, sync_edges))
+        count = np.diff(c.at(c.requests, sync_edges)) - np.diff(c.at(c.rejected, sync_edges))
         with np.errstate(invalid="ignore", divide="ignore"):
             mix_prompt = np.diff(c.at(c.prompt, sync_edges)) / count
             mix_output = np.diff(c.at(c.output, sync_edges)) / count
         for series in (mix_prompt, mix_output):  # a step without arrivals keeps the last mix
-            ok = np.isfinite(series) & (count > 0)
+            ok = np.isfinite(series) & (count > 1e-9)
             series[:] = pd.Series(np.where(ok, series, np.nan)).ffill().bfill().fillna(1.0).to_numpy()
+        tokens = np.diff(c.at(c.prompt, edges))  # prompt tokens admitted per substep
+        # A replica flooded with prompts prefills a full token budget per step: this is how fast a burst's
+        # prefill backlog clears (the profile's step time, decoding sequences aside).
+        budget = cfg.engine.max_num_batched_tokens
+        full_step = cfg.profile.step_seconds(budget, 0, 0)
+        prefill_rate = budget / full_step
+        prefill = 0.0  # prompt tokens admitted and not yet prefilled, fleet-wide
         n = len(t0)
+        pending = np.zeros(n)  # per replica, at each substep's start
+        burst = np.zeros(n)  # prompt tokens arriving per replica in the substep
         utilization = np.zeros(n)
         wait_start = np.zeros(n)
         wait_end = np.zeros(n)
@@ -738,6 +787,7 @@ class FluidFleet:
         u_max = m.max_utilization
         held = 0.0  # requests in the fleet (running + waiting), at the router too when no replica is ready
         sizes = np.ones(n)
+        decode_step = np.full(n, cfg.profile.step_seconds(0, 1, 0))
         for k in range(steps):
             fleet = float(max(1, self._counts(k * dt)[0]))
             mu, knots, rates = self._curve(float(mix_prompt[k]), float(mix_output[k]), fleet)
@@ -750,6 +800,9 @@ class FluidFleet:
                 capacity[j] = ready * mu
                 sizes[j] = fleet
                 start = held
+                pending[j] = prefill / ready if ready > 0 else math.inf
+                burst[j] = tokens[j] / ready if ready > 0 else math.inf
+                prefill = max(0.0, prefill + tokens[j] - ready * prefill_rate * h)
                 if ready > 0:
                     # implicit Euler on dQ/dt = arrivals − X(Q), per replica (stable at any step size)
                     target = (held + admitted[j]) / ready
@@ -760,6 +813,8 @@ class FluidFleet:
                     utilization[j] = float(np.interp(min(per, full), knots[1:-1], u_grid))
                     wait_start[j] = max(0.0, start / ready - full) / mu
                     wait_end[j] = max(0.0, q - full) / mu
+                    decode_step[j] = cfg.profile.step_seconds(
+                        0, max(1, round(per)), round(per * (mix_prompt[k] + mix_output[k] / 2)))
                 else:
                     held += admitted[j]
                     utilization[j] = u_max
@@ -784,7 +839,9 @@ class FluidFleet:
         notes = list(self.windows.notes)
         replicas = tuple((r.added_at, r.ended_at) for r in self.retired) + tuple(
             (r.added_at, end_time) for r in self.live)
-        return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, capacity, utilization, sizes,
+        prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step)
+        return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity, utilization,
+                           sizes,
                            np.repeat(mix_prompt, substeps), np.repeat(mix_output, substeps), replicas,
                            cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes))
 
