@@ -105,6 +105,10 @@ class RateWindows:
     gap: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     reject_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
     notes: tuple[str, ...] = ()
+    # the admitted requests' arrival times and prompt lengths, when the windows come from a per-request trace
+    request_arrival: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    request_prompt: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    request_output: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         n = len(self.start)
@@ -175,7 +179,9 @@ class RateWindows:
             mean_output = np.where(served > 0, output / served, np.where(count > 0, output_all / count, 0.0))
             share = np.where(count > 0, 1.0 - served / count, 0.0)
         return cls(workload.source, np.arange(n) * width_s, count / width_s, mean_prompt, mean_output, width_s,
-                   reject_share=share, notes=(*workload.notes, f"aggregated into {width_s:g} s windows"))
+                   reject_share=share, notes=(*workload.notes, f"aggregated into {width_s:g} s windows"),
+                   request_arrival=workload.arrival[~refused], request_prompt=workload.prompt[~refused],
+                   request_output=workload.output[~refused])
 
 
 def load_rate_windows(path: str | Path, *, start_s: float = 0.0, duration_s: float | None = None,
@@ -237,7 +243,8 @@ def fill_gaps(windows: RateWindows) -> RateWindows:
         filled[name] = values
     n = int(windows.gap.sum())
     return RateWindows(windows.source, windows.start, filled["rate"], filled["mean_prompt"], filled["mean_output"],
-                       windows.width_s, reject_share=windows.reject_share,
+                       windows.width_s, reject_share=windows.reject_share, request_arrival=windows.request_arrival,
+                       request_prompt=windows.request_prompt, request_output=windows.request_output,
                        notes=(*windows.notes, f"{n} gap windows (rate 0: no data) filled by interpolation between "
                               "their neighbours"))
 
@@ -536,22 +543,45 @@ class PrefillState:
     rate: float
     budget: int
     full_step_s: float
+    request_step: np.ndarray  # the step of each admitted request (per-request traces only)
+    request_prompt: np.ndarray
+    request_output: np.ndarray
 
-    def share_met(self, ttft_s: float, tpot_s: float, mean_output: np.ndarray) -> np.ndarray:
-        """Share of each step's arrivals that a burst of prompts leaves within both SLOs.
-
-        The step's arrivals are taken as one burst (finer than the step, the timing is unknown): the one at
-        position x ∈ [0, 1] waits (pending + x·burst) ÷ rate for its first token (FCFS), then decodes while the
-        (1 − x)·burst prompt tokens behind it are prefilled, one full-budget step of `full_step_s` per
-        `budget` tokens. Its TPOT is within `tpot_s` when those full steps, spread over its output tokens,
-        keep the mean step time under it."""
-        burst = np.maximum(self.burst, 1e-9)
-        x_ttft = np.clip((ttft_s * self.rate - self.pending) / burst, 0.0, 1.0)
-        gaps = np.maximum(mean_output - 1.0, 1.0)
+    def per_request_met(self, ttft_s: float, tpot_s: float, ready: np.ndarray) -> np.ndarray:
+        """Per step, the share of a per-request trace's arrivals its bursts leave within both SLOs, from the
+        requests' own lengths: a step's requests are dealt over its ready replicas in arrival order (as
+        least-loaded routing spreads a burst), each replica prefills its share first come first served after
+        what it had pending; a request's first token waits for the prompts ahead of it and its own, and it
+        decodes while the prompts behind it on its replica are prefilled (full-budget steps)."""
+        steps = len(self.pending)
+        step = self.request_step
+        first = np.searchsorted(step, step, side="left")
+        rank = np.arange(len(step)) - first
+        replicas = np.maximum(1, np.round(ready[step]).astype(np.int64))
+        replica = rank % replicas
+        order = np.lexsort((rank, replica, step))
+        prompt = self.request_prompt[order].astype(float)
+        group = step[order] * (int(replicas.max()) + 1) + replica[order]
+        cum = np.cumsum(prompt)
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        ends = np.r_[starts[1:], len(group)]
+        size = ends - starts
+        before = np.repeat(cum[starts] - prompt[starts], size)
+        total = np.repeat(cum[ends - 1], size)
+        ahead = cum - before  # its own prompt and the ones before it on its replica in this step
+        behind = total - cum
+        pending = self.pending[step[order]]
+        ttft_ok = (pending + ahead) / self.rate <= ttft_s
+        gaps = np.maximum(self.request_output[order].astype(float) - 1.0, 1.0)
+        full_steps = np.minimum(behind / self.budget, gaps)
+        dec = self.decode_step_s[step[order]]
+        tpot = (full_steps * self.full_step_s + (gaps - full_steps) * dec) / gaps
+        tpot_ok = (tpot <= tpot_s) | (self.request_output[order] <= 1)
+        ok = (ttft_ok & tpot_ok & np.isfinite(pending)).astype(float)
+        counted = np.bincount(step[order], minlength=steps).astype(float)
+        met = np.bincount(step[order], weights=ok, minlength=steps)
         with np.errstate(divide="ignore", invalid="ignore"):
-            tolerated = np.clip((tpot_s - self.decode_step_s) / (self.full_step_s - self.decode_step_s), 0.0, 1.0)
-        x_tpot = np.clip(1.0 - tolerated * gaps * self.budget / burst, 0.0, 1.0)
-        share: np.ndarray = np.where(np.isinf(self.pending), 0.0, np.clip(x_ttft - x_tpot, 0.0, 1.0))
+            share: np.ndarray = np.where(counted > 0, met / counted, 1.0)
         return share
 
 
@@ -578,6 +608,7 @@ class FluidResult:
     wait_end: np.ndarray
     prefill: PrefillState
     capacity: np.ndarray
+    capacity_replicas: np.ndarray
     utilization: np.ndarray
     fleet_size: np.ndarray
     mean_prompt: np.ndarray
@@ -617,7 +648,15 @@ class FluidResult:
                                  np.where((w0 <= ttft_s) & (w1 <= ttft_s), 0.0, ramp)))
         served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
                                        self.fleet_size)
-        burst = self.prefill.share_met(ttft_s, tpot_s, self.mean_output)
+        if len(self.prefill.request_step):
+            # the bursts from the requests' own lengths; the table for what load adds to an idle replica's
+            burst = self.prefill.per_request_met(ttft_s, tpot_s, self.capacity_replicas)
+            idle = self.model.attainment(np.zeros_like(self.utilization), self.mean_prompt, self.mean_output,
+                                         ttft_s, tpot_s, self.fleet_size)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                served = np.where(idle > 0, np.minimum(served / idle, 1.0), 0.0)
+        else:
+            burst = self.prefill.share_met(ttft_s, tpot_s, self.mean_output)
         met: np.ndarray = self.admitted * (1.0 - late) * burst * served
         return met
 
@@ -787,6 +826,7 @@ class FluidFleet:
         u_max = m.max_utilization
         held = 0.0  # requests in the fleet (running + waiting), at the router too when no replica is ready
         sizes = np.ones(n)
+        ready_count = np.zeros(n)
         decode_step = np.full(n, cfg.profile.step_seconds(0, 1, 0))
         for k in range(steps):
             fleet = float(max(1, self._counts(k * dt)[0]))
@@ -798,6 +838,7 @@ class FluidFleet:
                 sub_end = t0[j] + h
                 ready = sum(min(1.0, max(0.0, (sub_end - r.ready_at) / h)) for r in self.live)
                 capacity[j] = ready * mu
+                ready_count[j] = ready
                 sizes[j] = fleet
                 start = held
                 pending[j] = prefill / ready if ready > 0 else math.inf
@@ -839,8 +880,11 @@ class FluidFleet:
         notes = list(self.windows.notes)
         replicas = tuple((r.added_at, r.ended_at) for r in self.retired) + tuple(
             (r.added_at, end_time) for r in self.live)
-        prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step)
-        return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity, utilization,
+        request_step = np.minimum((self.windows.request_arrival // h).astype(np.int64), n - 1)
+        prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step, request_step,
+                                     self.windows.request_prompt, self.windows.request_output)
+        return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity,
+                           ready_count, utilization,
                            sizes,
                            np.repeat(mix_prompt, substeps), np.repeat(mix_output, substeps), replicas,
                            cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes))
