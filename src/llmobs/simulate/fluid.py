@@ -129,6 +129,8 @@ class RateWindows:
         for name in ("rate", "mean_prompt", "mean_output"):
             values = getattr(self, name)
             bad = ~np.isfinite(values) | (values < 0)
+            if name != "rate":
+                bad &= ~self.gap  # a gap has no data: its means are filled with its rate
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise SimulationInputError(
@@ -215,7 +217,8 @@ def load_rate_windows(path: str | Path, *, start_s: float = 0.0, duration_s: flo
         raise SimulationInputError(f"{name}: no windows between {start_s:g}s and {end:g}s")
     for what, values in (("total_rate_rps", rate), ("mean_input_tokens_est", mean_in),
                          ("mean_output_tokens_est", mean_out)):
-        bad = keep & (np.isnan(values) | (values < 0))
+        # a window with rate 0 is a gap (its means are empty in ServeGen's file); elsewhere every value counts
+        bad = keep & (np.isnan(values) | (values < 0)) & ((rate != 0) | (values is rate))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise SimulationInputError(f"{name}: row {i + 2} has {what} {float(values[i])!r}; it must be a number ≥ 0")
@@ -264,7 +267,8 @@ def _interpolate(table: np.ndarray, axes: Sequence[np.ndarray], points: Sequence
     """Multilinear interpolation of `table` (one dimension per axis) at `points` (one array per axis)."""
     located = [_axis_weights(a, np.asarray(p, dtype=float)) for a, p in zip(axes, points, strict=True)]
     shape = np.broadcast_shapes(*(np.shape(i) for i, _ in located))
-    out = np.zeros(shape)
+    trailing = table.shape[len(axes):]  # values per point (a stack of tables), if any
+    out = np.zeros(shape + trailing)
     for corner in range(1 << len(axes)):
         index = []
         weight = np.ones(shape)
@@ -272,7 +276,7 @@ def _interpolate(table: np.ndarray, axes: Sequence[np.ndarray], points: Sequence
             upper = (corner >> d) & 1
             index.append(i + upper)
             weight = weight * (w if upper else 1.0 - w)
-        out += weight * table[tuple(index)]
+        out += weight.reshape(shape + (1,) * len(trailing)) * table[tuple(index)]
     return out
 
 
@@ -693,6 +697,9 @@ class FluidResult:
         return float(self.met(ttft_s, tpot_s).sum()) / self.gpu_hours if self.gpu_seconds > 0 else 0.0
 
 
+_SHOWN = ("running", "waiting", "kv_usage", "ttft_p90_s")  # the table's observables a ControlView shows
+
+
 class FluidFleet:
     """Runs rate windows through a fleet of fitted replicas; `run()` returns one `FluidResult`."""
 
@@ -713,6 +720,8 @@ class FluidFleet:
         self._utilization = 0.0
         self._mix = (1.0, 1.0)
         self._full = 0.0
+        self._curves: dict[tuple[float, float, float], tuple[float, np.ndarray, np.ndarray]] = {}
+        self._shown = np.stack([model.observables[name] for name in _SHOWN], axis=-1)
 
     def _counts(self, now: float) -> tuple[int, int]:
         ready = sum(1 for r in self.live if r.ready_at <= now)
@@ -760,18 +769,30 @@ class FluidFleet:
             per_replica = served_rate / ready
             excess = max(0.0, self.backlog / ready - self._full)  # queued beyond a saturated replica's batch
             wait = excess * ready / capacity if capacity > 0 else 0.0
+            axes = [np.log(m.fleet_sizes), np.log(m.prompt_means), np.log(m.output_means), m.utilizations]
+            point = [np.log(np.array(float(ready))), np.log(np.array(max(mp, 1.0))), np.log(np.array(max(mo, 1.0))),
+                     np.array(u)]
+            running, waiting, kv_usage, ttft_p90 = _interpolate(self._shown, axes, point).tolist()
             load = ReplicaLoad(
-                running=float(m.observe("running", u, mp, mo, ready)),
-                waiting=float(m.observe("waiting", u, mp, mo, ready)) + excess,
-                kv_usage=float(np.clip(m.observe("kv_usage", u, mp, mo, ready), 0.0, 1.0)),
+                running=running,
+                waiting=waiting + excess,
+                kv_usage=min(1.0, max(0.0, kv_usage)),
                 request_rate=per_replica, prompt_tokens_rate=per_replica * mp,
                 generation_tokens_rate=per_replica * mo,
-                ttft_p90_s=float(m.observe("ttft_p90_s", u, mp, mo, ready)) + wait)
+                ttft_p90_s=ttft_p90 + wait)
             loads = (load,) * ready
         door_rate, door_prompt = self._door(now)
         return ControlView(now, ready, starting, loads, door_rate, door_prompt)
 
     def _curve(self, mean_prompt: float, mean_output: float, replicas: float) -> tuple[float, np.ndarray, np.ndarray]:
+        key = (mean_prompt, mean_output, replicas)
+        cached = self._curves.get(key)
+        if cached is None:
+            cached = self._curves[key] = self._fit_curve(mean_prompt, mean_output, replicas)
+        return cached
+
+    def _fit_curve(self, mean_prompt: float, mean_output: float, replicas: float
+                   ) -> tuple[float, np.ndarray, np.ndarray]:
         """A replica's throughput as a function of the requests in it at this mix: capacity, and the knots
         (concurrency, requests/s) where the steady state at each fitted utilization u has concurrency L(u) and
         throughput u × capacity; above L(u_max) the replica serves at capacity and the rest waits."""
