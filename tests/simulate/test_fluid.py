@@ -148,6 +148,21 @@ def test_under_provisioning_and_cold_starts_cost_attainment_through_the_backlog(
     assert cold.gpu_hours == pytest.approx(2 * (cold.end_time - 15.0) / 3600)
 
 
+def test_scale_in_takes_the_newest_replicas_which_cost_until_they_have_drained() -> None:
+    capacity = float(MODEL.capacity(1000.0, 200.0))
+    windows = _windows([0.5 * capacity] * 20)
+
+    def shrink(view: ControlView) -> int | None:
+        return 1 if view.now >= 300.0 else None
+
+    result = simulate_fluid(windows, dataclasses.replace(CONFIG, initial_replicas=4), shrink, MODEL)
+    assert result.replica_timeline[-1] == (300.0, 1, 0)
+    drained = [end for added, end in result.replicas if end < result.end_time]
+    assert len(drained) == 3 and all(300.0 < end < 360.0 for end in drained)
+    assert result.gpu_seconds == pytest.approx(result.end_time + sum(drained))
+    assert result.attainment(1.0, 0.05) > 0.95
+
+
 def test_a_controller_sees_the_fleet_through_the_same_view_as_in_request_level_mode() -> None:
     views: list[ControlView] = []
     capacity = float(MODEL.capacity(1000.0, 200.0))

@@ -745,8 +745,8 @@ class FluidFleet:
         while len(self.live) > desired:
             starting = [r for r in self.live if r.ready_at > now]
             victim = starting[-1] if starting else self.live[-1]
+            victim.ended_at = now if victim.ready_at > now else now + self._drain_s(now)  # before it leaves
             self.live.remove(victim)
-            victim.ended_at = now if victim.ready_at > now else now + self._drain_s(now)
             self.retired.append(victim)
         if changed:
             self.timeline.append((now, *self._counts(now)))
