@@ -205,7 +205,9 @@ class FleetSimulator:
     def _door(self, now: float) -> tuple[float, float]:
         """Arrivals per second and their prompt tokens per second at the router over the signal window."""
         window = self.config.signal_window_s
-        lo, hi = np.searchsorted(self.workload.arrival, (max(0.0, now - window), now), side="right")
+        lo, hi = np.searchsorted(self.workload.arrival, (now - window, now), side="right")
+        if now - window < 0:
+            lo = 0  # the window reaches back past the start: the requests that arrived at 0 count too
         span = min(window, now) or window
         return (hi - lo) / span, float(self._prompt_cumsum[hi] - self._prompt_cumsum[lo]) / span
 

@@ -67,8 +67,8 @@ REFIT_COMMAND = "PYTHONPATH=src python scripts/fit_fluid_model.py"
 
 # The fitting grid: mean prompt and output tokens (log-spaced over what the bundled traces hold), utilization,
 # and the SLO bounds attainment is tabulated at.
-PROMPT_MEANS = (64.0, 256.0, 1024.0, 2048.0, 4096.0, 16384.0)
-OUTPUT_MEANS = (8.0, 32.0, 128.0, 256.0, 512.0)
+PROMPT_MEANS = (64.0, 128.0, 256.0, 1024.0, 2048.0, 4096.0, 16384.0)
+OUTPUT_MEANS = (8.0, 16.0, 32.0, 128.0, 256.0, 512.0)
 UTILIZATIONS = (0.05, 0.2, 0.4, 0.55, 0.7, 0.8, 0.85, 0.9, 0.95)
 # Fleet sizes fitted: least-loaded routing pools the replicas' queues, so a fleet of 4 at a given
 # utilization queues far less than one replica does; beyond the largest size the pooling gain is held.
@@ -166,8 +166,10 @@ class RateWindows:
             raise SimulationInputError(f"window width must be > 0 seconds, not {width_s!r}")
         if not len(workload):
             raise SimulationInputError(f"{workload.source}: no requests")
-        n = int(workload.arrival[-1] // width_s) + 1
-        index = (workload.arrival // width_s).astype(np.int64)
+        # window k holds the arrivals in (k·width, (k+1)·width] (those at 0 in the first), as a rate over the
+        # last seconds counts them at its end
+        index = np.maximum(np.ceil(workload.arrival / width_s).astype(np.int64) - 1, 0)
+        n = int(index[-1]) + 1
         count = np.bincount(index, minlength=n).astype(float)
         refused = workload.prompt >= max_model_len
         served = np.bincount(index, weights=(~refused).astype(float), minlength=n)
@@ -223,8 +225,11 @@ def load_rate_windows(path: str | Path, *, start_s: float = 0.0, duration_s: flo
             i = int(np.flatnonzero(bad)[0])
             raise SimulationInputError(f"{name}: row {i + 2} has {what} {float(values[i])!r}; it must be a number ≥ 0")
     gap = rate[keep] == 0
-    return RateWindows(f"servegen:{Path(name).name}", start[keep] - start_s, rate[keep] * rate_scale,
-                       mean_in[keep], mean_out[keep], width, gap=gap,
+    # the cut's first window starts at 0 and its last one ends at the cut's end, as `load_workload` draws them
+    starts = np.maximum(start[keep] - start_s, 0.0)
+    last_width = min(width, end - float(start[keep][-1]))
+    return RateWindows(f"servegen:{Path(name).name}", starts, rate[keep] * rate_scale,
+                       mean_in[keep], mean_out[keep], last_width, gap=gap,
                        notes=(f"ServeGen windows, rate × {rate_scale:g}",))
 
 
