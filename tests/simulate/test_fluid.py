@@ -101,7 +101,7 @@ GAP_REASONS = {
     _case("AzureLLMInferenceTrace_code.csv", "keda-rate", (2.0, 0.1), gap=-2.4),
     _case("mooncake_fast25_conversation.csv", "fixed", (1.0, 0.05), gap=+3.6),
     _case("mooncake_fast25_conversation.csv", "fixed", (2.0, 0.1)),
-    _case("mooncake_fast25_conversation.csv", "keda-rate", (1.0, 0.05), gap=+3.0),
+    _case("mooncake_fast25_conversation.csv", "keda-rate", (1.0, 0.05), gap=+3.7),
     _case("mooncake_fast25_conversation.csv", "keda-rate", (2.0, 0.1)),
     _case("servegen_m-small_rate_10min.csv", "fixed", (1.0, 0.05)),
     _case("servegen_m-small_rate_10min.csv", "fixed", (0.5, 0.03)),

@@ -906,7 +906,9 @@ class FluidFleet:
         notes = list(self.windows.notes)
         replicas = tuple((r.added_at, r.ended_at) for r in self.retired) + tuple(
             (r.added_at, end_time) for r in self.live)
-        request_step = np.minimum((self.windows.request_arrival // h).astype(np.int64), n - 1)
+        # the step each request arrived in, with the windows' convention: (k·h, (k+1)·h], those at 0 in the first
+        request_step = np.minimum(np.maximum(np.ceil(self.windows.request_arrival / h).astype(np.int64) - 1, 0),
+                                  n - 1)
         prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step, request_step,
                                      self.windows.request_prompt, self.windows.request_output)
         return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity,
