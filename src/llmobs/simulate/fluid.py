@@ -481,6 +481,30 @@ def point_seed(i: int, j: int, k: int) -> int:
     return (i * 100 + j) * 100 + k
 
 
+CHECK_POINTS = ((3, 4, 2), (4, 1, 5), (1, 2, 6))  # grid points (prompt, output, utilization) a check refits
+
+
+def check_table(config: FleetConfig, model: FluidModel, points: Sequence[tuple[int, int, int]] = CHECK_POINTS
+                ) -> list[str]:
+    """Refit a few grid points of `model` (one replica, the same seeds) and say where they differ from it:
+    the committed table must be what the simulator gives (empty list when it is)."""
+    drift = []
+    for i, j, k in points:
+        mp, mo, u = float(model.prompt_means[i]), float(model.output_means[j]), float(model.utilizations[k])
+        capacity = fit_capacity(config, mp, mo, seed=i * 100 + j)
+        if not math.isclose(capacity, float(model.capacity_rps[i, j]), rel_tol=1e-5):
+            drift.append(f"capacity at prompt {mp:g}, output {mo:g}: {capacity:.6f} vs {model.capacity_rps[i, j]:.6f}")
+        attainment, observed = fit_point(config, mp, mo, u * capacity, seed=point_seed(i, j, k))
+        if not np.allclose(attainment, model.attainment_table[0, i, j, k], atol=1e-4):
+            drift.append(f"attainment at prompt {mp:g}, output {mo:g}, utilization {u:g}")
+        for name in OBSERVABLES:
+            if not math.isclose(observed[name], float(model.observables[name][0, i, j, k]), rel_tol=1e-4,
+                                abs_tol=1e-5):
+                drift.append(f"{name} at prompt {mp:g}, output {mo:g}, utilization {u:g}: {observed[name]:.6f} vs "
+                             f"{model.observables[name][0, i, j, k]:.6f}")
+    return drift
+
+
 def fit_fluid_model(config: FleetConfig, *, prompt_means: Sequence[float] = PROMPT_MEANS,
                     output_means: Sequence[float] = OUTPUT_MEANS, utilizations: Sequence[float] = UTILIZATIONS,
                     fleet_sizes: Sequence[int] = FLEET_SIZES, progress: bool = False) -> FluidModel:
