@@ -15,31 +15,38 @@ a fitted table:
   run. Values between grid points are interpolated linearly (in log length, log fleet size, log SLO and
   utilization); outside the grid they are clamped to its edge. `scripts/fit_fluid_model.py` regenerates the
   committed table.
-* **The fleet** (`simulate_fluid`): demand (arrivals per `resolution_s`, 1 s by default) is spread evenly over
-  the ready replicas (one ready for part of a step counts for that part). The requests in the fleet are a
-  fluid: they grow with arrivals and shrink at the throughput the table gives for that many requests in a
-  replica (the steady state at utilization u holds L(u) requests and serves u × capacity; above L(u_max) a
-  replica serves at capacity and the rest waits — the backlog). A request is served as the steady state at
-  the utilization whose L(u) matches the requests in its replica; one arriving while the backlog ahead of it
-  is longer than `ttft_s` of capacity misses its TTFT SLO. This is what makes a burst, a cold start or an
-  under-provisioned fleet cost attainment. The controller runs at each sync (`sync_interval_s`) on a
-  `ControlView` built from the model (the table's observables at the current utilization, the backlog added
-  to `waiting`; no `signals`; `door_rate` is the demand over the signal window). Scaling follows `fleet`:
-  new replicas serve `cold_start_s` after the decision; a removal takes a starting replica first (newest
-  first), else the newest ready one, which takes its share of the requests in the fleet and costs GPU time
-  until it has served them.
+* **The fleet** (`simulate_fluid`): demand (arrivals per `resolution_s`, 1 s by default, in windows
+  (k·h, (k+1)·h] as a rate over the last seconds counts them) is spread evenly over the ready replicas (one
+  ready for part of a step counts for that part). The requests in the fleet are a fluid: they grow with
+  arrivals and shrink at the throughput the table gives for that many requests in a replica (the steady
+  state at utilization u holds L(u) requests and serves u × capacity; above L(u_max) a replica serves at
+  capacity and the rest waits — the backlog). A request is served as the steady state at the utilization
+  whose L(u) matches the requests in its replica; one arriving while the backlog ahead of it is longer than
+  `ttft_s` of capacity misses its TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost
+  attainment. When the demand comes from a per-request trace, its bursts are also read from the requests'
+  own lengths: a step's requests are dealt over the ready replicas in arrival order, each replica prefills
+  its share first come first served after what it had pending (at a full token budget per step), a request
+  misses TTFT when the prompts ahead of it and its own take longer than `ttft_s`, and TPOT when the prompts
+  behind it keep its decode steps full; the table then only adds what load does to an idle replica.
+  The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (the table's
+  observables at the current utilization, the backlog added to `waiting`; no `signals`; `door_rate` is the
+  demand over the signal window). Scaling follows `fleet`: new replicas serve `cold_start_s` after the
+  decision; a removal takes a starting replica first (newest first), else the newest ready one, which takes
+  its share of the requests in the fleet and costs GPU time until it has served them.
 
-What the fluid model ignores, stated: the shape of the length distributions beyond their means (the table
-assumes exponential lengths; a trace's real spread reaches it only through per-step means); prefix-cache
-hits (the table is fitted without shared prefixes); burstiness finer than `resolution_s` and, within a
-step, anything beyond Poisson (a burst's requests are added to the fluid at once, but the table's attainment
-at the resulting load is a steady state's, not that of a replica flooded with fresh prefills); the
-composition of the requests in a replica (prefilling vs decoding); imbalance between replicas (the load is
-split evenly; least-loaded routing is close to that, round robin is not); the lag of the signals (the table's
-steady-state values are shown at once, while `SignalTracker` averages a 60 s window); and preemptions beyond
-their steady-state share. Rejections (prompt ≥ max_model_len) are kept: counted exactly in windows built from
-a per-request workload, from the exponential tail for ServeGen's means. ServeGen windows with rate 0 are gaps
-in its data, not idle time: `fill_gaps` interpolates them from their neighbours (and the notes say how many).
+What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate
+windows (the table assumes exponential lengths; a per-request trace's own lengths enter only through its
+bursts' prefill, above); prefix-cache hits (the table is fitted without shared prefixes); arrivals within a
+rate window other than Poisson; the composition of the requests in a replica at steady state (prefilling vs
+decoding) beyond the table's average; imbalance between replicas (the load is split evenly; least-loaded
+routing is close to that, round robin is not); throughput lost to preemptions in an overload beyond the
+closed-batch capacity; the lag of the signals (the table's steady-state values are shown at once, while
+`SignalTracker` averages a 60 s window); fleet sizes between and beyond the fitted ones (interpolated in log
+size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted exactly in windows built from a
+per-request workload, from the exponential tail for ServeGen's means. ServeGen windows with rate 0 are gaps in
+its data, not idle time: `fill_gaps` interpolates them from their neighbours (and the notes say how many).
+Agreement with the request-level simulator, measured, is in tests/simulate/test_fluid.py (cases outside 2
+points are marked there with their gap and cause).
 """
 
 from __future__ import annotations
