@@ -19,9 +19,11 @@ from llmobs.cli_support import run_app
 from llmobs.forecast.cli import REQUEST_POLICIES
 from llmobs.forecast.demand import DEFAULT_TRACE_DIR
 from llmobs.simulate import check_slo, load_profile, simulate
+from llmobs.simulate.fluid import simulate_fluid
 from llmobs.simulate.policies import POLICIES, profile_capacity
-from llmobs.simulate.whatif import build_fleet, prepare, traffic_from_trace
+from llmobs.simulate.whatif import REQUEST_LEVEL_LIMIT, build_fleet, prepare, traffic_from_trace
 
+SERVEGEN = str(DEFAULT_TRACE_DIR / "servegen_m-small_rate_10min.csv")
 BUNDLED_PROFILE = Path(__file__).resolve().parents[2] / "src" / "llmobs" / "simulate" / "profiles"
 Run = Callable[..., tuple[int, str, str]]
 
@@ -106,6 +108,21 @@ def test_compare_runs_every_policy_at_its_default_on_the_same_traffic(tmp_path: 
     for column in ("attainment", "GPU-hours", "goodput/GPU-h", "scale events", "peak replicas"):
         assert column in out
     assert all(key in out for key in POLICIES)
+
+
+def test_traffic_beyond_the_request_level_runs_in_the_fluid_mode(cli: Run) -> None:
+    """Two hours of ServeGen are ~5 million requests: rate windows in the fluid mode, never drawn one by one."""
+    d = _json(*cli("--trace", SERVEGEN, "--duration", "2h", "--capacity-per-replica", "150", "--json"))
+    assert d["mode"] == "fluid" and d["requests"] > REQUEST_LEVEL_LIMIT
+    assert d["ttft_p90_s"] is None and any("fluid mode" in note for note in d["notes"])
+    setup = prepare(traffic_from_trace(SERVEGEN, duration_s=7200.0), build_fleet(), capacity_rps=150.0)
+    assert setup.traffic.fluid and setup.traffic.workload is None and len(setup.traffic.training) > 0
+    result = simulate_fluid(setup.traffic.fluid_demand, setup.fleet.config,
+                            POLICIES["keda-rate"].build(d["knob_value"], setup.context))
+    assert d["requests"] == round(result.requests)
+    assert d["attainment"] == pytest.approx(result.attainment(1.0, 0.1))
+    assert d["gpu_hours"] == pytest.approx(result.gpu_hours)
+    assert d["scale_events"] == len(result.replica_timeline) - 1
 
 
 def test_list_policies_and_help_name_every_policy(cli: Run, capsys: pytest.CaptureFixture[str]) -> None:
@@ -223,6 +240,14 @@ def _t4_profile(tmp_path: Path) -> str:
     return str(out)
 
 
+def _h200_profile(tmp_path: Path) -> str:
+    """The bundled profile on an H200: a fleet the fluid mode's committed table was not fitted for."""
+    text = (BUNDLED_PROFILE / "llama-3.1-8b-h100.yaml").read_text().replace("gpu: H100-80GB", "gpu: H200")
+    out = tmp_path / "h200.yaml"
+    out.write_text(text)
+    return str(out)
+
+
 BAD = {
     "no length columns": (lambda p: ["--trace", _bad_trace(p, lambda rows: [r.__delitem__(slice(1, 3)) for r in rows],
                                                            header="TIMESTAMP")], "prompt and output lengths"),
@@ -246,8 +271,8 @@ BAD = {
     "unreachable Prometheus": (lambda p: ["--prometheus", "http://127.0.0.1:9", "--model", "m"], "unreachable"),
     "Prometheus without model": (lambda p: ["--prometheus", "http://127.0.0.1:9"], "--model"),
     "no traffic given": (lambda p: [], "--trace FILE or --prometheus URL"),
-    "too long for the request level": (
-        lambda p: ["--trace", str(DEFAULT_TRACE_DIR / "servegen_m-small_rate_10min.csv")], "requests; the request"),
+    "long traffic on a profile the fluid mode has no table for": (
+        lambda p: ["--trace", SERVEGEN, "--duration", "2h", "--profile", _h200_profile(p)], "need the fluid mode"),
 }
 
 

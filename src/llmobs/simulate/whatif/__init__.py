@@ -9,8 +9,8 @@ then runs on the same requests and the same fleet (one profile, one cold start, 
 comparison differ only in the policy.
 
 Traffic of more than `REQUEST_LEVEL_LIMIT` requests runs in the fluid mode (`llmobs.simulate.fluid`: the same
-fleet and controllers on rate windows, each replica a model fitted from the request-level simulator), where
-this build has it; otherwise it is refused with its size.
+fleet and controllers on rate windows, each replica a model fitted from the request-level simulator): rate
+windows (ServeGen, Prometheus) are never drawn as requests then, per-request traces are aggregated.
 
 Choices a user should know, stated in the result's notes: policies that learn (a forecaster, a profiled
 capacity) learn from the first `TRAIN_FRACTION` of the traffic (in the fluid mode, from at most
@@ -21,11 +21,8 @@ has been running would.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field, replace
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +32,7 @@ from llmobs.forecast.replay import HpaConfig
 from llmobs.simulate.engine import EngineConfig
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import FleetConfig, check_slo, simulate
+from llmobs.simulate.fluid import FluidResult, RateWindows, load_fluid_model, load_rate_windows, simulate_fluid
 from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec, profile_capacity
 from llmobs.simulate.profile import load_profile
 from llmobs.simulate.results import SimulationResult
@@ -65,7 +63,7 @@ class Traffic:
     span_s: float
     first_minute_rate: float
     notes: tuple[str, ...] = ()
-    fluid_demand: Any = None
+    fluid_demand: Workload | RateWindows | None = None
 
     @property
     def source(self) -> str:
@@ -76,23 +74,9 @@ class Traffic:
         return self.fluid_demand is not None
 
 
-def fluid_mode() -> ModuleType | None:
-    """`llmobs.simulate.fluid`, the long-trace mode, where this build has it."""
-    try:
-        return importlib.import_module("llmobs.simulate.fluid")
-    except ModuleNotFoundError:
-        return None
-
-
-def _needs_fluid(count: float, where: str) -> bool:
-    """True when `count` requests are too many for the request level and the fluid mode can take them."""
-    if count <= REQUEST_LEVEL_LIMIT:
-        return False
-    if fluid_mode() is None:
-        raise SimulationInputError(
-            f"{where} holds ~{count:,.0f} requests; the request-level mode simulates at most "
-            f"{REQUEST_LEVEL_LIMIT:,} per run: pick a part with --start/--duration (or use --level replay)")
-    return True
+def _needs_fluid(count: float) -> bool:
+    """True when `count` requests are too many for the request level."""
+    return count > REQUEST_LEVEL_LIMIT
 
 
 FLUID_NOTE = (f"more than {REQUEST_LEVEL_LIMIT:,} requests: fluid mode (each replica a model fitted from the "
@@ -108,7 +92,7 @@ def _of_workload(workload: Workload, notes: tuple[str, ...], fluid: bool) -> Tra
                    workload if fluid else None)
 
 
-def _of_windows(windows: Any, training: Workload, notes: tuple[str, ...]) -> Traffic:
+def _of_windows(windows: RateWindows, training: Workload, notes: tuple[str, ...]) -> Traffic:
     """Fluid-mode traffic from rate windows; `training` is drawn from their first windows."""
     span = float(windows.end[-1])
     return Traffic(None, training, float(windows.requests), span, float(windows.rate[0]),
@@ -123,11 +107,8 @@ def traffic_from_trace(path: str, *, start_s: float = 0.0, duration_s: float | N
 
     Rate-window files (ServeGen) are sized before anything is drawn: their 14 days at ~800 req/s would be a
     billion requests."""
-    where = f"{path} from {start_s:g}s"
-    if _holds_rate_windows(path) and _needs_fluid(_expected_requests(read_trace(path), start_s, duration_s), where):
-        fluid = fluid_mode()
-        assert fluid is not None
-        windows = _compressed(fluid.load_rate_windows(path, start_s=start_s, duration_s=duration_s), compress)
+    if _holds_rate_windows(path) and _needs_fluid(_expected_requests(read_trace(path), start_s, duration_s)):
+        windows = _compressed(load_rate_windows(path, start_s=start_s, duration_s=duration_s), compress)
         frame = pd.DataFrame({"window_start_s": windows.start, "total_rate_rps": windows.rate,
                               "mean_input_tokens_est": windows.mean_prompt,
                               "mean_output_tokens_est": windows.mean_output})
@@ -136,13 +117,13 @@ def traffic_from_trace(path: str, *, start_s: float = 0.0, duration_s: float | N
     if not len(workload):
         raise SimulationInputError(f"{path}: no requests between {start_s:g}s and "
                                    f"{'the end' if duration_s is None else f'{start_s + duration_s:g}s'}")
-    fluid_run = _needs_fluid(len(workload), where)
+    fluid_run = _needs_fluid(len(workload))
     if compress != 1.0:
         workload = workload.compressed(compress)
     return _of_workload(workload, workload.notes, fluid_run)
 
 
-def _compressed(windows: Any, factor: float) -> Any:
+def _compressed(windows: RateWindows, factor: float) -> RateWindows:
     """Rate windows played `factor` times faster: the same requests in 1/factor of the time."""
     if factor == 1.0:
         return windows
@@ -194,7 +175,7 @@ def traffic_from_prometheus(series: DemandSeries, *, seed: int = 0, compress: fl
     `mean_output_tokens`. Windows without request-rate data are gaps: no requests are drawn there."""
     frame = series.frame
     rate = frame["request_rate"].to_numpy(dtype=float)
-    fluid_run = _needs_fluid(float(np.nansum(rate)) * series.step_seconds, f"{series.source} history")
+    fluid_run = _needs_fluid(float(np.nansum(rate)) * series.step_seconds)
     notes = [f"{series.source} history: {len(rate)} windows of {series.step_seconds:g}s; Poisson arrivals at "
              f"each window's request rate, exponential lengths around its mean prompt and output tokens, "
              f"seed {seed}", *series.notes]
@@ -230,10 +211,8 @@ def traffic_from_prometheus(series: DemandSeries, *, seed: int = 0, compress: fl
                             "total_rate_rps": rate, "mean_input_tokens_est": means["prompt"],
                             "mean_output_tokens_est": means["output"]})
     if fluid_run:
-        fluid = fluid_mode()
-        assert fluid is not None
         gap = ~np.isfinite(rate)
-        rate_windows = fluid.RateWindows(
+        rate_windows = RateWindows(
             series.source, windows["window_start_s"].to_numpy(dtype=float), np.nan_to_num(rate),
             np.nan_to_num(means["prompt"], nan=1.0), np.nan_to_num(means["output"], nan=1.0),
             series.step_seconds, gap=gap)
@@ -313,7 +292,7 @@ class Outcome:
 
     spec: PolicySpec
     knob: float
-    result: SimulationResult | Any
+    result: SimulationResult | FluidResult
     ttft_slo_s: float
     tpot_slo_s: float
 
@@ -334,7 +313,7 @@ class Outcome:
             "knob": self.spec.knob,
             "knob_value": self.knob,
             "bound": self.spec.clairvoyant,
-            "requests": len(r) if isinstance(r, SimulationResult) else float(r.requests),
+            "requests": len(r) if isinstance(r, SimulationResult) else round(r.requests),  # fluid: expected
             "attainment": float(r.attainment(self.ttft_slo_s, self.tpot_slo_s)),
             "gpu_hours": float(r.gpu_hours),
             "goodput_per_gpu_hour": float(r.goodput_per_gpu_hour(self.ttft_slo_s, self.tpot_slo_s)),
@@ -372,6 +351,13 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
     profiled on the training part of the traffic when not given."""
     training = traffic.training
     notes = list(traffic.notes)
+    if traffic.fluid:
+        try:
+            load_fluid_model(fleet.config)
+        except SimulationInputError as exc:
+            raise SimulationInputError(
+                f"~{traffic.requests:,.0f} requests need the fluid mode (over {REQUEST_LEVEL_LIMIT:,}), and {exc} "
+                "— or cut the traffic with --start/--duration") from None
     if capacity_rps is None:
         capacity_rps = profiled_capacity(training if len(training) >= 2 else traffic.workload or training, fleet)
         notes.append(f"capacity {capacity_rps:.2f} req/s per replica, profiled on one simulated replica at the "
@@ -408,10 +394,9 @@ def run_policy(setup: Setup, key: str, knob: float | None = None) -> Outcome:
             raise
         raise SimulationInputError(f"{spec.key}: {exc}") from None
     traffic = setup.traffic
-    if traffic.fluid:
-        fluid = fluid_mode()
-        assert fluid is not None
-        result: SimulationResult | Any = fluid.simulate_fluid(traffic.fluid_demand, setup.fleet.config, controller)
+    result: SimulationResult | FluidResult
+    if traffic.fluid_demand is not None:
+        result = simulate_fluid(traffic.fluid_demand, setup.fleet.config, controller)
     else:
         assert traffic.workload is not None
         result = simulate(traffic.workload, setup.fleet.config, controller)
@@ -444,5 +429,5 @@ def compare(setup: Setup) -> tuple[list[Outcome], list[str]]:
 
 
 __all__ = ["DEFAULT_PROFILE", "REQUEST_LEVEL_LIMIT", "TRAIN_FRACTION", "Fleet", "Outcome", "Setup", "Traffic",
-           "build_fleet", "compare", "fluid_mode", "prepare", "read_prometheus", "run_policy",
+           "build_fleet", "compare", "prepare", "read_prometheus", "run_policy",
            "traffic_from_prometheus", "traffic_from_trace"]
