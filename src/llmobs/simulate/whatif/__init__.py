@@ -13,8 +13,8 @@ fleet and controllers on rate windows, each replica a model fitted from the requ
 windows (ServeGen, Prometheus) are never drawn as requests then, per-request traces are aggregated.
 
 Choices a user should know, stated in the result's notes: policies that learn (a forecaster, a profiled
-capacity) learn from the first `TRAIN_FRACTION` of the traffic (in the fluid mode, from at most
-`TRAINING_SAMPLE` requests drawn from its first windows) and are scored on all of it, as the others are; the
+capacity) learn from the first `TRAIN_FRACTION` of the traffic (on window-only traffic in the fluid mode,
+from about `TRAINING_SAMPLE` requests drawn from its first windows) and are scored on all of it, as the others are; the
 fleet starts with enough replicas for the first minute's traffic at the profiled capacity, as a fleet that
 has been running would.
 """
@@ -132,20 +132,18 @@ def _compressed(windows: RateWindows, factor: float) -> RateWindows:
 
 
 def _training_sample(windows: pd.DataFrame, source: str, seed: int) -> Workload:
-    """Requests drawn from the leading windows of the first `TRAIN_FRACTION` of the span, at most about
-    `TRAINING_SAMPLE` of them (and at least one window's worth)."""
+    """Requests drawn from the leading windows of the first `TRAIN_FRACTION` of the span, about
+    `TRAINING_SAMPLE` of them at most (but at least the first window with traffic)."""
     start = windows["window_start_s"].to_numpy(dtype=float)
     rate = np.nan_to_num(windows["total_rate_rps"].to_numpy(dtype=float))
     width = np.diff(start, append=start[-1] + (start[1] - start[0] if len(start) > 1 else 600.0))
     expected = np.cumsum(rate * width)
     cut = start[0] + (start[-1] + width[-1] - start[0]) * TRAIN_FRACTION
-    keep = (start < cut) & (np.concatenate(([0.0], expected[:-1])) < TRAINING_SAMPLE)
-    keep[0] = True
-    busy = keep & (rate > 0)
-    if not busy.any():
-        busy = rate > 0
-        busy[np.argmax(busy) + 1:] = False
-    return draw_from_rate_windows(windows[keep | busy].reset_index(drop=True), source, seed=seed)
+    last = int(np.flatnonzero((start < cut) & (expected <= TRAINING_SAMPLE)).max(initial=0))
+    if not (rate[: last + 1] > 0).any() and (rate > 0).any():
+        last = int(np.argmax(rate > 0))  # leading gaps: up to the first window with traffic
+    last = max(last, min(1, len(start) - 1))  # two windows at least: the draw reads the width off their spacing
+    return draw_from_rate_windows(windows.iloc[: last + 1].reset_index(drop=True), source, seed=seed)
 
 
 def _holds_rate_windows(path: str) -> bool:

@@ -126,15 +126,17 @@ def _print_compare(setup: Setup, outcomes: list[Outcome], notes: list[str]) -> N
     mode = " (fluid mode)" if setup.traffic.fluid else ""
     t = Table(title=f"{h['source']}: {h['requests']:,} requests over {h['span_seconds'] / 60:,.1f} min{mode}",
               title_justify="left")
+    percentiles = not setup.traffic.fluid  # the fluid mode has no per-request times
     for col in ("policy", "knob", "attainment", "GPU-hours", "goodput/GPU-h", "scale events", "peak replicas",
-                "TTFT p90 s"):
+                *(("TTFT p90 s",) if percentiles else ())):
         t.add_column(col, justify="left" if col in ("policy", "knob") else "right", no_wrap=col == "policy")
     for o in outcomes:
         m = o.measures()
         name = f"{o.spec.key}{' (bound)' if o.spec.clairvoyant else ''}"
         t.add_row(name, f"{_short_knob(o.spec.knob)} = {o.knob:.4g}",
                   _fmt(m["attainment"]), _fmt(m["gpu_hours"], 2), _fmt(m["goodput_per_gpu_hour"], 0),
-                  str(m["scale_events"]), str(m["peak_replicas"]), _fmt(m["ttft_p90_s"], 2))
+                  _fmt(m["scale_events"]), _fmt(m["peak_replicas"]),
+                  *((_fmt(m["ttft_p90_s"], 2),) if percentiles else ()))
     console.print(t)
     console.print(_fleet_line(setup), highlight=False)
     _print_notes(notes)
