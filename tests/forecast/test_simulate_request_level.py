@@ -201,6 +201,16 @@ def test_prometheus_history_of_vllms_own_counters(cli: Run) -> None:
     assert abs(d["requests"] - 3.0 * 21 * 60) < 5 * (3.0 * 21 * 60) ** 0.5
 
 
+def test_a_long_prometheus_history_runs_its_windows_in_the_fluid_mode(cli: Run) -> None:
+    with _prometheus(rate=1000.0, prompt=300.0, output=60.0) as url:
+        d = _json(*cli("--prometheus", url, "--model", "m", "--history", "1h", "--capacity-per-replica", "60",
+                       "--json"))
+    assert d["mode"] == "fluid" and d["requests"] == 1000 * 61 * 60  # expected requests, not a draw
+    assert 0 <= d["attainment"] <= 1 and d["gpu_hours"] > 0
+    assert d["initial_replicas"] == 17  # the first minute's 1000 req/s at 60 per replica
+    assert d["peak_replicas"] == 21  # KEDA at its default threshold, 0.8 × 60 = 48 req/s: ceil(1000 / 48)
+
+
 def test_prometheus_without_token_series_needs_the_mean_lengths(cli: Run) -> None:
     with _prometheus(rate=2.0, prompt=None, output=None) as url:
         code, out, err = cli("--prometheus", url, "--model", "m", "--history", "10m", "--capacity-per-replica", "3")
