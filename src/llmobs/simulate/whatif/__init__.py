@@ -14,9 +14,9 @@ windows (ServeGen, Prometheus) are never drawn as requests then, per-request tra
 
 Choices a user should know, stated in the result's notes: policies that learn (a forecaster, a profiled
 capacity) learn from the first `TRAIN_FRACTION` of the traffic (on window-only traffic in the fluid mode,
-from about `TRAINING_SAMPLE` requests drawn from its first windows) and are scored on all of it, as the others are; the
-fleet starts with enough replicas for the first minute's traffic at the profiled capacity, as a fleet that
-has been running would.
+from about `TRAINING_SAMPLE` requests drawn from its first windows) and are scored on all of it, as the
+others are; the fleet starts with enough replicas for the first minute's traffic at the profiled capacity,
+as a fleet that has been running would.
 """
 
 from __future__ import annotations
@@ -174,9 +174,11 @@ def traffic_from_prometheus(series: DemandSeries, *, seed: int = 0, compress: fl
     frame = series.frame
     rate = frame["request_rate"].to_numpy(dtype=float)
     fluid_run = _needs_fluid(float(np.nansum(rate)) * series.step_seconds)
-    notes = [f"{series.source} history: {len(rate)} windows of {series.step_seconds:g}s; Poisson arrivals at "
-             f"each window's request rate, exponential lengths around its mean prompt and output tokens, "
-             f"seed {seed}", *series.notes]
+    how_used = ("rate windows, each at its request rate and mean prompt and output tokens" if fluid_run else
+                "Poisson arrivals at each window's request rate, exponential lengths around its mean prompt and "
+                f"output tokens, seed {seed}")
+    notes = [f"{series.source} history: {len(rate)} windows of {series.step_seconds:g}s; {how_used}",
+             *series.notes]
     means = {}
     for column, what, given, option in (
             ("prompt_tokens_rate", "prompt", mean_prompt_tokens, "--mean-prompt-tokens"),
