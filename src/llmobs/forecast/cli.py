@@ -210,6 +210,7 @@ class RequestLevelRun:
     policy: str | None
     knob: float | None
     compare: bool
+    list_policies: bool
     profile: str | None
     ttft_slo_s: float | None
     tpot_slo_s: float | None
@@ -338,8 +339,8 @@ def simulate(
             raise ForecastInputError("--plot and --html draw the replay; --level request prints a table (or --json)")
         hooks.request_level(RequestLevelRun(
             trace=trace, prometheus=prometheus, model=model, history_s=history, promql=promql, step_s=step,
-            start_s=start or 0.0, duration_s=duration, policy="list" if list_policies else policy, knob=knob,
-            compare=compare, profile=profile, ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo, compress=compress,
+            start_s=start or 0.0, duration_s=duration, policy=policy, knob=knob, compare=compare,
+            list_policies=list_policies, profile=profile, ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo, compress=compress,
             initial_replicas=initial_replicas, cold_start_s=cold_start, polling_interval_s=polling_interval,
             min_replicas=min_replicas, max_replicas=max_replicas, capacity_per_replica=capacity_per_replica,
             mean_prompt_tokens=mean_prompt_tokens, mean_output_tokens=mean_output_tokens, seed=seed,

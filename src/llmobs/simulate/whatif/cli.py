@@ -173,7 +173,7 @@ def _list_policies() -> None:
 @one_line_errors(SimulationInputError, ForecastInputError)
 def run_request_level(run: RequestLevelRun) -> None:
     """What `--level request` prints: one policy's measures, or with `compare` every policy's in one table."""
-    if run.policy == "list":
+    if run.list_policies:
         _list_policies()
         return
     key = run.policy or DEFAULT_POLICY
