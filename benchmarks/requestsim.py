@@ -6,10 +6,11 @@ Workload: the Azure 2023 conversation trace (19,366 requests, their own prompt a
 `--repeat` times back to back and `--compress` times faster (×20 ≈ 110 req/s). Fleet: Llama-3.1-8B on
 H100 (the bundled profile; KV blocks as `llmobs forecast capacity` computes them), starting at
 `--replicas`, scraped every 15 s of virtual time — every scrape renders each ready replica's vLLM page
-and reads it through parse_page → SignalTracker — and resized every 15 s by a small controller that
-reads only those signals (requests running + waiting per replica towards 32, at least 4), so scaling,
-cold starts (120 s) and drains are all exercised. Each routing is timed `--runs` times (the fastest
-counts; the simulated results are identical across runs); the target is 50,000 simulated requests/s.
+and reads it as the exporter reads a target (warm TextParser, normalize, SignalTracker) — and resized every
+15 s by a small controller that reads only those signals (requests running + waiting per replica towards
+32, at least 4), so scaling, cold starts (120 s) and drains are all exercised. Each routing is timed
+`--runs` times (the fastest counts; the simulated results are identical across runs); the target is 50,000
+simulated requests/s.
 The last line is `ratio: X` = the least-loaded (default) run's requests/s ÷ 50,000.
 """
 

@@ -271,6 +271,13 @@ def write_replay_html(path: Path, title: str, results: Sequence[Any], notes: Seq
     write(path, title, results, notes)
 
 
+def run_request_level(run: Any) -> None:
+    """`llmobs forecast simulate --level request`: the request-level simulator (imported only when asked)."""
+    from llmobs.simulate.whatif.cli import run_request_level as run_it
+
+    run_it(run)
+
+
 def _register_subcommands() -> None:
     """Commands owned by other stages (forecasting, the GPU node agent, feedback) add themselves here."""
     from llmobs.agent.cli import register as register_agent
@@ -279,7 +286,7 @@ def _register_subcommands() -> None:
 
     register_agent(app)
     register_feedback(app)
-    register_forecast(app, html_writer=write_replay_html)
+    register_forecast(app, html_writer=write_replay_html, request_level=run_request_level)
 
 
 _register_subcommands()

@@ -20,6 +20,8 @@ from llmobs.simulate import (
     replica_page,
     simulate,
 )
+from llmobs.simulate.fleet import PageReader
+from llmobs.simulate.stats import PageTemplate
 from llmobs.sources.page import parse_page
 
 PROFILE = StepProfile("test", fixed_s=0.01, prefill_token_s=1e-4, decode_seq_s=1e-3, kv_token_s=1e-6)
@@ -47,6 +49,27 @@ def test_the_page_read_by_llmobs_shows_the_replica_as_the_simulator_holds_it() -
     assert signals.kv_cache_utilization == pytest.approx(e.kv_usage)
     assert signals.kv_cache_capacity_tokens == 400 * 16
     assert signals.generation_tokens_rate > 0
+
+
+def test_the_scrape_path_renders_and_reads_the_same_page_as_render_page_and_parse_page() -> None:
+    """The fleet renders pages from a template and reads them with the exporter's warm parser (speed); both
+    must give exactly what `replica_page` and a cold `parse_page` give, scrape after scrape."""
+    e = ReplicaEngine(ENGINE, PROFILE, start=5.0)
+    template = PageTemplate('m{x}', ENGINE.block_size, ENGINE.kv_blocks, ENGINE.max_model_len)
+    reader = PageReader("replica-0")
+    warm, cold = SignalTracker("replica-0"), SignalTracker("replica-0")
+    rng = np.random.default_rng(3)
+    for step in range(6):
+        for i in range(int(rng.integers(5, 30))):
+            e.submit(SimRequest(100 * step + i, e.clock, int(rng.integers(10, 900)), int(rng.integers(1, 200))))
+        e.advance(e.clock + 2.0)
+        text = template.render(len(e.running), len(e.waiting), e.kv_usage, e.created, e.stats)
+        assert text == replica_page(e, 'm{x}')
+        page, reference = reader.read(text), parse_page(text)
+        assert page == reference and page.models
+        signals = warm.observe(page, 5.0 + 2 * step)
+        assert signals == cold.observe(reference, 5.0 + 2 * step)
+    assert signals and signals[0].requests_running == len(e.running)
 
 
 def test_a_controller_reads_signals_and_new_replicas_serve_after_their_cold_start() -> None:
@@ -88,6 +111,15 @@ def test_a_removed_replica_drains_what_it_holds_and_costs_until_then() -> None:
     # replica 0 for the whole run; replica 1 from 0 until its last request finished
     last_on_1 = result.finish[result.replica == 1].max()
     assert result.gpu_seconds == pytest.approx(result.end_time + max(15.0, last_on_1), rel=1e-9)
+
+
+def test_a_fixed_fleet_stops_costing_soon_after_its_last_request_finishes() -> None:
+    w = workload(300, rate=20.0)
+    result = simulate(w, FleetConfig(ENGINE, PROFILE, initial_replicas=2, tail_s=3600.0))
+    assert result.finished.all()
+    last = result.finish.max()
+    assert last <= result.end_time <= last + 15.0  # the next tick after the drain, not the 3600 s horizon
+    assert result.gpu_seconds == pytest.approx(2 * result.end_time)
 
 
 def test_round_robin_alternates_and_least_loaded_avoids_the_busy_replica() -> None:

@@ -2,6 +2,8 @@
 
 `register(app)` adds the `forecast` group to the main `llmobs` app (owned by `llmobs.cli`), and the old
 top-level `llmobs simulate` / `llmobs capacity` as hidden names that only say where the command moved.
+`forecast simulate --level request` runs the request-level simulator (`llmobs.simulate`, a layer above
+this one), handed in by the CLI through `register` as `simulate --html`'s page writer is.
 Every bad input surfaces as a `ForecastInputError` (or a bad DURATION), printed as one `error: …` line
 with exit code 2 — never a traceback. Plots use matplotlib's Agg backend (no display needed).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -191,16 +194,84 @@ def _plot_replay(results: list[Any], out: Path) -> None:
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class RequestLevelRun:
+    """What `simulate --level request` hands to the request-level simulator (`llmobs.simulate`, a layer above
+    this one, so the CLI passes it in through `register`). None = that simulator's default."""
+
+    trace: Path | None
+    prometheus: str | None
+    model: str | None
+    history_s: float
+    promql: str
+    step_s: float | None
+    start_s: float
+    duration_s: float | None
+    policy: str | None
+    knob: float | None
+    compare: bool
+    list_policies: bool
+    profile: str | None
+    ttft_slo_s: float | None
+    tpot_slo_s: float | None
+    compress: float
+    initial_replicas: int | None
+    cold_start_s: float | None
+    polling_interval_s: float
+    min_replicas: int
+    max_replicas: int
+    capacity_per_replica: float | None
+    mean_prompt_tokens: float | None
+    mean_output_tokens: float | None
+    seed: int
+    as_json: bool
+
+
+RequestLevelRunner = Callable[[RequestLevelRun], None]
+# `simulate --html` draws with the status page's chart code, which lives in the serving layer above this one:
+# the CLI hands the writer in through `register` (path, title, replay results, notes).
+HtmlWriter = Callable[[Path, str, Sequence[Any], Sequence[str]], None]
+
+
+@dataclass(frozen=True)
+class SimulateHooks:
+    """What the layers above hand `simulate` through `register`. Each registered app's command carries its
+    own (as its click context's `obj`), so registering the group on another app changes nothing here."""
+
+    html_writer: HtmlWriter | None = None
+    request_level: RequestLevelRunner | None = None
+
+_PANEL = "Request level (--level request)"
+
+
+def _request_option(*declarations: str, **settings: Any) -> Any:
+    """An option of the request level, shown in its own --help panel."""
+    return typer.Option(*declarations, rich_help_panel=_PANEL, **settings)
+REQUEST_POLICIES = ("keda-rate", "keda-waiting", "aibrix-kpa", "llmd-wva", "dynamo-planner", "llmobs", "clairvoyant")
+"""The request-level policies' keys, for --help (`llmobs.simulate.policies.POLICIES` is the registry; a test
+keeps the two in step)."""
+
+
 @one_line_errors(ForecastInputError)
 def simulate(
-    trace: Annotated[Path, typer.Option(help="trace CSV (formats in data/traces/README.md)")],
+    ctx: typer.Context,
+    trace: Annotated[Path | None, typer.Option(
+        help="trace CSV (formats in data/traces/README.md); at --level request, or --prometheus")] = None,
+    level: Annotated[str, typer.Option(
+        help="replay: demand buckets against replica capacity (fast, any length); request: every request "
+             "through simulated vLLM replicas (TTFT/TPOT, SLO attainment, GPU-hours)")] = "replay",
     capacity_per_replica: Annotated[float | None, typer.Option(
-        help="requests/s one replica serves within its SLO (measure it, or see `llmobs forecast capacity`)")] = None,
-    policy: Annotated[str, typer.Option(help="reactive | predictive | hybrid")] = "reactive",
-    cold_start: Annotated[float, typer.Option(parser=DURATION, metavar="DURATION", show_default="5m",
-                                              help=f"time from scale-up to ready {DURATION_HELP}")] = 300.0,
+        help="requests/s one replica serves within its SLO (measure it, or see `llmobs forecast capacity`); at "
+             "--level request the default is profiled from the profile and the SLOs")] = None,
+    policy: Annotated[str | None, typer.Option(
+        help="replay: reactive | predictive | hybrid (default reactive); request: "
+             f"{' | '.join(REQUEST_POLICIES)} (default keda-rate; --list-policies says what each is)")] = None,
+    cold_start: Annotated[float | None, typer.Option(
+        parser=DURATION, metavar="DURATION", show_default="5m replay, 2m request",
+        help=f"time from scale-up to ready {DURATION_HELP}")] = None,
     step: Annotated[float | None, typer.Option(
-        parser=DURATION, metavar="DURATION", help="bucket size (default: 10s for requests, 60s for rates)")] = None,
+        parser=DURATION, metavar="DURATION",
+        help="bucket size (default: 10s for requests, 60s for rates and Prometheus history)")] = None,
     utilization: Annotated[float, typer.Option(
         help="target utilization (headroom) per replica; hybrid's is its forecast part's, in (0, 1], its reactive "
              "floor stays at 0.8")] = 0.8,
@@ -213,9 +284,81 @@ def simulate(
     plot: Annotated[Path | None, typer.Option(help="write a PNG of demand vs ready capacity")] = None,
     html: Annotated[Path | None, typer.Option(
         help="write every policy's replay (this one first) side by side as one self-contained HTML file")] = None,
+    prometheus: Annotated[str | None, _request_option(
+        metavar="URL", help="read the demand from this Prometheus (query_range) instead of a trace")] = None,
+    model: Annotated[str | None, _request_option(help="the model whose history --prometheus reads")] = None,
+    history: Annotated[float, _request_option(
+        parser=DURATION, metavar="DURATION", show_default="1h", help="how far back --prometheus reads, up to now")
+    ] = 3600.0,
+    promql: Annotated[str, _request_option(
+        help="series --prometheus reads: llmobs (llmobs_request_rate, ...) or vllm (rate of "
+             "vllm:request_success_total, ...)")] = "llmobs",
+    start: Annotated[float | None, _request_option(
+        parser=DURATION, metavar="DURATION", help="skip this much of the trace")] = None,
+    duration: Annotated[float | None, _request_option(
+        parser=DURATION, metavar="DURATION", help="simulate this much of the trace (default: all)")] = None,
+    knob: Annotated[float | None, _request_option(
+        help="the policy's knob (--list-policies names it; default: what its documentation suggests)")
+    ] = None,
+    compare: Annotated[bool, _request_option(
+        "--compare", help="run every policy at its default knob; one table")] = False,
+    list_policies: Annotated[bool, _request_option(
+        "--list-policies", help="print the policies, their knobs and sources, and exit")] = False,
+    profile: Annotated[str | None, _request_option(
+        metavar="NAME|FILE", show_default="llama-3.1-8b-h100",
+        help="step-time profile of one replica: a bundled name or a YAML file")] = None,
+    ttft_slo: Annotated[float | None, _request_option(
+        parser=DURATION, metavar="DURATION", show_default="1s", help="time-to-first-token SLO")] = None,
+    tpot_slo: Annotated[float | None, _request_option(
+        parser=DURATION, metavar="DURATION", show_default="100ms",
+        help="time-per-output-token SLO")] = None,
+    compress: Annotated[float, _request_option(
+        help="play the requests this many times faster (a bigger load from the same trace)")] = 1.0,
+    initial_replicas: Annotated[int | None, _request_option(
+        help="replicas ready at the start (default: enough for the first minute at the capacity)")
+    ] = None,
+    mean_prompt_tokens: Annotated[float | None, _request_option(
+        help="mean prompt length for --prometheus when it has no prompt-token series")] = None,
+    mean_output_tokens: Annotated[float | None, _request_option(
+        help="mean output length for --prometheus when it has no generation-token series")] = None,
+    seed: Annotated[int, _request_option(
+        help="seed of the requests drawn from rate windows (ServeGen, Prometheus)")] = 0,
 ) -> None:
-    """Replay a trace against an autoscaling policy; report under-provisioned and replica minutes."""
+    """Replay a trace against an autoscaling policy; report under-provisioned and replica minutes.
+
+    With --level request, every request of a trace (or of a Prometheus history) goes through simulated vLLM
+    replicas scaled by a real autoscaler's rules (KEDA, AIBrix, llm-d, Dynamo, llmobs): SLO attainment,
+    GPU-hours and goodput per GPU-hour; --compare runs them all."""
     require("forecast")
+    hooks = ctx.obj if isinstance(ctx.obj, SimulateHooks) else SimulateHooks()
+    if level == "request" or list_policies:
+        if hooks.request_level is None:
+            raise ForecastInputError("--level request needs the request-level simulator (run it as "
+                                     "`llmobs forecast simulate`)")
+        if plot is not None or html is not None:
+            raise ForecastInputError("--plot and --html draw the replay; --level request prints a table (or --json)")
+        hooks.request_level(RequestLevelRun(
+            trace=trace, prometheus=prometheus, model=model, history_s=history, promql=promql, step_s=step,
+            start_s=start or 0.0, duration_s=duration, policy=policy, knob=knob, compare=compare,
+            list_policies=list_policies, profile=profile, ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo, compress=compress,
+            initial_replicas=initial_replicas, cold_start_s=cold_start, polling_interval_s=polling_interval,
+            min_replicas=min_replicas, max_replicas=max_replicas, capacity_per_replica=capacity_per_replica,
+            mean_prompt_tokens=mean_prompt_tokens, mean_output_tokens=mean_output_tokens, seed=seed,
+            as_json=as_json))
+        return
+    if level != "replay":
+        raise ForecastInputError(f"unknown level {level!r}; choose replay or request")
+    request_only = {"--prometheus": prometheus, "--model": model, "--knob": knob, "--compare": compare or None,
+                    "--profile": profile, "--ttft-slo": ttft_slo, "--tpot-slo": tpot_slo,
+                    "--initial-replicas": initial_replicas, "--start": start, "--duration": duration,
+                    "--compress": None if compress == 1.0 else compress}
+    given = [name for name, value in request_only.items() if value is not None]
+    if given:
+        raise ForecastInputError(f"{', '.join(given)}: request-level options, add --level request")
+    if trace is None:
+        raise ForecastInputError("give --trace FILE (Prometheus history needs --level request)")
+    policy = policy or "reactive"
+    cold_start = 300.0 if cold_start is None else cold_start
     import numpy as np
 
     from llmobs.forecast.demand import read_trace
@@ -223,7 +366,8 @@ def simulate(
     from llmobs.forecast.replay import POLICIES, HpaConfig, ReplayConfig, forecast_path, replay
 
     if policy not in POLICIES:
-        raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        raise ForecastInputError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)} (the "
+                                 "autoscalers KEDA, AIBrix, llm-d... are simulated at --level request)")
     if capacity_per_replica is None:
         raise ForecastInputError("give --capacity-per-replica RPS: the requests/s one replica serves within its "
                                  "SLO (e.g. --capacity-per-replica 2.5)")
@@ -233,22 +377,22 @@ def simulate(
     series = read_trace(trace, step_s, finer="linear")
     hpa = HpaConfig(polling_interval_s=polling_interval, min_replicas=min_replicas, max_replicas=max_replicas)
     cfg = ReplayConfig(capacity_per_replica=capacity_per_replica, cold_start_s=cold_start, hpa=hpa)
-    if html is not None and _html_writer is None:
+    if html is not None and hooks.html_writer is None:
         raise ForecastInputError("--html needs the llmobs CLI's page writer (run it as `llmobs forecast simulate`)")
     upper, need = None, 1
     if policy != "reactive" or html is not None:
         h = math.ceil(cfg.cold_start_s / series.step_seconds - 1e-9) + 1
-        model = make_forecaster(forecaster)
-        _, upper = forecast_path(series, model, h)
-        need = model.required_history(h, series.step_seconds)  # the guard's short-history threshold
+        forecast_model = make_forecaster(forecaster)
+        _, upper = forecast_path(series, forecast_model, h)
+        need = forecast_model.required_history(h, series.step_seconds)  # the guard's short-history threshold
     result = replay(series, policy, cfg, utilization=utilization, forecast_upper=upper, forecaster_name=forecaster,
                     min_history=need)
     if plot is not None:
         _plot_replay([result], plot)
-    if html is not None and _html_writer is not None:
+    if html is not None and hooks.html_writer is not None:
         others = [replay(series, p, cfg, utilization=utilization, forecast_upper=upper, forecaster_name=forecaster,
                          min_history=need) for p in POLICIES if p != policy]
-        _html_writer(html, f"llmobs forecast simulate · {trace.name}", [result, *others], [
+        hooks.html_writer(html, f"llmobs forecast simulate · {trace.name}", [result, *others], [
             f"cold start {cfg.cold_start_s:g} s", f"{capacity_per_replica:g} req/s per replica",
             f"step {series.step_seconds:g} s", f"utilization {utilization:g}", f"forecaster {forecaster}"])
     d = result.to_dict()
@@ -274,17 +418,10 @@ def _moved(old: str) -> Any:
     return moved
 
 
-# `simulate --html` draws with the status page's chart code, which lives in the serving layer above this one:
-# the CLI hands the writer in through `register` (path, title, replay results, notes).
-HtmlWriter = Callable[[Path, str, Sequence[Any], Sequence[str]], None]
-_html_writer: HtmlWriter | None = None
-
-
-def register(app: typer.Typer, html_writer: HtmlWriter | None = None) -> None:
+def register(app: typer.Typer, html_writer: HtmlWriter | None = None,
+             request_level: RequestLevelRunner | None = None) -> None:
     """Add the `forecast` group (backtest, simulate, capacity) to the main `llmobs` app; `html_writer` writes
-    `simulate --html`."""
-    global _html_writer
-    _html_writer = html_writer
+    `simulate --html`, `request_level` runs `simulate --level request`."""
     forecast_app = typer.Typer(
         no_args_is_help=True,
         help="Demand forecasting on traces: backtests, autoscaling replays, KV-cache capacity.",
@@ -292,9 +429,13 @@ def register(app: typer.Typer, html_writer: HtmlWriter | None = None) -> None:
     forecast_app.command("backtest", epilog=example(
         "llmobs forecast backtest --trace data/traces/servegen_m-small_rate_10min.csv --step 10m --horizon 30m",
     ))(backtest_cmd)
-    forecast_app.command("simulate", epilog=example(
+    hooks = SimulateHooks(html_writer, request_level)
+    forecast_app.command("simulate", context_settings={"obj": hooks}, epilog=example(
         "llmobs forecast simulate --trace data/traces/AzureLLMInferenceTrace_conv.csv --policy hybrid "
         "--capacity-per-replica 2.5 --cold-start 5m",
+        "llmobs forecast simulate --level request --trace data/traces/AzureLLMInferenceTrace_conv.csv --compare",
+        "llmobs forecast simulate --level request --prometheus http://prometheus:9090 --model llama --history 6h "
+        "--policy keda-rate --knob 4",
     ))(simulate)
     forecast_app.command("capacity", epilog=example(
         "llmobs forecast capacity --model-config config.json --gpu H100-80GB --context 8192",

@@ -170,19 +170,22 @@ class ReplicaEngine:
         while self.clock < until:
             if not self.running and not self.waiting:
                 break
-            ahead = self._decode_run_end()
-            if ahead is not None:
-                if ahead > until:
-                    self.next_change = ahead
-                    return
-                self._decode_run(math.inf)
-            elif not self._decode_run(until):
-                self._step()
+            plan = self._decode_plan()
+            if plan is None:
+                self._step()  # not part of a decode run: `_decode_run` would decline it too
+                continue
+            k, first = plan
+            n = self._decoding
+            ahead = self.clock + k * first + self.profile.kv_token_s * n * k * (k - 1) / 2
+            if ahead > until:
+                self.next_change = ahead
+                return
+            self._take_decode_run(k, first)
         self.next_change = self.clock
 
-    def _decode_run_end(self) -> float | None:
-        """When the decode run that would start now ends (first finish or blocks running low); None when
-        the next step is not part of such a run."""
+    def _decode_plan(self) -> tuple[int, float] | None:
+        """The decode run that would start now — its length k (to the first finish or until blocks run low)
+        and its first step's time — or None when the next step is not part of such a run."""
         n = self._decoding
         if not n or self.prefilling:
             return None
@@ -194,8 +197,7 @@ class ReplicaEngine:
         if k < 2:
             return None
         p = self.profile
-        first = p.fixed_s + p.decode_seq_s * n + p.kv_token_s * (self._offset_sum + n * self._decode_count)
-        return self.clock + k * first + p.kv_token_s * n * k * (k - 1) / 2
+        return k, p.fixed_s + p.decode_seq_s * n + p.kv_token_s * (self._offset_sum + n * self._decode_count)
 
     def _drop_stale(self) -> None:
         heap = self._finishes
@@ -275,19 +277,11 @@ class ReplicaEngine:
     def _decode_run(self, until: float) -> bool:
         """Take k ≥ 2 identical pure-decode steps at once when nothing can change before the k-th; False
         when the next step must be taken alone."""
-        n = self._decoding
-        if not n or self.prefilling:
+        plan = self._decode_plan()
+        if plan is None:
             return False
-        cfg = self.config
-        if self.waiting and self._admissible(cfg.max_num_batched_tokens - n, self.free_blocks - n):
-            return False
-        self._drop_stale()
-        k = min(cfg.block_size * (self.free_blocks // n), self._finishes[0][0] - self._decode_count)
-        if k < 2:
-            return False
-        p = self.profile
-        first = p.fixed_s + p.decode_seq_s * n + p.kv_token_s * (self._offset_sum + n * self._decode_count)
-        growth = p.kv_token_s * n  # each step reads n more KV tokens than the one before
+        k, first = plan
+        growth = self.profile.kv_token_s * self._decoding  # each step reads n more KV tokens than the one before
         if until != math.inf:
             span = until - self.clock
             if growth > 0:  # smallest k with k·first + growth·k(k−1)/2 ≥ span
@@ -298,15 +292,24 @@ class ReplicaEngine:
             k = min(k, max(k_time, 1))
             if k < 2:
                 return False
+        self._take_decode_run(k, first)
+        return True
+
+    def _take_decode_run(self, k: int, first: float) -> None:
+        n = self._decoding
+        growth = self.profile.kv_token_s * n
         elapsed = k * first + growth * k * (k - 1) / 2
         self.free_blocks -= self._blocks_for_decode_steps(k)
         self._decode_count += k
         self.steps += k
         self.stats.generation_tokens += n * k
-        self.stats.h_itl.observe(elapsed / k, n * k)
+        h = self.stats.h_itl  # SimHistogram.observe, inlined
+        value = elapsed / k
+        h.counts[bisect_left(h.bounds, value)] += n * k
+        h.sum += value * (n * k)
+        h.count += n * k
         self.clock += elapsed
         self._pop_finished(self.clock)
-        return True
 
     def _preempt_newest(self) -> SimRequest:
         victim, _ = self.running.popitem()
@@ -411,7 +414,10 @@ class ReplicaEngine:
         if decoding:
             self._decode_count += 1
             stats.generation_tokens += decoding
-            stats.h_itl.observe(elapsed, decoding)
+            h = stats.h_itl  # SimHistogram.observe, inlined
+            h.counts[bisect_left(h.bounds, elapsed)] += decoding
+            h.sum += elapsed * decoding
+            h.count += decoding
             self._pop_finished(end)
         for r, n in scheduled:
             if r not in running:

@@ -13,9 +13,9 @@ What is modelled, and the choices made where a real cluster could differ:
   which gets no new requests and drains: it finishes what it holds, and its GPU time runs until then.
   The initial replicas are ready at time 0.
 * Observation: at every scrape instant (`scrape_interval_s`) each ready replica renders its vLLM 0.32
-  `/metrics` page, which goes through llmobs' own path (`parse_page` → `SignalTracker`); the controller
-  reads only those signals, never the simulator's state. Starting replicas have no page yet. A fixed fleet
-  (no controller) renders no pages: nobody would read them.
+  `/metrics` page, which goes through llmobs' own path (the exporter's warm `TextParser` and `normalize`,
+  then `SignalTracker`); the controller reads only those signals, never the simulator's state. Starting
+  replicas have no page yet. A fixed fleet (no controller) renders no pages: nobody would read them.
 * Requests vLLM would refuse (prompt ≥ max_model_len) are rejected at arrival; outputs that would run
   past max_model_len stop there (finish reason "length").
 """
@@ -35,10 +35,14 @@ from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.profile import StepProfile
 from llmobs.simulate.results import SimulationResult
+from llmobs.simulate.stats import PageTemplate
 from llmobs.simulate.workload import Workload
-from llmobs.sources.page import parse_page
+from llmobs.sources.normalize import LabelValueBudget, SampleGuard, normalize
+from llmobs.sources.page import Page
+from llmobs.sources.textformat import TextParser
 
 ROUTING = ("least_loaded", "round_robin")
+MAX_LABEL_VALUES = 512  # the exporter's default `scrape.max_label_values`
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +77,27 @@ class FleetConfig:
                 raise SimulationInputError(f"{key} must be > 0 seconds, not {value!r}")
 
 
+class PageReader:
+    """Reads one replica's successive pages the way llmobs' exporter reads one scrape target's: a warm
+    `TextParser` (the page repeats its series every scrape) and a `SampleGuard` that keeps the page layout's
+    routing, then `normalize`. `parse_page` runs the same parser and normalizer cold; the pages read the same
+    either way (the parser's warm paths are property-tested against its line-by-line reference)."""
+
+    __slots__ = ("guard", "parser")
+
+    def __init__(self, owner: str) -> None:
+        self.parser = TextParser()
+        self.guard = SampleGuard(owner, LabelValueBudget(MAX_LABEL_VALUES))
+
+    def read(self, text: str) -> Page:
+        parsed = self.parser.parse(text)
+        scrape = normalize(parsed.samples, 0.0, guard=self.guard, layout=parsed.layout)
+        return Page(models=scrape.models, skipped=dict(parsed.skipped), missing=scrape.missing,
+                    samples=len(parsed.samples))
+
+
 class _Replica:
-    __slots__ = ("added_at", "ended_at", "engine", "ready_at", "signals", "tracker")
+    __slots__ = ("added_at", "ended_at", "engine", "reader", "ready_at", "signals", "tracker")
 
     def __init__(self, engine: ReplicaEngine, added_at: float, ready_at: float, tracker: SignalTracker) -> None:
         self.engine = engine
@@ -82,6 +105,7 @@ class _Replica:
         self.ready_at = ready_at
         self.ended_at = -1.0
         self.tracker = tracker
+        self.reader = PageReader(tracker.endpoint)
         self.signals: ModelEndpointSignals | None = None
 
 
@@ -110,6 +134,7 @@ class FleetSimulator:
         self._ready_until = -math.inf  # the ready list holds until this instant (the next replica's ready_at)
         self._ready_since = math.inf
         self._prompt_cumsum = np.concatenate(([0.0], np.cumsum(workload.prompt, dtype=float)))
+        self._page: PageTemplate | None = None  # built at the first scrape (a fixed fleet renders no page)
 
     # --- replicas
     def _add(self, now: float, ready_at: float) -> None:
@@ -162,18 +187,27 @@ class FleetSimulator:
         if self.controller is None:
             return  # nobody reads the pages of a fixed fleet: rendering them would only cost time
         self.scrapes += 1
+        page = self._page
+        if page is None:
+            e = self.config.engine
+            page = self._page = PageTemplate(self.config.model, e.block_size, e.kv_blocks, e.max_model_len)
         for replica in self.live:
             if replica.ready_at > now:
                 continue
-            replica.engine.advance(now)
-            out = replica.tracker.observe(parse_page(replica_page(replica.engine, self.config.model)), now)
+            engine = replica.engine
+            engine.advance(now)
+            text = page.render(len(engine.running), len(engine.waiting), engine.kv_usage, engine.created,
+                               engine.stats)  # = replica_page(engine, model), rendered from a template
+            out = replica.tracker.observe(replica.reader.read(text), now)
             if out:
                 replica.signals = out[0]
 
     def _door(self, now: float) -> tuple[float, float]:
         """Arrivals per second and their prompt tokens per second at the router over the signal window."""
         window = self.config.signal_window_s
-        lo, hi = np.searchsorted(self.workload.arrival, (max(0.0, now - window), now), side="right")
+        lo, hi = np.searchsorted(self.workload.arrival, (now - window, now), side="right")
+        if now - window < 0:
+            lo = 0  # the window reaches back past the start: the requests that arrived at 0 count too
         span = min(window, now) or window
         return (hi - lo) / span, float(self._prompt_cumsum[hi] - self._prompt_cumsum[lo]) / span
 
@@ -270,6 +304,9 @@ class FleetSimulator:
                 now = next_sync
                 self._sync(now)
                 next_sync += cfg.sync_interval_s
+            if self.controller is None:  # no scrape advances a fixed fleet: do it here, or it idles to the horizon
+                for replica in self.live:
+                    replica.engine.advance(now)
         for replica in self.live:
             replica.engine.advance(now)
             end = max(end, replica.engine.clock if replica.engine.steps else now)

@@ -169,3 +169,11 @@ def _draw_from_windows(df: pd.DataFrame, name: str, short: str, seed: int, start
     arrival = np.concatenate(arrivals) - start_s
     return Workload(f"servegen:{short}", arrival, np.concatenate(prompts).astype(np.int64),
                     np.concatenate(outputs).astype(np.int64), notes=tuple(notes))
+
+
+def draw_from_rate_windows(windows: pd.DataFrame, source: str, *, seed: int = 0) -> Workload:
+    """Requests drawn from rate windows read elsewhere (a Prometheus history), exactly as from ServeGen's:
+    `windows` holds ServeGen's four columns; windows without a positive rate draw no requests. The notes are
+    the caller's to write (what a gap means depends on where the windows came from)."""
+    drawn = _draw_from_windows(windows, source, source, seed, 0.0, None, 1.0)
+    return Workload(source, drawn.arrival, drawn.prompt, drawn.output)
