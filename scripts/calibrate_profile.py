@@ -34,7 +34,14 @@ from pathlib import Path
 
 import httpx
 
-from llmobs.simulate.calibrate import Observation, ProfileFit, decode_observation, fit_profile, prefill_observation, profile_yaml
+from llmobs.simulate.calibrate import (
+    Observation,
+    ProfileFit,
+    decode_observation,
+    fit_profile,
+    prefill_observation,
+    profile_yaml,
+)
 from llmobs.simulate.errors import SimulationInputError
 
 SEED_TEXT = ("the quick brown fox jumps over the lazy dog while a model serves tokens from its cache; every request "

@@ -147,9 +147,9 @@ def fit_profile(observations: Iterable[Observation], *, name: str, source: str =
     b = np.array([o.seconds for o in obs], dtype=float)
     measured = [i for i in range(len(FEATURES)) if a[:, i].any()]
     if len(obs) < MIN_PER_FEATURE * len(measured):
-        raise SimulationInputError(
-            f"{len(obs)} observations cannot fit {len(measured)} coefficients ({', '.join(FEATURES[i] for i in measured)}):"
-            f" take at least {MIN_PER_FEATURE * len(measured)}")
+        names = ", ".join(FEATURES[i] for i in measured)
+        raise SimulationInputError(f"{len(obs)} observations cannot fit {len(measured)} coefficients ({names}): "
+                                   f"take at least {MIN_PER_FEATURE * len(measured)}")
     weighted = a[:, measured] / b[:, None]
     scale = np.abs(weighted).max(axis=0)  # columns of similar size, for the rank test and the solve
     rank = np.linalg.matrix_rank(weighted / scale)
