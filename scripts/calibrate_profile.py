@@ -10,8 +10,8 @@ Prompts are sent as token ids drawn from the server's own tokenizer (`/tokenize`
 for any model, and each is new (random ids), so the prefix cache does not shorten a prefill.
 
 What is measured (`llmobs.simulate.calibrate` explains the rows each makes):
-* prefill: lone requests with max_tokens=1 at prompt lengths from 4 tokens to four chunks of
-  max_num_batched_tokens; the client TTFT, median over the repeats;
+* prefill: lone requests with max_tokens=1 at prompt lengths from 4 tokens to eight chunks of
+  max_num_batched_tokens (as max_model_len allows); the client TTFT, median over the repeats;
 * decode: N identical requests at once (N from 1 to max_num_seqs, short and long prompts), each client's
   (E2E − TTFT)/(output − 1), median over the N requests and the repeats.
 The fit is a non-negative least squares on relative error; the YAML's `fit:` says how far each kind of probe
@@ -63,19 +63,20 @@ class Plan:
 
 def plan_for(*, max_num_batched_tokens: int, max_num_seqs: int, max_model_len: int, kv_tokens: int,
              quick: bool = False) -> Plan:
-    """Probes that separate every coefficient: prompts of one to four chunks (the chunk count separates the
-    per-step cost from the request overhead), batches from 1 to max_num_seqs (the per-sequence cost), and short
+    """Probes that separate every coefficient: prompts of one to eight chunks (the chunk count separates the
+    per-step cost from the request overhead; a chunk of 4 tokens, the per-step cost from the per-token one), batches from 1 to max_num_seqs (the per-sequence cost), and short
     and long decode contexts (the per-KV-token cost), all within max_model_len and the KV cache."""
     b = max_num_batched_tokens
     longest = max_model_len - 2
-    lengths = sorted({min(n, longest) for n in (4, b // 2, b, b + b // 4, 2 * b, 3 * b, 4 * b) if n >= 1})
+    lengths = sorted({min(n, longest) for n in (4, b // 2, b, b + 4, 2 * b, 2 * b + 4, 3 * b, 4 * b, 6 * b, 8 * b)
+                      if n >= 1})
     output = min(128, max_model_len // 4)
     batches = sorted({1, 2, max(1, max_num_seqs // 2), max_num_seqs})
     long_prompt = max(16, min(max_model_len // 2, kv_tokens // max_num_seqs - output - 1))
     if quick:
         return Plan(b, tuple(lengths), 3, tuple(sorted({1, max_num_seqs // 2 or 1, max_num_seqs})),
                     (16, long_prompt), min(output, 96), 1)
-    return Plan(b, tuple(lengths), 7, tuple(batches), (16, long_prompt), output, 2)
+    return Plan(b, tuple(lengths), 7, tuple(batches), (16, long_prompt), output, 3)
 
 
 class Probe:

@@ -21,7 +21,9 @@ Runs in its own pytest process (Makefile), ~3 minutes on 2 cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import random
 import re
 import sys
@@ -51,10 +53,11 @@ SERVER_ARGS = ("--max-model-len", str(ENGINE.max_model_len), "--block-size", str
                "--max-num-batched-tokens", str(ENGINE.max_num_batched_tokens), "--gpu-memory-utilization", "0.2")
 TRACE = REPO / "data" / "traces" / "AzureLLMInferenceTrace_conv.csv"
 LENGTH_SCALE = 2  # Azure conversation lengths ÷ 2: mean prompt ~430 tokens, output ~110, within 2,048
-PHASES = ((18.5, 4.0), (1.5, 25.0)) * 4  # (seconds, requests/s): calm, then a burst ~2.5× capacity
+PHASES = ((14.0, 3.0), (1.0, 30.0)) * 4  # (seconds, requests/s): calm, then a burst ~3× capacity
 SEED = 11
 TOLERANCE = 0.20
 MAX_DRIFT = 0.15
+ATTEMPTS = 2  # a replay during which the machine's speed moved is no evidence either way: one more
 SCRAPE_S = 1.0
 
 
@@ -67,8 +70,32 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     workdir: Path = tmp_path_factory.mktemp("vllm-fidelity")
     server = VllmServer(make_model_dir(workdir / "model"), workdir / "vllm.log", SERVER_ARGS)
     server.start()
+    assert server.process is not None
+    favour(server.process.pid)
     yield server
     server.stop()
+
+
+def favour(server_pid: int) -> None:
+    """Best effort: run the server's processes and this test's client at nice −10 where that is allowed (root).
+
+    Why: on a host shared with other work, vLLM's CPU worker gets a share of its core that changes with the
+    neighbours' load from one second to the next, and no step profile describes a machine whose speed keeps
+    moving (the test measures that drift and retries once). An unprivileged CI runner is refused, changes
+    nothing, and has no neighbours to be protected from."""
+    pids, todo = [], [server_pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        with contextlib.suppress(OSError):
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    threads = [0]  # this test's own (client) thread
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            threads += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    for tid in threads:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, -10)
 
 
 def arrival_sequence(seed: int) -> Workload:
@@ -174,24 +201,33 @@ def relative(sim: float, real: float) -> float:
     return abs(sim - real) / real if real else math.inf if sim else 0.0
 
 
-def test_the_simulator_reproduces_a_real_replica_within_20_percent(server: VllmServer) -> None:
-    began = time.monotonic()
-    before = measure(server.base_url)
+@dataclass
+class Attempt:
+    """One calibrate → replay → calibrate round and its comparison."""
+
+    drift: float
+    rows: list[str]
+    failures: list[str]
+    max_real_waiting: float
+
+
+def attempt(base_url: str) -> Attempt:
+    before = measure(base_url)
     planned = arrival_sequence(SEED)
-    real = asyncio.run(serve_real(server.base_url, planned))
-    after = measure(server.base_url)
-    # The profile is fitted on both calibrations: the machine's speed over the test. Each alone says how much
-    # that speed moved while the test ran (a loaded host); the comparison means nothing if it moved a lot.
+    real = asyncio.run(serve_real(base_url, planned))
+    after = measure(base_url)
+    # The profile is fitted on both calibrations: the machine's speed over the replay. Each alone says how much
+    # that speed moved while the replay ran; on a host whose other load came and went, it moved a lot.
     fit = fit_profile(before + after, name="vllm-cpu-tiny (this machine)")
-    print(f"\nprofile fitted here: {calibrate_profile.describe(fit)}")
     (d0, p0), (d1, p1) = (typical_times(fit_profile(obs, name="half").profile) for obs in (before, after))
     drift = max(abs(d1 - d0) / d0, abs(p1 - p0) / p0)
-    print(f"machine speed before/after the replay: decode step {d0 * 1000:.2f}/{d1 * 1000:.2f} ms, two-chunk TTFT "
-          f"{p0 * 1000:.1f}/{p1 * 1000:.1f} ms (drift {drift:.0%})")
+    rows = [f"profile fitted here: {calibrate_profile.describe(fit)}",
+            f"machine speed before/after the replay: full-batch decode step {d0 * 1000:.2f}/{d1 * 1000:.2f} ms, "
+            f"two-chunk TTFT {p0 * 1000:.1f}/{p1 * 1000:.1f} ms (drift {drift:.0%})"]
     as_sent = Workload(planned.source, np.maximum.accumulate(real.sent), planned.prompt, planned.output)
     sim = serve_simulated(as_sent, fit.profile)
 
-    rows, failures = [], []
+    failures = []
     for name, real_values, sim_values in (("TTFT", real.ttft, sim.ttft), ("TPOT", real.tpot, sim.tpot)):
         for q in (50, 90):
             r, s = float(np.percentile(real_values, q)), float(np.percentile(sim_values, q))
@@ -208,11 +244,21 @@ def test_the_simulator_reproduces_a_real_replica_within_20_percent(server: VllmS
     rows.append(f"waiting, p90: real {r:.1f}  sim {s:.1f}")
     if relative(s, r) > TOLERANCE and abs(s - r) > 1:
         failures.append(rows[-1])
-    rows.append(f"{len(planned)} requests, max waiting real {real_wait.max():.0f} sim {sim_wait.max():.0f}; "
-                f"test took {time.monotonic() - began:.0f} s")
-    print("\n".join(rows))
-    assert drift <= MAX_DRIFT, (f"the machine's speed moved {drift:.0%} between the calibrations before and after "
-                                "the replay (other load on the host): no profile describes such a run\n"
-                                + "\n".join(rows))
-    assert not failures, "simulator and real vLLM differ by more than 20 %:\n" + "\n".join(failures)
-    assert real_wait.max() >= 3, "the bursts built no queue: the test no longer exercises queueing"
+    rows.append(f"{len(planned)} requests, max waiting real {real_wait.max():.0f} sim {sim_wait.max():.0f}")
+    return Attempt(drift, rows, failures, float(real_wait.max()))
+
+
+def test_the_simulator_reproduces_a_real_replica_within_20_percent(server: VllmServer) -> None:
+    began = time.monotonic()
+    tried: list[Attempt] = []
+    for _ in range(ATTEMPTS):
+        tried.append(attempt(server.base_url))
+        print("\n" + "\n".join(tried[-1].rows) + f"\n(after {time.monotonic() - began:.0f} s)")
+        if tried[-1].drift <= MAX_DRIFT:
+            break
+    last = tried[-1]
+    assert last.drift <= MAX_DRIFT, (
+        f"the machine's speed moved {', '.join(f'{a.drift:.0%}' for a in tried)} between the calibrations before "
+        "and after each replay (other load on the host): no one profile describes such a run\n" + "\n".join(last.rows))
+    assert not last.failures, "simulator and real vLLM differ by more than 20 %:\n" + "\n".join(last.failures)
+    assert last.max_real_waiting >= 3, "the bursts built no queue: the test no longer exercises queueing"

@@ -162,7 +162,11 @@ def fit_profile(observations: Iterable[Observation], *, name: str, source: str =
     coefficients = dict.fromkeys(FEATURES, 0.0)
     for i, value in zip(measured, x, strict=True):
         coefficients[FEATURES[i]] = float(value)
-    profile = StepProfile(name=name, source=source, gpu=gpu, model_config=dict(model_config or {}), **coefficients)
+    profile = StepProfile(name=name, fixed_s=coefficients["fixed_s"], prefill_token_s=coefficients["prefill_token_s"],
+                          decode_seq_s=coefficients["decode_seq_s"], kv_token_s=coefficients["kv_token_s"],
+                          prefill_step_s=coefficients["prefill_step_s"],
+                          request_overhead_s=coefficients["request_overhead_s"], gpu=gpu, source=source,
+                          model_config=dict(model_config or {}))
     predicted = tuple(float(v) for v in a @ np.array([coefficients[f] for f in FEATURES]))
     return ProfileFit(profile, obs, predicted)
 
