@@ -64,8 +64,9 @@ class Plan:
 def plan_for(*, max_num_batched_tokens: int, max_num_seqs: int, max_model_len: int, kv_tokens: int,
              quick: bool = False) -> Plan:
     """Probes that separate every coefficient: prompts of one to eight chunks (the chunk count separates the
-    per-step cost from the request overhead; a chunk of 4 tokens, the per-step cost from the per-token one), batches from 1 to max_num_seqs (the per-sequence cost), and short
-    and long decode contexts (the per-KV-token cost), all within max_model_len and the KV cache."""
+    per-step cost from the request overhead; a last chunk of 4 tokens, the per-step cost from the per-token
+    one), batches from 1 to max_num_seqs (the per-sequence cost), and short and long decode contexts (the
+    per-KV-token cost), all within max_model_len and the KV cache."""
     b = max_num_batched_tokens
     longest = max_model_len - 2
     lengths = sorted({min(n, longest) for n in (4, b // 2, b, b + 4, 2 * b, 2 * b + 4, 3 * b, 4 * b, 6 * b, 8 * b)
@@ -75,7 +76,7 @@ def plan_for(*, max_num_batched_tokens: int, max_num_seqs: int, max_model_len: i
     long_prompt = max(16, min(max_model_len // 2, kv_tokens // max_num_seqs - output - 1))
     if quick:
         return Plan(b, tuple(lengths), 3, tuple(sorted({1, max_num_seqs // 2 or 1, max_num_seqs})),
-                    (16, long_prompt), min(output, 96), 1)
+                    (16, long_prompt), min(output, 64), 2)
     return Plan(b, tuple(lengths), 7, tuple(batches), (16, long_prompt), output, 3)
 
 
@@ -126,26 +127,34 @@ async def token_pool(client: httpx.AsyncClient, base_url: str, model: str) -> li
 
 
 async def measure(base_url: str, model: str, plan: Plan, *, seed: int = 0, log=print) -> list[Observation]:
-    """Run the plan's probes against an idle server; one observation per prefill length and per decode shape."""
+    """Run the plan's probes against an idle server; one observation per prefill length and per decode shape.
+
+    The repeats go round all the shapes in turn rather than one shape after another: on a host whose other load
+    comes and goes, a slow spell then lands on every shape a little instead of on one shape wholly, where it
+    would read as that shape's cost (a long-context decode probe taken in a slow second became a KV cost)."""
     rng = random.Random(seed)
-    observations: list[Observation] = []
+    decode_shapes = [(batch, prompt) for prompt in plan.decode_prompts for batch in plan.decode_batches]
+    ttfts: dict[int, list[float]] = {length: [] for length in plan.prefill_lengths}
+    tpots: dict[tuple[int, int], list[float]] = {shape: [] for shape in decode_shapes}
     async with httpx.AsyncClient(timeout=httpx.Timeout(120.0)) as client:
         probe = Probe(client, base_url, model, await token_pool(client, base_url, model), rng)
         for _ in range(3):  # warm-up: the first requests of a process pay one-off costs
             await probe.timed(8, 4)
-        for length in plan.prefill_lengths:
-            ttfts = [(await probe.timed(length, 1))[0] for _ in range(plan.prefill_repeats)]
-            observations.append(prefill_observation(length, statistics.median(ttfts), plan.max_num_batched_tokens))
-            log(f"prefill {length:5d} tokens: TTFT median {statistics.median(ttfts) * 1000:7.2f} ms")
-        for prompt in plan.decode_prompts:
-            for batch in plan.decode_batches:
-                tpots = []
-                for _ in range(plan.decode_repeats):
-                    runs = await asyncio.gather(*(probe.timed(prompt, plan.decode_output) for _ in range(batch)))
-                    tpots += [(e2e - ttft) / (plan.decode_output - 1) for ttft, e2e in runs]
-                tpot = statistics.median(tpots)
-                observations.append(decode_observation(batch, prompt, plan.decode_output, tpot))
-                log(f"decode {batch:3d} × {prompt:4d}+{plan.decode_output} tokens: TPOT median {tpot * 1000:6.3f} ms")
+        for _ in range(plan.prefill_repeats):
+            for length in plan.prefill_lengths:
+                ttfts[length].append((await probe.timed(length, 1))[0])
+        for _ in range(plan.decode_repeats):
+            for batch, prompt in decode_shapes:
+                runs = await asyncio.gather(*(probe.timed(prompt, plan.decode_output) for _ in range(batch)))
+                tpots[batch, prompt] += [(e2e - ttft) / (plan.decode_output - 1) for ttft, e2e in runs]
+    observations: list[Observation] = []
+    for length, values in ttfts.items():
+        observations.append(prefill_observation(length, statistics.median(values), plan.max_num_batched_tokens))
+        log(f"prefill {length:5d} tokens: TTFT median {statistics.median(values) * 1000:7.2f} ms")
+    for (batch, prompt), values in tpots.items():
+        observations.append(decode_observation(batch, prompt, plan.decode_output, statistics.median(values)))
+        log(f"decode {batch:3d} × {prompt:4d}+{plan.decode_output} tokens: TPOT median "
+            f"{statistics.median(values) * 1000:6.3f} ms")
     return observations
 
 
