@@ -160,3 +160,21 @@ def test_the_bundled_cpu_profile_was_fitted_and_says_under_which_engine_settings
     # a lone decode step of the tiny model on a CPU core costs milliseconds, a prompt chunk more than a decode step
     assert 0.0005 < p.step_seconds(0, 1, 100) < 0.02
     assert p.step_seconds(256, 0, 0) > p.step_seconds(0, 1, 100)
+
+
+def test_the_request_overhead_a_fit_finds_is_in_every_simulated_ttft_and_leaves_queueing_alone() -> None:
+    """The API server's constant time is added to each request's arrival at its replica: TTFT and E2E grow by
+    it exactly, TPOT and the order in which requests are served do not change."""
+    import dataclasses
+
+    from llmobs.simulate import EngineConfig, FleetConfig, Workload, simulate
+
+    engine = EngineConfig(kv_blocks=256, block_size=32, max_num_seqs=2, max_num_batched_tokens=256,
+                          max_model_len=2048)
+    arrival = np.array([0.0, 0.001, 0.002, 0.5])
+    work = Workload("test", arrival, np.array([300, 40, 700, 10]), np.array([50, 20, 5, 30]))
+    without = simulate(work, FleetConfig(engine=engine, profile=dataclasses.replace(TRUE, request_overhead_s=0.0)))
+    with_it = simulate(work, FleetConfig(engine=engine, profile=TRUE))
+    assert with_it.ttft == pytest.approx(without.ttft + TRUE.request_overhead_s, abs=1e-9)
+    assert with_it.tpot == pytest.approx(without.tpot, abs=1e-9)
+    assert without.ttft[2] > without.ttft[0]  # the third waited for a batch slot: queueing is in both runs
