@@ -6,8 +6,8 @@ the attention looks at. That is the roofline shape of a transformer step; the co
 published figure or from `scripts/calibrate_profile.py` fitted on a real run.
 
 Two optional terms (0 in a GPU roofline profile) come from fitting real servers: `prefill_step_s`, what a
-step that runs a prompt chunk costs beyond a decode step (measured on vLLM's CPU backend: input preparation
-and the chunk's attention dominate there, ~1 ms), and `request_overhead_s`, the API server's time on a
+step that runs a prompt chunk costs beyond a decode step (on vLLM's CPU backend, input preparation and the
+chunk's attention: 0-5 ms in fits on a 2-core host), and `request_overhead_s`, the API server's time on a
 request outside the engine (HTTP, tokenizing, the trip to the engine core and the first token's way back),
 which a client counts in its TTFT. It is the same for every request, so the simulator adds it to each
 request's arrival at its replica: queueing is unchanged, and every TTFT and E2E includes it.
