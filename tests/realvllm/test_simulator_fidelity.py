@@ -21,7 +21,7 @@ queue, so its p90 sits on the edge of a burst and jumps between whole numbers.)
 
 The machine's speed must hold still for that to mean anything: if the two calibrations differ by more than
 15 % (a host with other load), the round is repeated once, and the test fails saying so if it moved again.
-Runs in its own pytest process (Makefile): ~2 minutes on 2 cores, ~3.5 with the repeat.
+Runs in its own pytest process (Makefile): ~1.5 minutes on 2 cores (server start included), ~3.5 with the repeat.
 """
 
 from __future__ import annotations
