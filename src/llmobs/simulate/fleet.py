@@ -272,6 +272,7 @@ class FleetSimulator:
         prompt = w.prompt.tolist()
         output = w.output.tolist()
         hashes = w.hashes
+        overhead = cfg.profile.request_overhead_s
         next_scrape = cfg.scrape_interval_s
         next_sync = cfg.sync_interval_s
         for i in range(n):
@@ -291,7 +292,7 @@ class FleetSimulator:
             truncated = p + o > limit
             req = SimRequest(i, t, p, limit - p if truncated else o, hashes[i] if hashes else (), truncated)
             requests[i] = req
-            self._route(req, t)
+            self._route(req, t + overhead)  # the API server's time: the engine sees it later
         end = arrival[-1] if n else 0.0
         horizon = end + cfg.tail_s
         now = end

@@ -4,6 +4,13 @@ Why linear in these four terms: a step reads the weights once (fixed), runs the 
 scheduled token (prompt tokens and one token per decoding sequence) and reads the KV of every context token
 the attention looks at. That is the roofline shape of a transformer step; the coefficients come from a
 published figure or from `scripts/calibrate_profile.py` fitted on a real run.
+
+Two optional terms (0 in a GPU roofline profile) come from fitting real servers: `prefill_step_s`, what a
+step that runs a prompt chunk costs beyond a decode step (on vLLM's CPU backend, input preparation and the
+chunk's attention: 0-5 ms in fits on a 2-core host), and `request_overhead_s`, the API server's time on a
+request outside the engine (HTTP, tokenizing, the trip to the engine core and the first token's way back),
+which a client counts in its TTFT. It is the same for every request, so the simulator adds it to each
+request's arrival at its replica: queueing is unchanged, and every TTFT and E2E includes it.
 """
 
 from __future__ import annotations
@@ -21,19 +28,24 @@ from llmobs.forecast.capacity import Capacity, estimate_capacity, lookup_gpu
 from llmobs.forecast.errors import ForecastInputError
 from llmobs.simulate.errors import SimulationInputError
 
-BUNDLED = ("llama-3.1-8b-h100",)
-_COEFFICIENTS = ("fixed_s", "prefill_token_s", "decode_seq_s", "kv_token_s")
+BUNDLED = ("llama-3.1-8b-h100", "vllm-cpu-tiny")
+_COEFFICIENTS = ("fixed_s", "prefill_token_s", "decode_seq_s", "kv_token_s", "prefill_step_s",
+                 "request_overhead_s")
 
 
 @dataclass(frozen=True, slots=True)
 class StepProfile:
-    """Step time = fixed_s + prefill_token_s·prefill + decode_seq_s·decoding + kv_token_s·context tokens."""
+    """Step time = fixed_s + prefill_token_s·prefill + decode_seq_s·decoding + kv_token_s·context tokens
+    (+ prefill_step_s when the step runs a prompt chunk); each request also spends request_overhead_s in the
+    API server."""
 
     name: str
     fixed_s: float
     prefill_token_s: float
     decode_seq_s: float
     kv_token_s: float = 0.0
+    prefill_step_s: float = 0.0
+    request_overhead_s: float = 0.0
     gpu: str = ""
     gpus_per_replica: int = 1
     source: str = ""
@@ -51,8 +63,9 @@ class StepProfile:
 
     def step_seconds(self, prefill_tokens: int, decoding: int, context_tokens: int) -> float:
         """Duration of one step with this many prompt tokens, decoding sequences and KV tokens read."""
-        return (self.fixed_s + self.prefill_token_s * prefill_tokens + self.decode_seq_s * decoding
-                + self.kv_token_s * context_tokens)
+        seconds = (self.fixed_s + self.prefill_token_s * prefill_tokens + self.decode_seq_s * decoding
+                   + self.kv_token_s * context_tokens)
+        return seconds + self.prefill_step_s if prefill_tokens > 0 else seconds
 
     def capacity(self, *, context_tokens: int, gpu_memory_utilization: float = 0.9,
                  block_size: int = 16) -> Capacity:
