@@ -186,9 +186,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer probes and repeats (~20 s on a small model)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--check", action="store_true",
+                        help="check the arguments and print the probe plan, without contacting the server "
+                             "(max_model_len defaults to 8192 when not given)")
     args = parser.parse_args(argv)
 
+    if args.model_config is not None:
+        try:
+            json.loads(args.model_config.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"calibrate_profile: cannot read --model-config {args.model_config}: {exc}", file=sys.stderr)
+            return 2
     max_model_len = args.max_model_len
+    if args.check:
+        plan = plan_for(max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
+                        max_model_len=max_model_len or 8192, kv_tokens=args.kv_blocks * args.block_size,
+                        quick=args.quick)
+        print(f"probe plan: prefill lengths {list(plan.prefill_lengths)} × {plan.prefill_repeats}, decode batches "
+              f"{list(plan.decode_batches)} × prompts {list(plan.decode_prompts)} × {plan.decode_repeats}; "
+              f"would write {args.out}")
+        return 0
     if not max_model_len:
         models = httpx.get(f"{args.base_url.rstrip('/')}/v1/models", timeout=10).json()["data"]
         max_model_len = int(next(m["max_model_len"] for m in models if m["id"] == args.model))
