@@ -804,7 +804,9 @@ class FluidFleet:
         self._log_axes: list[list[float]] = [np.log(model.fleet_sizes).tolist(), np.log(model.prompt_means).tolist(),
                                              np.log(model.output_means).tolist()]
         self._u_axis: list[float] = model.utilizations.tolist()
-        self._log_ready: dict[int, float] = {}
+        self._log_capacity: list[list[float]] = np.log(model.capacity_rps).tolist()
+        self._concurrency_lists: list[Any] = model.observables["concurrency"][..., None].tolist()
+        self._logs: dict[float, float] = {}
         self._log_mix = (0.0, 0.0)
 
     def _counts(self, now: float) -> tuple[int, int]:
@@ -865,19 +867,39 @@ class FluidFleet:
         door_rate, door_prompt = self._door(now)
         return ControlView(now, ready, starting, loads, door_rate, door_prompt)
 
+    def _log(self, x: float) -> float:
+        """log(x) as numpy takes it on a 0-d array, as `FluidModel`'s interpolations do (math.log may differ
+        in the last bit), cached: fleet sizes repeat."""
+        cached = self._logs.get(x)
+        if cached is None:
+            cached = float(np.log(np.array(x)))
+            if len(self._logs) < 4096:
+                self._logs[x] = cached
+        return cached
+
+    def _mix_located(self, mean_prompt: float, mean_output: float) -> tuple[tuple[int, float], tuple[int, float]]:
+        _, prompts, outputs = self._log_axes
+        return (_locate(prompts, self._log(max(mean_prompt, 1.0))), _locate(outputs, self._log(max(mean_output, 1.0))))
+
     def _capacity(self, mean_prompt: float, mean_output: float) -> float:
+        """`FluidModel.capacity` at one mix, in Python floats with its arithmetic (same value)."""
         key = (mean_prompt, mean_output)
         cached = self._capacities.get(key)
         if cached is None:
-            cached = self._capacities[key] = float(self.model.capacity(mean_prompt, mean_output))
+            (ip, wp), (io, wo) = self._mix_located(mean_prompt, mean_output)
+            log_capacity = 0.0
+            for corner in range(4):
+                b0, b1 = corner & 1, corner >> 1
+                weight = 1.0 * (wp if b0 else 1.0 - wp)
+                weight = weight * (wo if b1 else 1.0 - wo)
+                log_capacity += weight * self._log_capacity[ip + b0][io + b1]
+            cached = self._capacities[key] = float(np.exp(np.array(log_capacity)))
         return cached
 
     def _shown_slice(self, ready: int) -> _ShownSlice:
-        log_ready = self._log_ready.get(ready)
-        if log_ready is None:
-            log_ready = self._log_ready[ready] = float(np.log(np.array(float(ready))))
         sizes, prompts, outputs = self._log_axes
-        located = (_locate(sizes, log_ready), _locate(prompts, self._log_mix[0]), _locate(outputs, self._log_mix[1]))
+        located = (_locate(sizes, self._log(float(ready))), _locate(prompts, self._log_mix[0]),
+                   _locate(outputs, self._log_mix[1]))
         return _ShownSlice(self._shown_lists, self._u_axis, located)
 
     def _curve(self, mean_prompt: float, mean_output: float, replicas: float) -> tuple[float, np.ndarray, np.ndarray]:
@@ -893,10 +915,13 @@ class FluidFleet:
         (concurrency, requests/s) where the steady state at each fitted utilization u has concurrency L(u) and
         throughput u × capacity; above L(u_max) the replica serves at capacity and the rest waits."""
         m = self.model
-        mu = float(m.capacity(mean_prompt, mean_output))
+        mu = self._capacity(mean_prompt, mean_output)
         u = m.utilizations
-        level = np.maximum.accumulate(m.observe("concurrency", u, np.full_like(u, mean_prompt),
-                                                np.full_like(u, mean_output), max(1.0, replicas)))
+        # `m.observe("concurrency", …)` at each fitted utilization, in Python floats (same values)
+        located = (_locate(self._log_axes[0], self._log(max(1.0, replicas))),
+                   *self._mix_located(mean_prompt, mean_output))
+        concurrency = _ShownSlice(self._concurrency_lists, self._u_axis, located)
+        level = np.maximum.accumulate(np.array([concurrency.at(x)[0] for x in self._u_axis]))
         level = level + np.arange(len(level)) * 1e-9  # strictly increasing for the inverse
         knots = np.concatenate(([0.0], level, [level[-1] * 1.05 + 1e-6]))
         rates = np.concatenate(([0.0], u * mu, [mu]))
