@@ -194,6 +194,8 @@ def test_the_view_shows_the_fitted_table_at_the_fleets_size_mix_and_utilization(
     config = dataclasses.replace(CONFIG, initial_replicas=4, max_replicas=64, cold_start_s=20.0)
     result = simulate_fluid(windows, config, random_sizes, MODEL)
     assert len(views) == len(result.step_start)  # one step per sync: view k shows step k's end
+    expected_capacity = result.capacity_replicas * MODEL.capacity(result.mean_prompt, result.mean_output)
+    np.testing.assert_allclose(result.capacity, expected_capacity, rtol=1e-12)
     checked = 0
     for view, u, mp, mo in zip(views, result.utilization, result.mean_prompt, result.mean_output, strict=True):
         if not view.loads:
