@@ -181,6 +181,33 @@ def test_a_controller_sees_the_fleet_through_the_same_view_as_in_request_level_m
     assert busy.loads[0].ttft_p90_s > calm.loads[0].ttft_p90_s
 
 
+def test_the_view_shows_the_fitted_table_at_the_fleets_size_mix_and_utilization() -> None:
+    # a controller asking for random fleet sizes, so the views cover many points of the table
+    rng = np.random.default_rng(7)
+    views: list[ControlView] = []
+
+    def random_sizes(view: ControlView) -> int:
+        views.append(view)
+        return int(rng.integers(1, 40))
+
+    windows = load_rate_windows(TRACES / "servegen_m-small_rate_10min.csv", duration_s=86400)
+    config = dataclasses.replace(CONFIG, initial_replicas=4, max_replicas=64, cold_start_s=20.0)
+    result = simulate_fluid(windows, config, random_sizes, MODEL)
+    assert len(views) == len(result.step_start)  # one step per sync: view k shows step k's end
+    expected_capacity = result.capacity_replicas * MODEL.capacity(result.mean_prompt, result.mean_output)
+    np.testing.assert_allclose(result.capacity, expected_capacity, rtol=1e-12)
+    checked = 0
+    for view, u, mp, mo in zip(views, result.utilization, result.mean_prompt, result.mean_output, strict=True):
+        if not view.loads:
+            continue
+        shown = {name: float(MODEL.observe(name, u, mp, mo, view.ready)) for name in ("running", "kv_usage")}
+        assert view.loads[0].running == pytest.approx(shown["running"], rel=1e-12, abs=1e-12, nan_ok=True)
+        assert view.loads[0].kv_usage == pytest.approx(min(1.0, max(0.0, shown["kv_usage"])), rel=1e-12, abs=1e-12,
+                                                   nan_ok=True)
+        checked += not math.isnan(shown["running"])
+    assert checked > 0.3 * len(views) and len({v.ready for v in views}) > 20
+
+
 def test_windows_from_a_workload_keep_its_requests_lengths_and_refusals() -> None:
     w = Workload("w", np.array([0.1, 0.5, 1.2, 3.9]), np.array([10, 30, 40000, 5]), np.array([1, 3, 5, 7]))
     windows = RateWindows.from_workload(w, 1.0, max_model_len=32768)

@@ -51,6 +51,7 @@ points are marked there with their gap and cause).
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Sequence
@@ -736,6 +737,44 @@ class FluidResult:
 _SHOWN = ("running", "waiting", "kv_usage", "ttft_p90_s")  # the table's observables a ControlView shows
 
 
+def _locate(axis: list[float], x: float) -> tuple[int, float]:
+    """`_axis_weights` for one point, in Python floats with the same arithmetic (so the same result)."""
+    x = min(max(x, axis[0]), axis[-1])
+    i = min(max(bisect.bisect_right(axis, x) - 1, 0), len(axis) - 2)
+    return i, (x - axis[i]) / (axis[i + 1] - axis[i])
+
+
+class _ShownSlice:
+    """The shown observables at one (fleet size, mix), as functions of utilization alone. A controller looks
+    at the fleet every sync, and numpy's per-call overhead on a single point dominated a long run; this is
+    `_interpolate`'s arithmetic, corner by corner in its order, in Python floats, so the values are the same
+    bit for bit. `table` is the stacked table as nested lists, `located` the (index, weight) on the first
+    three axes."""
+
+    def __init__(self, table: list[Any], u_axis: list[float], located: Sequence[tuple[int, float]]) -> None:
+        self.u_axis = u_axis
+        self.partial: list[float] = []  # weight of each corner of the first three axes, `_interpolate`'s order
+        self.rows: list[list[list[float]]] = []  # per corner: the shown values at each utilization knot
+        (i0, w0), (i1, w1), (i2, w2) = located
+        for corner in range(8):
+            b0, b1, b2 = corner & 1, (corner >> 1) & 1, (corner >> 2) & 1
+            weight = 1.0 * (w0 if b0 else 1.0 - w0)
+            weight = weight * (w1 if b1 else 1.0 - w1)
+            weight = weight * (w2 if b2 else 1.0 - w2)
+            self.partial.append(weight)
+            self.rows.append(table[i0 + b0][i1 + b1][i2 + b2])
+
+    def at(self, utilization: float) -> list[float]:
+        i, w = _locate(self.u_axis, utilization)
+        out = [0.0] * len(self.rows[0][0])
+        for upper, share in ((0, 1.0 - w), (1, w)):
+            for partial, rows in zip(self.partial, self.rows, strict=True):
+                weight = partial * share
+                for j, value in enumerate(rows[i + upper]):
+                    out[j] += weight * value
+        return out
+
+
 class FluidFleet:
     """Runs rate windows through a fleet of fitted replicas; `run()` returns one `FluidResult`."""
 
@@ -758,6 +797,17 @@ class FluidFleet:
         self._full = 0.0
         self._curves: dict[tuple[float, float, float], tuple[float, np.ndarray, np.ndarray]] = {}
         self._shown = np.stack([model.observables[name] for name in _SHOWN], axis=-1)
+        self._capacities: dict[tuple[float, float], float] = {}
+        # the view's interpolation in plain floats (see `_ShownSlice`): the table and axes as lists, the logs of
+        # the fleet size and mix taken with numpy as `_interpolate`'s callers take them
+        self._shown_lists: list[Any] = self._shown.tolist()
+        self._log_axes: list[list[float]] = [np.log(model.fleet_sizes).tolist(), np.log(model.prompt_means).tolist(),
+                                             np.log(model.output_means).tolist()]
+        self._u_axis: list[float] = model.utilizations.tolist()
+        self._log_capacity: list[list[float]] = np.log(model.capacity_rps).tolist()
+        self._concurrency_lists: list[Any] = model.observables["concurrency"][..., None].tolist()
+        self._logs: dict[float, float] = {}
+        self._log_mix = (0.0, 0.0)
 
     def _counts(self, now: float) -> tuple[int, int]:
         ready = sum(1 for r in self.live if r.ready_at <= now)
@@ -768,7 +818,7 @@ class FluidFleet:
         with it and serves them at its capacity."""
         ready = max(1, self._counts(now)[0])
         mp, mo = self._mix
-        capacity = float(self.model.capacity(mp, mo))
+        capacity = self._capacity(mp, mo)
         share = self.backlog / ready
         self.backlog -= share
         return max(share / capacity, float(self.model.observe("drain_s", self._utilization, mp, mo)))
@@ -800,15 +850,12 @@ class FluidFleet:
         mp, mo = self._mix
         loads: tuple[ReplicaLoad, ...] = ()
         if ready:
-            u, m = self._utilization, self.model
-            capacity = float(m.capacity(mp, mo)) * ready
+            u = self._utilization
+            capacity = self._capacity(mp, mo) * ready
             per_replica = served_rate / ready
             excess = max(0.0, self.backlog / ready - self._full)  # queued beyond a saturated replica's batch
             wait = excess * ready / capacity if capacity > 0 else 0.0
-            axes = [np.log(m.fleet_sizes), np.log(m.prompt_means), np.log(m.output_means), m.utilizations]
-            point = [np.log(np.array(float(ready))), np.log(np.array(max(mp, 1.0))), np.log(np.array(max(mo, 1.0))),
-                     np.array(u)]
-            running, waiting, kv_usage, ttft_p90 = _interpolate(self._shown, axes, point).tolist()
+            running, waiting, kv_usage, ttft_p90 = self._shown_slice(ready).at(u)
             load = ReplicaLoad(
                 running=running,
                 waiting=waiting + excess,
@@ -819,6 +866,41 @@ class FluidFleet:
             loads = (load,) * ready
         door_rate, door_prompt = self._door(now)
         return ControlView(now, ready, starting, loads, door_rate, door_prompt)
+
+    def _log(self, x: float) -> float:
+        """log(x) as numpy takes it on a 0-d array, as `FluidModel`'s interpolations do (math.log may differ
+        in the last bit), cached: fleet sizes repeat."""
+        cached = self._logs.get(x)
+        if cached is None:
+            cached = float(np.log(np.array(x)))
+            if len(self._logs) < 4096:
+                self._logs[x] = cached
+        return cached
+
+    def _mix_located(self, mean_prompt: float, mean_output: float) -> tuple[tuple[int, float], tuple[int, float]]:
+        _, prompts, outputs = self._log_axes
+        return (_locate(prompts, self._log(max(mean_prompt, 1.0))), _locate(outputs, self._log(max(mean_output, 1.0))))
+
+    def _capacity(self, mean_prompt: float, mean_output: float) -> float:
+        """`FluidModel.capacity` at one mix, in Python floats with its arithmetic (same value)."""
+        key = (mean_prompt, mean_output)
+        cached = self._capacities.get(key)
+        if cached is None:
+            (ip, wp), (io, wo) = self._mix_located(mean_prompt, mean_output)
+            log_capacity = 0.0
+            for corner in range(4):
+                b0, b1 = corner & 1, corner >> 1
+                weight = 1.0 * (wp if b0 else 1.0 - wp)
+                weight = weight * (wo if b1 else 1.0 - wo)
+                log_capacity += weight * self._log_capacity[ip + b0][io + b1]
+            cached = self._capacities[key] = float(np.exp(np.array(log_capacity)))
+        return cached
+
+    def _shown_slice(self, ready: int) -> _ShownSlice:
+        sizes, prompts, outputs = self._log_axes
+        located = (_locate(sizes, self._log(float(ready))), _locate(prompts, self._log_mix[0]),
+                   _locate(outputs, self._log_mix[1]))
+        return _ShownSlice(self._shown_lists, self._u_axis, located)
 
     def _curve(self, mean_prompt: float, mean_output: float, replicas: float) -> tuple[float, np.ndarray, np.ndarray]:
         key = (mean_prompt, mean_output, replicas)
@@ -833,10 +915,13 @@ class FluidFleet:
         (concurrency, requests/s) where the steady state at each fitted utilization u has concurrency L(u) and
         throughput u × capacity; above L(u_max) the replica serves at capacity and the rest waits."""
         m = self.model
-        mu = float(m.capacity(mean_prompt, mean_output))
+        mu = self._capacity(mean_prompt, mean_output)
         u = m.utilizations
-        level = np.maximum.accumulate(m.observe("concurrency", u, np.full_like(u, mean_prompt),
-                                                np.full_like(u, mean_output), max(1.0, replicas)))
+        # `m.observe("concurrency", …)` at each fitted utilization, in Python floats (same values)
+        located = (_locate(self._log_axes[0], self._log(max(1.0, replicas))),
+                   *self._mix_located(mean_prompt, mean_output))
+        concurrency = _ShownSlice(self._concurrency_lists, self._u_axis, located)
+        level = np.maximum.accumulate(np.array([concurrency.at(x)[0] for x in self._u_axis]))
         level = level + np.arange(len(level)) * 1e-9  # strictly increasing for the inverse
         knots = np.concatenate(([0.0], level, [level[-1] * 1.05 + 1e-6]))
         rates = np.concatenate(([0.0], u * mu, [mu]))
@@ -865,6 +950,8 @@ class FluidFleet:
         for series in (mix_prompt, mix_output):  # a step without arrivals keeps the last mix
             ok = np.isfinite(series) & (count > 1e-9)
             series[:] = pd.Series(np.where(ok, series, np.nan)).ffill().bfill().fillna(1.0).to_numpy()
+        log_prompt = np.log(np.maximum(mix_prompt, 1.0)).tolist()  # for the view's interpolation
+        log_output = np.log(np.maximum(mix_output, 1.0)).tolist()
         tokens = np.diff(c.at(c.prompt, edges))  # prompt tokens admitted per substep
         # A replica flooded with prompts prefills a full token budget per step: this is how fast a burst's
         # prefill backlog clears (the profile's step time, decoding sequences aside).
@@ -920,6 +1007,7 @@ class FluidFleet:
                 served += start + admitted[j] - held
             self._utilization = float(utilization[(k + 1) * substeps - 1])
             self._mix = (float(mix_prompt[k]), float(mix_output[k]))
+            self._log_mix = (log_prompt[k], log_output[k])
             self.backlog = held
             self._full = full
             if self.controller is not None:
