@@ -204,8 +204,12 @@ def test_the_view_shows_the_fitted_table_at_the_fleets_size_mix_and_utilization(
         assert view.loads[0].running == pytest.approx(shown["running"], rel=1e-12, abs=1e-12, nan_ok=True)
         assert view.loads[0].kv_usage == pytest.approx(min(1.0, max(0.0, shown["kv_usage"])), rel=1e-12, abs=1e-12,
                                                    nan_ok=True)
-        checked += not math.isnan(shown["running"])
-    assert checked > 0.3 * len(views) and len({v.ready for v in views}) > 20
+        checked += 1
+        # every gauge a policy reads has a value: a NaN would make KEDA on waiting or the llmobs policy act
+        # on nothing (the table's unfitted cells take the nearest fitted fleet size's value)
+        load = view.loads[0]
+        assert all(math.isfinite(x) for x in (load.running, load.waiting, load.kv_usage, load.request_rate))
+    assert checked > 0.9 * len(views) and len({v.ready for v in views}) > 20
 
 
 def test_windows_from_a_workload_keep_its_requests_lengths_and_refusals() -> None:

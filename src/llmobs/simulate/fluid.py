@@ -374,6 +374,29 @@ class FluidModel:
         except (ValueError, KeyError, TypeError) as exc:
             raise SimulationInputError(f"not a fluid model table ({exc})") from None
 
+    def __post_init__(self) -> None:
+        for name, values in self.observables.items():
+            self.observables[name] = _fill_missing_sizes(values)
+
+
+def _fill_missing_sizes(values: np.ndarray) -> np.ndarray:
+    """Cells a fit left without a value (a short, fast fit run at a larger fleet size can end before its
+    steady span held a scrape) take the value of the nearest fitted fleet size at the same mix and
+    utilization — per replica, the same load shows about the same gauges; the smaller fleet queues a little
+    more, the conservative side. Without this, a policy reading the gauges would see NaN and act on
+    nothing."""
+    if values.ndim < 1 or not np.isnan(values).any():
+        return values
+    filled = values.copy()
+    sizes = values.shape[0]
+    for size in range(sizes):
+        for other in sorted(range(sizes), key=lambda o: abs(o - size)):
+            gap = np.isnan(filled[size])
+            if not gap.any():
+                break
+            filled[size][gap] = values[other][gap]
+    return filled
+
 
 def model_key(config: FleetConfig) -> dict[str, Any]:
     """What a fitted table depends on: the engine, the step profile, the scrape/signal settings."""
