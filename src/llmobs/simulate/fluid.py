@@ -67,7 +67,7 @@ from llmobs.simulate.control import Controller, ControlView, ReplicaLoad
 from llmobs.simulate.engine import EngineConfig
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import FleetConfig, simulate
-from llmobs.simulate.workload import MAX_TOKENS, Workload
+from llmobs.simulate.workload import MAX_TOKENS, Workload, read_trace_csv
 from llmobs.sources.traces import TraceFormatError, check_sorted, numeric_column, require_columns
 
 TABLE_RESOURCE = "fluid_llama-3.1-8b-h100.json"
@@ -202,12 +202,7 @@ def load_rate_windows(path: str | Path, *, start_s: float = 0.0, duration_s: flo
     [start_s, start_s + duration_s) and scaled. A rate of 0 is a gap in ServeGen's data, not idle time
     (data/traces/README.md): see `fill_gaps`, which `simulate_fluid` applies."""
     name = str(path)
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise SimulationInputError(f"trace file {name} not found") from None
-    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SimulationInputError(f"{name}: not a readable CSV ({exc})") from None
+    df = read_trace_csv(path)
     if not (math.isfinite(rate_scale) and rate_scale > 0):
         raise SimulationInputError(f"rate scale must be > 0, not {rate_scale!r}")
     try:

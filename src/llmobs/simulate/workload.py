@@ -92,6 +92,16 @@ def _hash_ids(df: pd.DataFrame, path: str) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
+def read_trace_csv(path: str | Path) -> pd.DataFrame:
+    """A trace file as a frame; a missing or unreadable file is one `SimulationInputError` naming it."""
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise SimulationInputError(f"trace file {path} not found") from None
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SimulationInputError(f"{path}: not a readable CSV ({exc})") from None
+
+
 def load_workload(path: str | Path, *, seed: int = 0, start_s: float = 0.0, duration_s: float | None = None,
                   rate_scale: float = 1.0) -> Workload:
     """Requests from a trace file (format detected from its header, as `llmobs forecast` does).
@@ -101,12 +111,7 @@ def load_workload(path: str | Path, *, seed: int = 0, start_s: float = 0.0, dura
     """
     p = Path(path)
     name = str(p)
-    try:
-        df = pd.read_csv(p)
-    except FileNotFoundError:
-        raise SimulationInputError(f"trace file {name} not found") from None
-    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SimulationInputError(f"{name}: not a readable CSV ({exc})") from None
+    df = read_trace_csv(p)
     if df.empty:
         raise SimulationInputError(f"{name}: no data rows")
     try:
