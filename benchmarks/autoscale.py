@@ -32,9 +32,12 @@ Protocol (docs/benchmarks/autoscale.md), per trace:
 8. Per trace ratio = the fewest GPU-hours at the target of the best policy users run today (a–e: every
    policy but llmobs and the bound) ÷ llmobs'. No a–e policy reaches the target → that trace has no ratio
    (inf, skipped, said so); llmobs cannot → 0. `long-trace ratio: Y` = the smallest over traces of a week
-   or more; the last line, `ratio: X`, the smallest over all traces.
+   or more; the last line, `ratio: X`, the smallest over all traces. Beside it, llmobs' reactive floor run
+   alone (KEDA on rate at 0.8 × capacity): llmobs never proposes fewer replicas, so best a–e ÷ the floor's
+   GPU-hours is the most X can be for llmobs on that trace, whatever its knob.
 
---quick (CI smoke size): the first 20 minutes of each per-request trace, LOAD 2, 2 knobs per policy.
+--quick (CI smoke size): the first 20 minutes of each per-request trace, LOAD 2, 2 knobs per policy (and
+KEDA on rate at llmobs' floor).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from llmobs.forecast.replay import HpaConfig
+from llmobs.forecast.replay import REACTIVE_UTILIZATION, HpaConfig
 from llmobs.simulate import (
     EngineConfig,
     FleetConfig,
@@ -86,6 +89,7 @@ MIN_MAX_REPLICAS = 10
 START_WINDOW_S = 300.0  # the initial fleet is sized for this much of the start
 START_HEADROOM = 1.5  # … at this many times the replicas its mean rate needs at capacity
 LLMOBS = "llmobs"
+FLOOR_POLICY = "keda-rate"  # llmobs' reactive floor is exactly this policy at its default threshold
 QUICK_LOAD = 2.0
 QUICK_SPAN_S = 1200.0
 QUICK_KNOBS = 2
@@ -401,8 +405,9 @@ def trace_ratio(fewest: dict[str, float | None]) -> float:
     return 0.0 if ours is None else min(rivals) / ours
 
 
-def report_trace(trace: Trace, runs: list[Outcome]) -> float:
-    """Print one trace's tables; return its ratio."""
+def report_trace(trace: Trace, runs: list[Outcome]) -> tuple[float, float]:
+    """Print one trace's tables; return its ratio and the most that ratio could be with llmobs' floor (inf
+    when no a–e policy reaches the target or the floor was not run)."""
     target = trace.target("test")
     print(f"== {trace.name}: {trace.span_s / 3600:.1f} h, {trace.mode}-level, {len(trace.workload):,} requests"
           f"{'' if trace.mode == 'request' else ' (a thin draw: the fluid model runs on rates)'}; "
@@ -437,7 +442,15 @@ def report_trace(trace: Trace, runs: list[Outcome]) -> float:
     why = ("no a–e policy reaches the target: no ratio for this trace" if math.isinf(r) else
            "llmobs cannot reach the target" if r == 0 else "")
     print(f"   trace ratio (best a–e ÷ llmobs, fewest GPU-h at target): {r:.3f}{'  — ' + why if why else ''}")
-    return r
+    floor, ceiling = floor_alone(trace, runs), math.inf
+    if floor is not None:
+        rivals = [v for k, v in fewest.items() if k != LLMOBS and not POLICIES[k].clairvoyant and v is not None]
+        if rivals and floor.test.gpu_hours > 0:
+            ceiling = min(rivals) / floor.test.gpu_hours
+        print(f"   llmobs' reactive floor alone ({FLOOR_POLICY} at {REACTIVE_UTILIZATION:g} × capacity = "
+              f"{floor.knob:g} req/s): test {floor.test.gpu_hours:.2f} GPU-h, attainment {floor.test.attainment:.4f}"
+              + (f"; best a–e ÷ this = {ceiling:.3f}, the most llmobs' ratio can be" if math.isfinite(ceiling) else ""))
+    return r, ceiling
 
 
 def plot(trace: Trace, runs: list[Outcome], out_dir: Path) -> Path:
@@ -484,10 +497,26 @@ def plot(trace: Trace, runs: list[Outcome], out_dir: Path) -> Path:
 # --- main ------------------------------------------------------------------------------------------------
 
 def grid_of(spec: PolicySpec, trace: Trace, settings: Settings) -> tuple[float, ...]:
-    grid = tuple(spec.grid(context_for(trace, spec, settings)))
+    context = context_for(trace, spec, settings)
+    grid = tuple(spec.grid(context))
     if settings.quick and len(grid) > QUICK_KNOBS:
         grid = tuple(grid[round(i * (len(grid) - 1) / (QUICK_KNOBS - 1))] for i in range(QUICK_KNOBS))
+        if spec.key == FLOOR_POLICY:  # the floor-alone line (`floor_alone`) needs it
+            grid = tuple(sorted({*grid, floor_knob(trace)}))
     return grid
+
+
+def floor_knob(trace: Trace) -> float:
+    """KEDA-on-rate's threshold that equals llmobs' reactive floor (its grid rounds the same way)."""
+    return round(trace.capacity_rps * REACTIVE_UTILIZATION, 4)
+
+
+def floor_alone(trace: Trace, runs: Sequence[Outcome]) -> Outcome | None:
+    """The run of llmobs' reactive floor by itself: KEDA on the request rate at REACTIVE_UTILIZATION × the
+    profiled capacity. llmobs never proposes fewer replicas than it (item: never worse than reactive), so
+    its GPU-hours are what llmobs can at best cost on this trace, whatever its knob."""
+    knob = floor_knob(trace)
+    return next((o for o in runs if o.policy == FLOOR_POLICY and math.isclose(o.knob, knob)), None)
 
 
 def guarded_run(job: tuple[int, str, float]) -> Outcome | str:
@@ -559,12 +588,13 @@ def main(argv: list[str] | None = None) -> int:
     for line in failures:
         print(f"autoscale: {line}", file=sys.stderr)
     ratios: dict[str, float] = {}
+    ceilings: dict[str, float] = {}
     for i, t in enumerate(runnable):
         mine = [o for o in runs if o.trace == i]
         if not mine:
             print(f"== {t.name}: no run finished (see the lines above)")
             continue
-        ratios[t.name] = report_trace(t, mine)
+        ratios[t.name], ceilings[t.name] = report_trace(t, mine)
         print(f"   plot: {plot(t, mine, args.plot_dir)}")
     req = [o for o in runs if runnable[o.trace].mode == "request"]
     sim_requests, sim_seconds = sum(o.requests for o in req), sum(o.seconds for o in req)
@@ -580,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"long-trace ratio: {min(long):.3f}" if long else
           "long-trace ratio: none (no trace of a week or more has a ratio)")
     finite = {k: v for k, v in ratios.items() if not math.isinf(v)}
+    bound = [v for k, v in ceilings.items() if k in finite and math.isfinite(v)]
+    if bound:
+        print(f"the most `ratio` can be while llmobs keeps its reactive floor (best a–e ÷ the floor alone, smallest "
+              f"over traces): {min(bound):.3f}")
     skipped = sorted(set(ratios) - set(finite))
     if skipped:
         print(f"traces without a ratio (no a–e policy reaches the target): {', '.join(skipped)}")

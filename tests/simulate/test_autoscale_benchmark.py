@@ -46,6 +46,12 @@ def test_every_policy_is_swept_and_reported_with_a_plot(tmp_path: Path, capsys: 
         points = [tuple(map(float, p.split("→"))) for p in row[1:]]
         assert points == sorted(points) and all(b[1] > a[1] for a, b in pairwise(points))
     assert "target: test attainment ≥ 0.9900" in out
+    # llmobs never proposes fewer replicas than its reactive floor, so no knob makes it cheaper than the floor
+    floor_line = next(line for line in lines if "llmobs' reactive floor alone" in line)
+    floor_gpu_h = float(floor_line.split("test ")[1].split()[0])
+    cheapest_llmobs = min(p[0] for row in frontier if row[0] == "llmobs"
+                          for p in [tuple(map(float, x.split("→"))) for x in row[1:]])
+    assert cheapest_llmobs >= 0.99 * floor_gpu_h > 0
     assert (tmp_path / "img" / "autoscale-step.png").stat().st_size > 10_000
     assert lines[-1].startswith("ratio: ")
     assert float(lines[-1].split()[1]) >= 0  # a number (inf when no a–e policy reaches the target), never NaN
