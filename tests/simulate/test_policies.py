@@ -203,6 +203,7 @@ def test_llmobs_never_proposes_below_the_reactive_floor() -> None:
 def test_llmobs_falls_back_to_the_floor_on_unusable_loads() -> None:
     policy = LlmobsPolicy(0.5, context())
     busy = [load(waiting=50, kv=0.95), load(waiting=60, kv=0.95)]
+    policy.proposal(view(0.0, busy, door_rate=30.0))
     assert policy.proposal(view(15.0, busy, door_rate=30.0)) > policy.floor(view(15.0, busy, door_rate=30.0))
     broken = [load(waiting=50, kv=math.nan), load(waiting=60, kv=0.95)]
     v = view(30.0, broken, door_rate=30.0)
@@ -218,11 +219,17 @@ def test_llmobs_counts_tokens_so_longer_prompts_at_the_same_rate_need_more_repli
     assert long > short
 
 
-def test_llmobs_adds_replicas_when_replicas_queue() -> None:
+def test_llmobs_adds_replicas_when_replicas_keep_queueing_not_for_a_one_sync_burst() -> None:
     policy = LlmobsPolicy(1.0, context())
     calm = policy.proposal(view(15.0, [load(waiting=0)] * 2, door_rate=8.0))
-    queued = policy.proposal(view(30.0, [load(waiting=30)] * 2, door_rate=8.0))
+    burst = policy.proposal(view(30.0, [load(waiting=30)] * 2, door_rate=8.0))
+    assert burst == calm  # served before a replica added for it would be ready
+    assert policy.proposal(view(45.0, [load(waiting=0)] * 2, door_rate=8.0)) == calm
+    policy.proposal(view(60.0, [load(waiting=30)] * 2, door_rate=8.0))
+    queued = policy.proposal(view(75.0, [load(waiting=30)] * 2, door_rate=8.0))
     assert queued > calm and queued >= 3
+    full_kv = policy.proposal(view(90.0, [load(waiting=0, kv=0.95)] * 2, door_rate=8.0))
+    assert full_kv > calm  # queueing, then out of KV: saturated at two syncs in a row either way
 
 
 # --- clairvoyant ----------------------------------------------------------------------------------------
