@@ -450,6 +450,10 @@ def report_trace(trace: Trace, runs: list[Outcome]) -> tuple[float, float]:
         print(f"   llmobs' reactive floor alone ({FLOOR_POLICY} at {REACTIVE_UTILIZATION:g} × capacity = "
               f"{floor.knob:g} req/s): test {floor.test.gpu_hours:.2f} GPU-h, attainment {floor.test.attainment:.4f}"
               + (f"; best a–e ÷ this = {ceiling:.3f}, the most llmobs' ratio can be" if math.isfinite(ceiling) else ""))
+        ours = [o.test.attainment - floor.test.attainment for o in runs if o.policy == LLMOBS]
+        if ours:
+            print(f"   never worse than the floor: llmobs' test attainment minus the floor's, over its knobs: "
+                  f"{min(ours):+.4f} to {max(ours):+.4f}")
     return r, ceiling
 
 
