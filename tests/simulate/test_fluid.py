@@ -193,11 +193,12 @@ def test_the_view_shows_the_fitted_table_at_the_fleets_size_mix_and_utilization(
     windows = load_rate_windows(TRACES / "servegen_m-small_rate_10min.csv", duration_s=86400)
     config = dataclasses.replace(CONFIG, initial_replicas=4, max_replicas=64, cold_start_s=20.0)
     result = simulate_fluid(windows, config, random_sizes, MODEL)
-    assert len(views) == len(result.step_start)  # one step per sync: view k shows step k's end
+    assert len(views) == len(result.step_start) == len(result.shown_utilization)  # one step per sync
     expected_capacity = result.capacity_replicas * MODEL.capacity(result.mean_prompt, result.mean_output)
     np.testing.assert_allclose(result.capacity, expected_capacity, rtol=1e-12)
     checked = 0
-    for view, u, mp, mo in zip(views, result.utilization, result.mean_prompt, result.mean_output, strict=True):
+    for view, u, mp, mo in zip(views, result.shown_utilization, result.mean_prompt, result.mean_output,
+                               strict=True):
         if not view.loads:
             continue
         shown = {name: float(MODEL.observe(name, u, mp, mo, view.ready)) for name in ("running", "kv_usage")}

@@ -81,6 +81,8 @@ UTILIZATIONS = (0.05, 0.2, 0.4, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95
 # Fleet sizes fitted: least-loaded routing pools the replicas' queues, so a fleet of 4 at a given
 # utilization queues far less than one replica does; beyond the largest size the pooling gain is held.
 FLEET_SIZES = (1, 4)
+# Beyond the fitted utilizations a replica's queue grows as a single server's (see `FluidFleet._fit_curve`).
+QUEUE_UTILIZATIONS = (0.98, 0.99, 0.995, 0.999)
 TTFT_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 TPOT_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 SIGNALS = ("running", "waiting", "kv_usage", "request_rate", "prompt_tokens_rate", "generation_tokens_rate",
@@ -674,6 +676,7 @@ class _FluidReplica:
     added_at: float
     ready_at: float
     ended_at: float = math.nan
+    held: float = 0.0  # requests in it (running + waiting), once it is ready
 
 
 @dataclass(frozen=True)
@@ -702,6 +705,9 @@ class FluidResult:
     end_time: float
     replica_timeline: tuple[tuple[float, int, int], ...] = ()
     notes: tuple[str, ...] = ()
+    # per sync with a controller, the utilization whose steady state the first ready replica was shown at
+    # (NaN with none ready); every replica is shown at the steady state of the requests it holds
+    shown_utilization: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def requests(self) -> float:
@@ -833,11 +839,12 @@ class FluidFleet:
         self.live: list[_FluidReplica] = []
         self.retired: list[_FluidReplica] = []
         self.timeline: list[tuple[float, int, int]] = []
-        self.backlog = 0.0
+        self.router = 0.0  # requests waiting at the router for a first ready replica
+        self.shown_utilization: list[float] = []  # per view, the utilization its first ready replica shows
         self._cum = _Cumulative(self.windows, config.engine.max_model_len)
         self._utilization = 0.0
         self._mix = (1.0, 1.0)
-        self._full = 0.0
+        self._knots = (np.zeros(1), np.zeros(1))  # the current step's throughput curve (concurrency, requests/s)
         self._curves: dict[tuple[float, float, float], tuple[float, np.ndarray, np.ndarray]] = {}
         self._shown = np.stack([model.observables[name] for name in _SHOWN], axis=-1)
         self._capacities: dict[tuple[float, float], float] = {}
@@ -856,15 +863,21 @@ class FluidFleet:
         ready = sum(1 for r in self.live if r.ready_at <= now)
         return ready, len(self.live) - ready
 
-    def _drain_s(self, now: float) -> float:
-        """How long a ready replica removed now keeps running: it takes its share of the requests in the fleet
-        with it and serves them at its capacity."""
-        ready = max(1, self._counts(now)[0])
+    def _level_utilization(self, held: float) -> float:
+        """The fitted utilization whose steady state holds `held` requests in a replica (u_max beyond it)."""
+        knots, _ = self._knots
+        if len(knots) < 3:
+            return 0.0
+        fitted = len(self.model.utilizations)
+        return float(np.interp(min(held, knots[fitted]), knots[1:fitted + 1], self.model.utilizations))
+
+    def _drain_s(self, victim: _FluidReplica) -> float:
+        """How long a ready replica removed now keeps running: it takes the requests it holds with it (no
+        request moves to another replica, as in vLLM) and serves them at its capacity."""
         mp, mo = self._mix
         capacity = self._capacity(mp, mo)
-        share = self.backlog / ready
-        self.backlog -= share
-        return max(share / capacity, float(self.model.observe("drain_s", self._utilization, mp, mo)))
+        u = self._level_utilization(victim.held)
+        return max(victim.held / capacity, float(self.model.observe("drain_s", u, mp, mo)))
 
     def _scale_to(self, desired: int, now: float) -> None:
         desired = max(0, min(int(desired), self.config.max_replicas))
@@ -874,7 +887,7 @@ class FluidFleet:
         while len(self.live) > desired:
             starting = [r for r in self.live if r.ready_at > now]
             victim = starting[-1] if starting else self.live[-1]
-            victim.ended_at = now if victim.ready_at > now else now + self._drain_s(now)  # before it leaves
+            victim.ended_at = now if victim.ready_at > now else now + self._drain_s(victim)  # before it leaves
             self.live.remove(victim)
             self.retired.append(victim)
         if changed:
@@ -889,24 +902,39 @@ class FluidFleet:
                 float(c.at(c.prompt, now) - c.at(c.prompt, lo)) / span)
 
     def _view(self, now: float, served_rate: float) -> ControlView:
+        """What a controller sees: each ready replica at the steady state of the requests it holds (those
+        beyond a saturated replica's batch added to `waiting` and to TTFT p90 as the time to serve them), the
+        fleet's served rate split as their throughputs are."""
         ready, starting = self._counts(now)
         mp, mo = self._mix
         loads: tuple[ReplicaLoad, ...] = ()
         if ready:
-            u = self._utilization
-            capacity = self._capacity(mp, mo) * ready
-            per_replica = served_rate / ready
-            excess = max(0.0, self.backlog / ready - self._full)  # queued beyond a saturated replica's batch
-            wait = excess * ready / capacity if capacity > 0 else 0.0
-            running, waiting, kv_usage, ttft_p90 = self._shown_slice(ready).at(u)
-            load = ReplicaLoad(
-                running=running,
-                waiting=waiting + excess,
-                kv_usage=min(1.0, max(0.0, kv_usage)),
-                request_rate=per_replica, prompt_tokens_rate=per_replica * mp,
-                generation_tokens_rate=per_replica * mo,
-                ttft_p90_s=ttft_p90 + wait)
-            loads = (load,) * ready
+            knots, rates = self._knots
+            full = float(knots[len(self.model.utilizations)])
+            capacity = self._capacity(mp, mo)
+            helds = [r.held for r in self.live if r.ready_at <= now]
+            throughput = [float(np.interp(held, knots, rates)) for held in helds]
+            total = sum(throughput)
+            shown = self._shown_slice(ready)
+            by_level: dict[tuple[float, float], ReplicaLoad] = {}
+            out = []
+            self.shown_utilization.append(self._level_utilization(helds[0]))
+            for held, rate in zip(helds, throughput, strict=True):
+                key = (held, rate)
+                load = by_level.get(key)
+                if load is None:
+                    running, waiting, kv_usage, ttft_p90 = shown.at(self._level_utilization(held))
+                    excess = max(0.0, held - full)  # queued beyond a saturated replica's batch
+                    per_replica = served_rate * rate / total if total > 0 else served_rate / ready
+                    load = by_level[key] = ReplicaLoad(
+                        running=running, waiting=waiting + excess, kv_usage=min(1.0, max(0.0, kv_usage)),
+                        request_rate=per_replica, prompt_tokens_rate=per_replica * mp,
+                        generation_tokens_rate=per_replica * mo,
+                        ttft_p90_s=ttft_p90 + (excess / capacity if capacity > 0 else 0.0))
+                out.append(load)
+            loads = tuple(out)
+        else:
+            self.shown_utilization.append(math.nan)
         door_rate, door_prompt = self._door(now)
         return ControlView(now, ready, starting, loads, door_rate, door_prompt)
 
@@ -956,7 +984,10 @@ class FluidFleet:
                    ) -> tuple[float, np.ndarray, np.ndarray]:
         """A replica's throughput as a function of the requests in it at this mix: capacity, and the knots
         (concurrency, requests/s) where the steady state at each fitted utilization u has concurrency L(u) and
-        throughput u × capacity; above L(u_max) the replica serves at capacity and the rest waits."""
+        throughput u × capacity. Above L(u_max) the requests beyond it queue: the throughput approaches
+        capacity as a single-server queue's does, L(u) = L(u_max)·(1 − u_max)/(1 − u), so that a replica
+        loaded just below its capacity builds the queue a real one does instead of serving at capacity with
+        none; beyond the last of `QUEUE_UTILIZATIONS` it serves at capacity and the rest waits."""
         m = self.model
         mu = self._capacity(mean_prompt, mean_output)
         u = m.utilizations
@@ -966,8 +997,12 @@ class FluidFleet:
         concurrency = _ShownSlice(self._concurrency_lists, self._u_axis, located)
         level = np.maximum.accumulate(np.array([concurrency.at(x)[0] for x in self._u_axis]))
         level = level + np.arange(len(level)) * 1e-9  # strictly increasing for the inverse
-        knots = np.concatenate(([0.0], level, [level[-1] * 1.05 + 1e-6]))
-        rates = np.concatenate(([0.0], u * mu, [mu]))
+        top = float(u[-1])
+        queue = np.array([x for x in QUEUE_UTILIZATIONS if x > top])
+        queued = level[-1] * (1.0 - top) / (1.0 - queue) + np.arange(1, len(queue) + 1) * 1e-6
+        knots = np.concatenate(([0.0], level, queued, [queued[-1] * 1.05 + 1e-6] if len(queue) else
+                                [level[-1] * 1.05 + 1e-6]))
+        rates = np.concatenate(([0.0], u * mu, queue * mu, [mu]))
         return mu, knots, rates
 
     def run(self) -> FluidResult:
@@ -1011,59 +1046,78 @@ class FluidFleet:
         capacity = np.zeros(n)
         u_grid = m.utilizations
         u_max = m.max_utilization
-        held = 0.0  # requests in the fleet (running + waiting), at the router too when no replica is ready
         sizes = np.ones(n)
         ready_count = np.zeros(n)
         decode_step = np.full(n, cfg.profile.step_seconds(0, 1, 0))
         for k in range(steps):
             fleet = float(max(1, self._counts(k * dt)[0]))
             mu, knots, rates = self._curve(float(mix_prompt[k]), float(mix_output[k]), fleet)
-            inflow = knots + h * rates  # Q_new + h·X(Q_new) at each knot: increasing, so invertible
-            full = knots[-2]  # L(u_max): above it the replica is saturated and the rest waits
+            self._knots = (knots, rates)
+            fitted = len(u_grid)
+            full = knots[fitted]  # L(u_max): what a replica holds beyond it waits (a queue)
             served = 0.0
             for j in range(k * substeps, (k + 1) * substeps):
                 sub_end = t0[j] + h
-                ready = sum(min(1.0, max(0.0, (sub_end - r.ready_at) / h)) for r in self.live)
+                # the replicas serving in this substep, with the share of it they are ready for
+                serving = [(r, min(1.0, (sub_end - r.ready_at) / h)) for r in self.live if r.ready_at < sub_end]
+                ready = sum(w for _, w in serving)
                 capacity[j] = ready * mu
                 ready_count[j] = ready
                 sizes[j] = fleet
-                start = held
                 pending[j] = prefill / ready if ready > 0 else math.inf
                 burst[j] = tokens[j] / ready if ready > 0 else math.inf
                 prefill = max(0.0, prefill + tokens[j] - ready * prefill_rate * h)
                 if ready > 0:
-                    # implicit Euler on dQ/dt = arrivals − X(Q), per replica (stable at any step size)
-                    target = (held + admitted[j]) / ready
-                    q = (float(np.interp(target, inflow, knots)) if target <= inflow[-1]
-                         else knots[-1] + (target - inflow[-1]))
-                    held = q * ready
-                    per = 0.5 * (start / ready + q)
-                    utilization[j] = float(np.interp(min(per, full), knots[1:-1], u_grid))
-                    wait_start[j] = max(0.0, start / ready - full) / mu
+                    if self.router > 0:  # what waited for a replica is on the first one ready
+                        min(serving, key=lambda rw: rw[0].ready_at)[0].held += self.router
+                        self.router = 0.0
+                    # replicas holding as many requests (and ready as long) move together: one group each
+                    groups: dict[tuple[float, float], float] = {}
+                    for r, w in serving:
+                        groups[r.held, w] = groups.get((r.held, w), 0.0) + w
+                    levels: dict[float, float] = {}
+                    for (level, _), weight in groups.items():
+                        levels[level] = levels.get(level, 0.0) + weight
+                    before = sum(level * weight for level, weight in levels.items())
+                    water = _water_level(levels, float(admitted[j]))
+                    lowest = min(levels)
+                    moved: dict[tuple[float, float], float] = {}
+                    for level, w in groups:
+                        # implicit Euler on dQ/dt = inflow − X(Q) per replica (stable at any step size):
+                        # Q + w·h·X(Q) = target, w the share of the substep the replica serves
+                        target = max(level, water)
+                        inflow = knots + (w * h) * rates
+                        moved[level, w] = (float(np.interp(target, inflow, knots)) if target <= inflow[-1]
+                                           else knots[-1] + (target - inflow[-1]))
+                    for r, w in serving:
+                        r.held = moved[r.held, w]
+                    # where this substep's arrivals went: the least-loaded replicas
+                    q = min(moved[key] for key in groups if key[0] == lowest)
+                    after = sum(moved[key] * weight for key, weight in groups.items())
+                    served += before + admitted[j] - after
+                    per = 0.5 * (lowest + q)
+                    utilization[j] = float(np.interp(min(per, full), knots[1:fitted + 1], u_grid))
+                    wait_start[j] = max(0.0, lowest - full) / mu
                     wait_end[j] = max(0.0, q - full) / mu
                     decode_step[j] = cfg.profile.step_seconds(
                         0, max(1, round(per)), round(per * (mix_prompt[k] + mix_output[k] / 2)))
                 else:
-                    held += admitted[j]
+                    self.router += admitted[j]
                     utilization[j] = u_max
                     wait_start[j] = wait_end[j] = math.inf
-                served += start + admitted[j] - held
             self._utilization = float(utilization[(k + 1) * substeps - 1])
             self._mix = (float(mix_prompt[k]), float(mix_output[k]))
             self._log_mix = (log_prompt[k], log_output[k])
-            self.backlog = held
-            self._full = full
             if self.controller is not None:
                 desired = self.controller(self._view((k + 1) * dt, served / dt))
                 if desired is not None:
                     self._scale_to(desired, (k + 1) * dt)
-                    held = self.backlog
         end_time = float(edges[-1])
-        self.backlog = held
-        ready_capacity = sum(1 for r in self.live if r.ready_at <= end_time) * float(
-            self.model.capacity(*self._mix))
+        ready_capacity = float(self.model.capacity(*self._mix))
         if self.live:
-            tail = self.backlog / ready_capacity if ready_capacity > 0 else cfg.tail_s
+            # the run goes on until the most loaded replica has served what it holds
+            held = max([r.held for r in self.live if r.ready_at <= end_time] + [self.router])
+            tail = held / ready_capacity if ready_capacity > 0 else cfg.tail_s
             end_time += min(tail, cfg.tail_s)
         notes = list(self.windows.notes)
         replicas = tuple((r.added_at, r.ended_at) for r in self.retired) + tuple(
@@ -1077,7 +1131,24 @@ class FluidFleet:
                            ready_count, utilization,
                            sizes,
                            np.repeat(mix_prompt, substeps), np.repeat(mix_output, substeps), replicas,
-                           cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes))
+                           cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes),
+                           np.array(self.shown_utilization))
+
+
+def _water_level(groups: dict[float, float], arrivals: float) -> float:
+    """The level least-loaded routing fills the replicas to: `arrivals` requests go to the replicas holding
+    the fewest (`groups`: requests held → how many replicas hold that many), raising them together, until
+    every replica below the level holds it."""
+    levels = sorted(groups)
+    water, weight = levels[0], 0.0
+    for i, level in enumerate(levels):
+        weight += groups[level]
+        room = (levels[i + 1] - water) * weight if i + 1 < len(levels) else math.inf
+        if arrivals <= room:
+            return water + arrivals / weight
+        arrivals -= room
+        water = levels[i + 1]
+    return water
 
 
 def simulate_fluid(demand: RateWindows | Workload, config: FleetConfig, controller: Controller | None = None,
