@@ -8,45 +8,53 @@ a fitted table:
 * **The replica model** (`FluidModel`): the request-level simulator (`simulate()` with a fixed fleet of one
   replica, and of four to capture how least-loaded routing pools the replicas' queues) is run at a grid of
   Poisson rates and length mixes — exponential prompt and output lengths around a mean, as `workload` draws
-  ServeGen's windows. For each mix the table holds a replica's capacity (requests/s with its queue never
-  empty) and, at each utilization (rate ÷ capacity), the SLO attainment over a grid of (TTFT, TPOT) bounds,
+  ServeGen's windows. For each mix the table holds a replica's capacity (requests/s it finishes in a
+  sustained overload: the queue never empty, the KV cache's preemptions and every admission's prefill paid)
+  and, at each utilization (rate ÷ capacity), the SLO attainment over a grid of (TTFT, TPOT) bounds,
   the mean number of requests in a replica (Little's law) and what a scaler reads off llmobs' signals
   (running, waiting, KV usage, finished rate, token rates, TTFT p90), averaged over the steady part of the
   run. Values between grid points are interpolated linearly (in log length, log fleet size, log SLO and
   utilization); outside the grid they are clamped to its edge. `scripts/fit_fluid_model.py` regenerates the
   committed table.
-* **The fleet** (`simulate_fluid`): demand (arrivals per `resolution_s`, 1 s by default, in windows
-  (k·h, (k+1)·h] as a rate over the last seconds counts them) is spread evenly over the ready replicas (one
-  ready for part of a step counts for that part). The requests in the fleet are a fluid: they grow with
-  arrivals and shrink at the throughput the table gives for that many requests in a replica (the steady
-  state at utilization u holds L(u) requests and serves u × capacity; above L(u_max) a replica serves at
-  capacity and the rest waits — the backlog). A request is served as the steady state at the utilization
-  whose L(u) matches the requests in its replica; one arriving while the backlog ahead of it is longer than
-  `ttft_s` of capacity misses its TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost
-  attainment. When the demand comes from a per-request trace, its bursts are also read from the requests'
-  own lengths: a step's requests are dealt over the ready replicas in arrival order, each replica prefills
-  its share first come first served after what it had pending (at a full token budget per step), a request
-  misses TTFT when the prompts ahead of it and its own take longer than `ttft_s`, and TPOT when the prompts
-  behind it keep its decode steps full; the table then only adds what load does to an idle replica.
-  The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (the table's
-  observables at the current utilization, the backlog added to `waiting`; no `signals`; `door_rate` is the
-  demand over the signal window). Scaling follows `fleet`: new replicas serve `cold_start_s` after the
-  decision; a removal takes a starting replica first (newest first), else the newest ready one, which takes
-  its share of the requests in the fleet and costs GPU time until it has served them.
+* **The fleet** (`simulate_fluid`): demand (arrivals per `resolution_s`, 1 s by default, in windows (k·h, (k+1)·h]
+  as a rate over the last seconds counts them) goes to the ready replicas as least-loaded routing sends it: each
+  replica holds its own requests (a fluid), and a step's arrivals fill the replicas holding the fewest up to a
+  common level (water-filling; one ready for part of a step counts for that part). No request moves between
+  replicas, so after a scale-up the new replicas take the new arrivals while a backlog drains on the replicas it
+  queued on. A replica's requests shrink at the throughput the table gives for that many (the steady state at
+  utilization u holds L(u) requests and serves u × capacity; past u_max its queue grows as a single server's, L(u)
+  ∝ 1/(1 − u), up to u = 0.999, beyond which it serves at capacity); what it holds beyond L(u_max) waits — the
+  backlog. A request is served as the steady state at the utilization whose L(u) matches the requests in the
+  replicas it went to; one arriving while the backlog ahead of it is longer than `ttft_s` of capacity misses its
+  TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost attainment. When the demand comes
+  from a per-request trace, its bursts are also read from the requests' own lengths: a step's requests are dealt
+  over the ready replicas in arrival order, each replica prefills its share first come first served after what it
+  had pending (at a full token budget per step), a request misses TTFT when the prompts ahead of it and its own
+  take longer than `ttft_s`, and TPOT when the prompts behind it keep its decode steps full; the table then only
+  adds what load does to an idle replica.
+  The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (each ready
+  replica shows the table's observables at the utilization of what it holds, its backlog added to
+  `waiting`; no `signals`; `door_rate` is the demand over the signal window, counted as the request-level
+  mode counts it). Scaling follows `fleet`: new replicas serve `cold_start_s` after the decision; a removal
+  takes a starting replica first (newest first), else the newest ready one, which takes the requests it
+  holds with it and costs GPU time until it has served them.
 
-What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate
-windows (the table assumes exponential lengths; a per-request trace's own lengths enter only through its
-bursts' prefill, above); prefix-cache hits (the table is fitted without shared prefixes); arrivals within a
-rate window other than Poisson; the composition of the requests in a replica at steady state (prefilling vs
-decoding) beyond the table's average; imbalance between replicas (the load is split evenly; least-loaded
-routing is close to that, round robin is not); throughput lost to preemptions in an overload beyond the
-closed-batch capacity; the lag of the signals (the table's steady-state values are shown at once, while
-`SignalTracker` averages a 60 s window); fleet sizes between and beyond the fitted ones (interpolated in log
-size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted exactly in windows built from a
-per-request workload, from the exponential tail for ServeGen's means. ServeGen windows with rate 0 are gaps in
-its data, not idle time: `fill_gaps` interpolates them from their neighbours (and the notes say how many).
-Agreement with the request-level simulator, measured, is in tests/simulate/test_fluid.py (cases outside 2
-points are marked there with their gap and cause).
+What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate windows
+(the table assumes exponential lengths; a per-request trace's own lengths enter only through its bursts' prefill,
+above); prefix-cache hits (the table is fitted without shared prefixes); arrivals within a rate window other than
+Poisson; the composition of the requests in a replica at steady state (prefilling vs decoding) beyond the table's
+average; imbalance between replicas other than least-loaded routing's (round robin is not modelled; replicas
+holding as many requests are taken as equal); how an overload starts — a real replica admits every arrival's
+prefill while its KV cache has room, so its batch fills and it finishes far fewer requests for a while, which the
+steady-state throughput curve does not hold back (the fluid's backlog then starts smaller); how the decode steps
+of a per-request trace's requests are stretched by the prefill chunks of bursts arriving after their own step; the
+lag of the gauges (the table's steady-state values are shown at once, while `SignalTracker` averages a 60 s window
+— `door_rate`, which KEDA on request rate reads, is counted over the same window in both modes); fleet sizes
+between and beyond the fitted ones (interpolated in log size, held beyond 4). Rejections (prompt ≥ max_model_len)
+are kept: counted exactly in windows built from a per-request workload, from the exponential tail for ServeGen's
+means. ServeGen windows with rate 0 are gaps in its data, not idle time: `fill_gaps` interpolates them from their
+neighbours (and the notes say how many). Agreement with the request-level simulator, measured, is in
+tests/simulate/test_fluid.py (cases outside 2 points are marked there with their gap and cause).
 """
 
 from __future__ import annotations
@@ -456,12 +464,11 @@ def _fixed_fleet(config: FleetConfig, replicas: int = 1) -> FleetConfig:
 def fit_capacity(config: FleetConfig, mean_prompt: float, mean_output: float, *, seed: int = 0,
                  requests: int = CAPACITY_REQUESTS) -> float:
     """Requests/s one replica finishes in a sustained overload: Poisson arrivals at OVERLOAD × a first guess
-    (`requests` arriving at once, the throughput between their 10th and 90th percentile finish; doubled until
-    the admitted arrivals outrun the finishes), the finishes counted from OVERLOAD_SETTLE of the arrivals'
-    span to its end, while the queue never runs dry. The guess
-    alone is not it: with short requests a batch of `max_num_seqs` is half of `requests`, and their
-    synchronized start overstates what a replica sustains by up to a quarter; an overload also pays for the
-    preemptions a full KV cache causes and the prefill of every admission."""
+    (`requests` arriving at once, the throughput between their 10th and 90th percentile finish; doubled until the
+    admitted arrivals outrun the finishes), the finishes counted from OVERLOAD_SETTLE of the arrivals' span to its
+    end, while the queue never runs dry. The guess alone is not it: with short requests a batch of `max_num_seqs`
+    is half of `requests`, and their synchronized start overstates what a replica sustains by up to a quarter; an
+    overload also pays for the preemptions a full KV cache causes and the prefill of every admission."""
     rng = np.random.default_rng(seed)
     w = Workload("capacity", np.zeros(requests), _exponential_lengths(rng, mean_prompt, requests),
                  _exponential_lengths(rng, mean_output, requests))
