@@ -30,8 +30,9 @@ a fitted table:
   from a per-request trace, its bursts are also read from the requests' own lengths: a step's requests are dealt
   over the ready replicas in arrival order, each replica prefills its share first come first served after what it
   had pending (at a full token budget per step), a request misses TTFT when the prompts ahead of it and its own
-  take longer than `ttft_s`, and TPOT when the prompts behind it keep its decode steps full; the table then only
-  adds what load does to an idle replica.
+  take longer than `ttft_s`, and TPOT when the prompts behind it — in its step and arriving on its replica while
+  it decodes — keep its decode steps full (the decode steps themselves at the replica's load); the table then
+  only adds what load does to an idle replica's TTFT.
   The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (each ready
   replica shows the table's observables at the utilization of what it holds, its backlog added to
   `waiting`; no `signals`; `door_rate` is the demand over the signal window, counted as the request-level
@@ -46,15 +47,14 @@ Poisson; the composition of the requests in a replica at steady state (prefillin
 average; imbalance between replicas other than least-loaded routing's (round robin is not modelled; replicas
 holding as many requests are taken as equal); how an overload starts — a real replica admits every arrival's
 prefill while its KV cache has room, so its batch fills and it finishes far fewer requests for a while, which the
-steady-state throughput curve does not hold back (the fluid's backlog then starts smaller); how the decode steps
-of a per-request trace's requests are stretched by the prefill chunks of bursts arriving after their own step; the
-lag of the gauges (the table's steady-state values are shown at once, while `SignalTracker` averages a 60 s window
-— `door_rate`, which KEDA on request rate reads, is counted over the same window in both modes); fleet sizes
-between and beyond the fitted ones (interpolated in log size, held beyond 4). Rejections (prompt ≥ max_model_len)
-are kept: counted exactly in windows built from a per-request workload, from the exponential tail for ServeGen's
-means. ServeGen windows with rate 0 are gaps in its data, not idle time: `fill_gaps` interpolates them from their
-neighbours (and the notes say how many). Agreement with the request-level simulator, measured, is in
-tests/simulate/test_fluid.py (cases outside 2 points are marked there with their gap and cause).
+steady-state throughput curve does not hold back (the fluid's backlog then starts smaller); the lag of the gauges
+(the table's steady-state values are shown at once, while `SignalTracker` averages a 60 s window — `door_rate`,
+which KEDA on request rate reads, is counted over the same window in both modes); fleet sizes between and beyond
+the fitted ones (interpolated in log size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted
+exactly in windows built from a per-request workload, from the exponential tail for ServeGen's means. ServeGen
+windows with rate 0 are gaps in its data, not idle time: `fill_gaps` interpolates them from their neighbours (and
+the notes say how many). Agreement with the request-level simulator, measured, is in tests/simulate/test_fluid.py
+(cases outside 2 points are marked there with their gap and cause).
 """
 
 from __future__ import annotations
@@ -639,6 +639,7 @@ class PrefillState:
     request_step: np.ndarray  # the step of each admitted request (per-request traces only)
     request_prompt: np.ndarray
     request_output: np.ndarray
+    step_s: float = 1.0
 
     def per_request_met(self, ttft_s: float, tpot_s: float, ready: np.ndarray) -> np.ndarray:
         """Per step, the share of a per-request trace's arrivals its bursts leave within both SLOs, from the
@@ -666,8 +667,17 @@ class PrefillState:
         pending = self.pending[step[order]]
         ttft_ok = (pending + ahead) / self.rate <= ttft_s
         gaps = np.maximum(self.request_output[order].astype(float) - 1.0, 1.0)
-        full_steps = np.minimum(behind / self.budget, gaps)
         dec = self.decode_step_s[step[order]]
+        # the prompts arriving on its replica while it decodes (later steps' bursts) are prefilled behind it
+        # too: their chunks stretch its steps as well (the decode time taken from the steps it then has full)
+        arrived = np.concatenate(([0.0], np.cumsum(np.where(np.isfinite(self.burst), self.burst, 0.0))))
+        since = (step[order] + 1).astype(float)  # its step's end, in steps
+        full_steps = np.minimum(behind / self.budget, gaps)
+        for _ in range(2):
+            decode_s = full_steps * self.full_step_s + (gaps - full_steps) * dec
+            later = np.interp(np.minimum(since + decode_s / self.step_s, steps), np.arange(steps + 1),
+                              arrived) - arrived[step[order] + 1]
+            full_steps = np.minimum((behind + later) / self.budget, gaps)
         tpot = (full_steps * self.full_step_s + (gaps - full_steps) * dec) / gaps
         tpot_ok = (tpot <= tpot_s) | (self.request_output[order] <= 1)
         ok = (ttft_ok & tpot_ok & np.isfinite(pending)).astype(float)
@@ -746,10 +756,15 @@ class FluidResult:
         served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
                                        self.fleet_size)
         if len(self.prefill.request_step):
-            # the bursts from the requests' own lengths; the table for what load adds to an idle replica's
+            # the bursts from the requests' own lengths, TPOT included (the decode steps at the load, stretched
+            # by the prefill of every prompt behind the request); the table for what load adds to an idle
+            # replica's TTFT (at its loosest TPOT bound, so that TPOT is not counted twice)
             burst = self.prefill.per_request_met(ttft_s, tpot_s, self.capacity_replicas)
+            loosest = float(self.model.tpot_grid[-1])
+            served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s,
+                                           max(tpot_s, loosest), self.fleet_size)
             idle = self.model.attainment(np.zeros_like(self.utilization), self.mean_prompt, self.mean_output,
-                                         ttft_s, tpot_s, self.fleet_size)
+                                         ttft_s, max(tpot_s, loosest), self.fleet_size)
             with np.errstate(divide="ignore", invalid="ignore"):
                 served = np.where(idle > 0, np.minimum(served / idle, 1.0), 0.0)
         else:
@@ -1133,7 +1148,7 @@ class FluidFleet:
         request_step = np.minimum(np.maximum(np.ceil(self.windows.request_arrival / h).astype(np.int64) - 1, 0),
                                   n - 1)
         prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step, request_step,
-                                     self.windows.request_prompt, self.windows.request_output)
+                                     self.windows.request_prompt, self.windows.request_output, h)
         return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity,
                            ready_count, utilization,
                            sizes,
