@@ -27,12 +27,12 @@ a fitted table:
   backlog. A request is served as the steady state at the utilization whose L(u) matches the requests in the
   replicas it went to; one arriving while the backlog ahead of it is longer than `ttft_s` of capacity misses its
   TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost attainment. When the demand comes
-  from a per-request trace, its bursts are also read from the requests' own lengths: a step's requests are dealt
-  over the ready replicas in arrival order, each replica prefills its share first come first served after what it
-  had pending (at a full token budget per step), a request misses TTFT when the prompts ahead of it and its own
-  take longer than `ttft_s`, and TPOT when the prompts behind it — in its step and arriving on its replica while
-  it decodes — keep its decode steps full (the decode steps themselves at the replica's load); the table then
-  only adds what load does to an idle replica's TTFT.
+  from a per-request trace, the SLOs are read from the requests' own arrival instants and lengths instead of the
+  table: a step's requests are dealt over the ready replicas in arrival order, each replica prefills its prompts
+  first come first served (a full token budget per step), a request's first token comes at the end of the step
+  that holds its prompt's last token, and its TPOT counts a full-budget step for each budget of prompts behind
+  it — in its step and arriving on its replica while it decodes — and the decode step at the replica's load for
+  the others.
   The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (each ready
   replica shows the table's observables at the utilization of what it holds, its backlog added to
   `waiting`; no `signals`; `door_rate` is the demand over the signal window, counted as the request-level
@@ -41,20 +41,21 @@ a fitted table:
   holds with it and costs GPU time until it has served them.
 
 What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate windows
-(the table assumes exponential lengths; a per-request trace's own lengths enter only through its bursts' prefill,
-above); prefix-cache hits (the table is fitted without shared prefixes); arrivals within a rate window other than
-Poisson; the composition of the requests in a replica at steady state (prefilling vs decoding) beyond the table's
-average; imbalance between replicas other than least-loaded routing's (round robin is not modelled; replicas
-holding as many requests are taken as equal); how an overload starts — a real replica admits every arrival's
-prefill while its KV cache has room, so its batch fills and it finishes far fewer requests for a while, which the
-steady-state throughput curve does not hold back (the fluid's backlog then starts smaller); the lag of the gauges
-(the table's steady-state values are shown at once, while `SignalTracker` averages a 60 s window — `door_rate`,
-which KEDA on request rate reads, is counted over the same window in both modes); fleet sizes between and beyond
-the fitted ones (interpolated in log size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted
-exactly in windows built from a per-request workload, from the exponential tail for ServeGen's means. ServeGen
-windows with rate 0 are gaps in its data, not idle time: `fill_gaps` interpolates them from their neighbours (and
-the notes say how many). Agreement with the request-level simulator, measured, is in tests/simulate/test_fluid.py
-(cases outside 2 points are marked there with their gap and cause).
+(the table assumes exponential lengths; a per-request trace's own lengths enter through its requests, above, and
+least-loaded routing's steering of a burst away from the replicas still prefilling one is not modelled there);
+prefix-cache hits (the table is fitted without shared prefixes); arrivals within a rate window other than Poisson;
+the composition of the requests in a replica at steady state (prefilling vs decoding) beyond the table's average;
+imbalance between replicas other than least-loaded routing's (round robin is not modelled; replicas holding as
+many requests are taken as equal); how an overload starts — a real replica admits every arrival's prefill while
+its KV cache has room, so its batch fills and it finishes far fewer requests for a while, which the steady-state
+throughput curve does not hold back (the fluid's backlog then starts smaller); the lag of the gauges (the table's
+steady-state values are shown at once, while `SignalTracker` averages a 60 s window — `door_rate`, which KEDA on
+request rate reads, is counted over the same window in both modes); fleet sizes between and beyond the fitted ones
+(interpolated in log size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted exactly in
+windows built from a per-request workload, from the exponential tail for ServeGen's means. ServeGen windows with
+rate 0 are gaps in its data, not idle time: `fill_gaps` interpolates them from their neighbours (and the notes say
+how many). Agreement with the request-level simulator, measured, is in tests/simulate/test_fluid.py (cases outside
+2 points are marked there with their gap and cause).
 """
 
 from __future__ import annotations
@@ -640,13 +641,53 @@ class PrefillState:
     request_prompt: np.ndarray
     request_output: np.ndarray
     step_s: float = 1.0
+    request_arrival: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def first_token_s(self, replica: np.ndarray) -> np.ndarray:
+        """Each request's TTFT from its replica's prefill queue (`replica[i]`: where request i went): prompts
+        are prefilled first come first served at `rate`, from their own arrival instants (Lindley's
+        recursion, per replica), and the first token comes at the end of the step that holds the prompt's
+        last token — a step that also takes the prompts queued behind it, up to the token budget."""
+        n = len(replica)
+        if not n:
+            return np.zeros(0)
+        by = np.lexsort((np.arange(n), replica))  # per replica, in arrival order
+        rep_of = replica[by]
+        arrival = self.request_arrival[by].astype(float)
+        service = self.request_prompt[by].astype(float) / self.rate
+        done = np.cumsum(service)  # prefill seconds through each request, all replicas in a row
+        start = np.flatnonzero(np.r_[True, rep_of[1:] != rep_of[:-1]])
+        size = np.diff(np.r_[start, n])
+        base = np.repeat(done[start] - service[start], size)
+        work = done - base  # per replica
+        # finish_i = work_i + max over k ≤ i of (arrival_k − work_{k−1}), the max restarting at each replica
+        slack = arrival - (work - service)
+        span = float(np.abs(slack).max()) + 1.0
+        lift = np.repeat(np.arange(len(start)) * 4.0 * span, size)
+        best = np.maximum.accumulate(slack + lift) - lift
+        finish = work + best
+        # the busy period's prefill tokens through it (the period opened where the max was taken), and the
+        # queued prompts that fill the rest of its step
+        lifted = slack + lift
+        opened = np.maximum.accumulate(np.where(lifted >= np.maximum.accumulate(lifted), np.arange(n), 0))
+        tokens = (done - (done[opened] - service[opened])) * self.rate
+        room = np.ceil(tokens / self.budget - 1e-9) * self.budget - tokens
+        horizon = float(max(arrival.max(), finish.max())) + 1.0
+        key = rep_of * horizon * 2.0 + arrival
+        queued = np.searchsorted(key, rep_of * horizon * 2.0 + finish, side="right") - 1
+        behind = np.maximum(done[np.maximum(queued, np.arange(n))] - done, 0.0) * self.rate
+        first = finish + np.minimum(room, behind) / self.rate - arrival
+        out = np.empty(n)
+        out[by] = first
+        return out
 
     def per_request_met(self, ttft_s: float, tpot_s: float, ready: np.ndarray) -> np.ndarray:
-        """Per step, the share of a per-request trace's arrivals its bursts leave within both SLOs, from the
-        requests' own lengths: a step's requests are dealt over its ready replicas in arrival order (as
-        least-loaded routing spreads a burst), each replica prefills its share first come first served after
-        what it had pending; a request's first token waits for the prompts ahead of it and its own, and it
-        decodes while the prompts behind it on its replica are prefilled (full-budget steps)."""
+        """Per step, the share of a per-request trace's arrivals that meet both SLOs, from the requests' own
+        arrival instants and lengths: a step's requests are dealt over its ready replicas in arrival order (as
+        least-loaded routing spreads a burst); a request's first token waits for its replica's prefill queue
+        (`first_token_s`), and it decodes while the prompts behind it on its replica — in its step and
+        arriving while it decodes — are prefilled (a full-budget step per budget of them), its other steps
+        taking the decode step time at the replica's load."""
         steps = len(self.pending)
         step = self.request_step
         first = np.searchsorted(step, step, side="left")
@@ -660,12 +701,10 @@ class PrefillState:
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         ends = np.r_[starts[1:], len(group)]
         size = ends - starts
-        before = np.repeat(cum[starts] - prompt[starts], size)
         total = np.repeat(cum[ends - 1], size)
-        ahead = cum - before  # its own prompt and the ones before it on its replica in this step
-        behind = total - cum
+        behind = total - cum  # the prompts after it on its replica in this step
         pending = self.pending[step[order]]
-        ttft_ok = (pending + ahead) / self.rate <= ttft_s
+        ttft_ok = self.first_token_s(replica)[order] <= ttft_s
         gaps = np.maximum(self.request_output[order].astype(float) - 1.0, 1.0)
         dec = self.decode_step_s[step[order]]
         # the prompts arriving on its replica while it decodes (later steps' bursts) are prefilled behind it
@@ -753,23 +792,14 @@ class FluidResult:
         late = np.where(np.isinf(w0) | np.isinf(w1), 1.0,
                         np.where((w0 > ttft_s) & (w1 > ttft_s), 1.0,
                                  np.where((w0 <= ttft_s) & (w1 <= ttft_s), 0.0, ramp)))
-        served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
-                                       self.fleet_size)
         if len(self.prefill.request_step):
-            # the bursts from the requests' own lengths, TPOT included (the decode steps at the load, stretched
-            # by the prefill of every prompt behind the request); the table for what load adds to an idle
-            # replica's TTFT (at its loosest TPOT bound, so that TPOT is not counted twice)
-            burst = self.prefill.per_request_met(ttft_s, tpot_s, self.capacity_replicas)
-            loosest = float(self.model.tpot_grid[-1])
-            served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s,
-                                           max(tpot_s, loosest), self.fleet_size)
-            idle = self.model.attainment(np.zeros_like(self.utilization), self.mean_prompt, self.mean_output,
-                                         ttft_s, max(tpot_s, loosest), self.fleet_size)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                served = np.where(idle > 0, np.minimum(served / idle, 1.0), 0.0)
-        else:
-            burst = np.ones_like(served)  # rate windows: Poisson arrivals within a window, as the table has them
-        met: np.ndarray = self.admitted * (1.0 - late) * burst * served
+            # a per-request trace: the requests' own arrival instants and lengths give TTFT (the prefill queue)
+            # and TPOT (the decode steps at the load, stretched by the prefill of the prompts behind)
+            served = self.prefill.per_request_met(ttft_s, tpot_s, self.capacity_replicas)
+        else:  # rate windows: Poisson arrivals within a window, as the table has them
+            served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
+                                           self.fleet_size)
+        met: np.ndarray = self.admitted * (1.0 - late) * served
         return met
 
     def attainment(self, ttft_s: float, tpot_s: float, start_s: float | None = None,
@@ -1148,7 +1178,8 @@ class FluidFleet:
         request_step = np.minimum(np.maximum(np.ceil(self.windows.request_arrival / h).astype(np.int64) - 1, 0),
                                   n - 1)
         prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step, request_step,
-                                     self.windows.request_prompt, self.windows.request_output, h)
+                                     self.windows.request_prompt, self.windows.request_output, h,
+                                     self.windows.request_arrival)
         return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity,
                            ready_count, utilization,
                            sizes,
