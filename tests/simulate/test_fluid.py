@@ -90,7 +90,7 @@ GAP_REASONS = {
     _case("AzureLLMInferenceTrace_conv.csv", "keda-rate", (1.0, 0.05)),
     _case("AzureLLMInferenceTrace_conv.csv", "keda-rate", (2.0, 0.1), gap=-4.6),
     _case("AzureLLMInferenceTrace_code.csv", "fixed", (1.0, 0.05), gap=-2.1),
-    _case("AzureLLMInferenceTrace_code.csv", "fixed", (2.0, 0.1), gap=+2.0),
+    _case("AzureLLMInferenceTrace_code.csv", "fixed", (2.0, 0.1)),
     _case("AzureLLMInferenceTrace_code.csv", "keda-rate", (1.0, 0.05)),
     _case("AzureLLMInferenceTrace_code.csv", "keda-rate", (2.0, 0.1)),
     _case("mooncake_fast25_conversation.csv", "fixed", (1.0, 0.05)),

@@ -693,7 +693,7 @@ class PrefillState:
         first = np.searchsorted(step, step, side="left")
         rank = np.arange(len(step)) - first
         replicas = np.maximum(1, np.round(ready[step]).astype(np.int64))
-        replica = rank % replicas
+        replica = np.arange(len(step)) % replicas  # dealt in turn across steps too, as counts balance
         order = np.lexsort((rank, replica, step))
         prompt = self.request_prompt[order].astype(float)
         group = step[order] * (int(replicas.max()) + 1) + replica[order]
