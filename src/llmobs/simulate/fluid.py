@@ -28,7 +28,7 @@ a fitted table:
   replicas it went to; one arriving while the backlog ahead of it is longer than `ttft_s` of capacity misses its
   TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost attainment. When the demand comes
   from a per-request trace, the SLOs are read from the requests' own arrival instants and lengths instead of the
-  table: a step's requests are dealt over the ready replicas in arrival order, each replica prefills its prompts
+  table: the requests are dealt over the ready replicas in turn, in arrival order, each replica prefills its prompts
   first come first served (a full token budget per step), a request's first token comes at the end of the step
   that holds its prompt's last token, and its TPOT counts a full-budget step for each budget of prompts behind
   it — in its step and arriving on its replica while it decodes — and the decode step at the replica's load for
@@ -683,9 +683,9 @@ class PrefillState:
 
     def per_request_met(self, ttft_s: float, tpot_s: float, ready: np.ndarray) -> np.ndarray:
         """Per step, the share of a per-request trace's arrivals that meet both SLOs, from the requests' own
-        arrival instants and lengths: a step's requests are dealt over its ready replicas in arrival order (as
-        least-loaded routing spreads a burst); a request's first token waits for its replica's prefill queue
-        (`first_token_s`), and it decodes while the prompts behind it on its replica — in its step and
+        arrival instants and lengths: the requests are dealt over a step's ready replicas in turn, in arrival
+        order (as least-loaded routing balances their counts); a request's first token waits for its replica's
+        prefill queue (`first_token_s`), and it decodes while the prompts behind it on its replica — in its step and
         arriving while it decodes — are prefilled (a full-budget step per budget of them), its other steps
         taking the decode step time at the replica's load."""
         steps = len(self.pending)
