@@ -74,35 +74,33 @@ def _case(trace: str, controller: str, slo: tuple[float, float], gap: float | No
 
 
 GAP_REASONS = {
-    "AzureLLMInferenceTrace_conv.csv": "the table's exponential lengths vary more than the trace's, so its "
-                                       "TPOT cliff comes at a lower utilization; KEDA's cold start overload "
-                                       "drains slower in the request-level run (preemptions)",
-    "AzureLLMInferenceTrace_code.csv": "sub-second bursts of long prompts: TPOT of the requests decoding "
-                                       "through them is only approximated per step",
-    "mooncake_fast25_conversation.csv": "clumped arrivals (90 % share a millisecond) and a heavier prompt tail "
-                                        "than exponential",
-    "servegen_m-small_rate_10min.csv": "the overload while KEDA's first replicas start: how long the waits "
-                                       "are is only approximated (a fluid backlog, served at capacity)",
+    "AzureLLMInferenceTrace_conv.csv": "when an overload starts, the request-level replicas admit every "
+                                       "arrival's prefill and finish far fewer requests while their batches "
+                                       "fill, which the steady-state throughput curve does not hold back: the "
+                                       "fluid's backlog starts smaller",
+    "AzureLLMInferenceTrace_code.csv": "sub-second bursts of long prompts: a burst is dealt over the replicas "
+                                       "round robin, while least-loaded routing steers the prompts arriving "
+                                       "behind it away from the replicas still prefilling it",
 }
 
 
 @pytest.mark.parametrize(("trace", "controller", "slo"), [
-    _case("AzureLLMInferenceTrace_conv.csv", "fixed", (1.0, 0.05), gap=-3.8),
+    _case("AzureLLMInferenceTrace_conv.csv", "fixed", (1.0, 0.05)),
     _case("AzureLLMInferenceTrace_conv.csv", "fixed", (2.0, 0.1)),
-    _case("AzureLLMInferenceTrace_conv.csv", "keda-rate", (1.0, 0.05), gap=+9.8),
-    _case("AzureLLMInferenceTrace_conv.csv", "keda-rate", (2.0, 0.1), gap=+9.6),
-    _case("AzureLLMInferenceTrace_code.csv", "fixed", (1.0, 0.05), gap=+2.8),
-    _case("AzureLLMInferenceTrace_code.csv", "fixed", (2.0, 0.1), gap=+13.5),
+    _case("AzureLLMInferenceTrace_conv.csv", "keda-rate", (1.0, 0.05)),
+    _case("AzureLLMInferenceTrace_conv.csv", "keda-rate", (2.0, 0.1), gap=-4.6),
+    _case("AzureLLMInferenceTrace_code.csv", "fixed", (1.0, 0.05), gap=-2.1),
+    _case("AzureLLMInferenceTrace_code.csv", "fixed", (2.0, 0.1)),
     _case("AzureLLMInferenceTrace_code.csv", "keda-rate", (1.0, 0.05)),
-    _case("AzureLLMInferenceTrace_code.csv", "keda-rate", (2.0, 0.1), gap=-2.4),
-    _case("mooncake_fast25_conversation.csv", "fixed", (1.0, 0.05), gap=+3.6),
+    _case("AzureLLMInferenceTrace_code.csv", "keda-rate", (2.0, 0.1)),
+    _case("mooncake_fast25_conversation.csv", "fixed", (1.0, 0.05)),
     _case("mooncake_fast25_conversation.csv", "fixed", (2.0, 0.1)),
-    _case("mooncake_fast25_conversation.csv", "keda-rate", (1.0, 0.05), gap=+3.7),
+    _case("mooncake_fast25_conversation.csv", "keda-rate", (1.0, 0.05)),
     _case("mooncake_fast25_conversation.csv", "keda-rate", (2.0, 0.1)),
     _case("servegen_m-small_rate_10min.csv", "fixed", (1.0, 0.05)),
     _case("servegen_m-small_rate_10min.csv", "fixed", (0.5, 0.03)),
     _case("servegen_m-small_rate_10min.csv", "keda-rate", (1.0, 0.05)),
-    _case("servegen_m-small_rate_10min.csv", "keda-rate", (0.5, 0.03), gap=-11.0),
+    _case("servegen_m-small_rate_10min.csv", "keda-rate", (0.5, 0.03)),
 ])
 def test_fluid_attainment_agrees_with_the_request_level_simulator(trace: str, controller: str,
                                                                   slo: tuple[float, float]) -> None:
@@ -193,11 +191,12 @@ def test_the_view_shows_the_fitted_table_at_the_fleets_size_mix_and_utilization(
     windows = load_rate_windows(TRACES / "servegen_m-small_rate_10min.csv", duration_s=86400)
     config = dataclasses.replace(CONFIG, initial_replicas=4, max_replicas=64, cold_start_s=20.0)
     result = simulate_fluid(windows, config, random_sizes, MODEL)
-    assert len(views) == len(result.step_start)  # one step per sync: view k shows step k's end
+    assert len(views) == len(result.step_start) == len(result.shown_utilization)  # one step per sync
     expected_capacity = result.capacity_replicas * MODEL.capacity(result.mean_prompt, result.mean_output)
     np.testing.assert_allclose(result.capacity, expected_capacity, rtol=1e-12)
     checked = 0
-    for view, u, mp, mo in zip(views, result.utilization, result.mean_prompt, result.mean_output, strict=True):
+    for view, u, mp, mo in zip(views, result.shown_utilization, result.mean_prompt, result.mean_output,
+                               strict=True):
         if not view.loads:
             continue
         shown = {name: float(MODEL.observe(name, u, mp, mo, view.ready)) for name in ("running", "kv_usage")}
@@ -272,3 +271,39 @@ def test_bad_windows_are_refused() -> None:
     with pytest.raises(SimulationInputError, match="another engine"):
         simulate_fluid(_windows([1.0]), dataclasses.replace(CONFIG, engine=dataclasses.replace(
             CONFIG.engine, max_num_seqs=256)), model=MODEL)
+
+
+def test_new_replicas_take_the_new_arrivals_while_a_backlog_drains_where_it_queued() -> None:
+    """No request moves between replicas: after a scale-up, least-loaded routing sends the arrivals to the new,
+    empty replicas, so they meet the SLO at once while the old replica still holds its backlog."""
+    capacity = float(MODEL.capacity(1000.0, 200.0))
+    windows = _windows([1.5 * capacity] * 10)  # one replica overloaded by half
+    views: list[ControlView] = []
+
+    def add_two(view: ControlView) -> int | None:
+        views.append(view)
+        return 3 if view.now >= 60.0 else None
+
+    result = simulate_fluid(windows, dataclasses.replace(CONFIG, initial_replicas=1, cold_start_s=30.0), add_two,
+                            MODEL)
+    assert result.attainment(1.0, 0.05, start_s=30.0, end_s=90.0) < 0.1  # the backlog of one replica
+    assert result.attainment(1.0, 0.05, start_s=90.0, end_s=150.0) > 0.9  # the new replicas' arrivals
+    after = next(v for v in views if v.now == 105.0)
+    old, *new = after.loads
+    assert len(new) == 2 and old.waiting > 100 * max(load.waiting for load in new)
+
+
+def test_a_replicas_capacity_is_what_it_sustains_in_an_overload() -> None:
+    """The table's capacity is the finish rate of one replica whose queue never runs dry — with short requests
+    a batch of 2000 arriving at once, the old measure, overstated it by a quarter."""
+    capacity = float(MODEL.capacity(128.0, 32.0))
+    rng = np.random.default_rng(11)
+    n = int(1.3 * capacity * 60)
+    arrival = np.cumsum(rng.exponential(1.0 / (1.3 * capacity), n))
+    prompt = np.maximum(1, np.ceil(rng.exponential(128.0, n))).astype(np.int64)
+    output = np.maximum(1, np.ceil(rng.exponential(32.0, n))).astype(np.int64)
+    result = simulate(Workload("overload", arrival, prompt, output), dataclasses.replace(CONFIG, initial_replicas=1))
+    span = float(arrival[-1])
+    finish = result.finish[result.finished]
+    sustained = float(((finish >= 0.3 * span) & (finish < span)).sum()) / (0.7 * span)
+    assert sustained == pytest.approx(capacity, rel=0.05)

@@ -8,45 +8,54 @@ a fitted table:
 * **The replica model** (`FluidModel`): the request-level simulator (`simulate()` with a fixed fleet of one
   replica, and of four to capture how least-loaded routing pools the replicas' queues) is run at a grid of
   Poisson rates and length mixes — exponential prompt and output lengths around a mean, as `workload` draws
-  ServeGen's windows. For each mix the table holds a replica's capacity (requests/s with its queue never
-  empty) and, at each utilization (rate ÷ capacity), the SLO attainment over a grid of (TTFT, TPOT) bounds,
+  ServeGen's windows. For each mix the table holds a replica's capacity (requests/s it finishes in a
+  sustained overload: the queue never empty, the KV cache's preemptions and every admission's prefill paid)
+  and, at each utilization (rate ÷ capacity), the SLO attainment over a grid of (TTFT, TPOT) bounds,
   the mean number of requests in a replica (Little's law) and what a scaler reads off llmobs' signals
   (running, waiting, KV usage, finished rate, token rates, TTFT p90), averaged over the steady part of the
   run. Values between grid points are interpolated linearly (in log length, log fleet size, log SLO and
   utilization); outside the grid they are clamped to its edge. `scripts/fit_fluid_model.py` regenerates the
   committed table.
-* **The fleet** (`simulate_fluid`): demand (arrivals per `resolution_s`, 1 s by default, in windows
-  (k·h, (k+1)·h] as a rate over the last seconds counts them) is spread evenly over the ready replicas (one
-  ready for part of a step counts for that part). The requests in the fleet are a fluid: they grow with
-  arrivals and shrink at the throughput the table gives for that many requests in a replica (the steady
-  state at utilization u holds L(u) requests and serves u × capacity; above L(u_max) a replica serves at
-  capacity and the rest waits — the backlog). A request is served as the steady state at the utilization
-  whose L(u) matches the requests in its replica; one arriving while the backlog ahead of it is longer than
-  `ttft_s` of capacity misses its TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost
-  attainment. When the demand comes from a per-request trace, its bursts are also read from the requests'
-  own lengths: a step's requests are dealt over the ready replicas in arrival order, each replica prefills
-  its share first come first served after what it had pending (at a full token budget per step), a request
-  misses TTFT when the prompts ahead of it and its own take longer than `ttft_s`, and TPOT when the prompts
-  behind it keep its decode steps full; the table then only adds what load does to an idle replica.
-  The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (the table's
-  observables at the current utilization, the backlog added to `waiting`; no `signals`; `door_rate` is the
-  demand over the signal window). Scaling follows `fleet`: new replicas serve `cold_start_s` after the
-  decision; a removal takes a starting replica first (newest first), else the newest ready one, which takes
-  its share of the requests in the fleet and costs GPU time until it has served them.
+* **The fleet** (`simulate_fluid`): demand (arrivals per `resolution_s`, 1 s by default, in windows (k·h, (k+1)·h]
+  as a rate over the last seconds counts them) goes to the ready replicas as least-loaded routing sends it: each
+  replica holds its own requests (a fluid), and a step's arrivals fill the replicas holding the fewest up to a
+  common level (water-filling; one ready for part of a step counts for that part). No request moves between
+  replicas, so after a scale-up the new replicas take the new arrivals while a backlog drains on the replicas it
+  queued on. A replica's requests shrink at the throughput the table gives for that many (the steady state at
+  utilization u holds L(u) requests and serves u × capacity; past u_max its queue grows as a single server's, L(u)
+  ∝ 1/(1 − u), up to u = 0.999, beyond which it serves at capacity); what it holds beyond L(u_max) waits — the
+  backlog. A request is served as the steady state at the utilization whose L(u) matches the requests in the
+  replicas it went to; one arriving while the backlog ahead of it is longer than `ttft_s` of capacity misses its
+  TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost attainment. When the demand comes
+  from a per-request trace, the SLOs are read from the requests' own arrival instants and lengths instead of the
+  table: the requests are dealt over the ready replicas in turn, in arrival order, each replica prefills its prompts
+  first come first served (a full token budget per step), a request's first token comes at the end of the step
+  that holds its prompt's last token, and its TPOT counts a full-budget step for each budget of prompts behind
+  it — in its step and arriving on its replica while it decodes — and the decode step at the replica's load for
+  the others.
+  The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (each ready
+  replica shows the table's observables at the utilization of what it holds, its backlog added to
+  `waiting`; no `signals`; `door_rate` is the demand over the signal window, counted as the request-level
+  mode counts it). Scaling follows `fleet`: new replicas serve `cold_start_s` after the decision; a removal
+  takes a starting replica first (newest first), else the newest ready one, which takes the requests it
+  holds with it and costs GPU time until it has served them.
 
-What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate
-windows (the table assumes exponential lengths; a per-request trace's own lengths enter only through its
-bursts' prefill, above); prefix-cache hits (the table is fitted without shared prefixes); arrivals within a
-rate window other than Poisson; the composition of the requests in a replica at steady state (prefilling vs
-decoding) beyond the table's average; imbalance between replicas (the load is split evenly; least-loaded
-routing is close to that, round robin is not); throughput lost to preemptions in an overload beyond the
-closed-batch capacity; the lag of the signals (the table's steady-state values are shown at once, while
-`SignalTracker` averages a 60 s window); fleet sizes between and beyond the fitted ones (interpolated in log
-size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted exactly in windows built from a
-per-request workload, from the exponential tail for ServeGen's means. ServeGen windows with rate 0 are gaps in
-its data, not idle time: `fill_gaps` interpolates them from their neighbours (and the notes say how many).
-Agreement with the request-level simulator, measured, is in tests/simulate/test_fluid.py (cases outside 2
-points are marked there with their gap and cause).
+What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate windows
+(the table assumes exponential lengths; a per-request trace's own lengths enter through its requests, above, and
+least-loaded routing's steering of a burst away from the replicas still prefilling one is not modelled there);
+prefix-cache hits (the table is fitted without shared prefixes); arrivals within a rate window other than Poisson;
+the composition of the requests in a replica at steady state (prefilling vs decoding) beyond the table's average;
+imbalance between replicas other than least-loaded routing's (round robin is not modelled; replicas holding as
+many requests are taken as equal); how an overload starts — a real replica admits every arrival's prefill while
+its KV cache has room, so its batch fills and it finishes far fewer requests for a while, which the steady-state
+throughput curve does not hold back (the fluid's backlog then starts smaller); the lag of the gauges (the table's
+steady-state values are shown at once, while `SignalTracker` averages a 60 s window — `door_rate`, which KEDA on
+request rate reads, is counted over the same window in both modes); fleet sizes between and beyond the fitted ones
+(interpolated in log size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted exactly in
+windows built from a per-request workload, from the exponential tail for ServeGen's means. ServeGen windows with
+rate 0 are gaps in its data, not idle time: `fill_gaps` interpolates them from their neighbours (and the notes say
+how many). Agreement with the request-level simulator, measured, is in tests/simulate/test_fluid.py (cases outside
+2 points are marked there with their gap and cause).
 """
 
 from __future__ import annotations
@@ -77,10 +86,12 @@ REFIT_COMMAND = "PYTHONPATH=src python scripts/fit_fluid_model.py"
 # and the SLO bounds attainment is tabulated at.
 PROMPT_MEANS = (64.0, 128.0, 256.0, 1024.0, 2048.0, 4096.0, 16384.0)
 OUTPUT_MEANS = (8.0, 16.0, 32.0, 128.0, 256.0, 512.0)
-UTILIZATIONS = (0.05, 0.2, 0.4, 0.55, 0.7, 0.8, 0.85, 0.9, 0.95)
+UTILIZATIONS = (0.05, 0.2, 0.4, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 # Fleet sizes fitted: least-loaded routing pools the replicas' queues, so a fleet of 4 at a given
 # utilization queues far less than one replica does; beyond the largest size the pooling gain is held.
 FLEET_SIZES = (1, 4)
+# Beyond the fitted utilizations a replica's queue grows as a single server's (see `FluidFleet._fit_curve`).
+QUEUE_UTILIZATIONS = (0.98, 0.99, 0.995, 0.999)
 TTFT_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 TPOT_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 SIGNALS = ("running", "waiting", "kv_usage", "request_rate", "prompt_tokens_rate", "generation_tokens_rate",
@@ -92,6 +103,12 @@ FIT_SPAN_S = 200.0
 FIT_REQUESTS = 3000
 MAX_FIT_REQUESTS = 20_000
 CAPACITY_REQUESTS = 2000
+# The capacity is measured in an overload at OVERLOAD × a first guess, over OVERLOAD_SPAN_S of arrivals (at
+# least OVERLOAD_REQUESTS), from OVERLOAD_SETTLE of their span (the batch has filled by then).
+OVERLOAD = 2.0
+OVERLOAD_SPAN_S = 120.0
+OVERLOAD_REQUESTS = 6000
+OVERLOAD_SETTLE = 0.3
 
 
 # --- rate windows -----------------------------------------------------------------------------------------
@@ -447,15 +464,33 @@ def _fixed_fleet(config: FleetConfig, replicas: int = 1) -> FleetConfig:
 
 def fit_capacity(config: FleetConfig, mean_prompt: float, mean_output: float, *, seed: int = 0,
                  requests: int = CAPACITY_REQUESTS) -> float:
-    """Requests/s one replica finishes when its queue never runs dry: `requests` arrive at once and the
-    throughput between the 10th and the 90th percentile finish is taken (the fill and the drain excluded)."""
+    """Requests/s one replica finishes in a sustained overload: Poisson arrivals at OVERLOAD × a first guess
+    (`requests` arriving at once, the throughput between their 10th and 90th percentile finish; doubled until the
+    admitted arrivals outrun the finishes), the finishes counted from OVERLOAD_SETTLE of the arrivals' span to its
+    end, while the queue never runs dry. The guess alone is not it: with short requests a batch of `max_num_seqs`
+    is half of `requests`, and their synchronized start overstates what a replica sustains by up to a quarter; an
+    overload also pays for the preemptions a full KV cache causes and the prefill of every admission."""
     rng = np.random.default_rng(seed)
     w = Workload("capacity", np.zeros(requests), _exponential_lengths(rng, mean_prompt, requests),
                  _exponential_lengths(rng, mean_output, requests))
     result = simulate(w, _fixed_fleet(config))
     done = np.sort(result.finish[result.finished])
     lo, hi = done[len(done) // 10], done[(9 * len(done)) // 10]
-    return float(9 * len(done) // 10 - len(done) // 10) / float(hi - lo)
+    rate = OVERLOAD * float(9 * len(done) // 10 - len(done) // 10) / float(hi - lo)
+    while True:
+        n = int(min(3 * MAX_FIT_REQUESTS, max(OVERLOAD_REQUESTS, rate * OVERLOAD_SPAN_S)))
+        arrival = np.cumsum(rng.exponential(1.0 / rate, n))
+        arrival -= arrival[0]
+        w = Workload("overload", arrival, _exponential_lengths(rng, mean_prompt, n),
+                     _exponential_lengths(rng, mean_output, n))
+        result = simulate(w, _fixed_fleet(config))
+        span = float(arrival[-1])
+        counted = (arrival >= OVERLOAD_SETTLE * span) & ~result.rejected
+        finish = result.finish[result.finished]
+        served = int(((finish >= OVERLOAD_SETTLE * span) & (finish < span)).sum())
+        if served < 0.9 * int(counted.sum()):  # the queue grew all along: an overload
+            return served / ((1.0 - OVERLOAD_SETTLE) * span)
+        rate *= 2  # the guess was low (a few long prompts can skew it): overload harder
 
 
 def fit_requests(rate: float) -> int:
@@ -605,19 +640,60 @@ class PrefillState:
     request_step: np.ndarray  # the step of each admitted request (per-request traces only)
     request_prompt: np.ndarray
     request_output: np.ndarray
+    step_s: float = 1.0
+    request_arrival: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def first_token_s(self, replica: np.ndarray) -> np.ndarray:
+        """Each request's TTFT from its replica's prefill queue (`replica[i]`: where request i went): prompts
+        are prefilled first come first served at `rate`, from their own arrival instants (Lindley's
+        recursion, per replica), and the first token comes at the end of the step that holds the prompt's
+        last token — a step that also takes the prompts queued behind it, up to the token budget."""
+        n = len(replica)
+        if not n:
+            return np.zeros(0)
+        by = np.lexsort((np.arange(n), replica))  # per replica, in arrival order
+        rep_of = replica[by]
+        arrival = self.request_arrival[by].astype(float)
+        service = self.request_prompt[by].astype(float) / self.rate
+        done = np.cumsum(service)  # prefill seconds through each request, all replicas in a row
+        start = np.flatnonzero(np.r_[True, rep_of[1:] != rep_of[:-1]])
+        size = np.diff(np.r_[start, n])
+        base = np.repeat(done[start] - service[start], size)
+        work = done - base  # per replica
+        # finish_i = work_i + max over k ≤ i of (arrival_k − work_{k−1}), the max restarting at each replica
+        slack = arrival - (work - service)
+        span = float(np.abs(slack).max()) + 1.0
+        lift = np.repeat(np.arange(len(start)) * 4.0 * span, size)
+        best = np.maximum.accumulate(slack + lift) - lift
+        finish = work + best
+        # the busy period's prefill tokens through it (the period opened where the max was taken), and the
+        # queued prompts that fill the rest of its step
+        lifted = slack + lift
+        opened = np.maximum.accumulate(np.where(lifted >= np.maximum.accumulate(lifted), np.arange(n), 0))
+        tokens = (done - (done[opened] - service[opened])) * self.rate
+        room = np.ceil(tokens / self.budget - 1e-9) * self.budget - tokens
+        horizon = float(max(arrival.max(), finish.max())) + 1.0
+        key = rep_of * horizon * 2.0 + arrival
+        queued = np.searchsorted(key, rep_of * horizon * 2.0 + finish, side="right") - 1
+        behind = np.maximum(done[np.maximum(queued, np.arange(n))] - done, 0.0) * self.rate
+        first = finish + np.minimum(room, behind) / self.rate - arrival
+        out = np.empty(n)
+        out[by] = first
+        return out
 
     def per_request_met(self, ttft_s: float, tpot_s: float, ready: np.ndarray) -> np.ndarray:
-        """Per step, the share of a per-request trace's arrivals its bursts leave within both SLOs, from the
-        requests' own lengths: a step's requests are dealt over its ready replicas in arrival order (as
-        least-loaded routing spreads a burst), each replica prefills its share first come first served after
-        what it had pending; a request's first token waits for the prompts ahead of it and its own, and it
-        decodes while the prompts behind it on its replica are prefilled (full-budget steps)."""
+        """Per step, the share of a per-request trace's arrivals that meet both SLOs, from the requests' own
+        arrival instants and lengths: the requests are dealt over a step's ready replicas in turn, in arrival
+        order (as least-loaded routing balances their counts); a request's first token waits for its replica's
+        prefill queue (`first_token_s`), and it decodes while the prompts behind it on its replica — in its step and
+        arriving while it decodes — are prefilled (a full-budget step per budget of them), its other steps
+        taking the decode step time at the replica's load."""
         steps = len(self.pending)
         step = self.request_step
         first = np.searchsorted(step, step, side="left")
         rank = np.arange(len(step)) - first
         replicas = np.maximum(1, np.round(ready[step]).astype(np.int64))
-        replica = rank % replicas
+        replica = np.arange(len(step)) % replicas  # dealt in turn across steps too, as counts balance
         order = np.lexsort((rank, replica, step))
         prompt = self.request_prompt[order].astype(float)
         group = step[order] * (int(replicas.max()) + 1) + replica[order]
@@ -625,15 +701,22 @@ class PrefillState:
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         ends = np.r_[starts[1:], len(group)]
         size = ends - starts
-        before = np.repeat(cum[starts] - prompt[starts], size)
         total = np.repeat(cum[ends - 1], size)
-        ahead = cum - before  # its own prompt and the ones before it on its replica in this step
-        behind = total - cum
+        behind = total - cum  # the prompts after it on its replica in this step
         pending = self.pending[step[order]]
-        ttft_ok = (pending + ahead) / self.rate <= ttft_s
+        ttft_ok = self.first_token_s(replica)[order] <= ttft_s
         gaps = np.maximum(self.request_output[order].astype(float) - 1.0, 1.0)
-        full_steps = np.minimum(behind / self.budget, gaps)
         dec = self.decode_step_s[step[order]]
+        # the prompts arriving on its replica while it decodes (later steps' bursts) are prefilled behind it
+        # too: their chunks stretch its steps as well (the decode time taken from the steps it then has full)
+        arrived = np.concatenate(([0.0], np.cumsum(np.where(np.isfinite(self.burst), self.burst, 0.0))))
+        since = (step[order] + 1).astype(float)  # its step's end, in steps
+        full_steps = np.minimum(behind / self.budget, gaps)
+        for _ in range(2):
+            decode_s = full_steps * self.full_step_s + (gaps - full_steps) * dec
+            later = np.interp(np.minimum(since + decode_s / self.step_s, steps), np.arange(steps + 1),
+                              arrived) - arrived[step[order] + 1]
+            full_steps = np.minimum((behind + later) / self.budget, gaps)
         tpot = (full_steps * self.full_step_s + (gaps - full_steps) * dec) / gaps
         tpot_ok = (tpot <= tpot_s) | (self.request_output[order] <= 1)
         ok = (ttft_ok & tpot_ok & np.isfinite(pending)).astype(float)
@@ -649,6 +732,7 @@ class _FluidReplica:
     added_at: float
     ready_at: float
     ended_at: float = math.nan
+    held: float = 0.0  # requests in it (running + waiting), once it is ready
 
 
 @dataclass(frozen=True)
@@ -677,6 +761,9 @@ class FluidResult:
     end_time: float
     replica_timeline: tuple[tuple[float, int, int], ...] = ()
     notes: tuple[str, ...] = ()
+    # per sync with a controller, the utilization whose steady state the first ready replica was shown at
+    # (NaN with none ready); every replica is shown at the steady state of the requests it holds
+    shown_utilization: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def requests(self) -> float:
@@ -705,18 +792,14 @@ class FluidResult:
         late = np.where(np.isinf(w0) | np.isinf(w1), 1.0,
                         np.where((w0 > ttft_s) & (w1 > ttft_s), 1.0,
                                  np.where((w0 <= ttft_s) & (w1 <= ttft_s), 0.0, ramp)))
-        served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
-                                       self.fleet_size)
         if len(self.prefill.request_step):
-            # the bursts from the requests' own lengths; the table for what load adds to an idle replica's
-            burst = self.prefill.per_request_met(ttft_s, tpot_s, self.capacity_replicas)
-            idle = self.model.attainment(np.zeros_like(self.utilization), self.mean_prompt, self.mean_output,
-                                         ttft_s, tpot_s, self.fleet_size)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                served = np.where(idle > 0, np.minimum(served / idle, 1.0), 0.0)
-        else:
-            burst = np.ones_like(served)  # rate windows: Poisson arrivals within a window, as the table has them
-        met: np.ndarray = self.admitted * (1.0 - late) * burst * served
+            # a per-request trace: the requests' own arrival instants and lengths give TTFT (the prefill queue)
+            # and TPOT (the decode steps at the load, stretched by the prefill of the prompts behind)
+            served = self.prefill.per_request_met(ttft_s, tpot_s, self.capacity_replicas)
+        else:  # rate windows: Poisson arrivals within a window, as the table has them
+            served = self.model.attainment(self.utilization, self.mean_prompt, self.mean_output, ttft_s, tpot_s,
+                                           self.fleet_size)
+        met: np.ndarray = self.admitted * (1.0 - late) * served
         return met
 
     def attainment(self, ttft_s: float, tpot_s: float, start_s: float | None = None,
@@ -808,11 +891,12 @@ class FluidFleet:
         self.live: list[_FluidReplica] = []
         self.retired: list[_FluidReplica] = []
         self.timeline: list[tuple[float, int, int]] = []
-        self.backlog = 0.0
+        self.router = 0.0  # requests waiting at the router for a first ready replica
+        self.shown_utilization: list[float] = []  # per view, the utilization its first ready replica shows
         self._cum = _Cumulative(self.windows, config.engine.max_model_len)
         self._utilization = 0.0
         self._mix = (1.0, 1.0)
-        self._full = 0.0
+        self._knots = (np.zeros(1), np.zeros(1))  # the current step's throughput curve (concurrency, requests/s)
         self._curves: dict[tuple[float, float, float], tuple[float, np.ndarray, np.ndarray]] = {}
         self._shown = np.stack([model.observables[name] for name in _SHOWN], axis=-1)
         self._capacities: dict[tuple[float, float], float] = {}
@@ -831,15 +915,21 @@ class FluidFleet:
         ready = sum(1 for r in self.live if r.ready_at <= now)
         return ready, len(self.live) - ready
 
-    def _drain_s(self, now: float) -> float:
-        """How long a ready replica removed now keeps running: it takes its share of the requests in the fleet
-        with it and serves them at its capacity."""
-        ready = max(1, self._counts(now)[0])
+    def _level_utilization(self, held: float) -> float:
+        """The fitted utilization whose steady state holds `held` requests in a replica (u_max beyond it)."""
+        knots, _ = self._knots
+        if len(knots) < 3:
+            return 0.0
+        fitted = len(self.model.utilizations)
+        return float(np.interp(min(held, knots[fitted]), knots[1:fitted + 1], self.model.utilizations))
+
+    def _drain_s(self, victim: _FluidReplica) -> float:
+        """How long a ready replica removed now keeps running: it takes the requests it holds with it (no
+        request moves to another replica, as in vLLM) and serves them at its capacity."""
         mp, mo = self._mix
         capacity = self._capacity(mp, mo)
-        share = self.backlog / ready
-        self.backlog -= share
-        return max(share / capacity, float(self.model.observe("drain_s", self._utilization, mp, mo)))
+        u = self._level_utilization(victim.held)
+        return max(victim.held / capacity, float(self.model.observe("drain_s", u, mp, mo)))
 
     def _scale_to(self, desired: int, now: float) -> None:
         desired = max(0, min(int(desired), self.config.max_replicas))
@@ -849,7 +939,7 @@ class FluidFleet:
         while len(self.live) > desired:
             starting = [r for r in self.live if r.ready_at > now]
             victim = starting[-1] if starting else self.live[-1]
-            victim.ended_at = now if victim.ready_at > now else now + self._drain_s(now)  # before it leaves
+            victim.ended_at = now if victim.ready_at > now else now + self._drain_s(victim)  # before it leaves
             self.live.remove(victim)
             self.retired.append(victim)
         if changed:
@@ -864,24 +954,39 @@ class FluidFleet:
                 float(c.at(c.prompt, now) - c.at(c.prompt, lo)) / span)
 
     def _view(self, now: float, served_rate: float) -> ControlView:
+        """What a controller sees: each ready replica at the steady state of the requests it holds (those
+        beyond a saturated replica's batch added to `waiting` and to TTFT p90 as the time to serve them), the
+        fleet's served rate split as their throughputs are."""
         ready, starting = self._counts(now)
         mp, mo = self._mix
         loads: tuple[ReplicaLoad, ...] = ()
         if ready:
-            u = self._utilization
-            capacity = self._capacity(mp, mo) * ready
-            per_replica = served_rate / ready
-            excess = max(0.0, self.backlog / ready - self._full)  # queued beyond a saturated replica's batch
-            wait = excess * ready / capacity if capacity > 0 else 0.0
-            running, waiting, kv_usage, ttft_p90 = self._shown_slice(ready).at(u)
-            load = ReplicaLoad(
-                running=running,
-                waiting=waiting + excess,
-                kv_usage=min(1.0, max(0.0, kv_usage)),
-                request_rate=per_replica, prompt_tokens_rate=per_replica * mp,
-                generation_tokens_rate=per_replica * mo,
-                ttft_p90_s=ttft_p90 + wait)
-            loads = (load,) * ready
+            knots, rates = self._knots
+            full = float(knots[len(self.model.utilizations)])
+            capacity = self._capacity(mp, mo)
+            helds = [r.held for r in self.live if r.ready_at <= now]
+            throughput = [float(np.interp(held, knots, rates)) for held in helds]
+            total = sum(throughput)
+            shown = self._shown_slice(ready)
+            by_level: dict[tuple[float, float], ReplicaLoad] = {}
+            out = []
+            self.shown_utilization.append(self._level_utilization(helds[0]))
+            for held, rate in zip(helds, throughput, strict=True):
+                key = (held, rate)
+                load = by_level.get(key)
+                if load is None:
+                    running, waiting, kv_usage, ttft_p90 = shown.at(self._level_utilization(held))
+                    excess = max(0.0, held - full)  # queued beyond a saturated replica's batch
+                    per_replica = served_rate * rate / total if total > 0 else served_rate / ready
+                    load = by_level[key] = ReplicaLoad(
+                        running=running, waiting=waiting + excess, kv_usage=min(1.0, max(0.0, kv_usage)),
+                        request_rate=per_replica, prompt_tokens_rate=per_replica * mp,
+                        generation_tokens_rate=per_replica * mo,
+                        ttft_p90_s=ttft_p90 + (excess / capacity if capacity > 0 else 0.0))
+                out.append(load)
+            loads = tuple(out)
+        else:
+            self.shown_utilization.append(math.nan)
         door_rate, door_prompt = self._door(now)
         return ControlView(now, ready, starting, loads, door_rate, door_prompt)
 
@@ -931,7 +1036,10 @@ class FluidFleet:
                    ) -> tuple[float, np.ndarray, np.ndarray]:
         """A replica's throughput as a function of the requests in it at this mix: capacity, and the knots
         (concurrency, requests/s) where the steady state at each fitted utilization u has concurrency L(u) and
-        throughput u × capacity; above L(u_max) the replica serves at capacity and the rest waits."""
+        throughput u × capacity. Above L(u_max) the requests beyond it queue: the throughput approaches
+        capacity as a single-server queue's does, L(u) = L(u_max)·(1 − u_max)/(1 − u), so that a replica
+        loaded just below its capacity builds the queue a real one does instead of serving at capacity with
+        none; beyond the last of `QUEUE_UTILIZATIONS` it serves at capacity and the rest waits."""
         m = self.model
         mu = self._capacity(mean_prompt, mean_output)
         u = m.utilizations
@@ -941,8 +1049,12 @@ class FluidFleet:
         concurrency = _ShownSlice(self._concurrency_lists, self._u_axis, located)
         level = np.maximum.accumulate(np.array([concurrency.at(x)[0] for x in self._u_axis]))
         level = level + np.arange(len(level)) * 1e-9  # strictly increasing for the inverse
-        knots = np.concatenate(([0.0], level, [level[-1] * 1.05 + 1e-6]))
-        rates = np.concatenate(([0.0], u * mu, [mu]))
+        top = float(u[-1])
+        queue = np.array([x for x in QUEUE_UTILIZATIONS if x > top])
+        queued = level[-1] * (1.0 - top) / (1.0 - queue) + np.arange(1, len(queue) + 1) * 1e-6
+        knots = np.concatenate(([0.0], level, queued, [queued[-1] * 1.05 + 1e-6] if len(queue) else
+                                [level[-1] * 1.05 + 1e-6]))
+        rates = np.concatenate(([0.0], u * mu, queue * mu, [mu]))
         return mu, knots, rates
 
     def run(self) -> FluidResult:
@@ -986,59 +1098,78 @@ class FluidFleet:
         capacity = np.zeros(n)
         u_grid = m.utilizations
         u_max = m.max_utilization
-        held = 0.0  # requests in the fleet (running + waiting), at the router too when no replica is ready
         sizes = np.ones(n)
         ready_count = np.zeros(n)
         decode_step = np.full(n, cfg.profile.step_seconds(0, 1, 0))
         for k in range(steps):
             fleet = float(max(1, self._counts(k * dt)[0]))
             mu, knots, rates = self._curve(float(mix_prompt[k]), float(mix_output[k]), fleet)
-            inflow = knots + h * rates  # Q_new + h·X(Q_new) at each knot: increasing, so invertible
-            full = knots[-2]  # L(u_max): above it the replica is saturated and the rest waits
+            self._knots = (knots, rates)
+            fitted = len(u_grid)
+            full = knots[fitted]  # L(u_max): what a replica holds beyond it waits (a queue)
             served = 0.0
             for j in range(k * substeps, (k + 1) * substeps):
                 sub_end = t0[j] + h
-                ready = sum(min(1.0, max(0.0, (sub_end - r.ready_at) / h)) for r in self.live)
+                # the replicas serving in this substep, with the share of it they are ready for
+                serving = [(r, min(1.0, (sub_end - r.ready_at) / h)) for r in self.live if r.ready_at < sub_end]
+                ready = sum(w for _, w in serving)
                 capacity[j] = ready * mu
                 ready_count[j] = ready
                 sizes[j] = fleet
-                start = held
                 pending[j] = prefill / ready if ready > 0 else math.inf
                 burst[j] = tokens[j] / ready if ready > 0 else math.inf
                 prefill = max(0.0, prefill + tokens[j] - ready * prefill_rate * h)
                 if ready > 0:
-                    # implicit Euler on dQ/dt = arrivals − X(Q), per replica (stable at any step size)
-                    target = (held + admitted[j]) / ready
-                    q = (float(np.interp(target, inflow, knots)) if target <= inflow[-1]
-                         else knots[-1] + (target - inflow[-1]))
-                    held = q * ready
-                    per = 0.5 * (start / ready + q)
-                    utilization[j] = float(np.interp(min(per, full), knots[1:-1], u_grid))
-                    wait_start[j] = max(0.0, start / ready - full) / mu
+                    if self.router > 0:  # what waited for a replica is on the first one ready
+                        min(serving, key=lambda rw: rw[0].ready_at)[0].held += self.router
+                        self.router = 0.0
+                    # replicas holding as many requests (and ready as long) move together: one group each
+                    groups: dict[tuple[float, float], float] = {}
+                    for r, w in serving:
+                        groups[r.held, w] = groups.get((r.held, w), 0.0) + w
+                    levels: dict[float, float] = {}
+                    for (level, _), weight in groups.items():
+                        levels[level] = levels.get(level, 0.0) + weight
+                    before = sum(level * weight for level, weight in levels.items())
+                    water = _water_level(levels, float(admitted[j]))
+                    lowest = min(levels)
+                    moved: dict[tuple[float, float], float] = {}
+                    for level, w in groups:
+                        # implicit Euler on dQ/dt = inflow − X(Q) per replica (stable at any step size):
+                        # Q + w·h·X(Q) = target, w the share of the substep the replica serves
+                        target = max(level, water)
+                        inflow = knots + (w * h) * rates
+                        moved[level, w] = (float(np.interp(target, inflow, knots)) if target <= inflow[-1]
+                                           else knots[-1] + (target - inflow[-1]))
+                    for r, w in serving:
+                        r.held = moved[r.held, w]
+                    # where this substep's arrivals went: the least-loaded replicas
+                    q = min(moved[key] for key in groups if key[0] == lowest)
+                    after = sum(moved[key] * weight for key, weight in groups.items())
+                    served += before + admitted[j] - after
+                    per = 0.5 * (lowest + q)
+                    utilization[j] = float(np.interp(min(per, full), knots[1:fitted + 1], u_grid))
+                    wait_start[j] = max(0.0, lowest - full) / mu
                     wait_end[j] = max(0.0, q - full) / mu
                     decode_step[j] = cfg.profile.step_seconds(
                         0, max(1, round(per)), round(per * (mix_prompt[k] + mix_output[k] / 2)))
                 else:
-                    held += admitted[j]
+                    self.router += admitted[j]
                     utilization[j] = u_max
                     wait_start[j] = wait_end[j] = math.inf
-                served += start + admitted[j] - held
             self._utilization = float(utilization[(k + 1) * substeps - 1])
             self._mix = (float(mix_prompt[k]), float(mix_output[k]))
             self._log_mix = (log_prompt[k], log_output[k])
-            self.backlog = held
-            self._full = full
             if self.controller is not None:
                 desired = self.controller(self._view((k + 1) * dt, served / dt))
                 if desired is not None:
                     self._scale_to(desired, (k + 1) * dt)
-                    held = self.backlog
         end_time = float(edges[-1])
-        self.backlog = held
-        ready_capacity = sum(1 for r in self.live if r.ready_at <= end_time) * float(
-            self.model.capacity(*self._mix))
+        ready_capacity = float(self.model.capacity(*self._mix))
         if self.live:
-            tail = self.backlog / ready_capacity if ready_capacity > 0 else cfg.tail_s
+            # the run goes on until the most loaded replica has served what it holds
+            held = max([r.held for r in self.live if r.ready_at <= end_time] + [self.router])
+            tail = held / ready_capacity if ready_capacity > 0 else cfg.tail_s
             end_time += min(tail, cfg.tail_s)
         notes = list(self.windows.notes)
         replicas = tuple((r.added_at, r.ended_at) for r in self.retired) + tuple(
@@ -1047,12 +1178,30 @@ class FluidFleet:
         request_step = np.minimum(np.maximum(np.ceil(self.windows.request_arrival / h).astype(np.int64) - 1, 0),
                                   n - 1)
         prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step, request_step,
-                                     self.windows.request_prompt, self.windows.request_output)
+                                     self.windows.request_prompt, self.windows.request_output, h,
+                                     self.windows.request_arrival)
         return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity,
                            ready_count, utilization,
                            sizes,
                            np.repeat(mix_prompt, substeps), np.repeat(mix_output, substeps), replicas,
-                           cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes))
+                           cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes),
+                           np.array(self.shown_utilization))
+
+
+def _water_level(groups: dict[float, float], arrivals: float) -> float:
+    """The level least-loaded routing fills the replicas to: `arrivals` requests go to the replicas holding
+    the fewest (`groups`: requests held → how many replicas hold that many), raising them together, until
+    every replica below the level holds it."""
+    levels = sorted(groups)
+    water, weight = levels[0], 0.0
+    for i, level in enumerate(levels):
+        weight += groups[level]
+        room = (levels[i + 1] - water) * weight if i + 1 < len(levels) else math.inf
+        if arrivals <= room:
+            return water + arrivals / weight
+        arrivals -= room
+        water = levels[i + 1]
+    return water
 
 
 def simulate_fluid(demand: RateWindows | Workload, config: FleetConfig, controller: Controller | None = None,
