@@ -23,6 +23,7 @@ What is modelled, and the choices made where a real cluster could differ:
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ from llmobs.sources.textformat import TextParser
 
 ROUTING = ("least_loaded", "round_robin")
 MAX_LABEL_VALUES = 512  # the exporter's default `scrape.max_label_values`
+_LOAD = attrgetter("load")  # requests in a replica (running + waiting): the least-loaded router's key
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ class FleetSimulator:
         self._next_id = 0
         self._rr = 0
         self._ready: list[_Replica] = []  # live replicas ready at `_ready_until`'s last check
+        self._ready_engines: list[ReplicaEngine] = []  # their engines, which the least-loaded router scans
+        self._round_robin = config.routing == "round_robin"
         self._ready_until = -math.inf  # the ready list holds until this instant (the next replica's ready_at)
         self._ready_since = math.inf
         self._prompt_cumsum = np.concatenate(([0.0], np.cumsum(workload.prompt, dtype=float)))
@@ -158,9 +162,7 @@ class FleetSimulator:
         self._ready_until = -math.inf
         engine = victim.engine
         if victim.ready_at > now:  # never served: what waits there goes to the replicas left (or the router)
-            queued = list(engine.waiting)
-            engine.waiting.clear()
-            for request in queued:
+            for request in engine.take_waiting():
                 self._route(request, now)
             victim.ended_at = now
         else:
@@ -227,6 +229,7 @@ class FleetSimulator:
         """Live replicas ready at `now`, recomputed only when the fleet changed or a replica became ready."""
         if now >= self._ready_until or now < self._ready_since:
             self._ready = [r for r in self.live if r.ready_at <= now]
+            self._ready_engines = [r.engine for r in self._ready]
             self._ready_since = now
             self._ready_until = min((r.ready_at for r in self.live if r.ready_at > now), default=math.inf)
         return self._ready
@@ -240,24 +243,17 @@ class FleetSimulator:
             first = min(self.live, key=lambda r: r.ready_at)
             first.engine.submit(request)
             return
-        if self.config.routing == "round_robin":
+        if self._round_robin:
             self._rr = (self._rr + 1) % len(ready)
-            chosen = ready[self._rr]
-            chosen.engine.advance(now)
+            chosen = ready[self._rr].engine
         else:
-            best = None
-            fewest = 0
-            for replica in ready:
-                engine = replica.engine
+            engines = self._ready_engines
+            for engine in engines:
                 if engine.next_change <= now:
                     engine.settle(now)
-                load = len(engine.running) + len(engine.waiting)
-                if best is None or load < fewest:
-                    best, fewest = replica, load
-            assert best is not None
-            chosen = best
-            chosen.engine.advance(now)
-        chosen.engine.submit(request)
+            chosen = min(engines, key=_LOAD)  # the first of the least loaded: ties go to the oldest replica
+        chosen.advance(now)
+        chosen.submit(request)
 
     def run(self) -> SimulationResult:
         cfg, w = self.config, self.workload
