@@ -225,7 +225,9 @@ class ReplicaEngine:
             return None
         free = self.free_blocks
         waiting = self.waiting
-        if waiting and len(self.running) < self._max_seqs:  # `_admissible(budget − n, free − n)`, inlined
+        # could the head of the queue join the batch (room, budget, blocks for its first chunk) beside the
+        # n decode tokens and the n blocks they may need? Then the next step admits it: not a decode run
+        if waiting and len(self.running) < self._max_seqs:
             budget = self._token_budget - n
             if budget > 0:
                 head = waiting[0]
@@ -235,7 +237,7 @@ class ReplicaEngine:
                 if -(-chunk // self._bs) <= free - n:
                     return None
         heap = self._finishes
-        top = heap[0]  # `_drop_stale`, inlined: a decoding request always has its live entry in the heap
+        top = heap[0]  # skip stale entries first (a decoding request always has its live entry here)
         while not (top[2].decoding and top[2].done_at == top[0]):
             heappop(heap)  # entries of requests preempted since
             top = heap[0]
@@ -255,17 +257,6 @@ class ReplicaEngine:
                 self._step()
 
     # --- the decoding group
-    def _start_decoding(self, r: SimRequest) -> None:
-        d = self._decode_count
-        r.decoding = True
-        r.sync = d
-        r.done_at = d + r.output - r.generated
-        self._decoding += 1
-        offset = r.computed - d
-        self._offset_sum += offset
-        self._at_position[offset % self._bs] += 1
-        heappush(self._finishes, (r.done_at, r.index, r))
-
     def _sync(self, r: SimRequest) -> None:
         delta = self._decode_count - r.sync
         r.computed += delta
@@ -317,14 +308,6 @@ class ReplicaEngine:
                 self._retire(r, now)
 
     # --- scheduling
-    def _admissible(self, budget: int, free: int) -> bool:
-        """Could the head of the queue join the batch now (batch room, budget, blocks for its first chunk)?"""
-        if not self.waiting or len(self.running) >= self._max_seqs or budget <= 0:
-            return False
-        head = self.waiting[0]
-        chunk = min(head.prompt + head.generated, budget)
-        return -(-chunk // self._bs) <= free
-
     def _decode_run(self, until: float) -> bool:
         """Take k ≥ 2 identical pure-decode steps at once when nothing can change before the k-th; False
         when the next step must be taken alone."""
@@ -361,7 +344,8 @@ class ReplicaEngine:
         h.sum += value * (n * k)
         h.count += n * k
         self.clock += elapsed
-        self._pop_finished(self.clock)
+        if self._finishes[0][0] <= self._decode_count:  # k stopped short of the first finish: nothing to pop
+            self._pop_finished(self.clock)
 
     def _preempt_newest(self) -> SimRequest:
         victim, _ = self.running.popitem()
@@ -458,9 +442,11 @@ class ReplicaEngine:
         decoding = self._decoding
         if not scheduled and not decoding:
             raise RuntimeError("simulated replica made no progress")  # unreachable: the config check forbids it
+        # Only a preemption can take a scheduled request out of the batch, and none admitted ones: without
+        # one, every scheduled request is still running and the membership checks below can be skipped.
         prefill = context = 0
         for r, n in scheduled:
-            if r in running:
+            if not preempted or r in running:
                 prefill += n
                 context += r.computed
         context += self._offset_sum + decoding * self._decode_count
@@ -472,19 +458,23 @@ class ReplicaEngine:
         end = self.clock + elapsed
         self.clock = end
         self.steps += 1
+        d = self._decode_count
         if decoding:
-            self._decode_count += 1
+            d += 1
+            self._decode_count = d
             stats.generation_tokens += decoding
             h = stats.h_itl  # SimHistogram.observe, inlined
             h.counts[bisect_left(h.bounds, elapsed)] += decoding
             h.sum += elapsed * decoding
             h.count += decoding
-            self._pop_finished(end)
+            if self._finishes[0][0] <= d:
+                self._pop_finished(end)
         for r, n in scheduled:
-            if r not in running:
+            if preempted and r not in running:
                 continue  # preempted after it was scheduled: its work is lost
-            r.computed += n
-            if r.computed < r.prompt + r.generated:
+            computed = r.computed + n
+            r.computed = computed
+            if computed < r.prompt + r.generated:
                 continue  # a prefill chunk, more to come
             r.generated += 1
             stats.generation_tokens += 1
@@ -501,8 +491,15 @@ class ReplicaEngine:
                     self._prefix_insert(r)
             if r.generated >= r.output:
                 self._retire(r, end)
-            else:
-                self._start_decoding(r)
+            else:  # it joins the decoding group, at offset computed − d from the decode counter
+                r.decoding = True
+                r.sync = d
+                done_at = r.done_at = d + r.output - r.generated
+                self._decoding += 1
+                offset = computed - d
+                self._offset_sum += offset
+                self._at_position[offset % bs] += 1
+                heappush(self._finishes, (done_at, r.index, r))
 
     def _retire(self, r: SimRequest, now: float) -> None:
         del self.running[r]
