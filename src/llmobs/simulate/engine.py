@@ -117,7 +117,7 @@ class ReplicaEngine:
     call (noted where it is done); the arithmetic is written exactly as in the helpers, term for term, so
     every time comes out to the same bits."""
 
-    __slots__ = ("_at_position", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_finishes", "_fixed_s",
+    __slots__ = ("_at_position", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_deferred", "_finishes", "_fixed_s",
                  "_hash_tokens", "_kv_token_s", "_max_seqs", "_offset_sum", "_prefill_step_s", "_prefill_token_s",
                  "_prefix", "_prefix_capacity", "_stats", "_token_budget", "clock", "config", "created",
                  "finished", "free_blocks", "load", "next_change", "prefilling", "profile", "replica_id", "running",
@@ -157,6 +157,11 @@ class ReplicaEngine:
         self._hash_tokens = hash_block_tokens
         self._prefix: OrderedDict[int, None] = OrderedDict()
         self._prefix_capacity = max(1, config.kv_blocks * config.block_size // hash_block_tokens)
+        # The decode run `settle` found and left for later. It depends only on the requests' state (not on
+        # the clock), so it holds until a request comes or a step is taken (`submit`, `take_waiting`,
+        # `_step` and `_take_decode_run` drop it): the next `settle` or `advance` takes it without planning
+        # it again — most runs would otherwise be planned twice, once to see they end past the instant asked.
+        self._deferred: tuple[int, float] | None = None
 
     # --- state read by the page and the router
     @property
@@ -176,6 +181,7 @@ class ReplicaEngine:
         request.replica = self.replica_id
         self.waiting.append(request)
         self.load += 1
+        self._deferred = None
         self.next_change = self.clock
 
     def take_waiting(self) -> list[SimRequest]:
@@ -183,6 +189,7 @@ class ReplicaEngine:
         queued = list(self.waiting)
         self.waiting.clear()
         self.load -= len(queued)
+        self._deferred = None
         return queued
 
     def advance(self, until: float) -> None:
@@ -205,13 +212,14 @@ class ReplicaEngine:
         while self.clock < until:
             if not self.load:
                 break
-            plan = self._decode_plan()
+            plan = self._deferred or self._decode_plan()
             if plan is None:
                 self._step()  # not part of a decode run: `_decode_run` would decline it too
                 continue
             k, first = plan
             ahead = self.clock + k * first + kv_token_s * self._decoding * k * (k - 1) / 2
             if ahead > until:
+                self._deferred = plan
                 self.next_change = ahead
                 return
             self._take_decode_run(k, first)
@@ -311,7 +319,7 @@ class ReplicaEngine:
     def _decode_run(self, until: float) -> bool:
         """Take k ≥ 2 identical pure-decode steps at once when nothing can change before the k-th; False
         when the next step must be taken alone."""
-        plan = self._decode_plan()
+        plan = self._deferred or self._decode_plan()
         if plan is None:
             return False
         k, first = plan
@@ -330,6 +338,7 @@ class ReplicaEngine:
         return True
 
     def _take_decode_run(self, k: int, first: float) -> None:
+        self._deferred = None
         n = self._decoding
         growth = self._kv_token_s * n
         elapsed = k * first + growth * k * (k - 1) / 2
@@ -382,6 +391,7 @@ class ReplicaEngine:
             cache.popitem(last=False)
 
     def _step(self) -> None:
+        self._deferred = None
         bs = self._bs
         running = self.running
         stats = self._stats
