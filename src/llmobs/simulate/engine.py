@@ -343,18 +343,19 @@ class ReplicaEngine:
         growth = self._kv_token_s * n
         elapsed = k * first + growth * k * (k - 1) / 2
         self.free_blocks -= self._blocks_for_decode_steps(k)
-        self._decode_count += k
+        d = self._decode_count = self._decode_count + k
         self.steps += k
         stats = self._stats
-        stats.generation_tokens += n * k
+        tokens = n * k
+        stats.generation_tokens += tokens
         h = stats.h_itl  # SimHistogram.observe, inlined
         value = elapsed / k
-        h.counts[bisect_left(h.bounds, value)] += n * k
-        h.sum += value * (n * k)
-        h.count += n * k
-        self.clock += elapsed
-        if self._finishes[0][0] <= self._decode_count:  # k stopped short of the first finish: nothing to pop
-            self._pop_finished(self.clock)
+        h.counts[bisect_left(h.bounds, value)] += tokens
+        h.sum += value * tokens
+        h.count += tokens
+        clock = self.clock = self.clock + elapsed
+        if self._finishes[0][0] <= d:  # the run ends at the first finish unless blocks or time cut it short
+            self._pop_finished(clock)
 
     def _preempt_newest(self) -> SimRequest:
         victim, _ = self.running.popitem()
@@ -398,6 +399,7 @@ class ReplicaEngine:
         budget = self._token_budget - self._decoding
         scheduled: list[tuple[SimRequest, int]] = []
         preempted = False
+        prefill = context = 0  # prompt tokens scheduled, and the KV tokens their requests already hold
         if self.prefilling:
             for r in list(self.prefilling):
                 if r not in running:
@@ -415,6 +417,8 @@ class ReplicaEngine:
                 r.blocks += need
                 budget -= n
                 scheduled.append((r, n))
+                prefill += n
+                context += r.computed
         while self._decoding:
             need = self._at_position[-self._decode_count % bs]  # `_blocks_for_decode_steps(1)`, inlined
             if need <= self.free_blocks:
@@ -426,6 +430,7 @@ class ReplicaEngine:
         if not preempted and waiting:
             prefix_caching = self.config.prefix_caching
             max_seqs = self._max_seqs
+            free = self.free_blocks
             while waiting and len(running) < max_seqs and budget > 0:
                 r = waiting[0]
                 cached = 0
@@ -436,12 +441,12 @@ class ReplicaEngine:
                 if n > budget:
                     n = budget
                 need = -(-(cached + n) // bs)
-                if need > self.free_blocks:
+                if need > free:
                     break
                 waiting.popleft()
                 stats.prefix_hits += cached
                 r.computed = cached
-                self.free_blocks -= need
+                free -= need
                 r.blocks = need
                 if r.first_scheduled < 0:
                     r.first_scheduled = self.clock
@@ -449,16 +454,18 @@ class ReplicaEngine:
                 self.prefilling.append(r)
                 budget -= n
                 scheduled.append((r, n))
+                prefill += n
+                context += cached
+            self.free_blocks = free
         decoding = self._decoding
         if not scheduled and not decoding:
             raise RuntimeError("simulated replica made no progress")  # unreachable: the config check forbids it
-        # Only a preemption can take a scheduled request out of the batch, and none admitted ones: without
-        # one, every scheduled request is still running and the membership checks below can be skipped.
-        prefill = context = 0
-        for r, n in scheduled:
-            if not preempted or r in running:
-                prefill += n
-                context += r.computed
+        if preempted:  # the preemptions may have taken scheduled requests out of the batch: count those left
+            prefill = context = 0
+            for r, n in scheduled:
+                if r in running:
+                    prefill += n
+                    context += r.computed
         context += self._offset_sum + decoding * self._decode_count
         # StepProfile.step_seconds, inlined (the same terms in the same order)
         elapsed = (self._fixed_s + self._prefill_token_s * prefill + self._decode_seq_s * decoding
@@ -480,7 +487,7 @@ class ReplicaEngine:
             if self._finishes[0][0] <= d:
                 self._pop_finished(end)
         for r, n in scheduled:
-            if preempted and r not in running:
+            if preempted and r not in running:  # (without a preemption every scheduled request still runs)
                 continue  # preempted after it was scheduled: its work is lost
             computed = r.computed + n
             r.computed = computed
