@@ -39,8 +39,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import OrderedDict, deque
-from heapq import heappop, heappush
 from dataclasses import dataclass
+from heapq import heappop, heappush
 
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.profile import StepProfile
@@ -117,11 +117,11 @@ class ReplicaEngine:
     call (noted where it is done); the arithmetic is written exactly as in the helpers, term for term, so
     every time comes out to the same bits."""
 
-    __slots__ = ("_at_position", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_deferred", "_finishes", "_fixed_s",
-                 "_hash_tokens", "_kv_token_s", "_max_seqs", "_offset_sum", "_prefill_step_s", "_prefill_token_s",
-                 "_prefix", "_prefix_capacity", "_stats", "_token_budget", "clock", "config", "created",
-                 "finished", "free_blocks", "load", "next_change", "prefilling", "profile", "replica_id", "running",
-                 "steps", "waiting")
+    __slots__ = ("_at_position", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_deferred", "_finishes",
+                 "_fixed_s", "_hash_tokens", "_kv_token_s", "_max_seqs", "_offset_sum", "_prefill_step_s",
+                 "_prefill_token_s", "_prefix", "_prefix_capacity", "_stats", "_token_budget", "clock", "config",
+                 "created", "finished", "free_blocks", "load", "next_change", "prefilling", "profile", "replica_id",
+                 "running", "steps", "waiting")
 
     def __init__(self, config: EngineConfig, profile: StepProfile, *, start: float, hash_block_tokens: int = 512,
                  replica_id: int = 0) -> None:
