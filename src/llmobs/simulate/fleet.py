@@ -27,7 +27,6 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from operator import attrgetter
 
 import numpy as np
 
@@ -47,7 +46,6 @@ from llmobs.sources.textformat import TextParser
 
 ROUTING = ("least_loaded", "round_robin")
 MAX_LABEL_VALUES = 512  # the exporter's default `scrape.max_label_values`
-_LOAD = attrgetter("load")  # requests in a replica (running + waiting): the least-loaded router's key
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,11 +267,16 @@ class FleetSimulator:
             self._rr = (self._rr + 1) % len(ready)
             chosen = ready[self._rr].engine
         else:
-            engines = self._ready_engines
-            for engine in engines:
+            best: ReplicaEngine | None = None
+            fewest = 0
+            for engine in self._ready_engines:  # one loop: `min(key=...)` after it would cost twice as much
                 if engine.next_change <= now:
                     engine.settle(now)
-            chosen = min(engines, key=_LOAD)  # the first of the least loaded: ties go to the oldest replica
+                load = engine.load
+                if best is None or load < fewest:  # the first of the least loaded: ties go to the oldest
+                    best, fewest = engine, load
+            assert best is not None
+            chosen = best
         chosen.advance(now)
         chosen.submit(request)
 
