@@ -118,10 +118,10 @@ class ReplicaEngine:
     every time comes out to the same bits."""
 
     __slots__ = ("_at_position", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_deferred", "_finishes",
-                 "_fixed_s", "_hash_tokens", "_kv_token_s", "_max_seqs", "_offset_sum", "_prefill_step_s",
-                 "_prefill_token_s", "_prefix", "_prefix_capacity", "_stats", "_token_budget", "clock", "config",
-                 "created", "finished", "free_blocks", "load", "next_change", "prefilling", "profile", "replica_id",
-                 "running", "steps", "waiting")
+                 "_fixed_s", "_hash_tokens", "_kv_token_s", "_length_bucket", "_max_seqs", "_offset_sum",
+                 "_prefill_step_s", "_prefill_token_s", "_prefix", "_prefix_capacity", "_stats", "_token_budget",
+                 "clock", "config", "created", "finished", "free_blocks", "load", "next_change", "prefilling",
+                 "profile", "replica_id", "running", "steps", "waiting")
 
     def __init__(self, config: EngineConfig, profile: StepProfile, *, start: float, hash_block_tokens: int = 512,
                  replica_id: int = 0) -> None:
@@ -137,6 +137,7 @@ class ReplicaEngine:
         self.free_blocks = config.kv_blocks
         self.finished: list[SimRequest] = []
         self._stats = ReplicaStats(start, config.max_model_len)
+        self._length_bucket: dict[int, int] = {}  # a prompt or output length -> its bucket in the stats
         self.steps = 0
         self.next_change = start  # before this instant the number of requests in the replica cannot fall
         # the limits and coefficients the step loop reads, bound once
@@ -348,9 +349,10 @@ class ReplicaEngine:
         stats = self._stats
         tokens = n * k
         stats.generation_tokens += tokens
-        h = stats.h_itl  # SimHistogram.observe, inlined
+        h = stats.h_itl  # SimHistogram.observe, inlined (the first bucket checked first: see `_retire`)
         value = elapsed / k
-        h.counts[bisect_left(h.bounds, value)] += tokens
+        b = h.bounds
+        h.counts[0 if value <= b[0] else bisect_left(b, value)] += tokens
         h.sum += value * tokens
         h.count += tokens
         clock = self.clock = self.clock + elapsed
@@ -480,8 +482,9 @@ class ReplicaEngine:
             d += 1
             self._decode_count = d
             stats.generation_tokens += decoding
-            h = stats.h_itl  # SimHistogram.observe, inlined
-            h.counts[bisect_left(h.bounds, elapsed)] += decoding
+            h = stats.h_itl  # SimHistogram.observe, inlined (the first bucket checked first: see `_retire`)
+            b = h.bounds
+            h.counts[0 if elapsed <= b[0] else bisect_left(b, elapsed)] += decoding
             h.sum += elapsed * decoding
             h.count += decoding
             if self._finishes[0][0] <= d:
@@ -528,7 +531,10 @@ class ReplicaEngine:
         stats = self._stats
         stats.success["length" if r.truncated else "stop"] += 1
         arrival, started, first = r.arrival, r.first_scheduled, r.first_token
-        # SimHistogram.observe, inlined and unrolled: 8 histograms per request (9 with TPOT)
+        # SimHistogram.observe, inlined and unrolled: 8 histograms per request (9 with TPOT). Where nearly
+        # every value falls in the first bucket (queue and prefill times under 0.3 s, no preemption; most
+        # decode steps under 10 ms), one comparison with the first bound spares the bisection — a call that
+        # costs as much as the rest of an observation.
         h = stats.h_e2e
         value = now - arrival
         h.counts[bisect_left(h.bounds, value)] += 1
@@ -536,7 +542,8 @@ class ReplicaEngine:
         h.count += 1
         h = stats.h_queue
         value = started - arrival
-        h.counts[bisect_left(h.bounds, value)] += 1
+        b = h.bounds
+        h.counts[0 if value <= b[0] else bisect_left(b, value)] += 1
         h.sum += value
         h.count += 1
         h = stats.h_inference
@@ -546,7 +553,8 @@ class ReplicaEngine:
         h.count += 1
         h = stats.h_prefill
         value = first - started
-        h.counts[bisect_left(h.bounds, value)] += 1
+        b = h.bounds
+        h.counts[0 if value <= b[0] else bisect_left(b, value)] += 1
         h.sum += value
         h.count += 1
         h = stats.h_decode
@@ -554,20 +562,34 @@ class ReplicaEngine:
         h.counts[bisect_left(h.bounds, value)] += 1
         h.sum += value
         h.count += 1
+        # prompt and output lengths: whole numbers that repeat, whose bucket (the two histograms share their
+        # bounds) is looked up once per distinct length
+        buckets = self._length_bucket
         h = stats.h_prompt
         tokens = r.prompt
-        h.counts[bisect_left(h.bounds, tokens)] += 1
+        try:
+            i = buckets[tokens]
+        except KeyError:
+            i = buckets[tokens] = bisect_left(h.bounds, tokens)
+        h.counts[i] += 1
         h.sum += tokens
         h.count += 1
         h = stats.h_generation
         tokens = r.output
-        h.counts[bisect_left(h.bounds, tokens)] += 1
+        try:
+            i = buckets[tokens]
+        except KeyError:
+            i = buckets[tokens] = bisect_left(h.bounds, tokens)
+        h.counts[i] += 1
         h.sum += tokens
         h.count += 1
         h = stats.h_preempt
-        tokens = r.preemptions
-        h.counts[bisect_left(h.bounds, tokens)] += 1
-        h.sum += tokens
+        preemptions = r.preemptions
+        if preemptions:
+            h.counts[bisect_left(h.bounds, preemptions)] += 1
+            h.sum += preemptions
+        else:
+            h.counts[0] += 1  # (adding 0 to the sum changes nothing)
         h.count += 1
         if r.output > 1:
             h = stats.h_tpot
