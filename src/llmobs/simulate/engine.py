@@ -332,7 +332,8 @@ class ReplicaEngine:
                 k_time = math.ceil((-b + math.sqrt(b * b + 2 * growth * span)) / growth)
             else:
                 k_time = math.ceil(span / first)
-            k = min(k, max(k_time, 1))
+            if k_time < k:
+                k = k_time
             if k < 2:
                 return False
         self._take_decode_run(k, first)

@@ -261,7 +261,7 @@ class FleetSimulator:
         return self._ready
 
     def _route(self, request: SimRequest, now: float) -> None:
-        ready = self._ready_at(now)
+        ready = self._ready if self._ready_since <= now < self._ready_until else self._ready_at(now)
         if not ready:
             if not self.live:
                 self.pending.append(request)
