@@ -119,9 +119,9 @@ class ReplicaEngine:
 
     __slots__ = ("_at_position", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_deferred", "_finishes",
                  "_fixed_s", "_hash_tokens", "_kv_token_s", "_length_bucket", "_max_seqs", "_offset_sum",
-                 "_prefill_step_s", "_prefill_token_s", "_prefix", "_prefix_capacity", "_stats", "_token_budget",
-                 "clock", "config", "created", "finished", "free_blocks", "load", "next_change", "prefilling",
-                 "profile", "replica_id", "running", "steps", "waiting")
+                 "_prefill_step_s", "_prefill_token_s", "_prefix", "_prefix_capacity", "_stats", "_time_bounds",
+                 "_token_budget", "clock", "config", "created", "finished", "free_blocks", "load", "next_change",
+                 "prefilling", "profile", "replica_id", "running", "steps", "waiting")
 
     def __init__(self, config: EngineConfig, profile: StepProfile, *, start: float, hash_block_tokens: int = 512,
                  replica_id: int = 0) -> None:
@@ -138,6 +138,10 @@ class ReplicaEngine:
         self.finished: list[SimRequest] = []
         self._stats = ReplicaStats(start, config.max_model_len)
         self._length_bucket: dict[int, int] = {}  # a prompt or output length -> its bucket in the stats
+        stats = self._stats
+        if not stats.h_e2e.bounds == stats.h_inference.bounds == stats.h_decode.bounds:
+            raise RuntimeError("the e2e, inference and decode histograms must share their bounds")  # see _retire
+        self._time_bounds = (*stats.h_e2e.bounds, math.inf)
         self.steps = 0
         self.next_change = start  # before this instant the number of requests in the replica cannot fall
         # the limits and coefficients the step loop reads, bound once
@@ -536,9 +540,14 @@ class ReplicaEngine:
         # every value falls in the first bucket (queue and prefill times under 0.3 s, no preemption; most
         # decode steps under 10 ms), one comparison with the first bound spares the bisection — a call that
         # costs as much as the rest of an observation.
+        # e2e, inference and decode times share their bounds and differ by the queue and prefill times,
+        # short next to the buckets: each one's bucket is checked first for the next (`_time_bounds` ends
+        # with +inf, so that check needs no end case)
+        bounds = self._time_bounds
         h = stats.h_e2e
         value = now - arrival
-        h.counts[bisect_left(h.bounds, value)] += 1
+        i = bisect_left(bounds, value)
+        h.counts[i] += 1
         h.sum += value
         h.count += 1
         h = stats.h_queue
@@ -549,7 +558,9 @@ class ReplicaEngine:
         h.count += 1
         h = stats.h_inference
         value = now - started
-        h.counts[bisect_left(h.bounds, value)] += 1
+        if not ((not i or bounds[i - 1] < value) and value <= bounds[i]):
+            i = bisect_left(bounds, value)
+        h.counts[i] += 1
         h.sum += value
         h.count += 1
         h = stats.h_prefill
@@ -560,7 +571,9 @@ class ReplicaEngine:
         h.count += 1
         h = stats.h_decode
         value = now - first
-        h.counts[bisect_left(h.bounds, value)] += 1
+        if not ((not i or bounds[i - 1] < value) and value <= bounds[i]):
+            i = bisect_left(bounds, value)
+        h.counts[i] += 1
         h.sum += value
         h.count += 1
         # prompt and output lengths: whole numbers that repeat, whose bucket (the two histograms share their
