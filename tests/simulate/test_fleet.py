@@ -160,7 +160,7 @@ def test_the_same_inputs_give_the_same_run() -> None:
 
 def test_a_run_leaves_the_garbage_collector_as_it_found_it() -> None:
     """The run pauses Python's cyclic collector (speed); the caller gets it back as it was, even when the
-    controller fails, and a caller that had it off keeps it off."""
+    controller fails; a caller that had it off keeps it off, and what a caller froze stays frozen."""
     w = workload(200, rate=20.0)
     config = FleetConfig(ENGINE, PROFILE, initial_replicas=1)
     seen: list[bool] = []
@@ -179,6 +179,13 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+    gc.freeze()  # a caller's frozen objects stay frozen
+    try:
+        before = gc.get_freeze_count()
+        simulate(w, config)
+        assert gc.get_freeze_count() == before and gc.isenabled()
+    finally:
+        gc.unfreeze()
 
 
 def test_attainment_and_goodput_count_requests_meeting_both_slos() -> None:

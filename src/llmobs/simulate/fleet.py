@@ -125,13 +125,13 @@ def collector_paused() -> Iterator[None]:
 
     Why: a run allocates a few objects per request that live until it ends (the request, its finish-heap
     entry, the pages' samples in between), so the collector's passes, triggered by those allocations, scan
-    an ever larger heap again and again — about a tenth of a run's time — and find nothing: the simulator
+    an ever larger heap again and again — 5–10 % of a benchmark run — and find nothing: the simulator
     makes no reference cycles (a whole benchmark run leaves none to collect). Reference counting still frees
     everything as usual; only cycles made during the block (by a controller, say) wait until it ends.
 
     On the way out, what the block left alive is handed to the oldest generation (`gc.freeze` then
     `gc.unfreeze`, which only relink lists): left young, it would all be scanned by the first collection
-    after the block, which costs about as much again as the passes it avoided."""
+    after the block (~5 % of a benchmark run)."""
     if not gc.isenabled():
         yield
         return
@@ -139,8 +139,9 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.freeze()
-        gc.unfreeze()
+        if not gc.get_freeze_count():  # (unfreezing would also thaw what a caller froze: then leave it young)
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 
