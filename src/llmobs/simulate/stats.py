@@ -67,27 +67,33 @@ class PageTemplate:
 
     Built from `render_page`'s own output (every sample line's text before its value is kept), so the page
     `render` returns is that function's page, character for character (tests/simulate check it); values are
-    written as `render_page` writes them (`repr(float(v))`)."""
+    written as `render_page` writes them (`repr(float(v))`). The page is kept as its text pieces with a slot
+    after each sample line's text: `render` fills the slots and joins the pieces (a `str.format` of ~200
+    fields would parse the template again at every scrape)."""
 
-    __slots__ = ("_format", "lines")
+    __slots__ = ("_pieces", "lines")
 
     def __init__(self, model: str, block_size: int, kv_blocks: int, max_model_len: int) -> None:
         sample = ReplicaStats(0.0, max_model_len)
         text = render_page(model, 0.0, running=0, waiting=0, kv_usage=0.0, block_size=block_size,
                            kv_blocks=kv_blocks, r=sample)
-        parts = []
+        pieces = [""]  # text pieces at even indices, a value's slot at each odd one
         lines = 0
-        for line in text.split("\n"):
-            escaped = line.replace("{", "{{").replace("}", "}}")
+        for i, line in enumerate(text.split("\n")):
+            if i:
+                pieces[-1] += "\n"
             if line and not line.startswith("#"):
-                parts.append(escaped.rpartition(" ")[0] + " {}")
+                pieces[-1] += line.rpartition(" ")[0] + " "
+                pieces += ["", ""]
                 lines += 1
             else:
-                parts.append(escaped)
-        self._format = "\n".join(parts).format
+                pieces[-1] += line
+        self._pieces = pieces
         self.lines = lines
         if len(page_values(0, 0, 0.0, 0.0, sample)) != lines:
             raise RuntimeError("page_values does not match render_page's sample lines")  # a renderer change
 
     def render(self, running: int, waiting: int, kv_usage: float, created: float, r: ReplicaStats) -> str:
-        return self._format(*map(repr, map(float, page_values(running, waiting, kv_usage, created, r))))
+        pieces = self._pieces.copy()
+        pieces[1::2] = map(repr, map(float, page_values(running, waiting, kv_usage, created, r)))
+        return "".join(pieces)
