@@ -3,8 +3,6 @@ routing, conservation of requests, determinism, and SLOs no fleet can meet."""
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import pytest
 
@@ -156,36 +154,6 @@ def test_the_same_inputs_give_the_same_run() -> None:
     a, b = simulate(w, config), simulate(w, config)
     assert np.array_equal(a.finish, b.finish) and np.array_equal(a.replica, b.replica)
     assert a.gpu_seconds == b.gpu_seconds
-
-
-def test_a_run_leaves_the_garbage_collector_as_it_found_it() -> None:
-    """The run pauses Python's cyclic collector (speed); the caller gets it back as it was, even when the
-    controller fails; a caller that had it off keeps it off, and what a caller froze stays frozen."""
-    w = workload(200, rate=20.0)
-    config = FleetConfig(ENGINE, PROFILE, initial_replicas=1)
-    seen: list[bool] = []
-
-    def failing(view: ControlView) -> int | None:
-        seen.append(gc.isenabled())
-        raise RuntimeError("controller bug")
-
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError, match="controller bug"):
-        simulate(w, config, failing)
-    assert seen == [False] and gc.isenabled()
-    gc.disable()
-    try:
-        simulate(w, config)
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-    gc.freeze()  # a caller's frozen objects stay frozen
-    try:
-        before = gc.get_freeze_count()
-        simulate(w, config)
-        assert gc.get_freeze_count() == before and gc.isenabled()
-    finally:
-        gc.unfreeze()
 
 
 def test_attainment_and_goodput_count_requests_meeting_both_slos() -> None:

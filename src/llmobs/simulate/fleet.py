@@ -22,10 +22,7 @@ What is modelled, and the choices made where a real cluster could differ:
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,32 +114,6 @@ def replica_page(engine: ReplicaEngine, model: str) -> str:
     return render_page(model, engine.created, running=len(engine.running), waiting=len(engine.waiting),
                        kv_usage=engine.kv_usage, block_size=engine.config.block_size,
                        kv_blocks=engine.config.kv_blocks, r=engine.stats)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the block, back on after it (if it was on before).
-
-    Why: a run allocates a few objects per request that live until it ends (the request, its finish-heap
-    entry, the pages' samples in between), so the collector's passes, triggered by those allocations, scan
-    an ever larger heap again and again — 5–10 % of a benchmark run — and find nothing: the simulator
-    makes no reference cycles (a whole benchmark run leaves none to collect). Reference counting still frees
-    everything as usual; only cycles made during the block (by a controller, say) wait until it ends.
-
-    On the way out, what the block left alive is handed to the oldest generation (`gc.freeze` then
-    `gc.unfreeze`, which only relink lists): left young, it would all be scanned by the first collection
-    after the block (~5 % of a benchmark run)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if not gc.get_freeze_count():  # (unfreezing would also thaw what a caller froze: then leave it young)
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
 
 
 class FleetSimulator:
@@ -288,10 +259,6 @@ class FleetSimulator:
         chosen.submit(request)
 
     def run(self) -> SimulationResult:
-        with collector_paused():
-            return self._run()
-
-    def _run(self) -> SimulationResult:
         cfg, w = self.config, self.workload
         for _ in range(cfg.initial_replicas):
             self._add(0.0, 0.0)
