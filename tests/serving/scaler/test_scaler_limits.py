@@ -112,6 +112,11 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
 """
 
 
+ROUNDS = 2
+IN_FLIGHT_BOUND_MB = 64 + 64  # 64 concurrent 1 MB requests in flight, and as much again of allocator slack
+ACCUMULATED_MB = 20  # below one round of remembered 63 KB models (25 MB); 2–10 MB measured
+
+
 def rss_mb(pids: list[int | str]) -> float:
     """Resident memory of these processes together (llmobs, and the native front end when it runs)."""
     total = 0.0
@@ -132,41 +137,50 @@ async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_f
         pids.append(handle.frontend.pid)
     healthy = pb.GetMetricsRequest(scaledObjectRef=ref({"model": "m"}))
     latencies: list[float] = []
-    peak = 0.0
+    peaks: list[float] = []  # per round
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
             assert (await stub.GetMetrics(healthy, timeout=3)).metricValues[0].metricValueFloat == 3.0
             before = rss_mb(pids)
             results = {}
-            # 1 MB models (gRPC refuses them: larger than a request may be), then 400 just under the message
-            # limit (only the metadata bounds refuse them).
-            for size in (1 << 20, MAX_MESSAGE_BYTES - 1024):
-                probe = await asyncio.create_subprocess_exec(
-                    sys.executable, "-c", PROBE, str(handle.port), "400", str(size),
-                    stdout=asyncio.subprocess.PIPE)
-                out = asyncio.create_task(probe.communicate())
-                while not out.done():  # a healthy trigger keeps being polled while the probe runs
-                    t0 = time.perf_counter()
-                    await stub.GetMetrics(healthy, timeout=3)
-                    latencies.append(time.perf_counter() - t0)
-                    peak = max(peak, rss_mb(pids))
-                    await asyncio.sleep(0.02)
-                stdout, _ = await out
-                assert probe.returncode == 0
-                results[size] = json.loads(stdout)
+            for _ in range(ROUNDS):
+                peak = before
+                # 1 MB models (gRPC refuses them: larger than a request may be), then 400 just under the message
+                # limit (only the metadata bounds refuse them).
+                for size in (1 << 20, MAX_MESSAGE_BYTES - 1024):
+                    probe = await asyncio.create_subprocess_exec(
+                        sys.executable, "-c", PROBE, str(handle.port), "400", str(size),
+                        stdout=asyncio.subprocess.PIPE)
+                    out = asyncio.create_task(probe.communicate())
+                    while not out.done():  # a healthy trigger keeps being polled while the probe runs
+                        t0 = time.perf_counter()
+                        await stub.GetMetrics(healthy, timeout=3)
+                        latencies.append(time.perf_counter() - t0)
+                        peak = max(peak, rss_mb(pids))
+                        await asyncio.sleep(0.02)
+                    stdout, _ = await out
+                    assert probe.returncode == 0
+                    results[size] = json.loads(stdout)
+                peaks.append(peak)
             t0 = time.perf_counter()
             await stub.GetMetrics(healthy, timeout=3)
             after_probe = time.perf_counter() - t0
     finally:
         await handle.stop()
-    growth = peak - before
-    print(f"\n{engine} probe: {results}; RSS {before:.0f} MB → peak {peak:.0f} MB (+{growth:.1f}); healthy GetMetrics "
+    growth, accumulated = peaks[0] - before, peaks[-1] - peaks[0]
+    print(f"\n{engine} probe: {results}; RSS {before:.0f} MB → peak per round "
+          f"{', '.join(f'{p:.0f}' for p in peaks)} MB (+{growth:.1f}, then +{accumulated:.1f}); healthy GetMetrics "
           f"during the probe: n {len(latencies)}, p50 {statistics.median(latencies) * 1e3:.1f} ms, max "
           f"{max(latencies) * 1e3:.1f} ms; after: {after_probe * 1e3:.1f} ms; triggers kept {len(handle.triggers)}")
     assert results[1 << 20] == {"RESOURCE_EXHAUSTED": 400}
     assert results[MAX_MESSAGE_BYTES - 1024] == {"INVALID_ARGUMENT": 400}
     assert len(handle.triggers) == 1  # only the healthy trigger: the probe's models were never remembered
-    assert growth < 50, f"RSS grew {growth:.0f} MB under the probe"
+    # The peak during a round holds what is in flight — up to 64 concurrent 1 MB requests being read before
+    # they are refused — and the allocator keeps what it once reached, so the first round's growth is a
+    # bound, not a leak test (23–84 MB measured for the native front end); remembering the probe's models
+    # would add 25 MB (400 × 63 KB) to 400 MB a round, round after round.
+    assert growth < IN_FLIGHT_BOUND_MB, f"RSS grew {growth:.0f} MB under the probe"
+    assert accumulated < ACCUMULATED_MB, f"RSS grew {accumulated:.0f} MB more in a second identical probe"
     assert after_probe < 0.1 and statistics.median(latencies) < 0.1
     assert max(latencies) < 0.5, f"a healthy call took {max(latencies):.2f} s during the probe"
