@@ -105,22 +105,16 @@ def favour(server_pid: int) -> None:
     neighbours' load from one second to the next, and no step profile describes a machine whose speed keeps
     moving (the test measures that drift and retries once). An unprivileged CI runner is refused, changes
     nothing, and has no neighbours to be protected from."""
-    pids, todo = [], [server_pid]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        with contextlib.suppress(OSError):
-            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     threads = [0]  # this test's own (client) thread
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            threads += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    for pid in _process_tree(server_pid):
+        threads += _threads(pid)
     for tid in threads:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, tid, -10)
 
 
 def _process_tree(root: int) -> list[int]:
+    """`root` and every process below it (children read from /proc; one that exits meanwhile is skipped)."""
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -131,6 +125,7 @@ def _process_tree(root: int) -> list[int]:
 
 
 def _threads(pid: int) -> list[int]:
+    """The thread ids of `pid` (none if it has exited)."""
     try:
         return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     except OSError:
