@@ -195,6 +195,23 @@ def test_kept_routing_gives_exactly_a_fresh_routings_result(fixture_page: str, e
     assert fast.labels.admitted("le") == slow.labels.admitted("le")
 
 
+def test_a_warm_page_normalizes_as_its_samples_do(fixture_page: str) -> None:
+    """`normalize` given the parsed page itself (whose warm samples are never built on a routed layout) gives
+    what it gives for the page's samples, info series (the KV cache's size) included."""
+    from llmobs.sources.normalize import LabelValueBudget, SampleGuard
+    from llmobs.sources.textformat import TextParser
+
+    parser, guard = TextParser(), SampleGuard("t", LabelValueBudget(512))
+    for scrape_no in range(4):
+        text = fixture_page.replace(" 0.0\n", f" {scrape_no}.5\n")
+        page = parser.parse(text)
+        got = normalize(page, float(scrape_no), guard=guard, layout=page.layout)
+        want = normalize(parse_text(text).samples, float(scrape_no))
+        assert repr(got) == repr(want), scrape_no
+    assert parser.last_path == "same_layout" and guard.plan is not None
+    assert got.models["tiny"].kv_capacity_tokens is not None
+
+
 def test_compiled_layout_is_not_kept_while_a_model_is_refused(fixture_page: str) -> None:
     from llmobs.pipeline import ModelBudget
     from llmobs.sources.normalize import LabelValueBudget, SampleGuard

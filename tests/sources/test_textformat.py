@@ -445,6 +445,24 @@ def test_warm_samples_are_ordinary_frozen_samples() -> None:
             page.samples[0].value = 3.0  # type: ignore[misc]
 
 
+def test_a_warm_page_reads_the_same_before_and_after_its_samples_are_built(fixture_page: str) -> None:
+    """A same-layout page builds its `Sample` objects only when `samples` is read; its `values`, `sample(i)`
+    and length read the same as the built samples, and so does the page itself once they are built."""
+    parser = TextParser()
+    parser.parse(fixture_page)
+    parser.parse(fixture_page)
+    changed = fixture_page.replace(" 0.0\n", " 2.5\n")
+    page = parser.parse(changed)
+    assert parser.last_path == "same_layout"
+    values, single = list(page.values), [page.sample(i) for i in range(len(page))]
+    built = page.samples
+    assert values == [s.value for s in built] and single == built
+    assert len(page) == len(built) == len(parse_text(changed).samples)
+    assert norm(page) == norm(parse_text(changed))
+    page.samples = built[:3]  # a consumer that cuts the page sees the cut everywhere
+    assert len(page) == 3 and page.values == [s.value for s in built[:3]] and page.sample(2) == built[2]
+
+
 def test_lone_surrogates_and_control_characters() -> None:
     text = 'm{a="\ud800\x00\x1b"} 1\n\ud800 1\nm\x00 1\n\x0b\n'
     page = parse_text(text)

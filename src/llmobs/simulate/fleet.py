@@ -91,9 +91,9 @@ class PageReader:
 
     def read(self, text: str) -> Page:
         parsed = self.parser.parse(text)
-        scrape = normalize(parsed.samples, 0.0, guard=self.guard, layout=parsed.layout)
+        scrape = normalize(parsed, 0.0, guard=self.guard, layout=parsed.layout)
         return Page(models=scrape.models, skipped=dict(parsed.skipped), missing=scrape.missing,
-                    samples=len(parsed.samples))
+                    samples=len(parsed))
 
 
 class _Replica:

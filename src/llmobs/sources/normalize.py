@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import add as _plus
 from operator import eq
 from typing import Protocol
 
 from llmobs.sources.aliases import AliasTable, SeriesSpec, default_alias_table
-from llmobs.sources.textformat import Sample
+from llmobs.sources.textformat import ParsedPage, Sample
 
 MODEL_LABEL = "model_name"
 
@@ -210,8 +210,8 @@ def _cache_capacity(samples: Iterable[Sample]) -> float | None:
 
 
 def normalize(
-    samples: Iterable[Sample], time: float, table: AliasTable | None = None, guard: SampleGuard | None = None,
-    layout: object | None = None,
+    samples: Iterable[Sample] | ParsedPage, time: float, table: AliasTable | None = None,
+    guard: SampleGuard | None = None, layout: object | None = None,
 ) -> EndpointScrape:
     """Group samples by model and canonical series; combine engines; report missing expected series.
 
@@ -225,19 +225,29 @@ def normalize(
     same object exactly when `samples` are the same series in the same order as on an earlier call
     (`ParsedPage.layout`). Which sample goes where depends only on the series (on a NaN-free page, with
     no model refused), so the routing of a layout is kept in the guard and later pages only add up values.
+    `samples` may be the `ParsedPage` itself: a warm page of a routed layout is then read without building
+    its `Sample` objects.
     """
     table = table or default_alias_table()
-    samples = samples if isinstance(samples, list) else list(samples)
-    values = [s.value for s in samples]
+    page: ParsedPage | list[Sample]
+    sample_at: Callable[[int], Sample]
+    if isinstance(samples, ParsedPage):  # its samples are only built if the page must be routed afresh
+        page = samples
+        values = page.values
+        sample_at = page.sample
+    else:
+        page = samples if isinstance(samples, list) else list(samples)
+        values = [s.value for s in page]
+        sample_at = page.__getitem__
     nan_free = all(map(eq, values, values))  # NaN values are skipped, so they change the routing
     cacheable = guard is not None and layout is not None and nan_free
     plan = guard.plan if cacheable and guard is not None else None
     if plan is None or plan.layout is not layout or plan.table is not table:
-        plan = _compile(samples, values, table, guard)
+        plan = _compile(page.samples if isinstance(page, ParsedPage) else page, values, table, guard)
         if cacheable and guard is not None:
             guard.plan = plan if plan.reusable else None
             plan.layout = layout
-    return plan.run(samples, values, time)
+    return plan.run(sample_at, values, time)
 
 
 def _finish(models: dict[str, ModelScrape], info: dict[tuple[str, str], list[Sample]],
@@ -328,7 +338,7 @@ class _Plan:
     over_model_limit: bool = False
     layout: object | None = None
 
-    def run(self, samples: list[Sample], values: list[float], time: float) -> EndpointScrape:
+    def run(self, sample_at: Callable[[int], Sample], values: list[float], time: float) -> EndpointScrape:
         if self.over_model_limit:
             return EndpointScrape(time=time, models={}, missing=(), dropped=dict(self.dropped),
                                   over_model_limit=True)
@@ -351,7 +361,7 @@ class _Plan:
                     bounds, cumulative, math.nan if sum_idxs is None else _add(values, sum_idxs),
                     cumulative[-1] if count_idxs is None else _add(values, count_idxs))
             for c, idxs in mp.info.items():
-                info[(model, c)] = [samples[i] for i in idxs]
+                info[(model, c)] = [sample_at(i) for i in idxs]
         for model, mp in self.models.items():  # mean-combined gauges after the summed ones
             for (c, sub), idxs in mp.means.items():
                 models[model].gauges.setdefault(c, {})[sub] = sum([values[i] for i in idxs]) / len(idxs)
