@@ -116,6 +116,8 @@ def test_the_committed_table_is_what_the_simulator_gives() -> None:
     assert check_table(CONFIG, MODEL) == []
     doctored = dataclasses.replace(MODEL, capacity_rps=MODEL.capacity_rps * 1.01)
     assert any("capacity" in line for line in check_table(CONFIG, doctored, [CHECK_POINTS[0]]))
+    doctored = dataclasses.replace(MODEL, saturated_batch=MODEL.saturated_batch * 1.01)
+    assert any("saturated batch" in line for line in check_table(CONFIG, doctored, [CHECK_POINTS[0]]))
 
 
 def _windows(rate: list[float], width: float = 60.0, prompt: float = 1000.0, output: float = 200.0) -> RateWindows:
