@@ -10,6 +10,8 @@ a fitted table:
   Poisson rates and length mixes — exponential prompt and output lengths around a mean, as `workload` draws
   ServeGen's windows. For each mix the table holds a replica's capacity (requests/s it finishes in a
   sustained overload: the queue never empty, the KV cache's preemptions and every admission's prefill paid)
+  and its batch in that overload (requests past their first token and not finished, as many as its KV cache
+  holds: what a backlog waits behind)
   and, at each utilization (rate ÷ capacity), the SLO attainment over a grid of (TTFT, TPOT) bounds,
   the mean number of requests in a replica (Little's law) and what a scaler reads off llmobs' signals
   (running, waiting, KV usage, finished rate, token rates, TTFT p90), averaged over the steady part of the
@@ -23,32 +25,36 @@ a fitted table:
   replicas, so after a scale-up the new replicas take the new arrivals while a backlog drains on the replicas it
   queued on. A replica's requests shrink at the throughput the table gives for that many (the steady state at
   utilization u holds L(u) requests and serves u × capacity; past u_max its queue grows as a single server's, L(u)
-  ∝ 1/(1 − u), up to u = 0.999, beyond which it serves at capacity); what it holds beyond L(u_max) waits — the
-  backlog. A request is served as the steady state at the utilization whose L(u) matches the requests in the
-  replicas it went to; one arriving while the backlog ahead of it is longer than `ttft_s` of capacity misses its
-  TTFT SLO. This is what makes a cold start or an under-provisioned fleet cost attainment. When the demand comes
-  from a per-request trace, the SLOs are read from the requests' own arrival instants and lengths instead of the
-  table: the requests are dealt over the ready replicas in turn, in arrival order, each replica prefills its prompts
-  first come first served (a full token budget per step), a request's first token comes at the end of the step
-  that holds its prompt's last token, and its TPOT counts a full-budget step for each budget of prompts behind
-  it — in its step and arriving on its replica while it decodes — and the decode step at the replica's load for
-  the others.
+  ∝ 1/(1 − u), up to u = 0.999, beyond which it serves at capacity), reached with a lag: a replica finishes a
+  request only a residence time after admitting it, so one whose batch grows — an overload starting, a new
+  replica flooded by least-loaded routing — finishes far fewer requests for a while than the steady state at
+  that many would (`_serve`). What it holds beyond its overload batch (the table's, or L(u_max) where that is
+  larger) waits for a first token — the backlog: until the batch is full every arrival is admitted at once, as a
+  real replica admits every arrival's prefill while its KV cache has room. A request is served as the steady
+  state at the utilization whose L(u) matches the requests in the replicas it went to; one arriving while the
+  backlog ahead of it is longer than `ttft_s` of capacity misses its TTFT SLO. This is what makes a cold start
+  or an under-provisioned fleet cost attainment. When the demand comes from a per-request trace, the SLOs are
+  read from the requests' own arrival instants and lengths instead of the table: each request goes to the ready
+  replica holding the fewest unfinished requests, as least-loaded routing sends it (a request holding its replica
+  until it is prefilled and decoded, `PrefillState.least_loaded`), each replica prefills its prompts first come
+  first served (a full token budget per step), a request's first token comes at the end of the step that holds
+  its prompt's last token, and its TPOT counts a full-budget step for each budget of prompts behind it — in its
+  step and arriving on its replica while it decodes — and the decode step at the replica's load for the others.
   The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (each ready
-  replica shows the table's observables at the utilization of what it holds, its backlog added to
-  `waiting`; no `signals`; `door_rate` is the demand over the signal window, counted as the request-level
+  replica shows the table's observables at the utilization of what it holds, what it holds beyond L(u_max) added
+  to `waiting` — the gauges of the steady states the table holds, not of a batch filling past them; no
+  `signals`; `door_rate` is the demand over the signal window, counted as the request-level
   mode counts it). Scaling follows `fleet`: new replicas serve `cold_start_s` after the decision; a removal
   takes a starting replica first (newest first), else the newest ready one, which takes the requests it
   holds with it and costs GPU time until it has served them.
 
 What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate windows
-(the table assumes exponential lengths; a per-request trace's own lengths enter through its requests, above, and
-least-loaded routing's steering of a burst away from the replicas still prefilling one is not modelled there);
+(the table assumes exponential lengths; a per-request trace's own lengths enter through its requests, above);
 prefix-cache hits (the table is fitted without shared prefixes); arrivals within a rate window other than Poisson;
 the composition of the requests in a replica at steady state (prefilling vs decoding) beyond the table's average;
-imbalance between replicas other than least-loaded routing's (round robin is not modelled; replicas holding as
-many requests are taken as equal); how an overload starts — a real replica admits every arrival's prefill while
-its KV cache has room, so its batch fills and it finishes far fewer requests for a while, which the steady-state
-throughput curve does not hold back (the fluid's backlog then starts smaller); the lag of the gauges (the table's
+imbalance between replicas other than least-loaded routing's (round robin is not modelled; for rate windows,
+replicas holding as many requests are taken as equal); the shape of the finishes' lag beyond its mean (a
+first-order lag, as exponential residence times give); the lag of the gauges (the table's
 steady-state values are shown at once, while `SignalTracker` averages a 60 s window — `door_rate`, which KEDA on
 request rate reads, is counted over the same window in both modes); fleet sizes between and beyond the fitted ones
 (interpolated in log size, held beyond 4). Rejections (prompt ≥ max_model_len) are kept: counted exactly in
@@ -61,10 +67,11 @@ how many). Agreement with the request-level simulator, measured, is in tests/sim
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -320,6 +327,9 @@ class FluidModel:
     capacity_rps: np.ndarray  # [prompt, output]
     attainment_table: np.ndarray  # [fleet size, prompt, output, utilization, ttft, tpot], admitted requests
     observables: dict[str, np.ndarray]  # name -> [fleet size, prompt, output, utilization], per replica
+    # [prompt, output]: requests one replica runs (admitted, not waiting) in a sustained overload — its batch,
+    # as the KV cache (or max_num_seqs) bounds it; what it holds beyond this waits for a first token
+    saturated_batch: np.ndarray
 
     @property
     def max_utilization(self) -> float:
@@ -337,6 +347,13 @@ class FluidModel:
         log_cap = _interpolate(np.log(self.capacity_rps), self._mix_axes(),
                                self._mix(np.asarray(mean_prompt, float), np.asarray(mean_output, float)))
         out: np.ndarray = np.exp(log_cap)
+        return out
+
+    def batch(self, mean_prompt: np.ndarray | float, mean_output: np.ndarray | float) -> np.ndarray:
+        """Requests one replica runs in a sustained overload at this length mix (interpolated in log batch)."""
+        log_batch = _interpolate(np.log(self.saturated_batch), self._mix_axes(),
+                                 self._mix(np.asarray(mean_prompt, float), np.asarray(mean_output, float)))
+        out: np.ndarray = np.exp(log_batch)
         return out
 
     def _size(self, replicas: np.ndarray | float) -> np.ndarray:
@@ -370,6 +387,7 @@ class FluidModel:
                 "output_means": self.output_means.tolist(), "utilizations": self.utilizations.tolist(),
                 "ttft_grid": self.ttft_grid.tolist(), "tpot_grid": self.tpot_grid.tolist(),
                 "capacity_rps": np.round(self.capacity_rps, 6).tolist(),
+                "saturated_batch": np.round(self.saturated_batch, 4).tolist(),
                 "attainment": np.round(self.attainment_table, 5).tolist(),
                 "observables": {k: np.round(v, 6).tolist() for k, v in self.observables.items()}}
         return json.dumps(data, separators=(",", ":")) + "\n"
@@ -382,7 +400,7 @@ class FluidModel:
                        np.array(raw["output_means"]),
                        np.array(raw["utilizations"]), np.array(raw["ttft_grid"]), np.array(raw["tpot_grid"]),
                        np.array(raw["capacity_rps"]), np.array(raw["attainment"]),
-                       {k: np.array(v) for k, v in raw["observables"].items()})
+                       {k: np.array(v) for k, v in raw["observables"].items()}, np.array(raw["saturated_batch"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise SimulationInputError(f"not a fluid model table ({exc})") from None
 
@@ -464,12 +482,21 @@ def _fixed_fleet(config: FleetConfig, replicas: int = 1) -> FleetConfig:
 
 def fit_capacity(config: FleetConfig, mean_prompt: float, mean_output: float, *, seed: int = 0,
                  requests: int = CAPACITY_REQUESTS) -> float:
-    """Requests/s one replica finishes in a sustained overload: Poisson arrivals at OVERLOAD × a first guess
-    (`requests` arriving at once, the throughput between their 10th and 90th percentile finish; doubled until the
-    admitted arrivals outrun the finishes), the finishes counted from OVERLOAD_SETTLE of the arrivals' span to its
-    end, while the queue never runs dry. The guess alone is not it: with short requests a batch of `max_num_seqs`
-    is half of `requests`, and their synchronized start overstates what a replica sustains by up to a quarter; an
-    overload also pays for the preemptions a full KV cache causes and the prefill of every admission."""
+    """Requests/s one replica finishes in a sustained overload (`fit_overload`)."""
+    return fit_overload(config, mean_prompt, mean_output, seed=seed, requests=requests)[0]
+
+
+def fit_overload(config: FleetConfig, mean_prompt: float, mean_output: float, *, seed: int = 0,
+                 requests: int = CAPACITY_REQUESTS) -> tuple[float, float]:
+    """Requests/s one replica finishes in a sustained overload, and the requests it runs meanwhile (its batch).
+    Poisson arrivals at OVERLOAD × a first guess (`requests` arriving at once, the throughput between their 10th
+    and 90th percentile finish; doubled until the admitted arrivals outrun the finishes), the finishes counted
+    from OVERLOAD_SETTLE of the arrivals' span to its end, while the queue never runs dry; the batch is the mean
+    number of requests past their first token and not finished over the same span. The guess alone is not the
+    capacity: with short requests a batch of `max_num_seqs` is half of `requests`, and their synchronized start
+    overstates what a replica sustains by up to a quarter; an overload also pays for the preemptions a full KV
+    cache causes and the prefill of every admission. The batch is what a backlog queues behind: the steady states
+    the table holds run far fewer requests than a replica whose KV cache is full of them."""
     rng = np.random.default_rng(seed)
     w = Workload("capacity", np.zeros(requests), _exponential_lengths(rng, mean_prompt, requests),
                  _exponential_lengths(rng, mean_output, requests))
@@ -485,11 +512,17 @@ def fit_capacity(config: FleetConfig, mean_prompt: float, mean_output: float, *,
                      _exponential_lengths(rng, mean_output, n))
         result = simulate(w, _fixed_fleet(config))
         span = float(arrival[-1])
-        counted = (arrival >= OVERLOAD_SETTLE * span) & ~result.rejected
+        settled = OVERLOAD_SETTLE * span
+        counted = (arrival >= settled) & ~result.rejected
         finish = result.finish[result.finished]
-        served = int(((finish >= OVERLOAD_SETTLE * span) & (finish < span)).sum())
+        served = int(((finish >= settled) & (finish < span)).sum())
         if served < 0.9 * int(counted.sum()):  # the queue grew all along: an overload
-            return served / ((1.0 - OVERLOAD_SETTLE) * span)
+            # requests past their first token and not finished, on average over the counted span
+            first = np.where(result.first_token >= 0, result.first_token, np.inf)
+            last = np.where(result.finished, result.finish, np.inf)
+            decoding = float(np.clip(np.minimum(last, span) - np.maximum(first, settled), 0.0, None).sum())
+            counted_s = (1.0 - OVERLOAD_SETTLE) * span
+            return served / counted_s, max(1.0, decoding / counted_s)
         rate *= 2  # the guess was low (a few long prompts can skew it): overload harder
 
 
@@ -552,9 +585,12 @@ def check_table(config: FleetConfig, model: FluidModel, points: Sequence[tuple[i
     drift = []
     for i, j, k in points:
         mp, mo, u = float(model.prompt_means[i]), float(model.output_means[j]), float(model.utilizations[k])
-        capacity = fit_capacity(config, mp, mo, seed=i * 100 + j)
+        capacity, batch = fit_overload(config, mp, mo, seed=i * 100 + j)
         if not math.isclose(capacity, float(model.capacity_rps[i, j]), rel_tol=1e-5):
             drift.append(f"capacity at prompt {mp:g}, output {mo:g}: {capacity:.6f} vs {model.capacity_rps[i, j]:.6f}")
+        if not math.isclose(batch, float(model.saturated_batch[i, j]), rel_tol=1e-4):
+            drift.append(f"saturated batch at prompt {mp:g}, output {mo:g}: {batch:.4f} vs "
+                         f"{model.saturated_batch[i, j]:.4f}")
         attainment, observed = fit_point(config, mp, mo, u * capacity, seed=point_seed(i, j, k))
         if not np.allclose(attainment, model.attainment_table[0, i, j, k], atol=1e-4):
             drift.append(f"attainment at prompt {mp:g}, output {mo:g}, utilization {u:g}")
@@ -572,11 +608,12 @@ def fit_fluid_model(config: FleetConfig, *, prompt_means: Sequence[float] = PROM
     """Fit the table for `config`'s engine and profile (minutes for the default grid)."""
     shape = (len(prompt_means), len(output_means))
     capacity = np.zeros(shape)
+    batch = np.zeros(shape)
     att = np.zeros((len(fleet_sizes), *shape, len(utilizations), len(TTFT_GRID), len(TPOT_GRID)))
     obs = {name: np.zeros((len(fleet_sizes), *shape, len(utilizations))) for name in OBSERVABLES}
     for i, mp in enumerate(prompt_means):
         for j, mo in enumerate(output_means):
-            capacity[i, j] = fit_capacity(config, mp, mo, seed=i * 100 + j)
+            capacity[i, j], batch[i, j] = fit_overload(config, mp, mo, seed=i * 100 + j)
             for f, n in enumerate(fleet_sizes):
                 for k, u in enumerate(utilizations):
                     att[f, i, j, k], observed = fit_point(config, mp, mo, u * capacity[i, j],
@@ -589,7 +626,8 @@ def fit_fluid_model(config: FleetConfig, *, prompt_means: Sequence[float] = PROM
                           f"{np.round(att[f, i, j, :, TTFT_GRID.index(1.0), TPOT_GRID.index(0.05)], 3)}", flush=True)
     return FluidModel(model_key(config), np.array(fleet_sizes, float), np.array(prompt_means, float),
                       np.array(output_means, float),
-                      np.array(utilizations, float), np.array(TTFT_GRID), np.array(TPOT_GRID), capacity, att, obs)
+                      np.array(utilizations, float), np.array(TTFT_GRID), np.array(TPOT_GRID), capacity, att, obs,
+                      batch)
 
 
 # --- the fluid fleet ---------------------------------------------------------------------------------------
@@ -642,6 +680,8 @@ class PrefillState:
     request_output: np.ndarray
     step_s: float = 1.0
     request_arrival: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # the replica each request went to (`least_loaded`), set once the run knows how many were ready
+    request_replica: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def first_token_s(self, replica: np.ndarray) -> np.ndarray:
         """Each request's TTFT from its replica's prefill queue (`replica[i]`: where request i went): prompts
@@ -681,10 +721,46 @@ class PrefillState:
         out[by] = first
         return out
 
+    def least_loaded(self, replicas: np.ndarray) -> np.ndarray:
+        """Where least-loaded routing sends each request (`replicas[i]`: how many are ready when request i
+        arrives): to the replica holding the fewest unfinished requests, ties to the first. A request holds its
+        replica from its arrival until it is prefilled (first come first served at `rate` on that replica) and
+        has decoded its output at the decode step time of its step. One pass over the requests in Python: only
+        per-request traces (hours of them, not ServeGen's weeks of rate windows) come here."""
+        n = len(self.request_step)
+        out = np.zeros(n, dtype=np.int64)
+        if not n:
+            return out
+        width = int(replicas.max())
+        held = [0] * width
+        prefilled_at = [0.0] * width  # when each replica's prefill queue runs dry
+        leaving: list[tuple[float, int]] = []  # (finish, replica) of the requests routed so far
+        arrival = self.request_arrival.astype(float).tolist()
+        prefill_s = (self.request_prompt.astype(float) / self.rate).tolist()
+        decode_s = ((np.maximum(self.request_output.astype(float), 1.0) - 1.0)
+                    * self.decode_step_s[self.request_step]).tolist()
+        ready = replicas.tolist()
+        for i in range(n):
+            now = arrival[i]
+            while leaving and leaving[0][0] <= now:
+                held[heapq.heappop(leaving)[1]] -= 1
+            k = ready[i]
+            best = 0
+            for r in range(1, k):
+                if held[r] < held[best]:
+                    best = r
+            done = max(now, prefilled_at[best]) + prefill_s[i]
+            prefilled_at[best] = done
+            held[best] += 1
+            heapq.heappush(leaving, (done + decode_s[i], best))
+            out[i] = best
+        return out
+
     def per_request_met(self, ttft_s: float, tpot_s: float, ready: np.ndarray) -> np.ndarray:
         """Per step, the share of a per-request trace's arrivals that meet both SLOs, from the requests' own
-        arrival instants and lengths: the requests are dealt over a step's ready replicas in turn, in arrival
-        order (as least-loaded routing balances their counts); a request's first token waits for its replica's
+        arrival instants and lengths: each request goes where least-loaded routing sends it (`least_loaded`), so
+        the prompts arriving behind a long one are steered away from the replica still prefilling it, as a real
+        router steers them (dealt in turn, they would queue behind it); a request's first token waits for its replica's
         prefill queue (`first_token_s`), and it decodes while the prompts behind it on its replica — in its step and
         arriving while it decodes — are prefilled (a full-budget step per budget of them), its other steps
         taking the decode step time at the replica's load."""
@@ -693,7 +769,7 @@ class PrefillState:
         first = np.searchsorted(step, step, side="left")
         rank = np.arange(len(step)) - first
         replicas = np.maximum(1, np.round(ready[step]).astype(np.int64))
-        replica = np.arange(len(step)) % replicas  # dealt in turn across steps too, as counts balance
+        replica = self.request_replica if len(self.request_replica) == len(step) else self.least_loaded(replicas)
         order = np.lexsort((rank, replica, step))
         prompt = self.request_prompt[order].astype(float)
         group = step[order] * (int(replicas.max()) + 1) + replica[order]
@@ -733,6 +809,7 @@ class _FluidReplica:
     ready_at: float
     ended_at: float = math.nan
     held: float = 0.0  # requests in it (running + waiting), once it is ready
+    finishing: float = 0.0  # requests/s it finishes (a new replica none: its first requests are still running)
 
 
 @dataclass(frozen=True)
@@ -907,6 +984,8 @@ class FluidFleet:
                                              np.log(model.output_means).tolist()]
         self._u_axis: list[float] = model.utilizations.tolist()
         self._log_capacity: list[list[float]] = np.log(model.capacity_rps).tolist()
+        self._log_batch: list[list[float]] = np.log(model.saturated_batch).tolist()
+        self._batches: dict[tuple[float, float], float] = {}
         self._concurrency_lists: list[Any] = model.observables["concurrency"][..., None].tolist()
         self._logs: dict[float, float] = {}
         self._log_mix = (0.0, 0.0)
@@ -1019,6 +1098,20 @@ class FluidFleet:
             cached = self._capacities[key] = float(np.exp(np.array(log_capacity)))
         return cached
 
+    def _batch(self, mean_prompt: float, mean_output: float) -> float:
+        """`FluidModel.batch` at one mix, in Python floats, cached (mixes repeat)."""
+        key = (mean_prompt, mean_output)
+        cached = self._batches.get(key)
+        if cached is None:
+            (ip, wp), (io, wo) = self._mix_located(mean_prompt, mean_output)
+            log_batch = 0.0
+            for corner in range(4):
+                b0, b1 = corner & 1, corner >> 1
+                weight = (wp if b0 else 1.0 - wp) * (wo if b1 else 1.0 - wo)
+                log_batch += weight * self._log_batch[ip + b0][io + b1]
+            cached = self._batches[key] = math.exp(log_batch)
+        return cached
+
     def _shown_slice(self, ready: int) -> _ShownSlice:
         sizes, prompts, outputs = self._log_axes
         located = (_locate(sizes, self._log(float(ready))), _locate(prompts, self._log_mix[0]),
@@ -1106,7 +1199,9 @@ class FluidFleet:
             mu, knots, rates = self._curve(float(mix_prompt[k]), float(mix_output[k]), fleet)
             self._knots = (knots, rates)
             fitted = len(u_grid)
-            full = knots[fitted]  # L(u_max): what a replica holds beyond it waits (a queue)
+            full = knots[fitted]  # L(u_max): the most requests a fitted steady state holds
+            # what a replica holds beyond its overload batch waits for a first token (a backlog)
+            batch = max(full, self._batch(float(mix_prompt[k]), float(mix_output[k])))
             served = 0.0
             for j in range(k * substeps, (k + 1) * substeps):
                 sub_end = t0[j] + h
@@ -1123,34 +1218,31 @@ class FluidFleet:
                     if self.router > 0:  # what waited for a replica is on the first one ready
                         min(serving, key=lambda rw: rw[0].ready_at)[0].held += self.router
                         self.router = 0.0
-                    # replicas holding as many requests (and ready as long) move together: one group each
-                    groups: dict[tuple[float, float], float] = {}
+                    # replicas holding as many requests, finishing them as fast (and ready as long) move together
+                    groups: dict[tuple[float, float, float], float] = {}
                     for r, w in serving:
-                        groups[r.held, w] = groups.get((r.held, w), 0.0) + w
+                        key = (r.held, w, r.finishing)
+                        groups[key] = groups.get(key, 0.0) + w
                     levels: dict[float, float] = {}
-                    for (level, _), weight in groups.items():
+                    for (level, _, _), weight in groups.items():
                         levels[level] = levels.get(level, 0.0) + weight
                     before = sum(level * weight for level, weight in levels.items())
                     water = _water_level(levels, float(admitted[j]))
                     lowest = min(levels)
-                    moved: dict[tuple[float, float], float] = {}
-                    for level, w in groups:
-                        # implicit Euler on dQ/dt = inflow − X(Q) per replica (stable at any step size):
-                        # Q + w·h·X(Q) = target, w the share of the substep the replica serves
-                        target = max(level, water)
-                        inflow = knots + (w * h) * rates
-                        moved[level, w] = (float(np.interp(target, inflow, knots)) if target <= inflow[-1]
-                                           else knots[-1] + (target - inflow[-1]))
+                    moved: dict[tuple[float, float, float], tuple[float, float]] = {}
+                    for level, w, finishing in groups:
+                        moved[level, w, finishing] = _serve(level, max(level, water), finishing, w * h, knots,
+                                                            rates, batch)
                     for r, w in serving:
-                        r.held = moved[r.held, w]
+                        r.held, r.finishing = moved[r.held, w, r.finishing]
                     # where this substep's arrivals went: the least-loaded replicas
-                    q = min(moved[key] for key in groups if key[0] == lowest)
-                    after = sum(moved[key] * weight for key, weight in groups.items())
+                    q = min(moved[group][0] for group in groups if group[0] == lowest)
+                    after = sum(moved[group][0] * weight for group, weight in groups.items())
                     served += before + admitted[j] - after
                     per = 0.5 * (lowest + q)
                     utilization[j] = float(np.interp(min(per, full), knots[1:fitted + 1], u_grid))
-                    wait_start[j] = max(0.0, lowest - full) / mu
-                    wait_end[j] = max(0.0, q - full) / mu
+                    wait_start[j] = max(0.0, lowest - batch) / mu
+                    wait_end[j] = max(0.0, q - batch) / mu
                     decode_step[j] = cfg.profile.step_seconds(
                         0, max(1, round(per)), round(per * (mix_prompt[k] + mix_output[k] / 2)))
                 else:
@@ -1180,12 +1272,43 @@ class FluidFleet:
         prefill_state = PrefillState(pending, burst, decode_step, prefill_rate, budget, full_step, request_step,
                                      self.windows.request_prompt, self.windows.request_output, h,
                                      self.windows.request_arrival)
+        # where each request of a per-request trace went: routed once, whatever SLOs are asked of the result
+        ready_then = np.maximum(1, np.round(ready_count[request_step]).astype(np.int64))
+        prefill_state = replace(prefill_state, request_replica=prefill_state.least_loaded(ready_then))
         return FluidResult(m, h, t0, arrivals, admitted, wait_start, wait_end, prefill_state, capacity,
                            ready_count, utilization,
                            sizes,
                            np.repeat(mix_prompt, substeps), np.repeat(mix_output, substeps), replicas,
                            cfg.profile.gpus_per_replica, end_time, tuple(self.timeline), tuple(notes),
                            np.array(self.shown_utilization))
+
+
+def _serve(held: float, target: float, finishing: float, dt: float, knots: np.ndarray, rates: np.ndarray,
+           batch: float) -> tuple[float, float]:
+    """One replica over `dt` seconds of service: it holds `held` requests, `target` with this step's arrivals,
+    and finishes them at `finishing` requests/s. Returns what it holds and its finish rate after the step.
+
+    The finish rate follows the steady state's throughput X(Q) at what the replica holds (`knots` → `rates`)
+    with a lag: dX/dt = (X(Q) − X)/τ, τ = min(Q, batch)/X(Q), the time a request spends in the batch at this
+    load (Little's law). A request admitted into a replica's batch finishes only after its prefill and its
+    output's decode steps, so a replica whose batch grows, at the start of an overload or when a new replica
+    is flooded, finishes far fewer requests than the steady state at that many would, and its backlog grows
+    faster; in a steady state the lag changes nothing (X = X(Q)). Implicit Euler on both dQ/dt = inflow − X and
+    the lag, stable at any step size: Q' + c·X(Q') = target − dt·X/(1 + a), a = dt/τ, c = dt·a/(1 + a)."""
+    x_now = float(np.interp(held, knots, rates))
+    # an empty replica: the residence time at the lightest fitted load
+    tau = min(held, batch) / x_now if held > 0 and x_now > 0 else float(knots[1] / rates[1])
+    a = dt / tau
+    c = dt * a / (1.0 + a)
+    rest = target - dt * finishing / (1.0 + a)
+    inflow = knots + c * rates
+    if rest <= 0.0:
+        q = 0.0
+    elif rest <= inflow[-1]:
+        q = float(np.interp(rest, inflow, knots))
+    else:  # beyond the last knot it serves at capacity
+        q = float(knots[-1] + (rest - inflow[-1]))
+    return q, (finishing + a * float(np.interp(q, knots, rates))) / (1.0 + a)
 
 
 def _water_level(groups: dict[float, float], arrivals: float) -> float:
