@@ -11,6 +11,7 @@ latency while it runs."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import statistics
 import sys
@@ -112,9 +113,9 @@ asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
 """
 
 
-ROUNDS = 2
+ROUNDS = 3  # a leak grows every round; the allocator's noise does not (one round once added 22 MB)
 IN_FLIGHT_BOUND_MB = 64 + 64  # 64 concurrent 1 MB requests in flight, and as much again of allocator slack
-ACCUMULATED_MB = 20  # below one round of remembered 63 KB models (25 MB); 2–10 MB measured
+ACCUMULATED_MB = 20  # below one round of remembered 63 KB models (25 MB); 2–10 MB measured, once 22
 
 
 def rss_mb(pids: list[int | str]) -> float:
@@ -168,19 +169,21 @@ async def test_probe_of_huge_distinct_models_leaves_memory_and_healthy_latency_f
             after_probe = time.perf_counter() - t0
     finally:
         await handle.stop()
-    growth, accumulated = peaks[0] - before, peaks[-1] - peaks[0]
+    growth = peaks[0] - before
+    accumulated = min(later - earlier for earlier, later in itertools.pairwise(peaks))
     print(f"\n{engine} probe: {results}; RSS {before:.0f} MB → peak per round "
-          f"{', '.join(f'{p:.0f}' for p in peaks)} MB (+{growth:.1f}, then +{accumulated:.1f}); healthy GetMetrics "
-          f"during the probe: n {len(latencies)}, p50 {statistics.median(latencies) * 1e3:.1f} ms, max "
-          f"{max(latencies) * 1e3:.1f} ms; after: {after_probe * 1e3:.1f} ms; triggers kept {len(handle.triggers)}")
+          f"{', '.join(f'{p:.0f}' for p in peaks)} MB (+{growth:.1f}, then at least {accumulated:+.1f} a round); "
+          f"healthy GetMetrics during the probe: n {len(latencies)}, p50 {statistics.median(latencies) * 1e3:.1f} ms, "
+          f"max {max(latencies) * 1e3:.1f} ms; after: {after_probe * 1e3:.1f} ms; triggers kept {len(handle.triggers)}")
     assert results[1 << 20] == {"RESOURCE_EXHAUSTED": 400}
     assert results[MAX_MESSAGE_BYTES - 1024] == {"INVALID_ARGUMENT": 400}
     assert len(handle.triggers) == 1  # only the healthy trigger: the probe's models were never remembered
     # The peak during a round holds what is in flight — up to 64 concurrent 1 MB requests being read before
     # they are refused — and the allocator keeps what it once reached, so the first round's growth is a
     # bound, not a leak test (23–84 MB measured for the native front end); remembering the probe's models
-    # would add 25 MB (400 × 63 KB) to 400 MB a round, round after round.
+    # would add 25 MB (400 × 63 KB) to 400 MB a round, round after round, so the leak test is the smallest
+    # growth over the later rounds: one round's allocator noise once added 22 MB in a fresh-clone CI run.
     assert growth < IN_FLIGHT_BOUND_MB, f"RSS grew {growth:.0f} MB under the probe"
-    assert accumulated < ACCUMULATED_MB, f"RSS grew {accumulated:.0f} MB more in a second identical probe"
+    assert accumulated < ACCUMULATED_MB, f"RSS grew {accumulated:.0f} MB or more in each further identical probe"
     assert after_probe < 0.1 and statistics.median(latencies) < 0.1
     assert max(latencies) < 0.5, f"a healthy call took {max(latencies):.2f} s during the probe"
