@@ -1083,33 +1083,32 @@ class FluidFleet:
         _, prompts, outputs = self._log_axes
         return (_locate(prompts, self._log(max(mean_prompt, 1.0))), _locate(outputs, self._log(max(mean_output, 1.0))))
 
+    def _log_interpolated(self, table: Sequence[Sequence[float]], mean_prompt: float, mean_output: float) -> float:
+        """A [prompt, output] table's log value interpolated at one mix, in Python floats with
+        `FluidModel`'s arithmetic (the same weights, the same order of additions)."""
+        (ip, wp), (io, wo) = self._mix_located(mean_prompt, mean_output)
+        total = 0.0
+        for corner in range(4):
+            b0, b1 = corner & 1, corner >> 1
+            weight = (wp if b0 else 1.0 - wp) * (wo if b1 else 1.0 - wo)
+            total += weight * table[ip + b0][io + b1]
+        return total
+
     def _capacity(self, mean_prompt: float, mean_output: float) -> float:
-        """`FluidModel.capacity` at one mix, in Python floats with its arithmetic (same value)."""
+        """`FluidModel.capacity` at one mix (same value), cached: mixes repeat."""
         key = (mean_prompt, mean_output)
         cached = self._capacities.get(key)
         if cached is None:
-            (ip, wp), (io, wo) = self._mix_located(mean_prompt, mean_output)
-            log_capacity = 0.0
-            for corner in range(4):
-                b0, b1 = corner & 1, corner >> 1
-                weight = 1.0 * (wp if b0 else 1.0 - wp)
-                weight = weight * (wo if b1 else 1.0 - wo)
-                log_capacity += weight * self._log_capacity[ip + b0][io + b1]
+            log_capacity = self._log_interpolated(self._log_capacity, mean_prompt, mean_output)
             cached = self._capacities[key] = float(np.exp(np.array(log_capacity)))
         return cached
 
     def _batch(self, mean_prompt: float, mean_output: float) -> float:
-        """`FluidModel.batch` at one mix, in Python floats, cached (mixes repeat)."""
+        """`FluidModel.batch` at one mix, cached: mixes repeat."""
         key = (mean_prompt, mean_output)
         cached = self._batches.get(key)
         if cached is None:
-            (ip, wp), (io, wo) = self._mix_located(mean_prompt, mean_output)
-            log_batch = 0.0
-            for corner in range(4):
-                b0, b1 = corner & 1, corner >> 1
-                weight = (wp if b0 else 1.0 - wp) * (wo if b1 else 1.0 - wo)
-                log_batch += weight * self._log_batch[ip + b0][io + b1]
-            cached = self._batches[key] = math.exp(log_batch)
+            cached = self._batches[key] = math.exp(self._log_interpolated(self._log_batch, mean_prompt, mean_output))
         return cached
 
     def _shown_slice(self, ready: int) -> _ShownSlice:
