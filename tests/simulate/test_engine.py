@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from llmobs.simulate import EngineConfig, ReplicaEngine, SimRequest, SimulationInputError, StepProfile
+from llmobs.simulate.stats import ReplicaStats
 
 ONE_SECOND_STEPS = StepProfile("unit", fixed_s=1.0, prefill_token_s=0.0, decode_seq_s=0.0)
 
@@ -125,3 +126,46 @@ def test_settings_vllm_refuses_are_refused() -> None:
         EngineConfig(kv_blocks=1000, max_num_seqs=512, max_num_batched_tokens=256, max_model_len=256)
     with pytest.raises(SimulationInputError, match="max_num_seqs"):
         EngineConfig(kv_blocks=1000, max_num_seqs=0)
+
+
+def _observed_one_by_one(finished: list[SimRequest], max_model_len: int) -> ReplicaStats:
+    """The per-request histograms as observing each request at its finish gives them (`SimHistogram.observe`)."""
+    ref = ReplicaStats(0.0, max_model_len)
+    for r in finished:
+        ref.h_e2e.observe(r.finish - r.arrival)
+        ref.h_queue.observe(r.first_scheduled - r.arrival)
+        ref.h_inference.observe(r.finish - r.first_scheduled)
+        ref.h_prefill.observe(r.first_token - r.first_scheduled)
+        ref.h_decode.observe(r.finish - r.first_token)
+        ref.h_prompt.observe(r.prompt)
+        ref.h_generation.observe(r.output)
+        ref.h_preempt.observe(r.preemptions)
+        if r.output > 1:
+            ref.h_tpot.observe((r.finish - r.first_token) / (r.output - 1))
+    return ref
+
+
+# few finishes between two reads are observed one by one, many (≥ 48) in one numpy batch: both must agree
+@pytest.mark.parametrize(("requests", "read_every_s"), [(10, 0.05), (300, 0.05), (300, 5.0)])
+def test_the_page_histograms_count_every_finished_request_as_observing_each_at_its_finish(
+        requests: int, read_every_s: float) -> None:
+    """The per-request histograms are filled when the page reads them, a scrape interval's finishes at once:
+    the page must show exactly (to the bit) what observing each request when it finished shows, at every read."""
+    profile = StepProfile("varied", fixed_s=0.004, prefill_token_s=2e-5, decode_seq_s=3e-4, kv_token_s=1e-7)
+    e = engine(kv_blocks=120, block_size=16, profile=profile, max_model_len=512, max_num_seqs=64)
+    for i in range(requests):  # short and long, one-token outputs (no TPOT), enough to preempt
+        e.submit(SimRequest(i, 0.0, prompt=1 + (i * 37) % 400, output=1 + (i * 53) % 90))
+    reads, batches = 0, []
+    while e.running or e.waiting:
+        before = len(e.finished)
+        e.advance(e.clock + read_every_s)
+        batches.append(len(e.finished) - before)
+        stats, ref = e.stats, _observed_one_by_one(e.finished, 512)
+        for name in ("h_e2e", "h_queue", "h_inference", "h_prefill", "h_decode", "h_prompt", "h_generation",
+                     "h_preempt", "h_tpot"):
+            got, want = getattr(stats, name), getattr(ref, name)
+            assert (got.counts, got.sum, got.count) == (want.counts, want.sum, want.count), name
+        reads += 1
+    assert len(e.finished) == requests and reads > 2
+    assert requests < 100 or any(r.preemptions for r in e.finished)  # the big batch preempts
+    assert max(batches) >= 48 if read_every_s > 1 else max(batches) < 48  # both ways of observing taken

@@ -40,11 +40,29 @@ import math
 from bisect import bisect_left
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from functools import cache
 from heapq import heappop, heappush
+from itertools import chain
+from operator import add, attrgetter
+
+import numpy as np
 
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.profile import StepProfile
 from llmobs.simulate.stats import ReplicaStats
+
+_VECTOR_BATCH = 48
+"""From this many finished requests on, `_bin_finished` bins them with numpy (~55 µs + 0.4 µs a request) rather
+than one by one (~1.4 µs a request): measured, the two cross at ~50."""
+
+
+@cache
+def _bounds_array(bounds: tuple[float, ...]) -> np.ndarray:
+    """A histogram's bucket bounds as the array `np.searchsorted` reads (a handful of layouts, built once)."""
+    return np.array(bounds, dtype=float)
+
+
+_REQUEST_FIELDS = attrgetter("arrival", "first_scheduled", "first_token", "finish", "prompt", "output", "preemptions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +135,8 @@ class ReplicaEngine:
     call (noted where it is done); the arithmetic is written exactly as in the helpers, term for term, so
     every time comes out to the same bits."""
 
-    __slots__ = ("_at_position", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_deferred", "_finishes",
-                 "_fixed_s", "_hash_tokens", "_kv_token_s", "_length_bucket", "_max_seqs", "_offset_sum",
+    __slots__ = ("_at_position", "_binned", "_bs", "_decode_count", "_decode_seq_s", "_decoding", "_deferred",
+                 "_finishes", "_fixed_s", "_hash_tokens", "_kv_token_s", "_length_bucket", "_max_seqs", "_offset_sum",
                  "_prefill_step_s", "_prefill_token_s", "_prefix", "_prefix_capacity", "_stats", "_time_bounds",
                  "_token_budget", "clock", "config", "created", "finished", "free_blocks", "load", "next_change",
                  "prefilling", "profile", "replica_id", "running", "steps", "waiting")
@@ -136,11 +154,12 @@ class ReplicaEngine:
         self.load = 0  # len(running) + len(waiting), kept as a count: a router reads it at every arrival
         self.free_blocks = config.kv_blocks
         self.finished: list[SimRequest] = []
+        self._binned = 0  # finished[:_binned] are in the stats' histograms (`_bin_finished`)
         self._stats = ReplicaStats(start, config.max_model_len)
         self._length_bucket: dict[int, int] = {}  # a prompt or output length -> its bucket in the stats
         stats = self._stats
         if not stats.h_e2e.bounds == stats.h_inference.bounds == stats.h_decode.bounds:
-            raise RuntimeError("the e2e, inference and decode histograms must share their bounds")  # see _retire
+            raise RuntimeError("the e2e, inference and decode histograms must share their bounds")  # see _bin_one
         self._time_bounds = (*stats.h_e2e.bounds, math.inf)
         self.steps = 0
         self.next_change = start  # before this instant the number of requests in the replica cannot fall
@@ -172,6 +191,7 @@ class ReplicaEngine:
     @property
     def stats(self) -> ReplicaStats:
         """The replica's vLLM counters and histograms, as its page shows them."""
+        self._bin_finished()
         return self._stats
 
     @property
@@ -354,7 +374,7 @@ class ReplicaEngine:
         stats = self._stats
         tokens = n * k
         stats.generation_tokens += tokens
-        h = stats.h_itl  # SimHistogram.observe, inlined (the first bucket checked first: see `_retire`)
+        h = stats.h_itl  # SimHistogram.observe, inlined (the first bucket checked first: see `_bin_one`)
         value = elapsed / k
         b = h.bounds
         h.counts[0 if value <= b[0] else bisect_left(b, value)] += tokens
@@ -487,7 +507,7 @@ class ReplicaEngine:
             d += 1
             self._decode_count = d
             stats.generation_tokens += decoding
-            h = stats.h_itl  # SimHistogram.observe, inlined (the first bucket checked first: see `_retire`)
+            h = stats.h_itl  # SimHistogram.observe, inlined (the first bucket checked first: see `_bin_one`)
             b = h.bounds
             h.counts[0 if elapsed <= b[0] else bisect_left(b, elapsed)] += decoding
             h.sum += elapsed * decoding
@@ -532,14 +552,53 @@ class ReplicaEngine:
         r.finish = now
         self.free_blocks += r.blocks
         r.blocks = 0
-        self.finished.append(r)
+        self.finished.append(r)  # its nine latency and length histograms are filled when read: `_bin_finished`
+        self._stats.success["length" if r.truncated else "stop"] += 1
+
+    def _bin_finished(self) -> None:
+        """Observe the requests finished since the last call in the per-request histograms (e2e, queue,
+        inference, prefill, decode, prompt and output lengths, preemptions, TPOT).
+
+        Nothing reads those histograms between two pages, so they are filled when the page is rendered
+        (`stats`), all of a scrape interval's finishes at once: a bisection per histogram per request cost
+        as much as the rest of the simulation of a request. Counts and sums come out to the same bits as
+        observing each request when it finished: the bucket is `bisect_left`'s, and each sum adds the
+        values one by one in finishing order (`np.add.accumulate` is sequential)."""
+        finished = self.finished
+        start = self._binned
+        if start == len(finished):
+            return
+        self._binned = len(finished)
+        batch = finished[start:]
+        if len(batch) < _VECTOR_BATCH:
+            for r in batch:
+                self._bin_one(r)
+            return
         stats = self._stats
-        stats.success["length" if r.truncated else "stop"] += 1
-        arrival, started, first = r.arrival, r.first_scheduled, r.first_token
+        m = len(batch)
+        columns = np.fromiter(chain.from_iterable(map(_REQUEST_FIELDS, batch)), float, 7 * m).reshape(m, 7).T
+        arrival, started, first, finish, prompt, output, preemptions = columns
+        decode = finish - first
+        many = output > 1
+        for h, values in ((stats.h_e2e, finish - arrival), (stats.h_queue, started - arrival),
+                          (stats.h_inference, finish - started), (stats.h_prefill, first - started),
+                          (stats.h_decode, decode), (stats.h_prompt, prompt), (stats.h_generation, output),
+                          (stats.h_preempt, preemptions), (stats.h_tpot, decode[many] / (output[many] - 1))):
+            if not len(values):
+                continue
+            buckets = np.bincount(np.searchsorted(_bounds_array(h.bounds), values, side="left"),
+                                  minlength=len(h.counts))
+            h.counts = list(map(add, h.counts, buckets.tolist()))
+            h.sum = float(np.add.accumulate(np.concatenate(((h.sum,), values)))[-1])
+            h.count += len(values)
+
+    def _bin_one(self, r: SimRequest) -> None:
+        """`_bin_finished` for one request, the way a small batch is cheaper to observe."""
+        stats = self._stats
+        now, arrival, started, first = r.finish, r.arrival, r.first_scheduled, r.first_token
         # SimHistogram.observe, inlined and unrolled: 8 histograms per request (9 with TPOT). Where nearly
-        # every value falls in the first bucket (queue and prefill times under 0.3 s, no preemption; most
-        # decode steps under 10 ms), one comparison with the first bound spares the bisection — a call that
-        # costs as much as the rest of an observation.
+        # every value falls in the first bucket (queue and prefill times under 0.3 s, no preemption), one
+        # comparison with the first bound spares the bisection.
         # e2e, inference and decode times share their bounds and differ by the queue and prefill times,
         # short next to the buckets: each one's bucket is checked first for the next (`_time_bounds` ends
         # with +inf, so that check needs no end case)
