@@ -41,12 +41,13 @@ a fitted table:
   its prompt's last token, and its TPOT counts a full-budget step for each budget of prompts behind it — in its
   step and arriving on its replica while it decodes — and the decode step at the replica's load for the others.
   The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (each ready
-  replica shows the table's observables at the utilization of what it holds, what it holds beyond L(u_max) added
-  to `waiting` — the gauges of the steady states the table holds, not of a batch filling past them; no
-  `signals`; `door_rate` is the demand over the signal window, counted as the request-level
-  mode counts it). Scaling follows `fleet`: new replicas serve `cold_start_s` after the decision; a removal
-  takes a starting replica first (newest first), else the newest ready one, which takes the requests it
-  holds with it and costs GPU time until it has served them.
+  replica shows the table's observables at the utilization of what it holds; beyond L(u_max) it runs up to its
+  overload batch, what it holds beyond L(u_max) added to `running`, and only what it holds beyond that batch to
+  `waiting` and to TTFT p90 — the split the request-level pages show in an overload; no `signals`;
+  `door_rate` is the demand over the signal window, counted as the request-level mode counts it). Scaling
+  follows `fleet`: new replicas serve `cold_start_s` after the decision; a removal takes a starting replica
+  first (newest first), else the newest ready one, which takes the requests it holds with it and costs GPU
+  time until it has served them.
 
 What the fluid model ignores, stated: the shape of the length distributions beyond their means for rate windows
 (the table assumes exponential lengths; a per-request trace's own lengths enter through its requests, above);
@@ -974,6 +975,7 @@ class FluidFleet:
         self._utilization = 0.0
         self._mix = (1.0, 1.0)
         self._knots = (np.zeros(1), np.zeros(1))  # the current step's throughput curve (concurrency, requests/s)
+        self._overload_batch = 0.0  # the current step's overload batch: what a replica runs before it queues
         self._curves: dict[tuple[float, float, float], tuple[float, np.ndarray, np.ndarray]] = {}
         self._shown = np.stack([model.observables[name] for name in _SHOWN], axis=-1)
         self._capacities: dict[tuple[float, float], float] = {}
@@ -1042,6 +1044,7 @@ class FluidFleet:
         if ready:
             knots, rates = self._knots
             full = float(knots[len(self.model.utilizations)])
+            batch = max(full, self._overload_batch)
             capacity = self._capacity(mp, mo)
             helds = [r.held for r in self.live if r.ready_at <= now]
             throughput = [float(np.interp(held, knots, rates)) for held in helds]
@@ -1055,13 +1058,17 @@ class FluidFleet:
                 load = by_level.get(key)
                 if load is None:
                     running, waiting, kv_usage, ttft_p90 = shown.at(self._level_utilization(held))
-                    excess = max(0.0, held - full)  # queued beyond a saturated replica's batch
+                    # beyond the fitted steady states a replica first fills its batch (vLLM admits while it has
+                    # room, budget and blocks: ~3× L(u_max) at 1000/200 tokens), and only what it holds beyond
+                    # that batch waits, as the backlog `_serve` and the TTFTs count
+                    queued = max(0.0, held - batch)
+                    running += max(0.0, min(held, batch) - full)
                     per_replica = served_rate * rate / total if total > 0 else served_rate / ready
                     load = by_level[key] = ReplicaLoad(
-                        running=running, waiting=waiting + excess, kv_usage=min(1.0, max(0.0, kv_usage)),
+                        running=running, waiting=waiting + queued, kv_usage=min(1.0, max(0.0, kv_usage)),
                         request_rate=per_replica, prompt_tokens_rate=per_replica * mp,
                         generation_tokens_rate=per_replica * mo,
-                        ttft_p90_s=ttft_p90 + (excess / capacity if capacity > 0 else 0.0))
+                        ttft_p90_s=ttft_p90 + (queued / capacity if capacity > 0 else 0.0))
                 out.append(load)
             loads = tuple(out)
         else:
@@ -1200,7 +1207,7 @@ class FluidFleet:
             fitted = len(u_grid)
             full = knots[fitted]  # L(u_max): the most requests a fitted steady state holds
             # what a replica holds beyond its overload batch waits for a first token (a backlog)
-            batch = max(full, self._batch(float(mix_prompt[k]), float(mix_output[k])))
+            batch = self._overload_batch = max(full, self._batch(float(mix_prompt[k]), float(mix_output[k])))
             served = 0.0
             for j in range(k * substeps, (k + 1) * substeps):
                 sub_end = t0[j] + h
