@@ -31,7 +31,8 @@ touched one by one. When every running request is decoding and no waiting one co
 k steps are taken at once (k bounded by the first finish, the blocks left, and the `until` instant).
 Decoding requests take their token first and running prefills share what is left of the budget, in
 admission order (vLLM walks the running list in admission order; with max_num_batched_tokens ≥
-max_num_seqs, as vLLM requires, the decode tokens always fit either way).
+max_num_seqs, as vLLM requires, the decode tokens always fit either way). A finished request's latency and
+length histograms are filled when the page reads them (`stats`), a scrape interval's finishes at once.
 """
 
 from __future__ import annotations
