@@ -42,8 +42,9 @@ a fitted table:
   step and arriving on its replica while it decodes — and the decode step at the replica's load for the others.
   The controller runs at each sync (`sync_interval_s`) on a `ControlView` built from the model (each ready
   replica shows the table's observables at the utilization of what it holds; beyond L(u_max) it runs up to its
-  overload batch, what it holds beyond L(u_max) added to `running`, and only what it holds beyond that batch to
-  `waiting` and to TTFT p90 — the split the request-level pages show in an overload; no `signals`;
+  overload batch, what it holds beyond L(u_max) added to `running` (and to KV usage, as much per request as at
+  L(u_max), at most 1), and only what it holds beyond that batch to `waiting` and to TTFT p90 — the split the
+  request-level pages show in an overload; no `signals`;
   `door_rate` is the demand over the signal window, counted as the request-level mode counts it). Scaling
   follows `fleet`: new replicas serve `cold_start_s` after the decision; a removal takes a starting replica
   first (newest first), else the newest ready one, which takes the requests it holds with it and costs GPU
@@ -1062,7 +1063,10 @@ class FluidFleet:
                     # room, budget and blocks: ~3× L(u_max) at 1000/200 tokens), and only what it holds beyond
                     # that batch waits, as the backlog `_serve` and the TTFTs count
                     queued = max(0.0, held - batch)
-                    running += max(0.0, min(held, batch) - full)
+                    extra = max(0.0, min(held, batch) - full)
+                    if extra > 0 and running > 0:  # the KV they hold: as much per request as at L(u_max)
+                        kv_usage *= (running + extra) / running
+                    running += extra
                     per_replica = served_rate * rate / total if total > 0 else served_rate / ready
                     load = by_level[key] = ReplicaLoad(
                         running=running, waiting=waiting + queued, kv_usage=min(1.0, max(0.0, kv_usage)),
