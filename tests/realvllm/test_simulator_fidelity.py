@@ -359,13 +359,12 @@ def calm_speed(real: Served, sim: Served, stretch: float) -> list[float]:
     VM, CPUs kept awake, calibrations before and after within 8 %) these ranged 1.10–1.56, 0.76–1.24 and
     0.75–1.11 within single replays: the bursts' figures inherit that."""
     out, start = [], 0.0
-    for seconds, rate in PHASES:
-        if rate <= 10.0:
-            a = (start + (4.0 if start > 0 else 0.0)) * stretch
-            m = (real.sent >= a) & (real.sent < (start + seconds) * stretch)
-            if m.any():
-                out.append(float(np.median(real.tpot[m]) / np.median(sim.tpot[m])))
-        start += seconds
+    for (calm, _), (burst, _) in zip(PHASES[::2], PHASES[1::2], strict=True):  # as `burst_windows` walks them
+        a = (start + (4.0 if start > 0 else 0.0)) * stretch
+        m = (real.sent >= a) & (real.sent < (start + calm) * stretch)
+        if m.any():
+            out.append(float(np.median(real.tpot[m]) / np.median(sim.tpot[m])))
+        start += calm + burst
     return out
 
 
