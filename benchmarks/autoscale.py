@@ -83,7 +83,6 @@ LOAD = 3.0  # training part's mean rate ÷ capacity_rps
 TARGET = 0.99
 LONG_TRACE_S = 7 * 86_400.0
 SHIFT_S = 60.0  # each copy of a trace starts at its own offset in [0, SHIFT_S)
-CAPACITY_SAMPLE = 2000
 PROBE_REQUESTS = 20_000  # a rate-window file's thin draw, for its length mix and attainable share
 MAX_REPLICA_FACTOR = 2.0  # maxReplicaCount = this × the replicas the training part's busiest minute needs
 MIN_MAX_REPLICAS = 10
@@ -202,20 +201,13 @@ def alone_attainment(w: Workload, config: FleetConfig, split_s: float, ttft_s: f
 
 def capacity_of(training: Workload, config: FleetConfig, settings: Settings) -> float:
     """Requests/s one replica serves at ≥ 99 % of the attainable, in a load test at the training part's length
-    mix: its first CAPACITY_SAMPLE requests vLLM admits, on Poisson arrivals (as `vllm bench serve --request-rate` sends
-    them), bisected by the policies' `profile_capacity`. The target is relative to what the same requests
-    attain alone, so a trace with prompts too long for the TTFT still has a capacity."""
-    from llmobs.simulate.policies import profile_capacity
+    mix: its first 2,000 requests vLLM admits, on Poisson arrivals (as `vllm bench serve --request-rate` sends
+    them), bisected — `llmobs.simulate.policies.load_test_capacity`, the same load test `llmobs forecast
+    simulate` profiles a user's traffic with. The target is relative to what the same requests attain alone,
+    so a trace with prompts too long for the TTFT still has a capacity."""
+    from llmobs.simulate.policies import load_test_capacity
 
-    admitted = np.flatnonzero(training.prompt < config.engine.max_model_len)[:CAPACITY_SAMPLE]  # as it does
-    if len(admitted) < 2:
-        raise SimulationInputError(f"{training.source}: too few requests vLLM would admit to profile capacity")
-    gaps = np.random.default_rng(1).exponential(1.0, len(admitted))
-    sample = Workload(training.source, np.cumsum(gaps) - gaps[0], training.prompt[admitted],
-                      training.output[admitted], tuple(training.hashes[i] for i in admitted) if training.hashes
-                      else (), training.hash_block_tokens)
-    ceiling = alone_attainment(sample, config, math.inf, settings.ttft_s, settings.tpot_s)[0]
-    return float(profile_capacity(sample, config, settings.ttft_s, settings.tpot_s, attainment=TARGET * ceiling))
+    return float(load_test_capacity(training, config, settings.ttft_s, settings.tpot_s, attainment=TARGET))
 
 
 def prepare(path: Path, profile: StepProfile, settings: Settings, seed: int = 0) -> Trace:
@@ -629,6 +621,15 @@ def main(argv: list[str] | None = None) -> int:
               f"= {sim_requests / sim_seconds:,.0f} simulated requests/s per core with the policies' decisions; "
               f"those took {decisions:.1f} CPU-s, so the simulator alone (serving, scrapes: pages rendered and "
               f"read, signals) {sim_requests / max(sim_seconds - decisions, 1e-9):,.0f} simulated requests/s per core")
+        # Per trace, because the total mixes two regimes: on a dense trace the engine's steps dominate, on a
+        # sparse one the pages (a replica is rendered and read every 15 s however few requests it served).
+        per_trace = []
+        for i, t in enumerate(runnable):
+            mine = [o for o in req if o.trace == i]
+            cpu_s = sum(o.seconds for o in mine)
+            if mine and cpu_s > 0:
+                per_trace.append(f"{t.name} {sum(o.requests for o in mine) / cpu_s:,.0f}")
+        print(f"   by trace (simulated requests/s per core): {', '.join(per_trace)}")
     fluid_runs = [o for o in runs if runnable[o.trace].mode == "fluid"]
     if fluid_runs:
         print(f"fluid simulator: {len(fluid_runs)} runs, {sum(o.seconds for o in fluid_runs):.1f} CPU-s")

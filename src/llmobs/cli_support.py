@@ -100,6 +100,14 @@ def DURATION(value: str | float) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
+def OFFSET(value: str | float) -> float:
+    """Typer `parser=` for a duration that may be zero: an offset such as `--start 0` (from the beginning)."""
+    try:
+        return parse_duration(value, allow_zero=True)
+    except DurationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 DURATION_HELP = f"({EXAMPLES}; a bare number is seconds)"
 
 

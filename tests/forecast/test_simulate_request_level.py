@@ -20,7 +20,7 @@ from llmobs.forecast.cli import REQUEST_POLICIES
 from llmobs.forecast.demand import DEFAULT_TRACE_DIR
 from llmobs.simulate import check_slo, load_profile, simulate
 from llmobs.simulate.fluid import simulate_fluid
-from llmobs.simulate.policies import POLICIES, profile_capacity
+from llmobs.simulate.policies import POLICIES, load_test_capacity
 from llmobs.simulate.whatif import REQUEST_LEVEL_LIMIT, build_fleet, prepare, traffic_from_trace
 
 SERVEGEN = str(DEFAULT_TRACE_DIR / "servegen_m-small_rate_10min.csv")
@@ -76,10 +76,33 @@ def test_capacity_is_profiled_on_the_training_part_when_not_given(tmp_path: Path
     trace = str(_azure_rows(tmp_path))
     d = _json(*cli("--trace", trace, "--json"))
     setup = prepare(traffic_from_trace(trace), build_fleet(), capacity_rps=None)
-    expected = profile_capacity(setup.context.training, setup.fleet.config, 1.0, 0.1)
+    expected = load_test_capacity(setup.context.training, setup.fleet.config, 1.0, 0.1)
     assert d["capacity_per_replica_rps"] == pytest.approx(expected) and expected > 0
     assert d["knob_value"] == pytest.approx(POLICIES["keda-rate"].default(setup.context))
     assert any("profiled on one simulated replica" in note for note in d["notes"])
+
+
+def test_the_bundled_mooncake_trace_runs_with_its_defaults_and_says_what_vllm_rejected(cli: Run) -> None:
+    """Mooncake records requests in groups at one timestamp, and some of its prompts exceed max_model_len or
+    cannot be prefilled within the TTFT: the load test still finds a capacity (Poisson arrivals, relative to
+    what the mix attains alone), and the rejected prompts are named in the notes, not left to be guessed from
+    the attainment."""
+    d = _json(*cli("--trace", str(DEFAULT_TRACE_DIR / "mooncake_fast25_conversation.csv"), "--duration", "5m",
+                   "--json"))
+    assert 0.05 < d["capacity_per_replica_rps"] < 1.0  # 12,000-token prompts: a fraction of a request per second
+    rejected = [note for note in d["notes"] if "requests rejected: prompt ≥ max_model_len" in note]
+    assert len(rejected) == 1 and int(rejected[0].split()[0]) > 0
+    assert 0 < d["attainment"] < 1
+
+
+def test_a_minute_of_traffic_still_gets_a_replicas_capacity_not_a_burst(tmp_path: Path, cli: Run) -> None:
+    """A few dozen requests all fit in one burst within the SLO at any rate: the load test sends them again
+    until a 1 % tail means something, so the capacity is what the full trace's load test finds, within 3×
+    (it was 1.7 million requests/s)."""
+    short = _json(*cli("--trace", str(_azure_rows(tmp_path, 40)), "--json"))
+    full = load_test_capacity(traffic_from_trace(str(_azure_rows(tmp_path, 1500))).workload,
+                              build_fleet().config, 1.0, 0.1)
+    assert full / 3 < short["capacity_per_replica_rps"] < full * 3
 
 
 def test_a_lower_threshold_buys_attainment_with_gpu_hours(tmp_path: Path, cli: Run) -> None:
@@ -281,6 +304,23 @@ BAD = {
     "unreachable Prometheus": (lambda p: ["--prometheus", "http://127.0.0.1:9", "--model", "m"], "unreachable"),
     "Prometheus without model": (lambda p: ["--prometheus", "http://127.0.0.1:9"], "--model"),
     "no traffic given": (lambda p: [], "--trace FILE or --prometheus URL"),
+    "a capacity no replica has": (
+        lambda p: ["--trace", str(_azure_rows(p, 50)), "--capacity-per-replica", "1e-9"], "≥ 0.001/s"),
+    "the clairvoyant bound on rate windows": (
+        lambda p: ["--trace", SERVEGEN, "--duration", "2h", "--policy", "clairvoyant"], "needs every request"),
+    "empty policy name": (lambda p: ["--trace", str(_azure_rows(p, 50)), "--policy", ""], "unknown policy"),
+    "Prometheus options with a trace": (
+        lambda p: ["--trace", str(_azure_rows(p, 50)), "--promql", "vllm", "--mean-prompt-tokens", "3"],
+        "--promql, --mean-prompt-tokens: options of --prometheus"),
+    "trace cuts with Prometheus": (lambda p: ["--prometheus", "http://127.0.0.1:9", "--model", "m", "--start", "5m"],
+                                   "--start and --duration cut a --trace"),
+    "replay options at the request level": (lambda p: ["--trace", str(_azure_rows(p, 50)), "--utilization", "7"],
+                                            "--utilization: replay-level options"),
+    "a polling loop no autoscaler runs": (
+        lambda p: ["--trace", str(_azure_rows(p, 50)), "--polling-interval", "1ms"], "at most once a second"),
+    "more replicas than a request-level run holds": (
+        lambda p: ["--trace", str(_azure_rows(p, 50)), "--min-replicas", "100000", "--max-replicas", "100000"],
+        "--min-replicas 100,000"),
     "long traffic on a profile the fluid mode has no table for": (
         lambda p: ["--trace", SERVEGEN, "--duration", "2h", "--profile", _h200_profile(p)], "need the fluid mode"),
 }
@@ -293,6 +333,12 @@ def test_bad_input_is_one_error_line(case: str, tmp_path: Path, cli: Run) -> Non
     lines = [ln for ln in (out + err).splitlines() if ln.strip()]
     assert code == 2, out + err
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out + err
+
+
+def test_start_zero_is_the_beginning(tmp_path: Path, cli: Run) -> None:
+    trace = str(_azure_rows(tmp_path, 200))
+    args = ("--trace", trace, "--capacity-per-replica", "2", "--json")
+    assert _json(*cli(*args, "--start", "0")) == _json(*cli(*args))
 
 
 def test_replay_stays_the_default_and_refuses_request_options(tmp_path: Path,

@@ -56,6 +56,8 @@ def test_every_policy_is_swept_and_reported_with_a_plot(tmp_path: Path, capsys: 
     assert lines[-1].startswith("ratio: ")
     assert float(lines[-1].split()[1]) >= 0  # a number (inf when no a–e policy reaches the target), never NaN
     assert any(line.startswith("request-level simulator:") and "simulated requests/s" in line for line in lines)
+    by_trace = next(line for line in lines if "by trace (simulated requests/s per core)" in line)
+    assert float(by_trace.split("step ")[1].replace(",", "")) > 0  # the one trace, with its own figure
 
 
 def test_a_trace_without_lengths_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

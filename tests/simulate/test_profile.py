@@ -45,3 +45,14 @@ def test_a_profile_whose_gpu_cannot_hold_the_model_is_refused(tmp_path: Path) ->
 def test_an_unknown_profile_lists_the_bundled_ones() -> None:
     with pytest.raises(SimulationInputError, match=r"llama-3\.1-8b-h100"):
         load_profile("no-such-profile")
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("fixed_s", "1" + "0" * 400, "an integer of 401 digits"),
+    ("gpus_per_replica", "99999999999999999999999999", "gpus_per_replica 99999999999999999999999999 must be in"),
+])
+def test_absurd_numbers_in_a_profile_are_refused_in_one_line(field: str, value: str, needle: str) -> None:
+    text = "\n".join(f"{k}: {v}" for k, v in {"fixed_s": 0.005, "prefill_token_s": 1e-5, "decode_seq_s": 1e-4,
+                                             field: value}.items())
+    with pytest.raises(SimulationInputError, match=needle):
+        parse_profile(text)

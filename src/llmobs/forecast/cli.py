@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmobs._extras import require
-from llmobs.cli_support import DURATION, DURATION_HELP, example, fail, one_line_errors
+from llmobs.cli_support import DURATION, DURATION_HELP, OFFSET, example, fail, one_line_errors
 from llmobs.forecast.errors import ForecastInputError
 
 console = Console()
@@ -294,7 +294,7 @@ def simulate(
         help="series --prometheus reads: llmobs (llmobs_request_rate, ...) or vllm (rate of "
              "vllm:request_success_total, ...)")] = "llmobs",
     start: Annotated[float | None, _request_option(
-        parser=DURATION, metavar="DURATION", help="skip this much of the trace")] = None,
+        parser=OFFSET, metavar="DURATION", help="skip this much of the trace")] = None,
     duration: Annotated[float | None, _request_option(
         parser=DURATION, metavar="DURATION", help="simulate this much of the trace (default: all)")] = None,
     knob: Annotated[float | None, _request_option(
@@ -337,6 +337,12 @@ def simulate(
                                      "`llmobs forecast simulate`)")
         if plot is not None or html is not None:
             raise ForecastInputError("--plot and --html draw the replay; --level request prints a table (or --json)")
+        replay_only = {"--utilization": None if utilization == 0.8 else utilization,
+                       "--forecaster": None if forecaster == "llmobs_gbm" else forecaster}
+        given = [name for name, value in replay_only.items() if value is not None]
+        if given:
+            raise ForecastInputError(f"{', '.join(given)}: replay-level options; at --level request each policy's "
+                                     "own knob is --knob (--list-policies names it)")
         hooks.request_level(RequestLevelRun(
             trace=trace, prometheus=prometheus, model=model, history_s=history, promql=promql, step_s=step,
             start_s=start or 0.0, duration_s=duration, policy=policy, knob=knob, compare=compare,

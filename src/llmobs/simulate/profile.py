@@ -29,6 +29,7 @@ from llmobs.forecast.errors import ForecastInputError
 from llmobs.simulate.errors import SimulationInputError
 
 BUNDLED = ("llama-3.1-8b-h100", "vllm-cpu-tiny")
+MAX_GPUS_PER_REPLICA = 1024  # 128 nodes of 8: beyond any one vLLM deployment, and GPU-hours multiply by it
 _COEFFICIENTS = ("fixed_s", "prefill_token_s", "decode_seq_s", "kv_token_s", "prefill_step_s",
                  "request_overhead_s")
 
@@ -58,8 +59,9 @@ class StepProfile:
                 raise SimulationInputError(f"profile {self.name}: {key} {value!r} must be seconds in [0, 60)")
         if self.fixed_s + self.prefill_token_s + self.decode_seq_s <= 0:
             raise SimulationInputError(f"profile {self.name}: a step must take time (all coefficients are 0)")
-        if self.gpus_per_replica < 1:
-            raise SimulationInputError(f"profile {self.name}: gpus_per_replica must be ≥ 1")
+        if not 1 <= self.gpus_per_replica <= MAX_GPUS_PER_REPLICA:
+            raise SimulationInputError(f"profile {self.name}: gpus_per_replica {self.gpus_per_replica} must be in "
+                                       f"[1, {MAX_GPUS_PER_REPLICA}] (GPU-hours are counted per GPU)")
 
     def step_seconds(self, prefill_tokens: int, decoding: int, context_tokens: int) -> float:
         """Duration of one step with this many prompt tokens, decoding sequences and KV tokens read."""
@@ -72,7 +74,10 @@ class StepProfile:
         """KV blocks of one replica as `llmobs forecast capacity` computes them from the profile's model
         config and GPU (the same arithmetic, not a second estimate)."""
         if not self.model_config or not self.gpu:
-            raise SimulationInputError(f"profile {self.name}: needs model_config and gpu to size the KV cache")
+            raise SimulationInputError(
+                f"profile {self.name}: needs model_config and gpu to size the KV cache (a profile without them, "
+                "such as the bundled CPU one the fidelity test fits, describes one server's steps, not a GPU fleet "
+                "to simulate)")
         try:
             gpu = lookup_gpu(self.gpu)
             return estimate_capacity(self.model_config, gpu_memory_gib=gpu.memory_gib,
@@ -102,7 +107,11 @@ def parse_profile(text: str, where: str = "profile") -> StepProfile:
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SimulationInputError(f"{where}: {key} must be a number of seconds, not {value!r}")
-        numbers[key] = float(value)
+        try:
+            numbers[key] = float(value)
+        except OverflowError:  # a YAML integer of hundreds of digits
+            raise SimulationInputError(f"{where}: {key} (an integer of {len(str(value))} digits) must be seconds in "
+                                       "[0, 60)") from None
     model_config = raw.get("model_config") or {}
     if not isinstance(model_config, dict):
         raise SimulationInputError(f"{where}: model_config must be a mapping (config.json fields)")

@@ -1,7 +1,7 @@
 """The autoscaling policies the simulator compares, each as users run it today, plus llmobs' own and a
 clairvoyant bound. `POLICIES` maps each key to its `PolicySpec`; docs/autoscaling-policies.md cites the
-source of every rule and default. `profile_capacity` is the one-replica load test that gives
-`PolicyContext.capacity_rps`."""
+source of every rule and default. `load_test_capacity` is the one-replica load test that gives
+`PolicyContext.capacity_rps` (Poisson arrivals at the traffic's length mix, bisected by `profile_capacity`)."""
 
 from llmobs.simulate.policies import (
     aibrix_kpa,
@@ -13,7 +13,7 @@ from llmobs.simulate.policies import (
     llmobs_hybrid,
 )
 from llmobs.simulate.policies.base import PolicyContext, PolicySpec
-from llmobs.simulate.policies.capacity import profile_capacity
+from llmobs.simulate.policies.capacity import load_test_capacity, profile_capacity
 
 POLICIES: dict[str, PolicySpec] = {
     spec.key: spec
@@ -28,4 +28,4 @@ POLICIES: dict[str, PolicySpec] = {
     )
 }
 
-__all__ = ["POLICIES", "PolicyContext", "PolicySpec", "profile_capacity"]
+__all__ = ["POLICIES", "PolicyContext", "PolicySpec", "load_test_capacity", "profile_capacity"]

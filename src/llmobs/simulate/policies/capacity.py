@@ -22,7 +22,13 @@ from llmobs.simulate.workload import Workload
 
 ATTAINMENT = 0.99
 SAMPLE_REQUESTS = 2000  # enough for the 1 % tail to be ~20 requests, few enough to bisect in seconds
+LOAD_TEST_MIN_REQUESTS = 500
+"""Fewest requests a load test sends: fewer admitted requests are sent again (as `vllm bench serve` draws
+more prompts than a small dataset holds), so that 99 % leaves a tail of 5 requests to tell from noise. With
+the 39 requests of a one-minute trace, every rate up to millions per second fitted in one burst."""
+LOAD_TEST_SEED = 1
 BISECTION_STEPS = 10
+ISOLATION_S = 1000.0  # seconds between requests served alone: each finds the replica idle
 
 
 def _attainment_at(sample: Workload, base_rate: float, rate: float, fleet: FleetConfig, ttft: float,
@@ -71,6 +77,61 @@ def profile_capacity(workload: Workload, fleet_config: FleetConfig, ttft: float,
         else:
             high = mid
     return low
+
+
+def load_test_sample(workload: Workload, max_model_len: int, *, requests: int = SAMPLE_REQUESTS,
+                     minimum: int = LOAD_TEST_MIN_REQUESTS, seed: int = LOAD_TEST_SEED) -> Workload:
+    """The requests a load test of `workload`'s length mix sends: its first `requests` requests vLLM admits
+    (a prompt ≥ max_model_len is refused at any rate), on Poisson arrivals at 1 request/s, as
+    `vllm bench serve --request-rate` sends them (`profile_capacity` then scales the rate).
+
+    Why not the workload's own arrival times: a trace's simultaneous arrivals (Mooncake records groups of 10–16
+    requests at one timestamp) stay simultaneous however far the trace is stretched, so a load test on them
+    finds no rate low enough. Fewer than `minimum` admitted requests are sent again in order until there are
+    `minimum`, each repeat with prefix-block ids of its own (another user's prompt, not a prefix-cache hit)."""
+    admitted = np.flatnonzero(workload.prompt < max_model_len)[:requests]
+    n = len(admitted)
+    if n < 2:
+        raise SimulationInputError(
+            f"{workload.source}: a load test needs at least 2 requests shorter than max_model_len "
+            f"({max_model_len:,} tokens); this traffic has {n}")
+    copies = 1 if n >= minimum else -(-minimum // n)
+    chosen = np.tile(admitted, copies)[:max(n, minimum)]
+    hashes: tuple[tuple[int, ...], ...] = ()
+    if workload.hashes:
+        top = 1 + max((max(h) for h in workload.hashes if h), default=0)
+        hashes = tuple(tuple(x + (k // n) * top for x in workload.hashes[i]) for k, i in enumerate(chosen))
+    gaps = np.random.default_rng(seed).exponential(1.0, len(chosen))
+    notes = (f"load test: {n} admitted requests sent again up to {len(chosen)}",) if copies > 1 else ()
+    return Workload(workload.source, np.cumsum(gaps) - gaps[0], workload.prompt[chosen], workload.output[chosen],
+                    hashes, workload.hash_block_tokens, notes)
+
+
+def attainable_share(workload: Workload, fleet_config: FleetConfig, ttft: float, tpot: float) -> float:
+    """Share of `workload`'s requests that meet the SLO when each is served alone on an idle replica: the most
+    any number of replicas can attain (a prompt too long to prefill within the TTFT misses whatever the
+    fleet). Target attainments are taken relative to it, so a mix with such prompts still has a capacity."""
+    isolated = Workload(workload.source, np.arange(len(workload)) * ISOLATION_S, workload.prompt, workload.output,
+                        workload.hashes, workload.hash_block_tokens)
+    met = simulate(isolated, dataclasses.replace(fleet_config, initial_replicas=1)).met(ttft, tpot)
+    return float(met.mean()) if len(met) else math.nan
+
+
+def load_test_capacity(workload: Workload, fleet_config: FleetConfig, ttft: float, tpot: float, *,
+                       attainment: float = ATTAINMENT) -> float:
+    """Requests/s one replica serves with `attainment` × the attainable share (`attainable_share`) of
+    requests meeting the SLO, in a load test at `workload`'s length mix (`load_test_sample`): what a user
+    measures before deploying, and what `benchmarks/autoscale.py` profiles each trace's training part with.
+
+    Raises `SimulationInputError` when no request of the mix meets the SLO even alone (TTFT or TPOT below
+    what this hardware does for these lengths), naming the SLO."""
+    sample = load_test_sample(workload, fleet_config.engine.max_model_len)
+    ceiling = attainable_share(sample, fleet_config, ttft, tpot)
+    if not ceiling > 0:
+        raise SimulationInputError(
+            f"no request of this length mix meets the SLO (TTFT ≤ {ttft:g}s, TPOT ≤ {tpot:g}s) even served alone "
+            "on an idle replica: raise the SLOs or choose a faster profile")
+    return profile_capacity(sample, fleet_config, ttft, tpot, attainment=attainment * ceiling)
 
 
 def request_work_s(prompt: float | np.ndarray, output: float | np.ndarray,

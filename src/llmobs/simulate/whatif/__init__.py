@@ -33,7 +33,7 @@ from llmobs.simulate.engine import EngineConfig
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import FleetConfig, check_slo, simulate
 from llmobs.simulate.fluid import FluidResult, RateWindows, load_fluid_model, load_rate_windows, simulate_fluid
-from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec, profile_capacity
+from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec, load_test_capacity
 from llmobs.simulate.profile import load_profile
 from llmobs.simulate.results import SimulationResult
 from llmobs.simulate.workload import Workload, draw_from_rate_windows, load_workload
@@ -42,6 +42,9 @@ DEFAULT_PROFILE = "llama-3.1-8b-h100"
 MAX_MODEL_LEN = 32_768  # vLLM's context for the bundled Llama 3.1 8B profile, as the benchmarks run it
 REQUEST_LEVEL_LIMIT = 2_000_000
 """Most requests one request-level run takes (minutes per policy); more go to the fluid mode."""
+MIN_CAPACITY_RPS = 0.001
+"""Slowest replica a given capacity may describe: the thresholds of the rate-based policies are fractions of
+it, rounded to 4 decimals, so below this they would all read 0."""
 TRAIN_FRACTION = 0.4
 TRAINING_SAMPLE = 500_000  # most requests drawn for the policies to learn from in the fluid mode
 PROMQL = {name: {column: queries[column] for column in COLUMNS}  # the rates; the KV query is not needed here
@@ -359,11 +362,14 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
                 f"~{traffic.requests:,.0f} requests need the fluid mode (over {REQUEST_LEVEL_LIMIT:,}), and {exc} "
                 "— or cut the traffic with --start/--duration") from None
     if capacity_rps is None:
-        capacity_rps = profiled_capacity(training if len(training) >= 2 else traffic.workload or training, fleet)
+        sample = training if len(training) >= 2 else traffic.workload or training
+        capacity_rps = profiled_capacity(sample, fleet)
         notes.append(f"capacity {capacity_rps:.2f} req/s per replica, profiled on one simulated replica at the "
-                     "SLOs with the requests policies learn from")
-    elif not (math.isfinite(capacity_rps) and capacity_rps > 0):
-        raise SimulationInputError(f"--capacity-per-replica must be a positive request rate, not {capacity_rps!r}")
+                     f"SLOs: a load test (Poisson arrivals) at the length mix of the requests policies learn from, "
+                     f"≥ 99 % of the attainable meeting the SLO")
+    elif not (math.isfinite(capacity_rps) and capacity_rps >= MIN_CAPACITY_RPS):
+        raise SimulationInputError(f"--capacity-per-replica must be a request rate ≥ {MIN_CAPACITY_RPS:g}/s (one "
+                                   f"request in ~17 minutes), not {capacity_rps:g}")
     if initial_replicas is None:
         initial_replicas = max(fleet.hpa.min_replicas, math.ceil(traffic.first_minute_rate / capacity_rps - 1e-9))
         initial_replicas = min(initial_replicas, fleet.hpa.max_replicas)
@@ -377,13 +383,17 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
 
 
 def profiled_capacity(workload: Workload, fleet: Fleet) -> float:
-    """Requests/s one replica serves within the SLOs on this length mix (what a load test would tell)."""
-    return profile_capacity(workload, fleet.config, fleet.ttft_slo_s, fleet.tpot_slo_s)
+    """Requests/s one replica serves within the SLOs on this length mix: what a load test would tell
+    (`load_test_capacity`, the same one `benchmarks/autoscale.py` sizes its traces with)."""
+    return load_test_capacity(workload, fleet.config, fleet.ttft_slo_s, fleet.tpot_slo_s)
 
 
 def run_policy(setup: Setup, key: str, knob: float | None = None) -> Outcome:
     """One policy at `knob` (default: what its documentation suggests) on the setup's traffic."""
     spec = policy_spec(key)
+    if spec.clairvoyant and setup.traffic.workload is None:
+        raise SimulationInputError(f"{spec.key}: {WINDOWS_ONLY}; choose another policy or cut the traffic with "
+                                   "--duration to run it at the request level")
     value = spec.default(setup.context) if knob is None else knob
     _check_knob(spec, value, setup.context)
     try:
@@ -415,6 +425,9 @@ def _check_knob(spec: PolicySpec, value: float, context: PolicyContext) -> None:
             f"{', '.join(f'{g:g}' for g in grid)}")
 
 
+WINDOWS_ONLY = "needs every request, and this traffic is only rate windows"
+
+
 def compare(setup: Setup) -> tuple[list[Outcome], list[str]]:
     """Every policy at its default knob, in registry order, and why any could not run on this traffic
     (the clairvoyant bound needs every request, which the fluid mode on rate windows does not have)."""
@@ -422,7 +435,7 @@ def compare(setup: Setup) -> tuple[list[Outcome], list[str]]:
     skipped: list[str] = []
     for key in POLICIES:
         if POLICIES[key].clairvoyant and setup.traffic.workload is None:
-            skipped.append(f"{key}: needs every request, and this traffic is only rate windows")
+            skipped.append(f"{key}: {WINDOWS_ONLY}")
             continue
         outcomes.append(run_policy(setup, key))
     return outcomes, skipped

@@ -36,6 +36,13 @@ from llmobs.simulate.whatif import (
 )
 
 DEFAULT_POLICY = "keda-rate"
+MIN_POLLING_INTERVAL_S = 1.0
+"""KEDA's pollingInterval and the HPA's sync period are whole seconds: a faster loop is no real autoscaler
+(and at 1 ms a five-minute trace is 300,000 syncs, each scraping every replica's page)."""
+MAX_START_REPLICAS = 1_000
+"""Most replicas a request-level run may start with or keep as its minimum: each one is a simulated vLLM
+whose page is rendered and read every 15 s (~0.4 ms of CPU), so 100,000 of them never finish. Traffic that
+needs more replicas than this has more requests than the request level takes and runs in the fluid mode."""
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
@@ -55,6 +62,31 @@ def _traffic(run: RequestLevelRun) -> Traffic:
     return traffic_from_prometheus(series, seed=run.seed, compress=run.compress,
                                    mean_prompt_tokens=run.mean_prompt_tokens,
                                    mean_output_tokens=run.mean_output_tokens)
+
+
+def _check_options(run: RequestLevelRun) -> None:
+    """Refuse options that would do nothing with this traffic source, and sizes no simulation finishes: an
+    option silently ignored reads as an answer to a question the run never asked."""
+    if run.trace is not None:
+        prometheus_only = {"--model": run.model, "--history": None if run.history_s == 3600.0 else run.history_s,
+                           "--promql": None if run.promql == "llmobs" else run.promql, "--step": run.step_s,
+                           "--mean-prompt-tokens": run.mean_prompt_tokens,
+                           "--mean-output-tokens": run.mean_output_tokens}
+        given = [name for name, value in prometheus_only.items() if value is not None]
+        if given:
+            raise SimulationInputError(f"{', '.join(given)}: options of --prometheus; a --trace carries its own "
+                                       "requests and lengths")
+    elif run.prometheus is not None and (run.start_s != 0.0 or run.duration_s is not None):
+        raise SimulationInputError("--start and --duration cut a --trace; with --prometheus, --history says how far "
+                                   "back to read")
+    if not run.polling_interval_s >= MIN_POLLING_INTERVAL_S:
+        raise SimulationInputError(f"--polling-interval {run.polling_interval_s:g}s: KEDA polls and the HPA syncs "
+                                   f"at most once a second (≥ {MIN_POLLING_INTERVAL_S:g}s)")
+    for option, value in (("--min-replicas", run.min_replicas), ("--initial-replicas", run.initial_replicas)):
+        if value is not None and value > MAX_START_REPLICAS:
+            raise SimulationInputError(
+                f"{option} {value:,}: a request-level run simulates every replica's vLLM and reads its page "
+                f"every 15 s; at most {MAX_START_REPLICAS:,} (traffic for more runs in the fluid mode)")
 
 
 def _setup(run: RequestLevelRun) -> Setup:
@@ -132,7 +164,7 @@ def _print_compare(setup: Setup, outcomes: list[Outcome], notes: list[str]) -> N
         t.add_column(col, justify="left" if col in ("policy", "knob") else "right", no_wrap=col == "policy")
     for o in outcomes:
         m = o.measures()
-        name = f"{o.spec.key}{' (bound)' if o.spec.clairvoyant else ''}"
+        name = f"{o.spec.key}{' (future)' if o.spec.clairvoyant else ''}"
         t.add_row(name, f"{_short_knob(o.spec.knob)} = {o.knob:.4g}",
                   _fmt(m["attainment"]), _fmt(m["gpu_hours"], 2), _fmt(m["goodput_per_gpu_hour"], 0),
                   _fmt(m["scale_events"]), _fmt(m["peak_replicas"]),
@@ -152,7 +184,20 @@ def _print_one(setup: Setup, outcome: Outcome) -> None:
             t.add_row(key, _fmt(value))
     t.add_row("source of the rules", outcome.spec.source)
     console.print(t)
-    _print_notes(setup.notes)
+    _print_notes([*setup.notes, *_run_notes(setup, [outcome])])
+
+
+def _run_notes(setup: Setup, outcomes: Sequence[Outcome]) -> list[str]:
+    """What the runs themselves noted beyond the setup's notes (requests vLLM rejected, which every policy
+    counts as missing the SLO), once each: the same traffic gives every policy the same ones."""
+    seen = set(setup.notes)
+    out: list[str] = []
+    for o in outcomes:
+        for note in o.result.notes:
+            if note not in seen:
+                seen.add(note)
+                out.append(note)
+    return out
 
 
 def _print_notes(notes: Sequence[str]) -> None:
@@ -165,7 +210,8 @@ def _list_policies() -> None:
     for col in ("policy", "what it is", "knob", "source"):
         t.add_column(col, no_wrap=col == "policy")
     for spec in POLICIES.values():
-        t.add_row(spec.key, spec.label + (" (a bound: reads the future)" if spec.clairvoyant else ""), spec.knob,
+        t.add_row(spec.key, spec.label + (" (reads the future: a reference, not a policy anyone can run)"
+                                  if spec.clairvoyant else ""), spec.knob,
                   spec.source)
     console.print(t)
 
@@ -176,15 +222,16 @@ def run_request_level(run: RequestLevelRun) -> None:
     if run.list_policies:
         _list_policies()
         return
-    key = run.policy or DEFAULT_POLICY
+    key = DEFAULT_POLICY if run.policy is None else run.policy
     if not run.compare and key not in POLICIES:
         raise SimulationInputError(f"unknown policy {key!r}; choose one of {', '.join(POLICIES)}")
     if run.compare and run.knob is not None:
         raise SimulationInputError("--compare runs every policy at its default knob: leave --knob out")
+    _check_options(run)
     setup = _setup(run)
     if run.compare:
         outcomes, skipped = compare(setup)
-        notes = [*setup.notes, *(f"skipped {why}" for why in skipped)]
+        notes = [*setup.notes, *_run_notes(setup, outcomes), *(f"skipped {why}" for why in skipped)]
         if run.as_json:
             print(_dumps({**_header(setup), "notes": notes, "policies": [_json(o) for o in outcomes]}))
         else:
@@ -192,6 +239,6 @@ def run_request_level(run: RequestLevelRun) -> None:
         return
     outcome = run_policy(setup, key, run.knob)
     if run.as_json:
-        print(_dumps({**_header(setup), "notes": list(setup.notes), **_json(outcome)}))
+        print(_dumps({**_header(setup), "notes": [*setup.notes, *_run_notes(setup, [outcome])], **_json(outcome)}))
     else:
         _print_one(setup, outcome)
