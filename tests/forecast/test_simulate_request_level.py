@@ -365,3 +365,12 @@ def test_the_fleet_is_the_profiles_and_starts_sized_for_the_first_minute() -> No
     assert setup.fleet.config.initial_replicas == int(np.ceil(first_minute / 60 / 3.0)) > 1
     assert setup.context.capacity_rps == 3.0 and setup.context.future is traffic.workload
     assert setup.context.training is not None and 0 < len(setup.context.training) < len(traffic.workload)
+
+
+def test_a_model_with_a_shorter_context_serves_at_most_that(tmp_path: Path) -> None:
+    """vLLM refuses a --max-model-len above the model's max_position_embeddings: the simulated fleet does too."""
+    text = (BUNDLED_PROFILE / "llama-3.1-8b-h100.yaml").read_text()
+    short = tmp_path / "short.yaml"
+    short.write_text(text.replace("max_position_embeddings: 131072", "max_position_embeddings: 4096"))
+    assert build_fleet(str(short)).config.engine.max_model_len == 4096
+    assert build_fleet().config.engine.max_model_len == 32_768  # the bundled model's 131,072 is capped as before

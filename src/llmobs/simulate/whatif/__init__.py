@@ -34,7 +34,7 @@ from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import FleetConfig, check_slo, simulate
 from llmobs.simulate.fluid import FluidResult, RateWindows, load_fluid_model, load_rate_windows, simulate_fluid
 from llmobs.simulate.policies import POLICIES, PolicyContext, PolicySpec, load_test_capacity
-from llmobs.simulate.profile import load_profile
+from llmobs.simulate.profile import StepProfile, load_profile
 from llmobs.simulate.results import SimulationResult
 from llmobs.simulate.workload import Workload, draw_from_rate_windows, load_workload
 
@@ -256,14 +256,15 @@ def build_fleet(profile: str | None = None, *, ttft_slo_s: float = 1.0, tpot_slo
     """One replica per the profile (its KV blocks as `llmobs forecast capacity` computes them), and the SLO
     checked against it: an SLO no number of replicas can meet is refused before anything runs."""
     step_profile = load_profile(profile or DEFAULT_PROFILE)
-    capacity = step_profile.capacity(context_tokens=MAX_MODEL_LEN)
-    if capacity.num_blocks * capacity.block_size < MAX_MODEL_LEN:
+    max_model_len = _max_model_len(step_profile)
+    capacity = step_profile.capacity(context_tokens=max_model_len)
+    if capacity.num_blocks * capacity.block_size < max_model_len:
         raise SimulationInputError(
             f"profile {step_profile.name}: one replica's KV cache holds {capacity.kv_tokens:,} tokens, less than "
-            f"one request of {MAX_MODEL_LEN:,} tokens (vLLM would not start): a bigger GPU or more GPUs per replica")
+            f"one request of {max_model_len:,} tokens (vLLM would not start): a bigger GPU or more GPUs per replica")
     if not 1 <= min_replicas <= max_replicas:
         raise SimulationInputError(f"need 1 ≤ --min-replicas ({min_replicas}) ≤ --max-replicas ({max_replicas})")
-    engine = EngineConfig(kv_blocks=capacity.num_blocks, block_size=capacity.block_size, max_model_len=MAX_MODEL_LEN)
+    engine = EngineConfig(kv_blocks=capacity.num_blocks, block_size=capacity.block_size, max_model_len=max_model_len)
     config = FleetConfig(engine, step_profile, model=step_profile.name, max_replicas=max_replicas,
                          sync_interval_s=polling_interval_s, ttft_slo_s=ttft_slo_s)
     if cold_start_s is not None:
@@ -271,6 +272,17 @@ def build_fleet(profile: str | None = None, *, ttft_slo_s: float = 1.0, tpot_slo
     check_slo(config, ttft_slo_s, tpot_slo_s)
     hpa = HpaConfig(polling_interval_s=polling_interval_s, min_replicas=min_replicas, max_replicas=max_replicas)
     return Fleet(config, ttft_slo_s, tpot_slo_s, hpa)
+
+
+def _max_model_len(profile: StepProfile) -> int:
+    """`MAX_MODEL_LEN`, or the model's own context when it is shorter: vLLM refuses a --max-model-len above the
+    model config's max_position_embeddings, so a deployment of that model serves at most that."""
+    own = profile.model_config.get("max_position_embeddings")
+    if isinstance(own, bool) or not isinstance(own, int):
+        return MAX_MODEL_LEN
+    if own < 1:
+        raise SimulationInputError(f"profile {profile.name}: max_position_embeddings must be ≥ 1, not {own}")
+    return min(MAX_MODEL_LEN, own)
 
 
 def first_part(workload: Workload, fraction: float) -> Workload:
