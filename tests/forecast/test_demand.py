@@ -98,6 +98,16 @@ def test_resample_keeps_means_and_gaps() -> None:
         ("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,5,1\n", "row 2 is not a date"),
         ("timestamp_ms,input_length,output_length\n0,5,1\n1000,five,1\n", "input_length row 3 is not a number"),
         ("window_start_s,total_rate_rps\n0,1\n600,2\n600,3\n", "repeats"),
+        ("window_start_s,total_rate_rps\n0,1\n600,2\nnan,3\n1800,4\n", "window_start_s row 4 is nan, not a"),
+        ("window_start_s,total_rate_rps\n0,1\n600,2\n,3\n1800,4\n", "window_start_s row 4 is nan, not a"),
+        ("window_start_s,total_rate_rps\n0,1\ninf,2\n", "window_start_s row 3 is inf, not a"),
+        ("window_start_s,total_rate_rps\n-600,1\n0,2\n", "window_start_s row 2 is -600, not a"),
+        ("window_start_s,total_rate_rps\n0,1\n600,2\n1200,2\n1800,2\n1e12,3\n",
+         "row 6 jumps from 1800 to 1e\\+12"),
+        ("window_start_s,total_rate_rps\n0,1\n600,2\n1250,2\n1800,2\n", "row 4 starts at 1250, off the 600s grid"),
+        ("window_start_s,total_rate_rps\n0,1\n600,inf\n", "total_rate_rps row 3 is inf, not a finite"),
+        ("window_start_s,total_rate_rps,mean_input_tokens_est\n0,1,5\n600,2,-inf\n",
+         "mean_input_tokens_est row 3 is -inf, not a finite"),
         ("", "not a readable CSV"),
         ("timestamp_ms,input_length,output_length\n", "no data rows"),
         ("timestamp_ms,input_length,output_length\n0,5,1\n100,5,1\n", "shorter than one"),
@@ -164,6 +174,11 @@ def test_prometheus_unreachable_is_one_clear_error() -> None:
     reader = PrometheusRangeReader("http://127.0.0.1:9", timeout=1)
     with reader, pytest.raises(PrometheusError, match="unreachable"):
         reader.query_range("up", 0, 60, 15)
+
+
+def test_prometheus_url_that_is_not_a_url_is_one_clear_error() -> None:
+    with pytest.raises(PrometheusError, match=r"Prometheus URL 'http://\[::1' is not a URL"):
+        PrometheusRangeReader("http://[::1")
 
 
 @pytest.mark.prometheus
@@ -235,3 +250,127 @@ def _prometheus(workdir: Path, data: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _prometheus_answering(body: object, status: int = 200) -> PrometheusRangeReader:
+    """A reader whose every query_range gets `body` (any JSON) back, as a broken or odd server would send."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body)
+
+    return PrometheusRangeReader("http://prom", transport=httpx.MockTransport(handler))
+
+
+def _matrix(*series: list[object]) -> dict[str, object]:
+    """A successful query_range answer with one result per `values` list."""
+    return {"status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {}, "values": v} for v in series]}}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ([1, 2, 3], "answered 'up' with a JSON array, not an API object"),
+        ("ok", "answered 'up' with a JSON string, not an API object"),
+        ({"status": "success"}, "answered 'up' without a `data` object \\(got null\\)"),
+        ({"status": "success", "data": None}, "answered 'up' without a `data` object \\(got null\\)"),
+        ({"status": "success", "data": [1]}, "without a `data` object \\(got array\\)"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": None}},
+         "answered 'up' with `data.result` null, not a list of series"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": {"values": []}}},
+         "`data.result` object, not a list of series"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}}]}},
+         "series 1 of 1 for 'up' has no `values`"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": [{"values": None}]}},
+         "series 1 of 1 for 'up' has `values` null, not a list"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": [[[0, "1"]]]}},
+         "series 1 of 1 for 'up' is a JSON array, not an object"),
+        ([1, 2], "HTTP 500"),
+    ],
+)
+def test_prometheus_malformed_bodies_are_one_clear_error(body: object, needle: str) -> None:
+    status = 500 if needle == "HTTP 500" else 200
+    with _prometheus_answering(body, status) as r, pytest.raises(PrometheusError, match=needle):
+        r.query_range("up", 0, 60, 15)
+
+
+def test_prometheus_unreadable_samples_are_skipped_and_counted_in_the_notes() -> None:
+    """One bad sample must not sink a whole history: it is skipped, a gap, and the notes count it."""
+    values: list[object] = [[0, "1"], [60, "abc"], [120], [180, None], ["NaN", "7"], [240, "5"],
+                            "0,1", [300, "2", "x"], [True, "3"]]
+    with _prometheus_answering(_matrix(values)) as r:
+        got = r.query_range("up", 0, 300, 60)
+        assert got.iloc[0] == 1.0 and got.iloc[4] == 5.0
+        assert got.iloc[[1, 2, 3, 5]].isna().all()
+        d = r.demand("m", 0, 300, 60, queries={"request_rate": "up"})
+    note = next(n for n in d.notes if n.startswith("request_rate"))
+    assert "2 samples with a value that is not a number skipped" in note
+    assert "3 samples that are not a [time, value] pair skipped" in note
+    assert "2 samples with a timestamp that is not a finite number skipped" in note
+    assert note.startswith("request_rate (query up): ")
+
+
+def test_prometheus_repeated_timestamps_keep_the_first_and_order_is_restored() -> None:
+    base = [[float(t), str(t // 60 + 1)] for t in range(0, 301, 60)]
+    shuffled = [base[3], base[0], base[5], base[1], base[4], base[2]]
+    repeated = [[t, "99"] for t, _ in base]  # Prometheus never sends these; a proxy or a fake might
+    with _prometheus_answering(_matrix(shuffled + repeated)) as r:
+        got = r.query_range("up", 0, 300, 60)
+        d = r.demand("m", 0, 300, 60, queries={"request_rate": "up"})
+    assert got.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert any("6 samples at a repeated timestamp skipped, the first one kept" in n for n in d.notes)
+
+
+def test_prometheus_timestamps_outside_the_range_are_skipped_not_a_crash() -> None:
+    start = 1_700_000_000.0
+    far = [[start + i * 60 + 1e12, "5"] for i in range(11)]
+    with _prometheus_answering(_matrix(far)) as r:
+        assert r.query_range("up", start, start + 600, 60).isna().all()
+        with pytest.raises(PrometheusError,
+                           match=r"no request-rate data for model 'm' .*11 samples with a timestamp outside"):
+            r.demand("m", start, start + 600, 60)
+
+
+@pytest.mark.parametrize("bad", ["+Inf", "-Inf", "NaN"])
+def test_prometheus_non_finite_values_are_gaps_and_noted(bad: str) -> None:
+    """Prometheus sends NaN and ±Inf as strings (0/0, x/0): no demand there, a gap like any other."""
+    with _prometheus_answering(_matrix([[0, "2"], [60, bad], [120, "4"]])) as r:
+        got = r.query_range("up", 0, 120, 60)
+        assert got.iloc[0] == 2.0 and np.isnan(got.iloc[1]) and got.iloc[2] == 4.0
+        d = r.demand("m", 0, 120, 60, queries={"request_rate": "up"})
+    assert any("1 NaN or ±Inf values kept as gaps" in n for n in d.notes)
+    with _prometheus_answering(_matrix([[0, bad], [60, bad], [120, bad]])) as r, pytest.raises(
+        PrometheusError, match=r"no request-rate data for model 'm' in the range .*3 NaN or ±Inf values"
+    ):
+        r.demand("m", 0, 120, 60)
+
+
+def test_prometheus_negative_demand_is_a_gap_and_all_negative_is_refused() -> None:
+    with _prometheus_answering(_matrix([[0, "2"], [60, "-5"], [120, "4"]])) as r:
+        d = r.demand("m", 0, 120, 60, queries={"request_rate": "up"})
+    assert np.isnan(d.request_rate.iloc[1]) and d.request_rate.iloc[2] == 4.0
+    assert any("1 steps with a negative value kept as gaps" in n for n in d.notes)
+    with _prometheus_answering(_matrix([[0, "-5"], [60, "-5"]])) as r, pytest.raises(
+        PrometheusError, match=r"no request-rate data for model 'm' .*2 steps with a negative value"
+    ):
+        r.demand("m", 0, 60, 60)
+
+
+def test_prometheus_native_histogram_series_is_skipped_and_noted() -> None:
+    """A native-histogram series has `histograms` instead of `values`: no float samples to read."""
+    hist = {"count": "3", "sum": "1", "buckets": []}
+    body = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"a": "1"}, "values": [[0, "1"], [60, "2"]]},
+        {"metric": {"a": "2"}, "histograms": [[0, hist], [60, hist]]},
+    ]}}
+    with _prometheus_answering(body) as r:
+        assert r.query_range("up", 0, 60, 60).tolist() == [1.0, 2.0]
+        d = r.demand("m", 0, 60, 60, queries={"request_rate": "up"})
+    assert any("2 native-histogram samples skipped" in n for n in d.notes)
+
+
+@pytest.mark.parametrize(("start", "end", "step"), [(0, 60, 0), (0, 60, float("nan")), (float("nan"), 60, 15),
+                                                    (0, float("inf"), 15)])
+def test_prometheus_bad_range_arguments_are_refused(start: float, end: float, step: float) -> None:
+    with _prometheus_answering(_matrix([])) as r, pytest.raises(PrometheusError, match="query range"):
+        r.query_range("up", start, end, step)

@@ -234,6 +234,12 @@ def test_a_long_prometheus_history_runs_its_windows_in_the_fluid_mode(cli: Run) 
     assert d["peak_replicas"] == 21  # KEDA at its default threshold, 0.8 × 60 = 48 req/s: ceil(1000 / 48)
 
 
+def test_a_prometheus_history_without_traffic_says_so_not_that_lengths_are_missing(cli: Run) -> None:
+    with _prometheus(rate=0.0, prompt=100.0, output=20.0) as url:
+        code, out, err = cli("--prometheus", url, "--model", "m", "--history", "10m", "--capacity-per-replica", "3")
+    assert code == 2 and "no request rate above 0 in any window" in err and "--mean-prompt" not in err, out + err
+
+
 def test_prometheus_without_token_series_needs_the_mean_lengths(cli: Run) -> None:
     with _prometheus(rate=2.0, prompt=None, output=None) as url:
         code, out, err = cli("--prometheus", url, "--model", "m", "--history", "10m", "--capacity-per-replica", "3")

@@ -15,6 +15,8 @@ Sources:
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,7 +34,9 @@ from llmobs.state import ModelDemandPoint
 COLUMNS = ("request_rate", "prompt_tokens_rate", "generation_tokens_rate")
 EPOCH = pd.Timestamp("2024-01-01 00:00:00")  # a Monday: anchor for traces with relative time
 DEFAULT_TRACE_DIR = Path(__file__).resolve().parents[3] / "data" / "traces"
-
+MAX_GRID_ROWS = 1_000_000
+"""Most windows a rate-window trace may fill out to (19 years of 600 s windows): a hole in `window_start_s`
+wider than that is a typo, and filling it with gap rows would exhaust memory."""
 
 
 def read_input_text(path: str | Path, what: str) -> str:
@@ -181,24 +185,50 @@ def read_trace(path: str | Path, step_seconds: float | None = None, finer: str =
     )
 
 
+def _finite_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
+    """A numeric column whose empty cells are NaN (a gap) but whose ±inf cells are refused: an infinite
+    rate or mean is a broken export, and downstream it would become an infinite number of requests."""
+    values = numeric_column(df, col, name)
+    inf = np.isinf(values)
+    if inf.any():
+        row = int(np.flatnonzero(inf)[0])
+        raise ForecastInputError(
+            f"{name}: column {col} row {row + 2} is {values[row]:g}, not a finite number (fix or delete that row)")
+    return values
+
+
 def _read_servegen(
     df: pd.DataFrame, name: str, short: str, step_seconds: float | None, finer: str
 ) -> DemandSeries:
     start = numeric_column(df, "window_start_s", name)
+    # NaN compares false everywhere, so it would slip past the order checks below and only fail deep in pandas.
+    unusable = ~(np.isfinite(start) & (start >= 0))
+    if unusable.any():
+        row = int(np.flatnonzero(unusable)[0])
+        raise ForecastInputError(
+            f"{name}: column window_start_s row {row + 2} is {start[row]:g}, not a window start in seconds ≥ 0 "
+            "(fix or delete that row)")
     check_sorted(start, "window_start_s", name)
     diffs = np.diff(start)
     if diffs.size and (diffs <= 0).any():
         row = int(np.flatnonzero(diffs <= 0)[0]) + 1
         raise ForecastInputError(f"{name}: window_start_s row {row + 2} repeats {start[row]:g}")
     window = float(np.median(diffs)) if diffs.size else 600.0
-    rate = numeric_column(df, "total_rate_rps", name)
+    rows = (start[-1] - start[0]) / window + 1
+    if rows > MAX_GRID_ROWS:
+        row = int(np.argmax(diffs)) + 1
+        raise ForecastInputError(
+            f"{name}: window_start_s row {row + 2} jumps from {start[row - 1]:g} to {start[row]:g}: filling the hole "
+            f"with {window:g}s gap windows would make {rows:,.0f} rows (at most {MAX_GRID_ROWS:,}); fix that row")
+    rate = _finite_column(df, "total_rate_rps", name)
     notes: list[str] = []
-    gaps = rate <= 0
+    gaps = ~(rate > 0)  # 0 is ServeGen's own gap marker; an empty or negative cell is no data either
     if gaps.any():
-        notes.append(f"{int(gaps.sum())} windows with total_rate_rps 0 treated as gaps (missing data)")
+        notes.append(f"{int(gaps.sum())} windows with total_rate_rps 0, negative or empty treated as gaps "
+                     "(missing data)")
     rate = np.where(gaps, np.nan, rate)
-    inp = numeric_column(df, "mean_input_tokens_est", name) if "mean_input_tokens_est" in df else rate * np.nan
-    out = numeric_column(df, "mean_output_tokens_est", name) if "mean_output_tokens_est" in df else rate * np.nan
+    inp = _finite_column(df, "mean_input_tokens_est", name) if "mean_input_tokens_est" in df else rate * np.nan
+    out = _finite_column(df, "mean_output_tokens_est", name) if "mean_output_tokens_est" in df else rate * np.nan
     index = EPOCH + pd.to_timedelta(start, unit="s")
     frame = pd.DataFrame(
         {"request_rate": rate, "prompt_tokens_rate": rate * inp, "generation_tokens_rate": rate * out},
@@ -206,6 +236,12 @@ def _read_servegen(
     )
     # Missing windows (holes in window_start_s) become NaN rows on the regular grid.
     grid = pd.date_range(index[0], index[-1], freq=pd.Timedelta(seconds=window))
+    off = ~index.isin(grid)
+    if off.any():  # reindexing onto the grid would drop such a window without a word
+        row = int(np.flatnonzero(off)[0])
+        raise ForecastInputError(
+            f"{name}: window_start_s row {row + 2} starts at {start[row]:g}, off the {window:g}s grid of the "
+            "other windows (their median spacing); windows must be evenly spaced, holes are fine")
     if len(grid) != len(index):
         notes.append(f"{len(grid) - len(index)} missing windows filled as gaps")
         frame = frame.reindex(grid)
@@ -269,6 +305,48 @@ class PrometheusError(ForecastInputError):
     """The Prometheus API refused a query or answered something that is not a range result."""
 
 
+def _json_kind(value: object) -> str:
+    """What a decoded JSON value is, in JSON's own words, for messages about a malformed answer."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _sample_number(value: object) -> float | None:
+    """A sample's time or value as Prometheus writes them (a JSON number, or a string such as "1.5", "NaN",
+    "+Inf"); None when it is neither (another type, text, a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+_SKIPPED_NOT_PAIR = "samples that are not a [time, value] pair skipped"
+_SKIPPED_BAD_VALUE = "samples with a value that is not a number skipped"
+_SKIPPED_BAD_TIME = "samples with a timestamp that is not a finite number skipped"
+_SKIPPED_OUT_OF_RANGE = "samples with a timestamp outside the queried range skipped"
+_SKIPPED_REPEATED = "samples at a repeated timestamp skipped, the first one kept"
+_SKIPPED_HISTOGRAM = "native-histogram samples skipped, not float values"
+_NON_FINITE = "NaN or ±Inf values kept as gaps"
+_NEGATIVE = "steps with a negative value kept as gaps, as demand cannot be negative"
+"""What `PrometheusRangeReader` counts while reading a range; each count becomes a note of the series."""
+
+
+def _skipped_text(counts: Mapping[str, int]) -> str:
+    """The counts as one clause per reason, for a note or an error (one line either way)."""
+    return "; ".join(f"{n} {what}" for what, n in counts.items() if n)
+
+
 class PrometheusRangeReader:
     """Reads range queries from a Prometheus HTTP API (`/api/v1/query_range`).
 
@@ -279,7 +357,11 @@ class PrometheusRangeReader:
     def __init__(
         self, base_url: str, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
     ) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        try:
+            self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        except httpx.InvalidURL as exc:  # not an HTTPError: it would escape the callers' one-line errors
+            raise PrometheusError(f"Prometheus URL {base_url!r} is not a URL ({exc}): give e.g. "
+                                  "http://prometheus:9090") from exc
 
     def close(self) -> None:
         """Close the underlying HTTP client."""
@@ -292,34 +374,117 @@ class PrometheusRangeReader:
         self.close()
 
     def query_range(self, query: str, start: float, end: float, step_seconds: float) -> pd.Series:
-        """One range query summed to a single series on the [start, end] grid (NaN where absent)."""
+        """One range query summed to a single series on the [start, end] grid (NaN where absent).
+
+        An answer that is not a range result (not a JSON object, no `data`, `result` not a list, a series
+        without `values`) is a `PrometheusError`. A single unreadable sample is skipped instead, so one bad
+        point does not sink a whole history; `demand` counts the skipped samples in its notes. See
+        `_read_range` for what counts as unreadable.
+        """
+        return self._read_range(query, start, end, step_seconds)[0]
+
+    def _read_range(
+        self, query: str, start: float, end: float, step_seconds: float
+    ) -> tuple[pd.Series, Counter[str]]:
+        """`query_range`'s series, and how many samples were skipped or kept as gaps, by reason.
+
+        Prometheus sends each series' samples as sorted, unique `[unix seconds, "value"]` pairs inside
+        [start, end]. A robust client does not count on it: a pair that is not two items, a value that is
+        not a number, a timestamp that is not finite or falls outside the range (it would match no grid
+        step, and a far one overflows pandas' dates) is skipped; samples are sorted; of samples at the
+        same timestamp the first one in the answer is kept. NaN and ±Inf values (Prometheus' 0/0 and x/0)
+        are no demand figure: they stay gaps, as does a grid step no series has a sample for.
+        """
+        if not (math.isfinite(start) and math.isfinite(end) and math.isfinite(step_seconds) and step_seconds > 0):
+            raise PrometheusError(
+                f"query range start {start}, end {end}, step {step_seconds}s: all must be finite, the step > 0")
         if end <= start:
             raise PrometheusError(f"query range end {end} is not after start {start}")
         params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_seconds:g}s"}
         try:
             resp = self._client.get("/api/v1/query_range", params=params)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise PrometheusError(f"Prometheus unreachable at {self._client.base_url}: {exc}") from exc
         try:
             body = resp.json()
-        except ValueError as exc:
-            raise PrometheusError(f"Prometheus answered HTTP {resp.status_code} with non-JSON body") from exc
+        except (ValueError, RecursionError) as exc:
+            raise PrometheusError(
+                f"Prometheus answered HTTP {resp.status_code} with non-JSON body: "
+                f"is {self._client.base_url} a Prometheus server?") from exc
+        if not isinstance(body, dict):
+            raise PrometheusError(
+                f"Prometheus answered {query!r} with a JSON {_json_kind(body)}, not an API object "
+                f"(HTTP {resp.status_code}): is {self._client.base_url} a Prometheus server?")
         if resp.status_code != 200 or body.get("status") != "success":
             raise PrometheusError(
                 f"Prometheus refused {query!r}: HTTP {resp.status_code} {body.get('errorType', '')}: "
                 f"{body.get('error', '')}".rstrip(": ")
             )
-        data = body.get("data", {})
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise PrometheusError(
+                f"Prometheus answered {query!r} without a `data` object (got {_json_kind(data)}): "
+                f"is {self._client.base_url} a Prometheus server?")
         if data.get("resultType") != "matrix":
             raise PrometheusError(f"query {query!r} did not return a range matrix")
+        results = data.get("result")
+        if not isinstance(results, list):
+            raise PrometheusError(
+                f"Prometheus answered {query!r} with `data.result` {_json_kind(results)}, not a list of series")
+        counts: Counter[str] = Counter()
         grid = pd.to_datetime(np.arange(start, end + step_seconds / 2, step_seconds), unit="s")
         total = pd.Series(np.nan, index=grid)
-        for result in data.get("result", []):
-            ts = pd.to_datetime([float(v[0]) for v in result["values"]], unit="s")
-            vals = pd.Series([float(v[1]) for v in result["values"]], index=ts)
+        for i, result in enumerate(results):
+            times, values = self._samples(result, f"series {i + 1} of {len(results)} for {query!r}", counts)
+            low, high = start - step_seconds / 2, end + step_seconds / 2
+            inside = (times >= low) & (times <= high)
+            counts[_SKIPPED_OUT_OF_RANGE] += int((~inside).sum())
+            times, values = times[inside], values[inside]
+            order = np.argsort(times, kind="stable")  # stable: the first of equal timestamps stays first
+            times, values = times[order], values[order]
+            repeated = np.zeros(times.size, dtype=bool)
+            repeated[1:] = np.diff(times) == 0
+            counts[_SKIPPED_REPEATED] += int(repeated.sum())
+            times, values = times[~repeated], values[~repeated]
+            counts[_NON_FINITE] += int((~np.isfinite(values)).sum())
+            values = np.where(np.isfinite(values), values, np.nan)
+            vals = pd.Series(values, index=pd.to_datetime(times, unit="s"))
             vals = vals.reindex(grid, method="nearest", tolerance=pd.Timedelta(seconds=step_seconds / 2))
             total = total.add(vals, fill_value=0.0).where(total.notna() | vals.notna())
-        return total
+        return total, counts
+
+    @staticmethod
+    def _samples(result: object, what: str, counts: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One series' readable (time, value) samples in answer order; unreadable ones counted in `counts`."""
+        if not isinstance(result, dict):
+            raise PrometheusError(f"Prometheus answered malformed data: {what} is a JSON {_json_kind(result)}, "
+                                  "not an object")
+        histograms = result.get("histograms")
+        if isinstance(histograms, list):  # native histograms (Prometheus ≥ 2.40): no float value to read
+            counts[_SKIPPED_HISTOGRAM] += len(histograms)
+        if "values" not in result:
+            if isinstance(histograms, list):
+                return np.empty(0), np.empty(0)
+            raise PrometheusError(f"Prometheus answered malformed data: {what} has no `values`")
+        samples = result["values"]
+        if not isinstance(samples, list):
+            raise PrometheusError(
+                f"Prometheus answered malformed data: {what} has `values` {_json_kind(samples)}, not a list")
+        times: list[float] = []
+        values: list[float] = []
+        for sample in samples:
+            if not (isinstance(sample, list) and len(sample) == 2):
+                counts[_SKIPPED_NOT_PAIR] += 1
+                continue
+            t, v = _sample_number(sample[0]), _sample_number(sample[1])
+            if t is None or not math.isfinite(t):
+                counts[_SKIPPED_BAD_TIME] += 1
+            elif v is None:
+                counts[_SKIPPED_BAD_VALUE] += 1
+            else:
+                times.append(t)
+                values.append(v)
+        return np.array(times, dtype=float), np.array(values, dtype=float)
 
     def demand(
         self,
@@ -330,14 +495,28 @@ class PrometheusRangeReader:
         queries: Mapping[str, str] = DEFAULT_PROMQL,
         rate_window: str = "1m",
     ) -> DemandSeries:
-        """A model's demand series from Prometheus; `request_rate` must have data, others may be gaps."""
+        """A model's demand series from Prometheus; `request_rate` must have data, others may be gaps.
+
+        Every column is a rate or an amount, never below 0: a negative step is a gap, like NaN and ±Inf.
+        Samples skipped while reading (see `_read_range`) and such gaps are counted in the notes, and in
+        the error when they leave no request rate at all.
+        """
         frame: dict[str, pd.Series] = {}
         notes: list[str] = []
+        skipped: dict[str, Counter[str]] = {}
         for column, template in queries.items():
             q = template.format(model=model, window=rate_window)
-            frame[column] = self.query_range(q, start, end, step_seconds)
+            series, counts = self._read_range(q, start, end, step_seconds)
+            negative = series < 0
+            counts[_NEGATIVE] += int(negative.sum())
+            frame[column] = series.mask(negative)
+            skipped[column] = counts
             if frame[column].isna().all():
                 notes.append(f"{column}: no data for {q}")
+            if any(counts.values()):
+                notes.append(f"{column} (query {q}): {_skipped_text(counts)}")
         if "request_rate" not in frame or frame["request_rate"].isna().all():
-            raise PrometheusError(f"no request-rate data for model {model!r} in the range")
+            why = _skipped_text(skipped.get("request_rate", Counter()))
+            raise PrometheusError(
+                f"no request-rate data for model {model!r} in the range" + (f" ({why})" if why else ""))
         return DemandSeries(pd.DataFrame(frame), step_seconds, "prometheus", tuple(notes))

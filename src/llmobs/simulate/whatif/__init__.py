@@ -182,6 +182,10 @@ def traffic_from_prometheus(series: DemandSeries, *, seed: int = 0, compress: fl
                 f"output tokens, seed {seed}")
     notes = [f"{series.source} history: {len(rate)} windows of {series.step_seconds:g}s; {how_used}",
              *series.notes]
+    if not (np.isfinite(rate) & (rate > 0)).any():
+        raise SimulationInputError(
+            f"{series.source} history has no request rate above 0 in any window (all zero, negative, non-finite or "
+            "gaps): nothing to simulate; choose a --history with traffic")
     means = {}
     for column, what, given, option in (
             ("prompt_tokens_rate", "prompt", mean_prompt_tokens, "--mean-prompt-tokens"),
@@ -197,9 +201,10 @@ def traffic_from_prometheus(series: DemandSeries, *, seed: int = 0, compress: fl
         elif given is not None:
             overall, how = given, option
         else:
+            why = "; ".join(note for note in series.notes if note.startswith(column))
             raise SimulationInputError(
-                f"{series.source} history has no {column} for the windows with requests, so the {what} "
-                f"lengths are unknown: give {option} N (a mean in tokens)")
+                f"{series.source} history has no {column} for the windows with requests"
+                f"{f' ({why})' if why else ''}, so the {what} lengths are unknown: give {option} N (a mean in tokens)")
         if given is not None and not (math.isfinite(given) and given >= 1):
             raise SimulationInputError(f"{option} must be a mean of ≥ 1 token, not {given!r}")
         missing = served & ~known
