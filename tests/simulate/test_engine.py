@@ -3,6 +3,7 @@ time per token), the step at which each request gets its tokens can be counted o
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from llmobs.simulate import EngineConfig, ReplicaEngine, SimRequest, SimulationInputError, StepProfile
@@ -169,3 +170,22 @@ def test_the_page_histograms_count_every_finished_request_as_observing_each_at_i
     assert len(e.finished) == requests and reads > 2
     assert requests < 100 or any(r.preemptions for r in e.finished)  # the big batch preempts
     assert max(batches) >= 48 if read_every_s > 1 else max(batches) < 48  # both ways of observing taken
+
+
+def test_numpy_integer_settings_are_taken_as_plain_ints() -> None:
+    config = EngineConfig(kv_blocks=np.int64(20000), max_num_seqs=np.int32(64))  # type: ignore[arg-type]
+    assert (config.kv_blocks, config.max_num_seqs) == (20000, 64)
+    assert type(config.kv_blocks) is int and type(config.max_num_seqs) is int
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"kv_blocks": np.float64(2000.0)}, "engine kv_blocks must be an integer ≥ 1, not 2000.0$"),
+    ({"kv_blocks": 1.5}, "engine kv_blocks must be an integer ≥ 1, not 1.5$"),
+    ({"kv_blocks": True}, "engine kv_blocks must be an integer ≥ 1, not True$"),
+    ({"kv_blocks": 2000, "block_size": "16"}, "engine block_size must be an integer ≥ 1, not '16'$"),
+    ({"kv_blocks": np.int64(-3)}, "engine kv_blocks must be an integer ≥ 1, not -3$"),
+    ({"kv_blocks": 2000, "prefix_caching": "no"}, "engine prefix_caching must be True or False, not 'no'$"),
+])
+def test_engine_settings_of_the_wrong_type_are_refused_plainly(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(SimulationInputError, match=message):
+        EngineConfig(**settings)  # type: ignore[arg-type]

@@ -180,3 +180,66 @@ def test_fleet_settings_out_of_range_are_refused() -> None:
         FleetConfig(ENGINE, PROFILE, routing="random")
     with pytest.raises(SimulationInputError, match="scrape_interval_s"):
         FleetConfig(ENGINE, PROFILE, scrape_interval_s=0)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"initial_replicas": 1.5}, "initial_replicas must be a whole number of replicas, not 1.5"),
+    ({"initial_replicas": True}, "initial_replicas must be a whole number of replicas, not True"),
+    ({"max_replicas": 2.0}, "max_replicas must be a whole number of replicas, not 2"),
+    ({"max_replicas": 0, "initial_replicas": 0}, "max_replicas must be ≥ 1"),
+    ({"initial_replicas": 5, "max_replicas": 2}, r"initial_replicas 5 must be in \[0, max_replicas 2\]"),
+    ({"cold_start_s": "120"}, "cold_start_s must be a finite number of seconds ≥ 0, not '120'"),
+    ({"tail_s": np.float64(-1.0)}, "tail_s must be a finite number of seconds ≥ 0, not -1$"),
+    ({"sync_interval_s": True}, "sync_interval_s must be a finite number of seconds > 0, not True"),
+    ({"ttft_slo_s": float("nan")}, "ttft_slo_s must be a finite number of seconds > 0, not nan"),
+    ({"routing": ["least_loaded"]}, r"routing \['least_loaded'\]: use one of"),
+    ({"model": 3}, "model must be a name"),
+])
+def test_fleet_settings_of_the_wrong_type_are_refused_before_running(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(SimulationInputError, match=message) as info:
+        FleetConfig(ENGINE, PROFILE, **settings)  # type: ignore[arg-type]
+    assert "np." not in str(info.value)
+
+
+def test_numpy_replica_counts_are_taken_as_plain_ints() -> None:
+    config = FleetConfig(ENGINE, PROFILE, initial_replicas=np.int64(2), max_replicas=np.int32(4))  # type: ignore[arg-type]
+    assert (config.initial_replicas, config.max_replicas) == (2, 4)
+    assert type(config.initial_replicas) is int and type(config.max_replicas) is int
+    w = workload(50, rate=10.0)
+    assert simulate(w, config).finished.all()
+
+
+def test_whole_float_lengths_run_as_their_integers() -> None:
+    w = workload(200, rate=20.0)
+    as_floats = Workload("test", w.arrival, w.prompt.astype(float), w.output.astype(float))
+    a, b = simulate(w, FleetConfig(ENGINE, PROFILE)), simulate(as_floats, FleetConfig(ENGINE, PROFILE))
+    assert np.array_equal(a.finish, b.finish) and a.gpu_seconds == b.gpu_seconds
+
+
+@pytest.mark.parametrize(("last_arrival", "settings", "message"), [
+    (2.4e9, {}, r"span 27,777\.8 days .* 160,000,240 scrape/sync intervals of 15 s, more than 2,200,000"),
+    (1e12, {"tail_s": 0.0}, "66,666,666,667 scrape/sync intervals"),
+    (3600.0, {"scrape_interval_s": 0.001}, r"span 7,200 s .* 7,200,000 scrape/sync intervals of 0\.001 s"),
+])
+def test_a_run_over_decades_of_intervals_is_refused_before_any_work(last_arrival: float, settings: dict[str, float],
+                                                                     message: str) -> None:
+    w = Workload("far", np.array([0.0, last_arrival]), np.array([100, 100]), np.array([10, 10]))
+    seen: list[ControlView] = []
+    with pytest.raises(SimulationInputError, match=message) as info:
+        simulate(w, FleetConfig(ENGINE, PROFILE, **settings), seen.append)  # type: ignore[arg-type]
+    assert not seen and "--start/--duration" in str(info.value)
+
+
+def test_a_year_of_intervals_still_runs() -> None:
+    w = Workload("year", np.array([0.0, 360 * 86400.0]), np.array([100, 100]), np.array([10, 10]))
+    assert simulate(w, FleetConfig(ENGINE, PROFILE)).finished.all()  # a fixed fleet: no pages to render
+
+
+def test_a_fixed_fleet_may_walk_a_century_of_idle_intervals_but_not_more() -> None:
+    """Load tests serve each request alone, 1,000 s apart, on a fleet nobody scrapes: 40,000 requests span more
+    than a controlled run may, and still run; a fixed fleet over centuries does not."""
+    spaced = Workload("alone", np.arange(40_000) * 1000.0, np.full(40_000, 100), np.full(40_000, 10))
+    assert simulate(spaced, FleetConfig(ENGINE, PROFILE)).finished.all()
+    with pytest.raises(SimulationInputError, match="a century"):
+        simulate(Workload("far", np.array([0.0, 200 * 365 * 86400.0]), np.array([100, 100]), np.array([10, 10])),
+                 FleetConfig(ENGINE, PROFILE))

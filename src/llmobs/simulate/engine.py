@@ -83,8 +83,16 @@ class EngineConfig:
     def __post_init__(self) -> None:
         for key in ("kv_blocks", "block_size", "max_num_seqs", "max_num_batched_tokens", "max_model_len"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SimulationInputError(f"engine {key} must be an integer ≥ 1, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                shown = repr(value) if isinstance(value, str) else str(value)  # a number without its numpy type
+                raise SimulationInputError(f"engine {key} must be an integer ≥ 1, not {shown}")
+            # numpy integers (a profile's arithmetic) are stored as plain ints: the engine's arithmetic and its
+            # list indexing stay exactly those of Python ints
+            object.__setattr__(self, key, int(value))
+        if not isinstance(self.prefix_caching, bool | np.bool_):
+            shown = repr(self.prefix_caching) if isinstance(self.prefix_caching, str) else str(self.prefix_caching)
+            raise SimulationInputError(f"engine prefix_caching must be True or False, not {shown}")
+        object.__setattr__(self, "prefix_caching", bool(self.prefix_caching))
         if self.max_num_batched_tokens < self.max_num_seqs:
             raise SimulationInputError(  # vLLM's own check (SchedulerConfig)
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be ≥ max_num_seqs ({self.max_num_seqs})")

@@ -36,13 +36,19 @@ from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.profile import StepProfile
 from llmobs.simulate.results import SimulationResult
 from llmobs.simulate.stats import PageTemplate
-from llmobs.simulate.workload import Workload
+from llmobs.simulate.workload import Workload, _is_number, _plain
 from llmobs.sources.normalize import LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.page import Page
 from llmobs.sources.textformat import TextParser
 
 ROUTING = ("least_loaded", "round_robin")
 MAX_LABEL_VALUES = 512  # the exporter's default `scrape.max_label_values`
+MAX_INTERVALS = 2_200_000
+"""Most scrape/sync intervals one run walks (its span ÷ the shorter interval): a year of 15 s intervals is 2.1 M,
+the longest bundled trace (ServeGen, 14 days) 80 k. The run steps through every interval, and with a controller
+each one renders and parses every ready replica's page (measured: 7 idle days on 2 replicas take 39 s), so a year
+is already half an hour; a span of decades (a 1970 or 2100 timestamp in a trace) would hang the run. Checked
+before any work (`check_span`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +69,59 @@ class FleetConfig:
     tail_s: float = 3600.0  # how long after the last arrival the run may go on to finish queued work
 
     def __post_init__(self) -> None:
-        if self.routing not in ROUTING:
-            raise SimulationInputError(f"routing {self.routing!r}: use one of {', '.join(ROUTING)}")
+        # Refused here, not mid-run: a float replica count or a string interval would fail deep in the loop.
+        if not isinstance(self.engine, EngineConfig) or not isinstance(self.profile, StepProfile):
+            raise SimulationInputError("FleetConfig needs an EngineConfig and a StepProfile, not "
+                                       f"{type(self.engine).__name__} and {type(self.profile).__name__}")
+        if not isinstance(self.model, str):
+            raise SimulationInputError(f"model must be a name (a string), not {_plain(self.model)}")
+        if not isinstance(self.routing, str) or self.routing not in ROUTING:
+            raise SimulationInputError(f"routing {_plain(self.routing)}: use one of {', '.join(ROUTING)}")
+        for key in ("initial_replicas", "max_replicas"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise SimulationInputError(f"{key} must be a whole number of replicas, not {_plain(value)}")
+            object.__setattr__(self, key, int(value))  # numpy integers too, as plain ints
+        if self.max_replicas < 1:
+            raise SimulationInputError(f"max_replicas must be ≥ 1, not {self.max_replicas}: a fleet that may "
+                                       "never have a replica serves nothing")
         if not 0 <= self.initial_replicas <= self.max_replicas:
-            raise SimulationInputError(f"initial_replicas {self.initial_replicas} must be in [0, max_replicas]")
+            raise SimulationInputError(f"initial_replicas {self.initial_replicas} must be in [0, max_replicas "
+                                       f"{self.max_replicas}]")
         for key in ("cold_start_s", "tail_s"):
             value = getattr(self, key)
-            if not (math.isfinite(value) and value >= 0):
-                raise SimulationInputError(f"{key} must be ≥ 0 seconds, not {value!r}")
+            if not (_is_number(value) and math.isfinite(value) and value >= 0):
+                raise SimulationInputError(f"{key} must be a finite number of seconds ≥ 0, not {_plain(value)}")
         for key in ("scrape_interval_s", "sync_interval_s", "signal_window_s", "ttft_slo_s"):
             value = getattr(self, key)
-            if not (math.isfinite(value) and value > 0):
-                raise SimulationInputError(f"{key} must be > 0 seconds, not {value!r}")
+            if not (_is_number(value) and math.isfinite(value) and value > 0):
+                raise SimulationInputError(f"{key} must be a finite number of seconds > 0, not {_plain(value)}")
+
+
+FIXED_FLEET_FACTOR = 100
+"""A fixed fleet (no controller) renders no page: an interval costs it ~0.3 µs, so it may walk this many times
+`MAX_INTERVALS` (about a minute). Load tests space requests 1,000 s apart to serve each alone: 40,000 of them
+are 2.7 M intervals of 15 s."""
+
+
+def check_span(workload: Workload, config: FleetConfig, *, controlled: bool = True) -> None:
+    """Refuse a run that would walk more than `MAX_INTERVALS` scrape/sync intervals (`FIXED_FLEET_FACTOR` times
+    that without a controller): from 0 to the last arrival, plus `tail_s` (a fleet that cannot finish its queue
+    runs on to that horizon)."""
+    last = float(workload.arrival[-1]) if len(workload) else 0.0
+    step = min(config.scrape_interval_s, config.sync_interval_s)
+    intervals = (last + config.tail_s) / step
+    limit = MAX_INTERVALS if controlled else MAX_INTERVALS * FIXED_FLEET_FACTOR
+    if intervals > limit:
+        raise SimulationInputError(
+            f"{workload.source}: the run would span {_span(last + config.tail_s)} (last arrival at {_span(last)}, "
+            f"+ tail_s {config.tail_s:g} s): {intervals:,.0f} scrape/sync intervals of {step:g} s, more than "
+            f"{limit:,} ({'about a year' if controlled else 'a century'} at 15 s); cut the trace (--start/--duration), "
+            "fix its timestamps, or lengthen the intervals")
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 86400:,.1f} days" if seconds >= 86400 else f"{seconds:,.0f} s"
 
 
 class PageReader:
@@ -259,6 +306,7 @@ class FleetSimulator:
         chosen.submit(request)
 
     def run(self) -> SimulationResult:
+        check_span(self.workload, self.config, controlled=self.controller is not None)
         cfg, w = self.config, self.workload
         for _ in range(cfg.initial_replicas):
             self._add(0.0, 0.0)
