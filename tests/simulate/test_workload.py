@@ -227,3 +227,9 @@ def test_compression_and_repeat_counts_are_checked_plainly() -> None:
     with pytest.raises(SimulationInputError, match=r"repeat count must be an integer ≥ 1, not 1\.5"):
         w.repeated(1.5)  # type: ignore[arg-type]
     assert len(w.repeated(np.int64(2))) == 4  # type: ignore[arg-type]
+
+
+def test_a_start_past_the_windows_end_says_so() -> None:
+    servegen = Path(__file__).resolve().parents[2] / "data" / "traces" / "servegen_m-small_rate_10min.csv"
+    with pytest.raises(SimulationInputError, match=r"the start 2\.592e\+06s is past the windows' end \(.*14\.0 days\)"):
+        load_workload(servegen, start_s=30 * 86400.0)

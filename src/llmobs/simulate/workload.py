@@ -280,6 +280,10 @@ def _draw_from_windows(df: pd.DataFrame, name: str, short: str, seed: int, start
         prompts.append(np.ceil(rng.exponential(mi, n)).clip(1, MAX_TOKENS))
         outputs.append(np.ceil(rng.exponential(mo, n)).clip(1, MAX_TOKENS))
     if not arrivals:
+        last = float(start[-1]) + width
+        if start_s >= last:
+            raise SimulationInputError(f"{name}: the start {start_s:g}s is past the windows' end ({last:g}s, "
+                                       f"{last / 86400:.1f} days): choose an earlier start")
         raise SimulationInputError(f"{name}: no windows with traffic between {start_s:g}s and {end:g}s")
     notes = [f"ServeGen windows: Poisson arrivals at rate × {rate_scale:g}, exponential lengths around each "
              f"window's means, seed {seed}"]

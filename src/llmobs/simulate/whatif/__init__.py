@@ -381,9 +381,8 @@ def prepare(traffic: Traffic, fleet: Fleet, *, capacity_rps: float | None = None
     if capacity_rps is None:
         sample = training if len(training) >= 2 else traffic.workload or training
         capacity_rps = profiled_capacity(sample, fleet)
-        notes.append(f"capacity {capacity_rps:.2f} req/s per replica, profiled on one simulated replica at the "
-                     f"SLOs: a load test (Poisson arrivals) at the length mix of the requests policies learn from, "
-                     f"≥ 99 % of the attainable meeting the SLO")
+        notes.append(f"capacity {capacity_rps:.2f} req/s per replica, profiled on one simulated replica: Poisson "
+                     "arrivals, the training requests' lengths, ≥ 99 % of the attainable")
     elif not (math.isfinite(capacity_rps) and capacity_rps >= MIN_CAPACITY_RPS):
         raise SimulationInputError(f"--capacity-per-replica must be a request rate ≥ {MIN_CAPACITY_RPS:g}/s (one "
                                    f"request in ~17 minutes), not {capacity_rps:g}")
