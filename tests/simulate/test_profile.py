@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmobs.forecast.capacity import estimate_capacity
-from llmobs.simulate import SimulationInputError, load_profile, parse_profile
+from llmobs.simulate import SimulationInputError, StepProfile, load_profile, parse_profile
 
 
 def test_the_bundled_h100_profile_names_its_source_and_sizes_its_kv_as_llmobs_capacity_does() -> None:
@@ -56,3 +56,15 @@ def test_absurd_numbers_in_a_profile_are_refused_in_one_line(field: str, value: 
                                              field: value}.items())
     with pytest.raises(SimulationInputError, match=needle):
         parse_profile(text)
+
+
+def test_numpy_numbers_are_taken_as_plain_ones_and_a_fractional_gpu_count_is_refused() -> None:
+    import numpy as np
+
+    base = load_profile("llama-3.1-8b-h100")
+    fitted = StepProfile(name="fit", fixed_s=np.float32(0.005), prefill_token_s=np.float64(1e-5),
+                         decode_seq_s=1e-4, gpus_per_replica=np.int64(2))
+    assert type(fitted.fixed_s) is float and type(fitted.gpus_per_replica) is int
+    with pytest.raises(SimulationInputError, match=r"gpus_per_replica must be a whole number, not 1\.5"):
+        StepProfile(name="x", fixed_s=base.fixed_s, prefill_token_s=base.prefill_token_s,
+                    decode_seq_s=base.decode_seq_s, gpus_per_replica=1.5)  # type: ignore[arg-type]

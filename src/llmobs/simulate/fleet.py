@@ -404,7 +404,7 @@ def check_slo(config: FleetConfig, ttft_s: float, tpot_s: float) -> None:
     one decode step of a lone request, or a TTFT below the prefill of a one-token prompt on an idle replica."""
     for name, value in (("TTFT", ttft_s), ("TPOT", tpot_s)):
         if not (math.isfinite(value) and value > 0):
-            raise SimulationInputError(f"{name} SLO must be a positive number of seconds, not {value!r}")
+            raise SimulationInputError(f"{name} SLO must be a positive number of seconds, not {_plain(value)}")
     p = config.profile
     fastest_token = p.step_seconds(0, 1, 1)
     if tpot_s < fastest_token:

@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from llmobs._yaml import YamlError, load_yaml_text
 from llmobs.forecast.capacity import Capacity, estimate_capacity, lookup_gpu
 from llmobs.forecast.errors import ForecastInputError
@@ -55,10 +57,17 @@ class StepProfile:
     def __post_init__(self) -> None:
         for key in _COEFFICIENTS:
             value = getattr(self, key)
-            if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value < 60):
-                raise SimulationInputError(f"profile {self.name}: {key} {value!r} must be seconds in [0, 60)")
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer) \
+                    or not (math.isfinite(value) and 0 <= value < 60):
+                shown = repr(value) if isinstance(value, str) else str(value)  # a number without its numpy type
+                raise SimulationInputError(f"profile {self.name}: {key} {shown} must be seconds in [0, 60)")
+            object.__setattr__(self, key, float(value))  # numpy floats too, as the plain floats the engine binds
         if self.fixed_s + self.prefill_token_s + self.decode_seq_s <= 0:
             raise SimulationInputError(f"profile {self.name}: a step must take time (all coefficients are 0)")
+        if isinstance(self.gpus_per_replica, bool) or not isinstance(self.gpus_per_replica, int | np.integer):
+            raise SimulationInputError(f"profile {self.name}: gpus_per_replica must be a whole number, not "
+                                       f"{self.gpus_per_replica}")
+        object.__setattr__(self, "gpus_per_replica", int(self.gpus_per_replica))
         if not 1 <= self.gpus_per_replica <= MAX_GPUS_PER_REPLICA:
             raise SimulationInputError(f"profile {self.name}: gpus_per_replica {self.gpus_per_replica} must be in "
                                        f"[1, {MAX_GPUS_PER_REPLICA}] (GPU-hours are counted per GPU)")
