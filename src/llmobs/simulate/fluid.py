@@ -89,8 +89,7 @@ from llmobs.simulate.control import Controller, ControlView, ReplicaLoad
 from llmobs.simulate.engine import EngineConfig
 from llmobs.simulate.errors import SimulationInputError
 from llmobs.simulate.fleet import FleetConfig, simulate
-from llmobs.simulate.workload import MAX_TOKENS, Workload, read_trace_csv
-from llmobs.sources.traces import TraceFormatError, check_sorted, numeric_column, require_columns
+from llmobs.simulate.workload import MAX_TOKENS, Workload, rate_window_columns, read_trace_csv
 
 TABLE_RESOURCE = "fluid_llama-3.1-8b-h100.json"
 REFIT_COMMAND = "PYTHONPATH=src python scripts/fit_fluid_model.py"
@@ -235,16 +234,7 @@ def load_rate_windows(path: str | Path, *, start_s: float = 0.0, duration_s: flo
     df = read_trace_csv(path)
     if not (math.isfinite(rate_scale) and rate_scale > 0):
         raise SimulationInputError(f"rate scale must be > 0, not {rate_scale!r}")
-    try:
-        require_columns(df, ("window_start_s", "total_rate_rps", "mean_input_tokens_est",
-                             "mean_output_tokens_est"), name)
-        start = numeric_column(df, "window_start_s", name)
-        check_sorted(start, "window_start_s", name)
-        rate = numeric_column(df, "total_rate_rps", name)
-        mean_in = numeric_column(df, "mean_input_tokens_est", name)
-        mean_out = numeric_column(df, "mean_output_tokens_est", name)
-    except TraceFormatError as exc:
-        raise SimulationInputError(str(exc)) from None
+    start, rate, mean_in, mean_out = rate_window_columns(df, name)
     width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
     end = start_s + duration_s if duration_s is not None else float(start[-1]) + width
     keep = (start + width > start_s) & (start < end)

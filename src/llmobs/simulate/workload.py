@@ -216,12 +216,11 @@ def load_workload(path: str | Path, *, seed: int = 0, start_s: float = 0.0, dura
         "or ServeGen (window_start_s, total_rate_rps, mean_input_tokens_est, mean_output_tokens_est)")
 
 
-def _draw_from_windows(df: pd.DataFrame, name: str, short: str, seed: int, start_s: float,
-                       duration_s: float | None, rate_scale: float) -> Workload:
-    _check_seed(seed)
-    duration_s = _check_cut(start_s, duration_s)
-    if not (_is_number(rate_scale) and math.isfinite(rate_scale) and rate_scale > 0):
-        raise SimulationInputError(f"rate scale must be a finite number > 0, not {_plain(rate_scale)}")
+def rate_window_columns(df: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A rate-window table's window starts, rates and mean input/output tokens, as numbers; every problem a
+    drawing or a fluid run would trip over later (a missing column, a start that is not finite, out of order,
+    repeated or a year after the one before) is one `SimulationInputError` naming the row. Rates and means
+    are left to the caller, which knows which windows it uses."""
     try:
         require_columns(df, ("window_start_s", "total_rate_rps", "mean_input_tokens_est", "mean_output_tokens_est"),
                         name)
@@ -239,6 +238,16 @@ def _draw_from_windows(df: pd.DataFrame, name: str, short: str, seed: int, start
         mean_out = numeric_column(df, "mean_output_tokens_est", name)
     except TraceFormatError as exc:
         raise SimulationInputError(str(exc)) from None
+    return start, rate, mean_in, mean_out
+
+
+def _draw_from_windows(df: pd.DataFrame, name: str, short: str, seed: int, start_s: float,
+                       duration_s: float | None, rate_scale: float) -> Workload:
+    _check_seed(seed)
+    duration_s = _check_cut(start_s, duration_s)
+    if not (_is_number(rate_scale) and math.isfinite(rate_scale) and rate_scale > 0):
+        raise SimulationInputError(f"rate scale must be a finite number > 0, not {_plain(rate_scale)}")
+    start, rate, mean_in, mean_out = rate_window_columns(df, name)
     width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
     end = start_s + duration_s if duration_s is not None else float(start[-1]) + width
     # Check every window the loop below draws from before drawing any: a bad value raises, not a half-drawn run.
