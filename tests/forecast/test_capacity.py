@@ -187,6 +187,11 @@ def test_config_without_layers_names_the_missing_key() -> None:
         model_shape({"num_attention_heads": 8})
 
 
+def test_a_fractional_dimension_is_named_not_truncated_to_zero() -> None:
+    with pytest.raises(ForecastInputError, match=r"'num_hidden_layers' is not an integer: 2\.5"):
+        model_shape({"num_hidden_layers": 2.5, "num_attention_heads": 8, "hidden_size": 512})
+
+
 def test_gpu_table_is_data_and_lookup_is_case_insensitive() -> None:
     table = load_gpu_table()
     assert lookup_gpu("h100-80gb", table).memory_gib == 80

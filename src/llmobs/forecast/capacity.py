@@ -165,6 +165,8 @@ def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, *, allow_
         out = int(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ForecastInputError(f"model config {key!r} is not an integer: {value!r}") from exc
+    if isinstance(value, float) and value != out:  # int() would truncate 0.5 to 0 and blame the 0
+        raise ForecastInputError(f"model config {key!r} is not an integer: {value!r}")
     if out < 0 or (out == 0 and not allow_zero):
         raise ForecastInputError(f"model config {key!r} must be positive, got {out}")
     if out > MAX_DIMENSION:
