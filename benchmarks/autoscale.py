@@ -84,6 +84,9 @@ TARGET = 0.99
 LONG_TRACE_S = 7 * 86_400.0
 SHIFT_S = 60.0  # each copy of a trace starts at its own offset in [0, SHIFT_S)
 PROBE_REQUESTS = 20_000  # a rate-window file's thin draw, for its length mix and attainable share
+MAX_SCALED_REQUESTS = 1_000_000  # ~25 s per run, × ~60 runs; the bundled traces scale to at most 173,141
+MIN_PART_REQUESTS = 100
+MIN_SPAN_S = 300.0  # the window the start is sized on; shorter, the training part is under one cold start (120 s)
 MAX_REPLICA_FACTOR = 2.0  # maxReplicaCount = this × the replicas the training part's busiest minute needs
 MIN_MAX_REPLICAS = 10
 START_WINDOW_S = 300.0  # the initial fleet is sized for this much of the start
@@ -112,6 +115,7 @@ class Trace:
     attainable_test: float
     attainable_train: float
     notes: tuple[str, ...] = ()
+    origin_s: float = 0.0  # a rate-window file's first window_start_s: its windows are read from there
 
     @property
     def long(self) -> bool:
@@ -170,7 +174,8 @@ def multiply_rate(w: Workload, factor: float, span_s: float, seed: int = 0) -> W
     offset in [0, SHIFT_S) and wrapped at `span_s`, plus one copy thinned to the fraction left."""
     rng = np.random.default_rng(seed)
     whole, fraction = int(factor), factor - int(factor)
-    top = 1 + max((max(h) for h in w.hashes if h), default=0) if w.hashes else 0
+    ids = [x for h in w.hashes for x in h] if w.hashes else []
+    top = 1 + max(ids) - min(0, *ids) if ids else 0  # copies' ids stay apart even when a file has negative ones
     arrivals, prompts, outputs, hashes = [], [], [], []
     for copy in range(whole + (fraction > 0)):
         keep = np.ones(len(w), dtype=bool) if copy < whole else rng.random(len(w)) < fraction
@@ -220,6 +225,9 @@ def prepare(path: Path, profile: StepProfile, settings: Settings, seed: int = 0)
     if settings.quick:
         span = min(span, QUICK_SPAN_S)
     raw = head(raw, span)
+    if span < MIN_SPAN_S:
+        raise SimulationInputError(f"{path}: spans {span:g} s, less than {MIN_SPAN_S:g} s: too short for a cold "
+                                   f"start ({COLD_START_S:g} s) and a few syncs in each part")
     split = SPLIT * span
     train = head(raw, split)
     if len(train) < 2 or not split > 0:
@@ -227,7 +235,9 @@ def prepare(path: Path, profile: StepProfile, settings: Settings, seed: int = 0)
     attain_train, attain_test = alone_attainment(raw, base, split, settings.ttft_s, settings.tpot_s)
     capacity = capacity_of(train, base, settings)
     multiplier = settings.load * capacity / (len(train) / split)
+    _check_size(path, len(raw) * multiplier)
     workload = multiply_rate(raw, multiplier, span, seed)
+    _check_parts(path, workload, split)
     start_rate = float(np.searchsorted(workload.arrival, START_WINDOW_S)) / START_WINDOW_S
     minutes = np.bincount((workload.arrival[workload.arrival < split] // 60).astype(np.int64))
     return Trace(path.stem, path, "request", workload, split, span, capacity, multiplier,
@@ -239,14 +249,14 @@ def prepare(path: Path, profile: StepProfile, settings: Settings, seed: int = 0)
 def _prepare_windows(path: Path, base: FleetConfig, settings: Settings, seed: int) -> Trace:
     """A rate-window file: sized from a thin draw (its length mix, what is attainable) and the window table
     (its rates); drawn at scale for the request-level simulator, or handed to the fluid one when ≥ a week."""
-    import pandas as pd
+    from llmobs.simulate.workload import rate_window_columns, read_trace_csv
 
-    try:
-        table = pd.read_csv(path, usecols=["window_start_s", "total_rate_rps"]).apply(pd.to_numeric, errors="coerce")
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise SimulationInputError(f"{path}: not a rate-window table ({exc})") from None
-    start = table["window_start_s"].to_numpy(dtype=float)
-    rate = np.nan_to_num(table["total_rate_rps"].to_numpy(dtype=float)).clip(0, None)
+    start, raw_rate, _, _ = rate_window_columns(read_trace_csv(path), str(path))  # what the draws will refuse
+    if np.isinf(raw_rate).any():
+        row = int(np.flatnonzero(np.isinf(raw_rate))[0])
+        raise SimulationInputError(f"{path}: total_rate_rps row {row + 2} is not finite")
+    rate = np.nan_to_num(raw_rate).clip(0, None)
+    origin = float(start[0]) if len(start) else 0.0  # the draws start there: a file cut from a longer one
     width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
     span = float(start[-1] - start[0]) + width if len(start) else 0.0
     total = float(rate.sum()) * width
@@ -256,8 +266,10 @@ def _prepare_windows(path: Path, base: FleetConfig, settings: Settings, seed: in
     if settings.quick and not long:
         span = min(span, QUICK_SPAN_S)
     split = SPLIT * span
-    probe = load_workload(path, seed=seed, rate_scale=PROBE_REQUESTS / total, duration_s=span)
-    train_windows = (start - start[0] < split) & (rate > 0)  # rate 0 is a gap in the data, not idle time
+    probe = load_workload(path, seed=seed, rate_scale=PROBE_REQUESTS / total, start_s=origin, duration_s=span)
+    train_windows = (start - origin < split) & (rate > 0)  # rate 0 is a gap in the data, not idle time
+    if not train_windows.any():
+        raise SimulationInputError(f"{path}: no window with traffic in the training part (the first {split:g} s)")
     base_rate = float(rate[train_windows].mean())
     attain_train, attain_test = alone_attainment(probe, base, split, settings.ttft_s, settings.tpot_s)
     capacity = capacity_of(head(probe, split), base, settings)
@@ -267,9 +279,34 @@ def _prepare_windows(path: Path, base: FleetConfig, settings: Settings, seed: in
     if long:
         workload, mode = probe, "fluid"  # the policies read the length mix off it; the fluid run reads the rates
     else:
-        workload, mode = load_workload(path, seed=seed, duration_s=span, rate_scale=multiplier), "request"
+        _check_size(path, float(rate[start - origin < span].sum()) * width * multiplier)
+        workload = load_workload(path, seed=seed, start_s=origin, duration_s=span, rate_scale=multiplier)
+        mode = "request"
+        _check_parts(path, workload, split)
     return Trace(path.stem, path, mode, workload, split, span, capacity, multiplier,
-                 _replicas(first_rate, capacity, START_HEADROOM), most, attain_test, attain_train, workload.notes)
+                 _replicas(first_rate, capacity, START_HEADROOM), most, attain_test, attain_train, workload.notes,
+                 origin)
+
+
+def _check_size(path: Path, requests: float) -> None:
+    """Refuse a scaled trace too big to simulate request by request within the benchmark's time: a training
+    part nearly empty (three requests before a long quiet spell) or a huge --load multiplies into hundreds of
+    millions of requests."""
+    if requests > MAX_SCALED_REQUESTS:
+        raise SimulationInputError(
+            f"{path}: scaled to LOAD × capacity it would be ~{requests:,.0f} requests, more than "
+            f"{MAX_SCALED_REQUESTS:,} (the training part is nearly empty, or --load is too high)")
+
+
+def _check_parts(path: Path, workload: Workload, split_s: float) -> None:
+    """Each part needs enough requests for its attainment to mean something: with fewer than
+    MIN_PART_REQUESTS, one request is more than a point of it."""
+    train = int(np.searchsorted(workload.arrival, split_s, side="left"))
+    for part, n in (("training", train), ("test", len(workload) - train)):
+        if n < MIN_PART_REQUESTS:
+            raise SimulationInputError(
+                f"{path}: after scaling, the {part} part has {n} request(s), fewer than {MIN_PART_REQUESTS} "
+                "(one request would be more than a point of attainment): a longer trace or a higher --load")
 
 
 def _replicas(rate: float, capacity: float, factor: float) -> int:
@@ -365,7 +402,7 @@ def run_one(job: tuple[int, str, float]) -> Outcome:
                        result.part(trace.split_s, math.inf, ttft, tpot), len(result), seconds, controller.seconds)
     from llmobs.simulate import fluid
 
-    demand = fluid.load_rate_windows(trace.path, rate_scale=trace.multiplier)
+    demand = fluid.load_rate_windows(trace.path, rate_scale=trace.multiplier, start_s=trace.origin_s)
     run = fluid.simulate_fluid(demand, context.fleet, spec.build(knob, context))
     seconds = time.process_time() - t0
     return Outcome(index, key, knob, fluid_part(run, 0.0, trace.split_s, ttft, tpot),
@@ -584,12 +621,22 @@ def main(argv: list[str] | None = None) -> int:
     except SimulationInputError as exc:
         print(f"autoscale: {exc}", file=sys.stderr)
         return 2
+    if args.jobs < 1:
+        print(f"autoscale: --jobs must be ≥ 1, not {args.jobs}", file=sys.stderr)
+        return 2
+    unique = list(dict.fromkeys(p.resolve() for p in paths))  # a file given twice is run once
     traces = []
-    for path in paths:
+    for path in unique:
         try:
-            traces.append(prepare(path, profile, settings))
-        except SimulationInputError as exc:
-            print(f"autoscale: skipping {path.name}: {exc}", file=sys.stderr)
+            trace = prepare(path, profile, settings)
+        except (SimulationInputError, ValueError) as exc:  # ValueError: numpy/pandas on input no check foresaw
+            print(f"autoscale: skipping {path.name}: {' '.join(str(exc).split())}", file=sys.stderr)
+            continue
+        taken = {t.name for t in traces}
+        if trace.name in taken:  # two files of one name in different folders: results and plots apart
+            trace = replace(trace, name=next(f"{trace.name}-{k}" for k in range(2, len(traces) + 3)
+                                             if f"{trace.name}-{k}" not in taken))
+        traces.append(trace)
     if not traces:
         print("autoscale: no trace left to run", file=sys.stderr)
         return 2
@@ -599,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{settings.hpa.scale_down_stabilization_s:g} s); {len(POLICIES)} policies; {args.jobs} worker(s)")
     runnable = [t for t in traces if t.mode == "request" or _fluid_available()]
     for t in traces:
-        if t not in runnable:
+        if not any(t is r for r in runnable):
             print(f"== {t.name}: skipped — a trace of a week or more needs llmobs.simulate.fluid, not installed")
     runs, failures = run_all(runnable, settings, args.jobs)
     for line in failures:

@@ -93,3 +93,36 @@ def test_the_bound_sees_a_rate_window_traces_requests_at_their_rate(tmp_path: Pa
     assert third == pytest.approx(3 * first, rel=0.01)
     assert set(future.prompt[future.arrival < 600]) == {101} and set(future.output[future.arrival >= 1200]) == {40}
     assert (np.diff(future.arrival) >= 0).all() and future.arrival[-1] < 1800
+
+
+def test_a_file_given_twice_runs_once_and_two_files_of_one_name_stay_apart(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b").mkdir()
+    one, other = azure_trace(tmp_path / "step.csv"), azure_trace(tmp_path / "b" / "step.csv", seed=1)
+    args = ["--quick", "--jobs", "1", "--load", "1", "--plot-dir", str(tmp_path / "img")]
+    assert main([*args, "--trace", str(one), "--trace", str(one), "--trace", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("== step:") == 1 and out.count("== step-2:") == 1  # three paths, two files, two names
+    assert (tmp_path / "img" / "autoscale-step.png").exists() and (tmp_path / "img" / "autoscale-step-2.png").exists()
+
+
+def test_traces_that_scale_to_nonsense_are_skipped_with_the_reason(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Three requests, then quiet for minutes, then traffic: scaled so the training part runs at LOAD ×
+    capacity, the trace would be hundreds of millions of requests (it hung); a trace of a few seconds leaves
+    no room for a cold start; with --load tiny, parts of a handful of requests would make a 'ratio' of noise."""
+    step = pd.read_csv(azure_trace(tmp_path / "step.csv", minutes=12.0))
+    times = np.concatenate([[0.0, 10.0, 20.0], np.arange(500.0, 720.0, 0.05)])  # 3 requests, then 20/s
+    stamps = pd.Timestamp("2023-11-16 18:00:00") + pd.to_timedelta(times, unit="s")
+    pd.DataFrame({"TIMESTAMP": stamps.strftime("%Y-%m-%d %H:%M:%S.%f"), "ContextTokens": 3000,
+                  "GeneratedTokens": 100}).to_csv(tmp_path / "sparse.csv", index=False)
+    step.iloc[:40].to_csv(tmp_path / "short.csv", index=False)
+    args = ["--quick", "--jobs", "1", "--plot-dir", str(tmp_path / "img")]
+    assert main([*args, "--trace", str(tmp_path / "sparse.csv"), "--trace", str(tmp_path / "short.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "sparse.csv: scaled to LOAD × capacity it would be" in err and "more than 1,000,000" in err
+    assert "short.csv: spans" in err and "too short for a cold start" in err
+    assert main([*args, "--load", "0.01", "--trace", str(tmp_path / "step.csv")]) == 2
+    assert "fewer than 100" in capsys.readouterr().err
+    assert main([*args, "--jobs", "0", "--trace", str(tmp_path / "step.csv")]) == 2
+    assert "--jobs must be ≥ 1" in capsys.readouterr().err

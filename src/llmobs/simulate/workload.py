@@ -175,7 +175,7 @@ def read_trace_csv(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise SimulationInputError(f"trace file {path} not found") from None
     except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SimulationInputError(f"{path}: not a readable CSV ({exc})") from None
+        raise SimulationInputError(f"{path}: not a readable CSV ({' '.join(str(exc).split())})") from None
 
 
 def load_workload(path: str | Path, *, seed: int = 0, start_s: float = 0.0, duration_s: float | None = None,
