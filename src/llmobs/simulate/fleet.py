@@ -32,11 +32,11 @@ from llmobs.signals.tracker import SignalTracker
 from llmobs.signals.types import ModelEndpointSignals
 from llmobs.simulate.control import Controller, ControlView, ReplicaLoad
 from llmobs.simulate.engine import EngineConfig, ReplicaEngine, SimRequest
-from llmobs.simulate.errors import SimulationInputError
+from llmobs.simulate.errors import SimulationInputError, is_number, plain
 from llmobs.simulate.profile import StepProfile
 from llmobs.simulate.results import SimulationResult
 from llmobs.simulate.stats import PageTemplate
-from llmobs.simulate.workload import Workload, _is_number, _plain
+from llmobs.simulate.workload import Workload
 from llmobs.sources.normalize import LabelValueBudget, SampleGuard, normalize
 from llmobs.sources.page import Page
 from llmobs.sources.textformat import TextParser
@@ -74,13 +74,13 @@ class FleetConfig:
             raise SimulationInputError("FleetConfig needs an EngineConfig and a StepProfile, not "
                                        f"{type(self.engine).__name__} and {type(self.profile).__name__}")
         if not isinstance(self.model, str):
-            raise SimulationInputError(f"model must be a name (a string), not {_plain(self.model)}")
+            raise SimulationInputError(f"model must be a name (a string), not {plain(self.model)}")
         if not isinstance(self.routing, str) or self.routing not in ROUTING:
-            raise SimulationInputError(f"routing {_plain(self.routing)}: use one of {', '.join(ROUTING)}")
+            raise SimulationInputError(f"routing {plain(self.routing)}: use one of {', '.join(ROUTING)}")
         for key in ("initial_replicas", "max_replicas"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise SimulationInputError(f"{key} must be a whole number of replicas, not {_plain(value)}")
+                raise SimulationInputError(f"{key} must be a whole number of replicas, not {plain(value)}")
             object.__setattr__(self, key, int(value))  # numpy integers too, as plain ints
         if self.max_replicas < 1:
             raise SimulationInputError(f"max_replicas must be ≥ 1, not {self.max_replicas}: a fleet that may "
@@ -90,12 +90,12 @@ class FleetConfig:
                                        f"{self.max_replicas}]")
         for key in ("cold_start_s", "tail_s"):
             value = getattr(self, key)
-            if not (_is_number(value) and math.isfinite(value) and value >= 0):
-                raise SimulationInputError(f"{key} must be a finite number of seconds ≥ 0, not {_plain(value)}")
+            if not (is_number(value) and math.isfinite(value) and value >= 0):
+                raise SimulationInputError(f"{key} must be a finite number of seconds ≥ 0, not {plain(value)}")
         for key in ("scrape_interval_s", "sync_interval_s", "signal_window_s", "ttft_slo_s"):
             value = getattr(self, key)
-            if not (_is_number(value) and math.isfinite(value) and value > 0):
-                raise SimulationInputError(f"{key} must be a finite number of seconds > 0, not {_plain(value)}")
+            if not (is_number(value) and math.isfinite(value) and value > 0):
+                raise SimulationInputError(f"{key} must be a finite number of seconds > 0, not {plain(value)}")
 
 
 FIXED_FLEET_FACTOR = 100
@@ -404,7 +404,7 @@ def check_slo(config: FleetConfig, ttft_s: float, tpot_s: float) -> None:
     one decode step of a lone request, or a TTFT below the prefill of a one-token prompt on an idle replica."""
     for name, value in (("TTFT", ttft_s), ("TPOT", tpot_s)):
         if not (math.isfinite(value) and value > 0):
-            raise SimulationInputError(f"{name} SLO must be a positive number of seconds, not {_plain(value)}")
+            raise SimulationInputError(f"{name} SLO must be a positive number of seconds, not {plain(value)}")
     p = config.profile
     fastest_token = p.step_seconds(0, 1, 1)
     if tpot_s < fastest_token:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
 
-from llmobs.simulate.errors import SimulationInputError
+from llmobs.simulate.errors import SimulationInputError, is_number, plain
 from llmobs.sources.traces import (
     MissingColumnsError,
     TraceFormatError,
@@ -88,7 +87,7 @@ class Workload:
         block = self.hash_block_tokens
         if isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1:
             raise SimulationInputError(f"{self.source}: hash_block_tokens must be an integer ≥ 1 (tokens per "
-                                       f"prefix block), not {_plain(block)}")
+                                       f"prefix block), not {plain(block)}")
         object.__setattr__(self, "hash_block_tokens", int(block))
 
     def __len__(self) -> int:
@@ -96,15 +95,15 @@ class Workload:
 
     def compressed(self, factor: float) -> Workload:
         """The same requests `factor` times faster (rate × factor): a bigger load from the same trace."""
-        if not (_is_number(factor) and math.isfinite(factor) and factor > 0):
-            raise SimulationInputError(f"time compression factor must be a finite number > 0, not {_plain(factor)}")
+        if not (is_number(factor) and math.isfinite(factor) and factor > 0):
+            raise SimulationInputError(f"time compression factor must be a finite number > 0, not {plain(factor)}")
         return Workload(self.source, self.arrival / factor, self.prompt, self.output, self.hashes,
                         self.hash_block_tokens, (*self.notes, f"arrivals compressed ×{factor:g}"))
 
     def repeated(self, times: int) -> Workload:
         """The trace played `times` times back to back (for longer benchmark runs)."""
         if isinstance(times, bool) or not isinstance(times, int | np.integer) or times < 1:
-            raise SimulationInputError(f"repeat count must be an integer ≥ 1, not {_plain(times)}")
+            raise SimulationInputError(f"repeat count must be an integer ≥ 1, not {plain(times)}")
         span = float(self.arrival[-1]) + 1.0 if len(self) else 0.0
         arrival = np.concatenate([self.arrival + k * span for k in range(times)])
         hashes = self.hashes * times if self.hashes else ()
@@ -112,33 +111,21 @@ class Workload:
                         self.hash_block_tokens, (*self.notes, f"trace repeated ×{times}"))
 
 
-def _is_number(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
-    """A real number (Python's or numpy's), not a bool: what a rate, time or factor may be."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
-
-
-def _plain(value: object) -> str:
-    """A value for a message: numbers as numbers (not `np.float64(...)`), anything else as its repr."""
-    if _is_number(value):
-        return f"{float(value):g}" if isinstance(value, float | np.floating) else str(int(value))
-    return repr(value)
-
-
 def _check_seed(seed: object) -> None:
     if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise SimulationInputError(f"seed must be an integer ≥ 0, not {_plain(seed)}")
+        raise SimulationInputError(f"seed must be an integer ≥ 0, not {plain(seed)}")
 
 
 def _check_cut(start_s: object, duration_s: object) -> float | None:
     """`start_s` and `duration_s` as `load_workload` takes them; returns the duration (None: to the end)."""
-    if not (_is_number(start_s) and math.isfinite(start_s) and start_s >= 0):
+    if not (is_number(start_s) and math.isfinite(start_s) and start_s >= 0):
         raise SimulationInputError(f"start must be a finite number of seconds ≥ 0 into the trace, not "
-                                   f"{_plain(start_s)}")
-    if duration_s is None or (_is_number(duration_s) and duration_s == math.inf):
+                                   f"{plain(start_s)}")
+    if duration_s is None or (is_number(duration_s) and duration_s == math.inf):
         return None
-    if not (_is_number(duration_s) and math.isfinite(duration_s) and duration_s > 0):
+    if not (is_number(duration_s) and math.isfinite(duration_s) and duration_s > 0):
         raise SimulationInputError(f"duration must be a number of seconds > 0 (or None for the rest of the "
-                                   f"trace), not {_plain(duration_s)}")
+                                   f"trace), not {plain(duration_s)}")
     return float(duration_s)
 
 
@@ -245,8 +232,8 @@ def _draw_from_windows(df: pd.DataFrame, name: str, short: str, seed: int, start
                        duration_s: float | None, rate_scale: float) -> Workload:
     _check_seed(seed)
     duration_s = _check_cut(start_s, duration_s)
-    if not (_is_number(rate_scale) and math.isfinite(rate_scale) and rate_scale > 0):
-        raise SimulationInputError(f"rate scale must be a finite number > 0, not {_plain(rate_scale)}")
+    if not (is_number(rate_scale) and math.isfinite(rate_scale) and rate_scale > 0):
+        raise SimulationInputError(f"rate scale must be a finite number > 0, not {plain(rate_scale)}")
     start, rate, mean_in, mean_out = rate_window_columns(df, name)
     width = float(np.median(np.diff(start))) if len(start) > 1 else 600.0
     end = start_s + duration_s if duration_s is not None else float(start[-1]) + width
