@@ -100,3 +100,33 @@ async def test_restart_of_a_replica_gives_no_negative_rate(running) -> None:
                 assert s.request_rate >= 0 and s.prompt_tokens_rate >= 0 and s.generation_tokens_rate >= 0
         resets = {h.endpoint: h.counter_resets for h in exporter.holder.current.targets}
     assert resets["qwen2.5-coder-7b-0"] >= 1
+
+
+async def test_one_url_listed_twice_is_scraped_once() -> None:
+    """A hand-built source listing one replica twice (the config refuses it) fed that replica's pages to one
+    tracker twice a cycle, milliseconds apart: 10 requests/s read as thousands. The first listing wins."""
+    from llmobs.pipeline import Pipeline
+    from llmobs.sources.scrape import Scraper
+    from llmobs.state import StateHolder
+    from tests.pageserver import PageServer
+
+    served = 0
+
+    def page(_: int) -> str:
+        nonlocal served
+        served += 1
+        return ('vllm:num_requests_running{model_name="m"} 1\n'
+                f'vllm:request_success_total{{finished_reason="stop",model_name="m"}} {served * 10}\n')
+
+    async with PageServer({"r": page}) as server:
+        url = server.url("r")
+        pipeline = Pipeline(StaticTargetSource([Target(url, "alpha"), Target(url, "beta")]), Scraper(),
+                            StateHolder(), window_seconds=60)
+        for _ in range(3):
+            state = await pipeline.run_cycle()
+            await asyncio.sleep(0.2)
+        await pipeline.scraper.aclose()
+    assert served == 3
+    assert [t.endpoint for t in state.targets] == ["alpha"]
+    [signals] = state.signals
+    assert signals.attribution.endpoint == "alpha" and signals.request_rate < 200  # 10 per ~0.2 s cycle

@@ -198,6 +198,35 @@ def test_parse_page_never_raises(text: str) -> None:
     assert all(n > 0 for n in page.skipped.values())
 
 
+def test_parse_page_counts_what_it_read_but_could_not_use() -> None:
+    """A histogram without its +Inf bucket, a bucket whose `le` is not a number and a NaN counter used to
+    vanish with `skipped == {}` and nothing else said: now each is counted in `Page.dropped` under the
+    reasons of llmobs_series_dropped_total."""
+    lines = FIXTURE.read_text().split("\n")
+    no_inf = "\n".join(line for line in lines
+                       if not (line.startswith("vllm:time_to_first_token_seconds_bucket") and "+Inf" in line))
+    page = llmobs.parse_page(no_inf)
+    buckets = sum(line.startswith("vllm:time_to_first_token_seconds_bucket") for line in lines)
+    assert "ttft" not in page.models["tiny"].histograms  # absent, not a guess
+    assert page.dropped == {"bad_bucket": buckets - 1}
+    bad_le = FIXTURE.read_text().replace('le="0.001"', 'le="abc"', 1)
+    assert llmobs.parse_page(bad_le).dropped == {"bad_bucket": 1}
+    nan = FIXTURE.read_text().replace('vllm:num_requests_running{engine="0",model_name="tiny"} 0.0',
+                                      'vllm:num_requests_running{engine="0",model_name="tiny"} NaN')
+    assert nan != FIXTURE.read_text()
+    page = llmobs.parse_page(nan)
+    assert page.dropped == {"implausible": 1} and math.isnan(page.models["tiny"].gauge("requests_running"))
+    assert llmobs.parse_page(FIXTURE.read_text()).dropped == {}
+
+
+@pytest.mark.parametrize("text", [b"vllm:num_requests_running 1\n", None, 42])
+def test_parse_page_refuses_what_is_not_text(text: object) -> None:
+    with pytest.raises(TypeError, match="parse_page reads the page's text, a str"):
+        llmobs.parse_page(text)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="content_type"):
+        llmobs.parse_page("", content_type=5)  # type: ignore[arg-type]
+
+
 # --- SignalTracker ------------------------------------------------------------------------------------
 
 
@@ -261,6 +290,19 @@ def test_stale_and_implausible_input() -> None:
         tracker.observe(_page(30), math.nan)
     with pytest.raises(ValueError, match="window_seconds"):
         llmobs.SignalTracker("e", window_seconds=0)
+    with pytest.raises(TypeError, match=r"observe takes a Page \(llmobs.parse_page\(text\)\), not str"):
+        tracker.observe("vllm:num_requests_running 1", 40.0)  # type: ignore[arg-type]
+
+
+def test_after_a_scrape_gap_the_rate_is_the_windows_not_the_gaps() -> None:
+    """Pages at 0, 1000 and 1010 s with a 60-s window: the last 10 s ran at 1 req/s, and the rate said 0.02
+    (20 requests over the 1,010 s back to the page before the gap)."""
+    tracker = llmobs.SignalTracker("e", window_seconds=60)
+    tracker.observe(_page(0), 0.0)
+    [after_gap] = tracker.observe(_page(10), 1000.0)
+    assert after_gap.window_seconds == 1000.0  # one page since the gap: the gap's average, and it says so
+    [signals] = tracker.observe(_page(20), 1010.0)
+    assert signals.request_rate == pytest.approx(1.0) and signals.window_seconds == 10.0
 
 
 # --- config and catalogue -----------------------------------------------------------------------------
@@ -283,6 +325,10 @@ def test_catalogue() -> None:
     assert row in llmobs.METRICS and row.signal_field == "requests_waiting" and row.type == "gauge"
     with pytest.raises(KeyError):
         llmobs.metric("vllm:num_requests_waiting")
+    with pytest.raises(TypeError, match="a str, not NoneType"):
+        llmobs.metric(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="YAML text must be a str or bytes"):
+        llmobs.load_config_text(None)  # type: ignore[arg-type]
 
 
 # --- Exporter -----------------------------------------------------------------------------------------
@@ -320,6 +366,29 @@ async def test_exporter_runs_for_the_block(vllm_url: str) -> None:
         exporter.port  # noqa: B018
     with pytest.raises(OSError):  # the server is gone
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_exporter_on_a_port_in_use_raises_instead_of_ending_the_program() -> None:
+    """uvicorn calls sys.exit when it cannot bind: inside a user's event loop that SystemExit ended their
+    program past any `except Exception`. It is an OSError now, and what had started is stopped."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = llmobs.load_config_text(f"server: {{host: 127.0.0.1, port: {port}}}\n")
+        tasks_before = len(asyncio.all_tasks())
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            async with llmobs.Exporter(config):
+                pass
+        await asyncio.sleep(0)
+        assert len(asyncio.all_tasks()) == tasks_before  # no scrape loop or server left running
+
+
+def test_exporter_takes_a_config_not_a_dict() -> None:
+    with pytest.raises(TypeError, match="Exporter takes an LlmobsConfig"):
+        llmobs.Exporter({"targets": []})  # type: ignore[arg-type]
 
 
 async def test_exporter_wait_times_out_without_targets() -> None:

@@ -4,8 +4,8 @@ Why one loader: configs, token files and the packaged data tables are all read f
 a ConfigMap an operator typed by hand. PyYAML's pure-Python composer recurses once per nesting level (a
 deeply nested document raised RecursionError, with a traceback, from a `--check-config`), and aliases
 let a few hundred bytes expand into billions of nodes ("billion laughs"). Here, before anything is built,
-one pass over the parser's event stream rejects aliases and caps nesting, and the input is capped in
-bytes; every failure is a `YamlError` whose message names the file and fits on one line.
+one pass over the parser's event stream rejects aliases and keys given twice and caps nesting, and the
+input is capped in bytes; every failure is a `YamlError` whose message names the file and fits on one line.
 
 Anchors without aliases are harmless and allowed. libyaml's CSafeLoader is used when PyYAML was built
 with it (it scans unclosed flow collections in linear time; the pure scanner is quadratic there, which
@@ -34,22 +34,38 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _check_events(text: str, where: str, max_depth: int) -> None:
-    """Reject aliases and nesting deeper than `max_depth` without building a single node."""
-    depth = 0
+    """Reject aliases, nesting deeper than `max_depth` and a key given twice in one mapping, without
+    building a single node.
+
+    Why duplicate keys: PyYAML keeps the last one silently, so a second `targets:` list pasted below the
+    first replaced it and `--check-config` said OK with half the fleet gone."""
+    # per open collection: [is a mapping, the next node is a key, the keys seen]
+    open_collections: list[tuple[bool, list[bool], set[str]]] = []
     for event in yaml.parse(text, Loader=_SAFE_LOADER):
         if isinstance(event, yaml.AliasEvent):
             raise YamlError(f"{where}: YAML aliases (*{event.anchor}) are not allowed")
+        if isinstance(event, yaml.NodeEvent) and open_collections and open_collections[-1][0]:
+            _, expecting_key, keys = open_collections[-1]
+            if expecting_key[0] and isinstance(event, yaml.ScalarEvent):
+                if event.value in keys:
+                    line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+                    raise YamlError(f"{where}: key {event.value!r} appears twice in one mapping (line {line}); "
+                                    "YAML would keep only the last")
+                keys.add(event.value)
+            expecting_key[0] = not expecting_key[0]
         if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > max_depth:
+            if len(open_collections) >= max_depth:
                 raise YamlError(f"{where}: nested more than {max_depth} levels deep")
+            open_collections.append((isinstance(event, yaml.MappingStartEvent), [True], set()))
         elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+            open_collections.pop()
 
 
 def load_yaml_text(text: str | bytes, where: str = "<text>", *, max_bytes: int = MAX_BYTES,
                    max_depth: int = MAX_DEPTH) -> Any:
     """One YAML document as plain Python data (None when empty); raises `YamlError` naming `where`."""
+    if not isinstance(text, str | bytes):
+        raise TypeError(f"YAML text must be a str or bytes, not {type(text).__name__}")
     size = len(text.encode("utf-8") if isinstance(text, str) else text)
     if size > max_bytes:
         raise YamlError(f"{where}: {size} bytes is over the {max_bytes}-byte limit for a YAML file")

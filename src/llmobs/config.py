@@ -16,7 +16,7 @@ from llmobs.serving.scaler.config import ScalerConfig
 from llmobs.sources.door import DoorTarget
 from llmobs.sources.kubernetes.config import KubernetesConfig
 from llmobs.sources.scrape_auth import ScrapeAuth, SecretFile
-from llmobs.sources.targets import SchedulerLimits, Target, default_target_name
+from llmobs.sources.targets import SchedulerLimits, Target, default_target_name, redact_url
 
 if TYPE_CHECKING:
     from llmobs.forecast.service import ForecastConfig
@@ -27,7 +27,9 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: `interval_seconds: .inf` passed `gt=0` and stopped the scrape loop for good; a
+    # window of .inf kept every point forever. No setting here has a meaning for an infinite number.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BasicAuthConfig(_Strict):
@@ -67,7 +69,9 @@ class TargetConfig(_Strict):
         # urlsplit raises ValueError on e.g. `http://]` (found by fuzz/fuzz_config.py): a validation error
         # here, not a traceback when the target is built.
         try:
-            host = urlsplit(v).hostname
+            parts = urlsplit(v)
+            host = parts.hostname
+            parts.port  # noqa: B018 -- raises on `:99999` or `:abc`, which the scraper would hit every cycle
         except ValueError as e:
             raise ValueError(f"not a valid URL: {e}") from None
         if not host:
@@ -211,13 +215,22 @@ class LlmobsConfig(_Strict):
         return doors
 
     def build_targets(self) -> list[Target]:
-        """The static scrape targets; ConfigError when two share an endpoint name."""
+        """The static scrape targets; ConfigError when two share an endpoint name or a URL.
+
+        Why a URL twice is refused: one page scraped twice a cycle under two names is one replica counted
+        twice, and its counters' deltas between the two scrapes a few milliseconds apart read as thousands of
+        requests per second. Two names for one replica is a typo, not a setup."""
         targets = [t.to_target() for t in self.targets]
-        seen: set[str] = set()
-        for t in targets:
-            if t.name in seen:
+        names: set[str] = set()
+        urls: dict[str, int] = {}
+        for i, t in enumerate(targets):
+            if t.name in names:
                 raise ConfigError(f"targets: duplicate endpoint name {t.name!r}; give each target a unique name")
-            seen.add(t.name)
+            names.add(t.name)
+            if t.url in urls:
+                raise ConfigError(f"targets.{i}.url: the same URL as targets.{urls[t.url]} ({redact_url(t.url)}); "
+                                  "list each replica once")
+            urls[t.url] = i
         return targets
 
 

@@ -33,6 +33,9 @@ class Exporter:
     """
 
     def __init__(self, config: LlmobsConfig) -> None:
+        if not isinstance(config, LlmobsConfig):  # a dict would only fail at start(), deep in the runtime
+            raise TypeError(f"Exporter takes an LlmobsConfig (llmobs.load_config(path) or "
+                            f"llmobs.load_config_text(yaml)), not {type(config).__name__}")
         self.config = config
         self._running: RunningExporter | None = None
 

@@ -74,6 +74,22 @@ def tls_problems(section: str, cert_file: Path | None, key_file: Path | None, ca
     return problems
 
 
+def secret_file_problems(key: str, path: Path, *, may_be_empty: bool) -> list[str]:
+    """A password or bearer-token file: a readable UTF-8 file (as the scraper reads it), and for a token not
+    empty (an empty token is sent as `Bearer ` and the replica answers 401 every scrape; an empty password
+    is a password)."""
+    data, problem = _readable(key, path)
+    if problem or data is None:
+        return [problem] if problem else []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [f"{key}: {path} is not UTF-8 text"]
+    if not may_be_empty and not text.strip():
+        return [f"{key}: {path} is empty"]
+    return []
+
+
 def db_path_problems(key: str, path: Path) -> list[str]:
     """The store can create or open `path`: SQLite also writes `-wal` and `-shm` files beside it, so the
     directory must be writable, not only the file. Probed by creating (and removing) a file there."""

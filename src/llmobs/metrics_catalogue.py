@@ -129,8 +129,10 @@ _TARGET = (
            "`scrape.max_series_per_target` samples on one page), `model_limit` (a model beyond `signals.max_models` "
            "distinct models fleet-wide), `label_value_limit` (an `le` or `finished_reason`/`reason` value beyond "
            "`scrape.max_label_values` distinct values on this target), `implausible` (a counter that fell a little "
-           "without a restart, a NaN/±Inf/negative value, KV usage outside 0–1: held or dropped, never exported); "
-           "counted per scrape, so a steady excess grows it every cycle",
+           "without a restart, a NaN/±Inf/negative value, KV usage outside 0–1: held or dropped, never exported), "
+           "`bad_bucket` (a histogram bucket whose `le` is missing or not a number, or every bucket of a histogram "
+           "without its +Inf bucket: that histogram is absent, not guessed); counted per scrape, so a steady excess "
+           "grows it every cycle",
        otlp=Otlp("llmobs.series.dropped", labels=(("reason", "llmobs.drop_reason"),))),
 )
 
@@ -791,6 +793,8 @@ def metric(name: str) -> MetricSpec:
     """The row of `name`, as PromQL selects it or as its family is named (`llmobs_requests_total` or
     `llmobs_requests`; a histogram's `_bucket`, `_sum` and `_count` series too); KeyError for a name llmobs
     does not export."""
+    if not isinstance(name, str):
+        raise TypeError(f"metric takes a series or family name, a str, not {type(name).__name__}")
     spec = _BY_NAME.get(name)
     if spec is None:
         base, _, suffix = name.rpartition("_")

@@ -17,12 +17,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from llmobs.signals.coldstart import ColdStartRecorder, cold_starts
-from llmobs.signals.counters import DROP_IMPLAUSIBLE
 from llmobs.signals.derive import ModelEndpointTracker
 from llmobs.signals.door import DoorSignals, DoorTracker
 from llmobs.signals.types import Attribution, ModelEndpointSignals
 from llmobs.sources.door import DoorTarget, read_door
-from llmobs.sources.normalize import DROP_MODEL_LIMIT, DROP_SERIES_LIMIT, LabelValueBudget, SampleGuard, normalize
+from llmobs.sources.normalize import (
+    DROP_IMPLAUSIBLE,
+    DROP_MODEL_LIMIT,
+    DROP_SERIES_LIMIT,
+    LabelValueBudget,
+    SampleGuard,
+    normalize,
+)
 from llmobs.sources.scrape import ScrapeOutcome, Scraper
 from llmobs.sources.targets import Target, TargetSource
 from llmobs.sources.textformat import Sample
@@ -197,8 +203,13 @@ class Pipeline:
 
     async def run_cycle(self) -> FleetState:
         t0 = time.perf_counter()
-        targets = list(self.source.targets())
-        current = {t.url: t for t in targets}
+        # one book per URL: a source that lists a URL twice (config refuses it; a hand-built source may not)
+        # would feed one replica's pages to one tracker twice a cycle; the first listing wins, as in
+        # CombinedTargetSource
+        current: dict[str, Target] = {}
+        for t in self.source.targets():
+            current.setdefault(t.url, t)
+        targets = list(current.values())
         for url in list(self._books):
             if url not in current:
                 del self._books[url]  # target gone: its state goes with it

@@ -1,8 +1,9 @@
 """Checks of what a valid `llmobs run` configuration points at, for --check-config and start-up alike.
 
 `llmobs run --check-config` and `llmobs run` both call `startup_problems`, so the check reports exactly
-what start-up would trip over (TLS files, the feedback tokens and database, a kubeconfig, two servers on
-one port), each problem as one line naming the key, instead of start-up failing later with a traceback.
+what start-up would trip over (TLS files, the targets' and doors' password and token files, the feedback
+tokens and database, a kubeconfig, two servers on one port), each problem as one line naming the key,
+instead of start-up failing later with a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmobs.feedback.checks import feedback_problems
-from llmobs.filechecks import kubeconfig_problems, tls_problems
+from llmobs.filechecks import kubeconfig_problems, secret_file_problems, tls_problems
 
 if TYPE_CHECKING:
     from llmobs.config import LlmobsConfig
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
 def startup_problems(config: LlmobsConfig) -> list[str]:
     """Every problem start-up would meet in the files the config names (enabled components only)."""
     problems: list[str] = []
+    for section, entries in (("targets", config.targets), ("doors", config.doors)):
+        for i, t in enumerate(entries):
+            if t.basic_auth is not None:
+                problems += secret_file_problems(f"{section}.{i}.basic_auth.password_file",
+                                                 Path(t.basic_auth.password_file), may_be_empty=True)
+            if t.bearer_token_file is not None:
+                problems += secret_file_problems(f"{section}.{i}.bearer_token_file", Path(t.bearer_token_file),
+                                                 may_be_empty=False)
     scaler = config.scaler
     if scaler is not None and scaler.enabled and scaler.tls is not None:
         problems += tls_problems("scaler.tls", scaler.tls.cert_file, scaler.tls.key_file, scaler.tls.client_ca_file)

@@ -63,24 +63,35 @@ class Exporter:
     async def stop(self) -> None:
         self._stop.set()
         self._server.should_exit = True
-        if self.scaler is not None:
-            await self.scaler.stop()
-        if self.feedback_task is not None:
-            self.feedback_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.feedback_task
-        if self.forecast is not None:
-            await asyncio.to_thread(self.forecast.stop)
-        if self.otlp is not None:
-            await asyncio.to_thread(self.otlp.shutdown)
+        await _stop_components(self.scaler, self.feedback_task, self.forecast, self.otlp)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=10)
-        for close in self._closers:
-            result = close()
-            if result is not None:
-                await result
-        await self.pipeline.scraper.aclose()
+        await _close_all(self._closers, self.pipeline.scraper)
+
+
+async def _stop_components(scaler: ScalerHandle | None, feedback_task: asyncio.Task[None] | None,
+                           forecast: ForecastService | None, otlp: OtlpHandle | None) -> None:
+    """Stop the optional components an exporter started (those given), first of the shutdown's steps."""
+    if scaler is not None:
+        await scaler.stop()
+    if feedback_task is not None:
+        feedback_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await feedback_task
+    if forecast is not None:
+        await asyncio.to_thread(forecast.stop)
+    if otlp is not None:
+        await asyncio.to_thread(otlp.shutdown)
+
+
+async def _close_all(closers: list[Callable[[], Awaitable[None] | None]], scraper: Scraper) -> None:
+    """The shutdown's last steps: discovery and other closers, then the scraper's connections."""
+    for close in closers:
+        result = close()
+        if result is not None:
+            await result
+    await scraper.aclose()
 
 
 def build_source(config: LlmobsConfig) -> tuple[TargetSource, KubernetesTargetSource | None]:
@@ -262,7 +273,12 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
                                     status_history, discovery)
     app = create_app(holder, registry, max_state_age_seconds=max(30.0, 10 * config.scrape.interval_seconds),
                      extra_routes=extra_routes, status_page=status_page)
-    server, server_task, port = await serve_asgi(app, config.server.host, config.server.port)
+    try:
+        server, server_task, port = await serve_asgi(app, config.server.host, config.server.port)
+    except BaseException:  # e.g. the port in use: what already started stops, then the caller hears why
+        await _stop_components(scaler, feedback_task, forecast, otlp)
+        await _close_all(closers, scraper)
+        raise
     loop_task = asyncio.create_task(pipeline.run_forever(config.scrape.interval_seconds, stop))
     return Exporter(holder, registry, pipeline, port, server, [loop_task, server_task], stop, scaler=scaler,
                     forecast=forecast, feedback_task=feedback_task,

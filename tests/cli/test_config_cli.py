@@ -47,6 +47,22 @@ def test_a_target_role_becomes_its_role_label() -> None:
     ({"doors": [{"url": "http://r/metrics", "kind": "vllm-router"}]}, "vllm-router page has no model label"),
     ({"doors": [{"url": "http://r/metrics", "kind": "litellm"}, {"url": "http://r/metrics", "kind": "litellm"}]},
      "duplicate door name"),
+    # a port the scraper cannot use: it raised in every scrape cycle and no target was scraped at all
+    ({"targets": [{"url": "http://127.0.0.1:99999/metrics"}]}, "targets.0.url"),
+    ({"targets": [{"url": "http://127.0.0.1:abc/metrics"}]}, "targets.0.url"),
+    # one replica under two names: its pages, a few ms apart, read as thousands of requests/s
+    ({"targets": [{"url": "http://a/m", "name": "x"}, {"url": "http://a/m", "name": "y"}]},
+     "targets.1.url: the same URL as targets.0"),
+    # .inf passed gt=0: an infinite interval scraped once and never again, an infinite window kept every point
+    ({"scrape": {"interval_seconds": float("inf")}}, "scrape.interval_seconds"),
+    ({"scrape": {"timeout_seconds": float("inf")}}, "scrape.timeout_seconds"),
+    ({"signals": {"window_seconds": float("inf")}}, "signals.window_seconds"),
+    ({"forecast": {"refresh_seconds": float("inf")}}, "forecast.refresh_seconds"),
+    ({"scaler": {"stale_after_intervals": float("inf")}}, "scaler.stale_after_intervals"),
+    ({"kubernetes": {"backoff_max_seconds": float("inf")}}, "kubernetes.backoff_max_seconds"),
+    ({"otlp": {"export_interval_seconds": float("inf")}}, "otlp.export_interval_seconds"),
+    ({"feedback": {"window_seconds": float("inf")}}, "feedback.window_seconds"),
+    ({"cost": {"gpu_hourly_usd": {"H100": float("inf")}}}, "cost.gpu_hourly_usd"),
 ])
 def test_bad_config_names_the_problem(data, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
@@ -87,3 +103,28 @@ def test_check_config_cli(tmp_path: Path) -> None:
     failed = _cli("run", "--config", str(bad), "--check-config")
     assert failed.returncode == 2
     assert "scrape.timeout_seconds" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_check_config_reads_the_targets_credential_files(tmp_path: Path) -> None:
+    """--check-config said OK for a password or token file that was not there; every scrape then failed with
+    `cannot read credentials file` (docs/configuration.md promises the check covers credential files)."""
+    token, password, empty = tmp_path / "token", tmp_path / "password", tmp_path / "empty-token"
+    token.write_text("s3cret\n")
+    password.write_text("")  # an empty password is a password
+    empty.write_text("\n")
+    good = tmp_path / "good.yaml"
+    good.write_text(f"targets:\n  - url: http://a:8000/metrics\n    bearer_token_file: {token}\n"
+                    f"  - url: http://b:8000/metrics\n    basic_auth: {{username: u, password_file: {password}}}\n")
+    assert _cli("run", "--config", str(good), "--check-config").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"targets:\n  - url: http://a:8000/metrics\n    bearer_token_file: {tmp_path / 'nope'}\n"
+                   f"  - url: http://b:8000/metrics\n    basic_auth: {{username: u, password_file: {tmp_path}}}\n"
+                   f"  - url: http://c:8000/metrics\n    bearer_token_file: {empty}\n"
+                   "doors:\n  - url: http://r:4000/metrics\n    kind: litellm\n"
+                   f"    bearer_token_file: {tmp_path / 'gone'}\n")
+    failed = _cli("run", "--config", str(bad), "--check-config")
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    for key in ("targets.0.bearer_token_file", "targets.1.basic_auth.password_file", "targets.2.bearer_token_file",
+                "doors.0.bearer_token_file"):
+        assert key in failed.stderr, failed.stderr
+    assert "is a directory" in failed.stderr and "is empty" in failed.stderr

@@ -88,3 +88,16 @@ def test_check_config_prints_one_line_and_exits_2(tmp_path: Path, kind: str, com
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr[-2000:]
     assert message in lines[0] and str(path) in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_key_given_twice_is_refused_not_overwritten() -> None:
+    """PyYAML keeps the last of two equal keys: a second `targets:` pasted below the first replaced it, and the
+    check said OK with half the fleet gone."""
+    with pytest.raises(ConfigError, match=r"key 'targets' appears twice in one mapping \(line 3\)"):
+        load_config_text("targets:\n  - url: http://a:8000/metrics\ntargets:\n  - url: http://b:8000/metrics\n")
+    with pytest.raises(ConfigError, match="key 'interval_seconds' appears twice"):
+        load_config_text("scrape: {interval_seconds: 5, interval_seconds: 10}\n")
+    # the same key in different mappings, and equal values in a list, are not duplicates
+    config = load_config_text("targets:\n  - {url: 'http://a:8000/metrics', labels: {node: n}}\n"
+                              "  - {url: 'http://b:8000/metrics', labels: {node: n}}\n")
+    assert [t.labels for t in config.targets] == [{"node": "n"}, {"node": "n"}]

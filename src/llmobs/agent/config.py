@@ -14,7 +14,7 @@ from llmobs.sources.kubernetes.config import KubernetesConfig
 class AgentConfig(BaseModel):
     """`node_name` defaults to $NODE_NAME (set it from the downward API: `spec.nodeName`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # an infinite interval would stop the agent
 
     node_name: str = Field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
     host: str = "0.0.0.0"

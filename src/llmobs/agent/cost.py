@@ -23,7 +23,7 @@ def _norm(gpu_model: str) -> str:
 class CostConfig(BaseModel):
     """`gpu_hourly_usd`: price of one GPU-hour by gpu_model (node label or NVML spelling, any case)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     gpu_hourly_usd: dict[str, float] = Field(default_factory=dict)
 

@@ -18,7 +18,7 @@ MAX_BATCH_LIMIT = 1000
 class FeedbackConfig(BaseModel):
     """Configuration of the feedback ingestion API, its store and its signals."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = False
     host: str = "0.0.0.0"

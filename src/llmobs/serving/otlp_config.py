@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class OtlpConfig(BaseModel):
     """`otlp:` section of llmobs.yaml: push the signals to an OpenTelemetry collector."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(False, description="push metrics over OTLP")
     endpoint: str = Field("http://localhost:4317", description="collector base URL: gRPC host:port (default port "

@@ -26,8 +26,6 @@ from operator import add, le, lt
 RESET_FRACTION = 0.5
 """A counter that fell below this fraction of its previous value restarted; a smaller fall is implausible."""
 
-DROP_IMPLAUSIBLE = "implausible"
-"""`reason` of `llmobs_series_dropped_total` for samples not believed (see the module docstring)."""
 
 MAX_PLAUSIBLE_COUNT = 1e15
 """Larger counter values are not from a real server (a year at 100k tokens/s is 3e12): dropped."""

@@ -234,7 +234,14 @@ class ModelEndpointTracker:
         self._points.append(WindowPoint(time, counters, histograms, self._gauge("kv_cache_usage"),
                                         self._gauge("requests_running")))
         self._latest = scrape
-        while len(self._points) > 2 and self._points[1].time <= time - self.window_seconds:
+        # The oldest point is the base the window's deltas start from: the last one at or before the window's
+        # start, so the window is covered whole. After a scrape gap longer than the window that base is from
+        # before the gap, and a rate against it is the gap's average (pages at 0, 1000 and 1010 s, 60-s window:
+        # 0.02 req/s where the last 10 s ran at 1): a base more than a window before the window's start gives
+        # way to the next point once there is one, as Prometheus' rate() reads only the window's samples.
+        window = self.window_seconds
+        while len(self._points) > 2 and (self._points[1].time <= time - window
+                                         or self._points[0].time < time - 2 * window):
             self._points.popleft()
 
     def _check_role(self, previous: WindowPoint, counters: dict[str, dict[str, float]],

@@ -60,6 +60,8 @@ class SignalTracker:
         without models (a failed or foreign scrape) changes nothing and returns `[]`; a model missing from
         a page that has others is forgotten, and starts a fresh window if it comes back.
         """
+        if not isinstance(page, Page):  # page text, or a parser's own page, would fail deep in the tracker
+            raise TypeError(f"observe takes a Page (llmobs.parse_page(text)), not {type(page).__name__}")
         if not math.isfinite(now):
             raise ValueError(f"now must be a finite number of seconds, not {now!r}")
         if not page.models:

@@ -140,7 +140,7 @@ class PageReader:
         parsed = self.parser.parse(text)
         scrape = normalize(parsed, 0.0, guard=self.guard, layout=parsed.layout)
         return Page(models=scrape.models, skipped=dict(parsed.skipped), missing=scrape.missing,
-                    samples=len(parsed))
+                    samples=len(parsed), dropped=scrape.dropped)
 
 
 class _Replica:

@@ -70,6 +70,12 @@ class EndpointScrape:
 DROP_SERIES_LIMIT = "series_limit"
 DROP_MODEL_LIMIT = "model_limit"
 DROP_LABEL_VALUE_LIMIT = "label_value_limit"
+DROP_IMPLAUSIBLE = "implausible"
+"""A value not believed: here a NaN gauge, counter or bucket (skipped); the tracker adds counters that fell
+a little without a restart, ±Inf and negative values, KV usage outside 0–1 (`llmobs.signals.counters`)."""
+DROP_BAD_BUCKET = "bad_bucket"
+"""A histogram bucket whose `le` is missing or not a number, or every bucket of a histogram without its +Inf
+bucket (quantiles of it would be guesses): the histogram reads as absent rather than wrong."""
 
 
 class ModelAdmission(Protocol):
@@ -159,7 +165,7 @@ def _route(chosen: dict[str, SeriesSpec], name: str) -> tuple[SeriesSpec, str] |
 def _bucket_bound(le_raw: str | None, le_admitted: set[str], budget: LabelValueBudget | None,
                   dropped: Counter[str]) -> float | None:
     """A bucket's `le` as a number, or None when the sample is to be skipped: an `le` value over the label
-    budget (counted in `dropped`), a missing, unparseable or NaN one. +Inf is exempt from the budget: every
+    budget, a missing, unparseable or NaN one (each counted in `dropped`). +Inf is exempt from the budget: every
     histogram needs it, and it is one value."""
     if (budget is not None and le_raw is not None and le_raw not in le_admitted and le_raw != "+Inf"
             and not budget.admit("le", le_raw)):
@@ -168,8 +174,11 @@ def _bucket_bound(le_raw: str | None, le_admitted: set[str], budget: LabelValueB
     try:
         le = float(le_raw) if le_raw is not None else math.nan
     except ValueError:
+        le = math.nan
+    if math.isnan(le):
+        dropped[DROP_BAD_BUCKET] += 1
         return None
-    return None if math.isnan(le) else le
+    return le
 
 
 def _lora_counts(samples: Iterable[Sample]) -> tuple[int, int, int | None]:
@@ -372,9 +381,10 @@ def _compile(samples: list[Sample], values: list[float], table: AliasTable, guar
     """Route every sample of a page: the rules of `normalize`, applied once per layout.
 
     A sample is skipped when its name is not a chosen alias, when its model is refused (counted), when its
-    `le` or `by` label value is over the budget (counted) or unreadable, and when its value is NaN (except
-    for a histogram's `_sum`/`_count` and info series, whose NaN stays visible). Buckets are summed per
-    bound across engines; a histogram without a +Inf bound is left out (quantiles would be guesses)."""
+    `le` or `by` label value is over the budget or its `le` unreadable (counted), and when its value is NaN
+    (counted as implausible; except for a histogram's `_sum`/`_count` and info series, whose NaN stays
+    visible). Buckets are summed per bound across engines; a histogram without a +Inf bound is left out
+    and its buckets counted (quantiles would be guesses)."""
     dropped: Counter[str] = Counter()
     budget = guard.labels if guard is not None else None
     le_admitted = budget.admitted("le") if budget is not None else set()
@@ -415,7 +425,10 @@ def _compile(samples: list[Sample], values: list[float], table: AliasTable, guar
             key = (model, c)
             if suffix == "bucket":
                 le = _bucket_bound(s.labels.get("le"), le_admitted, budget, dropped)
-                if le is None or math.isnan(values[i]):
+                if le is None:
+                    continue
+                if math.isnan(values[i]):
+                    dropped[DROP_IMPLAUSIBLE] += 1
                     continue
                 buckets.setdefault(key, {}).setdefault(le, []).append(i)
             elif suffix == "sum":
@@ -427,6 +440,7 @@ def _compile(samples: list[Sample], values: list[float], table: AliasTable, guar
             info.setdefault((model, c), []).append(i)
             continue
         if math.isnan(values[i]):
+            dropped[DROP_IMPLAUSIBLE] += 1
             continue
         sub = s.labels.get(spec.by, "") if spec.by else ""
         if sub and budget is not None and spec.by and not budget.admit(spec.by, sub):
@@ -445,8 +459,9 @@ def _compile(samples: list[Sample], values: list[float], table: AliasTable, guar
     for key, per_le in buckets.items():
         model, c = key
         bounds = _shared_bounds(tuple(sorted(per_le)))
-        if not math.isinf(bounds[-1]):
-            continue  # a histogram without its +Inf bucket is not usable for quantiles
+        if not math.isinf(bounds[-1]):  # a histogram without its +Inf bucket is not usable for quantiles
+            dropped[DROP_BAD_BUCKET] += sum(map(len, per_le.values()))
+            continue
         per_bound = tuple(tuple(per_le[b]) for b in bounds)
         sum_idxs = tuple(sums[key]) if key in sums else None
         count_idxs = tuple(counts[key]) if key in counts else None

@@ -13,7 +13,7 @@ _REMOVED_ENGINES = ("auto", "threads")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ScalerTLSConfig(_Strict):

@@ -9,7 +9,7 @@ class DeletionCostConfig(BaseModel):
     """`kubernetes.pod_deletion_cost:` — opt-in writes of the pod-deletion-cost annotation, so that scale-in
     removes the idlest replica (llmobs.serving.deletion_cost)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(False, description="write the annotation (needs RBAC patch on pods)")
     interval_seconds: float = Field(10.0, gt=0, description="time between passes over the pods")
@@ -26,7 +26,7 @@ class KubernetesConfig(BaseModel):
     (or set `label_selector`), expose a container port named `metrics` or `http` (or annotate the pod
     `llmobs.io/port: "8000"`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = False
     namespaces: list[str] = Field(default_factory=list, description="[] = all namespaces (needs cluster-wide RBAC)")
