@@ -186,7 +186,8 @@ def _cases(tmp: Path, busy: int) -> list[Case]:
     cases.append(Case("feedback-busy", ("feedback", "--config", fb_standalone["busy"]), f"port {busy}", 1))
     cases.append(Case("python-m-feedback-binary", ("-m", "llmobs.feedback", fb_standalone["binary"]), "UTF-8"))
     trace_needles = {"empty": "not a readable CSV", "garbage": "binary.dat", "columns": "unknown trace format",
-                     "header-only": "no data rows", "bad-rows": "rows.csv", "missing": "not found", "dir": "not found"}
+                     "header-only": "no data rows", "bad-rows": "rows.csv", "missing": "not found",
+                     "dir": "is a directory"}
     for stem, needle in trace_needles.items():
         cases.append(Case(f"backtest-{stem}", ("forecast", "backtest", "--trace", traces[stem]), needle))
         cases.append(Case(f"simulate-{stem}", ("forecast", "simulate", "--trace", traces[stem],

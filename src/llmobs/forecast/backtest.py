@@ -64,6 +64,9 @@ class BacktestResult:
     paths: dict[tuple[str, int], Path] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     select_by: str = "wape"  # the score `best` minimises: wape (point) or pinball (upper band)
+    no_winner: str = ""
+    """Why no score ranks the forecasters (e.g. the scored part has no traffic), or "" when `best` won on its
+    score. When set, `best` is only the fallback (last_value) the live service refits with, not a winner."""
 
     def score(self, forecaster: str, horizon: int) -> Score:
         """The score of one forecaster at one horizon."""
@@ -81,7 +84,8 @@ class BacktestResult:
             "n_points": self.n_points,
             "eval_start": self.eval_start,
             "quantile": self.quantile,
-            "best": self.best,
+            "best": None if self.no_winner else self.best,
+            "no_winner": self.no_winner or None,
             "skipped": self.skipped,
             "notes": list(self.notes),
             "scores": [
@@ -89,15 +93,31 @@ class BacktestResult:
                     "forecaster": s.forecaster,
                     "horizon_steps": s.horizon_steps,
                     "horizon_seconds": s.horizon_steps * self.step_seconds,
-                    "wape": s.wape,
-                    "mape": s.mape,
-                    "pinball_scaled": s.pinball_scaled,
-                    "coverage": s.coverage,
+                    # JSON has no NaN: an undefined score (no traffic scored) is null
+                    "wape": _defined(s.wape),
+                    "mape": _defined(s.mape),
+                    "pinball_scaled": _defined(s.pinball_scaled),
+                    "coverage": _defined(s.coverage),
                     "n": s.n,
                 }
                 for s in self.scores
             ],
         }
+
+
+def _defined(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _why_no_winner(actual: np.ndarray, start: int, n: int) -> str:
+    """Why no forecaster has a defined score at the longest horizon, from its scored actuals."""
+    known = actual[~np.isnan(actual)]
+    where = f"the scored part (steps {start}–{n - 1} of {n})"
+    if known.size == 0:
+        return f"{where} is all gaps (no data); nothing to score"
+    if np.all(known == 0):
+        return f"{where} has no traffic: every value is zero; WAPE is undefined on it"
+    return f"no forecaster has a forecast for {where}"
 
 
 def rolling_forecasts(
@@ -217,6 +237,8 @@ def backtest(
         best = min(at_h, key=lambda s: s.pinball_scaled).forecaster if at_h else "last_value"
     else:
         best = min(at_h, key=lambda s: s.wape).forecaster if at_h else "last_value"
+    # Every forecaster is scored on the same origins, so the first one's actuals say why none has a score.
+    no_winner = "" if at_h else _why_no_winner(paths[(usable[0].name, hmax)].actual, start, n)
     return BacktestResult(
         source=series.source,
         step_seconds=series.step_seconds,
@@ -230,4 +252,5 @@ def backtest(
         paths=paths,
         notes=series.notes,
         select_by=select_by,
+        no_winner=no_winner,
     )

@@ -114,22 +114,53 @@ class Capacity:
         return d
 
 
+_GPU_TABLE_SHAPE = "gpus: [{name: H100-80GB, memory_gib: 80, usd_per_hour: 4.5}, ...]"
+
+
+def _table_number(where: str, key: str, value: Any) -> float:
+    """A number from a GPU-table row; YAML's `true` and `.nan` are refused here, not multiplied later."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ForecastInputError(f"{where}: {key} {value!r} is not a number")
+    if not math.isfinite(value):
+        raise ForecastInputError(f"{where}: {key} {value!r} is not a finite number")
+    return float(value)
+
+
 def parse_gpu_table(text: str, source: str = "gpus.yaml") -> dict[str, GPU]:
-    """GPU table from YAML text (the bundled `gpus.yaml` shape); keys are lower-cased names."""
+    """GPU table from YAML text (the bundled `gpus.yaml` shape); keys are lower-cased names.
+
+    Each row is checked by hand rather than indexed in a try block, so a missing key is reported as
+    missing (a bare KeyError printed only `'gpus'`) and a string price cannot reach `price × tp`.
+    """
     try:
         raw = load_yaml_text(text, f"GPU table {source}")
-        rows = raw["gpus"]
-        table = {
-            str(r["name"]).lower(): GPU(str(r["name"]), float(r["memory_gib"]), r.get("usd_per_hour"))
-            for r in rows
-        }
     except YamlError as exc:
         raise ForecastInputError(str(exc)) from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ForecastInputError(f"GPU table {source} is unreadable: {exc}") from exc
-    for g in table.values():
-        if not 0 < g.memory_gib <= 4096:
-            raise ForecastInputError(f"GPU table {source}: {g.name} memory {g.memory_gib} GiB is not plausible")
+    if not isinstance(raw, Mapping) or "gpus" not in raw:
+        raise ForecastInputError(f"GPU table {source} lacks the 'gpus' key (expected {_GPU_TABLE_SHAPE})")
+    rows = raw["gpus"]
+    if not isinstance(rows, list) or not rows:
+        raise ForecastInputError(f"GPU table {source}: 'gpus' must be a non-empty list (expected {_GPU_TABLE_SHAPE})")
+    table: dict[str, GPU] = {}
+    for i, row in enumerate(rows, 1):
+        where = f"GPU table {source} gpus entry {i}"
+        if not isinstance(row, Mapping):
+            raise ForecastInputError(f"{where} is not a mapping (expected {_GPU_TABLE_SHAPE})")
+        missing = [k for k in ("name", "memory_gib") if row.get(k) is None]
+        if missing:
+            raise ForecastInputError(f"{where} lacks {', '.join(repr(k) for k in missing)}")
+        name = str(row["name"])
+        memory = _table_number(where, "memory_gib", row["memory_gib"])
+        if not 0 < memory <= 4096:
+            raise ForecastInputError(f"GPU table {source}: {name} memory {memory:g} GiB is not plausible")
+        price = row.get("usd_per_hour")
+        if price is not None:
+            price = _table_number(where, "usd_per_hour", price)
+            if price < 0:
+                raise ForecastInputError(f"GPU table {source}: {name} usd_per_hour {price:g} must be ≥ 0")
+        if name.lower() in table:  # names match case-insensitively, so a second row would hide the first
+            raise ForecastInputError(f"GPU table {source} lists {name!r} twice")
+        table[name.lower()] = GPU(name, memory, price)
     return table
 
 
@@ -153,14 +184,28 @@ def lookup_gpu(name: str, table: Mapping[str, GPU] | None = None) -> GPU:
 
 
 MAX_DIMENSION = 2**40
-"""Largest size a config.json field may give (layers, heads, widths, vocabulary, experts): far above any
+"""Largest size a config.json field may give (heads, widths, vocabulary, experts): far above any
 real model, far below what overflows the float arithmetic of the estimates (1e308 did)."""
 
+MAX_LAYERS = 10_000
+"""Most `num_hidden_layers` accepted. No released model has more than a few hundred layers; the per-layer
+kinds are a tuple of this length, so 1e12 layers was a MemoryError rather than an error naming the field."""
 
-def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, *, allow_zero: bool = False) -> int:
+VLLM_BLOCK_SIZES = (1, 8, 16, 32, 64, 128, 256)
+"""The `--block-size` values vLLM accepts (`BlockSize` in vllm/config/cache.py); it refuses any other at
+startup, and an estimate for one (1e8 gave 0 blocks) describes no server that can run."""
+
+MAX_CONTEXT_TOKENS = 100_000_000
+"""Longest context accepted: far above any model's max-model-len (a few million tokens at most)."""
+
+
+def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, *, allow_zero: bool = False,
+         maximum: int = MAX_DIMENSION) -> int:
     value = cfg.get(key, default)
     if value is None:
         raise ForecastInputError(f"model config lacks {key!r}")
+    if isinstance(value, bool):  # JSON true is an int to Python: `"num_hidden_layers": true` was 1 layer
+        raise ForecastInputError(f"model config {key!r} is not an integer: {value!r}")
     try:
         out = int(value)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -169,21 +214,40 @@ def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, *, allow_
         raise ForecastInputError(f"model config {key!r} is not an integer: {value!r}")
     if out < 0 or (out == 0 and not allow_zero):
         raise ForecastInputError(f"model config {key!r} must be positive, got {out}")
-    if out > MAX_DIMENSION:
-        raise ForecastInputError(f"model config {key!r} is implausibly large: {value!r}")
+    if out > maximum:
+        raise ForecastInputError(f"model config {key!r} is implausibly large: {value!r} (limit {maximum:,})")
     return out
+
+
+def _type_list(cfg: Mapping[str, Any], key: str, num_layers: int) -> list[Any] | None:
+    """A per-layer list (`layer_types`, `layers_block_type`), or None when absent.
+
+    Transformers itself requires one entry per layer; a list of another length (or a string) used to be
+    skipped silently and every layer taken as full attention, which overstates a hybrid's KV per token.
+    """
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ForecastInputError(f"model config {key!r} must be a list of per-layer types, got {value!r:.60}")
+    if len(value) != num_layers:
+        raise ForecastInputError(
+            f"model config {key!r} has {len(value)} entries for num_hidden_layers {num_layers} (one per layer)"
+        )
+    return value
 
 
 def _layer_kinds(cfg: Mapping[str, Any], num_layers: int) -> tuple[tuple[str, ...], int | None]:
     """Resolve which layers hold full KV, windowed KV or none, from the several config spellings."""
-    window = cfg.get("sliding_window")
-    if cfg.get("use_sliding_window") is False:  # Qwen2 ships a window it does not use
-        window = None
-    window = int(window) if window else None
+    # Hugging Face writes "no sliding window" as null (Mistral-7B-v0.2+, Llama); 0 or -1 is no convention of
+    # theirs, and -1 used to cap every layer's KV at -1 tokens (28,694 sequences of 8,192 tokens on 80 GiB).
+    window: int | None = None
+    if cfg.get("use_sliding_window") is not False:  # Qwen2 ships a window it does not use
+        window = _int(cfg, "sliding_window") if cfg.get("sliding_window") is not None else None
 
-    layer_types = cfg.get("layer_types")
-    block_types = cfg.get("layers_block_type")  # Jamba-style hybrids
-    if isinstance(layer_types, list) and len(layer_types) == num_layers:
+    layer_types = _type_list(cfg, "layer_types", num_layers)
+    block_types = _type_list(cfg, "layers_block_type", num_layers)  # Jamba-style hybrids
+    if layer_types is not None:
         kinds = []
         for t in layer_types:
             t = str(t)
@@ -194,7 +258,7 @@ def _layer_kinds(cfg: Mapping[str, Any], num_layers: int) -> tuple[tuple[str, ..
             else:  # "linear_attention", "mamba", "conv", ...
                 kinds.append(_NO_KV)
         return tuple(kinds), window
-    if isinstance(block_types, list) and len(block_types) == num_layers:
+    if block_types is not None:
         return tuple(_FULL if str(t) == "attention" else _NO_KV for t in block_types), None
     if window is None:
         return (_FULL,) * num_layers, None
@@ -247,14 +311,23 @@ def model_shape(config: Mapping[str, Any]) -> ModelShape:
     cfg: Mapping[str, Any] = config
     if isinstance(config.get("text_config"), Mapping) and "num_hidden_layers" not in config:
         cfg = {**config["text_config"], "torch_dtype": config.get("torch_dtype")}
-    layers = _int(cfg, "num_hidden_layers")
+    layers = _int(cfg, "num_hidden_layers", maximum=MAX_LAYERS)
     heads = _int(cfg, "num_attention_heads")
     kv_heads = _int(cfg, "num_key_value_heads", heads)
     if heads % kv_heads:
         raise ForecastInputError(
             f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
         )
-    head_dim = _int(cfg, "head_dim") if cfg.get("head_dim") else _int(cfg, "hidden_size") // heads
+    # Transformers derives head_dim only when it is null (`head_dim if head_dim is not None else ...`), so 0
+    # is refused like -128 rather than quietly replaced by the derived value.
+    if cfg.get("head_dim") is not None:
+        head_dim = _int(cfg, "head_dim")
+    else:
+        head_dim = _int(cfg, "hidden_size") // heads
+        if head_dim == 0:  # 0 bytes of KV per token would divide by zero below
+            raise ForecastInputError(
+                f"model config hidden_size {cfg['hidden_size']} is smaller than num_attention_heads {heads}"
+            )
     mla = None
     if cfg.get("kv_lora_rank"):
         mla = _int(cfg, "kv_lora_rank") + _int(cfg, "qk_rope_head_dim", 64)
@@ -309,6 +382,36 @@ def kv_bytes_per_token_per_layer(shape: ModelShape, kv_dtype_bytes: float, tp: i
     return 2 * heads_per_rank * shape.head_dim * kv_dtype_bytes
 
 
+def _require_finite(**values: float | None) -> None:
+    """NaN slips through every `< 0` and `<= 0` check (all comparisons with NaN are false) and became an
+    `int(NaN)` ValueError deep in the arithmetic; inf gives inf or 0 results. Both are refused up front."""
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
+            raise ForecastInputError(f"{name} {value} is not a finite number")
+
+
+def _check_context(context_tokens: int) -> None:
+    if not 0 < context_tokens <= MAX_CONTEXT_TOKENS:
+        raise ForecastInputError(f"context {context_tokens} tokens is not plausible (1 … 100M)")
+
+
+def _check_tensor_parallel(shape: ModelShape, tp: int) -> None:
+    """vLLM's own checks: it splits attention heads evenly over the tensor-parallel ranks, and KV heads too
+    (or replicates each on a whole number of ranks when there are fewer KV heads than ranks). A size it
+    refuses used to give an estimate anyway (tp 3 with 32 heads: 264 sequences; tp 100000: 7 PiB of KV)."""
+    if shape.num_attention_heads % tp:
+        raise ForecastInputError(
+            f"tensor_parallel_size {tp} does not divide the model's {shape.num_attention_heads} attention heads "
+            "(vLLM refuses it)"
+        )
+    kv = shape.num_kv_heads
+    if not shape.is_mla and (kv % tp if kv >= tp else tp % kv):
+        raise ForecastInputError(
+            f"tensor_parallel_size {tp} neither divides nor is a multiple of the model's {kv} KV heads "
+            "(vLLM refuses it)"
+        )
+
+
 def estimate_capacity(
     config: Mapping[str, Any],
     *,
@@ -330,17 +433,32 @@ def estimate_capacity(
     `activation_reserve_gib` stands for what vLLM's profiling run finds for activations and CUDA
     graphs per GPU (typically 0.5–3 GiB); the live `vllm:cache_config_info` is the exact figure.
     """
+    _require_finite(gpu_memory_gib=gpu_memory_gib, gpu_memory_utilization=gpu_memory_utilization,
+                    weights_gib=weights_gib, params_billion=params_billion,
+                    activation_reserve_gib=activation_reserve_gib, usd_per_hour=usd_per_hour)
     if not 0 < gpu_memory_gib <= 4096:
         raise ForecastInputError(f"gpu memory {gpu_memory_gib} GiB is not plausible (0 < GiB ≤ 4096)")
     if not 0 < gpu_memory_utilization <= 1:
         raise ForecastInputError(f"gpu_memory_utilization {gpu_memory_utilization} must be in (0, 1]")
-    if not 0 < context_tokens <= 100_000_000:
-        raise ForecastInputError(f"context {context_tokens} tokens is not plausible (1 … 100M)")
-    if tensor_parallel_size < 1 or block_size < 1:
-        raise ForecastInputError("tensor_parallel_size and block_size must be ≥ 1")
+    _check_context(context_tokens)
+    if tensor_parallel_size < 1:
+        raise ForecastInputError(f"tensor_parallel_size {tensor_parallel_size} must be ≥ 1")
+    if block_size not in VLLM_BLOCK_SIZES:
+        raise ForecastInputError(
+            f"block_size {block_size} is not one vLLM accepts ({', '.join(map(str, VLLM_BLOCK_SIZES))})"
+        )
     if activation_reserve_gib < 0:
         raise ForecastInputError(f"activation reserve {activation_reserve_gib} GiB must be ≥ 0")
+    if weights_gib is not None and params_billion is not None:  # weights used to win without a word
+        raise ForecastInputError("give weights_gib or params_billion, not both")
+    if weights_gib is not None and weights_gib < 0:
+        raise ForecastInputError(f"weights_gib {weights_gib} must be ≥ 0")
+    if params_billion is not None and params_billion <= 0:  # named as given, not as the weights it implies
+        raise ForecastInputError(f"params_billion {params_billion} must be > 0")
+    if usd_per_hour is not None and usd_per_hour < 0:
+        raise ForecastInputError(f"usd_per_hour {usd_per_hour} must be ≥ 0")
     shape = model_shape(config)
+    _check_tensor_parallel(shape, tensor_parallel_size)
     notes: list[str] = []
     w_dtype = weight_dtype or shape.dtype
     kv_dtype = shape.dtype if kv_cache_dtype == "auto" else kv_cache_dtype
@@ -350,8 +468,6 @@ def estimate_capacity(
         if params_billion is None:
             notes.append(f"weights estimated from config: {params / 1e9:.2f} B params × {w_dtype}")
         weights_gib = params * dtype_bytes(w_dtype) / GIB
-    if weights_gib < 0:
-        raise ForecastInputError(f"weights {weights_gib} GiB must be ≥ 0")
     tp = tensor_parallel_size
     usable_per_rank = gpu_memory_gib * gpu_memory_utilization - weights_gib / tp - activation_reserve_gib
     if usable_per_rank <= 0:
@@ -394,6 +510,11 @@ def estimate_capacity(
             "caps their KV per sequence"
         )
     max_seqs = int(usable_bytes_rank // (held_tokens * per_layer_rank))
+    if max_seqs == 0:  # vLLM refuses to start in this case; say so rather than leave a bare 0
+        notes.append(
+            f"one sequence of {context_tokens:,} tokens needs {held_tokens * per_layer_rank / GIB:.2f} GiB of KV "
+            f"per GPU, more than the {usable_per_rank:.2f} GiB left: vLLM would refuse this max-model-len"
+        )
     per_layer_model = kv_bytes_per_token_per_layer(shape, kv_b, 1)  # whole model, not per rank
     return Capacity(
         source="model-config",
@@ -413,17 +534,50 @@ def estimate_capacity(
     )
 
 
-def _label_int(labels: Mapping[str, str], key: str) -> int:
+MAX_PAGE_BLOCKS = 2**31 - 1
+"""Most `num_gpu_blocks` a page may report: vLLM's block tables hold block ids as int32, so it cannot address
+more (real pages show thousands to a few million). `num_gpu_blocks="1e30"` used to give 1.28e32 KV tokens."""
+
+MAX_PAGE_BLOCK_SIZE = 2**20
+"""Largest `block_size` a page may report. vLLM's own choices stop at 256, but for hybrid (attention + Mamba)
+models it raises the attention block size until a page matches a Mamba state page — hundreds to thousands
+of tokens; a million tokens per block is more than any context and leaves room for those."""
+
+MAX_PAGE_KV_TOKENS = 2**37
+"""Most KV tokens one engine may report: 4 TiB (the most GPU memory accepted) ÷ 32 bytes, the KV of one token
+in a single layer with one 16-wide head at one byte, is far more than any real model could hold."""
+
+MAX_KV_CACHE_BYTES = 4096 * GIB
+"""Most `kv_cache_memory_bytes` (per GPU) accepted: the GPU-memory bound used everywhere else here."""
+
+
+def _label_number(labels: Mapping[str, str], key: str) -> float | None:
+    """A numeric label as a finite float, None when absent ("" and "None" are how vLLM writes unset)."""
     raw = labels.get(key)
     if raw is None or raw in ("", "None"):
-        raise ForecastInputError(f"vllm:cache_config_info lacks a usable {key!r} label (got {raw!r})")
+        return None
     try:
-        value = int(float(raw))
-    except (ValueError, OverflowError) as exc:
+        value = float(raw)
+    except ValueError as exc:
         raise ForecastInputError(f"vllm:cache_config_info {key}={raw!r} is not a number") from exc
-    if value <= 0:
-        raise ForecastInputError(f"vllm:cache_config_info {key}={value} must be positive")
+    if not math.isfinite(value):
+        raise ForecastInputError(f"vllm:cache_config_info {key}={raw!r} is not a finite number")
     return value
+
+
+def _label_int(labels: Mapping[str, str], key: str, maximum: int) -> int:
+    value = _label_number(labels, key)
+    if value is None:
+        raise ForecastInputError(f"vllm:cache_config_info lacks a usable {key!r} label (got {labels.get(key)!r})")
+    if value <= 0:
+        raise ForecastInputError(f"vllm:cache_config_info {key}={labels[key]} must be positive")
+    if value != int(value):  # a count of blocks or tokens; int() would truncate 0.5 to 0
+        raise ForecastInputError(f"vllm:cache_config_info {key}={labels[key]} is not a whole number")
+    if value > maximum:
+        raise ForecastInputError(
+            f"vllm:cache_config_info {key}={labels[key]} is implausibly large (limit {maximum:,})"
+        )
+    return int(value)
 
 
 def capacity_from_cache_config_info(
@@ -435,20 +589,34 @@ def capacity_from_cache_config_info(
     sequences at `context_tokens` = blocks ÷ blocks per sequence; without a context, vLLM's own
     `kv_cache_max_concurrency` label is used when present (it is computed at max-model-len).
     """
-    blocks = _label_int(labels, "num_gpu_blocks")
-    block_size = _label_int(labels, "block_size")
+    blocks = _label_int(labels, "num_gpu_blocks", MAX_PAGE_BLOCKS)
+    block_size = _label_int(labels, "block_size", MAX_PAGE_BLOCK_SIZE)
     tokens = blocks * block_size
+    if tokens > MAX_PAGE_KV_TOKENS:
+        raise ForecastInputError(
+            f"vllm:cache_config_info num_gpu_blocks {blocks:,} × block_size {block_size:,} = {tokens:,} KV tokens "
+            f"is implausibly large (limit {MAX_PAGE_KV_TOKENS:,})"
+        )
     notes: list[str] = []
-    mem_raw = labels.get("kv_cache_memory_bytes")
-    kv_gib = float(mem_raw) / GIB if mem_raw not in (None, "", "None") else float("nan")
-    per_token = round(float(mem_raw) / tokens) if mem_raw not in (None, "", "None") else 0
+    mem = _label_number(labels, "kv_cache_memory_bytes")
+    if mem is not None and not 0 < mem <= MAX_KV_CACHE_BYTES:
+        raise ForecastInputError(
+            f"vllm:cache_config_info kv_cache_memory_bytes={labels['kv_cache_memory_bytes']} is not plausible "
+            "(0 < bytes ≤ 4 TiB)"
+        )
+    kv_gib = mem / GIB if mem is not None else float("nan")
+    per_token = round(mem / tokens) if mem is not None else 0
+    concurrency = _label_number(labels, "kv_cache_max_concurrency")
+    if concurrency is not None and concurrency < 0:
+        raise ForecastInputError(
+            f"vllm:cache_config_info kv_cache_max_concurrency={labels['kv_cache_max_concurrency']} must be ≥ 0"
+        )
     if context_tokens is not None:
-        if context_tokens <= 0:
-            raise ForecastInputError(f"context {context_tokens} tokens must be positive")
+        _check_context(context_tokens)
         max_seqs = blocks // math.ceil(context_tokens / block_size)
         ctx = context_tokens
-    elif labels.get("kv_cache_max_concurrency") not in (None, "", "None"):
-        max_seqs = int(float(labels["kv_cache_max_concurrency"]))
+    elif concurrency is not None:
+        max_seqs = int(concurrency)
         ctx = 0
         notes.append("max concurrency from vLLM's kv_cache_max_concurrency (at max-model-len)")
     else:
@@ -469,12 +637,35 @@ def capacity_from_cache_config_info(
     )
 
 
+_CAPACITY_LABELS = ("num_gpu_blocks", "block_size", "kv_cache_memory_bytes", "kv_cache_max_concurrency")
+"""The `vllm:cache_config_info` labels the capacity is computed from."""
+
+
 def parse_cache_config_info(page: str) -> dict[str, str]:
-    """Labels of the first `vllm:cache_config_info` sample on a `/metrics` page (text format)."""
+    """Labels of the `vllm:cache_config_info` sample on a `/metrics` page (text format).
+
+    A page can carry several (one per engine of a data-parallel server, or two pages pasted together).
+    When they agree on the labels the capacity comes from, any one serves; when they disagree, picking
+    the first would silently describe one engine as the whole page, so it is refused.
+    """
     from prometheus_client.parser import text_string_to_metric_families
 
-    for family in text_string_to_metric_families(page):
-        if family.name == "vllm:cache_config_info":
-            for sample in family.samples:
-                return dict(sample.labels)
-    raise ForecastInputError("page has no vllm:cache_config_info series")
+    samples = [
+        dict(sample.labels)
+        for family in text_string_to_metric_families(page)
+        if family.name == "vllm:cache_config_info"
+        for sample in family.samples
+    ]
+    if not samples:
+        raise ForecastInputError("page has no vllm:cache_config_info series")
+    first = samples[0]
+    for other in samples[1:]:
+        differ = [f"{k} {first.get(k)} vs {other.get(k)}" for k in _CAPACITY_LABELS if first.get(k) != other.get(k)]
+        if differ:
+            engines = [x["engine"] for x in samples if "engine" in x]
+            which = f" (engines {', '.join(engines)})" if len(engines) == len(samples) else ""
+            raise ForecastInputError(
+                f"page has {len(samples)} vllm:cache_config_info series{which} that disagree "
+                f"({', '.join(differ)}): give the page of one server whose engines agree"
+            )
+    return first

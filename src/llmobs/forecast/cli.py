@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,87 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _score_cell(x: float) -> str:
+    """A backtest score for the table: scores are ratios near 1, so an enormous one is shown in scientific
+    notation — 302 fixed-point digits would be cut by the table to a short, misleading number."""
+    return _fmt(x) if not math.isfinite(x) or abs(x) < 1e6 else f"{x:.3g}"
+
+
+def _json_ready(x: Any) -> Any:
+    """`x` with every NaN or ±inf number as None (JSON null) and numpy scalars as Python numbers: `json.dumps`
+    would otherwise write bare NaN, which no JSON parser accepts."""
+    if isinstance(x, dict):
+        return {k: _json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_ready(v) for v in x]
+    if isinstance(x, (bool, str)) or x is None:
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        f = float(x)
+        return f if math.isfinite(f) else None
+    return x
+
+
+def _print_json(d: Any) -> None:
+    print(json.dumps(_json_ready(d), indent=2, default=float, allow_nan=False))
+
+
+PLOT_EXAMPLE = ".png, .svg or .pdf"
+
+
+def _plot_path(raw: str | Path | None, option: str = "--plot") -> Path | None:
+    """Check a plot path before the (long) run that precedes the plot: matplotlib picks the format from the
+    suffix, refuses one it does not know, and silently appends `.png` to a path without one (`--plot /some/dir`
+    would write /some/dir.png). None when no plot was asked for."""
+    if raw is None:
+        return None
+    text = str(raw)
+    if not text.strip():
+        raise ForecastInputError(f"{option} is empty: give a file name ending in {PLOT_EXAMPLE}")
+    path = Path(text)
+    if path.is_dir():
+        raise ForecastInputError(f"{option} {text} is a directory: give a file name such as {path / 'plot.png'}")
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix:
+        raise ForecastInputError(f"{option} {text} has no suffix: end it in {PLOT_EXAMPLE} (the suffix picks the "
+                                 "image format)")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if suffix not in supported:
+        raise ForecastInputError(f"{option} {text}: .{suffix} is not an image format matplotlib writes; use "
+                                 f"{PLOT_EXAMPLE} (or {', '.join('.' + s for s in sorted(supported))})")
+    if not path.parent.is_dir():
+        raise ForecastInputError(f"{option} {text}: directory {path.parent} does not exist")
+    return path
+
+
+def _save_plot(fig: Any, out: Path) -> None:
+    """Save, turning a write failure (read-only directory, full disk) into the one-line input error."""
+    try:
+        fig.savefig(out)
+    except OSError as exc:
+        raise ForecastInputError(f"cannot write plot {out}: {exc.strerror or exc}") from exc
+
+
+def _check_capacity_floats(given: dict[str, float | None]) -> None:
+    """Refuse bad float options under the option's own name, before `estimate_capacity` (which checks the
+    same under its keyword names) sees them: NaN passed every `< 0` check and ended as an `unexpected
+    ValueError`, and `--params-b -1` was reported as "weights -1.86 GiB"."""
+    for option, value in given.items():
+        if value is not None and not math.isfinite(value):
+            raise ForecastInputError(f"{option} {value} is not a finite number")
+    if given["--weights-gib"] is not None and given["--params-b"] is not None:  # weights used to win silently
+        raise ForecastInputError("give --weights-gib or --params-b, not both (each sets the weight size)")
+    for option, strict in (("--params-b", True), ("--weights-gib", False), ("--usd-per-hour", False),
+                           ("--activation-reserve-gib", False)):
+        value = given[option]
+        if value is not None and (value <= 0 if strict else value < 0):
+            raise ForecastInputError(f"{option} {value:g} must be {'>' if strict else '≥'} 0")
+
+
 @one_line_errors(ForecastInputError)
 def capacity(
     model_config: Annotated[Path | None, typer.Option(help="Hugging Face config.json of the model")] = None,
@@ -47,7 +130,7 @@ def capacity(
     weights_gib: Annotated[float | None, typer.Option(help="weight size, GiB (default: estimated)")] = None,
     params_b: Annotated[float | None, typer.Option(help="parameters, billions (instead of weights-gib)")] = None,
     tensor_parallel_size: Annotated[int, typer.Option("--tp", help="tensor-parallel size")] = 1,
-    block_size: Annotated[int, typer.Option(help="KV block size, tokens")] = 16,
+    block_size: Annotated[int, typer.Option(help="KV block size, tokens (vLLM's: 1, 8, 16, 32, 64, 128, 256)")] = 16,
     activation_reserve_gib: Annotated[float, typer.Option(help="per-GPU reserve for activations")] = 1.0,
     metrics_page: Annotated[
         Path | None, typer.Option(help="a saved /metrics page: use its vllm:cache_config_info instead")
@@ -65,6 +148,11 @@ def capacity(
         parse_cache_config_info,
     )
 
+    _check_capacity_floats({
+        "--gpu-memory-gib": gpu_memory_gib, "--usd-per-hour": usd_per_hour,
+        "--gpu-memory-utilization": gpu_memory_utilization, "--weights-gib": weights_gib, "--params-b": params_b,
+        "--activation-reserve-gib": activation_reserve_gib,
+    })
     if metrics_page is not None:
         from llmobs.forecast.demand import read_input_text
 
@@ -79,7 +167,8 @@ def capacity(
         if gpu is not None:
             g = lookup_gpu(gpu, load_gpu_table(gpu_table))
             name = g.name
-            gpu_memory_gib = gpu_memory_gib or g.memory_gib
+            # `is None`, not `or`: an explicit --gpu-memory-gib 0 is refused below, not read as "unset"
+            gpu_memory_gib = g.memory_gib if gpu_memory_gib is None else gpu_memory_gib
             price = price if price is not None else g.usd_per_hour
         if gpu_memory_gib is None:
             raise ForecastInputError("give --gpu-memory-gib GIB or --gpu NAME")
@@ -99,7 +188,7 @@ def capacity(
         )
     d = cap.to_dict()
     if as_json:
-        print(json.dumps(d, indent=2, default=float))
+        _print_json(d)
         return
     t = Table(title=f"KV capacity ({cap.source})", show_header=False)
     t.add_row("KV bytes per token", f"{cap.kv_bytes_per_token:,} ({cap.kv_bytes_per_token / 1024:.1f} KiB)")
@@ -131,47 +220,65 @@ def _plot_backtest(result: Any, horizon: int, out: Path) -> None:
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        _save_plot(fig, out)
+    finally:
+        plt.close(fig)
 
 
 @one_line_errors(ForecastInputError)
 def backtest_cmd(
-    trace: Annotated[Path, typer.Option(help="trace CSV (formats in data/traces/README.md)")],
+    # str, not Path: typer turns `--trace ''` into Path("."), and the message should say the path was empty
+    trace: Annotated[str, typer.Option(metavar="FILE", help="trace CSV (formats in data/traces/README.md)")],
     step: Annotated[float | None, typer.Option(
         parser=DURATION, metavar="DURATION", help=f"bucket size {DURATION_HELP} (default: the trace's own)")] = None,
     horizon: Annotated[float | None, typer.Option(
         parser=DURATION, metavar="DURATION", help="forecast horizon, e.g. the cold start (default: 1 step)")] = None,
     quantile: Annotated[float, typer.Option(help="upper quantile of the band")] = 0.9,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    plot: Annotated[Path | None, typer.Option(help="write a PNG of actual vs forecast with the band")] = None,
+    plot: Annotated[str | None, typer.Option(
+        metavar="FILE", help=f"write an image ({PLOT_EXAMPLE}) of actual vs forecast with the band")] = None,
 ) -> None:
     """Rolling-origin backtest of every forecaster at one step and at the horizon."""
     require("forecast")
     from llmobs.forecast.backtest import backtest
     from llmobs.forecast.demand import read_trace
 
+    plot_path = _plot_path(plot)  # before the backtest: a bad path must not cost the whole run
     series = read_trace(trace, step)
     h = max(1, math.ceil(horizon / series.step_seconds - 1e-9)) if horizon else 1
-    result = backtest(series, sorted({1, h}), quantile=quantile)
-    if plot is not None:
-        _plot_backtest(result, h, plot)
+    with warnings.catch_warnings(record=True) as caught:
+        # A fit on a window without variation makes statsmodels warn (SingularMatrixWarning) on stderr, in the
+        # middle of the table or the JSON's stream: keep each distinct warning as a note instead.
+        warnings.simplefilter("always")
+        result = backtest(series, sorted({1, h}), quantile=quantile)
+    fit_notes = list(dict.fromkeys(f"a forecaster's fit warned ({w.filename.split('site-packages/')[-1]}): "
+                                   f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
+    if plot_path is not None:
+        _plot_backtest(result, h, plot_path)
+    at = f"{h * result.step_seconds:g}s"
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2, default=float))
+        d = result.to_dict()
+        d["notes"] = [*result.notes, *fit_notes]
+        _print_json(d)
         return
     t = Table(title=f"backtest {result.source}: {result.n_points} steps of {result.step_seconds:g}s, "
               f"scored from step {result.eval_start}")
     for col in ("", "forecaster", "horizon", "WAPE", "MAPE", f"pinball q{quantile:g}/mean", "coverage", "n"):
-        t.add_column(col, no_wrap=col in ("forecaster", ""))
+        # fold, never "…": a cut number reads as a different number
+        t.add_column(col, no_wrap=col in ("forecaster", ""), overflow="fold")
     for s in result.scores:
-        mark = "*" if s.forecaster == result.best and s.horizon_steps == h else ""
-        t.add_row(mark, s.forecaster, f"{s.horizon_steps * result.step_seconds:g}s", _fmt(s.wape),
-                  _fmt(s.mape), _fmt(s.pinball_scaled), _fmt(s.coverage), str(s.n))
+        mark = "*" if s.forecaster == result.best and s.horizon_steps == h and not result.no_winner else ""
+        t.add_row(mark, s.forecaster, f"{s.horizon_steps * result.step_seconds:g}s", _score_cell(s.wape),
+                  _score_cell(s.mape), _score_cell(s.pinball_scaled), _score_cell(s.coverage), str(s.n))
     console.print(t)
-    console.print(f"best at {h * result.step_seconds:g}s: {result.best} (*)")
+    if result.no_winner:
+        console.print(f"no best at {at}: {result.no_winner}")
+    else:
+        console.print(f"best at {at}: {result.best} (*)")
     for name, why in result.skipped.items():
         console.print(f"skipped {name}: {why}")
-    for note in result.notes:
+    for note in (*result.notes, *fit_notes):
         console.print(f"note: {note}")
 
 
@@ -190,8 +297,10 @@ def _plot_replay(results: list[Any], out: Path) -> None:
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        _save_plot(fig, out)
+    finally:
+        plt.close(fig)
 
 
 @dataclass(frozen=True)
@@ -363,6 +472,7 @@ def simulate(
         raise ForecastInputError(f"{', '.join(given)}: request-level options, add --level request")
     if trace is None:
         raise ForecastInputError("give --trace FILE (Prometheus history needs --level request)")
+    plot = _plot_path(plot)  # before the replay, as backtest does: a bad path must not cost the whole run
     policy = policy or "reactive"
     cold_start = 300.0 if cold_start is None else cold_start
     import numpy as np
@@ -405,7 +515,7 @@ def simulate(
     d.update(trace=str(trace), step_seconds=series.step_seconds, cold_start_seconds=cfg.cold_start_s,
              capacity_per_replica=capacity_per_replica, mean_demand=float(np.nanmean(result.demand)))
     if as_json:
-        print(json.dumps(d, indent=2, default=float))
+        _print_json(d)
         return
     t = Table(title=f"simulate {policy} on {trace.name}", show_header=False)
     for k, v in d.items():

@@ -35,8 +35,32 @@ COLUMNS = ("request_rate", "prompt_tokens_rate", "generation_tokens_rate")
 EPOCH = pd.Timestamp("2024-01-01 00:00:00")  # a Monday: anchor for traces with relative time
 DEFAULT_TRACE_DIR = Path(__file__).resolve().parents[3] / "data" / "traces"
 MAX_GRID_ROWS = 1_000_000
-"""Most windows a rate-window trace may fill out to (19 years of 600 s windows): a hole in `window_start_s`
-wider than that is a typo, and filling it with gap rows would exhaust memory."""
+"""Most rows a demand series read from a file may have. A rate-window trace may fill out to this many windows
+(19 years of 600 s windows): a hole in `window_start_s` wider than that is a typo, and filling it with gap rows
+would exhaust memory. The same bound caps the buckets a `--step` cuts a trace into (14 days at 1.21 s): the
+backtest's feature matrix then stays in the hundreds of MB, where a 14-day trace at 1 ms (1.2 billion buckets)
+needed ~24 GB and was killed for memory before any message."""
+MAX_RATE_RPS = 1e9
+"""Largest request rate a trace may state. No deployment serves a billion requests a second; a larger value is a
+unit or export error, and scored as demand it would turn every WAPE into an absurd number (1e308 req/s → 7.7e301)."""
+MAX_MEAN_TOKENS = 10_000_000
+"""Largest mean prompt or output length a rate window may state: the request-level simulator's bound on one
+request's length (`llmobs.simulate.workload.MAX_TOKENS`), beyond any model's context."""
+
+
+def _smallest_step(span_seconds: float) -> str:
+    """The smallest step (rounded up to 3 significant digits) that cuts `span_seconds` into ≤ MAX_GRID_ROWS."""
+    x = span_seconds / MAX_GRID_ROWS
+    unit = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return f"{math.ceil(x / unit - 1e-9) * unit:.3g}s"
+
+
+def _check_buckets(source: str, span_seconds: float, step_seconds: float, buckets: float) -> None:
+    """Refuse a step that would cut the trace into more than MAX_GRID_ROWS buckets, before allocating them."""
+    if buckets > MAX_GRID_ROWS:
+        raise ForecastInputError(
+            f"{source}: --step {step_seconds:g}s cuts the trace's {span_seconds:,.0f}s into {buckets:,.0f} buckets "
+            f"(at most {MAX_GRID_ROWS:,}); use --step {_smallest_step(span_seconds)} or more")
 
 
 def read_input_text(path: str | Path, what: str) -> str:
@@ -93,6 +117,9 @@ class DemandSeries:
         """
         if step_seconds == self.step_seconds:
             return self
+        if step_seconds < self.step_seconds:
+            span = len(self.frame) * self.step_seconds
+            _check_buckets(self.source, span, step_seconds, span / step_seconds)
         rule = pd.Timedelta(seconds=step_seconds)
         if step_seconds > self.step_seconds:
             frame = self.frame.resample(rule, origin="start").mean()
@@ -134,6 +161,7 @@ def _bucket_requests(
     notes: list[str] = []
     if n_full < 1:
         raise ForecastInputError(f"{source}: trace spans {span:.0f}s, shorter than one {step:g}s step")
+    _check_buckets(source, span, step, n_full)
     if span - n_full * step > 0:
         notes.append(f"trailing partial {span - n_full * step:.0f}s bucket dropped")
     idx = (rel // step).astype(np.int64)
@@ -157,8 +185,14 @@ def read_trace(path: str | Path, step_seconds: float | None = None, finer: str =
     Per-request traces are bucketed at the step; rate windows are re-gridded (`finer`: hold or linear
     when the step is finer than the windows, see `DemandSeries.resample`).
     """
+    if str(path).strip() == "":  # Path("") is ".", the working directory: say what was really given
+        raise ForecastInputError("trace path is empty: give a trace CSV file")
     p = Path(path)
     name = str(p)
+    if p.is_dir():
+        raise ForecastInputError(f"trace {name} is a directory, not a trace file")
+    if p.exists() and not p.is_file():  # a device or a FIFO: reading /dev/zero or a pipe would never end
+        raise ForecastInputError(f"trace {name} is not a regular file (a device, pipe or socket); give a trace CSV")
     if not p.is_file():
         raise ForecastInputError(f"trace file {name} not found")
     try:
@@ -185,15 +219,21 @@ def read_trace(path: str | Path, step_seconds: float | None = None, finer: str =
     )
 
 
-def _finite_column(df: pd.DataFrame, col: str, name: str) -> np.ndarray:
+def _finite_column(df: pd.DataFrame, col: str, name: str, limit: float, what: str) -> np.ndarray:
     """A numeric column whose empty cells are NaN (a gap) but whose ±inf cells are refused: an infinite
-    rate or mean is a broken export, and downstream it would become an infinite number of requests."""
+    rate or mean is a broken export, and downstream it would become an infinite number of requests. So is a
+    finite value above `limit` (`what` says why no real value is that large): it would be scored as demand."""
     values = numeric_column(df, col, name)
     inf = np.isinf(values)
     if inf.any():
         row = int(np.flatnonzero(inf)[0])
         raise ForecastInputError(
             f"{name}: column {col} row {row + 2} is {values[row]:g}, not a finite number (fix or delete that row)")
+    huge = values > limit
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ForecastInputError(
+            f"{name}: column {col} row {row + 2} is {values[row]:g}, above {limit:g} ({what}); fix or delete that row")
     return values
 
 
@@ -220,15 +260,18 @@ def _read_servegen(
         raise ForecastInputError(
             f"{name}: window_start_s row {row + 2} jumps from {start[row - 1]:g} to {start[row]:g}: filling the hole "
             f"with {window:g}s gap windows would make {rows:,.0f} rows (at most {MAX_GRID_ROWS:,}); fix that row")
-    rate = _finite_column(df, "total_rate_rps", name)
+    rate = _finite_column(df, "total_rate_rps", name, MAX_RATE_RPS, "no deployment serves a billion requests/s")
     notes: list[str] = []
     gaps = ~(rate > 0)  # 0 is ServeGen's own gap marker; an empty or negative cell is no data either
     if gaps.any():
         notes.append(f"{int(gaps.sum())} windows with total_rate_rps 0, negative or empty treated as gaps "
                      "(missing data)")
     rate = np.where(gaps, np.nan, rate)
-    inp = _finite_column(df, "mean_input_tokens_est", name) if "mean_input_tokens_est" in df else rate * np.nan
-    out = _finite_column(df, "mean_output_tokens_est", name) if "mean_output_tokens_est" in df else rate * np.nan
+    longest = "longer than any model's context"
+    inp = (_finite_column(df, "mean_input_tokens_est", name, MAX_MEAN_TOKENS, longest)
+           if "mean_input_tokens_est" in df else rate * np.nan)
+    out = (_finite_column(df, "mean_output_tokens_est", name, MAX_MEAN_TOKENS, longest)
+           if "mean_output_tokens_est" in df else rate * np.nan)
     index = EPOCH + pd.to_timedelta(start, unit="s")
     frame = pd.DataFrame(
         {"request_rate": rate, "prompt_tokens_rate": rate * inp, "generation_tokens_rate": rate * out},

@@ -26,13 +26,20 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from llmobs.serving.scaler.catalogue import AGGREGATES, DOOR_SIGNALS, ENDPOINT_SIGNALS, SIGNALS
-from llmobs.serving.scaler.metadata import ScalerQuery
+from llmobs.serving.scaler.metadata import MAX_TARGET, ScalerQuery
 from llmobs.serving.scaler.provider import ForecastProvider
 from llmobs.signals.door import DoorSignals
 from llmobs.signals.types import ModelEndpointSignals
 from llmobs.state import FleetState
 
 log = logging.getLogger("llmobs.scaler")
+MAX_VALUE = 9e15
+"""Largest value answered (larger ones are clamped to it). KEDA turns `metricValueFloat` (and metrics-api's
+`value`) into a milli-quantity, int64(value × 1000): above ~9.2e15 Go's conversion is undefined (on amd64 the
+most negative int64), and the HPA would read a runaway signal as a negative one; GetMetrics' int64
+`metricValue` cannot be encoded above 9.2e18 at all (the call failed). Clamped, the value is still ≥ 9 × the
+largest target (metadata.MAX_TARGET), so the HPA scales up as far as it may — what the true value asks for."""
+assert MAX_VALUE >= 9 * MAX_TARGET
 _T = TypeVar("_T")
 
 
@@ -251,7 +258,7 @@ def answer(snapshot: Snapshot, q: ScalerQuery, now: float) -> float:
         value = aggregate((r.values[i] for r in rows if r.fresh_until >= snapshot.built_at), q.aggregate)
     if not math.isfinite(value):
         raise ScalerError("UNAVAILABLE", f"{q.signal} of {q.model!r} is not a finite number right now")
-    return max(0.0, value)
+    return min(max(0.0, value), MAX_VALUE)
 
 
 class SignalCache:

@@ -38,6 +38,11 @@ MAX_MODEL_LENGTH = 256
 # Model names as vLLM reports them (`model_name`): a served name, a Hugging Face id
 # (`meta-llama/Llama-3.1-8B-Instruct`) or a local path — printable, no whitespace, at most 256 characters.
 DEFAULT_HORIZON_SECONDS = 300.0
+MAX_TARGET = 1e15
+"""Largest `target` / `activationTarget`. KEDA hands the HPA `targetSizeFloat` as a milli-quantity,
+int64(target × 1000), which overflows above ~9.2e15 (and GetMetricSpec's int64 `targetSize` cannot even be
+encoded above 9.2e18: the call failed as UNKNOWN). 1e15 still leaves room for any real target: even a whole
+fleet's prompt tokens/s is many orders of magnitude below it."""
 MAX_METRIC_NAME = 100
 METRIC_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|h)?\s*$")
@@ -77,6 +82,7 @@ class ScalerQuery:
 
 
 def _number(meta: Mapping[str, str], key: str, default: float, *, positive: bool) -> float:
+    """A finite number in (0, MAX_TARGET] (`positive`) or [0, MAX_TARGET], or MetadataError naming `key`."""
     raw = meta.get(key)
     if raw is None:
         return default
@@ -90,6 +96,10 @@ def _number(meta: Mapping[str, str], key: str, default: float, *, positive: bool
         raise MetadataError(key, f"must be > 0, got {raw!r}")
     if value < 0:
         raise MetadataError(key, f"must be >= 0, got {raw!r}")
+    if value > MAX_TARGET:
+        low = "> 0" if positive else ">= 0"
+        raise MetadataError(key, f"{raw.strip()!r} is out of range: must be {low} and <= {MAX_TARGET:g} (KEDA passes "
+                                 "it to the HPA as an int64 of thousandths)")
     return value
 
 

@@ -29,6 +29,7 @@ from llmobs.serving.scaler.stats import ScalerStats
 from llmobs.serving.scaler.triggers import Trigger, TriggerRegistry
 
 SNAPSHOT_VERSION_KEY = "llmobs-snapshot-version"
+INT64_MAX = 2**63 - 1  # the proto's int64 fields: a larger Python int fails the call ("Value out of range")
 T = TypeVar("T")
 
 
@@ -57,7 +58,8 @@ class ScalerServicer(pb_grpc.ExternalScalerServicer):
     def _spec(self, metadata: Mapping[str, str]) -> pb.GetMetricSpecResponse:
         t = self._trigger(metadata)
         return pb.GetMetricSpecResponse(metricSpecs=[pb.MetricSpec(
-            metricName=t.metric_name, targetSize=max(1, round(t.query.target)), targetSizeFloat=t.query.target)])
+            metricName=t.metric_name, targetSize=min(max(1, round(t.query.target)), INT64_MAX),
+            targetSizeFloat=t.query.target)])
 
     def _metrics(self, request: pb.GetMetricsRequest, snapshot: Snapshot) -> pb.GetMetricsResponse:
         t = self._trigger(request.scaledObjectRef.scalerMetadata)
@@ -68,7 +70,9 @@ class ScalerServicer(pb_grpc.ExternalScalerServicer):
                                                   f"({t.metric_name!r}, from GetMetricSpec)")
         v = answer(snapshot, t.query, self.clock())
         return pb.GetMetricsResponse(metricValues=[pb.MetricValue(
-            metricName=request.metricName or t.metric_name, metricValue=round(v), metricValueFloat=v)])
+            # `answer` already caps v (cache.MAX_VALUE); the min() keeps the int64 field encodable whatever it returns
+            metricName=request.metricName or t.metric_name, metricValue=min(round(v), INT64_MAX),
+            metricValueFloat=v)])
 
     def _is_active(self, metadata: Mapping[str, str], snapshot: Snapshot) -> pb.IsActiveResponse:
         q = self._trigger(metadata).query
