@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -39,6 +40,11 @@ class BasicAuthConfig(_Strict):
     password_file: str = Field(description="file holding the password (re-read when it changes)")
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_RESERVED_LABELS = {"model": "from the page's model_name", "endpoint": "from the target's `name`",
+                    "role": "give it as the target's `role` key, which is checked"}
+
+
 class TargetConfig(_Strict):
     url: str = Field(description="Full URL of a vLLM replica's metrics page, e.g. http://10.0.0.7:8000/metrics")
     name: str | None = Field(default=None, description="`endpoint` label; default host:port of url")
@@ -54,6 +60,27 @@ class TargetConfig(_Strict):
     role: Literal["prefill", "decode", "mixed"] | None = Field(
         default=None, description="prefill/decode disaggregation role (the `role` label of the KV-transfer series); "
         "default `mixed`, or the discovered pod's `llmobs.io/role` label. A page that contradicts it is counted")
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, v: str | None) -> str | None:
+        # the name is the `endpoint` label and goes into log lines: a newline in it split a log line in two
+        if v is not None and not v.isprintable():
+            raise ValueError("must be printable (no newlines or other control characters)")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, v: dict[str, str]) -> dict[str, str]:
+        # Prometheus label names; `model` and `endpoint` are llmobs' own (the page and `name` set them) and
+        # `role` has its own checked key: under `labels:` each was taken without a word, a bad role unchecked
+        for key in v:
+            if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
+                raise ValueError(f"label name {key!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, "
+                                 "not starting with __)")
+            if key in _RESERVED_LABELS:
+                raise ValueError(f"label {key!r} is set by llmobs ({_RESERVED_LABELS[key]})")
+        return v
 
     @model_validator(mode="after")
     def _one_kind_of_credentials(self) -> TargetConfig:

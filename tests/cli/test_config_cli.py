@@ -63,6 +63,12 @@ def test_a_target_role_becomes_its_role_label() -> None:
     ({"otlp": {"export_interval_seconds": float("inf")}}, "otlp.export_interval_seconds"),
     ({"feedback": {"window_seconds": float("inf")}}, "feedback.window_seconds"),
     ({"cost": {"gpu_hourly_usd": {"H100": float("inf")}}}, "cost.gpu_hourly_usd"),
+    # labels under names Prometheus refuses, or llmobs' own: accepted, then never exported (a bad role unchecked)
+    ({"targets": [{"url": "http://a/m", "labels": {"gpu-model": "H100"}}]}, "not a Prometheus label name"),
+    ({"targets": [{"url": "http://a/m", "labels": {"__meta": "x"}}]}, "not a Prometheus label name"),
+    ({"targets": [{"url": "http://a/m", "labels": {"model": "x"}}]}, "label 'model' is set by llmobs"),
+    ({"targets": [{"url": "http://a/m", "labels": {"role": "prefil"}}]}, "label 'role' is set by llmobs"),
+    ({"targets": [{"url": "http://a/m", "name": "we\nird"}]}, "targets.0.name"),
 ])
 def test_bad_config_names_the_problem(data, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
