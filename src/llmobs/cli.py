@@ -175,16 +175,19 @@ def signals_table(holder: StateHolder) -> Table:
 @app.command(epilog=example("llmobs demo", "llmobs demo --speedup 10 --duration 5m --no-tui"))
 @one_line_errors()
 def demo(
-    port: int = typer.Option(9400, help="exporter port (0 = any free port)"),
-    fleet_port: int = typer.Option(0, help="simulated fleet port (0 = any free port)"),
-    scaler_port: int = typer.Option(9401, help="KEDA external scaler gRPC port (0 = any free port)"),
-    feedback_port: int = typer.Option(9402, help="feedback API port (0 = any free port)"),
+    port: int = typer.Option(9400, min=0, max=65535, help="exporter port (0 = any free port)"),
+    fleet_port: int = typer.Option(0, min=0, max=65535, help="simulated fleet port (0 = any free port)"),
+    scaler_port: int = typer.Option(9401, min=0, max=65535, help="KEDA external scaler gRPC port (0 = any free port)"),
+    feedback_port: int = typer.Option(9402, min=0, max=65535, help="feedback API port (0 = any free port)"),
     host: str = typer.Option("127.0.0.1", help="listen address for every server"),
     interval: float = typer.Option(2.0, parser=DURATION, metavar="DURATION", show_default="2s",
                                    help=f"scrape interval {DURATION_HELP}"),
     window: float = typer.Option(30.0, parser=DURATION, metavar="DURATION", show_default="30s",
                                  help="signal window"),
-    speedup: float = typer.Option(1.0, min=0.001, help="replay the traces this many times faster than real time"),
+    # at most 1,000×: the replay queues every request up to (elapsed × speedup) at each tick, and at 1e6 (or
+    # inf, which never arrives) it queued without end and ran out of memory in seconds
+    speedup: float = typer.Option(1.0, min=0.001, max=1000.0,
+                                  help="replay the traces this many times faster than real time (at most 1000)"),
     duration: float | None = typer.Option(None, parser=DURATION, metavar="DURATION",
                                           help="exit after this long (default: run until Ctrl-C)"),
     tui: bool = typer.Option(True, help="live terminal table (off when stdout is not a terminal)"),

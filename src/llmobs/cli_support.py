@@ -115,10 +115,8 @@ def ensure_can_listen(what: str, host: str, port: int) -> None:
     """Bind (and release) host:port now, so a port in use is one line naming the server, not a traceback.
 
     Start-up binds again right after; this check only decides who reports the failure. Port 0 (any free
-    port) always works.
+    port) is checked too: the host may not resolve, or not be this machine's.
     """
-    if port == 0:
-        return
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]

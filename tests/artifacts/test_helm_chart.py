@@ -482,8 +482,8 @@ def test_node_agent_selector_and_runtime_class_are_values() -> None:
 
 def as_mounted(config_text: str, root: Path) -> str:
     """The config as the pod sees it: the paths under the chart's mounts moved under `root`, where the files
-    those volumes hold (TLS pair and CA, the tokens Secret, the OTLP CA, the targets' scrape password) are
-    written, because --check-config reads them as start-up does."""
+    those volumes hold (TLS pair and CA, the tokens Secret, the OTLP CA, the targets' scrape password, the
+    node agent's /proc) are written, because --check-config reads them as start-up does."""
     from tests.tls_files import write_self_signed
 
     etc = root / "etc" / "llmobs"
@@ -494,7 +494,9 @@ def as_mounted(config_text: str, root: Path) -> str:
     (etc / "feedback-tokens" / "chat").write_text("token-for-chat\n")
     (etc / "scrape-auth").mkdir(parents=True)
     (etc / "scrape-auth" / "password").write_text("scrape-password\n")
-    return config_text.replace("/etc/llmobs/", f"{etc}/").replace("/var/lib/llmobs/", f"{root}/var/lib/llmobs/")
+    (root / "host" / "proc").mkdir(parents=True)  # the node agent's hostPath mount of the node's /proc
+    return (config_text.replace("/etc/llmobs/", f"{etc}/").replace("/var/lib/llmobs/", f"{root}/var/lib/llmobs/")
+            .replace("/host/proc", f"{root}/host/proc"))
 
 
 def test_rendered_config_passes_llmobs_check_config(docs: list[dict[str, Any]], tmp_path: Path) -> None:

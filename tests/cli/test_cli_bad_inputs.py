@@ -124,6 +124,9 @@ def _cases(tmp: Path, busy: int) -> list[Case]:
     agent_bad_kubeconfig = str(_write(tmp / "agent-kubeconfig.yaml", f"node_name: n1\nkubernetes: {{enabled: true, "
                                                                      f"kubeconfig: '{garbage_crt}'}}\n"))
     agent_busy = str(_write(tmp / "agent-busy.yaml", f"host: 127.0.0.1\nport: {busy}\nproc_root: '{tmp}'\n"))
+    # a mis-mounted /host/proc passed the check, then every GPU process silently lost its pod and model
+    agent_no_proc = str(_write(tmp / "agent-no-proc.yaml", f"port: 0\nproc_root: '{tmp / 'no-proc'}'\n"))
+    agent_busy_loop = str(_write(tmp / "agent-interval.yaml", "port: 0\ninterval_seconds: 0.000001\n"))
     model = {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096,
              "vocab_size": 128256, "intermediate_size": 14336}
 
@@ -164,6 +167,12 @@ def _cases(tmp: Path, busy: int) -> list[Case]:
         Case("demo-busy", ("demo", "--port", str(busy), "--host", "127.0.0.1", "--no-tui"), f"port {busy}", 1),
         Case("demo-bad-interval", ("demo", "--interval", "soon"), "duration 'soon'"),
         Case("demo-zero-window", ("demo", "--window", "0"), "must be positive"),
+        # inf queued requests without end: 24 GB in under 20 s, then the OOM killer
+        Case("demo-infinite-speedup", ("demo", "--speedup", "inf", "--no-tui"), "--speedup"),
+        Case("demo-port-out-of-range", ("demo", "--port", "70000", "--no-tui"), "--port"),
+        # port 0 was not checked, and uvicorn's own failure came out as "unexpected ..., please report it"
+        Case("demo-bad-host", ("demo", "--host", "bad!host", "--port", "0", "--scaler-port", "0", "--feedback-port",
+                               "0", "--no-tui"), "cannot listen on bad!host:0", 1),
         Case("run-no-cluster-credentials", ("run", "--config", run_no_context), "cannot load cluster credentials",
              1),
         Case("agent-no-cluster-credentials", ("agent", "--config", agent_no_context),
@@ -171,6 +180,8 @@ def _cases(tmp: Path, busy: int) -> list[Case]:
         Case("agent-check-kubeconfig-garbage", ("agent", "--config", agent_bad_kubeconfig, "--check-config"),
              "not a kubeconfig"),
         Case("agent-busy", ("agent", "--config", agent_busy), f"agent (port) port {busy}", 1),
+        Case("agent-no-proc", ("agent", "--config", agent_no_proc, "--check-config"), "is not a directory"),
+        Case("agent-busy-loop", ("agent", "--config", agent_busy_loop, "--check-config"), "interval_seconds"),
         Case("agent-port-range", ("agent", "--port", "70000"), "--port"),
         Case("agent-check-deep", ("agent", "--config", str(deep), "--check-config"), "deep.yaml"),
         Case("unknown-command", ("fly",), "No such command"),

@@ -135,6 +135,7 @@ async def test_unauthenticated_requests_are_refused_before_the_body_is_read(clie
         (b"{not json", "malformed_json", None),
         (b"", "malformed_json", None),
         (b"\xff\xfe", "malformed_json", None),
+        (json.dumps(event()).encode("utf-16"), "malformed_json", None),  # json.loads(bytes) used to take it
         (b'{"request_id":"r","model":"m","scale":"thumbs","rating":NaN}', "malformed_json", None),
         (b'{"request_id":"r","model":"m","scale":"stars","rating":Infinity}', "malformed_json", None),
         (b"[]", "validation", "body"),

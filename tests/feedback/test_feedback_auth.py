@@ -51,7 +51,32 @@ def test_reload_on_change_and_keep_last_good(tmp_path: Path) -> None:
     assert v.app_for("new") == "chat"
 
 
-@pytest.mark.parametrize("content", ["- a\n- b\n", "chat: 5\n", "chat: ''\n", "chat: [ok, 3]\n"])
+def test_an_emptied_or_broken_file_keeps_the_last_tokens_and_says_so(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """`echo ... > tokens.yaml` empties the file first: installing that empty set turned every app away (401)
+    without a word; a broken file kept the last tokens but said nothing either."""
+    f = tmp_path / "tokens.yaml"
+    f.write_text("chat: tok\n")
+    v = TokenVerifier(f, reload_seconds=0)
+    for step, content in enumerate(("", "chat: [unterminated\n")):
+        f.write_text(content)
+        os.utime(f, (time.time() + 5 * (step + 1), time.time() + 5 * (step + 1)))
+        with caplog.at_level("WARNING", logger="llmobs.feedback"):
+            assert v.app_for("tok") == "chat" and v.app_for("tok") == "chat"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "llmobs.feedback"]
+    assert len(warnings) == 2  # once per change of the file, not at every request
+    assert "holds no tokens" in warnings[0] and "last good tokens stay in force" in warnings[0]
+
+
+def test_one_token_under_two_apps_is_refused(tmp_path: Path) -> None:
+    """Its posts were filed under whichever app came last."""
+    f = tmp_path / "tokens.yaml"
+    f.write_text("chat: same\nsearch: [other, same]\n")
+    with pytest.raises(TokenError, match="apps 'chat' and 'search' share a token"):
+        load_tokens(f)
+
+
+@pytest.mark.parametrize("content", ["- a\n- b\n", "chat: 5\n", "chat: ''\n", "chat: [ok, 3]\n", "", "# none\n"])
 def test_malformed_token_files_are_refused(tmp_path: Path, content: str) -> None:
     f = tmp_path / "tokens.yaml"
     f.write_text(content)

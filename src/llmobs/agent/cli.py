@@ -52,6 +52,11 @@ def register(app: typer.Typer) -> None:
             problems = kubeconfig_problems("kubernetes", Path(cfg.kubernetes.kubeconfig))
             if problems:
                 raise CliError(problems_message(f"agent config {config}", problems))
+        if not cfg.proc_root.is_dir():
+            # a mis-mounted /host/proc: every GPU process would lose its pod, namespace and model in silence
+            # (the readers treat an unreadable /proc/<pid> as a process that just exited)
+            raise CliError(f"agent: proc_root {cfg.proc_root} is not a directory: mount the host's /proc there, "
+                           "or leave it at /proc")
         if check_config:
             typer.echo(f"agent config OK: node {cfg.node_name or '(unset)'}, port {cfg.port}, "
                        f"kubernetes {'on' if cfg.kubernetes.enabled else 'off'}")

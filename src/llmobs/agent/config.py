@@ -19,9 +19,10 @@ class AgentConfig(BaseModel):
     node_name: str = Field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
     host: str = "0.0.0.0"
     port: int = Field(9403, ge=0, le=65535)  # 9400 exporter, 9401 KEDA scaler, 9402 feedback API
-    interval_seconds: float = Field(5.0, gt=0)
+    # bounded: 1e-6 s ran collections back to back on a whole core; 1e308 s logged "retrying every 1e+308s"
+    interval_seconds: float = Field(5.0, ge=0.01, le=3600)
     proc_root: Path = Path("/proc")
-    nvml_retry_seconds: float = Field(60.0, gt=0)
+    nvml_retry_seconds: float = Field(60.0, ge=1, le=86400)
     kubernetes: KubernetesConfig = Field(default_factory=lambda: KubernetesConfig.model_validate({}))
 
 

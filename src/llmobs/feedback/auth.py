@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
 from pathlib import Path
 
 from llmobs._yaml import YamlError, load_yaml_file
+
+log = logging.getLogger("llmobs.feedback")
 
 
 class TokenError(Exception):
@@ -29,7 +32,24 @@ def _reason(exc: OSError | UnicodeDecodeError) -> str:
 
 
 def load_tokens(path: Path) -> dict[str, list[str]]:
-    """Read app → tokens from a mapping file or a Secret-style directory."""
+    """Read app → tokens from a mapping file or a Secret-style directory.
+
+    A source with no token at all is an error, not an empty set: an emptied file is the first step of
+    `echo ... > tokens.yaml`, and installing it would turn every app away (401) until the next write. One
+    token under two apps is an error too: its posts would be filed under whichever app was listed last."""
+    tokens = _read_tokens(path)
+    if not tokens:
+        raise TokenError(f"tokens file {path} holds no tokens: every post would be refused")
+    owner: dict[str, str] = {}
+    for app, values in tokens.items():
+        for value in values:
+            if owner.setdefault(value, app) != app:
+                raise TokenError(f"tokens file {path}: apps {owner[value]!r} and {app!r} share a token; "
+                                 "a post must say which app it is from")
+    return tokens
+
+
+def _read_tokens(path: Path) -> dict[str, list[str]]:
     tokens: dict[str, list[str]] = {}
     if path.is_dir():
         for entry in sorted(path.iterdir()):
@@ -77,6 +97,7 @@ class TokenVerifier:
         self._reload_seconds = reload_seconds
         self._lock = threading.Lock()
         self._stamp = _source_stamp(path)
+        self._failed_stamp: tuple[float, ...] | None = None  # the source's stamp when a reload last failed
         self._digests = self._digest(load_tokens(path))
         self._checked = time.monotonic()
 
@@ -97,9 +118,13 @@ class TokenVerifier:
             try:
                 self._digests = self._digest(load_tokens(self._path))
                 self._stamp = stamp
-            except (OSError, TokenError):
-                # Keep serving with the last good tokens; a half-written file must not lock everyone out.
-                pass
+            except (OSError, TokenError) as exc:
+                # Keep serving with the last good tokens; a half-written file must not lock everyone out. Said
+                # once per change of the source: a rotated token that gets 401 otherwise has no explanation.
+                if stamp != self._failed_stamp:
+                    self._failed_stamp = stamp
+                    reason = exc if isinstance(exc, TokenError) else (exc.strerror or exc)
+                    log.warning("feedback tokens not reloaded, the last good tokens stay in force: %s", reason)
 
     @property
     def apps(self) -> set[str]:

@@ -205,7 +205,9 @@ def _finite_float(literal: str) -> float:
 def parse_body(raw: bytes, max_batch: int) -> tuple[list[ThumbsEvent | StarsEvent], bool]:
     """Parse a body (one event object, or `{"events": [...]}`) into validated events and a batch flag."""
     try:
-        doc: Any = json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_unique_keys,
+        # decoded here, strictly: json.loads on bytes guesses UTF-16/32 from the first bytes and took a UTF-16
+        # body the API documents as refused ("not UTF-8 → 400 malformed_json"); a UTF-8 BOM is allowed (RFC 8259)
+        doc: Any = json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys,
                               parse_int=_bounded_int, parse_float=_finite_float)
     except BadRequest:
         raise
