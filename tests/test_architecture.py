@@ -26,8 +26,9 @@ SRC = REPO / "src" / "llmobs"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("llmobs._lazy",),  # lazy package exports, which the root package itself uses
     # dependency-free helpers: the version and public API (re-exported lazily), the bounded YAML loader,
-    # extras, the metric catalogue, durations
-    ("llmobs", "llmobs._yaml", "llmobs._extras", "llmobs.metrics_catalogue", "llmobs.durations"),
+    # extras, the metric catalogue, durations, the base of the config models
+    ("llmobs", "llmobs._yaml", "llmobs._extras", "llmobs.metrics_catalogue", "llmobs.durations",
+     "llmobs._config_model"),
     # what every command shares (one-line errors, DURATION options) and checks of the files a config names
     ("llmobs.cli_support", "llmobs.filechecks"),
     ("llmobs.metric_families",),  # catalogue rows -> prometheus_client families, for every collector

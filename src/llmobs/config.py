@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from llmobs._config_model import StrictConfigModel
 from llmobs._yaml import YamlError, load_yaml_file, load_yaml_text
 from llmobs.agent.cost import CostConfig
 from llmobs.feedback.config import FeedbackConfig
@@ -27,10 +28,8 @@ class ConfigError(Exception):
     """A configuration problem, with a message fit to print as is."""
 
 
-class _Strict(BaseModel):
-    # allow_inf_nan=False: `interval_seconds: .inf` passed `gt=0` and stopped the scrape loop for good; a
-    # window of .inf kept every point forever. No setting here has a meaning for an infinite number.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class _Strict(StrictConfigModel):
+    """Unknown keys, infinite numbers and YAML booleans for numbers are errors (llmobs._config_model)."""
 
 
 class BasicAuthConfig(_Strict):

@@ -69,6 +69,11 @@ def test_a_target_role_becomes_its_role_label() -> None:
     ({"targets": [{"url": "http://a/m", "labels": {"model": "x"}}]}, "label 'model' is set by llmobs"),
     ({"targets": [{"url": "http://a/m", "labels": {"role": "prefil"}}]}, "label 'role' is set by llmobs"),
     ({"targets": [{"url": "http://a/m", "name": "we\nird"}]}, "targets.0.name"),
+    # YAML `true` was port 1 / one second, and the string "yes" a boolean
+    ({"server": {"port": True}}, "server.port: Value error, must be a number, not true"),
+    ({"scrape": {"interval_seconds": True}}, "scrape.interval_seconds: Value error, must be a number"),
+    ({"feedback": {"enabled": "yes", "allow_unauthenticated": True}}, "feedback.enabled"),
+    ({"kubernetes": {"backoff_max_seconds": False}}, "kubernetes.backoff_max_seconds: Value error, must be a number"),
 ])
 def test_bad_config_names_the_problem(data, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):

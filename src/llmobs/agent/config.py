@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from llmobs._config_model import StrictConfigModel
 from llmobs._yaml import YamlError, load_yaml_file
 from llmobs.sources.kubernetes.config import KubernetesConfig
 
 
-class AgentConfig(BaseModel):
+class AgentConfig(StrictConfigModel):
     """`node_name` defaults to $NODE_NAME (set it from the downward API: `spec.nodeName`)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # an infinite interval would stop the agent
 
     node_name: str = Field(default_factory=lambda: os.environ.get("NODE_NAME", ""))
     host: str = "0.0.0.0"

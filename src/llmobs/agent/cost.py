@@ -12,7 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from llmobs._config_model import StrictConfigModel
 
 
 def _norm(gpu_model: str) -> str:
@@ -20,10 +22,8 @@ def _norm(gpu_model: str) -> str:
     return "-".join(gpu_model.split()).lower()
 
 
-class CostConfig(BaseModel):
+class CostConfig(StrictConfigModel):
     """`gpu_hourly_usd`: price of one GPU-hour by gpu_model (node label or NVML spelling, any case)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     gpu_hourly_usd: dict[str, float] = Field(default_factory=dict)
 

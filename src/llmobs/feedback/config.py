@@ -9,13 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from llmobs._config_model import StrictConfigModel
 
 MAX_BATCH_LIMIT = 1000
 """Hard ceiling on events per request; the API contract promises batches of up to 1,000."""
 
 
-class FeedbackConfig(BaseModel):
+class FeedbackConfig(StrictConfigModel):
     """Configuration of the feedback ingestion API, its store and its signals."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from llmobs._config_model import StrictConfigModel
 
 
-class OtlpConfig(BaseModel):
+class OtlpConfig(StrictConfigModel):
     """`otlp:` section of llmobs.yaml: push the signals to an OpenTelemetry collector."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(False, description="push metrics over OTLP")
     endpoint: str = Field("http://localhost:4317", description="collector base URL: gRPC host:port (default port "

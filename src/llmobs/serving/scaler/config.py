@@ -6,14 +6,16 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import Field, PositiveFloat, model_validator
+
+from llmobs._config_model import StrictConfigModel
 
 log = logging.getLogger("llmobs.config")
 _REMOVED_ENGINES = ("auto", "threads")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class _Strict(StrictConfigModel):
+    pass
 
 
 class ScalerTLSConfig(_Strict):

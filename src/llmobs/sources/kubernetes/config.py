@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from llmobs._config_model import StrictConfigModel
 
 
-class DeletionCostConfig(BaseModel):
+class DeletionCostConfig(StrictConfigModel):
     """`kubernetes.pod_deletion_cost:` — opt-in writes of the pod-deletion-cost annotation, so that scale-in
     removes the idlest replica (llmobs.serving.deletion_cost)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(False, description="write the annotation (needs RBAC patch on pods)")
     interval_seconds: float = Field(10.0, gt=0, description="time between passes over the pods")
@@ -19,14 +19,12 @@ class DeletionCostConfig(BaseModel):
     error_backoff_seconds: float = Field(30.0, gt=0, description="pause after a 429, 5xx or connection error")
 
 
-class KubernetesConfig(BaseModel):
+class KubernetesConfig(StrictConfigModel):
     """Which pods are vLLM replicas, how to reach their /metrics, and how to talk to the API server.
 
     Every knob has the default a stock vLLM Deployment needs: label the pods `app.kubernetes.io/name=vllm`
     (or set `label_selector`), expose a container port named `metrics` or `http` (or annotate the pod
     `llmobs.io/port: "8000"`)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = False
     namespaces: list[str] = Field(default_factory=list, description="[] = all namespaces (needs cluster-wide RBAC)")
