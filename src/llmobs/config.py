@@ -100,8 +100,8 @@ class TargetConfig(_Strict):
             parts.port  # noqa: B018 -- raises on `:99999` or `:abc`, which the scraper would hit every cycle
         except ValueError as e:
             raise ValueError(f"not a valid URL: {e}") from None
-        if not host:
-            raise ValueError("has no host")
+        if not host or any(c.isspace() for c in parts.netloc):
+            raise ValueError("has no host" if not host else "has whitespace in its host")
         return v
 
     def to_target(self) -> Target:

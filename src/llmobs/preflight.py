@@ -29,6 +29,13 @@ def startup_problems(config: LlmobsConfig) -> list[str]:
             if t.bearer_token_file is not None:
                 problems += secret_file_problems(f"{section}.{i}.bearer_token_file", Path(t.bearer_token_file),
                                                  may_be_empty=False)
+    if config.sharding is not None and config.sharding.shards > 1:
+        from llmobs.sources.sharding import resolve_shard_index
+
+        try:  # from the config, LLMOBS_SHARD_INDEX or the hostname: known only on the machine that runs it
+            resolve_shard_index(config.sharding.shard_index, config.sharding.shards)
+        except ValueError as exc:
+            problems.append(f"sharding: {exc}".replace("sharding: sharding: ", "sharding: "))
     scaler = config.scaler
     if scaler is not None and scaler.enabled and scaler.tls is not None:
         problems += tls_problems("scaler.tls", scaler.tls.cert_file, scaler.tls.key_file, scaler.tls.client_ca_file)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from llmobs._extras import require
 from llmobs.agent.central import register_central_collectors
-from llmobs.config import LlmobsConfig
+from llmobs.config import ConfigError, LlmobsConfig
 from llmobs.pipeline import CardinalityLimits, CycleHook, Pipeline
 from llmobs.serving.app import create_app
 from llmobs.serving.asgi import serve_asgi
@@ -210,7 +210,11 @@ async def start_exporter(config: LlmobsConfig, source: TargetSource | None = Non
         source, discovery = build_source(config)
     if config.sharding is not None and config.sharding.shards > 1:
         shards = config.sharding.shards
-        source = ShardedTargetSource(source, shards, resolve_shard_index(config.sharding.shard_index, shards))
+        try:
+            index = resolve_shard_index(config.sharding.shard_index, shards)
+        except ValueError as exc:  # a config problem (env var, hostname), not an unexpected failure
+            raise ConfigError(str(exc)) from None
+        source = ShardedTargetSource(source, shards, index)
     register_central_collectors(registry, lambda: holder.current, config.cost, discovery,
                                 holder.models_with_history)
     scraper = Scraper(

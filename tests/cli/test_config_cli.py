@@ -73,6 +73,11 @@ def test_a_target_role_becomes_its_role_label() -> None:
     ({"server": {"port": True}}, "server.port: Value error, must be a number, not true"),
     ({"scrape": {"interval_seconds": True}}, "scrape.interval_seconds: Value error, must be a number"),
     ({"feedback": {"enabled": "yes", "allow_unauthenticated": True}}, "feedback.enabled"),
+    # an OTLP endpoint gRPC would push to port 99999 − 65536 in silence, or that ended start-up with a traceback
+    ({"otlp": {"endpoint": "http://127.0.0.1:99999"}}, "otlp.endpoint: Value error, not a valid URL"),
+    ({"otlp": {"endpoint": "http://[::1"}}, "otlp.endpoint: Value error, not a valid URL"),
+    ({"otlp": {"endpoint": "http://ho st:4318"}}, "otlp.endpoint: Value error, has no valid host"),
+    ({"targets": [{"url": "http://ho st:8000/metrics"}]}, "targets.0.url: Value error, has whitespace in its host"),
     ({"kubernetes": {"backoff_max_seconds": False}}, "kubernetes.backoff_max_seconds: Value error, must be a number"),
 ])
 def test_bad_config_names_the_problem(data, message: str) -> None:
@@ -139,3 +144,18 @@ def test_check_config_reads_the_targets_credential_files(tmp_path: Path) -> None
                 "doors.0.bearer_token_file"):
         assert key in failed.stderr, failed.stderr
     assert "is a directory" in failed.stderr and "is empty" in failed.stderr
+
+
+@pytest.mark.parametrize("index", ["x", "-1", "7", "\u00b2", "\u0663"])
+def test_check_config_resolves_the_shard_index_as_start_up_does(tmp_path: Path, index: str) -> None:
+    """A bad LLMOBS_SHARD_INDEX passed the check, then start-up ended in "unexpected ValueError ... please report
+    it" (exit 1); "²" reached int() and "٣" (an Arabic-Indic digit) was taken as 3."""
+    import os
+
+    config = tmp_path / "sharded.yaml"
+    config.write_text("targets: [{url: 'http://127.0.0.1:1/metrics'}]\nsharding: {shards: 3}\n")
+    failed = subprocess.run([sys.executable, "-m", "llmobs.cli", "run", "--config", str(config), "--check-config"],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "LLMOBS_SHARD_INDEX": index})
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert "sharding:" in failed.stderr and "please report" not in failed.stderr

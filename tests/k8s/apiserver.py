@@ -102,6 +102,7 @@ class FakeApiServer:
         self.rv = 100
         self.objects: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in KINDS}
         self.keda_installed = True
+        self.always_gone = False  # every watch answers ERROR 410 at once (a proxy or server stuck that way)
         self.log: list[_Entry] = []
         self.compacted_rv = 0
         self.requests: Counter[str] = Counter()   # "list pods", "watch nodes", ...
@@ -266,7 +267,7 @@ class FakeApiServer:
         bookmarks = q.get("allowWatchBookmarks", "").lower() in ("true", "1")
         with self._lock:
             expire_gen, drop_gen = gens
-            too_old = pos < self.compacted_rv
+            too_old = pos < self.compacted_rv or self.always_gone
         if too_old:
             yield self._line("ERROR", _status(410, "Expired", f"too old resource version: {pos}"))
             return

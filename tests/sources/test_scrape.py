@@ -301,3 +301,20 @@ async def test_a_contradicted_role_is_logged_once_and_counted(caplog: pytest.Log
     assert len(logged) == 1 and "'prefill'" in logged[0]
     [signals] = state.signals
     assert signals.disaggregation_role == "unknown" and signals.totals["disaggregation_role_conflicts"] == 3.0
+
+
+async def test_a_url_no_client_can_parse_is_one_target_down_not_a_failed_cycle() -> None:
+    """A discovered pod's port of 99999 or an unclosed IPv6 bracket raised ValueError from Scraper.forget, and
+    every scrape cycle failed for every target."""
+    from llmobs.sources.scrape import Scraper
+    from llmobs.sources.targets import Target
+
+    scraper = Scraper(timeout_seconds=1)
+    try:
+        bad = ["http://127.0.0.1:99999/metrics", "http://[::1/metrics", "http://127.0.0.1:-5/metrics"]
+        scraper.forget(set(bad))  # no exception
+        for url in bad:
+            outcome = await scraper.scrape(Target(url, "bad"))
+            assert outcome.error is not None and "invalid URL" in outcome.error
+    finally:
+        await scraper.aclose()

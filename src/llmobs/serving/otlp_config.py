@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -32,6 +33,15 @@ class OtlpConfig(StrictConfigModel):
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        # as for scrape targets: gRPC wrapped port 99999 round to 34463 and pushed there in silence, and an
+        # unclosed `[::1` ended start-up with "unexpected ValueError"
+        try:
+            parts = urlsplit(v)
+            host, _ = parts.hostname, parts.port
+        except ValueError as e:
+            raise ValueError(f"not a valid URL: {e}") from None
+        if not host or any(c.isspace() for c in parts.netloc):
+            raise ValueError("has no valid host")
         return v.rstrip("/")
 
     def http_url(self) -> str:

@@ -317,11 +317,15 @@ class GetClient:
         cached = self._split.get((url, authorization))
         if cached is not None:
             return cached
-        parts = urlsplit(url)
+        try:  # a port of 99999 or "abc", an unclosed IPv6 bracket: this target is down, not the whole cycle
+            parts = urlsplit(url)
+            explicit_port = parts.port
+        except ValueError as exc:
+            raise ConnectError(f"invalid URL {url!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
             raise ConnectError(f"unsupported URL {url!r}")
-        port = parts.port or (443 if scheme == "https" else 80)
+        port = explicit_port or (443 if scheme == "https" else 80)
         host = parts.hostname
         default = (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
         host_header = (f"[{host}]" if ":" in host else host) + ("" if default else f":{port}")

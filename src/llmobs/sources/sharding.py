@@ -53,7 +53,7 @@ def resolve_shard_index(
         index, where = configured, "sharding.shard_index"
     elif environ.get(SHARD_INDEX_ENV, "").strip():
         raw = environ[SHARD_INDEX_ENV].strip()
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # str.isdigit takes "²" (int() then raised) and "٣" (3)
             raise ValueError(f"{SHARD_INDEX_ENV}={raw!r} is not a non-negative integer")
         index, where = int(raw), SHARD_INDEX_ENV
     else:

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from llmobs.sources.kubernetes import KubernetesConfig, KubernetesTargetSource, PodIndex, pod_target
+from llmobs.sources.kubernetes.pods import skip_reason
 from tests.k8s.apiserver import FakeApiServer, node, pod, wait_until
 
 
@@ -183,6 +184,60 @@ CFG = KubernetesConfig()
 def test_pod_target_table(p: dict, url: str | None) -> None:
     t = pod_target(p, {}, CFG)
     assert (t.url if t else None) == url
+
+
+@pytest.mark.parametrize(("p", "reason"), [
+    # each of these raised inside targets() (every scrape cycle failed, for every target) or built a URL
+    # that no client could parse, or that was another pod's
+    (pod("a", ports=[{"name": "http", "containerPort": "abc"}]), "no container port named"),
+    (pod("a", ports=[{"name": "http", "containerPort": 99999}]), "no container port named"),
+    (pod("a", ports=[{"name": "http", "containerPort": -5}]), "no container port named"),
+    (pod("a", ports=[{"name": "http", "containerPort": True}]), "no container port named"),
+    (pod("a", annotations={"llmobs.io/port": "+8_0"}), "annotation llmobs.io/port='+8_0' is not a port"),
+    (pod("a", annotations={"llmobs.io/port": "99999"}), "is not a port"),
+    ({**pod("a"), "status": {**pod("a")["status"], "podIP": 12345}}, "podIP 12345 is not an IP address"),
+    (pod("a", ip="evil@10.0.0.1"), "is not an IP address"),
+    (pod("a", ip="127.0.0.1:18101/metrics#"), "is not an IP address"),
+    (pod("a", ip="10.0.0.1 x"), "is not an IP address"),
+])
+def test_a_ready_pod_with_an_unusable_port_or_ip_is_skipped_with_its_reason(p: dict, reason: str) -> None:
+    assert pod_target(p, {}, CFG) is None
+    found = skip_reason(p, CFG)
+    assert found is not None and reason in found
+    assert skip_reason(pod("a"), CFG) is None and skip_reason(pod("a", ready=False), CFG) is None
+
+
+def test_one_bad_pod_leaves_the_others_scraped_and_is_logged_once(api: FakeApiServer,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A pod whose port is "abc" made every cycle fail with a traceback, the good pods unscraped too."""
+    api.upsert("pods", pod("good", ip="10.0.0.1"))
+    api.upsert("pods", pod("bad", ip="10.0.0.2", ports=[{"name": "http", "containerPort": "abc"}]))
+    src = make_source(api)
+    try:
+        with caplog.at_level("WARNING", logger="llmobs.sources.kubernetes.source"):
+            assert urls(src) == {"http://10.0.0.1:8000/metrics"}
+            api.upsert("pods", pod("other", ip="10.0.0.3"))
+            wait_until(lambda: len(urls(src)) == 2)
+        said = [r.getMessage() for r in caplog.records if "llm/bad" in r.getMessage()]
+        assert said == ["pod llm/bad is ready but not scraped: no container port named metrics or http with a "
+                        "port in 1-65535"]
+    finally:
+        src.stop()
+
+
+def test_a_watch_that_expires_again_right_after_a_relist_backs_off(api: FakeApiServer) -> None:
+    """A watch answering 410 to every request relisted at once, forever: 130 lists in 7 s."""
+    api.upsert("pods", pod("a", ip="10.0.0.1"))
+    src = make_source(api)  # backoff 0.02 s doubling to 0.1 s
+    try:
+        api.always_gone = True
+        api.drop_watches()  # the open watch ends; every one after it gets 410 at once
+        time.sleep(1.5)
+        lists = src.pod_watchers[0].stats.lists
+        assert lists <= 25, lists  # ~1 per 0.1 s backoff (297 without it on this machine)
+        assert urls(src) == {"http://10.0.0.1:8000/metrics"}  # the last good view stays
+    finally:
+        src.stop()
 
 
 def test_pod_target_carries_creation_and_ready_times_for_cold_starts() -> None:

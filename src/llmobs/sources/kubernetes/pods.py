@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -47,24 +48,60 @@ def ready_since(pod: RawObject) -> float | None:
     return None
 
 
+def _port(value: object) -> int | None:
+    """A TCP port from the API's JSON (an int, or a string of ASCII digits), or None: `int()` also took
+    "+8_0" (port 80) and raised on "abc", ending every scrape cycle, and 99999 built a URL no client opens."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            return None
+        value = int(text)
+    return value if isinstance(value, int) and 0 < value < 65536 else None
+
+
 def metrics_port(pod: RawObject, cfg: KubernetesConfig) -> int | None:
-    """The annotation's port, else the first container port named like `cfg.port_names` (in that order)."""
+    """The annotation's port, else the first container port named like `cfg.port_names` (in that order);
+    None when that port is not a TCP port (`skip_reason` says so)."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     raw = annotations.get(cfg.port_annotation)
     if raw is not None:
-        try:
-            port = int(str(raw).strip())
-        except ValueError:
-            return None
-        return port if 0 < port < 65536 else None
-    named: dict[str, int] = {}
+        return _port(raw)
+    named: dict[str, object] = {}
     for container in (pod.get("spec") or {}).get("containers") or ():
         for p in container.get("ports") or ():
-            if p.get("name") and p.get("containerPort"):
-                named.setdefault(p["name"], int(p["containerPort"]))
+            if isinstance(p, Mapping) and p.get("name") and p.get("containerPort") is not None:
+                named.setdefault(str(p["name"]), p["containerPort"])
     for name in cfg.port_names:
         if name in named:
-            return named[name]
+            return _port(named[name])
+    return None
+
+
+def pod_ip(pod: RawObject) -> str | None:
+    """The pod's IP as an address (IPv4 or IPv6), or None: a podIP of `evil@10.0.0.1` or `1.2.3.4:80/x#`
+    built a URL that was another pod's, or one no client could parse (ending every scrape cycle)."""
+    raw = (pod.get("status") or {}).get("podIP")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return None
+
+
+def skip_reason(pod: RawObject, cfg: KubernetesConfig) -> str | None:
+    """Why a ready pod has no scrape target (None when it has one, or is not ready): for a log line."""
+    if not pod_ready(pod):
+        return None
+    if pod_ip(pod) is None:
+        return f"podIP {(pod.get('status') or {}).get('podIP')!r:.80} is not an IP address"
+    if metrics_port(pod, cfg) is None:
+        raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(cfg.port_annotation)
+        if raw is not None:
+            return f"annotation {cfg.port_annotation}={raw!r:.40} is not a port (1-65535)"
+        return f"no container port named {' or '.join(cfg.port_names)} with a port in 1-65535"
     return None
 
 
@@ -128,11 +165,11 @@ def pod_target(pod: RawObject, nodes: Mapping[str, RawObject], cfg: KubernetesCo
     if not pod_ready(pod):
         return None
     port = metrics_port(pod, cfg)
-    if port is None:
+    ip = pod_ip(pod)
+    if port is None or ip is None:
         return None
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    ip = (pod.get("status") or {}).get("podIP", "")
     host = f"[{ip}]" if ":" in ip else ip
     path = ((meta.get("annotations") or {}).get(cfg.path_annotation) or cfg.metrics_path)
     if not path.startswith("/"):

@@ -17,7 +17,7 @@ from llmobs.sources.kubernetes.autoscalers import PodCount, pod_counts
 from llmobs.sources.kubernetes.chainwatch import AutoscalerWatch
 from llmobs.sources.kubernetes.client import make_api_client
 from llmobs.sources.kubernetes.config import KubernetesConfig
-from llmobs.sources.kubernetes.pods import pod_target
+from llmobs.sources.kubernetes.pods import pod_target, skip_reason
 from llmobs.sources.kubernetes.watch import ResourceWatcher, WatchStats
 from llmobs.sources.targets import Target
 
@@ -35,6 +35,7 @@ class KubernetesTargetSource:
         self._built_version = -1
         self._targets: tuple[Target, ...] = ()
         self._lock = threading.Lock()
+        self._skipped: set[tuple[str, str, str]] = set()  # (namespace, pod, reason) already logged
         common: dict[str, Any] = {
             "watch_timeout_seconds": cfg.watch_timeout_seconds, "page_size": cfg.list_page_size,
             "backoff_initial_seconds": cfg.backoff_initial_seconds, "backoff_max_seconds": cfg.backoff_max_seconds,
@@ -49,6 +50,17 @@ class KubernetesTargetSource:
                                                  label_selector=cfg.label_selector, **common)]
         self.node_watcher = ResourceWatcher("nodes", core.list_node, **common) if cfg.watch_nodes else None
         self.autoscalers = AutoscalerWatch(cfg, self.api_client) if cfg.watch_autoscalers else None
+
+    def _warn_skipped(self, pod: Any, reason: str) -> None:
+        """Say once per pod and reason why a ready pod is not scraped (it would otherwise just be missing)."""
+        meta = pod.get("metadata") if isinstance(pod, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")), reason)
+        if key not in self._skipped:
+            if len(self._skipped) >= 10_000:  # bounded: pods come and go
+                self._skipped.clear()
+            self._skipped.add(key)
+            log.warning("pod %s/%s is ready but not scraped: %s", key[0], key[1], reason)
 
     def _bump(self) -> None:
         with self._lock:
@@ -96,7 +108,13 @@ class KubernetesTargetSource:
         out: dict[str, Target] = {}
         for w in self.pod_watchers:
             for pod in w.snapshot():
-                t = pod_target(pod, nodes, self.cfg)
+                try:
+                    t = pod_target(pod, nodes, self.cfg)
+                    reason = skip_reason(pod, self.cfg) if t is None else None
+                except (TypeError, ValueError, AttributeError) as exc:  # one odd pod must not stop the others
+                    t, reason = None, f"unreadable pod object ({type(exc).__name__}: {exc})"
+                if reason is not None:
+                    self._warn_skipped(pod, reason)
                 if t is not None:
                     out[t.url] = t
         self._targets = tuple(sorted(out.values(), key=lambda t: t.name))

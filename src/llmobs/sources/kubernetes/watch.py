@@ -131,20 +131,29 @@ class ResourceWatcher:
 
     def _run(self) -> None:
         backoff = self.backoff_initial
+        expired_again = False  # the last watch, started from a fresh list, expired at once too
         while not self._stop.is_set():
             try:
                 if self.resource_version is None:
                     self._relist()
                 self._watch_once()
                 backoff = self.backoff_initial
+                expired_again = False
             except ApiException as exc:
                 if self._stop.is_set():
                     break
                 if exc.status == 410:
                     self.stats.expired += 1
-                    log.info("%s: watch expired (410 Gone) at resourceVersion %s; relisting",
-                             self.name, self.resource_version)
-                    self.resource_version = None
+                    expired_at, self.resource_version = self.resource_version, None
+                    if expired_again:
+                        # a watch from a version the list just gave expiring again: relisting at once would
+                        # list the whole namespace many times a second (130 lists in 7 s), so back off
+                        self._failed("watch expired again right after a relist (410 Gone)", backoff)
+                        backoff = min(self.backoff_max, backoff * 2)
+                    else:
+                        log.info("%s: watch expired (410 Gone) at resourceVersion %s; relisting",
+                                 self.name, expired_at)
+                    expired_again = True
                     continue
                 self._failed(f"HTTP {exc.status} {exc.reason}", backoff)
                 backoff = min(self.backoff_max, backoff * 2)
