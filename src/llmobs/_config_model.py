@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -42,3 +43,23 @@ class StrictConfigModel(BaseModel):
         if isinstance(value, str) and kinds == {bool}:
             raise ValueError(f"must be true or false, not the string {value!r}")
         return value
+
+
+def check_http_url(url: str) -> str:
+    """`url` when a client can use it as an http(s) URL, else ValueError saying why (a validator's message).
+
+    One check for every URL a config names (scrape targets, doors, the OTLP endpoint): urlsplit raises on
+    `http://]`, and its `port` on `:99999` or `:abc` — which the scraper hit every cycle, and gRPC wrapped
+    round to another port in silence — and a host with whitespace in it is no host."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as e:
+        raise ValueError(f"not a valid URL: {e}") from None
+    if not host:
+        raise ValueError("has no host")
+    if any(c.isspace() for c in parts.netloc):
+        raise ValueError("has whitespace in its host")
+    return url

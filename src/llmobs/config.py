@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from llmobs._config_model import StrictConfigModel
+from llmobs._config_model import StrictConfigModel, check_http_url
 from llmobs._yaml import YamlError, load_yaml_file, load_yaml_text
 from llmobs.agent.cost import CostConfig
 from llmobs.feedback.config import FeedbackConfig
@@ -90,19 +89,7 @@ class TargetConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        # urlsplit raises ValueError on e.g. `http://]` (found by fuzz/fuzz_config.py): a validation error
-        # here, not a traceback when the target is built.
-        try:
-            parts = urlsplit(v)
-            host = parts.hostname
-            parts.port  # noqa: B018 -- raises on `:99999` or `:abc`, which the scraper would hit every cycle
-        except ValueError as e:
-            raise ValueError(f"not a valid URL: {e}") from None
-        if not host or any(c.isspace() for c in parts.netloc):
-            raise ValueError("has no host" if not host else "has whitespace in its host")
-        return v
+        return check_http_url(v)  # a validation error here, not a traceback when the target is built
 
     def to_target(self) -> Target:
         auth = None

@@ -76,7 +76,7 @@ def test_a_target_role_becomes_its_role_label() -> None:
     # an OTLP endpoint gRPC would push to port 99999 − 65536 in silence, or that ended start-up with a traceback
     ({"otlp": {"endpoint": "http://127.0.0.1:99999"}}, "otlp.endpoint: Value error, not a valid URL"),
     ({"otlp": {"endpoint": "http://[::1"}}, "otlp.endpoint: Value error, not a valid URL"),
-    ({"otlp": {"endpoint": "http://ho st:4318"}}, "otlp.endpoint: Value error, has no valid host"),
+    ({"otlp": {"endpoint": "http://ho st:4318"}}, "otlp.endpoint: Value error, has whitespace in its host"),
     ({"targets": [{"url": "http://ho st:8000/metrics"}]}, "targets.0.url: Value error, has whitespace in its host"),
     ({"kubernetes": {"backoff_max_seconds": False}}, "kubernetes.backoff_max_seconds: Value error, must be a number"),
 ])

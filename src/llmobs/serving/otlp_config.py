@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from llmobs._config_model import StrictConfigModel
+from llmobs._config_model import StrictConfigModel, check_http_url
 
 
 class OtlpConfig(StrictConfigModel):
@@ -31,18 +30,7 @@ class OtlpConfig(StrictConfigModel):
     @field_validator("endpoint")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        # as for scrape targets: gRPC wrapped port 99999 round to 34463 and pushed there in silence, and an
-        # unclosed `[::1` ended start-up with "unexpected ValueError"
-        try:
-            parts = urlsplit(v)
-            host, _ = parts.hostname, parts.port
-        except ValueError as e:
-            raise ValueError(f"not a valid URL: {e}") from None
-        if not host or any(c.isspace() for c in parts.netloc):
-            raise ValueError("has no valid host")
-        return v.rstrip("/")
+        return check_http_url(v).rstrip("/")
 
     def http_url(self) -> str:
         """The HTTP exporter's full URL: the base endpoint plus the OTLP metrics path when it has none."""
